@@ -1,0 +1,111 @@
+//! File descriptors: `fdsrc` (stdin by default) and `fdsink` (stdout by default).
+
+use super::io::{write_all, StreamReader, DEFAULT_BLOCKSIZE};
+use super::{basesink_props, basesrc_props};
+use crate::element::prelude::*;
+
+// --- fdsrc ---------------------------------------------------------------------------------
+
+pub(crate) static FDSRC: Factory = Factory {
+    name: "fdsrc",
+    aliases: &[],
+    klass: Klass::Source,
+    summary: "Reads from a file descriptor (stdin by default)",
+    doc: "Reads blocks of up to `blocksize` bytes from an inherited descriptor. On a pipe, FIFO, \
+          socket or terminal a read that waits still ends at Ctrl-C, so `-e` drains cleanly.",
+    pads: Pads::SOURCE,
+    props: basesrc_props![
+        PropSpec::int(
+            "fd",
+            0,
+            0,
+            i32::MAX as i64,
+            "An open file descriptor to read from"
+        ),
+        PropSpec::uint(
+            "blocksize",
+            DEFAULT_BLOCKSIZE,
+            0,
+            u32::MAX as u64,
+            "Size in bytes to read per buffer (0 = default)"
+        ),
+        PropSpec::uint(
+            "timeout",
+            0,
+            0,
+            u64::MAX,
+            "Post a message after timeout microseconds (0 = disabled)"
+        )
+        .ignored("parallax has no message bus; use -m for events"),
+    ],
+    hints: Hints::BLOCKING_IO,
+    build: |p| {
+        let n = p.int("fd")? as i32;
+        let fd = inherited_fd(n).map_err(|e| ElementError::io(format!("fd {n} is not open"), e))?;
+        let reader = StreamReader::new(fd, p, format!("fd {n}"))?;
+        Ok(ElementImpl::Source(Box::new(FdSrc { fd, reader })))
+    },
+};
+
+/// An inherited descriptor and its read loop.
+struct FdSrc {
+    fd: std::os::fd::BorrowedFd<'static>,
+    reader: StreamReader,
+}
+
+impl Source for FdSrc {
+    fn pool_request(&self) -> Option<PoolRequest> {
+        Some(self.reader.pool_request())
+    }
+
+    fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
+        self.reader.read(self.fd, cx)
+    }
+}
+
+// --- fdsink --------------------------------------------------------------------------------
+
+pub(crate) static FDSINK: Factory = Factory {
+    name: "fdsink",
+    aliases: &[],
+    klass: Klass::Sink,
+    summary: "Writes to a file descriptor (stdout by default)",
+    doc: "Writes every buffer to an inherited descriptor as it arrives, without buffering. When \
+          the reader goes away (EPIPE, as with `| head -c 100`) the branch ends quietly and the \
+          pipeline exits 0.",
+    pads: Pads::SINK,
+    props: basesink_props![
+        PropSpec::int(
+            "fd",
+            1,
+            0,
+            i32::MAX as i64,
+            "An open file descriptor to write to"
+        ),
+        PropSpec::bool("sync", false, "Sync on the clock").ignored(super::NO_CLOCK),
+    ],
+    hints: Hints::BLOCKING_IO,
+    build: |p| {
+        let n = p.int("fd")? as i32;
+        let fd = inherited_fd(n).map_err(|e| ElementError::io(format!("fd {n} is not open"), e))?;
+        Ok(ElementImpl::Sink(Box::new(FdSink {
+            fd,
+            what: format!("fd {n}"),
+        })))
+    },
+};
+
+/// An inherited descriptor to write to.
+struct FdSink {
+    fd: std::os::fd::BorrowedFd<'static>,
+    what: String,
+}
+
+impl Sink for FdSink {
+    fn render(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        write_all(self.fd, buf.data(), &self.what)?;
+        Ok(SinkFlow::Continue)
+    }
+}
+
+pub(crate) const FACTORIES: &[&Factory] = &[&FDSRC, &FDSINK];

@@ -1,0 +1,228 @@
+//! Every built-in element, by family. Order here is the order of `parallax-inspect`.
+//!
+//! Element files use only `crate::element::prelude::*` (a test checks it), so the engine behind
+//! them can change without touching them. Adding an element touches its family file only: its
+//! factory, its state, its trait impl, its tests and its line in the family's `FACTORIES`.
+
+mod fd;
+mod flow;
+mod io;
+mod routing;
+mod testing;
+
+use crate::element::prelude::*;
+
+/// Every factory, in listing order.
+pub fn all() -> impl Iterator<Item = &'static Factory> {
+    [
+        io::FACTORIES,
+        fd::FACTORIES,
+        testing::FACTORIES,
+        flow::FACTORIES,
+        routing::FACTORIES,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+}
+
+/// Why the clock-related properties of gst's base classes do nothing here.
+pub(crate) const NO_CLOCK: &str =
+    "parallax has no pipeline clock: buffers are rendered as soon as they arrive";
+/// Why gst's last-message/signal plumbing does nothing here.
+pub(crate) const NO_SIGNALS: &str = "parallax reports through --stats and -v, not GObject signals";
+
+/// A source's property list: the element's own, then those of gst's GstBaseSrc.
+macro_rules! basesrc_props {
+    ($($p:expr),* $(,)?) => {
+        &[
+            $($p,)*
+            PropSpec::int("num-buffers", -1, -1, i32::MAX as i64, "Number of buffers to output before sending EOS (-1 = unlimited)"),
+            PropSpec::bool("do-timestamp", false, "Stamp each buffer with the time since start"),
+            PropSpec::bool("typefind", false, "Run typefind before negotiating (deprecated in gst, non-functional)")
+                .ignored("deprecated and non-functional in gst too"),
+        ]
+    };
+}
+pub(crate) use basesrc_props;
+
+/// A sink's property list: the element's own, then those of gst's GstBaseSink (less `sync`,
+/// which each sink declares: filesink gives it a meaning).
+macro_rules! basesink_props {
+    ($($p:expr),* $(,)?) => {
+        &[
+            $($p,)*
+            PropSpec::bool("async", true, "Go asynchronously to PAUSED").ignored("parallax has no preroll: sinks never block the start"),
+            PropSpec::uint("blocksize", 4096, 0, u32::MAX as u64, "Size in bytes to pull per buffer (0 = default)")
+                .ignored("parallax sinks are pushed to, never pulled from"),
+            PropSpec::bool("enable-last-sample", true, "Enable the last-sample property").ignored(super::NO_SIGNALS),
+            PropSpec::string("last-sample", None, "The last sample received in the sink").read_only(),
+            PropSpec::uint("max-bitrate", 0, 0, u64::MAX, "The maximum bits per second to render (0 = disabled)").ignored(super::NO_CLOCK),
+            PropSpec::time("max-lateness", -1, -1, i64::MAX, "Maximum time a buffer can be late before it is dropped (-1 unlimited)").ignored(super::NO_CLOCK),
+            PropSpec::time("processing-deadline", 20_000_000, 0, i64::MAX, "Maximum processing time for a buffer").ignored(super::NO_CLOCK),
+            PropSpec::bool("qos", false, "Generate Quality-of-Service events upstream").ignored(super::NO_CLOCK),
+            PropSpec::time("render-delay", 0, 0, i64::MAX, "Additional render delay of the sink").ignored(super::NO_CLOCK),
+            PropSpec::string("stats", None, "Sink statistics (see --stats)").read_only(),
+            PropSpec::time("throttle-time", 0, 0, i64::MAX, "The time to keep between rendered buffers (0 = disabled)").ignored(super::NO_CLOCK),
+            PropSpec::time("ts-offset", 0, i64::MIN, i64::MAX, "Timestamp offset").ignored(super::NO_CLOCK),
+        ]
+    };
+}
+pub(crate) use basesink_props;
+
+/// Writes `data` as a hex dump (offset, 16 bytes of hex, ASCII) to stdout, like gst's `dump`.
+fn hex_dump(data: &[u8]) -> Result<(), ElementError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let mut text = String::with_capacity(data.len() * 4 + 80);
+    for (row, chunk) in data.chunks(16).enumerate() {
+        text.push_str(&format!("{:08x}: ", row * 16));
+        for i in 0..16 {
+            match chunk.get(i) {
+                Some(b) => text.push_str(&format!("{b:02x} ")),
+                None => text.push_str("   "),
+            }
+        }
+        text.push(' ');
+        text.extend(chunk.iter().map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        }));
+        text.push('\n');
+    }
+    out.write_all(text.as_bytes())
+        .map_err(|e| ElementError::io("dumping to stdout", e))
+}
+
+/// A small, fast, seedable generator for random fill and drop probabilities (xorshift64*).
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    fn from_time() -> Rng {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
+        Rng::new(t ^ u64::from(std::process::id()).rotate_left(32))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for c in &mut chunks {
+            c.copy_from_slice(&self.next().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        let last = self.next().to_le_bytes();
+        rest.copy_from_slice(&last[..rest.len()]);
+    }
+
+    /// Uniform in 0.0..1.0.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_kebab(s: &str) -> bool {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }
+
+    #[test]
+    fn every_factory_keeps_the_contract() {
+        let mut seen = std::collections::HashSet::new();
+        for f in all() {
+            for n in std::iter::once(f.name).chain(f.aliases.iter().copied()) {
+                assert!(seen.insert(n), "duplicate element name `{n}`");
+            }
+            assert!(
+                !f.summary.is_empty() && !f.doc.is_empty(),
+                "{} needs docs",
+                f.name
+            );
+            let mut props = std::collections::HashSet::new();
+            for p in f.props {
+                assert!(
+                    is_kebab(p.name) && !p.doc.is_empty(),
+                    "{}.{}",
+                    f.name,
+                    p.name
+                );
+                assert!(
+                    props.insert(p.name),
+                    "{}: property `{}` listed twice",
+                    f.name,
+                    p.name
+                );
+                // Every default must parse back through the spec's own parser.
+                let shown = p.kind.default_value().to_string();
+                if let crate::registry::PropKind::Str { default: Some(_) }
+                | crate::registry::PropKind::Enum { .. } = p.kind
+                {
+                    let unquoted = shown.trim_matches('"');
+                    assert!(
+                        p.parse(unquoted).is_ok(),
+                        "{}.{} default {shown}",
+                        f.name,
+                        p.name
+                    );
+                }
+            }
+            if f.props.iter().any(|p| p.required) {
+                continue;
+            }
+            let props = Props::defaults(f.name, f.props);
+            if let Err(e) = (f.build)(&props) {
+                panic!("{} does not build with its defaults: {e}", f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn element_files_use_only_the_prelude() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("elements");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text.lines() {
+                let l = line.trim();
+                if l.starts_with("use crate::") {
+                    assert_eq!(
+                        l,
+                        "use crate::element::prelude::*;",
+                        "{}: {l}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rng_fills_odd_lengths() {
+        let mut r = Rng::new(7);
+        let mut b = [0u8; 13];
+        r.fill(&mut b);
+        assert!(b.iter().any(|&x| x != 0));
+        let u = r.unit();
+        assert!((0.0..1.0).contains(&u));
+    }
+}

@@ -1,0 +1,692 @@
+//! Test sources and sinks: `fakesrc`, `testsrc`, `fakesink`, `identity`.
+
+use std::time::{Duration, Instant};
+
+use super::{basesink_props, basesrc_props, hex_dump, Rng};
+use crate::element::prelude::*;
+
+/// How long `bytes` take at `rate` bytes per second, in ns; `None` when the rate is 0.
+fn ns_at_rate(bytes: u64, rate: u64) -> Option<u64> {
+    (u128::from(bytes) * 1_000_000_000)
+        .checked_div(u128::from(rate))
+        .map(|ns| u64::try_from(ns).unwrap_or(u64::MAX))
+}
+
+// --- fakesrc -------------------------------------------------------------------------------
+
+const SIZE_TYPES: &[EnumValue] = &[
+    EnumValue {
+        nick: "empty",
+        value: 1,
+        doc: "Send empty buffers",
+    },
+    EnumValue {
+        nick: "fixed",
+        value: 2,
+        doc: "Fixed size buffers (sizemax sized)",
+    },
+    EnumValue {
+        nick: "random",
+        value: 3,
+        doc: "Random sized buffers (sizemin <= size <= sizemax)",
+    },
+];
+
+const FILL_TYPES: &[EnumValue] = &[
+    EnumValue {
+        nick: "nothing",
+        value: 1,
+        doc: "Leave data as it is in the pool slot",
+    },
+    EnumValue {
+        nick: "zero",
+        value: 2,
+        doc: "Fill buffers with zeros",
+    },
+    EnumValue {
+        nick: "random",
+        value: 3,
+        doc: "Fill buffers with random data",
+    },
+    EnumValue {
+        nick: "pattern",
+        value: 4,
+        doc: "Fill buffers with pattern 0x00 -> 0xff",
+    },
+    EnumValue {
+        nick: "pattern-span",
+        value: 5,
+        doc: "Fill buffers with pattern 0x00 -> 0xff that spans buffers",
+    },
+];
+
+const DATA_TYPES: &[EnumValue] = &[
+    EnumValue {
+        nick: "allocate",
+        value: 1,
+        doc: "Allocate data",
+    },
+    EnumValue {
+        nick: "subbuffer",
+        value: 2,
+        doc: "Subbuffer data",
+    },
+];
+
+const FORMATS: &[EnumValue] = &[
+    EnumValue {
+        nick: "undefined",
+        value: 0,
+        doc: "GST_FORMAT_UNDEFINED",
+    },
+    EnumValue {
+        nick: "default",
+        value: 1,
+        doc: "GST_FORMAT_DEFAULT",
+    },
+    EnumValue {
+        nick: "bytes",
+        value: 2,
+        doc: "GST_FORMAT_BYTES",
+    },
+    EnumValue {
+        nick: "time",
+        value: 3,
+        doc: "GST_FORMAT_TIME",
+    },
+    EnumValue {
+        nick: "buffers",
+        value: 4,
+        doc: "GST_FORMAT_BUFFERS",
+    },
+    EnumValue {
+        nick: "percent",
+        value: 5,
+        doc: "GST_FORMAT_PERCENT",
+    },
+];
+
+pub(crate) static FAKESRC: Factory = Factory {
+    name: "fakesrc",
+    aliases: &["nullsrc"],
+    klass: Klass::Source,
+    summary: "Produces buffers of chosen sizes and contents (nullsrc: empty buffers)",
+    doc: "Produces `num-buffers` buffers (-1: until stopped) sized by `sizetype` (empty, fixed = \
+          sizemax, random between sizemin and sizemax) and filled by `filltype` (nothing, zero, \
+          random, pattern 0x00..0xff restarting in each buffer, pattern-span continuing across \
+          buffers), byte for byte as gst's fakesrc. Empty buffers touch no memory at all.",
+    pads: Pads::SOURCE,
+    props: basesrc_props![
+        PropSpec::enumeration(
+            "sizetype",
+            "empty",
+            SIZE_TYPES,
+            "How to determine buffer sizes"
+        ),
+        PropSpec::int("sizemin", 0, 0, i32::MAX as i64, "Minimum buffer size"),
+        PropSpec::int("sizemax", 4096, 0, i32::MAX as i64, "Maximum buffer size"),
+        PropSpec::enumeration(
+            "filltype",
+            "nothing",
+            FILL_TYPES,
+            "How to fill the buffer, if at all"
+        ),
+        PropSpec::int(
+            "datarate",
+            0,
+            0,
+            i32::MAX as i64,
+            "Timestamps buffers with number of bytes per second (0 = none)"
+        ),
+        PropSpec::bool(
+            "sync",
+            false,
+            "Sleep so that buffers leave at `datarate` bytes per second"
+        ),
+        PropSpec::bool("dump", false, "Dump buffer contents to stdout"),
+        PropSpec::uint(
+            "blocksize",
+            4096,
+            0,
+            u32::MAX as u64,
+            "Size in bytes to read per buffer (-1 = default)"
+        )
+        .ignored("fakesrc sizes buffers with sizetype/sizemax, as in gst"),
+        PropSpec::bool("can-activate-pull", true, "Can activate in pull mode")
+            .ignored("parallax sources always push"),
+        PropSpec::bool("can-activate-push", true, "Can activate in push mode")
+            .ignored("parallax sources always push"),
+        PropSpec::enumeration("data", "allocate", DATA_TYPES, "Data allocation method")
+            .ignored("buffers always come from the source's shared-memory pool"),
+        PropSpec::enumeration(
+            "format",
+            "bytes",
+            FORMATS,
+            "The format of the segment events"
+        )
+        .ignored("parallax has no segment events"),
+        PropSpec::bool(
+            "is-live",
+            false,
+            "True if the element cannot produce data in PAUSED"
+        )
+        .ignored(super::NO_CLOCK),
+        PropSpec::string("last-message", None, "The last status message").read_only(),
+        PropSpec::int(
+            "parentsize",
+            40960,
+            0,
+            i32::MAX as i64,
+            "Size of parent buffer for sub-buffered allocation"
+        )
+        .ignored("buffers always come from the source's shared-memory pool"),
+        PropSpec::string("pattern", None, "Set the pattern (unused)").ignored("unused in gst too"),
+        PropSpec::bool(
+            "signal-handoffs",
+            false,
+            "Send a signal before pushing the buffer"
+        )
+        .ignored(super::NO_SIGNALS),
+        PropSpec::bool("silent", true, "Don't produce last_message events")
+            .ignored(super::NO_SIGNALS),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        let sizemin = p.int("sizemin")? as usize;
+        let sizemax = p.int("sizemax")? as usize;
+        let sizetype = p.nick("sizetype")?;
+        if sizetype == "random" && sizemin > sizemax {
+            return Err(ElementError::Config(format!(
+                "sizemin ({sizemin}) is larger than sizemax ({sizemax})"
+            )));
+        }
+        Ok(ElementImpl::Source(Box::new(FakeSrc {
+            num_buffers: u64::try_from(p.int("num-buffers")?).ok(),
+            sizetype,
+            sizemin,
+            sizemax,
+            filltype: p.nick("filltype")?,
+            datarate: p.int("datarate")? as u64,
+            sync: p.bool("sync")?,
+            dump: p.bool("dump")?,
+            do_timestamp: p.bool("do-timestamp")?,
+            pattern_byte: 0,
+            rng: Rng::from_time(),
+            sequence: 0,
+            bytes: 0,
+            started: Instant::now(),
+        })))
+    },
+};
+
+/// fakesrc's state.
+struct FakeSrc {
+    num_buffers: Option<u64>,
+    sizetype: &'static str,
+    sizemin: usize,
+    sizemax: usize,
+    filltype: &'static str,
+    datarate: u64,
+    sync: bool,
+    dump: bool,
+    do_timestamp: bool,
+    pattern_byte: u8,
+    rng: Rng,
+    sequence: u64,
+    bytes: u64,
+    started: Instant,
+}
+
+impl FakeSrc {
+    fn next_size(&mut self) -> usize {
+        match self.sizetype {
+            "fixed" => self.sizemax,
+            "random" => {
+                let span = (self.sizemax - self.sizemin) as u64 + 1;
+                self.sizemin + (self.rng.next() % span) as usize
+            }
+            _ => 0,
+        }
+    }
+
+    fn fill(&mut self, data: &mut [u8]) {
+        match self.filltype {
+            "zero" => data.fill(0),
+            "random" => self.rng.fill(data),
+            "pattern" | "pattern-span" => {
+                if self.filltype == "pattern" {
+                    self.pattern_byte = 0;
+                }
+                for b in data {
+                    *b = self.pattern_byte;
+                    self.pattern_byte = self.pattern_byte.wrapping_add(1);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Source for FakeSrc {
+    fn pool_request(&self) -> Option<PoolRequest> {
+        (self.sizetype != "empty").then_some(PoolRequest {
+            slot_size: self.sizemax.max(1),
+            slots: 0,
+        })
+    }
+
+    fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
+        if self.num_buffers.is_some_and(|n| self.sequence >= n) {
+            return Ok(None);
+        }
+        let size = self.next_size();
+        let mut buf = if size == 0 {
+            Buffer::empty()
+        } else {
+            let mut slot = cx.loan()?;
+            self.fill(&mut slot.as_mut_slice()[..size]);
+            slot.freeze(size)
+        };
+        if let Some(pts) = ns_at_rate(self.bytes, self.datarate) {
+            buf.meta.pts = Some(pts);
+            buf.meta.duration = ns_at_rate(size as u64, self.datarate);
+            if self.sync {
+                let due = self.started + Duration::from_nanos(pts);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+            }
+        } else if self.do_timestamp {
+            buf.meta.pts = Some(self.started.elapsed().as_nanos() as u64);
+        }
+        buf.meta.sequence = self.sequence;
+        buf.meta.offset = Some(self.bytes);
+        self.sequence += 1;
+        self.bytes += size as u64;
+        if self.dump {
+            hex_dump(buf.data())?;
+        }
+        Ok(Some(buf))
+    }
+}
+
+// --- testsrc -------------------------------------------------------------------------------
+
+const TEST_PATTERNS: &[EnumValue] = &[
+    EnumValue {
+        nick: "counter",
+        value: 0,
+        doc: "Byte i of the stream is i mod 256",
+    },
+    EnumValue {
+        nick: "zero",
+        value: 1,
+        doc: "All bytes 0x00",
+    },
+    EnumValue {
+        nick: "ones",
+        value: 2,
+        doc: "All bytes 0xff",
+    },
+    EnumValue {
+        nick: "random",
+        value: 3,
+        doc: "Pseudo-random bytes from `seed`",
+    },
+];
+
+pub(crate) static TESTSRC: Factory = Factory {
+    name: "testsrc",
+    aliases: &[],
+    klass: Klass::Source,
+    summary: "Produces test-pattern buffers of a fixed size",
+    doc: "Produces `num-buffers` buffers of `blocksize` bytes with a known pattern: counter \
+          (byte i of the stream is i mod 256, so any slice can be checked), zero, ones, or \
+          random from `seed` (the same seed gives the same bytes).",
+    pads: Pads::SOURCE,
+    props: basesrc_props![
+        PropSpec::uint("blocksize", 4096, 1, u32::MAX as u64, "Bytes per buffer"),
+        PropSpec::enumeration("pattern", "counter", TEST_PATTERNS, "What the bytes are"),
+        PropSpec::uint("seed", 1, 0, u64::MAX, "Seed of the random pattern"),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        Ok(ElementImpl::Source(Box::new(TestSrc {
+            num_buffers: u64::try_from(p.int("num-buffers")?).ok(),
+            blocksize: p.uint("blocksize")? as usize,
+            pattern: p.nick("pattern")?,
+            rng: Rng::new(p.uint("seed")?),
+            sequence: 0,
+            offset: 0,
+        })))
+    },
+};
+
+/// testsrc's state.
+struct TestSrc {
+    num_buffers: Option<u64>,
+    blocksize: usize,
+    pattern: &'static str,
+    rng: Rng,
+    sequence: u64,
+    offset: u64,
+}
+
+impl Source for TestSrc {
+    fn pool_request(&self) -> Option<PoolRequest> {
+        Some(PoolRequest {
+            slot_size: self.blocksize,
+            slots: 0,
+        })
+    }
+
+    fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
+        if self.num_buffers.is_some_and(|n| self.sequence >= n) {
+            return Ok(None);
+        }
+        let mut slot = cx.loan()?;
+        let data = &mut slot.as_mut_slice()[..self.blocksize];
+        match self.pattern {
+            "zero" => data.fill(0),
+            "ones" => data.fill(0xff),
+            "random" => self.rng.fill(data),
+            _ => {
+                for (i, b) in data.iter_mut().enumerate() {
+                    *b = (self.offset + i as u64) as u8;
+                }
+            }
+        }
+        let mut buf = slot.freeze(self.blocksize);
+        buf.meta.sequence = self.sequence;
+        buf.meta.offset = Some(self.offset);
+        self.sequence += 1;
+        self.offset += self.blocksize as u64;
+        Ok(Some(buf))
+    }
+}
+
+// --- fakesink ------------------------------------------------------------------------------
+
+const STATE_ERRORS: &[EnumValue] = &[
+    EnumValue {
+        nick: "none",
+        value: 0,
+        doc: "No state change errors",
+    },
+    EnumValue {
+        nick: "null-to-ready",
+        value: 1,
+        doc: "Fail state change from NULL to READY",
+    },
+    EnumValue {
+        nick: "ready-to-paused",
+        value: 2,
+        doc: "Fail state change from READY to PAUSED",
+    },
+    EnumValue {
+        nick: "paused-to-playing",
+        value: 3,
+        doc: "Fail state change from PAUSED to PLAYING",
+    },
+    EnumValue {
+        nick: "playing-to-paused",
+        value: 4,
+        doc: "Fail state change from PLAYING to PAUSED",
+    },
+    EnumValue {
+        nick: "paused-to-ready",
+        value: 5,
+        doc: "Fail state change from PAUSED to READY",
+    },
+    EnumValue {
+        nick: "ready-to-null",
+        value: 6,
+        doc: "Fail state change from READY to NULL",
+    },
+];
+
+pub(crate) static FAKESINK: Factory = Factory {
+    name: "fakesink",
+    aliases: &["nullsink"],
+    klass: Klass::Sink,
+    summary: "Discards buffers (after counting them)",
+    doc: "Drops every buffer. With num-buffers=N it ends the stream after N buffers, as gst's \
+          fakesink; with dump=true it hex-dumps each buffer to stdout.",
+    pads: Pads::SINK,
+    props: basesink_props![
+        PropSpec::int(
+            "num-buffers",
+            -1,
+            -1,
+            i32::MAX as i64,
+            "Number of buffers to accept before going EOS (-1 = unlimited)"
+        ),
+        PropSpec::bool("dump", false, "Dump buffer contents to stdout"),
+        PropSpec::bool("sync", false, "Sync on the clock").ignored(super::NO_CLOCK),
+        PropSpec::enumeration(
+            "state-error",
+            "none",
+            STATE_ERRORS,
+            "Generate a state change error"
+        )
+        .ignored("parallax has no gst state changes to fail"),
+        PropSpec::bool("silent", true, "Don't produce last_message events")
+            .ignored(super::NO_SIGNALS),
+        PropSpec::bool(
+            "signal-handoffs",
+            false,
+            "Send a signal before unreffing the buffer"
+        )
+        .ignored(super::NO_SIGNALS),
+        PropSpec::string(
+            "last-message",
+            None,
+            "The message describing current status"
+        )
+        .read_only(),
+        PropSpec::bool("can-activate-pull", false, "Can activate in pull mode")
+            .ignored("parallax sinks are pushed to"),
+        PropSpec::bool("can-activate-push", true, "Can activate in push mode")
+            .ignored("parallax sinks are pushed to"),
+        PropSpec::bool(
+            "drop-out-of-segment",
+            true,
+            "Drop and don't render out-of-segment buffers"
+        )
+        .ignored("parallax has no segments"),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        Ok(ElementImpl::Sink(Box::new(FakeSink {
+            remaining: u64::try_from(p.int("num-buffers")?).ok(),
+            dump: p.bool("dump")?,
+        })))
+    },
+};
+
+/// fakesink's state.
+struct FakeSink {
+    remaining: Option<u64>,
+    dump: bool,
+}
+
+impl Sink for FakeSink {
+    fn render(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        if self.dump {
+            hex_dump(buf.data())?;
+        }
+        match &mut self.remaining {
+            None => Ok(SinkFlow::Continue),
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                Ok(if *n == 0 {
+                    SinkFlow::Done
+                } else {
+                    SinkFlow::Continue
+                })
+            }
+        }
+    }
+}
+
+// --- identity ------------------------------------------------------------------------------
+
+pub(crate) static IDENTITY: Factory = Factory {
+    name: "identity",
+    aliases: &["passthrough"],
+    klass: Klass::Filter,
+    summary: "Passes buffers through, optionally dropping, delaying or failing",
+    doc: "Passes every buffer unchanged (no copy). drop-probability drops at random, sleep-time \
+          sleeps per buffer, error-after fails after N buffers, eos-after ends the stream after N \
+          buffers, dump hex-dumps to stdout, datarate re-timestamps. panic-after is a parallax \
+          addition to exercise the fault path: the element panics after N buffers.",
+    pads: Pads::ONE_TO_ONE,
+    props: &[
+        PropSpec::float(
+            "drop-probability",
+            0.0,
+            0.0,
+            1.0,
+            "The probability a buffer is dropped",
+        ),
+        PropSpec::uint(
+            "sleep-time",
+            0,
+            0,
+            u32::MAX as u64,
+            "Microseconds to sleep between processing",
+        ),
+        PropSpec::int(
+            "error-after",
+            -1,
+            -1,
+            i32::MAX as i64,
+            "Error after N buffers (-1 = never)",
+        ),
+        PropSpec::int(
+            "eos-after",
+            -1,
+            -1,
+            i32::MAX as i64,
+            "EOS after N buffers (-1 = never)",
+        ),
+        PropSpec::int(
+            "panic-after",
+            -1,
+            -1,
+            i32::MAX as i64,
+            "Panic after N buffers (-1 = never); for testing fault handling",
+        ),
+        PropSpec::bool("dump", false, "Dump buffer contents to stdout"),
+        PropSpec::int(
+            "datarate",
+            0,
+            0,
+            i32::MAX as i64,
+            "(Re)timestamps buffers with number of bytes per second (0 = inactive)",
+        ),
+        PropSpec::bool("silent", true, "Don't produce last_message events")
+            .ignored(super::NO_SIGNALS),
+        PropSpec::bool(
+            "signal-handoffs",
+            true,
+            "Send a signal before pushing the buffer",
+        )
+        .ignored(super::NO_SIGNALS),
+        PropSpec::string("last-message", None, "The last status message").read_only(),
+        PropSpec::bool(
+            "single-segment",
+            false,
+            "Timestamp buffers and eat segments",
+        )
+        .ignored("parallax has no segments"),
+        PropSpec::bool("sync", false, "Synchronize to pipeline clock").ignored(super::NO_CLOCK),
+        PropSpec::time(
+            "ts-offset",
+            0,
+            i64::MIN,
+            i64::MAX,
+            "Timestamp offset for synchronisation",
+        )
+        .ignored(super::NO_CLOCK),
+        PropSpec::bool("qos", false, "Handle Quality-of-Service events").ignored(super::NO_CLOCK),
+        PropSpec::bool("drop-allocation", false, "Don't forward allocation queries")
+            .ignored("parallax has no allocation queries"),
+        PropSpec::string(
+            "drop-buffer-flags",
+            None,
+            "Drop buffers with the given flags",
+        )
+        .ignored("gst buffer flags do not exist here"),
+        PropSpec::string("stats", None, "Statistics (see --stats)").read_only(),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        let after = |name: &str| -> Result<Option<u64>, ElementError> {
+            Ok(u64::try_from(p.int(name)?).ok())
+        };
+        Ok(ElementImpl::Transform(Box::new(Identity {
+            drop_probability: p.float("drop-probability")?,
+            sleep: Duration::from_micros(p.uint("sleep-time")?),
+            error_after: after("error-after")?,
+            eos_after: after("eos-after")?,
+            panic_after: after("panic-after")?,
+            dump: p.bool("dump")?,
+            datarate: p.int("datarate")? as u64,
+            seen: 0,
+            bytes: 0,
+            rng: Rng::from_time(),
+        })))
+    },
+};
+
+/// identity's state.
+struct Identity {
+    drop_probability: f64,
+    sleep: Duration,
+    error_after: Option<u64>,
+    eos_after: Option<u64>,
+    panic_after: Option<u64>,
+    dump: bool,
+    datarate: u64,
+    seen: u64,
+    bytes: u64,
+    rng: Rng,
+}
+
+impl Transform for Identity {
+    fn process(&mut self, mut buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        if self.eos_after.is_some_and(|n| self.seen >= n) {
+            return Ok(Flow::Eos);
+        }
+        // As gst: error-after=N fails on the Nth buffer.
+        if self.error_after.is_some_and(|n| self.seen + 1 >= n.max(1)) {
+            return Err(ElementError::Failed(format!(
+                "error-after={} reached",
+                self.seen + 1
+            )));
+        }
+        if self.panic_after.is_some_and(|n| self.seen >= n) {
+            panic!("panic-after={} reached", self.seen);
+        }
+        self.seen += 1;
+        if !self.sleep.is_zero() {
+            std::thread::sleep(self.sleep);
+        }
+        if self.drop_probability > 0.0 && self.rng.unit() < self.drop_probability {
+            return Ok(Flow::Drop);
+        }
+        if let Some(pts) = ns_at_rate(self.bytes, self.datarate) {
+            buf.meta.pts = Some(pts);
+            buf.meta.duration = ns_at_rate(buf.len() as u64, self.datarate);
+        }
+        self.bytes += buf.len() as u64;
+        if self.dump {
+            hex_dump(buf.data())?;
+        }
+        Ok(Flow::Push(buf))
+    }
+}
+
+pub(crate) const FACTORIES: &[&Factory] = &[&FAKESRC, &TESTSRC, &FAKESINK, &IDENTITY];

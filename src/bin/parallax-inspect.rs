@@ -1,0 +1,109 @@
+//! `parallax-inspect`: the element list, or one element's card.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use parallax::cli::InspectArgs;
+use parallax::registry::{self, Effect, Factory, PadPresence, PropKind};
+
+fn main() -> ExitCode {
+    let args = InspectArgs::parse();
+    let mut out = std::io::stdout().lock();
+    let text = match &args.element {
+        None => listing(),
+        Some(name) => match registry::find(name) {
+            Some(_) if args.exists => return ExitCode::SUCCESS,
+            Some(f) => card(f),
+            None if args.exists => return ExitCode::from(1),
+            None => {
+                let mut msg = format!("error: no element `{name}`\n");
+                if let Some(best) = registry::suggest(name, registry::element_names()).first() {
+                    msg.push_str(&format!("  = help: did you mean `{best}`?\n"));
+                }
+                eprint!("{msg}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    match out.write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing to stdout: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn listing() -> String {
+    let mut factories: Vec<&Factory> = registry::all().collect();
+    factories.sort_by_key(|f| f.name);
+    let width = factories.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    let mut s = String::new();
+    for f in &factories {
+        let aliases = if f.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (alias: {})", f.aliases.join(", "))
+        };
+        s.push_str(&format!(
+            "{:width$}  {:8}  {}{aliases}\n",
+            f.name,
+            f.klass.as_str(),
+            f.summary
+        ));
+    }
+    s.push_str(&format!("\n{} elements\n", factories.len()));
+    s
+}
+
+fn card(f: &Factory) -> String {
+    let mut s = format!(
+        "{}: {}\n\n  class: {}\n",
+        f.name,
+        f.summary,
+        f.klass.as_str()
+    );
+    if !f.aliases.is_empty() {
+        s.push_str(&format!("  aliases: {}\n", f.aliases.join(", ")));
+    }
+    s.push_str(&format!("\n{}\n\nPads:\n", f.doc));
+    for (dir, p) in [("sink", f.pads.sink), ("src", f.pads.src)] {
+        match p {
+            PadPresence::None => {}
+            PadPresence::Always(n) => s.push_str(&format!("  {dir:4}  {n}  always\n")),
+            PadPresence::Request(n) => s.push_str(&format!("  {dir:4}  {n}  on request\n")),
+        }
+    }
+    s.push_str("\nProperties:\n");
+    for p in f.props {
+        let default = p.kind.default_value();
+        let range = p.range_text();
+        s.push_str(&format!(
+            "  {}  {}  default {}",
+            p.name,
+            p.kind.type_name(),
+            default
+        ));
+        if !range.is_empty() && !matches!(p.kind, PropKind::Bool { .. }) {
+            s.push_str(&format!("  ({range})"));
+        }
+        if p.required {
+            s.push_str("  required");
+        }
+        s.push('\n');
+        s.push_str(&format!("      {}\n", p.doc));
+        match p.effect {
+            Effect::Applied => {}
+            Effect::Ignored(why) => s.push_str(&format!("      accepted and ignored: {why}\n")),
+            Effect::ReadOnly => s.push_str("      read-only\n"),
+        }
+    }
+    let h = f.hints;
+    s.push_str(&format!(
+        "\nExecution hints:\n  trust {:?}, processing {:?}, latency {:?}, native code {}, rt-safe {}\n",
+        h.trust, h.processing, h.latency, h.native_code, h.rt_safe
+    ));
+    s
+}

@@ -1,0 +1,147 @@
+//! `parallax-launch`: parse, validate, run, report. Owns the exit codes:
+//! 0 end of stream (or drained after Ctrl-C with -e), 1 runtime error, 2 usage or description
+//! error, 130 interrupted without -e.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use clap::Parser as _;
+use parallax::cli::{LaunchArgs, MemoryArg, StatsFormat};
+use parallax::element::ElementError;
+use parallax::exec::{Ending, Pipeline, RunControl, RunError, RunOptions};
+use parallax::memory::Backing;
+
+/// Set while elements run: their panics are reported by the executor, not by the default hook.
+static ELEMENTS_RUNNING: AtomicBool = AtomicBool::new(false);
+
+fn main() -> ExitCode {
+    let args = LaunchArgs::parse();
+    let description = parallax::parse::join_argv(&args.pipeline);
+    let pipeline = match Pipeline::parse(&description) {
+        Ok(p) => p,
+        Err(d) => {
+            eprint!("{}", d.render(&description));
+            return ExitCode::from(2);
+        }
+    };
+    if args.verbose {
+        print_plan(&pipeline, &args.exclude);
+    }
+
+    let control = match RunControl::new() {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("error: cannot set up the pipeline: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    install_signal_handler(&control, args.quiet);
+    install_panic_hook();
+
+    if args.messages {
+        eprintln!("pipeline: running");
+    }
+    let options = RunOptions {
+        backing: match args.memory {
+            MemoryArg::Memfd => Backing::Memfd,
+            MemoryArg::Heap => Backing::Heap,
+        },
+    };
+    ELEMENTS_RUNNING.store(true, Ordering::SeqCst);
+    let result = pipeline.run(Arc::clone(&control), &options);
+    ELEMENTS_RUNNING.store(false, Ordering::SeqCst);
+
+    match result {
+        Ok(report) => {
+            if args.messages {
+                eprintln!(
+                    "pipeline: {}",
+                    match report.ending {
+                        Ending::Eos => "end of stream",
+                        Ending::Interrupted => "interrupted, drained to the end",
+                    }
+                );
+            }
+            let format = match args.stats {
+                Some(f) => f,
+                None if args.quiet => StatsFormat::None,
+                None => StatsFormat::Table,
+            };
+            let text = match format {
+                StatsFormat::Table => report.to_table(),
+                StatsFormat::Json => report.to_json() + "\n",
+                StatsFormat::None => String::new(),
+            };
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            match report.ending {
+                Ending::Interrupted if !args.eos_on_shutdown => ExitCode::from(130),
+                _ => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if args.messages {
+                eprintln!("pipeline: stopped on error");
+            }
+            match e {
+                RunError::Element {
+                    source: ElementError::Config(_),
+                    ..
+                } => ExitCode::from(2),
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: drain (EOS at the sources). Second: exit now.
+fn install_signal_handler(control: &Arc<RunControl>, quiet: bool) {
+    static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+    let control = Arc::clone(control);
+    let installed = ctrlc::set_handler(move || {
+        if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
+            if !quiet {
+                eprintln!("interrupt: ending the stream at the sources; press Ctrl-C again to stop at once");
+            }
+            control.request_drain();
+        } else {
+            // The one sanctioned immediate exit: the user asked twice.
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: cannot handle Ctrl-C gracefully: {e}");
+    }
+}
+
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !ELEMENTS_RUNNING.load(Ordering::SeqCst) {
+            default(info);
+        }
+    }));
+}
+
+fn print_plan(pipeline: &Pipeline, exclude: &[String]) {
+    let graph = pipeline.graph();
+    let mut err = std::io::stderr().lock();
+    for n in graph.topo_order() {
+        let node = &graph.dag[n];
+        for (spec, value) in node.props.explicit() {
+            if exclude.iter().any(|x| x == spec.name) {
+                continue;
+            }
+            let _ = writeln!(err, "{}: {} = {}", node.name, spec.name, value);
+        }
+        for (link, child) in graph.children(n) {
+            let _ = writeln!(
+                err,
+                "{}.{} -> {}.{}",
+                node.name, link.src_pad, graph.dag[child].name, link.sink_pad
+            );
+        }
+    }
+}

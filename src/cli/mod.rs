@@ -1,0 +1,120 @@
+//! The command lines of both binaries (clap derive). Man pages and completions are generated
+//! from these same definitions, so the doc comments here are the user documentation.
+
+use clap::{Parser, ValueEnum};
+
+/// How to print statistics on exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    /// An aligned table on stderr.
+    Table,
+    /// One JSON object on one line of stderr.
+    Json,
+    /// Nothing.
+    None,
+}
+
+/// What backs the sources' buffer pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MemoryArg {
+    /// Sealed memfd shared memory: any buffer can cross into another process without a copy.
+    Memfd,
+    /// Private anonymous memory.
+    Heap,
+}
+
+/// Build and run a pipeline, gst-launch-1.0 style.
+///
+/// The pipeline is written as in gst-launch-1.0: elements with key=value properties, linked by
+/// `!`; `name=` names an element and `name.` (or `name.pad`) refers back to it; caps such as
+/// `video/x-raw,width=320` may sit between links. It may be given as separate words or as one
+/// quoted word.
+///
+/// Exit status: 0 at end of stream (also after Ctrl-C with -e), 1 on a runtime error, 2 on a
+/// usage or pipeline-description error, 130 when interrupted without -e.
+#[derive(Debug, Parser)]
+#[command(name = "parallax-launch", version, about, long_about)]
+#[command(
+    after_help = "Examples:\n  parallax-launch filesrc location=in.bin ! filesink location=out.bin\n  parallax-launch fdsrc ! tee name=t ! queue ! fdsink t. ! queue ! filesink location=copy.bin\n  parallax-launch fakesrc num-buffers=1000 sizetype=fixed sizemax=4096 ! fakesink"
+)]
+pub struct LaunchArgs {
+    /// Print nothing but errors (no statistics)
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// On Ctrl-C, end the stream at the sources and exit 0 once it is written out (the drain
+    /// happens without -e too, but then the exit status is 130)
+    #[arg(short = 'e', long)]
+    pub eos_on_shutdown: bool,
+
+    /// Print the execution plan and the properties set on each element
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Print pipeline events (start, end of stream, interrupt) as they happen
+    #[arg(short, long)]
+    pub messages: bool,
+
+    /// Output tags (accepted for gst-launch compatibility; parallax streams carry no tags)
+    #[arg(short, long)]
+    pub tags: bool,
+
+    /// Output TOC (accepted for gst-launch compatibility; parallax streams carry no TOC)
+    #[arg(short = 'c', long)]
+    pub toc: bool,
+
+    /// Output index (accepted for gst-launch compatibility)
+    #[arg(short, long)]
+    pub index: bool,
+
+    /// With -v, do not print these properties (comma separated)
+    #[arg(short = 'X', long, value_name = "PROPERTY", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+
+    /// Do not install a fault handler (accepted for gst-launch compatibility; parallax installs none)
+    #[arg(short = 'f', long)]
+    pub no_fault: bool,
+
+    /// Do not print the current position (accepted for gst-launch compatibility)
+    #[arg(long)]
+    pub no_position: bool,
+
+    /// Statistics on exit: per element buffers, bytes and busy time, per link high-water marks,
+    /// wall time and throughput. Printed as a table unless -q; `--stats=json` prints one JSON
+    /// object (even with -q)
+    #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "table")]
+    pub stats: Option<StatsFormat>,
+
+    /// What backs buffer pools
+    #[arg(long, value_enum, value_name = "KIND", default_value = "memfd")]
+    pub memory: MemoryArg,
+
+    /// The pipeline description
+    #[arg(
+        value_name = "PIPELINE",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
+    pub pipeline: Vec<String>,
+}
+
+/// Describe the built-in elements, gst-inspect-1.0 style.
+///
+/// Without an argument, lists every element with its class and summary. With an element name
+/// (or alias), prints its card: description, pads, properties with types, defaults and ranges,
+/// and execution hints.
+///
+/// Exit status: 0 on success, 1 when the element does not exist (or, with --exists, is absent),
+/// 2 on a usage error.
+#[derive(Debug, Parser)]
+#[command(name = "parallax-inspect", version, about, long_about)]
+pub struct InspectArgs {
+    /// Exit 0 if the element exists, 1 if not; print nothing
+    #[arg(long)]
+    pub exists: bool,
+
+    /// The element to describe
+    #[arg(value_name = "ELEMENT")]
+    pub element: Option<String>,
+}

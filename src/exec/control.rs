@@ -1,0 +1,97 @@
+//! [`RunControl`]: the flags every thread of a running pipeline watches, and the wake-up fd that
+//! lets a source blocked on a pipe or socket notice them.
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
+
+use super::RunError;
+use crate::element::ElementError;
+
+/// Shared by every segment thread and the signal handler.
+#[derive(Debug)]
+pub struct RunControl {
+    /// Sources end their stream at the next buffer (Ctrl-C: drain).
+    pub(crate) draining: AtomicBool,
+    /// Everything stops now (an error happened).
+    pub(crate) stopping: AtomicBool,
+    /// Readable once draining or stopping is set; never reset.
+    wake: OwnedFd,
+    first_error: Mutex<Option<RunError>>,
+}
+
+impl RunControl {
+    /// A fresh control block.
+    pub fn new() -> std::io::Result<RunControl> {
+        Ok(RunControl {
+            draining: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            wake: rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
+            first_error: Mutex::new(None),
+        })
+    }
+
+    /// Asks every source to end its stream; what was read is still written (Ctrl-C).
+    pub fn request_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Whether a drain was requested.
+    pub fn drain_requested(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Records `err` if it is the first, and stops everything.
+    pub(crate) fn fail(&self, err: RunError) {
+        let mut slot = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+        drop(slot);
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    pub(crate) fn take_error(&self) -> Option<RunError> {
+        self.first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    fn wake(&self) {
+        // A full counter (EAGAIN) is still readable, which is all that matters.
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
+    /// Waits until `fd` is readable (`Ok(true)`) or the pipeline asks sources to stop
+    /// (`Ok(false)`).
+    pub(crate) fn wait_readable(&self, fd: BorrowedFd<'_>) -> Result<bool, ElementError> {
+        loop {
+            if self.draining.load(Ordering::Relaxed) || self.stopping.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let mut fds = [
+                PollFd::new(&fd, PollFlags::IN),
+                PollFd::new(&self.wake, PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) => {
+                    if !fds[1].revents().is_empty() {
+                        return Ok(false);
+                    }
+                    return Ok(true);
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(ElementError::io("waiting for input", e.into())),
+            }
+        }
+    }
+}

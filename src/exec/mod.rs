@@ -1,0 +1,473 @@
+//! The executor: plans a validated [`Graph`] into segments and runs them.
+//!
+//! Fuse by default, thread at boundaries (DESIGN.md): a segment starts at a source, a `queue` or
+//! a `funnel` and takes in every element below it up to the next queue or funnel. Within a
+//! segment an element's output is the next element's input by a direct call; between segments a
+//! bounded kanal channel carries buffers, so memory is bounded by channel capacities and by each
+//! source's pool, never by the input size. A tee without queues hands a refcount clone of each
+//! buffer to its branches one after the other; with queues each branch gets its own thread.
+//!
+//! Stopping: end of stream flows down from the sources; the first error stops every segment and
+//! is reported with the element's name; a panicking element becomes such an error.
+
+mod control;
+mod segment;
+mod stats;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use daggy::NodeIndex;
+
+pub use control::RunControl;
+pub use segment::ElementStats;
+pub use stats::{ElementReport, LinkReport, PoolReport, Report};
+
+use crate::element::{ElementError, ElementImpl, QueueSettings};
+use crate::graph::Graph;
+use crate::memory::{Backing, Pool, PoolConfig};
+use crate::parse::Diagnostic;
+use segment::{Input, Item, Level, Op, OpSlot, Outcome, Segment, SegmentResult};
+
+/// A runtime failure; the binary exits 1 with it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// An element failed.
+    #[error("{element}: {source}")]
+    Element {
+        /// Instance name.
+        element: String,
+        /// What went wrong.
+        #[source]
+        source: ElementError,
+    },
+    /// An element panicked; caught at its segment.
+    #[error("{element}: element panicked: {message}")]
+    Panic {
+        /// Instance name.
+        element: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The engine could not set up (threads, memory).
+    #[error("cannot start the pipeline: {0}")]
+    Setup(String),
+}
+
+/// How the run ended, besides errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ending {
+    /// Every source reached end of stream (or every sink was satisfied).
+    Eos,
+    /// A drain was requested (Ctrl-C) and completed.
+    Interrupted,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// What backs the sources' pools.
+    pub backing: Backing,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            backing: Backing::Memfd,
+        }
+    }
+}
+
+/// Buffers a queue with `max-size-buffers=0` may hold; its byte limit or the source's pool
+/// usually binds first.
+const UNLIMITED_QUEUE_CAPACITY: usize = 1024;
+/// Buffers in flight on a funnel's input channel.
+const FUNNEL_CAPACITY: usize = 16;
+/// Pool slots per source when it does not ask for a number.
+const DEFAULT_POOL_SLOTS: usize = 16;
+/// How long to wait for the other threads once one has failed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// A validated pipeline, ready to run.
+#[derive(Debug)]
+pub struct Pipeline {
+    graph: Graph,
+    text: String,
+}
+
+impl Pipeline {
+    /// Parses and validates `text`.
+    pub fn parse(text: &str) -> Result<Pipeline, Diagnostic> {
+        Ok(Pipeline {
+            graph: Graph::from_description(text)?,
+            text: text.to_owned(),
+        })
+    }
+
+    /// The validated graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The description it was parsed from.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Builds every element, plans the segments and runs them to end of stream.
+    pub fn run(self, control: Arc<RunControl>, options: &RunOptions) -> Result<Report, RunError> {
+        let started = Instant::now();
+        let graph = self.graph;
+        let names: Arc<Vec<String>> = Arc::new(
+            graph
+                .dag
+                .graph()
+                .node_indices()
+                .map(|n| graph.dag[n].name.clone())
+                .collect(),
+        );
+        let mut impls = build_elements(&graph)?;
+        let plan = plan(&graph, &mut impls, &names, options)?;
+        let Plan {
+            segments,
+            levels,
+            pools,
+            segment_of,
+        } = plan;
+        let segment_count = segments.len();
+
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<SegmentResult>();
+        let mut segments = segments.into_iter();
+        let first = segments
+            .next()
+            .ok_or_else(|| RunError::Setup("nothing to run".into()))?;
+        let mut handles = Vec::new();
+        for seg in segments {
+            let control = Arc::clone(&control);
+            let done = done_tx.clone();
+            let name = seg.name.clone();
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    let result = seg.run_guarded(&control);
+                    if let Err(e) = &result.outcome {
+                        control.fail(clone_error(e));
+                    }
+                    let _ = done.send(result);
+                })
+                .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
+            handles.push(handle);
+        }
+        drop(done_tx);
+
+        // The first segment runs on this thread; the others report through `done_rx`.
+        let mut results = vec![first.run_guarded(&control)];
+        if let Err(e) = &results[0].outcome {
+            control.fail(clone_error(e));
+        }
+        let mut deadline: Option<Instant> = None;
+        while results.len() < segment_count {
+            if control.is_stopping() && deadline.is_none() {
+                deadline = Some(Instant::now() + STOP_GRACE);
+            }
+            let got = match deadline {
+                None => done_rx.recv_timeout(Duration::from_millis(100)),
+                Some(d) => done_rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+            };
+            match got {
+                Ok(r) => {
+                    if let Err(e) = &r.outcome {
+                        control.fail(clone_error(e));
+                    }
+                    results.push(r);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        // A thread is stuck in a blocking call; the error is what matters.
+                        break;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if results.len() == segment_count {
+            for h in handles {
+                let _ = h.join();
+            }
+        }
+        if let Some(err) = control.take_error() {
+            return Err(err);
+        }
+        debug_assert!(results
+            .iter()
+            .all(|r| matches!(r.outcome, Ok(Outcome::Eos) | Ok(Outcome::Stopped))));
+
+        let mut per_element = vec![ElementStats::default(); names.len()];
+        for r in &results {
+            for (el, s) in &r.stats {
+                let t = &mut per_element[*el];
+                t.buffers += s.buffers;
+                t.bytes += s.bytes;
+                t.busy_ns += s.busy_ns;
+                t.dropped += s.dropped;
+            }
+        }
+        let ending = if control.drain_requested() {
+            Ending::Interrupted
+        } else {
+            Ending::Eos
+        };
+        Ok(stats::report(
+            &graph,
+            &per_element,
+            &segment_of,
+            &levels,
+            &pools,
+            segment_count,
+            started.elapsed(),
+            ending,
+        ))
+    }
+}
+
+/// Copies the parts of an error that the supervisor records (errors are not `Clone` because of
+/// their `io::Error` sources).
+fn clone_error(e: &RunError) -> RunError {
+    match e {
+        RunError::Element { element, source } => RunError::Element {
+            element: element.clone(),
+            source: match source {
+                ElementError::Io { what, source } => ElementError::Io {
+                    what: what.clone(),
+                    source: std::io::Error::new(source.kind(), source.to_string()),
+                },
+                ElementError::Closed => ElementError::Closed,
+                ElementError::Config(s) => ElementError::Config(s.clone()),
+                ElementError::Failed(s) => ElementError::Failed(s.clone()),
+                ElementError::Interrupted => ElementError::Interrupted,
+            },
+        },
+        RunError::Panic { element, message } => RunError::Panic {
+            element: element.clone(),
+            message: message.clone(),
+        },
+        RunError::Setup(s) => RunError::Setup(s.clone()),
+    }
+}
+
+/// Builds every element, sources first, so that a source that cannot open its input fails
+/// before a sink has created (or truncated) its output.
+fn build_elements(graph: &Graph) -> Result<Vec<Option<ElementImpl>>, RunError> {
+    let mut impls: Vec<Option<ElementImpl>> = (0..graph.dag.node_count()).map(|_| None).collect();
+    let mut order = graph.topo_order();
+    order.sort_by_key(|&n| graph.dag[n].factory.pads.sink != crate::registry::PadPresence::None);
+    for n in order {
+        let node = &graph.dag[n];
+        let built = (node.factory.build)(&node.props).map_err(|source| RunError::Element {
+            element: node.name.clone(),
+            source,
+        })?;
+        impls[n.index()] = Some(built);
+    }
+    Ok(impls)
+}
+
+struct Plan {
+    segments: Vec<Segment>,
+    /// Channel levels of queues and funnels, by element.
+    levels: HashMap<usize, Arc<Level>>,
+    /// Pools of sources, by element.
+    pools: HashMap<usize, Pool>,
+    /// Which segment (thread) runs each element.
+    segment_of: Vec<usize>,
+}
+
+struct Channel {
+    tx: kanal::Sender<Item>,
+    rx: kanal::Receiver<Item>,
+    level: Arc<Level>,
+    queue: Option<QueueSettings>,
+}
+
+fn plan(
+    graph: &Graph,
+    impls: &mut [Option<ElementImpl>],
+    names: &Arc<Vec<String>>,
+    options: &RunOptions,
+) -> Result<Plan, RunError> {
+    let mut channels: HashMap<usize, Channel> = HashMap::new();
+    let mut roots = Vec::new();
+    for n in graph.topo_order() {
+        match &impls[n.index()] {
+            Some(ElementImpl::Source(_)) => roots.push(n),
+            Some(ElementImpl::Queue(q)) => {
+                let cap = if q.max_buffers == 0 {
+                    UNLIMITED_QUEUE_CAPACITY
+                } else {
+                    q.max_buffers
+                };
+                let (tx, rx) = kanal::bounded(cap);
+                channels.insert(
+                    n.index(),
+                    Channel {
+                        tx,
+                        rx,
+                        level: Level::new(q.max_bytes),
+                        queue: Some(*q),
+                    },
+                );
+                roots.push(n);
+            }
+            Some(ElementImpl::Funnel) => {
+                let (tx, rx) = kanal::bounded(FUNNEL_CAPACITY);
+                channels.insert(
+                    n.index(),
+                    Channel {
+                        tx,
+                        rx,
+                        level: Level::new(0),
+                        queue: None,
+                    },
+                );
+                roots.push(n);
+            }
+            _ => {}
+        }
+    }
+
+    let mut segments = Vec::new();
+    let mut levels = HashMap::new();
+    let mut pools = HashMap::new();
+    let mut segment_of = vec![0; graph.dag.node_count()];
+    for (seg_no, &root) in roots.iter().enumerate() {
+        let el = root.index();
+        segment_of[el] = seg_no;
+        let input = match impls[el].take() {
+            Some(ElementImpl::Source(src)) => {
+                let pool = match src.pool_request() {
+                    Some(req) => {
+                        let slots = if req.slots == 0 {
+                            DEFAULT_POOL_SLOTS
+                        } else {
+                            req.slots
+                        };
+                        let pool = Pool::new(&PoolConfig {
+                            backing: options.backing,
+                            slot_size: req.slot_size,
+                            slots,
+                            name: names[el].clone(),
+                        })
+                        .map_err(|e| RunError::Element {
+                            element: names[el].clone(),
+                            source: ElementError::Failed(e.to_string()),
+                        })?;
+                        pools.insert(el, pool.clone());
+                        Some(pool)
+                    }
+                    None => None,
+                };
+                Input::Source { el, src, pool }
+            }
+            Some(ElementImpl::Queue(_)) | Some(ElementImpl::Funnel) => {
+                let ch = &channels[&el];
+                levels.insert(el, Arc::clone(&ch.level));
+                Input::Channel {
+                    el,
+                    rx: ch.rx.clone(),
+                    inputs: graph.parent_count(root),
+                    level: Arc::clone(&ch.level),
+                }
+            }
+            _ => unreachable!("roots are sources, queues and funnels"),
+        };
+        let mut ops: Vec<OpSlot> = Vec::new();
+        let mut work: Vec<(usize, NodeIndex<u32>)> = Vec::new();
+        let child = graph.children(root)[0].1;
+        let entry = add_op(
+            child,
+            impls,
+            &channels,
+            &mut ops,
+            &mut work,
+            &mut segment_of,
+            seg_no,
+        );
+        while let Some((op, node)) = work.pop() {
+            for (_, c) in graph.children(node) {
+                let id = add_op(
+                    c,
+                    impls,
+                    &channels,
+                    &mut ops,
+                    &mut work,
+                    &mut segment_of,
+                    seg_no,
+                );
+                match &mut ops[op].op {
+                    Op::Transform { next, .. } => *next = id,
+                    Op::Tee { branches, .. } => branches.push(id),
+                    _ => unreachable!("only transforms and tees have children in a segment"),
+                }
+            }
+        }
+        let name: String = format!("px-{}", names[el]).chars().take(15).collect();
+        segments.push(Segment::new(name, input, entry, ops, Arc::clone(names)));
+    }
+    Ok(Plan {
+        segments,
+        levels,
+        pools,
+        segment_of,
+    })
+}
+
+/// Adds the op for `node` (reached from within a segment) and queues it for its children.
+fn add_op(
+    node: NodeIndex<u32>,
+    impls: &mut [Option<ElementImpl>],
+    channels: &HashMap<usize, Channel>,
+    ops: &mut Vec<OpSlot>,
+    work: &mut Vec<(usize, NodeIndex<u32>)>,
+    segment_of: &mut [usize],
+    seg_no: usize,
+) -> usize {
+    let el = node.index();
+    let id = ops.len();
+    let op = if let Some(ch) = channels.get(&el) {
+        Op::Send {
+            tx: ch.tx.clone(),
+            rx: ch
+                .queue
+                .filter(|q| q.leaky == crate::element::Leaky::Downstream)
+                .map(|_| ch.rx.clone()),
+            queue: ch.queue,
+            level: Arc::clone(&ch.level),
+            target: el,
+        }
+    } else {
+        segment_of[el] = seg_no;
+        match impls[el].take() {
+            Some(ElementImpl::Transform(imp)) => {
+                work.push((id, node));
+                Op::Transform {
+                    el,
+                    imp,
+                    next: usize::MAX,
+                }
+            }
+            Some(ElementImpl::Sink(imp)) => Op::Sink { el, imp },
+            Some(ElementImpl::Tee) => {
+                work.push((id, node));
+                Op::Tee {
+                    el,
+                    branches: Vec::new(),
+                }
+            }
+            _ => unreachable!("validation gives every non-root element exactly one upstream"),
+        }
+    };
+    ops.push(OpSlot::new(op));
+    id
+}

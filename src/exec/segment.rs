@@ -1,0 +1,523 @@
+//! A segment: one thread's worth of fused elements. Its input is a source or a channel (queue,
+//! funnel); below it, transforms, sinks, tees and the senders into other segments form a tree of
+//! [`Op`]s that [`Segment::push`] walks with an explicit stack: one function call per element per
+//! buffer, no allocation once the stack has grown, and no recursion, so a 10,000-element chain
+//! costs no thread stack.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use kanal::{Receiver, Sender};
+
+use super::control::RunControl;
+use super::RunError;
+use crate::element::{
+    Ctx, ElementError, Flow, Leaky, QueueSettings, Sink, SinkFlow, Source, Transform,
+};
+use crate::memory::{Buffer, Pool};
+
+/// What travels on a channel between segments.
+pub(super) enum Item {
+    Buffer(Buffer),
+    Eos,
+}
+
+/// Per-element counters, kept by the thread that runs the element.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ElementStats {
+    /// Buffers in (sinks, transforms, queues) or out (sources).
+    pub buffers: u64,
+    /// Bytes of those buffers.
+    pub bytes: u64,
+    /// Nanoseconds spent inside the element's calls.
+    pub busy_ns: u64,
+    /// Buffers dropped (valve, leaky queue).
+    pub dropped: u64,
+}
+
+impl ElementStats {
+    fn count(&mut self, buf: &Buffer) {
+        self.buffers += 1;
+        self.bytes += buf.len() as u64;
+    }
+}
+
+/// The fill level of a queue or funnel channel, shared by both ends.
+pub(super) struct Level {
+    buffers: AtomicUsize,
+    bytes: AtomicU64,
+    pub(super) high_water: AtomicUsize,
+    max_bytes: u64,
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
+    room: Condvar,
+}
+
+impl Level {
+    pub(super) fn new(max_bytes: u64) -> Arc<Level> {
+        Arc::new(Level {
+            buffers: AtomicUsize::new(0),
+            bytes: AtomicU64::new(0),
+            high_water: AtomicUsize::new(0),
+            max_bytes,
+            waiters: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            room: Condvar::new(),
+        })
+    }
+
+    fn bytes_full(&self) -> bool {
+        self.max_bytes != 0 && self.bytes.load(Ordering::SeqCst) >= self.max_bytes
+    }
+
+    fn add(&self, len: usize) {
+        let n = self.buffers.fetch_add(1, Ordering::Relaxed) + 1;
+        self.high_water.fetch_max(n, Ordering::Relaxed);
+        if self.max_bytes != 0 {
+            self.bytes.fetch_add(len as u64, Ordering::SeqCst);
+        }
+    }
+
+    fn remove(&self, len: usize) {
+        self.buffers.fetch_sub(1, Ordering::Relaxed);
+        if self.max_bytes != 0 {
+            self.bytes.fetch_sub(len as u64, Ordering::SeqCst);
+            if self.waiters.load(Ordering::SeqCst) > 0 {
+                let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.room.notify_all();
+            }
+        }
+    }
+
+    /// Waits while the byte limit is reached; false when the pipeline stops meanwhile.
+    fn wait_for_room(&self, run: &RunControl) -> bool {
+        while self.bytes_full() {
+            if run.is_stopping() {
+                return false;
+            }
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            if self.bytes_full() {
+                let _unused = self
+                    .room
+                    .wait_timeout(guard, Duration::from_millis(50))
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+        true
+    }
+}
+
+/// Where a segment's buffers come from.
+pub(super) enum Input {
+    Source {
+        el: usize,
+        src: Box<dyn Source>,
+        pool: Option<Pool>,
+    },
+    Channel {
+        el: usize,
+        rx: Receiver<Item>,
+        inputs: usize,
+        level: Arc<Level>,
+    },
+}
+
+/// One step below the input.
+pub(super) enum Op {
+    Transform {
+        el: usize,
+        imp: Box<dyn Transform>,
+        next: usize,
+    },
+    Sink {
+        el: usize,
+        imp: Box<dyn Sink>,
+    },
+    Tee {
+        el: usize,
+        branches: Vec<usize>,
+    },
+    /// Into a queue's or funnel's channel.
+    Send {
+        tx: Sender<Item>,
+        /// The receiving end, held only by a leaky=downstream queue to drop its oldest buffer.
+        rx: Option<Receiver<Item>>,
+        queue: Option<QueueSettings>,
+        level: Arc<Level>,
+        /// The queue or funnel element, for its dropped counter.
+        target: usize,
+    },
+}
+
+impl Op {
+    fn is_terminal(&self) -> bool {
+        matches!(self, Op::Sink { .. } | Op::Send { .. })
+    }
+}
+
+pub(super) struct OpSlot {
+    pub(super) op: Op,
+    done: bool,
+    stats: ElementStats,
+}
+
+impl OpSlot {
+    pub(super) fn new(op: Op) -> OpSlot {
+        OpSlot {
+            op,
+            done: false,
+            stats: ElementStats::default(),
+        }
+    }
+}
+
+/// How a segment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// End of stream reached and passed on.
+    Eos,
+    /// Stopped because of an error elsewhere.
+    Stopped,
+}
+
+/// What a finished segment hands back.
+pub(super) struct SegmentResult {
+    pub(super) stats: Vec<(usize, ElementStats)>,
+    pub(super) outcome: Result<Outcome, RunError>,
+}
+
+/// A fused run of elements on one thread.
+pub(super) struct Segment {
+    pub(super) name: String,
+    pub(super) input: Input,
+    pub(super) entry: usize,
+    pub(super) ops: Vec<OpSlot>,
+    pub(super) names: Arc<Vec<String>>,
+    input_stats: ElementStats,
+    live: usize,
+    stack: Vec<(usize, Buffer)>,
+    current: usize,
+    last: Instant,
+}
+
+impl Segment {
+    pub(super) fn new(
+        name: String,
+        input: Input,
+        entry: usize,
+        ops: Vec<OpSlot>,
+        names: Arc<Vec<String>>,
+    ) -> Segment {
+        let live = ops.iter().filter(|o| o.op.is_terminal()).count();
+        let current = match &input {
+            Input::Source { el, .. } | Input::Channel { el, .. } => *el,
+        };
+        Segment {
+            name,
+            input,
+            entry,
+            ops,
+            names,
+            input_stats: ElementStats::default(),
+            live,
+            stack: Vec::new(),
+            current,
+            last: Instant::now(),
+        }
+    }
+
+    /// Runs to end of stream, catching a panicking element and naming it.
+    pub(super) fn run_guarded(mut self, run: &RunControl) -> SegmentResult {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
+        let outcome = match result {
+            Ok(r) => r,
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(RunError::Panic {
+                    element: self.names[self.current].clone(),
+                    message,
+                })
+            }
+        };
+        let input_el = match &self.input {
+            Input::Source { el, .. } | Input::Channel { el, .. } => *el,
+        };
+        let mut stats = vec![(input_el, self.input_stats)];
+        for slot in &self.ops {
+            let el = match &slot.op {
+                Op::Transform { el, .. } | Op::Sink { el, .. } | Op::Tee { el, .. } => *el,
+                Op::Send { target, .. } => {
+                    stats.push((
+                        *target,
+                        ElementStats {
+                            dropped: slot.stats.dropped,
+                            ..ElementStats::default()
+                        },
+                    ));
+                    continue;
+                }
+            };
+            stats.push((el, slot.stats));
+        }
+        SegmentResult { stats, outcome }
+    }
+
+    fn fail(&self, el: usize, source: ElementError) -> RunError {
+        RunError::Element {
+            element: self.names[el].clone(),
+            source,
+        }
+    }
+
+    fn run(&mut self, run: &RunControl) -> Result<Outcome, RunError> {
+        let mut eos_seen = 0;
+        self.last = Instant::now();
+        loop {
+            if run.is_stopping() {
+                return Ok(Outcome::Stopped);
+            }
+            if self.live == 0 {
+                break;
+            }
+            let buf = match &mut self.input {
+                Input::Source { el, src, pool } => {
+                    let el = *el;
+                    if run.drain_requested() {
+                        break;
+                    }
+                    self.current = el;
+                    let mut cx = Ctx::new(run, pool.as_ref());
+                    let produced = src.produce(&mut cx);
+                    let now = Instant::now();
+                    self.input_stats.busy_ns += (now - self.last).as_nanos() as u64;
+                    self.last = now;
+                    match produced {
+                        Ok(Some(buf)) => {
+                            self.input_stats.count(&buf);
+                            buf
+                        }
+                        Ok(None) => break,
+                        Err(ElementError::Interrupted) if run.is_stopping() => {
+                            return Ok(Outcome::Stopped)
+                        }
+                        Err(ElementError::Interrupted) => break,
+                        Err(e) => return Err(self.fail(el, e)),
+                    }
+                }
+                Input::Channel {
+                    rx, inputs, level, ..
+                } => match rx.recv() {
+                    Ok(Item::Buffer(buf)) => {
+                        level.remove(buf.len());
+                        self.input_stats.count(&buf);
+                        self.last = Instant::now();
+                        buf
+                    }
+                    Ok(Item::Eos) => {
+                        eos_seen += 1;
+                        if eos_seen >= *inputs {
+                            break;
+                        }
+                        continue;
+                    }
+                    // Every sender left without EOS: upstream stopped on an error.
+                    Err(_) => return Ok(Outcome::Stopped),
+                },
+            };
+            let entry = self.entry;
+            self.push(entry, buf, run)?;
+        }
+        if run.is_stopping() {
+            return Ok(Outcome::Stopped);
+        }
+        self.finish_from(self.entry, run)?;
+        Ok(Outcome::Eos)
+    }
+
+    fn charge(&mut self, id: usize) {
+        let now = Instant::now();
+        self.ops[id].stats.busy_ns += (now - self.last).as_nanos() as u64;
+        self.last = now;
+    }
+
+    /// Marks terminal op `id` done: nothing more is sent to it.
+    fn retire(&mut self, id: usize) {
+        if !self.ops[id].done {
+            self.ops[id].done = true;
+            if self.ops[id].op.is_terminal() {
+                self.live -= 1;
+            }
+        }
+    }
+
+    fn push(&mut self, entry: usize, buf: Buffer, run: &RunControl) -> Result<(), RunError> {
+        self.stack.push((entry, buf));
+        while let Some((id, buf)) = self.stack.pop() {
+            if self.ops[id].done {
+                continue;
+            }
+            self.ops[id].stats.count(&buf);
+            match &mut self.ops[id].op {
+                Op::Transform { el, imp, next } => {
+                    let (el, next) = (*el, *next);
+                    self.current = el;
+                    let mut cx = Ctx::new(run, None);
+                    let flow = imp.process(buf, &mut cx);
+                    self.charge(id);
+                    match flow {
+                        Ok(Flow::Push(out)) => self.stack.push((next, out)),
+                        Ok(Flow::Drop) => self.ops[id].stats.dropped += 1,
+                        Ok(Flow::Eos) => {
+                            self.finish_from(next, run)?;
+                            self.ops[id].done = true;
+                        }
+                        Err(ElementError::Interrupted) => {}
+                        Err(e) => return Err(self.fail(el, e)),
+                    }
+                }
+                Op::Sink { el, imp } => {
+                    let el = *el;
+                    self.current = el;
+                    let mut cx = Ctx::new(run, None);
+                    let flow = imp.render(buf, &mut cx);
+                    self.charge(id);
+                    match flow {
+                        Ok(SinkFlow::Continue) => {}
+                        Ok(SinkFlow::Done) => self.finish_from(id, run)?,
+                        // The reader went away (EPIPE): this branch ends quietly.
+                        Err(ElementError::Closed) => self.retire(id),
+                        Err(e) => return Err(self.fail(el, e)),
+                    }
+                }
+                Op::Tee { el, branches } => {
+                    self.current = *el;
+                    let count = branches.len();
+                    for k in (0..count).rev() {
+                        let Op::Tee { branches, .. } = &self.ops[id].op else {
+                            unreachable!("op {id} is a tee")
+                        };
+                        let b = branches[k];
+                        if !self.ops[b].done {
+                            self.stack.push((b, buf.clone()));
+                        }
+                    }
+                    self.charge(id);
+                }
+                Op::Send {
+                    tx,
+                    rx,
+                    queue,
+                    level,
+                    ..
+                } => {
+                    let len = buf.len();
+                    let mut item = Some(Item::Buffer(buf));
+                    let leaky = queue.map_or(Leaky::No, |q| q.leaky);
+                    let mut dropped = 0;
+                    let sent = match leaky {
+                        Leaky::No => {
+                            if !level.wait_for_room(run) {
+                                return Ok(());
+                            }
+                            level.add(len);
+                            tx.send(item.take().expect("item is set")).is_ok()
+                        }
+                        Leaky::Upstream => {
+                            level.add(len);
+                            if level.bytes_full() {
+                                dropped += 1;
+                                Ok(true)
+                            } else {
+                                match tx.try_send_option(&mut item) {
+                                    Ok(true) => Ok(true),
+                                    Ok(false) => {
+                                        dropped += 1;
+                                        Ok(true)
+                                    }
+                                    Err(e) => Err(e),
+                                }
+                            }
+                            .is_ok()
+                        }
+                        Leaky::Downstream => {
+                            level.add(len);
+                            let rx = rx
+                                .as_ref()
+                                .expect("a leaky=downstream sender holds the receiver");
+                            // Only our own handle left: the queue's thread is gone.
+                            if rx.receiver_count() <= 1 {
+                                self.ops[id].done = true;
+                                self.live -= 1;
+                                return Ok(());
+                            }
+                            loop {
+                                match tx.try_send_option(&mut item) {
+                                    Ok(true) if !level.bytes_full() => break true,
+                                    Ok(true) | Ok(false) => {
+                                        // Full: drop the oldest queued buffer and try again.
+                                        if let Ok(Some(Item::Buffer(old))) = rx.try_recv() {
+                                            level.remove(old.len());
+                                            dropped += 1;
+                                        }
+                                        if item.is_none() {
+                                            break true;
+                                        }
+                                    }
+                                    Err(_) => break false,
+                                }
+                            }
+                        }
+                    };
+                    if let Some(Item::Buffer(_)) = item {
+                        // Not sent (dropped by leaky=upstream, or the channel closed).
+                        level.remove(len);
+                    }
+                    self.ops[id].stats.dropped += dropped;
+                    if !sent {
+                        // The other side is gone (it finished or failed): stop feeding it.
+                        self.retire(id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// End of stream for the subtree at `from`: sinks finish, channels get EOS.
+    fn finish_from(&mut self, from: usize, run: &RunControl) -> Result<(), RunError> {
+        let mut work = vec![from];
+        while let Some(id) = work.pop() {
+            if self.ops[id].done {
+                continue;
+            }
+            match &mut self.ops[id].op {
+                Op::Transform { next, .. } => work.push(*next),
+                Op::Tee { branches, .. } => work.extend(branches.iter().rev()),
+                Op::Sink { el, imp } => {
+                    let el = *el;
+                    self.current = el;
+                    let mut cx = Ctx::new(run, None);
+                    let result = imp.finish(&mut cx);
+                    self.charge(id);
+                    match result {
+                        Ok(()) | Err(ElementError::Closed) => {}
+                        Err(e) => return Err(self.fail(el, e)),
+                    }
+                }
+                Op::Send { tx, .. } => {
+                    let _ = tx.send(Item::Eos);
+                }
+            }
+            self.retire(id);
+            self.ops[id].done = true;
+        }
+        Ok(())
+    }
+}

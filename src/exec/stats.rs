@@ -1,0 +1,276 @@
+//! The run report: per element, per link and per pool counters, as a table for people or one
+//! JSON object for scripts (`--stats=json`).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::segment::{ElementStats, Level};
+use super::Ending;
+use crate::graph::Graph;
+use crate::memory::{Pool, PoolStats};
+
+/// One element's line of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ElementReport {
+    /// Instance name.
+    pub name: String,
+    /// Factory name.
+    pub factory: &'static str,
+    /// The thread (segment) that ran it, from 0.
+    pub thread: usize,
+    /// Buffers through it (out of sources, into everything else).
+    pub buffers: u64,
+    /// Bytes of those buffers.
+    pub bytes: u64,
+    /// Nanoseconds inside its calls.
+    pub busy_ns: u64,
+    /// Buffers it dropped.
+    pub dropped: u64,
+}
+
+/// One link's line of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LinkReport {
+    /// `element.pad` upstream.
+    pub from: String,
+    /// `element.pad` downstream.
+    pub to: String,
+    /// Buffers that crossed it (for links into a funnel: all of the funnel's inputs).
+    pub buffers: u64,
+    /// Most buffers waiting in it at once (links into a queue or funnel; 0 for direct calls).
+    pub high_water: usize,
+    /// Whether the link crosses threads.
+    pub crosses_threads: bool,
+}
+
+/// One source pool's line of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PoolReport {
+    /// The source that fills it.
+    pub element: String,
+    /// What backs it (`memfd`, `heap`).
+    pub backing: &'static str,
+    /// Counters.
+    #[serde(flatten)]
+    pub stats: PoolStats,
+}
+
+/// Everything `--stats` prints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// `eos` or `interrupted`.
+    pub ending: Ending,
+    /// Wall time of the run, in nanoseconds.
+    pub wall_ns: u64,
+    /// Threads (segments) used.
+    pub threads: usize,
+    /// Buffers into sinks.
+    pub sink_buffers: u64,
+    /// Bytes into sinks.
+    pub sink_bytes: u64,
+    /// Peak resident memory of the process, in KiB (VmHWM).
+    pub peak_rss_kib: Option<u64>,
+    /// Per element.
+    pub elements: Vec<ElementReport>,
+    /// Per link.
+    pub links: Vec<LinkReport>,
+    /// Per source pool.
+    pub pools: Vec<PoolReport>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn report(
+    graph: &Graph,
+    per_element: &[ElementStats],
+    segment_of: &[usize],
+    levels: &HashMap<usize, Arc<Level>>,
+    pools: &HashMap<usize, Pool>,
+    threads: usize,
+    wall: Duration,
+    ending: Ending,
+) -> Report {
+    let dag = &graph.dag;
+    let mut elements = Vec::new();
+    let (mut sink_buffers, mut sink_bytes) = (0, 0);
+    for n in dag.graph().node_indices() {
+        let node = &dag[n];
+        let s = per_element[n.index()];
+        if node.factory.pads.src == crate::registry::PadPresence::None {
+            sink_buffers += s.buffers;
+            sink_bytes += s.bytes;
+        }
+        elements.push(ElementReport {
+            name: node.name.clone(),
+            factory: node.factory.name,
+            thread: segment_of[n.index()],
+            buffers: s.buffers,
+            bytes: s.bytes,
+            busy_ns: s.busy_ns,
+            dropped: s.dropped,
+        });
+    }
+    let mut links = Vec::new();
+    for e in dag.graph().edge_indices() {
+        let (a, b) = dag.edge_endpoints(e).expect("edge exists");
+        let link = &dag[e];
+        let level = levels.get(&b.index());
+        links.push(LinkReport {
+            from: format!("{}.{}", dag[a].name, link.src_pad),
+            to: format!("{}.{}", dag[b].name, link.sink_pad),
+            buffers: per_element[b.index()].buffers,
+            high_water: level.map_or(0, |l| l.high_water.load(Ordering::Relaxed)),
+            crosses_threads: level.is_some(),
+        });
+    }
+    let mut pool_reports: Vec<PoolReport> = pools
+        .iter()
+        .map(|(el, p)| PoolReport {
+            element: dag[daggy::NodeIndex::new(*el)].name.clone(),
+            backing: match p.backing() {
+                crate::memory::Backing::Heap => "heap",
+                crate::memory::Backing::Memfd => "memfd",
+            },
+            stats: p.stats(),
+        })
+        .collect();
+    pool_reports.sort_by(|a, b| a.element.cmp(&b.element));
+    Report {
+        ending,
+        wall_ns: wall.as_nanos() as u64,
+        threads,
+        sink_buffers,
+        sink_bytes,
+        peak_rss_kib: peak_rss_kib(),
+        elements,
+        links,
+        pools: pool_reports,
+    }
+}
+
+/// VmHWM from /proc/self/status.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `1.50 GiB`, `512 B`.
+pub fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+fn human_duration(ns: u64) -> String {
+    match ns {
+        n if n < 10_000 => format!("{n} ns"),
+        n if n < 10_000_000 => format!("{:.1} µs", n as f64 / 1e3),
+        n if n < 10_000_000_000 => format!("{:.1} ms", n as f64 / 1e6),
+        n => format!("{:.2} s", n as f64 / 1e9),
+    }
+}
+
+impl Report {
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report always serialises")
+    }
+
+    /// The report as an aligned table.
+    pub fn to_table(&self) -> String {
+        let mut rows = vec![[
+            "element".to_owned(),
+            "factory".to_owned(),
+            "thread".to_owned(),
+            "buffers".to_owned(),
+            "bytes".to_owned(),
+            "busy".to_owned(),
+            "dropped".to_owned(),
+        ]];
+        for e in &self.elements {
+            rows.push([
+                e.name.clone(),
+                e.factory.to_owned(),
+                e.thread.to_string(),
+                e.buffers.to_string(),
+                human_bytes(e.bytes as f64),
+                human_duration(e.busy_ns),
+                e.dropped.to_string(),
+            ]);
+        }
+        let mut widths = [0usize; 7];
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for r in &rows {
+            let mut line = String::new();
+            for (i, (c, w)) in r.iter().zip(widths).enumerate() {
+                let pad = w - c.chars().count();
+                if i < 2 {
+                    line.push_str(c);
+                    line.push_str(&" ".repeat(pad + 2));
+                } else {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(c);
+                    line.push_str("  ");
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        for l in self.links.iter().filter(|l| l.crosses_threads) {
+            out.push_str(&format!(
+                "link {} -> {}: {} buffers, high-water {}\n",
+                l.from, l.to, l.buffers, l.high_water
+            ));
+        }
+        for p in &self.pools {
+            out.push_str(&format!(
+                "pool {} ({}): {} x {}, high-water {}\n",
+                p.element,
+                p.backing,
+                p.stats.slots,
+                human_bytes(p.stats.slot_size as f64),
+                p.stats.high_water
+            ));
+        }
+        let secs = self.wall_ns as f64 / 1e9;
+        let rate = if secs > 0.0 {
+            self.sink_bytes as f64 / secs
+        } else {
+            0.0
+        };
+        let ending = match self.ending {
+            Ending::Eos => "end of stream",
+            Ending::Interrupted => "interrupted, drained",
+        };
+        out.push_str(&format!(
+            "{ending}: {} buffers, {} into sinks in {} ({}/s), {} thread{}",
+            self.sink_buffers,
+            human_bytes(self.sink_bytes as f64),
+            human_duration(self.wall_ns),
+            human_bytes(rate),
+            self.threads,
+            if self.threads == 1 { "" } else { "s" }
+        ));
+        if let Some(kib) = self.peak_rss_kib {
+            out.push_str(&format!(", peak RSS {}", human_bytes(kib as f64 * 1024.0)));
+        }
+        out.push('\n');
+        out
+    }
+}

@@ -1,0 +1,185 @@
+//! [`Buffer`]: a refcounted, sliceable view of bytes plus metadata. Entirely safe code.
+
+use std::sync::Arc;
+
+use super::pool::SlotRef;
+
+/// Buffer flags, as a bit set (gst's GstBufferFlags subset that means something here).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BufferFlags(pub u32);
+
+impl BufferFlags {
+    /// The first buffer after a gap or a drop upstream.
+    pub const DISCONT: BufferFlags = BufferFlags(1);
+    /// The last buffer of a datagram or message boundary.
+    pub const MARKER: BufferFlags = BufferFlags(2);
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: BufferFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// What travels with a buffer besides its bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Metadata {
+    /// Position of this buffer in its source's output, from 0.
+    pub sequence: u64,
+    /// Presentation time in nanoseconds, when the source knows it.
+    pub pts: Option<u64>,
+    /// Duration in nanoseconds, when known.
+    pub duration: Option<u64>,
+    /// Byte offset of the first byte in the source's stream, when meaningful.
+    pub offset: Option<u64>,
+    /// Flags.
+    pub flags: BufferFlags,
+    /// Which stream (source) the buffer belongs to.
+    pub stream_id: u32,
+}
+
+#[derive(Clone)]
+enum Storage {
+    /// No bytes at all (fakesrc's default empty buffers): no memory is touched.
+    Empty,
+    /// A slot of a [`super::Pool`]; shareable with another process when memfd-backed.
+    Slot(SlotRef),
+    /// Bytes an element built itself.
+    Heap(Arc<Vec<u8>>),
+}
+
+/// A refcounted view of bytes: cloning is an atomic increment, slicing shares the memory.
+#[derive(Clone)]
+pub struct Buffer {
+    storage: Storage,
+    offset: usize,
+    len: usize,
+    /// Metadata; free to change, it is per handle.
+    pub meta: Metadata,
+}
+
+impl std::fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.storage {
+            Storage::Empty => "empty",
+            Storage::Slot(_) => "slot",
+            Storage::Heap(_) => "heap",
+        };
+        f.debug_struct("Buffer")
+            .field("len", &self.len)
+            .field("storage", &kind)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl Buffer {
+    /// A buffer with no bytes.
+    pub fn empty() -> Buffer {
+        Buffer {
+            storage: Storage::Empty,
+            offset: 0,
+            len: 0,
+            meta: Metadata::default(),
+        }
+    }
+
+    /// A buffer that owns `bytes` on the heap.
+    pub fn from_vec(bytes: Vec<u8>) -> Buffer {
+        let len = bytes.len();
+        Buffer {
+            storage: Storage::Heap(Arc::new(bytes)),
+            offset: 0,
+            len,
+            meta: Metadata::default(),
+        }
+    }
+
+    pub(super) fn from_slot(slot: SlotRef, len: usize) -> Buffer {
+        Buffer {
+            storage: Storage::Slot(slot),
+            offset: 0,
+            len,
+            meta: Metadata::default(),
+        }
+    }
+
+    /// The bytes.
+    pub fn data(&self) -> &[u8] {
+        let all: &[u8] = match &self.storage {
+            Storage::Empty => return &[],
+            Storage::Slot(slot) => slot.bytes(),
+            Storage::Heap(v) => v,
+        };
+        // offset + len <= backing length is kept by every constructor and by `slice`.
+        &all[self.offset..self.offset + self.len]
+    }
+
+    /// Number of bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A new handle on `range` of this buffer's bytes, sharing the memory (no copy).
+    /// Returns `None` when the range is out of bounds.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Option<Buffer> {
+        if range.start > range.end || range.end > self.len {
+            return None;
+        }
+        let mut sub = self.clone();
+        sub.offset = self.offset + range.start;
+        sub.len = range.end - range.start;
+        Some(sub)
+    }
+
+    /// Whether the bytes live in a memfd-backed pool slot that another process could map.
+    pub fn is_shareable(&self) -> bool {
+        matches!(self.storage, Storage::Slot(_))
+    }
+
+    /// The refcount stored in the shared slot header, for slot-backed buffers.
+    pub fn slot_refcount(&self) -> Option<u32> {
+        match &self.storage {
+            Storage::Slot(slot) => Some(slot.refcount()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clone_and_slice_share_memory() {
+        let b = Buffer::from_vec(b"hello world".to_vec());
+        let c = b.clone();
+        assert_eq!(b.data().as_ptr(), c.data().as_ptr());
+        let s = b.slice(6..11).unwrap();
+        assert_eq!(s.data(), b"world");
+        assert_eq!(s.data().as_ptr(), b.data()[6..].as_ptr());
+        assert!(b.slice(5..12).is_none());
+        #[allow(clippy::reversed_empty_ranges)]
+        let bad = b.slice(3..2);
+        assert!(bad.is_none());
+    }
+
+    #[test]
+    fn empty_buffer_has_no_bytes() {
+        let b = Buffer::empty();
+        assert!(b.is_empty());
+        assert_eq!(b.data(), b"");
+        assert!(!b.is_shareable());
+    }
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Buffer>();
+        check::<super::super::Pool>();
+    }
+}

@@ -1,0 +1,280 @@
+//! The element registry: one static [`Factory`] per element, the single source that parsing,
+//! validation, `parallax-inspect`, the DOT export, man pages and completions all read.
+//!
+//! A factory declares its properties ([`PropSpec`]), pads ([`Pads`]) and execution hints
+//! ([`Hints`]); the registry parses and range-checks property values before the factory's
+//! `build` runs, so elements only ever see typed, valid [`Props`].
+
+mod props;
+
+pub use props::{format_time, Effect, EnumValue, PropKind, PropSpec, Props, Value, ValueError};
+
+use crate::element::ElementImpl;
+
+/// What an element is for; drives the grouping in `parallax-inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Klass {
+    /// Produces buffers.
+    Source,
+    /// Consumes buffers.
+    Sink,
+    /// Passes buffers through, possibly changing or dropping them.
+    Filter,
+    /// Moves buffers between threads or controls their flow.
+    Flow,
+    /// Splits or merges streams.
+    Routing,
+}
+
+impl Klass {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Klass::Source => "source",
+            Klass::Sink => "sink",
+            Klass::Filter => "filter",
+            Klass::Flow => "flow",
+            Klass::Routing => "routing",
+        }
+    }
+}
+
+/// How many pads of one direction an element has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PadPresence {
+    /// No pad in this direction.
+    None,
+    /// Exactly one pad with this name, which must be linked.
+    Always(&'static str),
+    /// Any number of pads created on request, named from the template (`src_%u`).
+    Request(&'static str),
+}
+
+impl PadPresence {
+    /// The template name (`src`, `src_%u`), if any.
+    pub fn template(self) -> Option<&'static str> {
+        match self {
+            PadPresence::None => None,
+            PadPresence::Always(t) | PadPresence::Request(t) => Some(t),
+        }
+    }
+
+    /// Whether `name` names a pad of this template (`src_3` matches `src_%u`).
+    pub fn matches(self, name: &str) -> bool {
+        match self {
+            PadPresence::None => false,
+            PadPresence::Always(t) => t == name,
+            PadPresence::Request(t) => {
+                let prefix = t.trim_end_matches("%u");
+                name.strip_prefix(prefix)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            }
+        }
+    }
+}
+
+/// The pad templates of an element: one sink side, one src side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pads {
+    /// Inputs.
+    pub sink: PadPresence,
+    /// Outputs.
+    pub src: PadPresence,
+}
+
+impl Pads {
+    /// A source: one always src pad.
+    pub const SOURCE: Pads = Pads {
+        sink: PadPresence::None,
+        src: PadPresence::Always("src"),
+    };
+    /// A sink: one always sink pad.
+    pub const SINK: Pads = Pads {
+        sink: PadPresence::Always("sink"),
+        src: PadPresence::None,
+    };
+    /// A filter: one sink pad, one src pad.
+    pub const ONE_TO_ONE: Pads = Pads {
+        sink: PadPresence::Always("sink"),
+        src: PadPresence::Always("src"),
+    };
+    /// A fan-out: one sink pad, `src_%u` on request.
+    pub const ONE_TO_MANY: Pads = Pads {
+        sink: PadPresence::Always("sink"),
+        src: PadPresence::Request("src_%u"),
+    };
+    /// A fan-in: `sink_%u` on request, one src pad.
+    pub const MANY_TO_ONE: Pads = Pads {
+        sink: PadPresence::Request("sink_%u"),
+        src: PadPresence::Always("src"),
+    };
+}
+
+/// How much an element's code may be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trust {
+    /// Built-in, reviewed code.
+    Trusted,
+    /// Reviewed but parses untrusted input.
+    SemiTrusted,
+    /// Must run isolated.
+    Untrusted,
+}
+
+/// What bounds an element's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Processing {
+    /// Computation.
+    Cpu,
+    /// Waiting on files, pipes or sockets.
+    Io,
+    /// Moving memory.
+    Memory,
+}
+
+/// How quickly an element must respond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Latency {
+    /// Audio-callback class.
+    UltraLow,
+    /// Interactive.
+    Low,
+    /// Streaming.
+    Normal,
+    /// Batch.
+    Relaxed,
+}
+
+/// What the planner needs to know to place an element (seed 000, "Automatic Execution
+/// Strategy").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Hints {
+    /// Trust level.
+    pub trust: Trust,
+    /// What bounds the work.
+    pub processing: Processing,
+    /// Latency class.
+    pub latency: Latency,
+    /// Whether the element runs native (FFI) code.
+    pub native_code: bool,
+    /// Whether the element never blocks, allocates or locks per buffer.
+    pub rt_safe: bool,
+}
+
+impl Hints {
+    /// Cheap, trusted, RT-safe: runs fused in its neighbour's segment.
+    pub const FUSABLE: Hints = Hints {
+        trust: Trust::Trusted,
+        processing: Processing::Memory,
+        latency: Latency::Normal,
+        native_code: false,
+        rt_safe: true,
+    };
+    /// Blocks on the OS (files, pipes): trusted, I/O bound.
+    pub const BLOCKING_IO: Hints = Hints {
+        trust: Trust::Trusted,
+        processing: Processing::Io,
+        latency: Latency::Normal,
+        native_code: false,
+        rt_safe: false,
+    };
+}
+
+/// One element factory.
+pub struct Factory {
+    /// The gst-compatible name (`filesrc`).
+    pub name: &'static str,
+    /// Other names that reach the same factory (seed names like `nullsink`).
+    pub aliases: &'static [&'static str],
+    /// What the element is for.
+    pub klass: Klass,
+    /// One line for listings.
+    pub summary: &'static str,
+    /// A paragraph for the inspect card and man page.
+    pub doc: &'static str,
+    /// Pad templates.
+    pub pads: Pads,
+    /// Properties, in display order.
+    pub props: &'static [PropSpec],
+    /// Execution hints for the planner.
+    pub hints: Hints,
+    /// Builds an instance from validated properties.
+    pub build: fn(&Props) -> Result<ElementImpl, crate::element::ElementError>,
+}
+
+impl std::fmt::Debug for Factory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Factory").field("name", &self.name).finish()
+    }
+}
+
+impl Factory {
+    /// The property called `name`, if this element has one.
+    pub fn prop(&self, name: &str) -> Option<&'static PropSpec> {
+        self.props.iter().find(|p| p.name == name)
+    }
+
+    /// Whether `name` is this factory's name or one of its aliases.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.aliases.contains(&name)
+    }
+}
+
+/// Every built-in factory, in listing order.
+pub fn all() -> impl Iterator<Item = &'static Factory> {
+    crate::elements::all()
+}
+
+/// The factory called `name` (or aliased so).
+pub fn find(name: &str) -> Option<&'static Factory> {
+    all().find(|f| f.answers_to(name))
+}
+
+/// The candidates closest to `wanted`, best first, for "did you mean" hints.
+pub fn suggest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let wanted_lower = wanted.to_ascii_lowercase();
+    let mut scored: Vec<(usize, &str)> = candidates
+        .into_iter()
+        .filter_map(|c| {
+            let d = strsim::damerau_levenshtein(&wanted_lower, c);
+            let limit = (wanted.len().max(c.len()) / 3).max(2);
+            let prefix = c.len() >= 3 && wanted_lower.starts_with(c)
+                || wanted_lower.len() >= 3 && c.starts_with(&wanted_lower);
+            (d <= limit || prefix).then_some((d, c))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(3).map(|(_, c)| c).collect()
+}
+
+/// Names of every element and alias, for suggestions and completions.
+pub fn element_names() -> impl Iterator<Item = &'static str> {
+    all().flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_templates_match_numbered_pads_only() {
+        let t = PadPresence::Request("src_%u");
+        assert!(t.matches("src_0") && t.matches("src_12"));
+        assert!(!t.matches("src_") && !t.matches("src") && !t.matches("src_x"));
+        assert!(PadPresence::Always("src").matches("src"));
+        assert!(!PadPresence::None.matches("src"));
+    }
+
+    #[test]
+    fn suggest_finds_typos_and_prefixes() {
+        let names = ["filesrc", "filesink", "fakesink", "fdsink"];
+        assert_eq!(suggest("filesnk", names)[0], "filesink");
+        assert_eq!(suggest("flesrc", names)[0], "filesrc");
+        assert!(suggest("zzzzzzzz", names).is_empty());
+    }
+}

@@ -1,0 +1,693 @@
+//! Property specs, typed values and their parsing from description text.
+//!
+//! Value syntax, by type: booleans `true/false/yes/no/on/off/1/0`; integers in decimal or `0x` hex
+//! with an optional size suffix (`64KiB`, `4M` = 4 MiB, `4MB` = 4,000,000); floats; strings;
+//! enums by nick or by number (as gst); times as `10ms`, `2s`, `1.5s`, `250us`, `100ns` or a
+//! bare integer of nanoseconds (gst's unit).
+
+use crate::element::ElementError;
+
+/// One named value of an enum property.
+#[derive(Debug, Clone, Copy)]
+pub struct EnumValue {
+    /// The nick used on the command line.
+    pub nick: &'static str,
+    /// gst's numeric value, also accepted on the command line.
+    pub value: i64,
+    /// What it means.
+    pub doc: &'static str,
+}
+
+/// A property's type with its default and range.
+#[derive(Debug, Clone, Copy)]
+pub enum PropKind {
+    /// true / false.
+    Bool {
+        /// Default.
+        default: bool,
+    },
+    /// Signed integer.
+    Int {
+        /// Default.
+        default: i64,
+        /// Smallest accepted.
+        min: i64,
+        /// Largest accepted.
+        max: i64,
+    },
+    /// Unsigned integer.
+    UInt {
+        /// Default.
+        default: u64,
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+    /// Floating point.
+    Float {
+        /// Default.
+        default: f64,
+        /// Smallest accepted.
+        min: f64,
+        /// Largest accepted.
+        max: f64,
+    },
+    /// Text; `None` is gst's NULL default.
+    Str {
+        /// Default.
+        default: Option<&'static str>,
+    },
+    /// One of a fixed set of nicks.
+    Enum {
+        /// Default nick.
+        default: &'static str,
+        /// Accepted values.
+        values: &'static [EnumValue],
+    },
+    /// A duration in nanoseconds (`-1` is gst's "none" where the range allows it).
+    Time {
+        /// Default, ns.
+        default: i64,
+        /// Smallest accepted, ns.
+        min: i64,
+        /// Largest accepted, ns.
+        max: i64,
+    },
+}
+
+impl PropKind {
+    /// The type name shown by inspect and in errors.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PropKind::Bool { .. } => "bool",
+            PropKind::Int { .. } => "int",
+            PropKind::UInt { .. } => "uint",
+            PropKind::Float { .. } => "float",
+            PropKind::Str { .. } => "string",
+            PropKind::Enum { .. } => "enum",
+            PropKind::Time { .. } => "time",
+        }
+    }
+
+    /// The default as a value.
+    pub fn default_value(&self) -> Value {
+        match *self {
+            PropKind::Bool { default } => Value::Bool(default),
+            PropKind::Int { default, .. } => Value::Int(default),
+            PropKind::UInt { default, .. } => Value::UInt(default),
+            PropKind::Float { default, .. } => Value::Float(default),
+            PropKind::Str { default } => Value::Str(default.map(str::to_owned)),
+            PropKind::Enum { default, .. } => Value::Enum(default),
+            PropKind::Time { default, .. } => Value::Time(default),
+        }
+    }
+}
+
+/// Whether setting a property changes what Parallax does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// The value is used.
+    Applied,
+    /// Accepted so that pasted gst-launch lines run, with no effect here; the text says why.
+    Ignored(&'static str),
+    /// Reported by gst but not settable.
+    ReadOnly,
+}
+
+/// One property of a factory.
+#[derive(Debug, Clone, Copy)]
+pub struct PropSpec {
+    /// Kebab-case name, gst's spelling.
+    pub name: &'static str,
+    /// Type, default and range.
+    pub kind: PropKind,
+    /// One line for inspect and man.
+    pub doc: &'static str,
+    /// Applied, ignored or read-only.
+    pub effect: Effect,
+    /// Whether it may change while the pipeline runs.
+    pub mutable_while_running: bool,
+    /// Whether the description must set it (filesrc's `location`).
+    pub required: bool,
+}
+
+impl PropSpec {
+    const fn new(name: &'static str, kind: PropKind, doc: &'static str) -> PropSpec {
+        PropSpec {
+            name,
+            kind,
+            doc,
+            effect: Effect::Applied,
+            mutable_while_running: false,
+            required: false,
+        }
+    }
+
+    /// A boolean property.
+    pub const fn bool(name: &'static str, default: bool, doc: &'static str) -> PropSpec {
+        PropSpec::new(name, PropKind::Bool { default }, doc)
+    }
+
+    /// A signed integer property.
+    pub const fn int(
+        name: &'static str,
+        default: i64,
+        min: i64,
+        max: i64,
+        doc: &'static str,
+    ) -> PropSpec {
+        PropSpec::new(name, PropKind::Int { default, min, max }, doc)
+    }
+
+    /// An unsigned integer property.
+    pub const fn uint(
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+        doc: &'static str,
+    ) -> PropSpec {
+        PropSpec::new(name, PropKind::UInt { default, min, max }, doc)
+    }
+
+    /// A float property.
+    pub const fn float(
+        name: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+        doc: &'static str,
+    ) -> PropSpec {
+        PropSpec::new(name, PropKind::Float { default, min, max }, doc)
+    }
+
+    /// A string property.
+    pub const fn string(
+        name: &'static str,
+        default: Option<&'static str>,
+        doc: &'static str,
+    ) -> PropSpec {
+        PropSpec::new(name, PropKind::Str { default }, doc)
+    }
+
+    /// An enum property.
+    pub const fn enumeration(
+        name: &'static str,
+        default: &'static str,
+        values: &'static [EnumValue],
+        doc: &'static str,
+    ) -> PropSpec {
+        PropSpec::new(name, PropKind::Enum { default, values }, doc)
+    }
+
+    /// A time property, in nanoseconds.
+    pub const fn time(
+        name: &'static str,
+        default: i64,
+        min: i64,
+        max: i64,
+        doc: &'static str,
+    ) -> PropSpec {
+        PropSpec::new(name, PropKind::Time { default, min, max }, doc)
+    }
+
+    /// Marks the property accepted-and-ignored, with the reason.
+    pub const fn ignored(mut self, why: &'static str) -> PropSpec {
+        self.effect = Effect::Ignored(why);
+        self
+    }
+
+    /// Marks the property read-only.
+    pub const fn read_only(mut self) -> PropSpec {
+        self.effect = Effect::ReadOnly;
+        self
+    }
+
+    /// Marks the property as one the description must set.
+    pub const fn required(mut self) -> PropSpec {
+        self.required = true;
+        self
+    }
+
+    /// Marks the property changeable while running.
+    pub const fn mutable(mut self) -> PropSpec {
+        self.mutable_while_running = true;
+        self
+    }
+
+    /// Parses `text` as a value of this property's type, checking its range.
+    pub fn parse(&self, text: &str) -> Result<Value, ValueError> {
+        parse_value(&self.kind, text)
+    }
+
+    /// Human range text (`1..=4294967295`, `one of: a, b`), empty for unbounded types.
+    pub fn range_text(&self) -> String {
+        match &self.kind {
+            PropKind::Int { min, max, .. } | PropKind::Time { min, max, .. } => {
+                format!("{min}..={max}")
+            }
+            PropKind::UInt { min, max, .. } => format!("{min}..={max}"),
+            PropKind::Float { min, max, .. } => format!("{min}..={max}"),
+            PropKind::Enum { values, .. } => {
+                let nicks: Vec<_> = values.iter().map(|v| v.nick).collect();
+                format!("one of: {}", nicks.join(", "))
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+/// A typed property value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Boolean.
+    Bool(bool),
+    /// Signed integer.
+    Int(i64),
+    /// Unsigned integer.
+    UInt(u64),
+    /// Float.
+    Float(f64),
+    /// String, `None` for NULL.
+    Str(Option<String>),
+    /// Enum nick.
+    Enum(&'static str),
+    /// Nanoseconds.
+    Time(i64),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::UInt(u) => write!(f, "{u}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Str(Some(s)) => write!(f, "{s:?}"),
+            Value::Str(None) => write!(f, "NULL"),
+            Value::Enum(n) => write!(f, "{n}"),
+            Value::Time(ns) => write!(f, "{}", format_time(*ns)),
+        }
+    }
+}
+
+/// Formats nanoseconds the way the parser reads them back.
+pub fn format_time(ns: i64) -> String {
+    match ns {
+        -1 => "none".into(),
+        0 => "0".into(),
+        n if n % 1_000_000_000 == 0 => format!("{}s", n / 1_000_000_000),
+        n if n % 1_000_000 == 0 => format!("{}ms", n / 1_000_000),
+        n if n % 1_000 == 0 => format!("{}us", n / 1_000),
+        n => format!("{n}ns"),
+    }
+}
+
+/// Why a value text was refused; rendered after "element: property `name`: ".
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    /// Not of the expected shape.
+    #[error("expected {expected}, got `{got}`")]
+    Expected {
+        /// What would have been accepted.
+        expected: String,
+        /// What was given.
+        got: String,
+    },
+    /// Well formed but outside the range.
+    #[error("value {got} is out of range {range}")]
+    OutOfRange {
+        /// What was given.
+        got: String,
+        /// The accepted range.
+        range: String,
+    },
+}
+
+fn expected(what: impl Into<String>, got: &str) -> ValueError {
+    ValueError::Expected {
+        expected: what.into(),
+        got: got.to_owned(),
+    }
+}
+
+fn parse_value(kind: &PropKind, text: &str) -> Result<Value, ValueError> {
+    let t = text.trim();
+    match *kind {
+        PropKind::Bool { .. } => match t.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(Value::Bool(true)),
+            "false" | "no" | "off" | "0" => Ok(Value::Bool(false)),
+            _ => Err(expected("true or false", text)),
+        },
+        PropKind::Int { min, max, .. } => {
+            let v = parse_int(t)
+                .ok_or_else(|| expected("an integer (like 42, -1, 64KiB, 4M)", text))?;
+            if v < i128::from(min) || v > i128::from(max) {
+                return Err(ValueError::OutOfRange {
+                    got: t.to_owned(),
+                    range: format!("{min}..={max}"),
+                });
+            }
+            Ok(Value::Int(v as i64))
+        }
+        PropKind::UInt { min, max, .. } => {
+            let v = parse_int(t)
+                .ok_or_else(|| expected("an unsigned integer (like 4096, 64KiB, 4M)", text))?;
+            if v < i128::from(min) || v > i128::from(max) {
+                return Err(ValueError::OutOfRange {
+                    got: t.to_owned(),
+                    range: format!("{min}..={max}"),
+                });
+            }
+            Ok(Value::UInt(v as u64))
+        }
+        PropKind::Float { min, max, .. } => {
+            let v: f64 = t
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite())
+                .ok_or_else(|| expected("a number (like 0.5)", text))?;
+            if v < min || v > max {
+                return Err(ValueError::OutOfRange {
+                    got: t.to_owned(),
+                    range: format!("{min}..={max}"),
+                });
+            }
+            Ok(Value::Float(v))
+        }
+        PropKind::Str { .. } => Ok(Value::Str(Some(text.to_owned()))),
+        PropKind::Enum { values, .. } => {
+            let found = values
+                .iter()
+                .find(|v| v.nick.eq_ignore_ascii_case(t))
+                .or_else(|| {
+                    t.parse::<i64>()
+                        .ok()
+                        .and_then(|n| values.iter().find(|v| v.value == n))
+                });
+            match found {
+                Some(v) => Ok(Value::Enum(v.nick)),
+                None => {
+                    let nicks: Vec<_> = values.iter().map(|v| v.nick).collect();
+                    Err(expected(format!("one of {}", nicks.join(", ")), text))
+                }
+            }
+        }
+        PropKind::Time { min, max, .. } => {
+            let v = parse_time(t)
+                .ok_or_else(|| expected("a time (like 10ms, 2s, 1.5s, or nanoseconds)", text))?;
+            if v < i128::from(min) || v > i128::from(max) {
+                return Err(ValueError::OutOfRange {
+                    got: t.to_owned(),
+                    range: format!("{}..={}", format_time(min), format_time(max)),
+                });
+            }
+            Ok(Value::Time(v as i64))
+        }
+    }
+}
+
+/// Integers: decimal or `0x` hex, optional sign, optional size suffix.
+fn parse_int(t: &str) -> Option<i128> {
+    let (neg, body) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (digits, mult): (&str, i128) =
+        if let Some(hex) = body.strip_prefix("0x").or(body.strip_prefix("0X")) {
+            (hex, 1)
+        } else {
+            let split = body
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(body.len());
+            let (num, suffix) = body.split_at(split);
+            let mult = match suffix {
+                "" => 1,
+                "k" | "K" | "KiB" | "kiB" => 1 << 10,
+                "M" | "MiB" => 1 << 20,
+                "G" | "GiB" => 1 << 30,
+                "T" | "TiB" => 1 << 40,
+                "kB" | "KB" => 1_000,
+                "MB" => 1_000_000,
+                "GB" => 1_000_000_000,
+                "TB" => 1_000_000_000_000,
+                _ => return None,
+            };
+            (num, mult)
+        };
+    if digits.is_empty() || digits.len() > 30 {
+        return None;
+    }
+    let radix = if body.starts_with("0x") || body.starts_with("0X") {
+        16
+    } else {
+        10
+    };
+    let v = i128::from_str_radix(digits, radix)
+        .ok()?
+        .checked_mul(mult)?;
+    Some(if neg { -v } else { v })
+}
+
+/// Times: `none`/`-1`, bare nanoseconds, or a decimal with a unit (ns, us, ms, s, min, h).
+fn parse_time(t: &str) -> Option<i128> {
+    if t.eq_ignore_ascii_case("none") || t == "-1" {
+        return Some(-1);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() || num.len() > 30 {
+        return None;
+    }
+    let scale: i128 = match unit.trim() {
+        "" | "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "min" | "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
+    };
+    match num.split_once('.') {
+        None => num.parse::<i128>().ok()?.checked_mul(scale),
+        Some((whole, frac)) => {
+            if frac.contains('.') || whole.is_empty() && frac.is_empty() {
+                return None;
+            }
+            let w: i128 = if whole.is_empty() {
+                0
+            } else {
+                whole.parse().ok()?
+            };
+            let frac = &frac[..frac.len().min(18)];
+            let f: i128 = if frac.is_empty() {
+                0
+            } else {
+                frac.parse().ok()?
+            };
+            let denom = 10i128.checked_pow(frac.len() as u32)?;
+            w.checked_mul(scale)?
+                .checked_add(f.checked_mul(scale)? / denom)
+        }
+    }
+}
+
+/// The validated properties of one element instance: every spec of the factory, with the
+/// default where the description set nothing.
+#[derive(Debug, Clone)]
+pub struct Props {
+    element: String,
+    values: Vec<(&'static PropSpec, Value, bool)>,
+}
+
+impl Props {
+    /// Every property at its default.
+    pub fn defaults(element: &str, specs: &'static [PropSpec]) -> Props {
+        Props {
+            element: element.to_owned(),
+            values: specs
+                .iter()
+                .map(|s| (s, s.kind.default_value(), false))
+                .collect(),
+        }
+    }
+
+    /// Sets an already parsed value.
+    pub fn set(&mut self, name: &str, value: Value) -> bool {
+        match self.values.iter_mut().find(|(s, _, _)| s.name == name) {
+            Some(entry) => {
+                entry.1 = value;
+                entry.2 = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The instance name (`filesrc0`, or the `name=` given).
+    pub fn element(&self) -> &str {
+        &self.element
+    }
+
+    /// Properties set explicitly in the description, with their values.
+    pub fn explicit(&self) -> impl Iterator<Item = (&'static PropSpec, &Value)> {
+        self.values
+            .iter()
+            .filter(|(_, _, e)| *e)
+            .map(|(s, v, _)| (*s, v))
+    }
+
+    /// Whether `name` was set explicitly.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.values.iter().any(|(s, _, e)| *e && s.name == name)
+    }
+
+    fn value(&self, name: &str) -> Result<&Value, ElementError> {
+        self.values
+            .iter()
+            .find(|(s, _, _)| s.name == name)
+            .map(|(_, v, _)| v)
+            .ok_or_else(|| ElementError::Config(format!("{}: no property `{name}`", self.element)))
+    }
+
+    fn wrong_type(&self, name: &str, want: &str) -> ElementError {
+        ElementError::Config(format!(
+            "{}: property `{name}` is not a {want}",
+            self.element
+        ))
+    }
+
+    /// A boolean property.
+    pub fn bool(&self, name: &str) -> Result<bool, ElementError> {
+        match self.value(name)? {
+            Value::Bool(b) => Ok(*b),
+            _ => Err(self.wrong_type(name, "bool")),
+        }
+    }
+
+    /// A signed integer property.
+    pub fn int(&self, name: &str) -> Result<i64, ElementError> {
+        match self.value(name)? {
+            Value::Int(i) => Ok(*i),
+            _ => Err(self.wrong_type(name, "int")),
+        }
+    }
+
+    /// An unsigned integer property.
+    pub fn uint(&self, name: &str) -> Result<u64, ElementError> {
+        match self.value(name)? {
+            Value::UInt(u) => Ok(*u),
+            _ => Err(self.wrong_type(name, "uint")),
+        }
+    }
+
+    /// A float property.
+    pub fn float(&self, name: &str) -> Result<f64, ElementError> {
+        match self.value(name)? {
+            Value::Float(x) => Ok(*x),
+            _ => Err(self.wrong_type(name, "float")),
+        }
+    }
+
+    /// A string property (`None` when NULL).
+    pub fn string(&self, name: &str) -> Result<Option<&str>, ElementError> {
+        match self.value(name)? {
+            Value::Str(s) => Ok(s.as_deref()),
+            _ => Err(self.wrong_type(name, "string")),
+        }
+    }
+
+    /// An enum property's nick.
+    pub fn nick(&self, name: &str) -> Result<&'static str, ElementError> {
+        match self.value(name)? {
+            Value::Enum(n) => Ok(n),
+            _ => Err(self.wrong_type(name, "enum")),
+        }
+    }
+
+    /// A time property in nanoseconds (`-1` = none).
+    pub fn time(&self, name: &str) -> Result<i64, ElementError> {
+        match self.value(name)? {
+            Value::Time(t) => Ok(*t),
+            _ => Err(self.wrong_type(name, "time")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_take_size_suffixes_and_hex() {
+        assert_eq!(parse_int("4096"), Some(4096));
+        assert_eq!(parse_int("64KiB"), Some(65536));
+        assert_eq!(parse_int("64k"), Some(65536));
+        assert_eq!(parse_int("4M"), Some(4 << 20));
+        assert_eq!(parse_int("4MB"), Some(4_000_000));
+        assert_eq!(parse_int("1G"), Some(1 << 30));
+        assert_eq!(parse_int("-1"), Some(-1));
+        assert_eq!(parse_int("0x10"), Some(16));
+        assert_eq!(parse_int("12x"), None);
+        assert_eq!(parse_int(""), None);
+        assert_eq!(parse_int("99999999999999999999999999999999999"), None);
+    }
+
+    #[test]
+    fn times_take_units() {
+        assert_eq!(parse_time("10ms"), Some(10_000_000));
+        assert_eq!(parse_time("2s"), Some(2_000_000_000));
+        assert_eq!(parse_time("1.5s"), Some(1_500_000_000));
+        assert_eq!(parse_time("250us"), Some(250_000));
+        assert_eq!(parse_time("42"), Some(42));
+        assert_eq!(parse_time("none"), Some(-1));
+        assert_eq!(parse_time("1..5s"), None);
+        assert_eq!(parse_time("s"), None);
+        assert_eq!(parse_time("5 parsecs"), None);
+    }
+
+    #[test]
+    fn values_are_typed_and_range_checked() {
+        let b = PropSpec::bool("drop", false, "d");
+        assert_eq!(b.parse("yes"), Ok(Value::Bool(true)));
+        assert_eq!(b.parse("0"), Ok(Value::Bool(false)));
+        assert_eq!(
+            b.parse("maybe").unwrap_err().to_string(),
+            "expected true or false, got `maybe`"
+        );
+        let u = PropSpec::uint("blocksize", 4096, 1, u32::MAX as u64, "d");
+        assert_eq!(u.parse("64KiB"), Ok(Value::UInt(65536)));
+        assert_eq!(
+            u.parse("0").unwrap_err().to_string(),
+            "value 0 is out of range 1..=4294967295"
+        );
+        assert!(u.parse("-5").is_err());
+        const V: &[EnumValue] = &[
+            EnumValue {
+                nick: "empty",
+                value: 1,
+                doc: "",
+            },
+            EnumValue {
+                nick: "fixed",
+                value: 2,
+                doc: "",
+            },
+        ];
+        let e = PropSpec::enumeration("sizetype", "empty", V, "d");
+        assert_eq!(e.parse("fixed"), Ok(Value::Enum("fixed")));
+        assert_eq!(e.parse("2"), Ok(Value::Enum("fixed")));
+        assert_eq!(
+            e.parse("huge").unwrap_err().to_string(),
+            "expected one of empty, fixed, got `huge`"
+        );
+        let t = PropSpec::time("sleep", 0, 0, i64::MAX, "d");
+        assert_eq!(t.parse("10ms"), Ok(Value::Time(10_000_000)));
+        let f = PropSpec::float("p", 0.0, 0.0, 1.0, "d");
+        assert!(f.parse("NaN").is_err());
+        assert!(f.parse("1.5").is_err());
+    }
+}
