@@ -18,6 +18,9 @@ pub(super) struct StreamReader {
     /// Pipes, FIFOs, sockets and terminals are polled together with the pipeline's wake-up fd,
     /// so Ctrl-C ends a read that would block forever.
     pollable: bool,
+    /// Whether `preadv2(RWF_NOWAIT)` works on this fd: then a read that finds data costs one
+    /// syscall, and only a read that would block pays for the `poll`.
+    nowait: bool,
     num_buffers: Option<u64>,
     do_timestamp: bool,
     started: std::time::Instant,
@@ -41,6 +44,7 @@ impl StreamReader {
         Ok(StreamReader {
             blocksize: usize::try_from(blocksize).unwrap_or(usize::MAX),
             pollable: kind == FdKind::Stream,
+            nowait: kind == FdKind::Stream,
             num_buffers,
             do_timestamp: props.bool("do-timestamp")?,
             started: std::time::Instant::now(),
@@ -67,12 +71,39 @@ impl StreamReader {
         }
         let mut slot = cx.loan()?;
         let cap = slot.capacity().min(self.blocksize);
+        let data = &mut slot.as_mut_slice()[..cap];
         let n = loop {
+            if self.nowait {
+                if cx.should_stop() {
+                    return Ok(None);
+                }
+                let mut iov = [std::io::IoSliceMut::new(&mut data[..])];
+                match rustix::io::preadv2(
+                    fd,
+                    &mut iov,
+                    u64::MAX,
+                    rustix::io::ReadWriteFlags::NOWAIT,
+                ) {
+                    Ok(n) => break n,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(rustix::io::Errno::AGAIN) => {}
+                    Err(
+                        rustix::io::Errno::OPNOTSUPP
+                        | rustix::io::Errno::INVAL
+                        | rustix::io::Errno::NOSYS,
+                    ) => {
+                        self.nowait = false;
+                    }
+                    Err(e) => {
+                        return Err(ElementError::io(format!("reading {}", self.what), e.into()))
+                    }
+                }
+            }
             if self.pollable && !cx.wait_readable(fd)? {
                 // Asked to stop while waiting for input: end of stream.
                 return Ok(None);
             }
-            match rustix::io::read(fd, &mut slot.as_mut_slice()[..cap]) {
+            match rustix::io::read(fd, &mut data[..]) {
                 Ok(n) => break n,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(rustix::io::Errno::AGAIN) if self.pollable => continue,

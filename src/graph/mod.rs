@@ -49,7 +49,11 @@ impl Graph {
     /// Parses and validates a description.
     pub fn from_description(text: &str) -> Result<Graph, Diagnostic> {
         let ast = crate::parse::parse(text)?;
-        Builder::default().build(&ast)
+        Builder {
+            text,
+            ..Builder::default()
+        }
+        .build(&ast)
     }
 
     /// Node indices in topological order (sources first).
@@ -101,7 +105,11 @@ struct Resolved {
 }
 
 #[derive(Default)]
-struct Builder {
+struct Builder<'t> {
+    /// The description, for hints that look at neighbouring words.
+    text: &'t str,
+    /// The factory of the element added last, for "`x` is a property of it" hints.
+    last_factory: Option<&'static Factory>,
     dag: Dag<Node, Link, u32>,
     names: HashMap<String, NodeIndex<u32>>,
     counters: HashMap<&'static str, usize>,
@@ -111,7 +119,7 @@ struct Builder {
     next_request: HashMap<(NodeIndex<u32>, bool), usize>,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn build(mut self, ast: &ast::Description) -> Result<Graph, Diagnostic> {
         if ast.chains.is_empty() {
             return Err(Diagnostic::new("the pipeline description is empty", 0..0)
@@ -136,10 +144,7 @@ impl Builder {
         for (n, item) in chain.items.iter().enumerate() {
             let r = match item {
                 Item::Element(e) => {
-                    let previous = n.checked_sub(1).and_then(|p| match &chain.items[p] {
-                        Item::Element(pe) => registry::find(&pe.factory.value),
-                        _ => None,
-                    });
+                    let previous = self.last_factory;
                     let node = self.add_element(e, previous)?;
                     Some(self.whole(node, e.span.clone()))
                 }
@@ -299,12 +304,19 @@ impl Builder {
             .iter()
             .find(|s| s.required && !props.is_set(s.name))
         {
+            let next_word = self.text.get(span.end..).unwrap_or("").trim_start();
+            let help = if next_word.starts_with(missing.name) {
+                format!("write `{}=VALUE` without spaces around `=`", missing.name)
+            } else {
+                format!("{}: {}", missing.name, missing.doc)
+            };
             return Err(Diagnostic::new(
                 format!("{shown}: property `{}` must be set", missing.name),
                 span,
             )
-            .with_help(format!("{}: {}", missing.name, missing.doc)));
+            .with_help(help));
         }
+        self.last_factory = Some(factory);
         let node = self.dag.add_node(Node {
             name: name.clone(),
             named,

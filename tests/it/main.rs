@@ -1,1 +1,10 @@
-//! Integration tests.
+//! Integration tests: they run the real `parallax-launch` and `parallax-inspect` binaries on real
+//! files, pipes, FIFOs and signals.
+
+mod copies;
+mod errors;
+mod flow;
+mod inspect;
+mod parser_fuzz;
+mod signals;
+mod support;

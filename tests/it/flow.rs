@@ -1,0 +1,203 @@
+//! Flow behaviour: valve, queues, EOS, closed stdout, bounded memory, long chains, stats.
+
+use std::process::Stdio;
+
+use super::support::*;
+
+#[test]
+fn valve_drops_while_closed_and_passes_while_open() {
+    let out = run(launch(&[
+        "--stats=json",
+        "fakesrc num-buffers=50 ! valve drop=true ! fakesink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = stats(&out);
+    assert_eq!(element(&s, "valve0")["dropped"], 50);
+    assert_eq!(element(&s, "fakesink0")["buffers"], 0);
+    let out = run(launch(&[
+        "--stats=json",
+        "fakesrc num-buffers=50 ! valve drop=false ! fakesink",
+    ]));
+    assert_eq!(element(&stats(&out), "fakesink0")["buffers"], 50);
+}
+
+#[test]
+fn fakesink_num_buffers_ends_an_endless_source() {
+    let out = run(launch(&[
+        "--stats=json",
+        "fakesrc ! fakesink num-buffers=1000",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(element(&stats(&out), "fakesink0")["buffers"], 1000);
+    // Through a queue too: the queue's thread ends, then the source notices.
+    let out = run(launch(&[
+        "--stats=json",
+        "fakesrc ! queue ! fakesink num-buffers=1000",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(element(&stats(&out), "fakesink0")["buffers"], 1000);
+}
+
+#[test]
+fn identity_eos_after_ends_the_stream_below_it() {
+    let out = run(launch(&[
+        "--stats=json",
+        "fakesrc ! identity eos-after=7 ! fakesink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(element(&stats(&out), "fakesink0")["buffers"], 7);
+}
+
+#[test]
+fn a_tee_with_one_finished_branch_keeps_feeding_the_other() {
+    let out = run(launch(&[
+        "--stats=json",
+        "fakesrc num-buffers=100 ! tee name=t ! fakesink num-buffers=10 t. ! fakesink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = stats(&out);
+    assert_eq!(element(&s, "fakesink0")["buffers"], 10);
+    assert_eq!(element(&s, "fakesink1")["buffers"], 100);
+}
+
+#[test]
+fn leaky_queues_count_every_buffer_as_passed_or_dropped() {
+    for leaky in ["upstream", "downstream"] {
+        let desc = format!(
+            "fakesrc num-buffers=300 ! queue max-size-buffers=2 leaky={leaky} ! identity sleep-time=200 ! fakesink"
+        );
+        let out = run(launch(&["--stats=json", &desc]));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let s = stats(&out);
+        let passed = element(&s, "fakesink0")["buffers"].as_u64().unwrap();
+        let dropped = element(&s, "queue0")["dropped"].as_u64().unwrap();
+        assert_eq!(
+            passed + dropped,
+            300,
+            "leaky={leaky}: {passed} passed, {dropped} dropped"
+        );
+    }
+}
+
+#[test]
+fn queue_byte_limit_holds_and_everything_arrives() {
+    let out = run(launch(&[
+        "--stats=json",
+        "fakesrc num-buffers=500 sizetype=fixed sizemax=1000 ! queue max-size-buffers=0 max-size-bytes=5000 ! identity sleep-time=10 ! fakesink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = stats(&out);
+    assert_eq!(element(&s, "fakesink0")["bytes"], 500_000);
+    let link = s["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["to"] == "queue0.sink")
+        .unwrap();
+    // At most one buffer beyond the byte limit (a buffer enters while below it).
+    assert!(link["high_water"].as_u64().unwrap() <= 6, "{link}");
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_exit_0() {
+    let mut child = launch(&["fakesrc sizetype=fixed sizemax=4096 filltype=zero ! fdsink"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read 100 bytes, then close our end, like `| head -c 100`.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 100];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = wait(child);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+}
+
+#[test]
+fn peak_memory_is_bounded_by_the_pool_not_the_input() {
+    let dir = tmp();
+    let big = dir.path().join("big.bin");
+    // Sparse: reads cost no disk, but every byte still passes through the pipeline.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(512 << 20)
+        .unwrap();
+    let desc = format!(
+        "filesrc location={} ! filesink location=/dev/null",
+        big.display()
+    );
+    let out = run(launch(&["--stats=json", &desc]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = stats(&out);
+    assert_eq!(s["sink_bytes"], 512u64 << 20);
+    let rss_kib = s["peak_rss_kib"].as_u64().unwrap();
+    assert!(
+        rss_kib < 32 * 1024,
+        "peak RSS {rss_kib} KiB while copying 512 MiB"
+    );
+    // With a queue and a tee the bound holds too.
+    let desc = format!("filesrc location={} ! tee name=t ! queue ! fakesink t. ! queue ! filesink location=/dev/null", big.display());
+    let out = run(launch(&["--stats=json", &desc]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rss_kib = stats(&out)["peak_rss_kib"].as_u64().unwrap();
+    assert!(rss_kib < 48 * 1024, "peak RSS {rss_kib} KiB with queues");
+}
+
+#[test]
+fn a_ten_thousand_element_chain_runs() {
+    let desc = format!(
+        "fakesrc num-buffers=20 sizetype=fixed sizemax=8{} ! fakesink",
+        " ! identity".repeat(10_000)
+    );
+    let out = run(launch(&["--stats=json", &desc]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = stats(&out);
+    assert_eq!(element(&s, "identity9999")["buffers"], 20);
+    assert_eq!(element(&s, "fakesink0")["bytes"], 160);
+}
+
+#[test]
+fn stats_table_unless_quiet() {
+    let out = run(launch(&["fakesrc num-buffers=3 ! fakesink"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fakesrc0") && err.contains("end of stream: 3 buffers"),
+        "{err}"
+    );
+    let out = run(launch(&["-q", "fakesrc num-buffers=3 ! fakesink"]));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let out = run(launch(&[
+        "-q",
+        "--stats=json",
+        "fakesrc num-buffers=3 ! fakesink",
+    ]));
+    assert_eq!(stats(&out)["ending"], "eos");
+}
+
+#[test]
+fn verbose_prints_properties_and_links() {
+    let out = run(launch(&[
+        "-v",
+        "-X",
+        "sizemax",
+        "fakesrc num-buffers=3 sizetype=fixed sizemax=9 ! fakesink",
+    ]));
+    let err = stderr(&out);
+    assert!(err.contains("fakesrc0: num-buffers = 3"), "{err}");
+    assert!(!err.contains("sizemax"), "{err}");
+    assert!(err.contains("fakesrc0.src -> fakesink0.sink"), "{err}");
+}
+
+#[test]
+fn caps_between_links_make_a_capsfilter() {
+    let out = run(launch(&[
+        "--stats=json",
+        "fakesrc num-buffers=4 ! application/octet-stream ! video/x-raw,width=320 ! fakesink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = stats(&out);
+    assert_eq!(element(&s, "capsfilter0")["buffers"], 4);
+    assert_eq!(element(&s, "capsfilter1")["buffers"], 4);
+}

@@ -1,0 +1,132 @@
+//! Ctrl-C and SIGTERM: the first drains (EOS at the sources, everything read is written), the
+//! second exits at once; exit 0 with -e, 130 without.
+
+use std::io::{Read as _, Write as _};
+use std::os::fd::AsFd;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+
+use super::support::*;
+
+fn signal(child: &Child, sig: Signal) {
+    let pid = Pid::from_child(child);
+    kill_process(pid, sig).unwrap();
+}
+
+/// Polls `ready` until it holds, under the watchdog.
+fn until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WATCHDOG;
+    while !ready() {
+        assert!(Instant::now() < deadline, "watchdog: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn fifo_case(eos_flag: bool, sig: Signal) -> (i32, Vec<u8>, Vec<u8>) {
+    let dir = tmp();
+    let fifo = dir.path().join("in.fifo");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let output = dir.path().join("out.bin");
+    let mut args = vec!["-q"];
+    if eos_flag {
+        args.push("-e");
+    }
+    let (i, o) = (prop("location", &fifo), prop("location", &output));
+    args.extend(["filesrc", &i, "!", "filesink", &o]);
+    let child = launch(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening blocks until parallax opens its end.
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    // More than a pipe holds, in odd sizes, so reads straddle writes.
+    let data = random_bytes(300_001, 77);
+    for chunk in data.chunks(7919) {
+        writer.write_all(chunk).unwrap();
+    }
+    // Everything written has been read by parallax once the FIFO is empty.
+    until("parallax reads the FIFO", || {
+        rustix::io::ioctl_fionread(writer.as_fd()).unwrap() == 0
+    });
+    signal(&child, sig);
+    let out = wait(child);
+    drop(writer); // the writer stayed open the whole time
+    (code(&out), std::fs::read(&output).unwrap(), data)
+}
+
+#[test]
+fn sigint_with_e_drains_a_fifo_that_stays_open_and_exits_0() {
+    let (code, written, data) = fifo_case(true, Signal::INT);
+    assert_eq!(code, 0);
+    assert!(
+        written == data,
+        "{} of {} bytes written",
+        written.len(),
+        data.len()
+    );
+}
+
+#[test]
+fn sigint_without_e_drains_too_but_exits_130() {
+    let (code, written, data) = fifo_case(false, Signal::INT);
+    assert_eq!(code, 130);
+    assert!(
+        written == data,
+        "{} of {} bytes written",
+        written.len(),
+        data.len()
+    );
+}
+
+#[test]
+fn sigterm_drains_like_sigint() {
+    let (code, written, data) = fifo_case(true, Signal::TERM);
+    assert_eq!(code, 0);
+    assert!(written == data);
+}
+
+#[test]
+fn a_stdin_pipe_that_stays_open_drains_to_stdout() {
+    let mut child = launch(&["-q", "-e", "fdsrc", "!", "fdsink"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello through a pipe").unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut got = [0u8; 20];
+    stdout.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hello through a pipe");
+    signal(&child, Signal::INT);
+    let out = wait(child);
+    drop(stdin);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn a_second_sigint_exits_at_once() {
+    // 1 MiB buffers into a stdout nobody reads: the sink blocks, so the drain cannot finish.
+    let child = launch(&["-q", "fakesrc sizetype=fixed sizemax=1048576 ! fdsink"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.as_ref().unwrap();
+    until("the pipeline writes", || {
+        rustix::io::ioctl_fionread(stdout.as_fd()).unwrap() > 0
+    });
+    signal(&child, Signal::INT);
+    signal(&child, Signal::INT);
+    let out = wait(child);
+    assert_eq!(code(&out), 130, "{}", stderr(&out));
+}

@@ -1,0 +1,128 @@
+//! Running the binaries with a watchdog, temp files, and reading `--stats=json`.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The watchdog: no test run may take longer (a hang fails the test instead of CI).
+pub const WATCHDOG: Duration = Duration::from_secs(60);
+
+pub fn launch_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_parallax-launch")
+}
+
+pub fn inspect_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_parallax-inspect")
+}
+
+/// `parallax-launch ARGS...`
+pub fn launch(args: &[&str]) -> Command {
+    let mut c = Command::new(launch_bin());
+    c.args(args);
+    c
+}
+
+/// Runs to completion under the watchdog, with stdin from /dev/null unless set.
+pub fn run(mut cmd: Command) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    wait(child)
+}
+
+/// Waits for `child` under the watchdog, collecting its output.
+pub fn wait(mut child: Child) -> Output {
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            s.read_to_end(&mut v).unwrap();
+        }
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            s.read_to_end(&mut v).unwrap();
+        }
+        v
+    });
+    let deadline = Instant::now() + WATCHDOG;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("watchdog: the command ran for more than {WATCHDOG:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out_thread.join().unwrap(),
+        stderr: err_thread.join().unwrap(),
+    }
+}
+
+/// Exit code, or a panic naming the signal.
+pub fn code(o: &Output) -> i32 {
+    o.status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal: {:?}\nstderr: {}", o.status, stderr(o)))
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The `--stats=json` object printed on stderr.
+pub fn stats(o: &Output) -> serde_json::Value {
+    let text = stderr(o);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON stats in stderr: {text}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// The stats entry of element `name`.
+pub fn element<'a>(stats: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    stats["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no element {name} in {stats}"))
+}
+
+/// A temp dir that lives for the test.
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Writes `data` to `dir/name` and returns the path.
+pub fn file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// `key=value` with a path.
+pub fn prop(key: &str, path: &Path) -> String {
+    format!("{key}={}", path.display())
+}
