@@ -1,1 +1,63 @@
-fn main() {}
+//! Criterion benches of the hot paths: buffer clone, pool loan/release, a fused chain, one queue
+//! hop and a tee fan-out. Run with `cargo bench`.
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use parallax::exec::{Pipeline, RunControl, RunOptions};
+use parallax::memory::{Backing, Pool, PoolConfig};
+
+fn pool(slots: usize, slot_size: usize) -> Pool {
+    Pool::new(&PoolConfig {
+        backing: Backing::Memfd,
+        slot_size,
+        slots,
+        name: "bench".into(),
+    })
+    .unwrap()
+}
+
+fn memory(c: &mut Criterion) {
+    let p = pool(16, 4096);
+    let buf = p.try_loan().unwrap().freeze(4096);
+    c.bench_function("buffer clone+drop", |b| {
+        b.iter(|| std::hint::black_box(buf.clone()))
+    });
+    c.bench_function("pool loan+freeze+release", |b| {
+        b.iter(|| std::hint::black_box(p.try_loan().unwrap().freeze(64)))
+    });
+}
+
+/// Runs `desc` to end of stream once.
+fn run(desc: &str) {
+    let control = Arc::new(RunControl::new().unwrap());
+    Pipeline::parse(desc)
+        .unwrap()
+        .run(control, &RunOptions::default())
+        .unwrap();
+}
+
+fn pipelines(c: &mut Criterion) {
+    const N: u64 = 100_000;
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    let fused = format!("fakesrc num-buffers={N} ! identity ! identity ! identity ! fakesink");
+    g.bench_function("fused chain, 3 identities", |b| {
+        b.iter_batched(|| (), |_| run(&fused), BatchSize::PerIteration)
+    });
+    let hop = format!("fakesrc num-buffers={N} ! queue ! fakesink");
+    g.bench_function("one queue hop", |b| {
+        b.iter_batched(|| (), |_| run(&hop), BatchSize::PerIteration)
+    });
+    let tee = format!(
+        "fakesrc num-buffers={N} sizetype=fixed sizemax=65536 ! tee name=t ! fakesink t. ! fakesink t. ! fakesink t. ! fakesink"
+    );
+    g.bench_function("tee x4, 64 KiB buffers", |b| {
+        b.iter_batched(|| (), |_| run(&tee), BatchSize::PerIteration)
+    });
+    g.finish();
+}
+
+criterion_group!(benches, memory, pipelines);
+criterion_main!(benches);

@@ -4,6 +4,7 @@
 mod copies;
 mod errors;
 mod flow;
+mod generated;
 mod inspect;
 mod parser_fuzz;
 mod signals;
