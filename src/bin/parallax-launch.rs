@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     ELEMENTS_RUNNING.store(false, Ordering::SeqCst);
 
     match result {
-        Ok(report) => {
+        Ok(mut report) => {
             if args.messages {
                 eprintln!(
                     "pipeline: {}",
@@ -69,6 +69,9 @@ fn main() -> ExitCode {
                 None if args.quiet => StatsFormat::None,
                 None => StatsFormat::Table,
             };
+            if format != StatsFormat::None {
+                report.measure_rss();
+            }
             let text = match format {
                 StatsFormat::Table => report.to_table(),
                 StatsFormat::Json => report.to_json() + "\n",

@@ -70,7 +70,7 @@ pub struct Report {
     pub sink_buffers: u64,
     /// Bytes into sinks.
     pub sink_bytes: u64,
-    /// Peak resident memory of the process, in KiB (VmHWM).
+    /// Peak resident memory of the process, in KiB (VmHWM); filled by [`Report::measure_rss`].
     pub peak_rss_kib: Option<u64>,
     /// Per element.
     pub elements: Vec<ElementReport>,
@@ -142,7 +142,8 @@ pub(super) fn report(
         threads,
         sink_buffers,
         sink_bytes,
-        peak_rss_kib: peak_rss_kib(),
+        // Read when the report is printed: /proc costs start-up time a -q run need not pay.
+        peak_rss_kib: None,
         elements,
         links,
         pools: pool_reports,
@@ -182,6 +183,11 @@ fn human_duration(ns: u64) -> String {
 }
 
 impl Report {
+    /// Records the process's peak RSS so far.
+    pub fn measure_rss(&mut self) {
+        self.peak_rss_kib = peak_rss_kib();
+    }
+
     /// The report as one JSON object.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a report always serialises")
