@@ -70,10 +70,7 @@ impl Mapping {
             len,
             source: e.into(),
         })?;
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(MemoryError::Map {
-            len,
-            source: std::io::Error::other("mmap returned null"),
-        })?;
+        let ptr = non_null(ptr, len)?;
         Ok(Mapping { ptr, len, fd: None })
     }
 
@@ -82,7 +79,7 @@ impl Mapping {
             .map_err(|e| MemoryError::Memfd { source: e.into() })?;
         rustix::fs::ftruncate(&fd, len as u64)
             .map_err(|e| MemoryError::Memfd { source: e.into() })?;
-        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::SEAL)
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK)
             .map_err(|e| MemoryError::Memfd { source: e.into() })?;
         // SAFETY:
         // 1. A null hint lets the kernel choose the address, so no existing mapping is replaced.
@@ -103,10 +100,7 @@ impl Mapping {
             len,
             source: e.into(),
         })?;
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(MemoryError::Map {
-            len,
-            source: std::io::Error::other("mmap returned null"),
-        })?;
+        let ptr = non_null(ptr, len)?;
         Ok(Mapping {
             ptr,
             len,
@@ -147,6 +141,13 @@ impl Drop for Mapping {
         //    owns it through an `Arc`), so none outlives this call.
         let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
+}
+
+fn non_null(ptr: *mut std::ffi::c_void, len: usize) -> Result<NonNull<u8>, MemoryError> {
+    NonNull::new(ptr.cast::<u8>()).ok_or(MemoryError::Map {
+        len,
+        source: std::io::Error::other("mmap returned null"),
+    })
 }
 
 /// The page size, read once.
