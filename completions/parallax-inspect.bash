@@ -23,12 +23,20 @@ _parallax__inspect() {
 
     case "${cmd}" in
         parallax__inspect)
-            opts="-h -V --exists --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough queue valve capsfilter tee funnel"
+            opts="-t -h -V --exists --json --types --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough queue valve capsfilter tee funnel"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --types)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

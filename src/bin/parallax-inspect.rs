@@ -11,9 +11,11 @@ fn main() -> ExitCode {
     let args = InspectArgs::parse();
     let mut out = std::io::stdout().lock();
     let text = match &args.element {
-        None => listing(),
+        None if args.json => listing_json(&args.types) + "\n",
+        None => listing(&args.types),
         Some(name) => match registry::find(name) {
             Some(_) if args.exists => return ExitCode::SUCCESS,
+            Some(f) if args.json => card_json(f).to_string() + "\n",
             Some(f) => card(f),
             None if args.exists => return ExitCode::from(1),
             None => {
@@ -36,9 +38,112 @@ fn main() -> ExitCode {
     }
 }
 
-fn listing() -> String {
-    let mut factories: Vec<&Factory> = registry::all().collect();
+/// Factories of the requested classes (all when none is given), sorted by name.
+fn selected(types: &[String]) -> Vec<&'static Factory> {
+    let mut factories: Vec<&Factory> = registry::all()
+        .filter(|f| {
+            types.is_empty()
+                || types
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(f.klass.as_str()))
+        })
+        .collect();
     factories.sort_by_key(|f| f.name);
+    factories
+}
+
+/// `{"schema": 1, "elements": [{name, aliases, class, summary}]}`
+fn listing_json(types: &[String]) -> String {
+    let elements: Vec<_> = selected(types)
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.name,
+                "aliases": f.aliases,
+                "class": f.klass.as_str(),
+                "summary": f.summary,
+            })
+        })
+        .collect();
+    serde_json::json!({ "schema": 1, "elements": elements }).to_string()
+}
+
+/// One element's card as JSON (schema 1, documented in README).
+fn card_json(f: &Factory) -> serde_json::Value {
+    let pads: Vec<_> = [("sink", f.pads.sink), ("src", f.pads.src)]
+        .into_iter()
+        .filter_map(|(dir, p)| match p {
+            PadPresence::None => None,
+            PadPresence::Always(t) => {
+                Some(serde_json::json!({"direction": dir, "template": t, "presence": "always"}))
+            }
+            PadPresence::Request(t) => {
+                Some(serde_json::json!({"direction": dir, "template": t, "presence": "request"}))
+            }
+        })
+        .collect();
+    let props: Vec<_> = f
+        .props
+        .iter()
+        .map(|p| {
+            let (effect, why) = match p.effect {
+                Effect::Applied => ("applied", None),
+                Effect::Ignored(why) => ("ignored", Some(why)),
+                Effect::ReadOnly => ("read-only", None),
+            };
+            let mut v = serde_json::json!({
+                "name": p.name,
+                "type": p.kind.type_name(),
+                "default": p.kind.default_value().to_string(),
+                "doc": p.doc,
+                "effect": effect,
+                "mutable_while_running": p.mutable_while_running,
+                "required": p.required,
+            });
+            if let Some(why) = why {
+                v["ignored_because"] = why.into();
+            }
+            match p.kind {
+                PropKind::Int { min, max, .. } | PropKind::Time { min, max, .. } => {
+                    v["min"] = min.into();
+                    v["max"] = max.into();
+                }
+                PropKind::UInt { min, max, .. } => {
+                    v["min"] = min.into();
+                    v["max"] = max.into();
+                }
+                PropKind::Float { min, max, .. } => {
+                    v["min"] = min.into();
+                    v["max"] = max.into();
+                }
+                PropKind::Enum { values, .. } => {
+                    v["values"] = values
+                        .iter()
+                        .map(
+                            |e| serde_json::json!({"nick": e.nick, "value": e.value, "doc": e.doc}),
+                        )
+                        .collect();
+                }
+                _ => {}
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "schema": 1,
+        "name": f.name,
+        "aliases": f.aliases,
+        "class": f.klass.as_str(),
+        "summary": f.summary,
+        "doc": f.doc,
+        "pads": pads,
+        "properties": props,
+        "hints": f.hints,
+    })
+}
+
+fn listing(types: &[String]) -> String {
+    let factories = selected(types);
     let width = factories.iter().map(|f| f.name.len()).max().unwrap_or(0);
     let mut s = String::new();
     for f in &factories {

@@ -114,6 +114,19 @@ pub struct InspectArgs {
     #[arg(long)]
     pub exists: bool,
 
+    /// Print JSON instead of text (schema: see README, "parallax-inspect --json")
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only list elements of these classes (source, sink, filter, flow, routing; comma separated)
+    #[arg(
+        short = 't',
+        long = "types",
+        value_name = "CLASS",
+        value_delimiter = ','
+    )]
+    pub types: Vec<String>,
+
     /// The element to describe
     #[arg(value_name = "ELEMENT")]
     pub element: Option<String>,

@@ -59,3 +59,54 @@ fn unknown_elements_exit_1_with_a_suggestion() {
     assert_eq!(code(&inspect(&["--exists", "filesink"])), 0);
     assert_eq!(code(&inspect(&["--exists", "nope"])), 1);
 }
+
+#[test]
+fn json_listing_and_card_follow_schema_1() {
+    let out = inspect(&["--json"]);
+    assert_eq!(code(&out), 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema"], 1);
+    let names: Vec<&str> = v["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"tee") && names.windows(2).all(|w| w[0] < w[1]),
+        "{names:?}"
+    );
+    let out = inspect(&["--json", "queue"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "queue");
+    let leaky = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "leaky")
+        .unwrap();
+    assert_eq!(leaky["type"], "enum");
+    assert_eq!(leaky["values"][2]["nick"], "downstream");
+    let time = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "max-size-time")
+        .unwrap();
+    assert_eq!(time["effect"], "ignored");
+    assert!(time["ignored_because"].as_str().is_some());
+    assert_eq!(v["pads"][0]["presence"], "always");
+}
+
+#[test]
+fn types_filter_lists_one_class() {
+    let out = inspect(&["-t", "source"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("filesrc") && !text.contains("filesink"),
+        "{text}"
+    );
+    let out = inspect(&["--types=routing,flow", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["elements"].as_array().unwrap().len(), 4);
+}
