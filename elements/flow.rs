@@ -112,7 +112,7 @@ pub(crate) static QUEUE: Factory = Factory {
         )
         .read_only(),
     ],
-    hints: Hints::FUSABLE,
+    hints: Hints::BOUNDARY,
     build: |p| {
         let leaky = match p.nick("leaky")? {
             "upstream" => Leaky::Upstream,

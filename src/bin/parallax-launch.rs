@@ -29,6 +29,18 @@ fn main() -> ExitCode {
     if args.verbose {
         print_plan(&pipeline, &args.exclude);
     }
+    if args.validate {
+        if let Some(target) = &args.dot {
+            let dot = parallax::graph::dot::to_dot(pipeline.graph(), None);
+            if let Err(e) = write_dot(target, &dot) {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    // The graph outlives the run for --dot.
+    let graph_dot = args.dot.as_ref().map(|_| pipeline.text().to_owned());
 
     let control = match RunControl::new() {
         Ok(c) => Arc::new(c),
@@ -78,6 +90,12 @@ fn main() -> ExitCode {
                 StatsFormat::None => String::new(),
             };
             let _ = std::io::stderr().write_all(text.as_bytes());
+            if let (Some(target), Some(desc)) = (&args.dot, &graph_dot) {
+                if let Err(e) = dot_after_run(target, desc, &report) {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
             match report.ending {
                 Ending::Interrupted if !args.eos_on_shutdown => ExitCode::from(130),
                 _ => ExitCode::SUCCESS,
@@ -126,6 +144,38 @@ fn install_panic_hook() {
             default(info);
         }
     }));
+}
+
+/// Writes DOT to `target` (`-` is stdout).
+fn write_dot(target: &str, dot: &str) -> Result<(), String> {
+    if target == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(dot.as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|e| format!("writing the graph to stdout: {e}"))
+    } else {
+        std::fs::write(target, format!("{dot}\n"))
+            .map_err(|e| format!("writing the graph to {target}: {e}"))
+    }
+}
+
+/// The graph again (the run consumed the pipeline), annotated with what the run counted.
+fn dot_after_run(
+    target: &str,
+    description: &str,
+    report: &parallax::exec::Report,
+) -> Result<(), String> {
+    let graph = parallax::graph::Graph::from_description(description).map_err(|d| d.message)?;
+    let counts: Vec<parallax::graph::dot::NodeCounts> = report
+        .elements
+        .iter()
+        .map(|e| parallax::graph::dot::NodeCounts {
+            buffers: e.buffers,
+            bytes: e.bytes,
+            busy_ns: e.busy_ns,
+        })
+        .collect();
+    write_dot(target, &parallax::graph::dot::to_dot(&graph, Some(&counts)))
 }
 
 fn print_plan(pipeline: &Pipeline, exclude: &[String]) {

@@ -85,6 +85,16 @@ pub struct LaunchArgs {
     #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "table")]
     pub stats: Option<StatsFormat>,
 
+    /// Write the pipeline graph as Graphviz DOT to FILE (stdout when no FILE is given): a node
+    /// per element, an edge per link, a cluster per thread; after a run, with buffer counts
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-", require_equals = true)]
+    pub dot: Option<String>,
+
+    /// Parse, validate and plan without running anything (exit 0 when the pipeline would run,
+    /// 2 with the error otherwise); with --dot, write the graph
+    #[arg(long)]
+    pub validate: bool,
+
     /// What backs buffer pools
     #[arg(long, value_enum, value_name = "KIND", default_value = "memfd")]
     pub memory: MemoryArg,

@@ -297,11 +297,10 @@ fn plan(
     names: &Arc<Vec<String>>,
     options: &RunOptions,
 ) -> Result<Plan, RunError> {
+    let (roots, _) = graph.segments();
     let mut channels: HashMap<usize, Channel> = HashMap::new();
-    let mut roots = Vec::new();
-    for n in graph.topo_order() {
+    for &n in &roots {
         match &impls[n.index()] {
-            Some(ElementImpl::Source(_)) => roots.push(n),
             Some(ElementImpl::Queue(q)) => {
                 let cap = if q.max_buffers == 0 {
                     UNLIMITED_QUEUE_CAPACITY
@@ -318,7 +317,6 @@ fn plan(
                         queue: Some(*q),
                     },
                 );
-                roots.push(n);
             }
             Some(ElementImpl::Funnel) => {
                 let (tx, rx) = kanal::bounded(FUNNEL_CAPACITY);
@@ -331,9 +329,14 @@ fn plan(
                         queue: None,
                     },
                 );
-                roots.push(n);
             }
-            _ => {}
+            Some(ElementImpl::Source(_)) => {}
+            _ => {
+                return Err(RunError::Setup(format!(
+                    "`{}` starts a thread but is not a source, queue or funnel",
+                    names[n.index()]
+                )))
+            }
         }
     }
 

@@ -14,6 +14,8 @@ use crate::parse::ast::{self, Chain, Item};
 use crate::parse::Diagnostic;
 use crate::registry::{self, Effect, Factory, PadPresence, Props};
 
+pub mod dot;
+
 /// One element instance.
 #[derive(Debug)]
 pub struct Node {
@@ -77,6 +79,31 @@ impl Graph {
     /// Number of upstream links of `n`.
     pub fn parent_count(&self, n: NodeIndex<u32>) -> usize {
         self.dag.parents(n).iter(&self.dag).count()
+    }
+
+    /// Whether a segment (a thread) starts at `n`: sources, thread boundaries (queue) and
+    /// fan-ins (funnel).
+    pub fn starts_segment(&self, n: NodeIndex<u32>) -> bool {
+        let f = self.dag[n].factory;
+        f.pads.sink == PadPresence::None
+            || f.hints.thread_boundary
+            || matches!(f.pads.sink, PadPresence::Request(_))
+    }
+
+    /// The segments in start order, and the segment of every node (by node index). Everything
+    /// that does not start a segment runs in its single upstream's segment.
+    pub fn segments(&self) -> (Vec<NodeIndex<u32>>, Vec<usize>) {
+        let mut roots = Vec::new();
+        let mut of = vec![usize::MAX; self.dag.node_count()];
+        for n in self.topo_order() {
+            if self.starts_segment(n) {
+                of[n.index()] = roots.len();
+                roots.push(n);
+            } else if let Some((_, parent)) = self.dag.parents(n).iter(&self.dag).next() {
+                of[n.index()] = of[parent.index()];
+            }
+        }
+        (roots, of)
     }
 }
 

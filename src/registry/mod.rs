@@ -163,6 +163,8 @@ pub struct Hints {
     pub native_code: bool,
     /// Whether the element never blocks, allocates or locks per buffer.
     pub rt_safe: bool,
+    /// Whether everything downstream runs on a thread of its own (queue).
+    pub thread_boundary: bool,
 }
 
 impl Hints {
@@ -173,6 +175,12 @@ impl Hints {
         latency: Latency::Normal,
         native_code: false,
         rt_safe: true,
+        thread_boundary: false,
+    };
+    /// A thread boundary: a new segment starts below it.
+    pub const BOUNDARY: Hints = Hints {
+        thread_boundary: true,
+        ..Hints::FUSABLE
     };
     /// Blocks on the OS (files, pipes): trusted, I/O bound.
     pub const BLOCKING_IO: Hints = Hints {
@@ -181,6 +189,7 @@ impl Hints {
         latency: Latency::Normal,
         native_code: false,
         rt_safe: false,
+        thread_boundary: false,
     };
 }
 

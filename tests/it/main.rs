@@ -2,6 +2,7 @@
 //! files, pipes, FIFOs and signals.
 
 mod copies;
+mod dot;
 mod errors;
 mod flow;
 mod generated;
