@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             MemoryArg::Memfd => Backing::Memfd,
             MemoryArg::Heap => Backing::Heap,
         },
+        messages: args.messages,
     };
     ELEMENTS_RUNNING.store(true, Ordering::SeqCst);
     let result = pipeline.run(Arc::clone(&control), &options);

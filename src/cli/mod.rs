@@ -51,7 +51,8 @@ pub struct LaunchArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Print pipeline events (start, end of stream, interrupt) as they happen
+    /// Print pipeline events as they happen: running, each thread started and finished (end of
+    /// stream, stopped or its error), the ending
     #[arg(short, long)]
     pub messages: bool,
 

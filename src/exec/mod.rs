@@ -70,12 +70,15 @@ pub enum Ending {
 pub struct RunOptions {
     /// What backs the sources' pools.
     pub backing: Backing,
+    /// Print each thread's start and end on stderr as it happens (`-m`).
+    pub messages: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             backing: Backing::Memfd,
+            messages: false,
         }
     }
 }
@@ -143,6 +146,7 @@ impl Pipeline {
         let first = segments
             .next()
             .ok_or_else(|| RunError::Setup("nothing to run".into()))?;
+        let messages = options.messages;
         let mut handles = Vec::new();
         for seg in segments {
             let control = Arc::clone(&control);
@@ -151,7 +155,7 @@ impl Pipeline {
             let handle = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
-                    let result = seg.run_guarded(&control);
+                    let result = seg.run_guarded(&control, messages);
                     if let Err(e) = &result.outcome {
                         control.fail(clone_error(e));
                     }
@@ -163,7 +167,7 @@ impl Pipeline {
         drop(done_tx);
 
         // The first segment runs on this thread; the others report through `done_rx`.
-        let mut results = vec![first.run_guarded(&control)];
+        let mut results = vec![first.run_guarded(&control, messages)];
         if let Err(e) = &results[0].outcome {
             control.fail(clone_error(e));
         }

@@ -230,7 +230,10 @@ impl Segment {
     }
 
     /// Runs to end of stream, catching a panicking element and naming it.
-    pub(super) fn run_guarded(mut self, run: &RunControl) -> SegmentResult {
+    pub(super) fn run_guarded(mut self, run: &RunControl, messages: bool) -> SegmentResult {
+        if messages {
+            eprintln!("message: {}: started", self.name);
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
         let outcome = match result {
             Ok(r) => r,
@@ -265,6 +268,14 @@ impl Segment {
                 }
             };
             stats.push((el, slot.stats));
+        }
+        if messages {
+            let how = match &outcome {
+                Ok(Outcome::Eos) => "end of stream".to_owned(),
+                Ok(Outcome::Stopped) => "stopped".to_owned(),
+                Err(e) => format!("error: {e}"),
+            };
+            eprintln!("message: {}: {how}", self.name);
         }
         SegmentResult { stats, outcome }
     }
@@ -599,7 +610,7 @@ mod tests {
         };
         let seg = Segment::new("test".into(), input, 0, ops, names);
         let control = RunControl::new().unwrap();
-        let result = seg.run_guarded(&control);
+        let result = seg.run_guarded(&control, false);
         assert!(matches!(result.outcome, Ok(Outcome::Eos)));
         let (a, b) = (a.lock().unwrap().clone(), b.lock().unwrap().clone());
         assert_eq!(a.len(), 10);

@@ -201,3 +201,34 @@ fn caps_between_links_make_a_capsfilter() {
     assert_eq!(element(&s, "capsfilter0")["buffers"], 4);
     assert_eq!(element(&s, "capsfilter1")["buffers"], 4);
 }
+
+#[test]
+fn messages_report_each_thread_and_the_ending() {
+    let out = run(launch(&[
+        "-m",
+        "-q",
+        "fakesrc num-buffers=3 ! tee name=t ! queue ! fakesink t. ! fakesink",
+    ]));
+    assert_eq!(code(&out), 0);
+    let err = stderr(&out);
+    for line in [
+        "pipeline: running",
+        "message: px-fakesrc0: started",
+        "message: px-queue0: end of stream",
+        "pipeline: end of stream",
+    ] {
+        assert!(err.contains(line), "missing {line:?} in:\n{err}");
+    }
+    let out = run(launch(&[
+        "-m",
+        "-q",
+        "fakesrc ! identity error-after=2 ! fakesink",
+    ]));
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("message: px-fakesrc0: error: identity0: error-after=2 reached"),
+        "{err}"
+    );
+    assert!(err.contains("pipeline: stopped on error"), "{err}");
+}
