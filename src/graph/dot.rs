@@ -122,13 +122,10 @@ mod tests {
             .iter()
             .filter_map(|s| match s {
                 Stmt::Subgraph(sg) => Some((
-                    format!(
-                        "{}",
-                        match &sg.id {
-                            Id::Plain(p) => p.clone(),
-                            other => format!("{other:?}"),
-                        }
-                    ),
+                    match &sg.id {
+                        Id::Plain(p) => p.clone(),
+                        other => format!("{other:?}"),
+                    },
                     sg.stmts
                         .iter()
                         .filter_map(|s| match s {
