@@ -194,8 +194,19 @@ pub(crate) static FAKESRC: Factory = Factory {
     build: |p| {
         let sizemin = p.int("sizemin")? as usize;
         let sizemax = p.int("sizemax")? as usize;
-        let sizetype = p.nick("sizetype")?;
-        if sizetype == "random" && sizemin > sizemax {
+        let sizetype = match p.nick("sizetype")? {
+            "fixed" => SizeType::Fixed,
+            "random" => SizeType::Random,
+            _ => SizeType::Empty,
+        };
+        let filltype = match p.nick("filltype")? {
+            "zero" => FillType::Zero,
+            "random" => FillType::Random,
+            "pattern" => FillType::Pattern,
+            "pattern-span" => FillType::PatternSpan,
+            _ => FillType::Nothing,
+        };
+        if sizetype == SizeType::Random && sizemin > sizemax {
             return Err(ElementError::Config(format!(
                 "sizemin ({sizemin}) is larger than sizemax ({sizemax})"
             )));
@@ -205,7 +216,7 @@ pub(crate) static FAKESRC: Factory = Factory {
             sizetype,
             sizemin,
             sizemax,
-            filltype: p.nick("filltype")?,
+            filltype,
             datarate: p.int("datarate")? as u64,
             sync: p.bool("sync")?,
             dump: p.bool("dump")?,
@@ -219,13 +230,31 @@ pub(crate) static FAKESRC: Factory = Factory {
     },
 };
 
+/// fakesrc's `sizetype`, decided once at build instead of per buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SizeType {
+    Empty,
+    Fixed,
+    Random,
+}
+
+/// fakesrc's `filltype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FillType {
+    Nothing,
+    Zero,
+    Random,
+    Pattern,
+    PatternSpan,
+}
+
 /// fakesrc's state.
 struct FakeSrc {
     num_buffers: Option<u64>,
-    sizetype: &'static str,
+    sizetype: SizeType,
     sizemin: usize,
     sizemax: usize,
-    filltype: &'static str,
+    filltype: FillType,
     datarate: u64,
     sync: bool,
     dump: bool,
@@ -240,21 +269,21 @@ struct FakeSrc {
 impl FakeSrc {
     fn next_size(&mut self) -> usize {
         match self.sizetype {
-            "fixed" => self.sizemax,
-            "random" => {
+            SizeType::Fixed => self.sizemax,
+            SizeType::Random => {
                 let span = (self.sizemax - self.sizemin) as u64 + 1;
                 self.sizemin + (self.rng.next() % span) as usize
             }
-            _ => 0,
+            SizeType::Empty => 0,
         }
     }
 
     fn fill(&mut self, data: &mut [u8]) {
         match self.filltype {
-            "zero" => data.fill(0),
-            "random" => self.rng.fill(data),
-            "pattern" | "pattern-span" => {
-                if self.filltype == "pattern" {
+            FillType::Zero => data.fill(0),
+            FillType::Random => self.rng.fill(data),
+            FillType::Pattern | FillType::PatternSpan => {
+                if self.filltype == FillType::Pattern {
                     self.pattern_byte = 0;
                 }
                 for b in data {
@@ -262,14 +291,14 @@ impl FakeSrc {
                     self.pattern_byte = self.pattern_byte.wrapping_add(1);
                 }
             }
-            _ => {}
+            FillType::Nothing => {}
         }
     }
 }
 
 impl Source for FakeSrc {
     fn pool_request(&self) -> Option<PoolRequest> {
-        (self.sizetype != "empty").then_some(PoolRequest {
+        (self.sizetype != SizeType::Empty).then_some(PoolRequest {
             slot_size: self.sizemax.max(1),
             slots: 0,
         })
