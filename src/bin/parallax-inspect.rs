@@ -139,6 +139,7 @@ fn card_json(f: &Factory) -> serde_json::Value {
         "pads": pads,
         "properties": props,
         "hints": f.hints,
+        "placement": f.placement(),
     })
 }
 
@@ -210,5 +211,6 @@ fn card(f: &Factory) -> String {
         "\nExecution hints:\n  trust {:?}, processing {:?}, latency {:?}, native code {}, rt-safe {}\n",
         h.trust, h.processing, h.latency, h.native_code, h.rt_safe
     ));
+    s.push_str(&format!("  planner: {}\n", f.placement()));
     s
 }

@@ -84,10 +84,7 @@ impl Graph {
     /// Whether a segment (a thread) starts at `n`: sources, thread boundaries (queue) and
     /// fan-ins (funnel).
     pub fn starts_segment(&self, n: NodeIndex<u32>) -> bool {
-        let f = self.dag[n].factory;
-        f.pads.sink == PadPresence::None
-            || f.hints.thread_boundary
-            || matches!(f.pads.sink, PadPresence::Request(_))
+        self.dag[n].factory.starts_thread()
     }
 
     /// The segments in start order, and the segment of every node (by node index). Everything

@@ -227,6 +227,28 @@ impl Factory {
         self.props.iter().find(|p| p.name == name)
     }
 
+    /// Whether an instance starts a thread (segment) of its own: sources, thread boundaries
+    /// (queue) and fan-ins (funnel). The planner and the DOT export both follow this.
+    pub fn starts_thread(&self) -> bool {
+        self.pads.sink == PadPresence::None
+            || self.hints.thread_boundary
+            || matches!(self.pads.sink, PadPresence::Request(_))
+    }
+
+    /// Where the planner puts an instance, in words.
+    pub fn placement(&self) -> &'static str {
+        if !self.starts_thread() {
+            return "fused: runs in its upstream's thread, one direct call per buffer";
+        }
+        if self.pads.sink == PadPresence::None {
+            "thread: a source starts a thread of its own and pushes from it"
+        } else if self.hints.thread_boundary {
+            "thread: everything downstream runs on a new thread, fed through a bounded channel"
+        } else {
+            "thread: a fan-in runs on its own thread, fed by every input through one channel"
+        }
+    }
+
     /// Whether `name` is this factory's name or one of its aliases.
     pub fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.aliases.contains(&name)
