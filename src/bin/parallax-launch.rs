@@ -39,8 +39,6 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    // The graph outlives the run for --dot.
-    let graph_dot = args.dot.as_ref().map(|_| pipeline.text().to_owned());
 
     let control = match RunControl::new() {
         Ok(c) => Arc::new(c),
@@ -91,8 +89,8 @@ fn main() -> ExitCode {
                 StatsFormat::None => String::new(),
             };
             let _ = std::io::stderr().write_all(text.as_bytes());
-            if let (Some(target), Some(desc)) = (&args.dot, &graph_dot) {
-                if let Err(e) = dot_after_run(target, desc, &report) {
+            if let Some(target) = &args.dot {
+                if let Err(e) = dot_after_run(target, &pipeline, &report) {
                     eprintln!("error: {e}");
                     return ExitCode::from(1);
                 }
@@ -160,13 +158,12 @@ fn write_dot(target: &str, dot: &str) -> Result<(), String> {
     }
 }
 
-/// The graph again (the run consumed the pipeline), annotated with what the run counted.
+/// The graph annotated with what the run counted.
 fn dot_after_run(
     target: &str,
-    description: &str,
+    pipeline: &Pipeline,
     report: &parallax::exec::Report,
 ) -> Result<(), String> {
-    let graph = parallax::graph::Graph::from_description(description).map_err(|d| d.message)?;
     let counts: Vec<parallax::graph::dot::NodeCounts> = report
         .elements
         .iter()
@@ -176,7 +173,10 @@ fn dot_after_run(
             busy_ns: e.busy_ns,
         })
         .collect();
-    write_dot(target, &parallax::graph::dot::to_dot(&graph, Some(&counts)))
+    write_dot(
+        target,
+        &parallax::graph::dot::to_dot(pipeline.graph(), Some(&counts)),
+    )
 }
 
 fn print_plan(pipeline: &Pipeline, exclude: &[String]) {

@@ -97,7 +97,6 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Pipeline {
     graph: Graph,
-    text: String,
 }
 
 impl Pipeline {
@@ -105,7 +104,6 @@ impl Pipeline {
     pub fn parse(text: &str) -> Result<Pipeline, Diagnostic> {
         Ok(Pipeline {
             graph: Graph::from_description(text)?,
-            text: text.to_owned(),
         })
     }
 
@@ -114,15 +112,11 @@ impl Pipeline {
         &self.graph
     }
 
-    /// The description it was parsed from.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    /// Builds every element, plans the segments and runs them to end of stream.
-    pub fn run(self, control: Arc<RunControl>, options: &RunOptions) -> Result<Report, RunError> {
+    /// Builds every element, plans the segments and runs them to end of stream. The graph
+    /// stays, so that it can be drawn with the run's counts afterwards.
+    pub fn run(&self, control: Arc<RunControl>, options: &RunOptions) -> Result<Report, RunError> {
         let started = Instant::now();
-        let graph = self.graph;
+        let graph = &self.graph;
         let names: Arc<Vec<String>> = Arc::new(
             graph
                 .dag
@@ -131,8 +125,8 @@ impl Pipeline {
                 .map(|n| graph.dag[n].name.clone())
                 .collect(),
         );
-        let mut impls = build_elements(&graph)?;
-        let plan = plan(&graph, &mut impls, &names, options)?;
+        let mut impls = build_elements(graph)?;
+        let plan = plan(graph, &mut impls, &names, options)?;
         let Plan {
             segments,
             levels,
@@ -155,11 +149,7 @@ impl Pipeline {
             let handle = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
-                    let result = seg.run_guarded(&control, messages);
-                    if let Err(e) = &result.outcome {
-                        control.fail(clone_error(e));
-                    }
-                    let _ = done.send(result);
+                    let _ = done.send(seg.run_guarded(&control, messages));
                 })
                 .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
             handles.push(handle);
@@ -168,9 +158,6 @@ impl Pipeline {
 
         // The first segment runs on this thread; the others report through `done_rx`.
         let mut results = vec![first.run_guarded(&control, messages)];
-        if let Err(e) = &results[0].outcome {
-            control.fail(clone_error(e));
-        }
         let mut deadline: Option<Instant> = None;
         while results.len() < segment_count {
             if control.is_stopping() && deadline.is_none() {
@@ -181,12 +168,7 @@ impl Pipeline {
                 Some(d) => done_rx.recv_timeout(d.saturating_duration_since(Instant::now())),
             };
             match got {
-                Ok(r) => {
-                    if let Err(e) = &r.outcome {
-                        control.fail(clone_error(e));
-                    }
-                    results.push(r);
-                }
+                Ok(r) => results.push(r),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         // A thread is stuck in a blocking call; the error is what matters.
@@ -204,9 +186,7 @@ impl Pipeline {
         if let Some(err) = control.take_error() {
             return Err(err);
         }
-        debug_assert!(results
-            .iter()
-            .all(|r| matches!(r.outcome, Ok(Outcome::Eos) | Ok(Outcome::Stopped))));
+        debug_assert!(results.iter().all(|r| r.outcome != Outcome::Failed));
 
         let mut per_element = vec![ElementStats::default(); names.len()];
         for r in &results {
@@ -224,7 +204,7 @@ impl Pipeline {
             Ending::Eos
         };
         Ok(stats::report(
-            &graph,
+            graph,
             &per_element,
             &segment_of,
             &levels,
@@ -233,31 +213,6 @@ impl Pipeline {
             started.elapsed(),
             ending,
         ))
-    }
-}
-
-/// Copies the parts of an error that the supervisor records (errors are not `Clone` because of
-/// their `io::Error` sources).
-fn clone_error(e: &RunError) -> RunError {
-    match e {
-        RunError::Element { element, source } => RunError::Element {
-            element: element.clone(),
-            source: match source {
-                ElementError::Io { what, source } => ElementError::Io {
-                    what: what.clone(),
-                    source: std::io::Error::new(source.kind(), source.to_string()),
-                },
-                ElementError::Closed => ElementError::Closed,
-                ElementError::Config(s) => ElementError::Config(s.clone()),
-                ElementError::Failed(s) => ElementError::Failed(s.clone()),
-                ElementError::Interrupted => ElementError::Interrupted,
-            },
-        },
-        RunError::Panic { element, message } => RunError::Panic {
-            element: element.clone(),
-            message: message.clone(),
-        },
-        RunError::Setup(s) => RunError::Setup(s.clone()),
     }
 }
 

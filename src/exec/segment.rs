@@ -181,12 +181,14 @@ pub(super) enum Outcome {
     Eos,
     /// Stopped because of an error elsewhere.
     Stopped,
+    /// Failed; the error went to [`RunControl::fail`].
+    Failed,
 }
 
 /// What a finished segment hands back.
 pub(super) struct SegmentResult {
     pub(super) stats: Vec<(usize, ElementStats)>,
-    pub(super) outcome: Result<Outcome, RunError>,
+    pub(super) outcome: Outcome,
 }
 
 /// A fused run of elements on one thread.
@@ -280,12 +282,17 @@ impl Segment {
             };
             stats.push((el, slot.stats));
         }
+        let (outcome, how) = match outcome {
+            Ok(o @ Outcome::Eos) => (o, "end of stream".to_owned()),
+            Ok(o) => (o, "stopped".to_owned()),
+            Err(e) => {
+                let how = format!("error: {e}");
+                // The first error recorded wins; it also stops every other segment.
+                run.fail(e);
+                (Outcome::Failed, how)
+            }
+        };
         if messages {
-            let how = match &outcome {
-                Ok(Outcome::Eos) => "end of stream".to_owned(),
-                Ok(Outcome::Stopped) => "stopped".to_owned(),
-                Err(e) => format!("error: {e}"),
-            };
             eprintln!("message: {}: {how}", self.name);
         }
         SegmentResult { stats, outcome }
@@ -500,8 +507,7 @@ impl Segment {
                                 .expect("a leaky=downstream sender holds the receiver");
                             // Only our own handle left: the queue's thread is gone.
                             if rx.receiver_count() <= 1 {
-                                self.ops[id].done = true;
-                                self.live -= 1;
+                                self.retire(id);
                                 return Ok(());
                             }
                             loop {
@@ -648,7 +654,7 @@ mod tests {
         let seg = Segment::new("test".into(), input, 0, ops, names);
         let control = RunControl::new().unwrap();
         let result = seg.run_guarded(&control, false);
-        assert!(matches!(result.outcome, Ok(Outcome::Eos)));
+        assert_eq!(result.outcome, Outcome::Eos);
         let (a, b) = (a.lock().unwrap().clone(), b.lock().unwrap().clone());
         assert_eq!(a.len(), 10);
         assert_eq!(a, b, "both branches must see the very same bytes");
