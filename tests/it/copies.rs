@@ -1,7 +1,6 @@
 //! Byte-exact copies through files, fds, tees and funnels.
 
 use std::io::Write as _;
-use std::process::Stdio;
 
 use super::support::*;
 
@@ -140,12 +139,7 @@ fn funnel_merges_every_buffer_of_every_input() {
 #[test]
 fn stdin_to_stdout() {
     let data = random_bytes(3 << 20, 5);
-    let mut child = launch(&["-q", "fdsrc", "!", "fdsink"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&["-q", "fdsrc", "!", "fdsink"]);
     let mut stdin = child.stdin.take().unwrap();
     let feed = data.clone();
     let writer = std::thread::spawn(move || stdin.write_all(&feed).unwrap());

@@ -1,7 +1,5 @@
 //! Flow behaviour: valve, queues, EOS, closed stdout, bounded memory, long chains, stats.
 
-use std::process::Stdio;
-
 use super::support::*;
 
 #[test]
@@ -100,11 +98,7 @@ fn queue_byte_limit_holds_and_everything_arrives() {
 
 #[test]
 fn a_closed_stdout_ends_quietly_with_exit_0() {
-    let mut child = launch(&["fakesrc sizetype=fixed sizemax=4096 filltype=zero ! fdsink"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&["fakesrc sizetype=fixed sizemax=4096 filltype=zero ! fdsink"]);
     // Read 100 bytes, then close our end, like `| head -c 100`.
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 100];

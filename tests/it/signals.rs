@@ -3,7 +3,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsFd;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Pid, Signal};
@@ -40,11 +40,7 @@ fn fifo_case(eos_flag: bool, sig: Signal) -> (i32, Vec<u8>, Vec<u8>) {
     }
     let (i, o) = (prop("location", &fifo), prop("location", &output));
     args.extend(["filesrc", &i, "!", "filesink", &o]);
-    let child = launch(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_piped(&args);
     // Opening blocks until parallax opens its end.
     let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     // More than a pipe holds, in odd sizes, so reads straddle writes.
@@ -95,12 +91,7 @@ fn sigterm_drains_like_sigint() {
 
 #[test]
 fn a_stdin_pipe_that_stays_open_drains_to_stdout() {
-    let mut child = launch(&["-q", "-e", "fdsrc", "!", "fdsink"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&["-q", "-e", "fdsrc", "!", "fdsink"]);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"hello through a pipe").unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -116,11 +107,7 @@ fn a_stdin_pipe_that_stays_open_drains_to_stdout() {
 #[test]
 fn a_second_sigint_exits_at_once() {
     // 1 MiB buffers into a stdout nobody reads: the sink blocks, so the drain cannot finish.
-    let child = launch(&["-q", "fakesrc sizetype=fixed sizemax=1048576 ! fdsink"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_piped(&["-q", "fakesrc sizetype=fixed sizemax=1048576 ! fdsink"]);
     let stdout = child.stdout.as_ref().unwrap();
     until("the pipeline writes", || {
         rustix::io::ioctl_fionread(stdout.as_fd()).unwrap() > 0

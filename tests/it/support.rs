@@ -23,7 +23,17 @@ pub fn launch(args: &[&str]) -> Command {
     c
 }
 
-/// Runs to completion under the watchdog, with stdin from /dev/null unless set.
+/// Starts `parallax-launch ARGS...` with stdin, stdout and stderr on pipes the test holds.
+pub fn spawn_piped(args: &[&str]) -> Child {
+    launch(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+/// Runs to completion under the watchdog, with stdin inherited unless set.
 pub fn run(mut cmd: Command) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn");
