@@ -5,16 +5,10 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use parallax::exec::{Pipeline, RunControl, RunOptions};
-use parallax::memory::{Backing, Pool, PoolConfig};
+use parallax::memory::{MemoryPool, PoolConfig};
 
-fn pool(slots: usize, slot_size: usize) -> Pool {
-    Pool::new(&PoolConfig {
-        backing: Backing::Memfd,
-        slot_size,
-        slots,
-        name: "bench".into(),
-    })
-    .unwrap()
+fn pool(slots: usize, slot_size: usize) -> MemoryPool {
+    MemoryPool::new(&PoolConfig::new("bench", slots, slot_size)).unwrap()
 }
 
 fn memory(c: &mut Criterion) {

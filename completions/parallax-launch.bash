@@ -46,7 +46,7 @@ _parallax__launch() {
                     return 0
                     ;;
                 --memory)
-                    COMPREPLY=($(compgen -W "memfd heap" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "memfd heap hugepages" -- "${cur}"))
                     return 0
                     ;;
                 *)

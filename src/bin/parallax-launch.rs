@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         backing: match args.memory {
             MemoryArg::Memfd => Backing::Memfd,
             MemoryArg::Heap => Backing::Heap,
+            MemoryArg::Hugepages => Backing::HugePages,
         },
         messages: args.messages,
     };

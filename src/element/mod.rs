@@ -6,7 +6,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
 
 use crate::exec::RunControl;
-use crate::memory::{Buffer, MemoryError, Pool, SlotMut};
+use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
 
 pub mod prelude {
     //! Everything an element file needs.
@@ -15,7 +15,7 @@ pub mod prelude {
         Source, Transform,
     };
     pub use crate::ipc::{inherited as inherited_fd, FdKind};
-    pub use crate::memory::{Buffer, BufferFlags, Metadata, SlotMut};
+    pub use crate::memory::{Buffer, BufferFlags, LoanedSlot, Metadata};
     pub use crate::registry::{
         EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,
     };
@@ -159,11 +159,11 @@ pub enum ElementImpl {
 /// What an element may ask of the engine while it runs.
 pub struct Ctx<'a> {
     pub(crate) run: &'a RunControl,
-    pub(crate) pool: Option<&'a Pool>,
+    pub(crate) pool: Option<&'a MemoryPool>,
 }
 
 impl<'a> Ctx<'a> {
-    pub(crate) fn new(run: &'a RunControl, pool: Option<&'a Pool>) -> Ctx<'a> {
+    pub(crate) fn new(run: &'a RunControl, pool: Option<&'a MemoryPool>) -> Ctx<'a> {
         Ctx { run, pool }
     }
 
@@ -174,7 +174,7 @@ impl<'a> Ctx<'a> {
 
     /// Loans a buffer slot from this source's pool, waiting while all are in use
     /// (backpressure). Ends with [`ElementError::Interrupted`] when the pipeline stops meanwhile.
-    pub fn loan(&mut self) -> Result<SlotMut, ElementError> {
+    pub fn loan(&mut self) -> Result<LoanedSlot, ElementError> {
         let pool = self.pool.ok_or_else(|| {
             ElementError::Failed("no buffer pool was set up for this element".into())
         })?;

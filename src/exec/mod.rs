@@ -26,7 +26,7 @@ pub use stats::{ElementReport, LinkReport, PoolReport, Report};
 
 use crate::element::{ElementError, ElementImpl, QueueSettings};
 use crate::graph::Graph;
-use crate::memory::{Backing, Pool, PoolConfig};
+use crate::memory::{Backing, MemoryPool, PeerAccess, PoolConfig};
 use crate::parse::Diagnostic;
 use segment::{Input, Item, Level, Op, OpSlot, Outcome, Segment, SegmentResult};
 
@@ -238,7 +238,7 @@ struct Plan {
     /// Channel levels of queues and funnels, by element.
     levels: HashMap<usize, Arc<Level>>,
     /// Pools of sources, by element.
-    pools: HashMap<usize, Pool>,
+    pools: HashMap<usize, MemoryPool>,
     /// Which segment (thread) runs each element.
     segment_of: Vec<usize>,
 }
@@ -315,11 +315,12 @@ fn plan(
                         } else {
                             req.slots
                         };
-                        let pool = Pool::new(&PoolConfig {
+                        let pool = MemoryPool::new(&PoolConfig {
                             backing: options.backing,
                             slot_size: req.slot_size,
                             slots,
                             name: names[el].clone(),
+                            peers: PeerAccess::ReadWrite,
                         })
                         .map_err(|e| RunError::Element {
                             element: names[el].clone(),

@@ -15,7 +15,7 @@ use super::RunError;
 use crate::element::{
     Ctx, ElementError, Flow, Leaky, QueueSettings, Sink, SinkFlow, Source, Transform,
 };
-use crate::memory::{Buffer, Pool};
+use crate::memory::{Buffer, MemoryPool};
 
 /// What travels on a channel between segments.
 pub(super) enum Item {
@@ -115,7 +115,7 @@ pub(super) enum Input {
     Source {
         el: usize,
         src: Box<dyn Source>,
-        pool: Option<Pool>,
+        pool: Option<MemoryPool>,
     },
     Channel {
         el: usize,
@@ -582,7 +582,7 @@ mod tests {
 
     use super::*;
     use crate::element::PoolRequest;
-    use crate::memory::{Backing, PoolConfig};
+    use crate::memory::PoolConfig;
 
     /// Produces `left` buffers of 64 bytes from the pool.
     struct Counter {
@@ -620,13 +620,7 @@ mod tests {
 
     #[test]
     fn tee_branches_see_the_same_memory_not_copies() {
-        let pool = Pool::new(&PoolConfig {
-            backing: Backing::Memfd,
-            slot_size: 64,
-            slots: 4,
-            name: "test".into(),
-        })
-        .unwrap();
+        let pool = MemoryPool::new(&PoolConfig::new("test", 4, 64)).unwrap();
         let (a, b) = (
             Arc::new(Mutex::new(Vec::new())),
             Arc::new(Mutex::new(Vec::new())),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::segment::{ElementStats, Level};
 use super::Ending;
 use crate::graph::Graph;
-use crate::memory::{Pool, PoolStats};
+use crate::memory::{MemoryPool, PoolStats};
 
 /// One element's line of the report.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -86,7 +86,7 @@ pub(super) fn report(
     per_element: &[ElementStats],
     segment_of: &[usize],
     levels: &HashMap<usize, Arc<Level>>,
-    pools: &HashMap<usize, Pool>,
+    pools: &HashMap<usize, MemoryPool>,
     threads: usize,
     wall: Duration,
     ending: Ending,
@@ -128,10 +128,7 @@ pub(super) fn report(
         .iter()
         .map(|(el, p)| PoolReport {
             element: dag[daggy::NodeIndex::new(*el)].name.clone(),
-            backing: match p.backing() {
-                crate::memory::Backing::Heap => "heap",
-                crate::memory::Backing::Memfd => "memfd",
-            },
+            backing: p.backing().name(),
             stats: p.stats(),
         })
         .collect();

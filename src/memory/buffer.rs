@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::pool::SlotRef;
+use super::peer::{PeerSlotRef, ReadOnlyLoan};
+use super::pool::{PoolInner, SlotRef};
 
 /// Buffer flags, as a bit set (gst's GstBufferFlags subset that means something here).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -41,8 +42,12 @@ pub struct Metadata {
 enum Storage {
     /// No bytes at all (fakesrc's default empty buffers): no memory is touched.
     Empty,
-    /// A slot of a [`super::Pool`]; shareable with another process when memfd-backed.
+    /// A slot of a [`super::MemoryPool`]; shareable with another process when memfd-backed.
     Slot(SlotRef),
+    /// A slot of another process's arena, mapped writable (trusted peer).
+    Peer(PeerSlotRef),
+    /// A slot of another process's arena, mapped read-only (untrusted peer).
+    ReadOnly(Arc<ReadOnlyLoan>),
     /// Bytes an element built itself.
     Heap(Arc<Vec<u8>>),
 }
@@ -62,6 +67,8 @@ impl std::fmt::Debug for Buffer {
         let kind = match self.storage {
             Storage::Empty => "empty",
             Storage::Slot(_) => "slot",
+            Storage::Peer(_) => "peer slot",
+            Storage::ReadOnly(_) => "read-only peer slot",
             Storage::Heap(_) => "heap",
         };
         f.debug_struct("Buffer")
@@ -103,11 +110,39 @@ impl Buffer {
         }
     }
 
+    pub(super) fn from_peer_slot(slot: PeerSlotRef, offset: usize, len: usize) -> Buffer {
+        Buffer {
+            storage: Storage::Peer(slot),
+            offset,
+            len,
+            meta: Metadata::default(),
+        }
+    }
+
+    pub(super) fn from_read_only_loan(loan: ReadOnlyLoan, offset: usize, len: usize) -> Buffer {
+        Buffer {
+            storage: Storage::ReadOnly(Arc::new(loan)),
+            offset,
+            len,
+            meta: Metadata::default(),
+        }
+    }
+
+    /// Slot index and byte range when this buffer lives in `pool`.
+    pub(super) fn slot_in(&self, pool: &Arc<PoolInner>) -> Option<(u32, usize, usize)> {
+        match &self.storage {
+            Storage::Slot(slot) => Some((slot.index_in(pool)?, self.offset, self.len)),
+            _ => None,
+        }
+    }
+
     /// The bytes.
     pub fn data(&self) -> &[u8] {
         let all: &[u8] = match &self.storage {
             Storage::Empty => return &[],
             Storage::Slot(slot) => slot.bytes(),
+            Storage::Peer(slot) => slot.bytes(),
+            Storage::ReadOnly(loan) => loan.bytes(),
             Storage::Heap(v) => v,
         };
         // offset + len <= backing length is kept by every constructor and by `slice`.
@@ -136,15 +171,16 @@ impl Buffer {
         Some(sub)
     }
 
-    /// Whether the bytes live in a memfd-backed pool slot that another process could map.
+    /// Whether the bytes live in a shared arena slot that another process could map.
     pub fn is_shareable(&self) -> bool {
-        matches!(self.storage, Storage::Slot(_))
+        matches!(self.storage, Storage::Slot(_) | Storage::Peer(_))
     }
 
-    /// The refcount stored in the shared slot header, for slot-backed buffers.
+    /// The refcount stored in the shared slot header (all processes), for arena buffers.
     pub fn slot_refcount(&self) -> Option<u32> {
         match &self.storage {
             Storage::Slot(slot) => Some(slot.refcount()),
+            Storage::Peer(slot) => Some(slot.refcount()),
             _ => None,
         }
     }
@@ -180,6 +216,7 @@ mod tests {
     fn handles_are_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<Buffer>();
-        check::<super::super::Pool>();
+        check::<super::super::MemoryPool>();
+        check::<super::super::SharedArenaCache>();
     }
 }

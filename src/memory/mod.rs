@@ -1,21 +1,31 @@
 //! Buffers and the memory they live in.
 //!
-//! Layers, bottom up: [`sys`] (memfd and mmap, the raw unsafe calls) → [`pool`] (a mapping cut
-//! into fixed-size slots whose refcounts live in the mapping itself) → [`buffer`] (the safe,
-//! refcounted [`Buffer`] that elements pass around). Nothing above this module touches a raw
-//! pointer.
+//! Layers, bottom up: [`sys`] (memfd, huge pages, file mappings: the raw unsafe calls) →
+//! [`arena`] (the layout of a shared arena inside one mapping, bounds-checked access) and
+//! [`protocol`] (the lock-free refcount and release-ring protocols, model-checked with loom) →
+//! [`pool`] (the owner: [`MemoryPool`] loans slots, serves peers) and [`peer`] (the other
+//! process: [`SharedArenaCache`] resolves [`IpcRef`]s) → [`buffer`] (the safe, refcounted
+//! [`Buffer`] that elements pass around). Nothing above this module touches a raw pointer.
 //!
-//! Threat model: this module assumes one process today; the slot headers already live inside the
-//! mapping so that another process that maps the same memfd can clone and drop buffers with plain
-//! atomics. Every index read back from a slot header is bounds-checked before it is used.
+//! Threat model: peers that map an arena may be buggy, killed at any instruction, or hostile.
+//! The owner keeps its layout and each slot's loan state in private memory and validates every
+//! index read from shared memory; a peer that writes garbage can invalidate its own buffers but
+//! cannot make the owner read or write outside the arena, free a slot twice, or panic. Untrusted
+//! peers get arenas they can only map read-only, and their releases are checked against a private
+//! ledger. Memfds are sealed against shrinking, so no peer can SIGBUS the owner.
 
+mod arena;
 mod buffer;
+mod peer;
 mod pool;
+mod protocol;
 mod sys;
 
+pub use arena::MAX_PEERS;
 pub use buffer::{Buffer, BufferFlags, Metadata};
-pub use pool::{Pool, PoolConfig, PoolStats, SlotMut};
-pub use sys::{page_size, Backing};
+pub use peer::{IpcRef, SharedArenaCache};
+pub use pool::{LoanedSlot, MemoryPool, PeerAccess, PeerId, PeerTicket, PoolConfig, PoolStats};
+pub use sys::{page_size, Access, Backing, Mapping, HUGE_PAGE};
 
 /// Errors of the memory layer. They name the size or slot involved.
 #[derive(Debug, thiserror::Error)]
@@ -50,4 +60,26 @@ pub enum MemoryError {
     /// Waiting for a free slot was cancelled (the pipeline is stopping).
     #[error("waiting for a free buffer was cancelled")]
     Cancelled,
+    /// An arena received from another process does not hold up.
+    #[error("refusing shared arena: {0}")]
+    BadArena(&'static str),
+    /// A reference received from another process does not hold up.
+    #[error("refusing {r:?}: {why}")]
+    BadRef {
+        /// The reference as received.
+        r: IpcRef,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A release from a peer that does not hold up; counted, never applied.
+    #[error("rejected release of slot {slot}: {why}")]
+    Rejected {
+        /// The slot named.
+        slot: u32,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The buffer or pool cannot be shared as asked.
+    #[error("cannot share: {0}")]
+    NotShareable(&'static str),
 }

@@ -1,52 +1,41 @@
-//! A pool of fixed-size slots cut out of one [`Mapping`], with the refcount of every slot stored
-//! in the mapping itself.
+//! [`MemoryPool`]: the owner's side of a shared arena. It loans fixed-size slots, keeps the
+//! authoritative record of which slots are free in private memory, and serves peer processes.
 //!
-//! Layout of the mapping:
+//! Which slots are free is an atomic bitmap in private memory, and each slot's loan state
+//! (generation << 1 | loaned) is a private word too, so a loan or a release never trusts a value
+//! read from the shared mapping. A loan sets the shared refcount to 1; clones increment it; the
+//! drop that takes it to 0 returns the slot. An exhausted pool is backpressure:
+//! [`MemoryPool::loan_blocking`] waits on a futex in the shared header, which both local releases
+//! and peers' releases wake; [`MemoryPool::try_loan`] reports `None`, never panics.
 //!
-//! ```text
-//! [ ArenaHeader: magic, version, slot count, slot size, arena id ]   64 bytes
-//! [ SlotHeader { refcount: AtomicU32, state: AtomicU32 } x slots ]   8 bytes each
-//! [ padding to a page ]
-//! [ slot data x slots ]                                               slot_size each
-//! ```
+//! Peers (see [`super::peer`]) come in two kinds:
 //!
-//! Which slots are free is tracked by the owner in private memory (an atomic bitmap), so a loan
-//! never trusts a value read from the shared mapping. A loan sets the refcount to 1; clones
-//! increment it; the drop that takes it to 0 returns the slot to the bitmap and wakes a producer
-//! that waits for one. An exhausted pool is backpressure: [`Pool::loan_blocking`] waits, and
-//! [`Pool::try_loan`] reports `None`, never panics.
+//! - trusted ([`PeerAccess::ReadWrite`] arenas): they map the arena writable, and clone and drop
+//!   with atomics on the shared refcount; a peer that drops the last reference pushes the slot
+//!   onto its release ring, which the owner drains when it runs out of free slots (O(k) for k
+//!   released slots). Ring entries are validated: an index out of range, a slot that is not on
+//!   loan, or one still referenced is rejected and counted, never applied.
+//! - untrusted ([`PeerAccess::ReadOnly`] arenas): the memfd is sealed with `F_SEAL_FUTURE_WRITE`
+//!   once the owner mapped it, so the peer can only ever map it read-only; the owner keeps a
+//!   private ledger of what it lent to each peer, and a release message for a slot the peer does
+//!   not hold (or a second release) is rejected and counted.
+//!
+//! When a peer dies, [`MemoryPool::reclaim_peer`] takes its share out of every refcount and
+//! returns the slots nobody else holds.
 
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::collections::HashMap;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::arena::{ArenaView, Layout, MAX_PEERS};
 use super::buffer::Buffer;
+use super::protocol::{forget_peer, last_reference, Word};
 use super::sys::{page_size, Backing, Mapping};
-use super::MemoryError;
+use super::{IpcRef, MemoryError};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"PRLXARN1");
-const VERSION: u32 = 1;
-const HEADER_LEN: usize = 64;
-const STATE_FREE: u32 = 0;
-const STATE_LOANED: u32 = 1;
-
-/// The arena header at offset 0 of the mapping; written once by the owner.
-#[repr(C)]
-struct ArenaHeader {
-    magic: AtomicU64,
-    version: AtomicU32,
-    slot_count: AtomicU32,
-    slot_size: AtomicU64,
-    arena_id: AtomicU64,
-}
-
-/// Per-slot header in the mapping. All atomics, so concurrent access from several threads (or
-/// processes mapping the same memfd) is never a data race.
-#[repr(C)]
-struct SlotHeader {
-    refcount: AtomicU32,
-    state: AtomicU32,
-}
+const LOANED: u32 = 1;
 
 /// How to build a pool.
 #[derive(Debug, Clone)]
@@ -59,6 +48,59 @@ pub struct PoolConfig {
     pub slots: usize,
     /// Name of the memfd (shows in /proc/PID/fd), usually the element's name.
     pub name: String,
+    /// What peer processes given the fd may do.
+    pub peers: PeerAccess,
+}
+
+impl PoolConfig {
+    /// A memfd-backed pool for trusted peers (the default `CpuArena` of a pipeline source).
+    pub fn new(name: impl Into<String>, slots: usize, slot_size: usize) -> PoolConfig {
+        PoolConfig {
+            backing: Backing::Memfd,
+            slot_size,
+            slots,
+            name: name.into(),
+            peers: PeerAccess::ReadWrite,
+        }
+    }
+}
+
+/// What peers that map the arena may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PeerAccess {
+    /// Trusted peers map it writable and keep refcounts in the shared mapping.
+    #[default]
+    ReadWrite,
+    /// Peers are untrusted: the memfd is sealed against new writable mappings and the owner
+    /// keeps the loan ledger privately.
+    ReadOnly,
+}
+
+/// A peer's column in the arena (1-based in messages, `0..MAX_PEERS` inside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerId(u8);
+
+impl PeerId {
+    /// The column index, `0..MAX_PEERS`.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// Rebuilds an id received from a peer; `None` when out of range.
+    pub fn from_index(index: usize) -> Option<PeerId> {
+        (index < MAX_PEERS).then_some(PeerId(index as u8))
+    }
+}
+
+/// What a newly admitted peer needs: its id and a duplicate of the arena's memfd to send it.
+#[derive(Debug)]
+pub struct PeerTicket {
+    /// The peer's column.
+    pub id: PeerId,
+    /// The arena's memfd, for SCM_RIGHTS.
+    pub fd: OwnedFd,
+    /// How the peer must map it.
+    pub access: PeerAccess,
 }
 
 /// Counters for `--stats`.
@@ -72,215 +114,333 @@ pub struct PoolStats {
     pub high_water: usize,
     /// Loans served.
     pub loans: u64,
+    /// Releases from peers that were refused (out of range, not on loan, not held, twice).
+    pub rejected: u64,
 }
 
-/// A slot pool; cheap to clone (an `Arc`).
+/// A slot pool over a shared arena; cheap to clone (an `Arc`).
 #[derive(Clone)]
-pub struct Pool {
+pub struct MemoryPool {
     inner: Arc<PoolInner>,
 }
 
-impl std::fmt::Debug for Pool {
+impl std::fmt::Debug for MemoryPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool")
+        f.debug_struct("MemoryPool")
             .field("stats", &self.stats())
             .finish()
     }
 }
 
+#[derive(Default)]
+struct Peers {
+    admitted: [Option<PeerAccess>; MAX_PEERS],
+    /// Untrusted peers' loans: slot -> references held.
+    ledgers: [HashMap<u32, u32>; MAX_PEERS],
+    /// Consumer position of each trusted peer's release ring.
+    heads: [u32; MAX_PEERS],
+}
+
 pub(super) struct PoolInner {
-    map: Mapping,
-    slots: usize,
-    slot_size: usize,
-    data_at: usize,
+    view: ArenaView,
+    arena_id: u64,
+    peer_access: PeerAccess,
     /// Bit set = slot free. Private memory: the owner's authoritative view.
-    free: Box<[AtomicU64]>,
+    free: Box<[std::sync::atomic::AtomicU64]>,
+    /// Per slot: generation << 1 | LOANED. Private memory.
+    states: Box<[AtomicU32]>,
+    /// Trusted peers admitted, as a bit set: skips ring draining when zero.
+    trusted_peers: AtomicU32,
+    peers: Mutex<Peers>,
     in_use: AtomicUsize,
     high_water: AtomicUsize,
     loans: AtomicU64,
-    waiters: AtomicUsize,
-    lock: Mutex<()>,
-    freed: Condvar,
+    rejected: AtomicU64,
 }
 
-impl Pool {
+impl MemoryPool {
     /// Maps and lays out a new pool.
-    pub fn new(config: &PoolConfig) -> Result<Pool, MemoryError> {
-        if config.slots == 0 || config.slots > u32::MAX as usize {
-            return Err(MemoryError::Layout(
-                "a pool needs between 1 and 2^32-1 slots",
-            ));
+    pub fn new(config: &PoolConfig) -> Result<MemoryPool, MemoryError> {
+        if config.slots == 0 || config.slots > super::arena::MAX_SLOTS {
+            return Err(MemoryError::Layout("a pool needs between 1 and 2^20 slots"));
         }
         let slot_size = round_slot(config.slot_size.max(1))?;
-        let headers_len = config
-            .slots
-            .checked_mul(size_of::<SlotHeader>())
-            .ok_or(MemoryError::Layout("slot headers overflow"))?;
-        let data_at = (HEADER_LEN + headers_len).div_ceil(page_size()) * page_size();
-        let total = config
-            .slots
-            .checked_mul(slot_size)
-            .and_then(|d| d.checked_add(data_at))
-            .ok_or(MemoryError::Layout("pool size overflows"))?;
-        let map = Mapping::new(config.backing, &config.name, total)?;
-        if map.len() < total {
-            return Err(MemoryError::Layout(
-                "the mapping is shorter than the pool layout",
-            ));
+        let layout = Layout::new(config.slots, slot_size, page_size())?;
+        let map = Mapping::new(config.backing, &config.name, layout.end)?;
+        let view = ArenaView::new(map, layout)?;
+        let arena_id = next_arena_id();
+        view.init_header(arena_id);
+        if config.peers == PeerAccess::ReadOnly {
+            view.map.seal_future_write()?;
         }
         let words = config.slots.div_ceil(64);
-        let free: Box<[AtomicU64]> = (0..words)
+        let free = (0..words)
             .map(|w| {
                 let bits = (config.slots - w * 64).min(64);
-                AtomicU64::new(if bits == 64 {
+                std::sync::atomic::AtomicU64::new(if bits == 64 {
                     u64::MAX
                 } else {
                     (1u64 << bits) - 1
                 })
             })
             .collect();
-        let inner = PoolInner {
-            map,
-            slots: config.slots,
-            slot_size,
-            data_at,
-            free,
-            in_use: AtomicUsize::new(0),
-            high_water: AtomicUsize::new(0),
-            loans: AtomicU64::new(0),
-            waiters: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            freed: Condvar::new(),
-        };
-        let header = inner.arena_header();
-        header.version.store(VERSION, Ordering::Relaxed);
-        header
-            .slot_count
-            .store(config.slots as u32, Ordering::Relaxed);
-        header.slot_size.store(slot_size as u64, Ordering::Relaxed);
-        header.arena_id.store(next_arena_id(), Ordering::Relaxed);
-        header.magic.store(MAGIC, Ordering::Release);
-        Ok(Pool {
-            inner: Arc::new(inner),
+        let states = (0..config.slots).map(|_| AtomicU32::new(0)).collect();
+        Ok(MemoryPool {
+            inner: Arc::new(PoolInner {
+                view,
+                arena_id,
+                peer_access: config.peers,
+                free,
+                states,
+                trusted_peers: AtomicU32::new(0),
+                peers: Mutex::new(Peers::default()),
+                in_use: AtomicUsize::new(0),
+                high_water: AtomicUsize::new(0),
+                loans: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+            }),
         })
     }
 
     /// Bytes per slot: the largest buffer this pool can hand out.
     pub fn slot_size(&self) -> usize {
-        self.inner.slot_size
+        self.inner.view.layout.slot_size
     }
 
     /// Number of slots.
     pub fn capacity(&self) -> usize {
-        self.inner.slots
+        self.inner.view.layout.slots
     }
 
-    /// Slots free right now.
+    /// Slots free right now (after taking in what peers released).
     pub fn available(&self) -> usize {
-        self.inner.slots - self.inner.in_use.load(Ordering::Relaxed)
+        self.inner.drain_rings();
+        self.capacity() - self.inner.in_use.load(Ordering::Relaxed)
     }
 
-    /// What backs the pool's pages.
+    /// What backs the pool's pages (after any fallback).
     pub fn backing(&self) -> Backing {
-        self.inner.map.backing()
+        self.inner.view.map.backing()
     }
 
-    /// The memfd behind the pool, for sharing with another process.
-    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.inner.map.fd()
+    /// The arena's id, as carried by every [`IpcRef`] into it.
+    pub fn arena_id(&self) -> u64 {
+        self.inner.arena_id
+    }
+
+    /// The memfd behind the pool; `None` for heap pools.
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.inner.view.map.fd()
     }
 
     /// Counters for `--stats`.
     pub fn stats(&self) -> PoolStats {
         PoolStats {
-            slots: self.inner.slots,
-            slot_size: self.inner.slot_size,
+            slots: self.capacity(),
+            slot_size: self.slot_size(),
             high_water: self.inner.high_water.load(Ordering::Relaxed),
             loans: self.inner.loans.load(Ordering::Relaxed),
+            rejected: self.inner.rejected.load(Ordering::Relaxed),
         }
     }
 
     /// Loans a free slot, or `None` when every slot is in use.
-    pub fn try_loan(&self) -> Option<SlotMut> {
-        let index = self.inner.take_free()?;
+    pub fn try_loan(&self) -> Option<LoanedSlot> {
+        let index = match self.inner.take_free() {
+            Some(i) => i,
+            None if self.inner.drain_rings() > 0 => self.inner.take_free()?,
+            None => return None,
+        };
         Some(PoolInner::hand_out(&self.inner, index))
     }
 
     /// Loans a free slot, waiting for one while the pool is exhausted (backpressure).
     /// `cancelled` is polled while waiting; when it returns true the wait ends with
     /// [`MemoryError::Cancelled`].
-    pub fn loan_blocking(&self, cancelled: &dyn Fn() -> bool) -> Result<SlotMut, MemoryError> {
+    pub fn loan_blocking(&self, cancelled: &dyn Fn() -> bool) -> Result<LoanedSlot, MemoryError> {
+        let header = self.inner.view.header();
         loop {
             if let Some(slot) = self.try_loan() {
                 return Ok(slot);
             }
-            self.inner.waiters.fetch_add(1, Ordering::SeqCst);
-            let guard = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
-            // Checked again after announcing ourselves: a release that happened before the
-            // announcement is seen here, one after it takes the lock and notifies.
-            let got = self.try_loan();
-            let result = match got {
+            header.waiters.fetch_add(1, Ordering::SeqCst);
+            let seq = header.wake_seq.load(Ordering::SeqCst);
+            // Checked again after announcing ourselves: a release before the announcement is
+            // seen here, one after it bumps `wake_seq`, so the futex wait returns at once.
+            let result = match self.try_loan() {
                 Some(slot) => Some(Ok(slot)),
                 None if cancelled() => Some(Err(MemoryError::Cancelled)),
                 None => {
-                    let _unused = self
-                        .inner
-                        .freed
-                        .wait_timeout(guard, Duration::from_millis(50))
-                        .unwrap_or_else(|p| p.into_inner());
+                    let timeout = rustix::time::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: Duration::from_millis(50).as_nanos() as i64,
+                    };
+                    let _woken = rustix::thread::futex::wait(
+                        &header.wake_seq,
+                        rustix::thread::futex::Flags::empty(),
+                        seq,
+                        Some(&timeout),
+                    );
                     None
                 }
             };
-            self.inner.waiters.fetch_sub(1, Ordering::SeqCst);
+            header.waiters.fetch_sub(1, Ordering::SeqCst);
             if let Some(r) = result {
                 return r;
             }
         }
     }
+
+    /// Admits a peer process: reserves a column and duplicates the memfd for it.
+    pub fn admit_peer(&self) -> Result<PeerTicket, MemoryError> {
+        let fd = self
+            .fd()
+            .ok_or(MemoryError::NotShareable("a heap pool has no fd to share"))?;
+        let fd = rustix::io::fcntl_dupfd_cloexec(fd, 3)
+            .map_err(|e| MemoryError::Memfd { source: e.into() })?;
+        let mut peers = self.inner.lock_peers();
+        let index =
+            peers
+                .admitted
+                .iter()
+                .position(Option::is_none)
+                .ok_or(MemoryError::NotShareable(
+                    "every peer column of this arena is taken",
+                ))?;
+        peers.admitted[index] = Some(self.inner.peer_access);
+        if self.inner.peer_access == PeerAccess::ReadWrite {
+            self.inner
+                .trusted_peers
+                .fetch_or(1 << index, Ordering::SeqCst);
+        }
+        Ok(PeerTicket {
+            id: PeerId(index as u8),
+            fd,
+            access: self.inner.peer_access,
+        })
+    }
+
+    /// Lends `buf` to `peer`: the returned [`IpcRef`] carries one reference that the peer owns
+    /// (it resolves it once with [`super::SharedArenaCache::get_slot`]).
+    pub fn lend(&self, buf: &Buffer, peer: PeerId) -> Result<IpcRef, MemoryError> {
+        let (index, offset, len) = buf
+            .slot_in(&self.inner)
+            .ok_or(MemoryError::NotShareable("the buffer is not in this pool"))?;
+        let mut peers = self.inner.lock_peers();
+        match peers.admitted[peer.index()] {
+            None => return Err(MemoryError::NotShareable("no such peer")),
+            Some(PeerAccess::ReadWrite) => {
+                // The owner holds `buf`, so the slot cannot be released while we add the share.
+                let header = self.inner.view.slot_header(index);
+                header.total.fetch_add(1, Ordering::Relaxed);
+                header.columns[peer.index()].fetch_add(1, Ordering::Relaxed);
+            }
+            Some(PeerAccess::ReadOnly) => {
+                self.inner
+                    .view
+                    .slot_header(index)
+                    .total
+                    .fetch_add(1, Ordering::Relaxed);
+                *peers.ledgers[peer.index()].entry(index).or_insert(0) += 1;
+            }
+        }
+        Ok(IpcRef {
+            arena_id: self.inner.arena_id,
+            slot: index,
+            offset: offset as u64,
+            len: len as u64,
+        })
+    }
+
+    /// An untrusted peer says it is done with `r`. Applied only if the ledger shows the peer holds
+    /// that slot; otherwise rejected (and counted).
+    pub fn release_from(&self, peer: PeerId, r: &IpcRef) -> Result<(), MemoryError> {
+        let mut peers = self.inner.lock_peers();
+        let held = if r.arena_id == self.inner.arena_id {
+            peers.ledgers[peer.index()].get_mut(&r.slot)
+        } else {
+            None
+        };
+        let Some(count) = held else {
+            drop(peers);
+            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(MemoryError::Rejected {
+                slot: r.slot,
+                why: "the peer does not hold this slot",
+            });
+        };
+        *count -= 1;
+        if *count == 0 {
+            peers.ledgers[peer.index()].remove(&r.slot);
+        }
+        drop(peers);
+        if last_reference(&self.inner.view.slot_header(r.slot).total) {
+            self.inner.release(r.slot);
+        }
+        Ok(())
+    }
+
+    /// A peer is gone (exited, killed, or cut off): takes its share out of every refcount,
+    /// returns every slot nobody else holds, and frees its column. Returns the slots reclaimed.
+    pub fn reclaim_peer(&self, peer: PeerId) -> usize {
+        let p = peer.index();
+        let mut reclaimed = 0;
+        let mut peers = self.inner.lock_peers();
+        match peers.admitted[p].take() {
+            None => return 0,
+            Some(PeerAccess::ReadOnly) => {
+                for (slot, count) in std::mem::take(&mut peers.ledgers[p]) {
+                    let total = &self.inner.view.slot_header(slot).total;
+                    let column = AtomicU32::new(count);
+                    if forget_peer(total, &column) && self.inner.release(slot) {
+                        reclaimed += 1;
+                    }
+                }
+            }
+            Some(PeerAccess::ReadWrite) => {
+                self.inner
+                    .trusted_peers
+                    .fetch_and(!(1 << p), Ordering::SeqCst);
+                // What the peer pushed before it died is still valid.
+                let mut head = peers.heads[p];
+                self.inner.view.ring(p).drain(&mut head, |slot| {
+                    if self.inner.release_from_ring(slot) {
+                        reclaimed += 1;
+                    }
+                });
+                let ring = self.inner.view.ring(p);
+                for cell in ring.cells {
+                    cell.store(0, Ordering::Relaxed);
+                }
+                ring.tail.store(0, Ordering::Relaxed);
+                peers.heads[p] = 0;
+                for slot in 0..self.capacity() as u32 {
+                    let header = self.inner.view.slot_header(slot);
+                    if forget_peer(&header.total, &header.columns[p]) && self.inner.release(slot) {
+                        reclaimed += 1;
+                    }
+                }
+                // A drop that reached zero but died before its push left an orphan: on loan,
+                // referenced by nobody.
+                for slot in 0..self.capacity() as u32 {
+                    let state = self.inner.states[slot as usize].load(Ordering::Acquire);
+                    let header = self.inner.view.slot_header(slot);
+                    if state & LOANED != 0
+                        && header.total.load(Ordering::Acquire) == 0
+                        && self.inner.release_state(slot, state)
+                    {
+                        reclaimed += 1;
+                    }
+                }
+            }
+        }
+        reclaimed
+    }
 }
 
 impl PoolInner {
-    fn arena_header(&self) -> &ArenaHeader {
-        // SAFETY:
-        // 1. In bounds: the mapping is at least one page, and HEADER_LEN (64) >= size_of header.
-        // 2. Aligned: the mapping is page aligned and ArenaHeader needs 8-byte alignment.
-        // 3. ArenaHeader is all atomics, so shared access is never a data race.
-        // 4. The borrow is tied to &self, which owns the mapping.
-        #[allow(unsafe_code)]
-        unsafe {
-            &*self.map.as_ptr().cast::<ArenaHeader>()
-        }
-    }
-
-    /// Header of slot `index`, bounds-checked.
-    fn slot_header(&self, index: u32) -> &SlotHeader {
-        let i = (index as usize).min(self.slots - 1);
-        debug_assert_eq!(i, index as usize, "slot index out of range");
-        let offset = HEADER_LEN + i * size_of::<SlotHeader>();
-        // SAFETY:
-        // 1. In bounds: i < slots (clamped above) and `new` reserved HEADER_LEN + slots * 8 bytes
-        //    before `data_at`.
-        // 2. Aligned: the mapping is page aligned, HEADER_LEN is 64 and SlotHeader is 8 bytes
-        //    with 4-byte alignment.
-        // 3. SlotHeader is all atomics: concurrent access is never a data race.
-        // 4. The borrow is tied to &self, which owns the mapping.
-        #[allow(unsafe_code)]
-        unsafe {
-            &*self.map.as_ptr().add(offset).cast::<SlotHeader>()
-        }
-    }
-
-    /// Base pointer of slot `index`'s data, bounds-checked.
-    fn slot_ptr(&self, index: u32) -> *mut u8 {
-        let i = (index as usize).min(self.slots - 1);
-        debug_assert_eq!(i, index as usize, "slot index out of range");
-        // SAFETY:
-        // 1. In bounds: data_at + (i + 1) * slot_size <= map.len(), as laid out in `new`.
-        // 2. Pointer arithmetic only; no access happens here.
-        #[allow(unsafe_code)]
-        unsafe {
-            self.map.as_ptr().add(self.data_at + i * self.slot_size)
-        }
+    fn lock_peers(&self) -> std::sync::MutexGuard<'_, Peers> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn take_free(&self) -> Option<u32> {
@@ -302,14 +462,20 @@ impl PoolInner {
         None
     }
 
-    fn hand_out(this: &Arc<PoolInner>, index: u32) -> SlotMut {
-        let header = this.slot_header(index);
-        header.refcount.store(1, Ordering::Relaxed);
-        header.state.store(STATE_LOANED, Ordering::Relaxed);
+    fn hand_out(this: &Arc<PoolInner>, index: u32) -> LoanedSlot {
+        let state = &this.states[index as usize];
+        let next = (state.load(Ordering::Relaxed) | LOANED).wrapping_add(2) | LOANED;
+        state.store(next, Ordering::Release);
+        let header = this.view.slot_header(index);
+        header.total.store(1, Ordering::Relaxed);
+        for column in &header.columns {
+            column.store(0, Ordering::Relaxed);
+        }
+        header.state.store(next, Ordering::Relaxed);
         let used = this.in_use.fetch_add(1, Ordering::Relaxed) + 1;
         this.high_water.fetch_max(used, Ordering::Relaxed);
         this.loans.fetch_add(1, Ordering::Relaxed);
-        SlotMut {
+        LoanedSlot {
             slot: SlotRef {
                 pool: Arc::clone(this),
                 index,
@@ -317,21 +483,83 @@ impl PoolInner {
         }
     }
 
-    fn release(&self, index: u32) {
-        let header = self.slot_header(index);
-        header.state.store(STATE_FREE, Ordering::Relaxed);
-        self.in_use.fetch_sub(1, Ordering::Relaxed);
-        let word = &self.free[index as usize / 64];
-        word.fetch_or(1u64 << (index % 64), Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-            self.freed.notify_all();
+    /// Returns a slot whose last reference is gone. False when it was not on loan (someone
+    /// else already returned it).
+    fn release(&self, index: u32) -> bool {
+        let state = self.states[index as usize].load(Ordering::Acquire);
+        state & LOANED != 0 && self.release_state(index, state)
+    }
+
+    /// Returns slot `index` if its private state is still `state` (same loan generation).
+    fn release_state(&self, index: u32, state: u32) -> bool {
+        if self.states[index as usize]
+            .compare_exchange(state, state & !LOANED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
         }
+        self.view
+            .slot_header(index)
+            .state
+            .store(state & !LOANED, Ordering::Relaxed);
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
+        self.free[index as usize / 64].fetch_or(1u64 << (index % 64), Ordering::SeqCst);
+        self.wake_waiters();
+        true
+    }
+
+    fn wake_waiters(&self) {
+        let header = self.view.header();
+        if header.waiters.load(Ordering::SeqCst) > 0 {
+            header.wake_seq.fetch_add(1, Ordering::SeqCst);
+            let _ = rustix::thread::futex::wake(
+                &header.wake_seq,
+                rustix::thread::futex::Flags::empty(),
+                u32::MAX,
+            );
+        }
+    }
+
+    /// Takes in what trusted peers pushed onto their release rings. O(k) for k entries.
+    fn drain_rings(&self) -> usize {
+        let mut trusted = self.trusted_peers.load(Ordering::SeqCst);
+        if trusted == 0 {
+            return 0;
+        }
+        // One consumer at a time; a concurrent caller just finds fewer slots.
+        let Ok(mut peers) = self.peers.try_lock() else {
+            return 0;
+        };
+        let mut released = 0;
+        while trusted != 0 {
+            let p = trusted.trailing_zeros() as usize;
+            trusted &= trusted - 1;
+            self.view.ring(p).drain(&mut peers.heads[p], |slot| {
+                if self.release_from_ring(slot) {
+                    released += 1;
+                }
+            });
+        }
+        released
+    }
+
+    /// Validates and applies one ring entry; counts it as rejected when it does not hold up.
+    fn release_from_ring(&self, slot: u32) -> bool {
+        let ok = (slot as usize) < self.view.layout.slots && {
+            let state = self.states[slot as usize].load(Ordering::Acquire);
+            state & LOANED != 0
+                && self.view.slot_header(slot).total.load(Ordering::Acquire) == 0
+                && self.release_state(slot, state)
+        };
+        if !ok {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
     }
 }
 
-/// A counted reference to one loaned slot. Cloning increments the refcount in the mapping;
-/// dropping the last reference returns the slot to its pool.
+/// A counted reference to one loaned slot, owner side. Cloning increments the refcount in the
+/// mapping; dropping the last reference returns the slot to its pool.
 pub(super) struct SlotRef {
     pool: Arc<PoolInner>,
     index: u32,
@@ -340,35 +568,33 @@ pub(super) struct SlotRef {
 impl SlotRef {
     /// The whole slot, read-only.
     pub(super) fn bytes(&self) -> &[u8] {
-        let ptr = self.pool.slot_ptr(self.index);
-        // SAFETY:
-        // 1. ptr..ptr + slot_size lies inside the mapping (slot_ptr's bounds).
-        // 2. The slot is loaned (refcount >= 1 while this SlotRef lives), so the pool does not
-        //    hand it out again, and the only writer, `SlotMut`, was consumed by `freeze` before
-        //    any `SlotRef` became shareable: no `&mut` aliases this slice.
-        // 3. The borrow is tied to &self, which keeps the pool (and its mapping) alive.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::slice::from_raw_parts(ptr, self.pool.slot_size)
-        }
+        // The slot is loaned (refcount >= 1 while this SlotRef lives) and its only writer,
+        // `LoanedSlot`, was consumed by `freeze` before any `SlotRef` became shareable.
+        self.pool.view.slot_bytes(self.index)
     }
 
     /// The slot's refcount as stored in the mapping.
     pub(super) fn refcount(&self) -> u32 {
         self.pool
+            .view
             .slot_header(self.index)
-            .refcount
+            .total
             .load(Ordering::Acquire)
+    }
+
+    /// The slot index if this reference belongs to `pool`.
+    pub(super) fn index_in(&self, pool: &Arc<PoolInner>) -> Option<u32> {
+        Arc::ptr_eq(&self.pool, pool).then_some(self.index)
     }
 }
 
 impl Clone for SlotRef {
     fn clone(&self) -> Self {
-        let old = self
-            .pool
-            .slot_header(self.index)
-            .refcount
-            .fetch_add(1, Ordering::Relaxed);
+        let old = Word::fetch_add(
+            &self.pool.view.slot_header(self.index).total,
+            1,
+            Ordering::Relaxed,
+        );
         if old > u32::MAX / 2 {
             // Like `Arc`: billions of live clones means a leak; aborting beats a wrap to zero.
             std::process::abort();
@@ -382,43 +608,42 @@ impl Clone for SlotRef {
 
 impl Drop for SlotRef {
     fn drop(&mut self) {
-        let header = self.pool.slot_header(self.index);
-        if header.refcount.fetch_sub(1, Ordering::Release) == 1 {
-            // Every other holder's reads of the slot happen before it is reused.
-            fence(Ordering::Acquire);
+        if last_reference(&self.pool.view.slot_header(self.index).total) {
             self.pool.release(self.index);
         }
     }
 }
 
-/// A slot on loan and not yet shared: the only handle that may write its bytes.
-pub struct SlotMut {
+/// A slot on loan and not yet shared: the only handle that may write its bytes. Dropping it
+/// unused returns the slot.
+pub struct LoanedSlot {
     slot: SlotRef,
 }
 
-impl SlotMut {
+impl LoanedSlot {
     /// The whole slot, writable. Contents are whatever the previous user left (zero when fresh).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        let ptr = self.slot.pool.slot_ptr(self.slot.index);
+        let view = &self.slot.pool.view;
+        let ptr = view.slot_ptr(self.slot.index);
         // SAFETY:
         // 1. ptr..ptr + slot_size lies inside the mapping (slot_ptr's bounds).
-        // 2. A `SlotMut` is created only by a fresh loan (refcount 1) and is not `Clone`, so this
-        //    `&mut self` is the only way to reach the slot: no other reference aliases it.
+        // 2. A `LoanedSlot` is created only by a fresh loan (refcount 1) and is not `Clone`, so
+        //    this `&mut self` is the only way to reach the slot: no other reference aliases it.
         // 3. The borrow is tied to &mut self, which keeps the pool (and its mapping) alive.
         #[allow(unsafe_code)]
         unsafe {
-            std::slice::from_raw_parts_mut(ptr, self.slot.pool.slot_size)
+            std::slice::from_raw_parts_mut(ptr, view.layout.slot_size)
         }
     }
 
     /// Bytes this slot can hold.
     pub fn capacity(&self) -> usize {
-        self.slot.pool.slot_size
+        self.slot.pool.view.layout.slot_size
     }
 
     /// Turns the first `len` bytes (clamped to the slot size) into a shareable [`Buffer`].
     pub fn freeze(self, len: usize) -> Buffer {
-        let len = len.min(self.slot.pool.slot_size);
+        let len = len.min(self.capacity());
         Buffer::from_slot(self.slot, len)
     }
 }
@@ -438,12 +663,10 @@ fn next_arena_id() -> u64 {
 mod tests {
     use super::*;
 
-    fn pool(backing: Backing, slots: usize, slot_size: usize) -> Pool {
-        Pool::new(&PoolConfig {
+    fn pool(backing: Backing, slots: usize, slot_size: usize) -> MemoryPool {
+        MemoryPool::new(&PoolConfig {
             backing,
-            slot_size,
-            slots,
-            name: "test".into(),
+            ..PoolConfig::new("test", slots, slot_size)
         })
         .unwrap()
     }
@@ -533,5 +756,94 @@ mod tests {
             }
         }
         assert_eq!(p.available(), 8);
+    }
+
+    #[test]
+    fn stress_loaners_and_releasers_on_four_threads_lose_no_slot() {
+        let p = pool(Backing::Memfd, 4, 64);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Buffer>(8);
+        let producer = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    let mut s = p.loan_blocking(&|| false).unwrap();
+                    s.as_mut_slice()[..4].copy_from_slice(&i.to_le_bytes());
+                    tx.send(s.freeze(4)).unwrap();
+                }
+            })
+        };
+        let mut expect = 0u32;
+        for b in rx {
+            assert_eq!(b.data(), expect.to_le_bytes());
+            let c = b.clone();
+            std::thread::spawn(move || drop(c)).join().unwrap();
+            expect += 1;
+        }
+        producer.join().unwrap();
+        assert_eq!(expect, 20_000);
+        assert_eq!(p.available(), 4);
+        assert_eq!(p.stats().loans, 20_000);
+    }
+
+    #[test]
+    fn untrusted_ledger_rejects_unheld_and_double_releases() {
+        let p = MemoryPool::new(&PoolConfig {
+            peers: PeerAccess::ReadOnly,
+            ..PoolConfig::new("test", 2, 64)
+        })
+        .unwrap();
+        let ticket = p.admit_peer().unwrap();
+        let b = p.try_loan().unwrap().freeze(10);
+        let r = p.lend(&b, ticket.id).unwrap();
+        assert_eq!(b.slot_refcount(), Some(2));
+        drop(b);
+        assert_eq!(p.available(), 1, "the peer still holds its loan");
+        let forged = IpcRef { slot: 1, ..r };
+        assert!(matches!(
+            p.release_from(ticket.id, &forged),
+            Err(MemoryError::Rejected { slot: 1, .. })
+        ));
+        p.release_from(ticket.id, &r).unwrap();
+        assert!(p.release_from(ticket.id, &r).is_err(), "second release");
+        assert_eq!(p.available(), 2);
+        assert_eq!(p.stats().rejected, 2);
+    }
+
+    #[test]
+    fn an_untrusted_arena_cannot_be_mapped_writable_again() {
+        let p = MemoryPool::new(&PoolConfig {
+            peers: PeerAccess::ReadOnly,
+            ..PoolConfig::new("test", 1, 64)
+        })
+        .unwrap();
+        let ticket = p.admit_peer().unwrap();
+        let len = rustix::fs::fstat(&ticket.fd).unwrap().st_size as usize;
+        let writable = Mapping::attach(ticket.fd, len, super::super::sys::Access::ReadWrite);
+        assert!(
+            writable.is_err(),
+            "F_SEAL_FUTURE_WRITE refuses a writable mapping"
+        );
+        // The owner's own mapping still writes.
+        let mut s = p.try_loan().unwrap();
+        s.as_mut_slice()[0] = 7;
+        assert_eq!(s.freeze(1).data(), [7]);
+    }
+
+    #[test]
+    fn a_forgotten_untrusted_peer_gives_its_loans_back() {
+        let p = MemoryPool::new(&PoolConfig {
+            peers: PeerAccess::ReadOnly,
+            ..PoolConfig::new("test", 3, 64)
+        })
+        .unwrap();
+        let t = p.admit_peer().unwrap();
+        for _ in 0..3 {
+            let b = p.try_loan().unwrap().freeze(1);
+            p.lend(&b, t.id).unwrap();
+            p.lend(&b, t.id).unwrap();
+        }
+        assert_eq!(p.available(), 0);
+        assert_eq!(p.reclaim_peer(t.id), 3);
+        assert_eq!(p.available(), 3);
     }
 }

@@ -19,24 +19,56 @@ pub enum Backing {
     Heap,
     /// A sealed memfd: the fd can be sent to another process, which maps the same pages.
     Memfd,
+    /// A sealed memfd on 2 MiB huge pages (fewer TLB misses); falls back to [`Backing::Memfd`]
+    /// with one warning when the system has no huge pages reserved.
+    HugePages,
+    /// A regular file mapped with `mmap`.
+    File,
 }
 
-/// One read-write memory mapping, unmapped on drop.
+impl Backing {
+    /// The name used by `--memory` and the stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backing::Heap => "heap",
+            Backing::Memfd => "memfd",
+            Backing::HugePages => "hugepages",
+            Backing::File => "file",
+        }
+    }
+}
+
+/// Size of the huge pages asked for by [`Backing::HugePages`].
+pub const HUGE_PAGE: usize = 2 << 20;
+
+/// How a mapping may be accessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Loads only; a store would fault. The kernel refuses to upgrade it when the fd is read-only
+    /// or sealed with `F_SEAL_FUTURE_WRITE`.
+    ReadOnly,
+    /// Loads and stores.
+    ReadWrite,
+}
+
+/// One memory mapping, unmapped on drop.
 ///
-/// Invariants: `ptr` is page aligned, `len > 0`, and `ptr..ptr + len` stays mapped read-write
-/// until `drop`. When `fd` is present the mapping is `MAP_SHARED` over it and the memfd is sealed
-/// against shrinking, so no other holder of the fd can truncate it under us (which would turn
-/// our reads into SIGBUS).
+/// Invariants: `ptr` is page aligned, `len > 0`, and `ptr..ptr + len` stays mapped until `drop`
+/// (read-write unless `access` says otherwise). When the mapping is over a memfd the memfd is
+/// sealed against shrinking, so no other holder of the fd can truncate it under us (which would
+/// turn our reads into SIGBUS).
 #[derive(Debug)]
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     fd: Option<OwnedFd>,
+    backing: Backing,
+    access: Access,
 }
 
 // SAFETY:
 // 1. `Mapping` owns its region exclusively (nobody else unmaps it) and exposes it only through raw
-//    pointers; all access goes through `pool`, which synchronises with atomics.
+//    pointers; all access goes through the arena code, which synchronises with atomics.
 // 2. An mmap region is not tied to the thread that created it.
 #[allow(unsafe_code)]
 unsafe impl Send for Mapping {}
@@ -46,11 +78,27 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Maps `len` bytes (rounded up to a page) of zeroed memory from `backing`.
+    /// [`Backing::File`] is not a valid request here: see [`Mapping::file`].
     pub fn new(backing: Backing, name: &str, len: usize) -> Result<Self, MemoryError> {
-        let len = round_to_page(len.max(1));
+        let len = round_to(len.max(1), page_size());
         match backing {
-            Backing::Heap => Self::anonymous(len),
-            Backing::Memfd => Self::memfd(name, len),
+            Backing::Heap | Backing::File => Self::anonymous(len),
+            Backing::Memfd => Self::memfd(name, len, MemfdFlags::empty(), Backing::Memfd),
+            Backing::HugePages => {
+                let huge = round_to(len, HUGE_PAGE);
+                match Self::memfd(
+                    name,
+                    huge,
+                    MemfdFlags::HUGETLB | MemfdFlags::HUGE_2MB,
+                    backing,
+                ) {
+                    Ok(map) => Ok(map),
+                    Err(e) => {
+                        warn_no_huge_pages(&e);
+                        Self::memfd(name, len, MemfdFlags::empty(), Backing::Memfd)
+                    }
+                }
+            }
         }
     }
 
@@ -71,29 +119,77 @@ impl Mapping {
             source: e.into(),
         })?;
         let ptr = non_null(ptr, len)?;
-        Ok(Mapping { ptr, len, fd: None })
+        Ok(Mapping {
+            ptr,
+            len,
+            fd: None,
+            backing: Backing::Heap,
+            access: Access::ReadWrite,
+        })
     }
 
-    fn memfd(name: &str, len: usize) -> Result<Self, MemoryError> {
-        let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-            .map_err(|e| MemoryError::Memfd { source: e.into() })?;
-        rustix::fs::ftruncate(&fd, len as u64)
-            .map_err(|e| MemoryError::Memfd { source: e.into() })?;
-        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK)
-            .map_err(|e| MemoryError::Memfd { source: e.into() })?;
+    fn memfd(
+        name: &str,
+        len: usize,
+        flags: MemfdFlags,
+        backing: Backing,
+    ) -> Result<Self, MemoryError> {
+        let memfd_err = |e: rustix::io::Errno| MemoryError::Memfd { source: e.into() };
+        let fd = rustix::fs::memfd_create(
+            name,
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING | flags,
+        )
+        .map_err(memfd_err)?;
+        rustix::fs::ftruncate(&fd, len as u64).map_err(memfd_err)?;
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK).map_err(memfd_err)?;
+        let mut map = Self::map_fd(&fd, len, Access::ReadWrite, 0)?;
+        map.fd = Some(fd);
+        map.backing = backing;
+        Ok(map)
+    }
+
+    /// Maps `len` bytes of a memfd another process shared with us. The caller has checked that
+    /// the memfd is sealed against shrinking (see [`is_sealed_against_shrinking`]) and at least
+    /// `len` bytes long.
+    pub fn attach(fd: OwnedFd, len: usize, access: Access) -> Result<Self, MemoryError> {
+        let mut map = Self::map_fd(&fd, len, access, 0)?;
+        map.fd = Some(fd);
+        map.backing = Backing::Memfd;
+        Ok(map)
+    }
+
+    /// Maps `len` bytes of a regular file from `offset` (a multiple of the page size), shared,
+    /// so writes reach the file. If another process truncates the file, touching the lost pages
+    /// raises SIGBUS: callers that cannot rule that out must not touch the bytes in user space.
+    pub fn file(
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+        access: Access,
+    ) -> Result<Self, MemoryError> {
+        let mut map = Self::map_fd(file, len.max(1), access, offset)?;
+        map.backing = Backing::File;
+        Ok(map)
+    }
+
+    fn map_fd(fd: impl AsFd, len: usize, access: Access, offset: u64) -> Result<Self, MemoryError> {
+        let prot = match access {
+            Access::ReadOnly => ProtFlags::READ,
+            Access::ReadWrite => ProtFlags::READ | ProtFlags::WRITE,
+        };
         // SAFETY:
         // 1. A null hint lets the kernel choose the address, so no existing mapping is replaced.
-        // 2. The memfd is `len` bytes long and sealed against shrinking, so every page of the
-        //    mapping stays backed for as long as it is mapped.
+        // 2. For memfds: the caller made sure the memfd is at least `len` bytes and sealed
+        //    against shrinking, so every page stays backed while mapped. For files: see `file`.
         // 3. The region is owned by the new `Mapping` and unmapped exactly once in `drop`.
         let ptr = unsafe {
             rustix::mm::mmap(
                 std::ptr::null_mut(),
                 len,
-                ProtFlags::READ | ProtFlags::WRITE,
+                prot,
                 MapFlags::SHARED,
-                &fd,
-                0,
+                fd,
+                offset,
             )
         }
         .map_err(|e| MemoryError::Map {
@@ -104,8 +200,34 @@ impl Mapping {
         Ok(Mapping {
             ptr,
             len,
-            fd: Some(fd),
+            fd: None,
+            backing: Backing::Heap,
+            access,
         })
+    }
+
+    /// Seals the memfd so that nobody (this process included) can create a new writable mapping
+    /// of it or `write` to it; existing writable mappings keep working. A peer given the fd can
+    /// then only ever map it read-only.
+    pub fn seal_future_write(&self) -> Result<(), MemoryError> {
+        let fd = self
+            .fd
+            .as_ref()
+            .ok_or(MemoryError::Layout("only a memfd can be sealed"))?;
+        rustix::fs::fcntl_add_seals(fd, SealFlags::FUTURE_WRITE)
+            .map_err(|e| MemoryError::Memfd { source: e.into() })
+    }
+
+    /// Asks the kernel to fault the whole mapping in now rather than page by page.
+    pub fn populate(&self) {
+        // SAFETY: the range is exactly this mapping; MADV_WILLNEED does not change its contents.
+        let _ = unsafe {
+            rustix::mm::madvise(
+                self.ptr.as_ptr().cast(),
+                self.len,
+                rustix::mm::Advice::WillNeed,
+            )
+        };
     }
 
     /// Base address of the mapping.
@@ -118,18 +240,24 @@ impl Mapping {
         self.len
     }
 
+    /// Always false: a mapping is at least one page.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The memfd behind the mapping, to hand to another process; `None` for heap mappings.
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.fd.as_ref().map(|f| f.as_fd())
     }
 
-    /// What the pages come from.
+    /// What the pages come from (after any fallback).
     pub fn backing(&self) -> Backing {
-        if self.fd.is_some() {
-            Backing::Memfd
-        } else {
-            Backing::Heap
-        }
+        self.backing
+    }
+
+    /// Whether stores are allowed.
+    pub fn access(&self) -> Access {
+        self.access
     }
 }
 
@@ -155,9 +283,23 @@ pub fn page_size() -> usize {
     rustix::param::page_size()
 }
 
-fn round_to_page(len: usize) -> usize {
-    let page = page_size();
-    len.div_ceil(page) * page
+fn round_to(len: usize, unit: usize) -> usize {
+    len.div_ceil(unit) * unit
+}
+
+/// Whether `fd` carries `F_SEAL_SHRINK`, so that mapping it cannot SIGBUS on a later truncate.
+pub fn is_sealed_against_shrinking(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fcntl_get_seals(fd).is_ok_and(|s| s.contains(SealFlags::SHRINK))
+}
+
+fn warn_no_huge_pages(e: &MemoryError) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        eprintln!(
+            "parallax: warning: huge pages unavailable ({e}); using normal pages \
+             (reserve some with: sysctl vm.nr_hugepages=N)"
+        );
+    });
 }
 
 #[cfg(test)]
