@@ -1,9 +1,12 @@
-//! Talking to other processes: file descriptors we inherited (fdsrc/fdsink), and later unix
-//! sockets, SCM_RIGHTS and rkyv frames.
+//! Talking to other processes: file descriptors we inherited (fdsrc/fdsink) and unix-socket
+//! messages that carry descriptors (SCM_RIGHTS).
 //!
 //! Threat model: an inherited fd number comes from the command line; it is checked to be open
-//! before it is used, and never closed by us.
+//! before it is used, and never closed by us. Bytes and descriptors received from a peer are
+//! handed to the caller to validate (see `memory::SharedArenaCache`).
 
 mod fd;
+mod unix;
 
 pub use fd::{inherited, FdKind};
+pub use unix::{recv_with_fds, send_with_fds, MAX_FDS};

@@ -1,6 +1,7 @@
 //! Integration tests: they run the real `parallax-launch` and `parallax-inspect` binaries on real
 //! files, pipes, FIFOs and signals.
 
+mod arena;
 mod copies;
 mod dot;
 mod errors;
