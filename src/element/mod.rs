@@ -15,7 +15,7 @@ pub mod prelude {
         Source, Transform,
     };
     pub use crate::ipc::{inherited as inherited_fd, FdKind};
-    pub use crate::memory::{Buffer, BufferFlags, LoanedSlot, Metadata};
+    pub use crate::memory::{Buffer, BufferFlags, FileWindows, LoanedSlot, MemoryError, Metadata};
     pub use crate::registry::{
         EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,
     };

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::file::Window;
 use super::peer::{PeerSlotRef, ReadOnlyLoan};
 use super::pool::{PoolInner, SlotRef};
 
@@ -50,6 +51,8 @@ enum Storage {
     ReadOnly(Arc<ReadOnlyLoan>),
     /// Bytes an element built itself.
     Heap(Arc<Vec<u8>>),
+    /// A window of a mapped file (zero-copy filesrc).
+    File(Arc<Window>),
 }
 
 /// A refcounted view of bytes: cloning is an atomic increment, slicing shares the memory.
@@ -70,6 +73,7 @@ impl std::fmt::Debug for Buffer {
             Storage::Peer(_) => "peer slot",
             Storage::ReadOnly(_) => "read-only peer slot",
             Storage::Heap(_) => "heap",
+            Storage::File(_) => "file",
         };
         f.debug_struct("Buffer")
             .field("len", &self.len)
@@ -128,6 +132,15 @@ impl Buffer {
         }
     }
 
+    pub(super) fn from_file_window(window: Arc<Window>, offset: usize, len: usize) -> Buffer {
+        Buffer {
+            storage: Storage::File(window),
+            offset,
+            len,
+            meta: Metadata::default(),
+        }
+    }
+
     /// Slot index and byte range when this buffer lives in `pool`.
     pub(super) fn slot_in(&self, pool: &Arc<PoolInner>) -> Option<(u32, usize, usize)> {
         match &self.storage {
@@ -144,6 +157,7 @@ impl Buffer {
             Storage::Peer(slot) => slot.bytes(),
             Storage::ReadOnly(loan) => loan.bytes(),
             Storage::Heap(v) => v,
+            Storage::File(w) => w.bytes(),
         };
         // offset + len <= backing length is kept by every constructor and by `slice`.
         &all[self.offset..self.offset + self.len]

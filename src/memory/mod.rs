@@ -16,13 +16,16 @@
 
 mod arena;
 mod buffer;
+mod file;
 mod peer;
 mod pool;
 mod protocol;
+mod sigbus;
 mod sys;
 
 pub use arena::MAX_PEERS;
 pub use buffer::{Buffer, BufferFlags, Metadata};
+pub use file::{FileWindows, MappedFileSegment};
 pub use peer::{IpcRef, SharedArenaCache};
 pub use pool::{LoanedSlot, MemoryPool, PeerAccess, PeerId, PeerTicket, PoolConfig, PoolStats};
 pub use sys::{page_size, Access, Backing, Mapping, HUGE_PAGE};
@@ -78,6 +81,21 @@ pub enum MemoryError {
         slot: u32,
         /// What is wrong with it.
         why: &'static str,
+    },
+    /// A file to map could not be opened, sized or inspected.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A mapped file shrank while it was being read: what was read past its new end is lost.
+    #[error("{path} was truncated while being read; the output is incomplete")]
+    Truncated {
+        /// The file.
+        path: String,
     },
     /// The buffer or pool cannot be shared as asked.
     #[error("cannot share: {0}")]

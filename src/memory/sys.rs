@@ -159,20 +159,37 @@ impl Mapping {
     }
 
     /// Maps `len` bytes of a regular file from `offset` (a multiple of the page size), shared,
-    /// so writes reach the file. If another process truncates the file, touching the lost pages
-    /// raises SIGBUS: callers that cannot rule that out must not touch the bytes in user space.
+    /// so writes reach the file; `populate` faults every page in now (one syscall instead of a
+    /// fault per page). If another process truncates the file, touching the lost pages raises
+    /// SIGBUS: guard the mapping with `sigbus::register` before touching it.
     pub fn file(
         file: &std::fs::File,
         offset: u64,
         len: usize,
         access: Access,
+        populate: bool,
     ) -> Result<Self, MemoryError> {
-        let mut map = Self::map_fd(file, len.max(1), access, offset)?;
+        let extra = if populate {
+            MapFlags::POPULATE
+        } else {
+            MapFlags::empty()
+        };
+        let mut map = Self::map_fd_with(file, len.max(1), access, offset, extra)?;
         map.backing = Backing::File;
         Ok(map)
     }
 
     fn map_fd(fd: impl AsFd, len: usize, access: Access, offset: u64) -> Result<Self, MemoryError> {
+        Self::map_fd_with(fd, len, access, offset, MapFlags::empty())
+    }
+
+    fn map_fd_with(
+        fd: impl AsFd,
+        len: usize,
+        access: Access,
+        offset: u64,
+        extra: MapFlags,
+    ) -> Result<Self, MemoryError> {
         let prot = match access {
             Access::ReadOnly => ProtFlags::READ,
             Access::ReadWrite => ProtFlags::READ | ProtFlags::WRITE,
@@ -187,7 +204,7 @@ impl Mapping {
                 std::ptr::null_mut(),
                 len,
                 prot,
-                MapFlags::SHARED,
+                MapFlags::SHARED | extra,
                 fd,
                 offset,
             )
@@ -238,6 +255,34 @@ impl Mapping {
     /// Length in bytes (a multiple of the page size).
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The mapped bytes of a file mapping, read-only.
+    ///
+    /// Only for [`Backing::File`] mappings, whose bytes no atomics share: arena mappings are read
+    /// through the arena's bounds-checked accessors instead.
+    pub(super) fn bytes(&self) -> &[u8] {
+        debug_assert_eq!(self.backing, Backing::File);
+        // SAFETY:
+        // 1. ptr..ptr + len is mapped readable for the life of self.
+        // 2. File mappings hold no atomics; another process may change the bytes (values, never
+        //    addresses), and a truncation is turned into zero pages by `sigbus`.
+        // 3. The borrow is tied to &self.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
+        }
+    }
+
+    /// The mapped bytes of a read-write file mapping; `None` when read-only.
+    pub(super) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        if self.access != Access::ReadWrite {
+            return None;
+        }
+        debug_assert_eq!(self.backing, Backing::File);
+        // SAFETY: as `bytes`, and &mut self is the only borrow of the mapping.
+        #[allow(unsafe_code)]
+        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
     }
 
     /// Always false: a mapping is at least one page.

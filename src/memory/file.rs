@@ -1,0 +1,329 @@
+//! Files as memory: [`MappedFileSegment`] maps a whole file, and [`FileWindows`] serves a file as
+//! buffers that point straight into the page cache (the zero-copy `filesrc`).
+//!
+//! A mapped file can shrink under us (another process truncates it); touching a page past the
+//! new end raises SIGBUS. [`super::sigbus`] turns such a fault inside one of our windows into a
+//! page of zeros and a flag, and [`FileWindows`] reports the truncation as an error, so the
+//! process never dies of it and never passes the zeros off as the file's contents.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::sigbus::{self, Registration};
+use super::sys::{page_size, Access, Mapping};
+use super::{Buffer, MemoryError};
+
+/// A whole regular file mapped shared: writes through a read-write segment reach the file.
+#[derive(Debug)]
+pub struct MappedFileSegment {
+    map: Mapping,
+    len: usize,
+    guard: Registration,
+}
+
+impl MappedFileSegment {
+    /// Creates (or truncates) `path` to `len` bytes and maps it read-write.
+    pub fn create(path: &Path, len: usize) -> Result<MappedFileSegment, MemoryError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|source| MemoryError::File {
+                path: path.display().to_string(),
+                source,
+            })?;
+        file.set_len(len as u64)
+            .map_err(|source| MemoryError::File {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Self::map(&file, path, Access::ReadWrite)
+    }
+
+    /// Maps an existing file read-write.
+    pub fn open(path: &Path) -> Result<MappedFileSegment, MemoryError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|source| MemoryError::File {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Self::map(&file, path, Access::ReadWrite)
+    }
+
+    /// Maps an existing file read-only.
+    pub fn open_readonly(path: &Path) -> Result<MappedFileSegment, MemoryError> {
+        let file = File::open(path).map_err(|source| MemoryError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::map(&file, path, Access::ReadOnly)
+    }
+
+    fn map(file: &File, path: &Path, access: Access) -> Result<MappedFileSegment, MemoryError> {
+        let len = file
+            .metadata()
+            .map_err(|source| MemoryError::File {
+                path: path.display().to_string(),
+                source,
+            })?
+            .len();
+        let len = usize::try_from(len).map_err(|_| MemoryError::Layout("file too large to map"))?;
+        let map = Mapping::file(file, 0, len, access, false)?;
+        let guard = sigbus::register(&map, None)?;
+        Ok(MappedFileSegment { map, len, guard })
+    }
+
+    /// The file's bytes. If the file was truncated meanwhile, the lost part reads as zeros and
+    /// [`Self::was_truncated`] turns true.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map.bytes()[..self.len]
+    }
+
+    /// The file's bytes, writable (read-write segments only).
+    pub fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        let len = self.len;
+        self.map.bytes_mut().map(|b| &mut b[..len])
+    }
+
+    /// Length of the file when mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the file was empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether a page of the mapping vanished (the file shrank) and was read as zeros.
+    pub fn was_truncated(&self) -> bool {
+        self.guard.hit()
+    }
+}
+
+/// One mapped window of a file, alive while any buffer points into it.
+pub(super) struct Window {
+    map: Mapping,
+    guard: Registration,
+    /// Given back when the window goes, so that at most `max_windows` are mapped at once.
+    token: kanal::Sender<()>,
+}
+
+impl Window {
+    pub(super) fn bytes(&self) -> &[u8] {
+        self.map.bytes()
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        let _ = self.token.try_send(());
+    }
+}
+
+/// Serves a regular file as zero-copy buffers, `window_len` bytes mapped at a time and at most
+/// `max_windows` windows alive, so memory stays bounded however large the file is: when every
+/// window is still referenced downstream, [`FileWindows::next_chunk`] waits (backpressure).
+pub struct FileWindows {
+    file: File,
+    what: String,
+    window_len: usize,
+    next: u64,
+    /// The largest size seen: a file that shrinks below it was truncated under us.
+    seen_size: u64,
+    current: Option<(Arc<Window>, u64)>,
+    mapped: Vec<std::sync::Weak<Window>>,
+    truncated: Arc<std::sync::atomic::AtomicBool>,
+    tokens: kanal::Receiver<()>,
+    token_tx: kanal::Sender<()>,
+}
+
+impl FileWindows {
+    /// Serves `file` (named `what` in errors) from offset 0.
+    pub fn new(file: File, what: String, window_len: usize, max_windows: usize) -> FileWindows {
+        let window_len = window_len.max(1).next_multiple_of(page_size());
+        let (token_tx, tokens) = kanal::bounded(max_windows.max(1));
+        for _ in 0..max_windows.max(1) {
+            let _ = token_tx.try_send(());
+        }
+        FileWindows {
+            file,
+            what,
+            window_len,
+            next: 0,
+            seen_size: 0,
+            current: None,
+            mapped: Vec::new(),
+            truncated: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            tokens,
+            token_tx,
+        }
+    }
+
+    /// The next `max` bytes (fewer at the end of a window or of the file) as a buffer over the
+    /// mapping; `None` at end of file. `cancelled` is polled while waiting for a window.
+    pub fn next_chunk(
+        &mut self,
+        max: usize,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<Buffer>, MemoryError> {
+        self.check_truncation()?;
+        let (window, start) = match &self.current {
+            Some((w, start)) if self.next < start + w.bytes().len() as u64 => {
+                (Arc::clone(w), *start)
+            }
+            _ => match self.map_next(cancelled)? {
+                Some(w) => w,
+                None => return Ok(None),
+            },
+        };
+        let at = (self.next - start) as usize;
+        let len = max.max(1).min(window.bytes().len() - at);
+        self.next += len as u64;
+        Ok(Some(Buffer::from_file_window(window, at, len)))
+    }
+
+    fn map_next(
+        &mut self,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<(Arc<Window>, u64)>, MemoryError> {
+        self.current = None;
+        let size = self
+            .file
+            .metadata()
+            .map_err(|source| MemoryError::File {
+                path: self.what.clone(),
+                source,
+            })?
+            .len();
+        if size < self.seen_size {
+            return Err(MemoryError::Truncated {
+                path: self.what.clone(),
+            });
+        }
+        self.seen_size = size;
+        if self.next >= size {
+            return Ok(None);
+        }
+        loop {
+            match self
+                .tokens
+                .recv_timeout(std::time::Duration::from_millis(50))
+            {
+                Ok(()) => break,
+                Err(_) if cancelled() => return Err(MemoryError::Cancelled),
+                Err(_) => {}
+            }
+        }
+        let len = (size - self.next).min(self.window_len as u64) as usize;
+        let map = Mapping::file(&self.file, self.next, len, Access::ReadOnly, true)?;
+        let guard = sigbus::register(&map, Some(Arc::clone(&self.truncated)))?;
+        let window = Arc::new(Window {
+            map,
+            guard,
+            token: self.token_tx.clone(),
+        });
+        self.mapped.retain(|w| w.strong_count() > 0);
+        self.mapped.push(Arc::downgrade(&window));
+        let start = self.next;
+        self.current = Some((Arc::clone(&window), start));
+        Ok(Some((window, start)))
+    }
+
+    fn check_truncation(&self) -> Result<(), MemoryError> {
+        let hit = self
+            .mapped
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .any(|w| w.guard.hit());
+        if hit || self.truncated.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(MemoryError::Truncated {
+                path: self.what.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn mapped_file_segments_create_open_and_open_readonly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        {
+            let mut seg = MappedFileSegment::create(&path, 10).unwrap();
+            seg.bytes_mut().unwrap().copy_from_slice(b"0123456789");
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
+        let mut rw = MappedFileSegment::open(&path).unwrap();
+        rw.bytes_mut().unwrap()[0] = b'x';
+        let mut ro = MappedFileSegment::open_readonly(&path).unwrap();
+        assert_eq!(ro.bytes(), b"x123456789", "both map the same pages");
+        assert!(ro.bytes_mut().is_none());
+        assert!(MappedFileSegment::open_readonly(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
+    }
+
+    #[test]
+    fn a_file_truncated_under_its_mapping_reads_zeros_and_says_so() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let page = page_size();
+        file.write_all(&vec![7u8; 4 * page]).unwrap();
+        let seg = MappedFileSegment::open_readonly(file.path()).unwrap();
+        assert_eq!(seg.bytes()[3 * page], 7);
+        file.as_file().set_len(page as u64).unwrap();
+        // Without the guard this load would kill the test process with SIGBUS.
+        let sum: u64 = seg.bytes().iter().map(|&b| u64::from(b)).sum();
+        assert_eq!(sum, 7 * page as u64, "the lost pages read as zeros");
+        assert!(seg.was_truncated());
+    }
+
+    #[test]
+    fn windows_serve_the_whole_file_in_chunks_without_copying() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let data: Vec<u8> = (0..3 * page_size() + 100).map(|i| i as u8).collect();
+        file.write_all(&data).unwrap();
+        let mut w = FileWindows::new(file.reopen().unwrap(), "f".into(), page_size(), 2);
+        let mut got = Vec::new();
+        let mut held = Vec::new();
+        while let Some(b) = w.next_chunk(1000, &|| false).unwrap() {
+            assert!(b.len() <= 1000);
+            got.extend_from_slice(b.data());
+            // Hold at most one window's buffers so the two window tokens suffice.
+            if held.len() > 2 {
+                held.clear();
+            }
+            held.push(b);
+        }
+        assert_eq!(got, data);
+        let b1 = held.pop().unwrap();
+        let b2 = b1.clone();
+        assert_eq!(b1.data().as_ptr(), b2.data().as_ptr());
+    }
+
+    #[test]
+    fn a_window_wait_ends_when_cancelled() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&vec![1u8; 2 * page_size()]).unwrap();
+        let mut w = FileWindows::new(file.reopen().unwrap(), "f".into(), page_size(), 1);
+        let first = w.next_chunk(page_size(), &|| false).unwrap().unwrap();
+        assert!(matches!(
+            w.next_chunk(page_size(), &|| true),
+            Err(MemoryError::Cancelled)
+        ));
+        drop(first);
+        assert!(w.next_chunk(page_size(), &|| false).unwrap().is_some());
+    }
+}
