@@ -50,7 +50,7 @@ pub struct LinkReport {
 pub struct PoolReport {
     /// The source that fills it.
     pub element: String,
-    /// What backs it (`memfd`, `heap`).
+    /// What backs it (`memfd`, `heap`, `hugepages`; `memfd` after a huge-page fallback).
     pub backing: &'static str,
     /// Counters.
     #[serde(flatten)]

@@ -20,6 +20,7 @@ mod file;
 mod peer;
 mod pool;
 mod protocol;
+mod segment;
 mod sigbus;
 mod sys;
 
@@ -28,6 +29,7 @@ pub use buffer::{Buffer, BufferFlags, Metadata};
 pub use file::{FileWindows, MappedFileSegment};
 pub use peer::{IpcRef, SharedArenaCache};
 pub use pool::{LoanedSlot, MemoryPool, PeerAccess, PeerId, PeerTicket, PoolConfig, PoolStats};
+pub use segment::{HeapSegment, HugePageSegment, MemorySegment};
 pub use sys::{page_size, Access, Backing, Mapping, HUGE_PAGE};
 
 /// Errors of the memory layer. They name the size or slot involved.

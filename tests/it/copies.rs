@@ -30,12 +30,58 @@ fn copies_are_byte_identical_at_block_boundaries() {
     for len in [4095, 4096, 4097, 8193] {
         copy_and_compare(&random_bytes(len, 7), &["blocksize=4096"]);
     }
+    // The read() path (FIFOs and devices take it; use-mmap=false forces it for files).
+    for len in [0, 1, 131_071, 131_073] {
+        copy_and_compare(&random_bytes(len, 11), &["use-mmap=false"]);
+    }
+}
+
+#[test]
+fn every_memory_backend_copies_exactly_and_reports_its_pool() {
+    let data = random_bytes(3 << 20, 9);
+    for (flag, backings) in [
+        ("--memory=memfd", &["memfd"][..]),
+        ("--memory=heap", &["heap"][..]),
+        // Huge pages when the machine has some reserved; otherwise memfd after one warning.
+        ("--memory=hugepages", &["hugepages", "memfd"][..]),
+    ] {
+        let dir = tmp();
+        let input = file(dir.path(), "in.bin", &data);
+        let output = dir.path().join("out.bin");
+        let (i, o) = (prop("location", &input), prop("location", &output));
+        let out = run(launch(&[
+            "-q",
+            flag,
+            "--stats=json",
+            "filesrc",
+            &i,
+            "use-mmap=false",
+            "blocksize=1M",
+            "!",
+            "filesink",
+            &o,
+        ]));
+        assert_eq!(code(&out), 0, "{flag}: {}", stderr(&out));
+        assert_eq!(std::fs::read(&output).unwrap(), data, "{flag}");
+        let pool = &stats(&out)["pools"][0];
+        let backing = pool["backing"].as_str().unwrap();
+        assert!(backings.contains(&backing), "{flag}: pool on {backing}");
+        assert!(pool["high_water"].as_u64().unwrap() >= 1);
+        if backing == "memfd" && flag == "--memory=hugepages" {
+            assert!(
+                stderr(&out).contains("huge pages unavailable"),
+                "{}",
+                stderr(&out)
+            );
+        }
+    }
 }
 
 #[test]
 fn ten_mebibytes_of_random_bytes_copy_exactly() {
     copy_and_compare(&random_bytes(10 << 20, 42), &[]);
     copy_and_compare(&random_bytes(10 << 20, 43), &["blocksize=1M"]);
+    copy_and_compare(&random_bytes(10 << 20, 44), &["use-mmap=false"]);
 }
 
 #[test]
