@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use parallax::exec::{Pipeline, RunControl, RunOptions};
-use parallax::memory::{MemoryPool, PoolConfig};
+use parallax::memory::{MemoryPool, PoolConfig, SharedArenaCache};
 
 fn pool(slots: usize, slot_size: usize) -> MemoryPool {
     MemoryPool::new(&PoolConfig::new("bench", slots, slot_size)).unwrap()
@@ -20,6 +20,43 @@ fn memory(c: &mut Criterion) {
     c.bench_function("pool loan+freeze+release", |b| {
         b.iter(|| std::hint::black_box(p.try_loan().unwrap().freeze(64)))
     });
+
+    // A peer's view of the same slot: clone and drop are atomics on the shared refcount and the
+    // peer's column (what a child process does).
+    let ticket = p.admit_peer().unwrap();
+    let mut cache = SharedArenaCache::new();
+    cache
+        .map_arena(ticket.fd, ticket.access, ticket.id)
+        .unwrap();
+    let peer_buf = cache.get_slot(p.lend(&buf, ticket.id).unwrap()).unwrap();
+    c.bench_function("peer buffer clone+drop (shared refcount)", |b| {
+        b.iter(|| std::hint::black_box(peer_buf.clone()))
+    });
+
+    // Acquire on one thread, release on another: the loan, the hand-over and the release of a
+    // slot that crosses threads, with the producer waiting on the futex when the pool is empty.
+    const N: u64 = 100_000;
+    let mut g = c.benchmark_group("arena");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    g.bench_function("acquire on one thread, release on another", |b| {
+        b.iter(|| {
+            let p = pool(16, 4096);
+            let (tx, rx) = kanal::bounded(8);
+            let consumer = std::thread::spawn(move || {
+                while let Ok(buf) = rx.recv() {
+                    drop(std::hint::black_box(buf));
+                }
+            });
+            for _ in 0..N {
+                tx.send(p.loan_blocking(&|| false).unwrap().freeze(64))
+                    .unwrap();
+            }
+            drop(tx);
+            consumer.join().unwrap();
+        })
+    });
+    g.finish();
 }
 
 /// Runs `desc` to end of stream once.

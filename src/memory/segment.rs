@@ -58,7 +58,7 @@ pub struct HeapSegment;
 
 impl HeapSegment {
     /// Maps `len` bytes of zeroed private memory.
-    pub fn new(len: usize) -> Result<Mapping, super::MemoryError> {
+    pub fn create(len: usize) -> Result<Mapping, super::MemoryError> {
         Mapping::new(Backing::Heap, "heap", len)
     }
 }
@@ -68,7 +68,7 @@ pub struct HugePageSegment;
 
 impl HugePageSegment {
     /// Maps `len` bytes (rounded up to a huge page) of zeroed shareable memory.
-    pub fn new(name: &str, len: usize) -> Result<Mapping, super::MemoryError> {
+    pub fn create(name: &str, len: usize) -> Result<Mapping, super::MemoryError> {
         Mapping::new(Backing::HugePages, name, len)
     }
 }
@@ -79,8 +79,8 @@ mod tests {
 
     #[test]
     fn every_backend_is_a_segment() {
-        let heap = HeapSegment::new(100).unwrap();
-        let huge = HugePageSegment::new("t", 100).unwrap();
+        let heap = HeapSegment::create(100).unwrap();
+        let huge = HugePageSegment::create("t", 100).unwrap();
         let memfd = Mapping::new(Backing::Memfd, "t", 100).unwrap();
         let segments: [&dyn MemorySegment; 3] = [&heap, &huge, &memfd];
         assert_eq!(segments[0].memory_type(), Backing::Heap);
