@@ -468,16 +468,26 @@ impl PoolInner {
         state.store(next, Ordering::Release);
         let header = this.view.slot_header(index);
         header.total.store(1, Ordering::Relaxed);
-        for column in &header.columns {
-            column.store(0, Ordering::Relaxed);
+        if this.trusted_peers.load(Ordering::Relaxed) != 0 {
+            // Whatever a misbehaving peer left in its column must not count for this loan.
+            for column in &header.columns {
+                column.store(0, Ordering::Relaxed);
+            }
         }
         header.state.store(next, Ordering::Relaxed);
         let used = this.in_use.fetch_add(1, Ordering::Relaxed) + 1;
         this.high_water.fetch_max(used, Ordering::Relaxed);
         this.loans.fetch_add(1, Ordering::Relaxed);
+        // The loan keeps the pool alive: one strong count per loan, not per reference, so that a
+        // clone is a single atomic on the shared refcount. `release_state` gives it back.
+        // SAFETY: `this` is a live Arc, so its pointer is valid for increment_strong_count.
+        #[allow(unsafe_code)]
+        unsafe {
+            Arc::increment_strong_count(Arc::as_ptr(this));
+        }
         LoanedSlot {
             slot: SlotRef {
-                pool: Arc::clone(this),
+                pool: std::ptr::NonNull::from(&**this),
                 index,
             },
         }
@@ -505,6 +515,15 @@ impl PoolInner {
         self.in_use.fetch_sub(1, Ordering::Relaxed);
         self.free[index as usize / 64].fetch_or(1u64 << (index % 64), Ordering::SeqCst);
         self.wake_waiters();
+        // SAFETY:
+        // 1. Every PoolInner lives in an Arc (only `MemoryPool::new` makes one), and `hand_out`
+        //    added one strong count for this loan, which the state CAS above ends exactly once.
+        // 2. Nothing touches `self` after this line; callers either hold their own strong count
+        //    (a `MemoryPool` handle) or, like `SlotRef::drop`, return without touching the pool.
+        #[allow(unsafe_code)]
+        unsafe {
+            Arc::decrement_strong_count(self as *const PoolInner);
+        }
         true
     }
 
@@ -561,21 +580,39 @@ impl PoolInner {
 /// A counted reference to one loaned slot, owner side. Cloning increments the refcount in the
 /// mapping; dropping the last reference returns the slot to its pool.
 pub(super) struct SlotRef {
-    pool: Arc<PoolInner>,
+    /// Kept alive by the loan's strong count (see `hand_out`) while any reference exists.
+    pool: std::ptr::NonNull<PoolInner>,
     index: u32,
 }
 
+// SAFETY: a SlotRef only reads through `pool` (PoolInner is Send + Sync: atomics, a mutex and a
+// mapping) and its refcount protocol is atomic, so it may move to and be shared across threads.
+#[allow(unsafe_code)]
+unsafe impl Send for SlotRef {}
+// SAFETY: as for Send.
+#[allow(unsafe_code)]
+unsafe impl Sync for SlotRef {}
+
 impl SlotRef {
+    fn pool(&self) -> &PoolInner {
+        // SAFETY: the loan this reference belongs to holds a strong count on the pool until its
+        // last reference is gone (`release_state`), and this reference is not gone yet.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.pool.as_ref()
+        }
+    }
+
     /// The whole slot, read-only.
     pub(super) fn bytes(&self) -> &[u8] {
         // The slot is loaned (refcount >= 1 while this SlotRef lives) and its only writer,
         // `LoanedSlot`, was consumed by `freeze` before any `SlotRef` became shareable.
-        self.pool.view.slot_bytes(self.index)
+        self.pool().view.slot_bytes(self.index)
     }
 
     /// The slot's refcount as stored in the mapping.
     pub(super) fn refcount(&self) -> u32 {
-        self.pool
+        self.pool()
             .view
             .slot_header(self.index)
             .total
@@ -584,14 +621,14 @@ impl SlotRef {
 
     /// The slot index if this reference belongs to `pool`.
     pub(super) fn index_in(&self, pool: &Arc<PoolInner>) -> Option<u32> {
-        Arc::ptr_eq(&self.pool, pool).then_some(self.index)
+        std::ptr::eq(self.pool.as_ptr(), Arc::as_ptr(pool)).then_some(self.index)
     }
 }
 
 impl Clone for SlotRef {
     fn clone(&self) -> Self {
         let old = Word::fetch_add(
-            &self.pool.view.slot_header(self.index).total,
+            &self.pool().view.slot_header(self.index).total,
             1,
             Ordering::Relaxed,
         );
@@ -600,7 +637,7 @@ impl Clone for SlotRef {
             std::process::abort();
         }
         SlotRef {
-            pool: Arc::clone(&self.pool),
+            pool: self.pool,
             index: self.index,
         }
     }
@@ -608,8 +645,9 @@ impl Clone for SlotRef {
 
 impl Drop for SlotRef {
     fn drop(&mut self) {
-        if last_reference(&self.pool.view.slot_header(self.index).total) {
-            self.pool.release(self.index);
+        if last_reference(&self.pool().view.slot_header(self.index).total) {
+            // May free the pool: nothing touches it afterwards.
+            self.pool().release(self.index);
         }
     }
 }
@@ -623,7 +661,7 @@ pub struct LoanedSlot {
 impl LoanedSlot {
     /// The whole slot, writable. Contents are whatever the previous user left (zero when fresh).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        let view = &self.slot.pool.view;
+        let view = &self.slot.pool().view;
         let ptr = view.slot_ptr(self.slot.index);
         // SAFETY:
         // 1. ptr..ptr + slot_size lies inside the mapping (slot_ptr's bounds).
@@ -638,7 +676,7 @@ impl LoanedSlot {
 
     /// Bytes this slot can hold.
     pub fn capacity(&self) -> usize {
-        self.slot.pool.view.layout.slot_size
+        self.slot.pool().view.layout.slot_size
     }
 
     /// Turns the first `len` bytes (clamped to the slot size) into a shareable [`Buffer`].
@@ -703,6 +741,21 @@ mod tests {
         assert_eq!(b2.data(), b"abc");
         drop(b2);
         assert!(p.try_loan().is_some());
+    }
+
+    #[test]
+    fn buffers_outlive_their_pool_handle_and_free_it_last() {
+        let p = pool(Backing::Memfd, 2, 64);
+        let mut s = p.try_loan().unwrap();
+        s.as_mut_slice()[..2].copy_from_slice(b"hi");
+        let b = s.freeze(2);
+        let c = b.clone();
+        let unused = p.try_loan().unwrap();
+        drop(p);
+        drop(unused);
+        drop(b);
+        assert_eq!(c.data(), b"hi");
+        drop(c);
     }
 
     #[test]
@@ -772,14 +825,17 @@ mod tests {
                 }
             })
         };
+        let (to_releaser, releaser_rx) = std::sync::mpsc::sync_channel::<Buffer>(2);
+        let releaser = std::thread::spawn(move || releaser_rx.into_iter().for_each(drop));
         let mut expect = 0u32;
         for b in rx {
             assert_eq!(b.data(), expect.to_le_bytes());
-            let c = b.clone();
-            std::thread::spawn(move || drop(c)).join().unwrap();
+            to_releaser.send(b.clone()).unwrap();
             expect += 1;
         }
         producer.join().unwrap();
+        drop(to_releaser);
+        releaser.join().unwrap();
         assert_eq!(expect, 20_000);
         assert_eq!(p.available(), 4);
         assert_eq!(p.stats().loans, 20_000);
