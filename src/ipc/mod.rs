@@ -1,12 +1,18 @@
-//! Talking to other processes: file descriptors we inherited (fdsrc/fdsink) and unix-socket
-//! messages that carry descriptors (SCM_RIGHTS).
+//! Talking to other processes: file descriptors we inherited (fdsrc/fdsink), unix-socket
+//! messages that carry descriptors (SCM_RIGHTS), and the rkyv-framed protocol between parallax
+//! processes (worker processes, shmsink/shmsrc).
 //!
 //! Threat model: an inherited fd number comes from the command line; it is checked to be open
 //! before it is used, and never closed by us. Bytes and descriptors received from a peer are
 //! handed to the caller to validate (see `memory::SharedArenaCache`).
 
 mod fd;
+mod frame;
 mod unix;
 
 pub use fd::{inherited, FdKind};
+pub use frame::{
+    accept, connect, listen, recv_frame, send_frame, seqpacket_pair, Frame, FrameError, WireMeta,
+    WireRef, MAX_FRAME, PROTOCOL,
+};
 pub use unix::{recv_with_fds, send_with_fds, MAX_FDS};

@@ -141,6 +141,33 @@ impl Buffer {
         }
     }
 
+    pub(super) fn from_slot_range(slot: SlotRef, offset: usize, len: usize) -> Buffer {
+        Buffer {
+            storage: Storage::Slot(slot),
+            offset,
+            len,
+            meta: Metadata::default(),
+        }
+    }
+
+    /// The pool this buffer's slot belongs to, when it lives in one of this process's pools.
+    pub fn pool(&self) -> Option<super::MemoryPool> {
+        match &self.storage {
+            Storage::Slot(slot) => Some(super::MemoryPool::of_slot(slot)),
+            _ => None,
+        }
+    }
+
+    /// Turns a buffer this process received from another one back into the reference it came
+    /// as, handing its share back with it (for [`super::MemoryPool::adopt`] on the other side).
+    /// Other buffers are returned unchanged as the error.
+    pub fn into_ipc_ref(self) -> Result<super::IpcRef, Buffer> {
+        match self.storage {
+            Storage::Peer(slot) => Ok(slot.into_ipc_ref(self.offset, self.len)),
+            storage => Err(Buffer { storage, ..self }),
+        }
+    }
+
     /// Slot index and byte range when this buffer lives in `pool`.
     pub(super) fn slot_in(&self, pool: &Arc<PoolInner>) -> Option<(u32, usize, usize)> {
         match &self.storage {

@@ -16,6 +16,7 @@
 
 mod arena;
 mod buffer;
+mod export;
 mod file;
 mod peer;
 mod pool;
@@ -26,6 +27,7 @@ mod sys;
 
 pub use arena::MAX_PEERS;
 pub use buffer::{Buffer, BufferFlags, Metadata};
+pub use export::Exporter;
 pub use file::{FileWindows, MappedFileSegment};
 pub use peer::{IpcRef, SharedArenaCache};
 pub use pool::{LoanedSlot, MemoryPool, PeerAccess, PeerId, PeerTicket, PoolConfig, PoolStats};

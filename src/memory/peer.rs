@@ -72,6 +72,7 @@ impl IpcRef {
 #[derive(Debug)]
 pub(super) struct PeerArena {
     view: ArenaView,
+    arena_id: u64,
     /// `Some(column)` for a trusted peer, `None` for a read-only one.
     column: Option<PeerId>,
 }
@@ -98,6 +99,24 @@ impl PeerSlotRef {
 
     fn column(&self) -> usize {
         self.arena.column.map_or(0, PeerId::index)
+    }
+
+    /// Hands this reference back to the owner: no count changes here, the owner moves the share
+    /// from this peer's column to itself when it adopts the reference.
+    pub(super) fn into_ipc_ref(self, offset: usize, len: usize) -> IpcRef {
+        let r = IpcRef {
+            arena_id: self.arena.arena_id,
+            slot: self.index,
+            offset: offset as u64,
+            len: len as u64,
+        };
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so reading its Arc out moves the only
+        // copy; dropping it releases this handle's count on the arena (the slot's reference
+        // itself travels on in `r`).
+        #[allow(unsafe_code)]
+        drop(unsafe { std::ptr::read(&this.arena) });
+        r
     }
 }
 
@@ -212,8 +231,14 @@ impl SharedArenaCache {
         let map = Mapping::attach(fd, map_len, map_access)?;
         let view = ArenaView::new(map, layout)?;
         let column = (access == PeerAccess::ReadWrite).then_some(id);
-        self.arenas
-            .insert(arena_id, Arc::new(PeerArena { view, column }));
+        self.arenas.insert(
+            arena_id,
+            Arc::new(PeerArena {
+                view,
+                arena_id,
+                column,
+            }),
+        );
         Ok(arena_id)
     }
 
@@ -431,6 +456,47 @@ mod tests {
         assert_eq!(pool.available(), 0);
         pool.release_from(id, &back[0]).unwrap();
         assert_eq!(pool.available(), 1);
+    }
+
+    #[test]
+    fn a_buffer_goes_to_a_peer_and_comes_back_as_the_same_memory() {
+        let pool = MemoryPool::new(&PoolConfig::new("t", 2, 64)).unwrap();
+        let mut exporter = crate::memory::Exporter::new();
+        let mut s = pool.try_loan().unwrap();
+        s.as_mut_slice()[..4].copy_from_slice(b"same");
+        let b = s.freeze(4);
+        let (r, ticket) = exporter.export(&b).unwrap();
+        let t = ticket.expect("first export admits the peer");
+        let mut cache = SharedArenaCache::new();
+        cache.map_arena(t.fd, t.access, t.id).unwrap();
+        let (r2, again) = exporter.export(&b).unwrap();
+        assert!(again.is_none(), "admitted once");
+        let extra = cache.get_slot(r2).unwrap();
+        let seen = cache.get_slot(r).unwrap();
+        let back = exporter.adopt(seen.into_ipc_ref().unwrap()).unwrap();
+        assert_eq!(back.data(), b"same");
+        assert_eq!(
+            back.data().as_ptr(),
+            b.data().as_ptr(),
+            "no copy either way"
+        );
+        assert_eq!(
+            back.slot_refcount(),
+            Some(3),
+            "owner's b and back, the peer's extra"
+        );
+        drop(extra);
+        // Handing back a share the peer no longer holds is refused.
+        assert!(matches!(
+            exporter.adopt(r),
+            Err(MemoryError::BadRef {
+                why: "the peer holds no reference to this slot",
+                ..
+            })
+        ));
+        drop((b, back));
+        drop(exporter);
+        assert_eq!(pool.available(), 2);
     }
 
     #[test]

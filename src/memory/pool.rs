@@ -380,6 +380,91 @@ impl MemoryPool {
         Ok(())
     }
 
+    /// Takes back a reference that `peer` hands over with its ownership (a buffer it passes on
+    /// unchanged): the peer's share moves to the owner, so the returned buffer's drop is the
+    /// owner's. The reference is checked: this arena, a slot on loan, a byte range inside the
+    /// slot, and a share the peer actually holds (its column for a trusted peer, the ledger for
+    /// an untrusted one).
+    pub fn adopt(&self, peer: PeerId, r: IpcRef) -> Result<Buffer, MemoryError> {
+        let layout = &self.inner.view.layout;
+        let bad = |why| Err(MemoryError::BadRef { r, why });
+        if r.arena_id != self.inner.arena_id {
+            return bad("not this arena");
+        }
+        if r.slot as usize >= layout.slots {
+            return bad("slot index out of range");
+        }
+        if r.offset
+            .checked_add(r.len)
+            .is_none_or(|end| end > layout.slot_size as u64)
+        {
+            return bad("byte range outside the slot");
+        }
+        if self.inner.states[r.slot as usize].load(Ordering::Acquire) & LOANED == 0 {
+            return bad("slot not on loan");
+        }
+        let mut peers = self.inner.lock_peers();
+        match peers.admitted[peer.index()] {
+            None => return bad("no such peer"),
+            Some(PeerAccess::ReadWrite) => {
+                let column = &self.inner.view.slot_header(r.slot).columns[peer.index()];
+                let mut held = column.load(Ordering::Acquire);
+                loop {
+                    if held == 0 {
+                        drop(peers);
+                        self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+                        return bad("the peer holds no reference to this slot");
+                    }
+                    match column.compare_exchange(
+                        held,
+                        held - 1,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => break,
+                        Err(now) => held = now,
+                    }
+                }
+            }
+            Some(PeerAccess::ReadOnly) => {
+                let ledger = &mut peers.ledgers[peer.index()];
+                match ledger.get_mut(&r.slot) {
+                    Some(n) if *n > 1 => *n -= 1,
+                    Some(_) => {
+                        ledger.remove(&r.slot);
+                    }
+                    None => {
+                        drop(peers);
+                        self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+                        return bad("the peer holds no reference to this slot");
+                    }
+                }
+            }
+        }
+        let slot = SlotRef {
+            pool: std::ptr::NonNull::from(&*self.inner),
+            index: r.slot,
+        };
+        Ok(Buffer::from_slot_range(
+            slot,
+            r.offset as usize,
+            r.len as usize,
+        ))
+    }
+
+    /// A handle on the pool behind a slot reference.
+    pub(super) fn of_slot(slot: &SlotRef) -> MemoryPool {
+        let ptr = slot.pool.as_ptr().cast_const();
+        // SAFETY: `slot` is alive, so its loan holds a strong count and the pointer is a live
+        // Arc<PoolInner>; we add a count for the new handle before rebuilding it.
+        #[allow(unsafe_code)]
+        let inner = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
+        MemoryPool { inner }
+    }
+
     /// A peer is gone (exited, killed, or cut off): takes its share out of every refcount,
     /// returns every slot nobody else holds, and frees its column. Returns the slots reclaimed.
     pub fn reclaim_peer(&self, peer: PeerId) -> usize {

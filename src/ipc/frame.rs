@@ -1,0 +1,275 @@
+//! The messages parallax processes exchange, framed with rkyv over SOCK_SEQPACKET unix sockets
+//! (one datagram per frame, so boundaries come from the kernel and a frame's descriptors arrive
+//! with it).
+//!
+//! Everything received is validated by rkyv's bytecheck before it is used: a peer that sends
+//! malformed bytes gets a [`FrameError::Malformed`], never a crash. Values inside a valid frame
+//! (slot numbers, lengths) are still the receiver's to check (see `memory::SharedArenaCache`).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rkyv::{Archive, Deserialize, Serialize};
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+use super::unix::{recv_with_fds, send_with_fds};
+use crate::memory::{BufferFlags, IpcRef, Metadata};
+
+/// The largest frame accepted.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Buffer metadata on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WireMeta {
+    /// See [`Metadata::sequence`].
+    pub sequence: u64,
+    /// See [`Metadata::pts`].
+    pub pts: Option<u64>,
+    /// See [`Metadata::duration`].
+    pub duration: Option<u64>,
+    /// See [`Metadata::offset`].
+    pub offset: Option<u64>,
+    /// See [`Metadata::flags`].
+    pub flags: u32,
+    /// See [`Metadata::stream_id`].
+    pub stream_id: u32,
+}
+
+impl From<&Metadata> for WireMeta {
+    fn from(m: &Metadata) -> WireMeta {
+        WireMeta {
+            sequence: m.sequence,
+            pts: m.pts,
+            duration: m.duration,
+            offset: m.offset,
+            flags: m.flags.0,
+            stream_id: m.stream_id,
+        }
+    }
+}
+
+impl From<WireMeta> for Metadata {
+    fn from(m: WireMeta) -> Metadata {
+        Metadata {
+            sequence: m.sequence,
+            pts: m.pts,
+            duration: m.duration,
+            offset: m.offset,
+            flags: BufferFlags(m.flags),
+            stream_id: m.stream_id,
+        }
+    }
+}
+
+/// A reference into a shared arena, on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireRef {
+    /// Arena id.
+    pub arena_id: u64,
+    /// Slot index.
+    pub slot: u32,
+    /// First byte in the slot.
+    pub offset: u64,
+    /// Byte count.
+    pub len: u64,
+}
+
+impl From<IpcRef> for WireRef {
+    fn from(r: IpcRef) -> WireRef {
+        WireRef {
+            arena_id: r.arena_id,
+            slot: r.slot,
+            offset: r.offset,
+            len: r.len,
+        }
+    }
+}
+
+impl From<WireRef> for IpcRef {
+    fn from(r: WireRef) -> IpcRef {
+        IpcRef {
+            arena_id: r.arena_id,
+            slot: r.slot,
+            offset: r.offset,
+            len: r.len,
+        }
+    }
+}
+
+/// One message.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// Hello from a producer: the protocol version.
+    Hello {
+        /// [`PROTOCOL`].
+        version: u32,
+    },
+    /// Carries an arena's memfd (attached): map it with this peer column.
+    Arena {
+        /// The arena's id, as its header says.
+        arena_id: u64,
+        /// The receiver's column.
+        peer: u8,
+        /// Whether the receiver must map it read-only (untrusted).
+        read_only: bool,
+    },
+    /// A buffer lent to the receiver.
+    Buffer {
+        /// Where its bytes are.
+        at: WireRef,
+        /// Its metadata.
+        meta: WireMeta,
+    },
+    /// An untrusted receiver is done with a buffer.
+    Release {
+        /// The reference it was lent.
+        at: WireRef,
+    },
+    /// The element in a worker process: factory and properties as written on the command line.
+    Start {
+        /// Factory name.
+        factory: String,
+        /// Instance name.
+        name: String,
+        /// `key=value` pairs, unparsed.
+        props: Vec<(String, String)>,
+    },
+    /// The worker processed one buffer and has nothing to pass on (dropped or held).
+    Nothing,
+    /// End of stream.
+    Eos,
+    /// The sender failed; the text says why.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Version of the frame protocol; bumped on any incompatible change.
+pub const PROTOCOL: u32 = 1;
+
+/// What can go wrong receiving a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The bytes are not a valid frame.
+    #[error("malformed frame from peer ({len} bytes): {why}")]
+    Malformed {
+        /// Bytes received.
+        len: usize,
+        /// What the validator said.
+        why: String,
+    },
+}
+
+/// Sends `frame` with `fds` attached.
+pub fn send_frame(sock: impl AsFd, frame: &Frame, fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(frame).map_err(std::io::Error::other)?;
+    if bytes.len() > MAX_FRAME {
+        return Err(std::io::Error::other("frame too large"));
+    }
+    send_with_fds(sock, &bytes, fds)
+}
+
+/// Receives one frame and its descriptors; `None` when the peer closed the socket.
+pub fn recv_frame(sock: impl AsFd) -> Result<Option<(Frame, Vec<OwnedFd>)>, FrameError> {
+    let mut buf = vec![0u8; MAX_FRAME];
+    let (n, fds) = recv_with_fds(sock, &mut buf)?;
+    if n == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(n);
+    aligned.extend_from_slice(&buf[..n]);
+    let frame = rkyv::from_bytes::<Frame, rkyv::rancor::Error>(&aligned).map_err(|e| {
+        FrameError::Malformed {
+            len: n,
+            why: e.to_string(),
+        }
+    })?;
+    Ok(Some((frame, fds)))
+}
+
+/// A connected pair of SOCK_SEQPACKET unix sockets (close-on-exec).
+pub fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// A SOCK_SEQPACKET socket listening on `path` (which must not exist).
+pub fn listen(path: &Path) -> std::io::Result<OwnedFd> {
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::bind(&fd, &SocketAddrUnix::new(path)?)?;
+    rustix::net::listen(&fd, 16)?;
+    Ok(fd)
+}
+
+/// Accepts one connection (blocking unless the listener is non-blocking).
+pub fn accept(listener: impl AsFd) -> std::io::Result<OwnedFd> {
+    Ok(rustix::net::accept_with(listener, SocketFlags::CLOEXEC)?)
+}
+
+/// Connects to a SOCK_SEQPACKET socket at `path`.
+pub fn connect(path: &Path) -> std::io::Result<OwnedFd> {
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::connect(&fd, &SocketAddrUnix::new(path)?)?;
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_with_their_descriptors() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let f = Frame::Buffer {
+            at: WireRef {
+                arena_id: 7,
+                slot: 3,
+                offset: 0,
+                len: 100,
+            },
+            meta: WireMeta {
+                sequence: 9,
+                pts: Some(5),
+                ..WireMeta::default()
+            },
+        };
+        let file = tempfile::tempfile().unwrap();
+        send_frame(&a, &f, &[file.as_fd()]).unwrap();
+        send_frame(&a, &Frame::Eos, &[]).unwrap();
+        let (got, fds) = recv_frame(&b).unwrap().unwrap();
+        assert_eq!((got, fds.len()), (f, 1));
+        assert_eq!(recv_frame(&b).unwrap().unwrap().0, Frame::Eos);
+        drop(a);
+        assert!(recv_frame(&b).unwrap().is_none());
+    }
+
+    #[test]
+    fn garbage_is_a_malformed_frame_not_a_crash() {
+        let (a, b) = seqpacket_pair().unwrap();
+        for junk in [&[0xffu8; 3][..], &[0u8; 64][..], &[0x41; 1000][..]] {
+            send_with_fds(&a, junk, &[]).unwrap();
+            match recv_frame(&b) {
+                Err(FrameError::Malformed { len, .. }) => assert_eq!(len, junk.len()),
+                other => panic!("{junk:?}: {other:?}"),
+            }
+        }
+    }
+}
