@@ -8,6 +8,7 @@ mod fd;
 mod flow;
 mod io;
 mod routing;
+mod shm;
 mod testing;
 
 use crate::element::prelude::*;
@@ -20,6 +21,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         testing::FACTORIES,
         flow::FACTORIES,
         routing::FACTORIES,
+        shm::FACTORIES,
     ]
     .into_iter()
     .flatten()

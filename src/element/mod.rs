@@ -14,8 +14,14 @@ pub mod prelude {
         Ctx, ElementError, ElementImpl, Flow, Leaky, PoolRequest, QueueSettings, Sink, SinkFlow,
         Source, Transform,
     };
-    pub use crate::ipc::{inherited as inherited_fd, FdKind};
-    pub use crate::memory::{Buffer, BufferFlags, FileWindows, LoanedSlot, MemoryError, Metadata};
+    pub use crate::ipc::{
+        accept as ipc_accept, connect as ipc_connect, inherited as inherited_fd,
+        listen as ipc_listen, recv_frame, send_frame, FdKind, Frame, WireMeta, PROTOCOL,
+    };
+    pub use crate::memory::{
+        Buffer, BufferFlags, Exporter, FileWindows, IpcRef, LoanedSlot, MemoryError, MemoryPool,
+        Metadata, PeerAccess, PeerId, PoolConfig, SharedArenaCache,
+    };
     pub use crate::registry::{
         EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,
     };

@@ -1,0 +1,439 @@
+//! `shmsink` and `shmsrc`: buffers between separate `parallax-launch` processes through shared
+//! memory, with gst's element and property names.
+//!
+//! `shmsink` listens on `socket-path` (a SOCK_SEQPACKET unix socket). Every consumer that connects
+//! is admitted as a peer of each arena its buffers live in: the arena's memfd goes over the socket
+//! once (SCM_RIGHTS), then each buffer is a small rkyv frame naming its slot. No payload byte is
+//! copied: the consumer reads the producer's pages. Buffers that are not in a shared arena (a
+//! mapped file window, heap bytes) are copied once into the sink's own `shm-size` arena.
+//!
+//! A consumer that is slow holds its buffers longer, so the producer's pools empty and it waits:
+//! backpressure. A consumer that disconnects or dies is noticed by a watcher thread (POLLHUP),
+//! and everything it held goes back to the producer's pools; the producer carries on with the
+//! others.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::{basesink_props, basesrc_props, NO_CLOCK};
+use crate::element::prelude::*;
+
+pub(super) static FACTORIES: &[&Factory] = &[&SHMSINK, &SHMSRC];
+
+/// One connected consumer.
+struct Client {
+    sock: OwnedFd,
+    exporter: Exporter,
+}
+
+/// What the sink and its watcher thread share.
+#[derive(Default)]
+struct Clients {
+    list: Mutex<Vec<Client>>,
+    joined: Condvar,
+    stop: AtomicBool,
+}
+
+impl Clients {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Client>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Accepts new consumers and drops the ones that hung up, until told to stop.
+fn watch(listener: OwnedFd, clients: Arc<Clients>) {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::time::Timespec;
+    while !clients.stop.load(Ordering::Relaxed) {
+        let socks: Vec<OwnedFd> = clients
+            .lock()
+            .iter()
+            .filter_map(|c| c.sock.try_clone().ok())
+            .collect();
+        let mut fds: Vec<PollFd<'_>> = std::iter::once(PollFd::new(&listener, PollFlags::IN))
+            .chain(socks.iter().map(|s| PollFd::new(s, PollFlags::empty())))
+            .collect();
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        if poll(&mut fds, Some(&timeout)).is_err() {
+            continue;
+        }
+        let accept = fds[0].revents().contains(PollFlags::IN);
+        let hung_up: Vec<bool> = fds[1..]
+            .iter()
+            .map(|f| {
+                f.revents()
+                    .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL)
+            })
+            .collect();
+        drop(fds);
+        if hung_up.iter().any(|&h| h) {
+            let mut list = clients.lock();
+            // Dropping a client's exporter gives back everything it held.
+            let mut i = 0;
+            list.retain(|_| {
+                let keep = !hung_up.get(i).copied().unwrap_or(false);
+                i += 1;
+                keep
+            });
+        }
+        if accept {
+            if let Ok(sock) = ipc_accept(&listener) {
+                let hello = Frame::Hello { version: PROTOCOL };
+                if send_frame(&sock, &hello, &[]).is_ok() {
+                    clients.lock().push(Client {
+                        sock,
+                        exporter: Exporter::new(),
+                    });
+                    clients.joined.notify_all();
+                }
+            }
+        }
+    }
+}
+
+pub(crate) static SHMSINK: Factory = Factory {
+    name: "shmsink",
+    aliases: &[],
+    klass: Klass::Sink,
+    summary: "Sends buffers to other processes through shared memory",
+    doc: "Listens on `socket-path`; every shmsrc that connects receives every buffer from then \
+          on, without a copy: the memfd of each buffer pool travels once over the socket and \
+          each buffer is a small frame naming its slot. Buffers that are not in shared memory \
+          (a mapped file, heap bytes) are copied once into an arena of `shm-size` bytes. A slow \
+          consumer holds buffers longer and so slows the producer (backpressure); one that \
+          disconnects or dies gives everything it held back. wait-for-connection=true (the \
+          default) holds the stream until the first consumer connects. The socket is removed \
+          at the end.",
+    pads: Pads::SINK,
+    props: basesink_props![
+        PropSpec::string(
+            "socket-path",
+            None,
+            "The path to the control socket used to control the shared memory transport"
+        )
+        .required(),
+        PropSpec::uint(
+            "shm-size",
+            64 << 20,
+            4096,
+            u32::MAX as u64,
+            "Size of the shared memory area for buffers that are not already in shared memory"
+        ),
+        PropSpec::uint(
+            "perms",
+            0o660,
+            0,
+            0o7777,
+            "Permissions to set on the socket"
+        ),
+        PropSpec::bool(
+            "wait-for-connection",
+            true,
+            "Block the stream until the shm pipe is connected"
+        ),
+        PropSpec::time(
+            "buffer-time",
+            -1,
+            -1,
+            i64::MAX,
+            "Maximum Size of the shm buffer in nanoseconds (-1 to disable)"
+        )
+        .ignored(NO_CLOCK),
+        PropSpec::bool("sync", false, "Sync on the clock").ignored(NO_CLOCK),
+    ],
+    hints: Hints::BLOCKING_IO,
+    build: |p| {
+        let path = PathBuf::from(p.string("socket-path")?.unwrap_or_default());
+        if path.exists() {
+            return Err(ElementError::Config(format!(
+                "socket-path {} already exists: remove it or pick another path",
+                path.display()
+            )));
+        }
+        let listener = ipc_listen(&path)
+            .map_err(|e| ElementError::io(format!("cannot listen on {}", path.display()), e))?;
+        let perms = p.uint("perms")? as u32;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perms))
+            .map_err(|e| ElementError::io(format!("setting perms on {}", path.display()), e))?;
+        let clients = Arc::new(Clients::default());
+        let watcher = {
+            let clients = Arc::clone(&clients);
+            std::thread::Builder::new()
+                .name("px-shmsink".into())
+                .spawn(move || watch(listener, clients))
+                .map_err(|e| ElementError::io("starting the shmsink watcher", e))?
+        };
+        Ok(ElementImpl::Sink(Box::new(ShmSink {
+            path,
+            clients,
+            watcher: Some(watcher),
+            wait: p.bool("wait-for-connection")?,
+            shm_size: p.uint("shm-size")? as usize,
+            copies: None,
+        })))
+    },
+};
+
+struct ShmSink {
+    path: PathBuf,
+    clients: Arc<Clients>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+    wait: bool,
+    shm_size: usize,
+    /// Where buffers that are not in shared memory are copied, made on first need.
+    copies: Option<MemoryPool>,
+}
+
+impl ShmSink {
+    /// The buffer itself when it lives in a shared arena, else a copy in `copies`.
+    fn shareable(&mut self, buf: &Buffer, cx: &Ctx<'_>) -> Result<Buffer, ElementError> {
+        if buf.pool().is_some_and(|p| p.fd().is_some()) {
+            return Ok(buf.clone());
+        }
+        let pool = match &self.copies {
+            Some(pool) => pool.clone(),
+            None => {
+                let slots = 16;
+                let config = PoolConfig::new("shmsink", slots, (self.shm_size / slots).max(4096));
+                let pool = MemoryPool::new(&config)
+                    .map_err(|e| ElementError::Failed(format!("shm-size arena: {e}")))?;
+                self.copies = Some(pool.clone());
+                pool
+            }
+        };
+        if buf.len() > pool.slot_size() {
+            return Err(ElementError::Failed(format!(
+                "a buffer of {} bytes does not fit shm-size={} (it is cut in 16 slots)",
+                buf.len(),
+                self.shm_size
+            )));
+        }
+        let mut slot = pool
+            .loan_blocking(&|| cx.should_stop())
+            .map_err(|_| ElementError::Interrupted)?;
+        slot.as_mut_slice()[..buf.len()].copy_from_slice(buf.data());
+        let mut copy = slot.freeze(buf.len());
+        copy.meta = buf.meta;
+        Ok(copy)
+    }
+}
+
+impl Sink for ShmSink {
+    fn render(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        if self.wait {
+            let mut list = self.clients.lock();
+            while list.is_empty() {
+                if cx.should_stop() {
+                    return Err(ElementError::Interrupted);
+                }
+                list = self
+                    .clients
+                    .joined
+                    .wait_timeout(list, Duration::from_millis(50))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            self.wait = false;
+        }
+        let shared = self.shareable(&buf, cx)?;
+        let meta = WireMeta::from(&buf.meta);
+        let mut list = self.clients.lock();
+        list.retain_mut(|client| {
+            let sent = match client.exporter.export(&shared) {
+                Ok((at, ticket)) => {
+                    let announced = match &ticket {
+                        Some(t) => send_frame(
+                            &client.sock,
+                            &Frame::Arena {
+                                arena_id: at.arena_id,
+                                peer: t.id.index() as u8,
+                                read_only: t.access == PeerAccess::ReadOnly,
+                            },
+                            &[t.fd.as_fd()],
+                        ),
+                        None => Ok(()),
+                    };
+                    announced.and_then(|()| {
+                        send_frame(
+                            &client.sock,
+                            &Frame::Buffer {
+                                at: at.into(),
+                                meta,
+                            },
+                            &[],
+                        )
+                    })
+                }
+                Err(_) => Ok(()),
+            };
+            // A consumer that is gone is dropped; its exporter gives back what it held.
+            sent.is_ok()
+        });
+        Ok(SinkFlow::Continue)
+    }
+
+    fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        for client in self.clients.lock().iter() {
+            let _ = send_frame(&client.sock, &Frame::Eos, &[]);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ShmSink {
+    fn drop(&mut self) {
+        self.clients.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+pub(crate) static SHMSRC: Factory = Factory {
+    name: "shmsrc",
+    aliases: &[],
+    klass: Klass::Source,
+    summary: "Receives buffers from a shmsink in another process",
+    doc: "Connects to the shmsink listening on `socket-path` and outputs every buffer it sends, \
+          reading the producer's shared memory in place (no copy). Ends at the producer's end \
+          of stream; a producer that goes away before it is an error. Ctrl-C ends a wait for \
+          the next buffer.",
+    pads: Pads::SOURCE,
+    props: basesrc_props![
+        PropSpec::string(
+            "socket-path",
+            None,
+            "The path to the control socket used to control the shared memory"
+        )
+        .required(),
+        PropSpec::bool(
+            "is-live",
+            false,
+            "True if the element cannot produce data in PAUSED"
+        )
+        .ignored("parallax sources always run"),
+        PropSpec::string(
+            "shm-area-name",
+            None,
+            "The name of the shared memory area used to get buffers"
+        )
+        .read_only(),
+        PropSpec::int(
+            "blocksize",
+            4096,
+            -1,
+            i32::MAX as i64,
+            "Size in bytes to read per buffer (-1 = default)"
+        )
+        .ignored("buffers arrive with the size the producer gave them"),
+    ],
+    hints: Hints::BLOCKING_IO,
+    build: |p| {
+        let path = PathBuf::from(p.string("socket-path")?.unwrap_or_default());
+        let sock = ipc_connect(&path).map_err(|e| {
+            ElementError::io(
+                format!("cannot connect to a shmsink at {}", path.display()),
+                e,
+            )
+        })?;
+        let num_buffers = u64::try_from(p.int("num-buffers")?).ok();
+        Ok(ElementImpl::Source(Box::new(ShmSrc {
+            path,
+            sock,
+            cache: SharedArenaCache::new(),
+            num_buffers,
+            received: 0,
+        })))
+    },
+};
+
+struct ShmSrc {
+    path: PathBuf,
+    sock: OwnedFd,
+    cache: SharedArenaCache,
+    num_buffers: Option<u64>,
+    received: u64,
+}
+
+impl ShmSrc {
+    fn fail(&self, what: impl std::fmt::Display) -> ElementError {
+        ElementError::Failed(format!(
+            "from the shmsink at {}: {what}",
+            self.path.display()
+        ))
+    }
+}
+
+impl Source for ShmSrc {
+    fn pool_request(&self) -> Option<PoolRequest> {
+        None
+    }
+
+    fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
+        if self.num_buffers.is_some_and(|n| self.received >= n) {
+            return Ok(None);
+        }
+        loop {
+            if !cx.wait_readable(self.sock.as_fd())? {
+                return Ok(None);
+            }
+            let frame = match recv_frame(&self.sock) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    return Err(self.fail("the producer went away before end of stream"));
+                }
+                Err(e) => return Err(self.fail(e)),
+            };
+            match frame {
+                (Frame::Hello { version }, _) if version == PROTOCOL => {}
+                (Frame::Hello { version }, _) => {
+                    return Err(self.fail(format!(
+                        "protocol version {version}, this shmsrc speaks {PROTOCOL}"
+                    )));
+                }
+                (
+                    Frame::Arena {
+                        peer, read_only, ..
+                    },
+                    mut fds,
+                ) => {
+                    let fd = fds
+                        .pop()
+                        .ok_or_else(|| self.fail("an arena without its fd"))?;
+                    let id = PeerId::from_index(peer as usize)
+                        .ok_or_else(|| self.fail(format!("peer column {peer} out of range")))?;
+                    let access = if read_only {
+                        PeerAccess::ReadOnly
+                    } else {
+                        PeerAccess::ReadWrite
+                    };
+                    self.cache
+                        .map_arena(fd, access, id)
+                        .map_err(|e| self.fail(e))?;
+                }
+                (Frame::Buffer { at, meta }, _) => {
+                    let mut buf = self
+                        .cache
+                        .get_slot(IpcRef::from(at))
+                        .map_err(|e| self.fail(e))?;
+                    buf.meta = meta.into();
+                    self.received += 1;
+                    return Ok(Some(buf));
+                }
+                (Frame::Eos, _) => return Ok(None),
+                (Frame::Error { message }, _) => return Err(self.fail(message)),
+                (other, _) => {
+                    return Err(self.fail(format!("unexpected frame {other:?}")));
+                }
+            }
+        }
+    }
+}
