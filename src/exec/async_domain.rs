@@ -340,3 +340,103 @@ impl<F: Future + Unpin> Future for Timed<'_, F> {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::element::ElementImpl;
+    use crate::graph::Graph;
+    use crate::memory::{Backing, PoolConfig};
+
+    /// Builds the first element of `desc` as an async source.
+    fn async_source(desc: &str) -> Box<dyn DynAsyncSource> {
+        let g = Graph::from_description(desc).unwrap();
+        let node = &g.dag[daggy::NodeIndex::new(0)];
+        match (node.factory.build)(&node.props).unwrap() {
+            ElementImpl::AsyncSource(s) => s,
+            _ => panic!("{} is not an async source", node.factory.name),
+        }
+    }
+
+    #[test]
+    fn network_buffers_carry_sequence_offset_and_running_time() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut src = async_source(&format!(
+            "tcpclientsrc host=127.0.0.1 port={port} do-timestamp=true ! fakesink"
+        ));
+        let control = Arc::new(RunControl::new().unwrap());
+        let pool = Pool::new(&PoolConfig {
+            backing: Backing::Heap,
+            slot_size: 4096,
+            slots: 4,
+            name: "test".into(),
+        })
+        .unwrap();
+        let mut cx = AsyncCtx::new(control, Some(pool), "src".into(), false, Instant::now());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            src.start_dyn(&mut cx).await.unwrap();
+            let (mut peer, _) = listener.accept().unwrap();
+            let mut metas = Vec::new();
+            for part in [&b"abc"[..], b"defg"] {
+                peer.write_all(part).unwrap();
+                let buf = src.produce_dyn(&mut cx).await.unwrap().unwrap();
+                assert_eq!(buf.data(), part);
+                metas.push(buf.meta);
+            }
+            drop(peer);
+            assert!(src.produce_dyn(&mut cx).await.unwrap().is_none(), "EOS");
+            assert_eq!(metas[0].sequence, 0);
+            assert_eq!(metas[1].sequence, 1);
+            assert_eq!(metas[0].offset, Some(0));
+            assert_eq!(metas[1].offset, Some(3));
+            let (a, b) = (metas[0].pts.unwrap(), metas[1].pts.unwrap());
+            assert!(a <= b, "running time goes forward: {a} then {b}");
+        });
+    }
+
+    #[test]
+    fn a_drain_ends_a_source_waiting_for_its_peer_and_sends_eos() {
+        let src = async_source("tcpserversrc host=127.0.0.1 port=0 ! fakesink");
+        let control = Arc::new(RunControl::new().unwrap());
+        let (tx, rx) = kanal::bounded(4);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut stats = ElementStats::default();
+        let pool = Pool::new(&PoolConfig {
+            backing: Backing::Heap,
+            slot_size: 4096,
+            slots: 4,
+            name: "test".into(),
+        })
+        .unwrap();
+        let mut cx = AsyncCtx::new(
+            Arc::clone(&control),
+            Some(pool),
+            "src".into(),
+            false,
+            Instant::now(),
+        );
+        let level = Level::new(0);
+        let outcome = rt.block_on(async {
+            let drain = async {
+                // Let the source reach accept, then ask for the drain.
+                tokio::task::yield_now().await;
+                control.request_drain();
+            };
+            let run = run_source(src, &mut cx, tx.as_async(), &level, &mut stats);
+            let (outcome, ()) = tokio::join!(run, drain);
+            outcome
+        });
+        assert_eq!(outcome.unwrap(), Outcome::Eos);
+        assert!(matches!(rx.try_recv(), Ok(Some(Item::Eos))));
+    }
+}

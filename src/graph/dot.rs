@@ -167,4 +167,24 @@ mod tests {
             5
         );
     }
+
+    #[test]
+    fn async_elements_get_a_cluster_of_their_own() {
+        let g = Graph::from_description(
+            "tcpserversrc port=0 ! identity ! tee name=t ! fdsink t. ! queue ! tcpclientsink",
+        )
+        .unwrap();
+        let text = to_dot(&g, None);
+        let parsed = graphviz_rust::parse(&text).unwrap();
+        let cl = clusters(&parsed);
+        assert_eq!(cl.len(), 3, "{text}");
+        assert_eq!(cl[0].1, ["identity0", "t", "fdsink0"]);
+        assert_eq!(cl[1].1, ["queue0"]);
+        assert_eq!(cl[2].1, ["tcpserversrc0", "tcpclientsink0"]);
+        assert!(
+            text.contains("thread 0 (output of tcpserversrc0)"),
+            "{text}"
+        );
+        assert!(text.contains("async domain (tokio runtime"), "{text}");
+    }
 }
