@@ -44,6 +44,9 @@ pub(super) enum AsyncTask {
         /// Into the bridge (or straight into an async sink's channel).
         tx: kanal::AsyncSender<Item>,
         level: Arc<Level>,
+        /// Whether this task counts the buffers: a bridge thread counts them as they arrive,
+        /// an async sink fed directly counts its own.
+        count: bool,
     },
     Sink {
         el: usize,
@@ -171,10 +174,11 @@ async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) ->
             pool,
             tx,
             level,
+            count,
             ..
         } => {
             cx.pool = pool;
-            run_source(src, &mut cx, &tx, &level, &mut stats).await
+            run_source(src, &mut cx, &tx, &level, count, &mut stats).await
         }
         AsyncTask::Sink {
             sink,
@@ -207,13 +211,15 @@ async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) ->
     }
 }
 
-/// Sends buffers until end of stream, a drain, or the receiving side going away. The buffers
-/// are counted by the thread that takes them out of the channel, so only time is counted here.
+/// Sends buffers until end of stream, a drain, or the receiving side going away. Behind a
+/// bridge the thread that takes the buffers out counts them (`count` is false): only time is
+/// counted here then.
 async fn run_source(
     mut src: Box<dyn DynAsyncSource>,
     cx: &mut AsyncCtx,
     tx: &kanal::AsyncSender<Item>,
     level: &Level,
+    count: bool,
     stats: &mut ElementStats,
 ) -> Result<Outcome, ElementError> {
     let control = Arc::clone(&cx.run);
@@ -233,6 +239,9 @@ async fn run_source(
             match produced {
                 Ok(Some(buf)) => {
                     let len = buf.len();
+                    if count {
+                        stats.count(&buf);
+                    }
                     level.add(len);
                     // Not raced against a drain: a buffer that was read is delivered.
                     if tx.send(Item::Buffer(buf)).await.is_err() {
@@ -432,7 +441,7 @@ mod tests {
                 tokio::task::yield_now().await;
                 control.request_drain();
             };
-            let run = run_source(src, &mut cx, tx.as_async(), &level, &mut stats);
+            let run = run_source(src, &mut cx, tx.as_async(), &level, false, &mut stats);
             let (outcome, ()) = tokio::join!(run, drain);
             outcome
         });

@@ -170,10 +170,10 @@ impl Pipeline {
         };
         for e in dag.graph().edge_indices() {
             let (a, b) = dag.edge_endpoints(e).expect("edge exists");
-            let carrier = if graph.domain(a) == Domain::Async {
-                format!("a bounded channel of {BRIDGE_CAPACITY} buffers")
-            } else if graph.domain(b) == Domain::Async {
+            let carrier = if graph.domain(b) == Domain::Async {
                 format!("a bounded channel of {ASYNC_SINK_CAPACITY} buffers")
+            } else if graph.domain(a) == Domain::Async {
+                format!("a bounded channel of {BRIDGE_CAPACITY} buffers")
             } else if graph.starts_segment(b) {
                 format!("{}'s bounded channel", dag[b].name)
             } else {
@@ -181,13 +181,14 @@ impl Pipeline {
             };
             let to = place(b);
             let link = &dag[e];
+            let how = if graph.domain(a) == Domain::Async && graph.domain(b) == Domain::Async {
+                "joins two async tasks".to_owned()
+            } else {
+                format!("crosses {} -> {to}", place(a))
+            };
             lines.push(format!(
-                "plan: {}.{} -> {}.{} crosses {} -> {to} through {carrier}",
-                dag[a].name,
-                link.src_pad,
-                dag[b].name,
-                link.sink_pad,
-                place(a)
+                "plan: {}.{} -> {}.{} {how} through {carrier}",
+                dag[a].name, link.src_pad, dag[b].name, link.sink_pad,
             ));
         }
         lines
@@ -220,10 +221,12 @@ impl Pipeline {
         let segment_count = segments.len() + tasks.len();
 
         let (done_tx, done_rx) = std::sync::mpsc::channel::<SegmentResult>();
+        if segment_count == 0 {
+            return Err(RunError::Setup("nothing to run".into()));
+        }
         let mut segments = segments.into_iter();
-        let first = segments
-            .next()
-            .ok_or_else(|| RunError::Setup("nothing to run".into()))?;
+        // Without a fused thread (an async source feeding an async sink) this thread only waits.
+        let first = segments.next();
         let messages = options.messages;
         let mut handles = Vec::new();
         for seg in segments {
@@ -252,7 +255,10 @@ impl Pipeline {
         drop(done_tx);
 
         // The first segment runs on this thread; the others report through `done_rx`.
-        let mut results = vec![first.run_guarded(&control, messages)];
+        let mut results: Vec<SegmentResult> = first
+            .into_iter()
+            .map(|seg| seg.run_guarded(&control, messages))
+            .collect();
         let mut deadline: Option<Instant> = None;
         while results.len() < segment_count {
             if control.is_stopping() && deadline.is_none() {
@@ -430,6 +436,7 @@ fn plan(
                     pool,
                     tx: tx.to_async(),
                     level: Arc::clone(&level),
+                    count: false,
                 });
                 Input::Channel {
                     el,
@@ -482,6 +489,28 @@ fn plan(
         }
         let name: String = format!("px-{}", names[el]).chars().take(15).collect();
         segments.push(Segment::new(name, input, entry, ops, Arc::clone(names)));
+    }
+    // An async source feeding an async sink sends straight into the sink's channel: no
+    // thread in between (graph.segments() gives it none).
+    for n in graph.topo_order() {
+        let el = n.index();
+        if !matches!(impls[el], Some(ElementImpl::AsyncSource(_))) {
+            continue;
+        }
+        let Some(ElementImpl::AsyncSource(src)) = impls[el].take() else {
+            unreachable!("matched above")
+        };
+        let sink = graph.children(n)[0].1.index();
+        let ch = &channels[&sink];
+        let pool = source_pool(src.pool_request_dyn(), el, names, options, &mut pools)?;
+        tasks.push(AsyncTask::Source {
+            el,
+            src,
+            pool,
+            tx: ch.tx.clone_async(),
+            level: Arc::clone(&ch.level),
+            count: true,
+        });
     }
     for n in async_sinks {
         let el = n.index();

@@ -187,4 +187,16 @@ mod tests {
         );
         assert!(text.contains("async domain (tokio runtime"), "{text}");
     }
+
+    #[test]
+    fn an_async_source_feeding_an_async_sink_needs_no_thread() {
+        let g = Graph::from_description("udpsrc port=0 ! udpsink port=9").unwrap();
+        let (roots, of) = g.segments();
+        assert!(roots.is_empty());
+        assert_eq!(of, [0, 0]);
+        let text = to_dot(&g, None);
+        let cl = clusters(&graphviz_rust::parse(&text).unwrap());
+        assert_eq!(cl.len(), 1, "{text}");
+        assert_eq!(cl[0].1, ["udpsrc0", "udpsink0"]);
+    }
 }

@@ -96,7 +96,8 @@ impl Graph {
     ///
     /// A thread starts at a source, a queue, a funnel, or at the output of an async element
     /// (its root is then the async element, whose buffers reach the thread through a bounded
-    /// channel). Everything else runs in its single upstream's thread. Async elements are
+    /// channel) unless that output goes straight into another async element. Everything else
+    /// runs in its single upstream's thread. Async elements are
     /// numbered `threads.len()`: the one thread of the pipeline's tokio runtime.
     pub fn segments(&self) -> (Vec<NodeIndex<u32>>, Vec<usize>) {
         let mut roots = Vec::new();
@@ -108,7 +109,13 @@ impl Graph {
             let factory = self.dag[n].factory;
             if factory.domain() == Domain::Async {
                 async_nodes.push(n);
-                if factory.pads.src != PadPresence::None {
+                // Its output needs a thread unless it goes straight into another async element.
+                let feeds_async = self
+                    .dag
+                    .children(n)
+                    .iter(&self.dag)
+                    .all(|(_, c)| self.domain(c) == Domain::Async);
+                if factory.pads.src != PadPresence::None && !feeds_async {
                     output_thread[n.index()] = roots.len();
                     roots.push(n);
                 }

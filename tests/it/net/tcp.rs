@@ -88,6 +88,58 @@ fn tcpserversink_into_tcpclientsrc_is_byte_identical() {
 }
 
 #[test]
+fn a_relay_from_tcpserversrc_to_tcpclientsink_runs_without_a_thread_between() {
+    let dir = tmp();
+    let data = random_bytes(2_500_009, 67);
+    let input = file(dir.path(), "in.bin", &data);
+    let mut end = Proc::spawn(&["-q", "tcpserversrc host=127.0.0.1 port=0 ! fdsink"], None);
+    let end_port = end.port();
+    let mut relay = Proc::spawn(
+        &[
+            "--stats=json",
+            &format!(
+                "tcpserversrc host=127.0.0.1 port=0 ! tcpclientsink host=127.0.0.1 port={end_port}"
+            ),
+        ],
+        None,
+    );
+    let relay_port = relay.port();
+    run_args(&[
+        "-q",
+        &format!(
+            "filesrc {} ! tcpclientsink host=127.0.0.1 port={relay_port}",
+            prop("location", &input)
+        ),
+    ])
+    .ok();
+    let relay = relay.finish().ok();
+    let end = end.finish().ok();
+    assert!(
+        end.stdout == data,
+        "{} of {} bytes",
+        end.stdout.len(),
+        data.len()
+    );
+    let plan = run_args(&[
+        "-v",
+        "--validate",
+        "tcpserversrc port=0 ! tcpclientsink port=1",
+    ])
+    .ok();
+    assert!(
+        plan.stderr.contains(
+            "plan: tcpserversrc0.src -> tcpclientsink0.sink joins two async tasks through a bounded channel"
+        ),
+        "{}",
+        plan.stderr
+    );
+    let stats = relay.stats();
+    assert_eq!(stats["threads"], 1, "the runtime's thread only");
+    assert_eq!(el(&stats, "tcpserversrc0")["bytes"], data.len() as u64);
+    assert_eq!(el(&stats, "tcpclientsink0")["bytes"], data.len() as u64);
+}
+
+#[test]
 fn tcpserversink_serves_every_connected_client() {
     let data = random_bytes(2_000_029, 63);
     let mut server = Proc::spawn(&["-q", "fdsrc ! tcpserversink host=127.0.0.1 port=0"], None);
