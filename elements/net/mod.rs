@@ -141,7 +141,7 @@ async fn write_stream<S: tokio::io::AsyncWrite + Unpin>(
     stream.write_all(data).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
             ElementError::Failed(format!(
-                "{peer} closed the connection after receiving {written} bytes"
+                "{peer} closed the connection after {written} bytes were sent"
             ))
         }
         _ => net_error(format!("writing to {peer}"), e),
