@@ -180,3 +180,25 @@ fn a_unix_peer_closing_mid_stream_is_eos_for_the_source() {
     let done = rx.finish().ok();
     assert_eq!(done.stdout, b"unix bytes");
 }
+
+#[test]
+fn sigint_wakes_a_listening_unixsink_that_waits_for_its_reader() {
+    let dir = tmp();
+    let sock = dir.path().join("w.sock");
+    let mut tx = Proc::spawn(
+        &[
+            "-m",
+            "-e",
+            &format!(
+                "fakesrc sizetype=fixed sizemax=4096 ! unixsink {} listen=true",
+                prop("socket-path", &sock)
+            ),
+        ],
+        None,
+    );
+    tx.wait_for("waiting for a reader on");
+    tx.signal(Signal::INT);
+    let done = tx.finish();
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(!sock.exists(), "the socket file is removed at the end");
+}
