@@ -27,9 +27,6 @@ pub(super) use super::{NO_CLOCK, NO_SIGNALS};
 /// makes a loopback stream syscall-bound). `blocksize=4096` gives gst's behaviour.
 const DEFAULT_BLOCKSIZE: u64 = 128 * 1024;
 
-/// Why the `stats` structure of gst's network elements is not a property here.
-const STATS_IN_REPORT: &str = "parallax reports counters with --stats";
-
 /// Resolves `host` for `port`; the error names both.
 async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ElementError> {
     let found = tokio::net::lookup_host((host, port))

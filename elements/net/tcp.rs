@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{
     basesink_props, basesrc_props, blocksize, closed_early, net_error, port, read_stream, resolve,
-    write_stream, Stamper, DEFAULT_BLOCKSIZE, STATS_IN_REPORT,
+    write_stream, Stamper, DEFAULT_BLOCKSIZE,
 };
 use crate::element::prelude::*;
 
@@ -169,7 +169,7 @@ pub(crate) static TCPSERVERSRC: Factory = Factory {
             "Size in bytes to read per buffer (0 = default)"
         ),
         PropSpec::bool("close-is-error", false, CLOSE_IS_ERROR_DOC),
-        PropSpec::string("stats", None, "Retrieve a statistics structure").ignored(STATS_IN_REPORT),
+        PropSpec::string("stats", None, "Statistics (parallax: see --stats)").read_only(),
     ],
     hints: Hints::ASYNC_IO,
     build: |p| {
@@ -251,7 +251,7 @@ pub(crate) static TCPCLIENTSRC: Factory = Factory {
             "Size in bytes to read per buffer (0 = default)"
         ),
         PropSpec::bool("close-is-error", false, CLOSE_IS_ERROR_DOC),
-        PropSpec::string("stats", None, "Retrieve a statistics structure").ignored(STATS_IN_REPORT),
+        PropSpec::string("stats", None, "Statistics (parallax: see --stats)").read_only(),
     ],
     hints: Hints::ASYNC_IO,
     build: |p| {

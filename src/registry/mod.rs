@@ -284,7 +284,8 @@ impl Factory {
         if self.domain() == Domain::Async {
             return if self.pads.sink == PadPresence::None {
                 "async: a task on the pipeline's tokio runtime (thread px-async); what it \
-                 produces crosses to a fused thread through a bounded channel"
+                 produces crosses to a fused thread (or straight to an async sink) through a \
+                 bounded channel"
             } else {
                 "async: a task on the pipeline's tokio runtime (thread px-async), fed from the \
                  fused threads through a bounded channel (a full channel holds the sender back)"
