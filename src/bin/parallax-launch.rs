@@ -199,4 +199,7 @@ fn print_plan(pipeline: &Pipeline, exclude: &[String]) {
             );
         }
     }
+    for line in pipeline.plan_text() {
+        let _ = writeln!(err, "{line}");
+    }
 }

@@ -1,9 +1,14 @@
-//! The element-facing API: what an element implements ([`Source`], [`Transform`], [`Sink`]) and
-//! what it may call ([`Ctx`]). Element files use only [`prelude`], so that the engine can change
+//! The element-facing API: what an element implements ([`Source`], [`Transform`], [`Sink`], and
+//! for I/O that waits on sockets [`AsyncSource`] and [`AsyncSink`]) and what it may call
+//! ([`Ctx`], [`AsyncCtx`]). Element files use only [`prelude`], so that the engine can change
 //! behind it.
 
+use std::future::Future;
 use std::os::fd::BorrowedFd;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
 
 use crate::exec::RunControl;
 use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
@@ -11,8 +16,8 @@ use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
 pub mod prelude {
     //! Everything an element file needs.
     pub use super::{
-        Ctx, ElementError, ElementImpl, Flow, Leaky, PoolRequest, QueueSettings, Sink, SinkFlow,
-        Source, Transform,
+        AsyncCtx, AsyncSink, AsyncSource, Ctx, ElementError, ElementImpl, Flow, Leaky, PoolRequest,
+        QueueSettings, Sink, SinkFlow, Source, Transform,
     };
     pub use crate::ipc::{
         accept as ipc_accept, connect as ipc_connect, inherited as inherited_fd,
@@ -160,6 +165,10 @@ pub enum ElementImpl {
     Funnel,
     /// A thread boundary with a bounded channel.
     Queue(QueueSettings),
+    /// Produces buffers from a task on the pipeline's tokio runtime.
+    AsyncSource(Box<dyn DynAsyncSource>),
+    /// Consumes buffers in a task on the pipeline's tokio runtime.
+    AsyncSink(Box<dyn DynAsyncSink>),
 }
 
 /// What an element may ask of the engine while it runs.
@@ -198,5 +207,233 @@ impl<'a> Ctx<'a> {
     /// stop, so a source blocked on a pipe, FIFO or socket still ends at Ctrl-C.
     pub fn wait_readable(&self, fd: BorrowedFd<'_>) -> Result<bool, ElementError> {
         self.run.wait_readable(fd)
+    }
+}
+
+/// A boxed, sendable future: what the executor holds of an async element's call.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Produces buffers without blocking a thread: the executor runs it as a task on the
+/// pipeline's tokio runtime (the async domain) and carries its buffers to the fused threads
+/// through a bounded channel, so a full channel holds it back.
+///
+/// Cancellation: when the pipeline drains (Ctrl-C) or stops, the executor drops the future of
+/// the `start` or `produce` call in progress. Both must therefore be cancel-safe: a buffer
+/// that was produced is always delivered, and a call that is dropped must not have consumed
+/// input it did not return (tokio's `read`, `recv` and `accept` are cancel-safe).
+pub trait AsyncSource: Send + 'static {
+    /// The pool this source fills, or `None` when it produces no bytes.
+    fn pool_request(&self) -> Option<PoolRequest>;
+    /// Opens what the source reads from (bind, connect); runs once before `produce`.
+    fn start(
+        &mut self,
+        _cx: &mut AsyncCtx,
+    ) -> impl Future<Output = Result<(), ElementError>> + Send {
+        async { Ok(()) }
+    }
+    /// The next buffer, or `None` at end of stream.
+    fn produce(
+        &mut self,
+        cx: &mut AsyncCtx,
+    ) -> impl Future<Output = Result<Option<Buffer>, ElementError>> + Send;
+}
+
+/// Consumes buffers without blocking a thread, as a task on the pipeline's tokio runtime. A
+/// slow `render` holds back the channel that feeds it, and through it the threads upstream:
+/// memory stays bounded.
+pub trait AsyncSink: Send + 'static {
+    /// Opens what the sink writes to (bind, connect); runs once before the first buffer.
+    fn start(
+        &mut self,
+        _cx: &mut AsyncCtx,
+    ) -> impl Future<Output = Result<(), ElementError>> + Send {
+        async { Ok(()) }
+    }
+    /// Handles one buffer.
+    fn render(
+        &mut self,
+        buf: Buffer,
+        cx: &mut AsyncCtx,
+    ) -> impl Future<Output = Result<SinkFlow, ElementError>> + Send;
+    /// End of stream: flush and close.
+    fn finish(
+        &mut self,
+        _cx: &mut AsyncCtx,
+    ) -> impl Future<Output = Result<(), ElementError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// The object-safe form of [`AsyncSource`] that the executor holds; implemented for every
+/// `AsyncSource`.
+pub trait DynAsyncSource: Send {
+    /// See [`AsyncSource::pool_request`].
+    fn pool_request_dyn(&self) -> Option<PoolRequest>;
+    /// See [`AsyncSource::start`].
+    fn start_dyn<'a>(&'a mut self, cx: &'a mut AsyncCtx)
+        -> BoxFuture<'a, Result<(), ElementError>>;
+    /// See [`AsyncSource::produce`].
+    fn produce_dyn<'a>(
+        &'a mut self,
+        cx: &'a mut AsyncCtx,
+    ) -> BoxFuture<'a, Result<Option<Buffer>, ElementError>>;
+}
+
+impl<T: AsyncSource> DynAsyncSource for T {
+    fn pool_request_dyn(&self) -> Option<PoolRequest> {
+        self.pool_request()
+    }
+
+    fn start_dyn<'a>(
+        &'a mut self,
+        cx: &'a mut AsyncCtx,
+    ) -> BoxFuture<'a, Result<(), ElementError>> {
+        Box::pin(self.start(cx))
+    }
+
+    fn produce_dyn<'a>(
+        &'a mut self,
+        cx: &'a mut AsyncCtx,
+    ) -> BoxFuture<'a, Result<Option<Buffer>, ElementError>> {
+        Box::pin(self.produce(cx))
+    }
+}
+
+/// The object-safe form of [`AsyncSink`]; implemented for every `AsyncSink`.
+pub trait DynAsyncSink: Send {
+    /// See [`AsyncSink::start`].
+    fn start_dyn<'a>(&'a mut self, cx: &'a mut AsyncCtx)
+        -> BoxFuture<'a, Result<(), ElementError>>;
+    /// See [`AsyncSink::render`].
+    fn render_dyn<'a>(
+        &'a mut self,
+        buf: Buffer,
+        cx: &'a mut AsyncCtx,
+    ) -> BoxFuture<'a, Result<SinkFlow, ElementError>>;
+    /// See [`AsyncSink::finish`].
+    fn finish_dyn<'a>(
+        &'a mut self,
+        cx: &'a mut AsyncCtx,
+    ) -> BoxFuture<'a, Result<(), ElementError>>;
+}
+
+impl<T: AsyncSink> DynAsyncSink for T {
+    fn start_dyn<'a>(
+        &'a mut self,
+        cx: &'a mut AsyncCtx,
+    ) -> BoxFuture<'a, Result<(), ElementError>> {
+        Box::pin(self.start(cx))
+    }
+
+    fn render_dyn<'a>(
+        &'a mut self,
+        buf: Buffer,
+        cx: &'a mut AsyncCtx,
+    ) -> BoxFuture<'a, Result<SinkFlow, ElementError>> {
+        Box::pin(self.render(buf, cx))
+    }
+
+    fn finish_dyn<'a>(
+        &'a mut self,
+        cx: &'a mut AsyncCtx,
+    ) -> BoxFuture<'a, Result<(), ElementError>> {
+        Box::pin(self.finish(cx))
+    }
+}
+
+/// What an async element may ask of the engine: buffers, messages, counters.
+pub struct AsyncCtx {
+    pub(crate) run: Arc<RunControl>,
+    pub(crate) pool: Option<MemoryPool>,
+    pub(crate) name: String,
+    pub(crate) messages: bool,
+    pub(crate) started: Instant,
+    /// Buffers cut short (datagrams longer than the element's mtu), for `--stats`.
+    pub(crate) truncated: u64,
+}
+
+impl AsyncCtx {
+    pub(crate) fn new(
+        run: Arc<RunControl>,
+        pool: Option<MemoryPool>,
+        name: String,
+        messages: bool,
+        started: Instant,
+    ) -> AsyncCtx {
+        AsyncCtx {
+            run,
+            pool,
+            name,
+            messages,
+            started,
+            truncated: 0,
+        }
+    }
+
+    /// Whether the pipeline asks sources to end the stream (Ctrl-C, or an error elsewhere).
+    pub fn should_stop(&self) -> bool {
+        self.run.draining.load(Ordering::Relaxed) || self.run.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Whether the pipeline is stopping on an error elsewhere (not a drain).
+    pub fn is_stopping(&self) -> bool {
+        self.run.is_stopping()
+    }
+
+    /// Returns once the pipeline asks sources to end (Ctrl-C) or stops: a sink waiting for a
+    /// peer that may never come races its wait against this.
+    pub async fn drain_or_stop(&self) {
+        self.run.drain_or_stop().await;
+    }
+
+    /// Loans a buffer slot from this source's pool. While every slot is in use it waits
+    /// (backpressure) on the runtime's blocking pool, never on the runtime's own thread.
+    pub async fn loan(&mut self) -> Result<LoanedSlot, ElementError> {
+        let pool = self.pool.as_ref().ok_or_else(|| {
+            ElementError::Failed("no buffer pool was set up for this element".into())
+        })?;
+        if let Some(slot) = pool.try_loan() {
+            return Ok(slot);
+        }
+        let (pool, run) = (pool.clone(), Arc::clone(&self.run));
+        let waited = tokio::task::spawn_blocking(move || {
+            pool.loan_blocking(&|| {
+                run.draining.load(Ordering::Relaxed) || run.stopping.load(Ordering::Relaxed)
+            })
+        })
+        .await
+        .map_err(|e| ElementError::Failed(format!("waiting for a free buffer: {e}")))?;
+        waited.map_err(|e| match e {
+            MemoryError::Cancelled => ElementError::Interrupted,
+            other => ElementError::Failed(other.to_string()),
+        })
+    }
+
+    /// The element's instance name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Prints `message: NAME: TEXT` on stderr when `-m` was given.
+    pub fn message(&self, text: impl std::fmt::Display) {
+        if self.messages {
+            eprintln!("message: {}: {text}", self.name);
+        }
+    }
+
+    /// Prints `NAME: PROPERTY = VALUE` on stderr, even with `-q`: for a value the user asked
+    /// the system to choose (`port=0`), which is otherwise impossible to learn.
+    pub fn report_chosen(&self, property: &str, value: impl std::fmt::Display) {
+        eprintln!("{}: {property} = {value}", self.name);
+    }
+
+    /// Counts one buffer cut short (a datagram longer than the mtu).
+    pub fn count_truncated(&mut self) {
+        self.truncated += 1;
+    }
+
+    /// Nanoseconds since the pipeline started running: a buffer's pts with `do-timestamp`.
+    pub fn running_time_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
     }
 }

@@ -1,5 +1,6 @@
-//! [`RunControl`]: the flags every thread of a running pipeline watches, and the wake-up fd that
-//! lets a source blocked on a pipe or socket notice them.
+//! [`RunControl`]: the flags every thread of a running pipeline watches, the wake-up fd that
+//! lets a source blocked on a pipe or socket notice them, and the watch channel that wakes the
+//! tasks of the async domain.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,8 @@ pub struct RunControl {
     pub(crate) stopping: AtomicBool,
     /// Readable once draining or stopping is set; never reset.
     wake: OwnedFd,
+    /// Bumped after every change of the flags; async tasks await it instead of polling.
+    changed: tokio::sync::watch::Sender<()>,
     first_error: Mutex<Option<RunError>>,
 }
 
@@ -29,6 +32,7 @@ impl RunControl {
             draining: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             wake: rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
+            changed: tokio::sync::watch::Sender::new(()),
             first_error: Mutex::new(None),
         })
     }
@@ -69,6 +73,29 @@ impl RunControl {
     fn wake(&self) {
         // A full counter (EAGAIN) is still readable, which is all that matters.
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+        self.changed.send_replace(());
+    }
+
+    /// Returns once sources should end their stream: a drain was requested or the pipeline
+    /// is stopping. Cancel-safe.
+    pub(crate) async fn drain_or_stop(&self) {
+        self.until(|c| c.drain_requested() || c.is_stopping()).await;
+    }
+
+    /// Returns once the pipeline is stopping on an error. Cancel-safe.
+    pub(crate) async fn stop(&self) {
+        self.until(RunControl::is_stopping).await;
+    }
+
+    async fn until(&self, done: impl Fn(&RunControl) -> bool) {
+        // Subscribed before the check: a change between the check and the await is not lost.
+        let mut changes = self.changed.subscribe();
+        while !done(self) {
+            if changes.changed().await.is_err() {
+                // The sender lives as long as `self`; never reached.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Waits until `fd` is readable (`Ok(true)`) or the pipeline asks sources to stop

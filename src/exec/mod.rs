@@ -7,9 +7,14 @@
 //! source's pool, never by the input size. A tee without queues hands a refcount clone of each
 //! buffer to its branches one after the other; with queues each branch gets its own thread.
 //!
+//! Domains: elements that do their I/O through the async traits run as tasks on one tokio
+//! runtime per run (see [`async_domain`]); a change of domain is a segment boundary, bridged by a
+//! bounded kanal channel with a sync half on the thread's side and an async half on the task's.
+//!
 //! Stopping: end of stream flows down from the sources; the first error stops every segment and
 //! is reported with the element's name; a panicking element becomes such an error.
 
+mod async_domain;
 mod control;
 mod segment;
 mod stats;
@@ -28,6 +33,8 @@ use crate::element::{ElementError, ElementImpl, QueueSettings};
 use crate::graph::Graph;
 use crate::memory::{Backing, MemoryPool, PeerAccess, PoolConfig};
 use crate::parse::Diagnostic;
+use crate::registry::Domain;
+use async_domain::{AsyncTask, DomainContext};
 use segment::{Input, Item, Level, Op, OpSlot, Outcome, Segment, SegmentResult};
 
 /// A runtime failure; the binary exits 1 with it.
@@ -90,6 +97,12 @@ const UNLIMITED_QUEUE_CAPACITY: usize = 1024;
 const FUNNEL_CAPACITY: usize = 16;
 /// Pool slots per source when it does not ask for a number.
 const DEFAULT_POOL_SLOTS: usize = 16;
+/// Buffers in flight from an async source to the thread that takes its output. Half the
+/// default pool: the channel, not the pool, holds a fast source back, and a suspended send
+/// costs the runtime nothing.
+const BRIDGE_CAPACITY: usize = DEFAULT_POOL_SLOTS / 2;
+/// Buffers in flight into an async sink; a full channel holds back the thread that feeds it.
+const ASYNC_SINK_CAPACITY: usize = 16;
 /// How long to wait for the other threads once one has failed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -112,6 +125,75 @@ impl Pipeline {
         &self.graph
     }
 
+    /// The plan in words, for `-v`: each thread and the async domain with their elements, and
+    /// every link that crosses between them with what carries it.
+    pub fn plan_text(&self) -> Vec<String> {
+        let graph = &self.graph;
+        let dag = &graph.dag;
+        let (roots, thread_of) = graph.segments();
+        let order = graph.topo_order();
+        let members = |t: usize| -> String {
+            order
+                .iter()
+                .filter(|n| thread_of[n.index()] == t)
+                .map(|n| dag[*n].name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut lines = Vec::new();
+        for (t, root) in roots.iter().enumerate() {
+            let thread = if t == 0 {
+                "main thread".to_owned()
+            } else {
+                format!("px-{}", dag[*root].name).chars().take(15).collect()
+            };
+            let from = if graph.domain(*root) == Domain::Async {
+                format!("output of {}", dag[*root].name)
+            } else {
+                format!("from {}", dag[*root].name)
+            };
+            lines.push(format!(
+                "plan: thread {t} ({thread}, {from}): {}",
+                members(t)
+            ));
+        }
+        if graph.has_async() {
+            lines.push(format!(
+                "plan: async domain (tokio runtime on {}): {}",
+                async_domain::THREAD_NAME,
+                members(roots.len())
+            ));
+        }
+        let place = |n: NodeIndex<u32>| match graph.domain(n) {
+            Domain::Async => "async".to_owned(),
+            Domain::Thread => format!("thread {}", thread_of[n.index()]),
+        };
+        for e in dag.graph().edge_indices() {
+            let (a, b) = dag.edge_endpoints(e).expect("edge exists");
+            let carrier = if graph.domain(b) == Domain::Async {
+                format!("a bounded channel of {ASYNC_SINK_CAPACITY} buffers")
+            } else if graph.domain(a) == Domain::Async {
+                format!("a bounded channel of {BRIDGE_CAPACITY} buffers")
+            } else if graph.starts_segment(b) {
+                format!("{}'s bounded channel", dag[b].name)
+            } else {
+                continue;
+            };
+            let to = place(b);
+            let link = &dag[e];
+            let how = if graph.domain(a) == Domain::Async && graph.domain(b) == Domain::Async {
+                "joins two async tasks".to_owned()
+            } else {
+                format!("crosses {} -> {to}", place(a))
+            };
+            lines.push(format!(
+                "plan: {}.{} -> {}.{} {how} through {carrier}",
+                dag[a].name, link.src_pad, dag[b].name, link.sink_pad,
+            ));
+        }
+        lines
+    }
+
     /// Builds every element, plans the segments and runs them to end of stream. The graph
     /// stays, so that it can be drawn with the run's counts afterwards.
     pub fn run(&self, control: Arc<RunControl>, options: &RunOptions) -> Result<Report, RunError> {
@@ -129,17 +211,22 @@ impl Pipeline {
         let plan = plan(graph, &mut impls, &names, options)?;
         let Plan {
             segments,
+            tasks,
             levels,
+            bridges,
             pools,
             segment_of,
         } = plan;
-        let segment_count = segments.len();
+        let thread_count = segments.len() + usize::from(!tasks.is_empty());
+        let segment_count = segments.len() + tasks.len();
 
         let (done_tx, done_rx) = std::sync::mpsc::channel::<SegmentResult>();
+        if segment_count == 0 {
+            return Err(RunError::Setup("nothing to run".into()));
+        }
         let mut segments = segments.into_iter();
-        let first = segments
-            .next()
-            .ok_or_else(|| RunError::Setup("nothing to run".into()))?;
+        // Without a fused thread (an async source feeding an async sink) this thread only waits.
+        let first = segments.next();
         let messages = options.messages;
         let mut handles = Vec::new();
         for seg in segments {
@@ -154,10 +241,24 @@ impl Pipeline {
                 .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
             handles.push(handle);
         }
+        if !tasks.is_empty() {
+            let cx = DomainContext {
+                control: Arc::clone(&control),
+                names: Arc::clone(&names),
+                messages,
+                started,
+            };
+            let handle = async_domain::spawn(tasks, cx, done_tx.clone())
+                .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
+            handles.push(handle);
+        }
         drop(done_tx);
 
         // The first segment runs on this thread; the others report through `done_rx`.
-        let mut results = vec![first.run_guarded(&control, messages)];
+        let mut results: Vec<SegmentResult> = first
+            .into_iter()
+            .map(|seg| seg.run_guarded(&control, messages))
+            .collect();
         let mut deadline: Option<Instant> = None;
         while results.len() < segment_count {
             if control.is_stopping() && deadline.is_none() {
@@ -196,6 +297,7 @@ impl Pipeline {
                 t.bytes += s.bytes;
                 t.busy_ns += s.busy_ns;
                 t.dropped += s.dropped;
+                t.truncated += s.truncated;
             }
         }
         let ending = if control.drain_requested() {
@@ -208,8 +310,9 @@ impl Pipeline {
             &per_element,
             &segment_of,
             &levels,
+            &bridges,
             &pools,
-            segment_count,
+            thread_count,
             started.elapsed(),
             ending,
         ))
@@ -235,8 +338,12 @@ fn build_elements(graph: &Graph) -> Result<Vec<Option<ElementImpl>>, RunError> {
 
 struct Plan {
     segments: Vec<Segment>,
-    /// Channel levels of queues and funnels, by element.
+    /// Elements of the async domain, wired to their channels.
+    tasks: Vec<AsyncTask>,
+    /// Channel levels of queues, funnels and async sinks, by element.
     levels: HashMap<usize, Arc<Level>>,
+    /// Channel levels of the bridges out of async sources, by source.
+    bridges: HashMap<usize, Arc<Level>>,
     /// Pools of sources, by element.
     pools: HashMap<usize, MemoryPool>,
     /// Which segment (thread) runs each element.
@@ -250,13 +357,25 @@ struct Channel {
     queue: Option<QueueSettings>,
 }
 
+impl Channel {
+    fn new(capacity: usize, max_bytes: u64, queue: Option<QueueSettings>) -> Channel {
+        let (tx, rx) = kanal::bounded(capacity);
+        Channel {
+            tx,
+            rx,
+            level: Level::new(max_bytes),
+            queue,
+        }
+    }
+}
+
 fn plan(
     graph: &Graph,
     impls: &mut [Option<ElementImpl>],
     names: &Arc<Vec<String>>,
     options: &RunOptions,
 ) -> Result<Plan, RunError> {
-    let (roots, _) = graph.segments();
+    let (roots, thread_of) = graph.segments();
     let mut channels: HashMap<usize, Channel> = HashMap::new();
     for &n in &roots {
         match &impls[n.index()] {
@@ -266,30 +385,12 @@ fn plan(
                 } else {
                     q.max_buffers
                 };
-                let (tx, rx) = kanal::bounded(cap);
-                channels.insert(
-                    n.index(),
-                    Channel {
-                        tx,
-                        rx,
-                        level: Level::new(q.max_bytes),
-                        queue: Some(*q),
-                    },
-                );
+                channels.insert(n.index(), Channel::new(cap, q.max_bytes, Some(*q)));
             }
             Some(ElementImpl::Funnel) => {
-                let (tx, rx) = kanal::bounded(FUNNEL_CAPACITY);
-                channels.insert(
-                    n.index(),
-                    Channel {
-                        tx,
-                        rx,
-                        level: Level::new(0),
-                        queue: None,
-                    },
-                );
+                channels.insert(n.index(), Channel::new(FUNNEL_CAPACITY, 0, None));
             }
-            Some(ElementImpl::Source(_)) => {}
+            Some(ElementImpl::Source(_) | ElementImpl::AsyncSource(_)) => {}
             _ => {
                 return Err(RunError::Setup(format!(
                     "`{}` starts a thread but is not a source, queue or funnel",
@@ -298,9 +399,20 @@ fn plan(
             }
         }
     }
+    // Async sinks are fed like queues: the threads upstream send into their channel.
+    let async_sinks: Vec<NodeIndex<u32>> = graph
+        .topo_order()
+        .into_iter()
+        .filter(|&n| matches!(impls[n.index()], Some(ElementImpl::AsyncSink(_))))
+        .collect();
+    for &n in &async_sinks {
+        channels.insert(n.index(), Channel::new(ASYNC_SINK_CAPACITY, 0, None));
+    }
 
     let mut segments = Vec::new();
+    let mut tasks = Vec::new();
     let mut levels = HashMap::new();
+    let mut bridges = HashMap::new();
     let mut pools = HashMap::new();
     let mut segment_of = vec![0; graph.dag.node_count()];
     for (seg_no, &root) in roots.iter().enumerate() {
@@ -308,30 +420,30 @@ fn plan(
         segment_of[el] = seg_no;
         let input = match impls[el].take() {
             Some(ElementImpl::Source(src)) => {
-                let pool = match src.pool_request() {
-                    Some(req) => {
-                        let slots = if req.slots == 0 {
-                            DEFAULT_POOL_SLOTS
-                        } else {
-                            req.slots
-                        };
-                        let pool = MemoryPool::new(&PoolConfig {
-                            backing: options.backing,
-                            slot_size: req.slot_size,
-                            slots,
-                            name: names[el].clone(),
-                            peers: PeerAccess::ReadWrite,
-                        })
-                        .map_err(|e| RunError::Element {
-                            element: names[el].clone(),
-                            source: ElementError::Failed(e.to_string()),
-                        })?;
-                        pools.insert(el, pool.clone());
-                        Some(pool)
-                    }
-                    None => None,
-                };
+                let pool = source_pool(src.pool_request(), el, names, options, &mut pools)?;
                 Input::Source { el, src, pool }
+            }
+            Some(ElementImpl::AsyncSource(src)) => {
+                // The task sends through the async half; this thread takes its output
+                // through the sync half and counts the source's buffers as they arrive.
+                let pool = source_pool(src.pool_request_dyn(), el, names, options, &mut pools)?;
+                let (tx, rx) = kanal::bounded(BRIDGE_CAPACITY);
+                let level = Level::new(0);
+                bridges.insert(el, Arc::clone(&level));
+                tasks.push(AsyncTask::Source {
+                    el,
+                    src,
+                    pool,
+                    tx: tx.to_async(),
+                    level: Arc::clone(&level),
+                    count: false,
+                });
+                Input::Channel {
+                    el,
+                    rx,
+                    inputs: 1,
+                    level,
+                }
             }
             Some(ElementImpl::Queue(_)) | Some(ElementImpl::Funnel) => {
                 let ch = &channels[&el];
@@ -378,12 +490,88 @@ fn plan(
         let name: String = format!("px-{}", names[el]).chars().take(15).collect();
         segments.push(Segment::new(name, input, entry, ops, Arc::clone(names)));
     }
+    // An async source feeding an async sink sends straight into the sink's channel: no
+    // thread in between (graph.segments() gives it none).
+    for n in graph.topo_order() {
+        let el = n.index();
+        if !matches!(impls[el], Some(ElementImpl::AsyncSource(_))) {
+            continue;
+        }
+        let Some(ElementImpl::AsyncSource(src)) = impls[el].take() else {
+            unreachable!("matched above")
+        };
+        let sink = graph.children(n)[0].1.index();
+        let ch = &channels[&sink];
+        let pool = source_pool(src.pool_request_dyn(), el, names, options, &mut pools)?;
+        tasks.push(AsyncTask::Source {
+            el,
+            src,
+            pool,
+            tx: ch.tx.clone_async(),
+            level: Arc::clone(&ch.level),
+            count: true,
+        });
+    }
+    for n in async_sinks {
+        let el = n.index();
+        let Some(ElementImpl::AsyncSink(sink)) = impls[el].take() else {
+            unreachable!("collected above as an async sink")
+        };
+        let ch = &channels[&el];
+        levels.insert(el, Arc::clone(&ch.level));
+        tasks.push(AsyncTask::Sink {
+            el,
+            sink,
+            rx: ch.rx.clone_async(),
+            inputs: graph.parent_count(n),
+            level: Arc::clone(&ch.level),
+        });
+    }
+    // Async elements report as the runtime's thread, numbered after the fused ones.
+    for (el, of) in segment_of.iter_mut().enumerate() {
+        if graph.domain(daggy::NodeIndex::new(el)) == Domain::Async {
+            *of = thread_of[el];
+        }
+    }
     Ok(Plan {
         segments,
+        tasks,
         levels,
+        bridges,
         pools,
         segment_of,
     })
+}
+
+/// The pool a source asked for, registered for `--stats`.
+fn source_pool(
+    request: Option<crate::element::PoolRequest>,
+    el: usize,
+    names: &[String],
+    options: &RunOptions,
+    pools: &mut HashMap<usize, MemoryPool>,
+) -> Result<Option<MemoryPool>, RunError> {
+    let Some(req) = request else {
+        return Ok(None);
+    };
+    let slots = if req.slots == 0 {
+        DEFAULT_POOL_SLOTS
+    } else {
+        req.slots
+    };
+    let pool = MemoryPool::new(&PoolConfig {
+        backing: options.backing,
+        slot_size: req.slot_size,
+        slots,
+        name: names[el].clone(),
+        peers: PeerAccess::ReadWrite,
+    })
+    .map_err(|e| RunError::Element {
+        element: names[el].clone(),
+        source: ElementError::Failed(e.to_string()),
+    })?;
+    pools.insert(el, pool.clone());
+    Ok(Some(pool))
 }
 
 /// Adds the op for `node` (reached from within a segment) and queues it for its children.

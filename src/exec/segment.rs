@@ -34,10 +34,12 @@ pub struct ElementStats {
     pub busy_ns: u64,
     /// Buffers dropped (valve, leaky queue).
     pub dropped: u64,
+    /// Buffers cut short (datagrams longer than the mtu).
+    pub truncated: u64,
 }
 
 impl ElementStats {
-    fn count(&mut self, buf: &Buffer) {
+    pub(super) fn count(&mut self, buf: &Buffer) {
         self.buffers += 1;
         self.bytes += buf.len() as u64;
     }
@@ -71,7 +73,7 @@ impl Level {
         self.max_bytes != 0 && self.bytes.load(Ordering::SeqCst) >= self.max_bytes
     }
 
-    fn add(&self, len: usize) {
+    pub(super) fn add(&self, len: usize) {
         let n = self.buffers.fetch_add(1, Ordering::Relaxed) + 1;
         self.high_water.fetch_max(n, Ordering::Relaxed);
         if self.max_bytes != 0 {
@@ -79,7 +81,7 @@ impl Level {
         }
     }
 
-    fn remove(&self, len: usize) {
+    pub(super) fn remove(&self, len: usize) {
         self.buffers.fetch_sub(1, Ordering::Relaxed);
         if self.max_bytes != 0 {
             self.bytes.fetch_sub(len as u64, Ordering::SeqCst);

@@ -10,6 +10,7 @@ use super::segment::{ElementStats, Level};
 use super::Ending;
 use crate::graph::Graph;
 use crate::memory::{MemoryPool, PoolStats};
+use crate::registry::Domain;
 
 /// One element's line of the report.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -18,8 +19,11 @@ pub struct ElementReport {
     pub name: String,
     /// Factory name.
     pub factory: &'static str,
-    /// The thread (segment) that ran it, from 0.
+    /// The thread (segment) that ran it, from 0; async elements share the runtime's thread,
+    /// numbered after the fused ones.
     pub thread: usize,
+    /// The domain it ran in: `thread` (fused on an OS thread) or `async` (a tokio task).
+    pub domain: Domain,
     /// Buffers through it (out of sources, into everything else).
     pub buffers: u64,
     /// Bytes of those buffers.
@@ -28,6 +32,8 @@ pub struct ElementReport {
     pub busy_ns: u64,
     /// Buffers it dropped.
     pub dropped: u64,
+    /// Buffers it cut short (datagrams longer than its mtu).
+    pub truncated: u64,
 }
 
 /// One link's line of the report.
@@ -86,6 +92,7 @@ pub(super) fn report(
     per_element: &[ElementStats],
     segment_of: &[usize],
     levels: &HashMap<usize, Arc<Level>>,
+    bridges: &HashMap<usize, Arc<Level>>,
     pools: &HashMap<usize, MemoryPool>,
     threads: usize,
     wall: Duration,
@@ -105,17 +112,20 @@ pub(super) fn report(
             name: node.name.clone(),
             factory: node.factory.name,
             thread: segment_of[n.index()],
+            domain: node.factory.domain(),
             buffers: s.buffers,
             bytes: s.bytes,
             busy_ns: s.busy_ns,
             dropped: s.dropped,
+            truncated: s.truncated,
         });
     }
     let mut links = Vec::new();
     for e in dag.graph().edge_indices() {
         let (a, b) = dag.edge_endpoints(e).expect("edge exists");
         let link = &dag[e];
-        let level = levels.get(&b.index());
+        // Out of an async source, the bridge is the channel the link crosses.
+        let level = bridges.get(&a.index()).or_else(|| levels.get(&b.index()));
         links.push(LinkReport {
             from: format!("{}.{}", dag[a].name, link.src_pad),
             to: format!("{}.{}", dag[b].name, link.sink_pad),
@@ -205,7 +215,10 @@ impl Report {
             rows.push([
                 e.name.clone(),
                 e.factory.to_owned(),
-                e.thread.to_string(),
+                match e.domain {
+                    Domain::Async => "async".to_owned(),
+                    Domain::Thread => e.thread.to_string(),
+                },
                 e.buffers.to_string(),
                 human_bytes(e.bytes as f64),
                 human_duration(e.busy_ns),
@@ -234,6 +247,12 @@ impl Report {
             }
             out.push_str(line.trim_end());
             out.push('\n');
+        }
+        for e in self.elements.iter().filter(|e| e.truncated > 0) {
+            out.push_str(&format!(
+                "{}: {} buffers truncated (datagrams longer than its mtu)\n",
+                e.name, e.truncated
+            ));
         }
         for l in self.links.iter().filter(|l| l.crosses_threads) {
             out.push_str(&format!(

@@ -1,7 +1,7 @@
 //! Graphviz export (graphviz-rust): a node per element with its name, factory and the
 //! properties set in the description; an edge per link labelled with its pads (and caps where a
-//! capsfilter sets them); a cluster per thread. After a run, edges carry buffer and byte counts
-//! and nodes their busy time.
+//! capsfilter sets them); a cluster per thread, and one for the async domain (the tokio
+//! runtime's tasks). After a run, edges carry buffer and byte counts and nodes their busy time.
 
 use graphviz_rust::dot_structures::{
     Attribute, Edge, EdgeTy, Graph as DotGraph, GraphAttributes, Id, Node, NodeId, Stmt, Subgraph,
@@ -38,7 +38,8 @@ fn attr(key: &str, value: &str) -> Attribute {
 pub fn to_dot(graph: &Graph, counts: Option<&[NodeCounts]>) -> String {
     let dag = &graph.dag;
     let (roots, segment_of) = graph.segments();
-    let mut clusters: Vec<Vec<Stmt>> = vec![Vec::new(); roots.len()];
+    // The last cluster is the async domain, numbered after the fused threads.
+    let mut clusters: Vec<Vec<Stmt>> = vec![Vec::new(); roots.len() + 1];
     for n in dag.graph().node_indices() {
         let node = &dag[n];
         let mut label = format!("{}\n{}", node.name, node.factory.name);
@@ -71,14 +72,16 @@ pub fn to_dot(graph: &Graph, counts: Option<&[NodeCounts]>) -> String {
             attr("fontname", "monospace"),
         ])),
     ];
-    for (i, (root, mut members)) in roots.iter().zip(clusters).enumerate() {
-        members.insert(
-            0,
-            Stmt::Attribute(attr(
-                "label",
-                &format!("thread {i} (from {})", dag[*root].name),
-            )),
-        );
+    for (i, mut members) in clusters.into_iter().enumerate() {
+        let label = match roots.get(i) {
+            Some(root) if graph.domain(*root) == crate::registry::Domain::Async => {
+                format!("thread {i} (output of {})", dag[*root].name)
+            }
+            Some(root) => format!("thread {i} (from {})", dag[*root].name),
+            None if members.is_empty() => continue,
+            None => "async domain (tokio runtime, thread px-async)".to_owned(),
+        };
+        members.insert(0, Stmt::Attribute(attr("label", &label)));
         stmts.push(Stmt::Subgraph(Subgraph {
             id: Id::Plain(format!("cluster_{i}")),
             stmts: members,
@@ -163,5 +166,37 @@ mod tests {
             stmts.iter().filter(|s| matches!(s, Stmt::Edge(_))).count(),
             5
         );
+    }
+
+    #[test]
+    fn async_elements_get_a_cluster_of_their_own() {
+        let g = Graph::from_description(
+            "tcpserversrc port=0 ! identity ! tee name=t ! fdsink t. ! queue ! tcpclientsink",
+        )
+        .unwrap();
+        let text = to_dot(&g, None);
+        let parsed = graphviz_rust::parse(&text).unwrap();
+        let cl = clusters(&parsed);
+        assert_eq!(cl.len(), 3, "{text}");
+        assert_eq!(cl[0].1, ["identity0", "t", "fdsink0"]);
+        assert_eq!(cl[1].1, ["queue0"]);
+        assert_eq!(cl[2].1, ["tcpserversrc0", "tcpclientsink0"]);
+        assert!(
+            text.contains("thread 0 (output of tcpserversrc0)"),
+            "{text}"
+        );
+        assert!(text.contains("async domain (tokio runtime"), "{text}");
+    }
+
+    #[test]
+    fn an_async_source_feeding_an_async_sink_needs_no_thread() {
+        let g = Graph::from_description("udpsrc port=0 ! udpsink port=9").unwrap();
+        let (roots, of) = g.segments();
+        assert!(roots.is_empty());
+        assert_eq!(of, [0, 0]);
+        let text = to_dot(&g, None);
+        let cl = clusters(&graphviz_rust::parse(&text).unwrap());
+        assert_eq!(cl.len(), 1, "{text}");
+        assert_eq!(cl[0].1, ["udpsrc0", "udpsink0"]);
     }
 }

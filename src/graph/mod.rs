@@ -12,7 +12,7 @@ use daggy::{Dag, NodeIndex, Walker};
 
 use crate::parse::ast::{self, Chain, Item};
 use crate::parse::Diagnostic;
-use crate::registry::{self, Effect, Factory, PadPresence, Props};
+use crate::registry::{self, Domain, Effect, Factory, PadPresence, Props};
 
 pub mod dot;
 
@@ -81,26 +81,65 @@ impl Graph {
         self.dag.parents(n).iter(&self.dag).count()
     }
 
-    /// Whether a segment (a thread) starts at `n`: sources, thread boundaries (queue) and
-    /// fan-ins (funnel).
+    /// Whether a segment starts at `n`: sources, thread boundaries (queue), fan-ins (funnel) and
+    /// elements of another domain than the fused threads (async).
     pub fn starts_segment(&self, n: NodeIndex<u32>) -> bool {
-        self.dag[n].factory.starts_thread()
+        self.dag[n].factory.starts_segment()
     }
 
-    /// The segments in start order, and the segment of every node (by node index). Everything
-    /// that does not start a segment runs in its single upstream's segment.
+    /// The domain `n` runs in.
+    pub fn domain(&self, n: NodeIndex<u32>) -> Domain {
+        self.dag[n].factory.domain()
+    }
+
+    /// The fused threads in start order, and the thread of every node (by node index).
+    ///
+    /// A thread starts at a source, a queue, a funnel, or at the output of an async element
+    /// (its root is then the async element, whose buffers reach the thread through a bounded
+    /// channel) unless that output goes straight into another async element. Everything else
+    /// runs in its single upstream's thread. Async elements are
+    /// numbered `threads.len()`: the one thread of the pipeline's tokio runtime.
     pub fn segments(&self) -> (Vec<NodeIndex<u32>>, Vec<usize>) {
         let mut roots = Vec::new();
         let mut of = vec![usize::MAX; self.dag.node_count()];
+        // The thread that runs what `n` outputs: its own, or for an async element its bridge.
+        let mut output_thread = vec![usize::MAX; self.dag.node_count()];
+        let mut async_nodes = Vec::new();
         for n in self.topo_order() {
-            if self.starts_segment(n) {
+            let factory = self.dag[n].factory;
+            if factory.domain() == Domain::Async {
+                async_nodes.push(n);
+                // Its output needs a thread unless it goes straight into another async element.
+                let feeds_async = self
+                    .dag
+                    .children(n)
+                    .iter(&self.dag)
+                    .all(|(_, c)| self.domain(c) == Domain::Async);
+                if factory.pads.src != PadPresence::None && !feeds_async {
+                    output_thread[n.index()] = roots.len();
+                    roots.push(n);
+                }
+            } else if self.starts_segment(n) {
                 of[n.index()] = roots.len();
+                output_thread[n.index()] = roots.len();
                 roots.push(n);
             } else if let Some((_, parent)) = self.dag.parents(n).iter(&self.dag).next() {
-                of[n.index()] = of[parent.index()];
+                of[n.index()] = output_thread[parent.index()];
+                output_thread[n.index()] = of[n.index()];
             }
         }
+        for n in async_nodes {
+            of[n.index()] = roots.len();
+        }
         (roots, of)
+    }
+
+    /// Whether any element runs in the async domain (then the run creates a tokio runtime).
+    pub fn has_async(&self) -> bool {
+        self.dag
+            .graph()
+            .node_indices()
+            .any(|n| self.domain(n) == Domain::Async)
     }
 }
 

@@ -165,6 +165,9 @@ pub struct Hints {
     pub rt_safe: bool,
     /// Whether everything downstream runs on a thread of its own (queue).
     pub thread_boundary: bool,
+    /// Whether the element does its I/O through the async traits (`AsyncSource`, `AsyncSink`):
+    /// it never blocks a thread, so the planner runs it on the pipeline's tokio runtime.
+    pub async_io: bool,
 }
 
 impl Hints {
@@ -176,6 +179,7 @@ impl Hints {
         native_code: false,
         rt_safe: true,
         thread_boundary: false,
+        async_io: false,
     };
     /// A thread boundary: a new segment starts below it.
     pub const BOUNDARY: Hints = Hints {
@@ -190,7 +194,35 @@ impl Hints {
         native_code: false,
         rt_safe: false,
         thread_boundary: false,
+        async_io: false,
     };
+    /// Waits on sockets without blocking a thread: trusted, I/O bound, runs in the async domain.
+    pub const ASYNC_IO: Hints = Hints {
+        async_io: true,
+        ..Hints::BLOCKING_IO
+    };
+}
+
+/// Where the planner runs an element. Issue 5 adds `rt` (dedicated real-time threads) and
+/// `isolated` (a child process), chosen from the same [`Hints`] and an `exec=` property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Domain {
+    /// Fused into a segment that runs on an OS thread: one direct call per element per buffer.
+    Thread,
+    /// A task on the pipeline's tokio runtime (one per run, created only when needed), bridged
+    /// to the fused threads by bounded kanal channels.
+    Async,
+}
+
+impl Domain {
+    /// Lowercase name, as in `-v`, DOT and `--stats`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Domain::Thread => "thread",
+            Domain::Async => "async",
+        }
+    }
 }
 
 /// One element factory.
@@ -227,17 +259,39 @@ impl Factory {
         self.props.iter().find(|p| p.name == name)
     }
 
-    /// Whether an instance starts a thread (segment) of its own: sources, thread boundaries
-    /// (queue) and fan-ins (funnel). The planner and the DOT export both follow this.
-    pub fn starts_thread(&self) -> bool {
+    /// The domain the planner runs an instance in (seed 000's table, as far as the domains
+    /// exist: I/O through the async traits → async; everything else → fused on a thread).
+    pub fn domain(&self) -> Domain {
+        if self.hints.async_io {
+            Domain::Async
+        } else {
+            Domain::Thread
+        }
+    }
+
+    /// Whether an instance starts a segment: sources, thread boundaries (queue), fan-ins
+    /// (funnel) and async elements (a change of domain is a boundary, like a queue). The planner
+    /// and the DOT export both follow this.
+    pub fn starts_segment(&self) -> bool {
         self.pads.sink == PadPresence::None
             || self.hints.thread_boundary
             || matches!(self.pads.sink, PadPresence::Request(_))
+            || self.domain() != Domain::Thread
     }
 
     /// Where the planner puts an instance, in words.
     pub fn placement(&self) -> &'static str {
-        if !self.starts_thread() {
+        if self.domain() == Domain::Async {
+            return if self.pads.sink == PadPresence::None {
+                "async: a task on the pipeline's tokio runtime (thread px-async); what it \
+                 produces crosses to a fused thread (or straight to an async sink) through a \
+                 bounded channel"
+            } else {
+                "async: a task on the pipeline's tokio runtime (thread px-async), fed from the \
+                 fused threads through a bounded channel (a full channel holds the sender back)"
+            };
+        }
+        if !self.starts_segment() {
             return "fused: runs in its upstream's thread, one direct call per buffer";
         }
         if self.pads.sink == PadPresence::None {

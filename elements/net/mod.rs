@@ -1,0 +1,169 @@
+//! Network elements: TCP (`tcpserversrc`, `tcpclientsrc`, `tcpserversink`, `tcpclientsink`),
+//! UDP (`udpsrc`, `udpsink`, `multiudpsink`, `udpmulticastsrc`, `udpmulticastsink`) and Unix
+//! domain sockets (`unixsrc`, `unixsink`, stream and datagram).
+//!
+//! They are the async domain's elements: they implement [`AsyncSource`] / [`AsyncSink`], so the
+//! planner runs them as tasks on the pipeline's tokio runtime and no socket wait ever blocks a
+//! thread that fused elements run on. Sockets are opened in `start` (never in `build`, so that
+//! building with defaults touches no port) and bound to exactly the address asked for.
+//!
+//! Errors name what failed and where (`cannot connect to host 127.0.0.1 port 9: Connection
+//! refused`); the executor prefixes the element's name. A peer that closes a stream mid-way is
+//! end of stream for a source (an error with `close-is-error=true`) and an error for a sink.
+
+mod tcp;
+mod udp;
+mod unix;
+
+use std::net::SocketAddr;
+
+use crate::element::prelude::*;
+
+pub(super) use super::{basesink_props, basesrc_props};
+// The base-class property macros name these relative to the module that expands them.
+pub(super) use super::{NO_CLOCK, NO_SIGNALS};
+
+/// Read size of the stream sources, as `fdsrc`'s: 128 KiB (gst's default is 4 KiB, which
+/// makes a loopback stream syscall-bound). `blocksize=4096` gives gst's behaviour.
+const DEFAULT_BLOCKSIZE: u64 = 128 * 1024;
+
+/// Resolves `host` for `port`; the error names both.
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ElementError> {
+    let found = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| ElementError::Failed(format!("cannot resolve host `{host}`: {e}")))?;
+    let addrs: Vec<SocketAddr> = found.collect();
+    if addrs.is_empty() {
+        return Err(ElementError::Failed(format!(
+            "cannot resolve host `{host}`: no address found"
+        )));
+    }
+    Ok(addrs)
+}
+
+/// An I/O error that is always an error: unlike [`ElementError::io`], a broken pipe is not a
+/// quiet end here (a network sink's peer going away loses data).
+fn net_error(what: impl Into<String>, source: std::io::Error) -> ElementError {
+    ElementError::Io {
+        what: what.into(),
+        source,
+    }
+}
+
+/// The `port` property as a port number (the registry checked the range).
+fn port(p: &Props, name: &str) -> Result<u16, ElementError> {
+    u16::try_from(p.int(name)?)
+        .map_err(|_| ElementError::Config(format!("property `{name}` is not a port number")))
+}
+
+/// A `blocksize` of 0 means the default.
+fn blocksize(p: &Props) -> Result<usize, ElementError> {
+    let b = match p.uint("blocksize")? {
+        0 => DEFAULT_BLOCKSIZE,
+        n => n,
+    };
+    Ok(usize::try_from(b).unwrap_or(usize::MAX))
+}
+
+/// Sequence numbers, offsets, timestamps and `num-buffers`, shared by every network source.
+struct Stamper {
+    sequence: u64,
+    offset: u64,
+    num_buffers: Option<u64>,
+    do_timestamp: bool,
+}
+
+impl Stamper {
+    fn new(p: &Props) -> Result<Stamper, ElementError> {
+        Ok(Stamper {
+            sequence: 0,
+            offset: 0,
+            num_buffers: u64::try_from(p.int("num-buffers")?).ok(),
+            do_timestamp: p.bool("do-timestamp")?,
+        })
+    }
+
+    /// Whether `num-buffers` buffers went out already.
+    fn done(&self) -> bool {
+        self.num_buffers.is_some_and(|n| self.sequence >= n)
+    }
+
+    /// Sets the metadata of the next buffer: its sequence number, its byte offset in the
+    /// stream, and with `do-timestamp` the pipeline's running time as pts.
+    fn stamp(&mut self, mut buf: Buffer, cx: &AsyncCtx) -> Buffer {
+        buf.meta.sequence = self.sequence;
+        buf.meta.offset = Some(self.offset);
+        if self.do_timestamp {
+            buf.meta.pts = Some(cx.running_time_ns());
+        }
+        self.sequence += 1;
+        self.offset += buf.len() as u64;
+        buf
+    }
+}
+
+/// Reads a byte stream (TCP or Unix) into pool slots, `blocksize` bytes at most per buffer;
+/// `None` when the peer closed its end. Cancel-safe: a read that is dropped consumed nothing,
+/// and its slot goes back to the pool.
+async fn read_stream<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    cx: &mut AsyncCtx,
+    blocksize: usize,
+    peer: &str,
+) -> Result<Option<Buffer>, ElementError> {
+    use tokio::io::AsyncReadExt as _;
+    let mut slot = cx.loan().await?;
+    let cap = slot.capacity().min(blocksize);
+    let n = stream
+        .read(&mut slot.as_mut_slice()[..cap])
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionReset => {
+                ElementError::Failed(format!("connection reset by {peer}"))
+            }
+            _ => net_error(format!("reading from {peer}"), e),
+        })?;
+    Ok((n > 0).then(|| slot.freeze(n)))
+}
+
+/// Writes all of `data` to a stream sink's peer; a peer that went away is a clear error that
+/// says how much it got.
+async fn write_stream<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    data: &[u8],
+    peer: &str,
+    written: &mut u64,
+) -> Result<(), ElementError> {
+    use tokio::io::AsyncWriteExt as _;
+    stream.write_all(data).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+            ElementError::Failed(format!(
+                "{peer} closed the connection after {written} bytes were sent"
+            ))
+        }
+        _ => net_error(format!("writing to {peer}"), e),
+    })?;
+    *written += data.len() as u64;
+    Ok(())
+}
+
+/// The message for a peer that closed a stream this source was told must not end.
+fn closed_early(peer: &str, bytes: u64) -> ElementError {
+    ElementError::Failed(format!(
+        "{peer} closed the connection after {bytes} bytes (close-is-error=true)"
+    ))
+}
+
+pub(crate) const FACTORIES: &[&Factory] = &[
+    &tcp::TCPSERVERSRC,
+    &tcp::TCPCLIENTSRC,
+    &tcp::TCPSERVERSINK,
+    &tcp::TCPCLIENTSINK,
+    &udp::UDPSRC,
+    &udp::UDPSINK,
+    &udp::MULTIUDPSINK,
+    &udp::UDPMULTICASTSRC,
+    &udp::UDPMULTICASTSINK,
+    &unix::UNIXSRC,
+    &unix::UNIXSINK,
+];

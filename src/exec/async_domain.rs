@@ -1,0 +1,453 @@
+//! The async domain: one tokio runtime per run, on one thread (`px-async`), created only when
+//! the plan has an async element, so that other pipelines pay nothing for it.
+//!
+//! Each async element is a task. An [`AsyncSource`](crate::element::AsyncSource) task sends its
+//! buffers into a bounded kanal channel through the channel's async half; a fused thread takes
+//! them out through the sync half (the bridge), so a full channel suspends the task, never a
+//! thread. An [`AsyncSink`](crate::element::AsyncSink) task receives from a channel that fused
+//! threads feed through its sync half, exactly like a queue: a slow peer fills the channel and
+//! the thread upstream waits. Memory is bounded by channel capacities and pools either way.
+//!
+//! Stopping: sources race every call against [`RunControl::drain_or_stop`], so a Ctrl-C ends a
+//! source waiting in accept, connect or recv at once (the call's future is dropped; the
+//! elements' calls are cancel-safe). Sinks race their `start` (connect, accept) against it too,
+//! and the rest only against [`RunControl::stop`]: on a drain they still write out everything
+//! that reaches them.
+//!
+//! Busy time is the time spent inside the elements' polls, not the time their futures were
+//! waiting for a socket.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use super::control::RunControl;
+use super::segment::{ElementStats, Item, Level, Outcome, SegmentResult};
+use super::RunError;
+use crate::element::{AsyncCtx, DynAsyncSink, DynAsyncSource, ElementError, SinkFlow};
+use crate::memory::MemoryPool;
+
+/// The name of the runtime's thread (Linux keeps 15 bytes of a thread name).
+pub(super) const THREAD_NAME: &str = "px-async";
+/// Threads the runtime may start for blocking work (DNS lookups, waiting for a pool slot).
+const MAX_BLOCKING_THREADS: usize = 4;
+
+/// One element of the async domain, wired to its channel.
+pub(super) enum AsyncTask {
+    Source {
+        el: usize,
+        src: Box<dyn DynAsyncSource>,
+        pool: Option<MemoryPool>,
+        /// Into the bridge (or straight into an async sink's channel).
+        tx: kanal::AsyncSender<Item>,
+        level: Arc<Level>,
+        /// Whether this task counts the buffers: a bridge thread counts them as they arrive,
+        /// an async sink fed directly counts its own.
+        count: bool,
+    },
+    Sink {
+        el: usize,
+        sink: Box<dyn DynAsyncSink>,
+        rx: kanal::AsyncReceiver<Item>,
+        /// EOS to wait for: one per upstream link.
+        inputs: usize,
+        level: Arc<Level>,
+    },
+}
+
+impl AsyncTask {
+    fn element(&self) -> usize {
+        match self {
+            AsyncTask::Source { el, .. } | AsyncTask::Sink { el, .. } => *el,
+        }
+    }
+}
+
+/// What the runtime thread needs besides its tasks.
+pub(super) struct DomainContext {
+    pub(super) control: Arc<RunControl>,
+    pub(super) names: Arc<Vec<String>>,
+    pub(super) messages: bool,
+    pub(super) started: Instant,
+}
+
+/// Starts the runtime thread; each task's result goes to `done` when it ends.
+pub(super) fn spawn(
+    tasks: Vec<AsyncTask>,
+    cx: DomainContext,
+    done: std::sync::mpsc::Sender<SegmentResult>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(THREAD_NAME.into())
+        .spawn(move || run(tasks, cx, done))
+}
+
+fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<SegmentResult>) {
+    let elements: Vec<usize> = tasks.iter().map(AsyncTask::element).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_name("px-async-block")
+        .build();
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            cx.control.fail(RunError::Setup(format!(
+                "cannot start the async runtime: {e}"
+            )));
+            for el in elements {
+                let _ = done.send(SegmentResult {
+                    stats: vec![(el, ElementStats::default())],
+                    outcome: Outcome::Failed,
+                });
+            }
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        let mut element_of = HashMap::new();
+        for task in tasks {
+            let el = task.element();
+            let control = Arc::clone(&cx.control);
+            let acx = AsyncCtx::new(
+                Arc::clone(&control),
+                None,
+                cx.names[el].clone(),
+                cx.messages,
+                cx.started,
+            );
+            let handle = set.spawn(run_task(task, acx, Arc::clone(&cx.names)));
+            element_of.insert(handle.id(), el);
+        }
+        while let Some(joined) = set.join_next_with_id().await {
+            let result = match joined {
+                Ok((_, result)) => result,
+                Err(e) => {
+                    let el = element_of.get(&e.id()).copied().unwrap_or(0);
+                    let message = if e.is_panic() {
+                        let payload = e.into_panic();
+                        payload
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into())
+                    } else {
+                        "the task was cancelled".into()
+                    };
+                    let err = RunError::Panic {
+                        element: cx.names[el].clone(),
+                        message,
+                    };
+                    if cx.messages {
+                        eprintln!("message: {}: error: {err}", cx.names[el]);
+                    }
+                    cx.control.fail(err);
+                    SegmentResult {
+                        stats: vec![(el, ElementStats::default())],
+                        outcome: Outcome::Failed,
+                    }
+                }
+            };
+            let _ = done.send(result);
+        }
+    });
+    // A DNS lookup stuck in getaddrinfo must not hold the exit.
+    runtime.shutdown_background();
+}
+
+/// Runs one element to its end and reports like a segment does.
+async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) -> SegmentResult {
+    let el = task.element();
+    let control = Arc::clone(&cx.run);
+    if cx.messages {
+        eprintln!("message: {}: started ({THREAD_NAME})", names[el]);
+    }
+    let mut stats = ElementStats::default();
+    let outcome = match task {
+        AsyncTask::Source {
+            src,
+            pool,
+            tx,
+            level,
+            count,
+            ..
+        } => {
+            cx.pool = pool;
+            run_source(src, &mut cx, &tx, &level, count, &mut stats).await
+        }
+        AsyncTask::Sink {
+            sink,
+            rx,
+            inputs,
+            level,
+            ..
+        } => run_sink(sink, &mut cx, rx, inputs, &level, &mut stats).await,
+    };
+    stats.truncated += cx.truncated;
+    let (outcome, how) = match outcome {
+        Ok(o @ Outcome::Eos) => (o, "end of stream".to_owned()),
+        Ok(o) => (o, "stopped".to_owned()),
+        Err(source) => {
+            let err = RunError::Element {
+                element: names[el].clone(),
+                source,
+            };
+            let how = format!("error: {err}");
+            control.fail(err);
+            (Outcome::Failed, how)
+        }
+    };
+    if cx.messages {
+        eprintln!("message: {}: {how}", names[el]);
+    }
+    SegmentResult {
+        stats: vec![(el, stats)],
+        outcome,
+    }
+}
+
+/// Sends buffers until end of stream, a drain, or the receiving side going away. Behind a
+/// bridge the thread that takes the buffers out counts them (`count` is false): only time is
+/// counted here then.
+async fn run_source(
+    mut src: Box<dyn DynAsyncSource>,
+    cx: &mut AsyncCtx,
+    tx: &kanal::AsyncSender<Item>,
+    level: &Level,
+    count: bool,
+    stats: &mut ElementStats,
+) -> Result<Outcome, ElementError> {
+    let control = Arc::clone(&cx.run);
+    let started = tokio::select! {
+        biased;
+        () = control.drain_or_stop() => None,
+        r = Timed::new(src.start_dyn(cx), &mut stats.busy_ns) => Some(r),
+    };
+    if let Some(r) = started {
+        r?;
+        loop {
+            let produced = tokio::select! {
+                biased;
+                () = control.drain_or_stop() => break,
+                r = Timed::new(src.produce_dyn(cx), &mut stats.busy_ns) => r,
+            };
+            match produced {
+                Ok(Some(buf)) => {
+                    let len = buf.len();
+                    if count {
+                        stats.count(&buf);
+                    }
+                    level.add(len);
+                    // Not raced against a drain: a buffer that was read is delivered.
+                    if tx.send(Item::Buffer(buf)).await.is_err() {
+                        // The consumer is gone (it had enough, or it failed).
+                        level.remove(len);
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(ElementError::Interrupted) => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if control.is_stopping() {
+        return Ok(Outcome::Stopped);
+    }
+    let _ = tx.send(Item::Eos).await;
+    Ok(Outcome::Eos)
+}
+
+/// Renders buffers until every input reached end of stream, then finishes.
+async fn run_sink(
+    mut sink: Box<dyn DynAsyncSink>,
+    cx: &mut AsyncCtx,
+    rx: kanal::AsyncReceiver<Item>,
+    inputs: usize,
+    level: &Level,
+    stats: &mut ElementStats,
+) -> Result<Outcome, ElementError> {
+    let control = Arc::clone(&cx.run);
+    // Connecting or waiting for a peer may never end: a drain ends it (nothing was taken yet).
+    tokio::select! {
+        biased;
+        () = control.drain_or_stop() => {
+            return Ok(if control.is_stopping() { Outcome::Stopped } else { Outcome::Eos });
+        }
+        r = Timed::new(sink.start_dyn(cx), &mut stats.busy_ns) => r?,
+    }
+    let mut eos_seen = 0;
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = control.stop() => return Ok(Outcome::Stopped),
+            r = rx.recv() => r,
+        };
+        match item {
+            Ok(Item::Buffer(buf)) => {
+                level.remove(buf.len());
+                stats.count(&buf);
+                let flow = tokio::select! {
+                    biased;
+                    () = control.stop() => return Ok(Outcome::Stopped),
+                    r = Timed::new(sink.render_dyn(buf, cx), &mut stats.busy_ns) => r,
+                };
+                match flow {
+                    Ok(SinkFlow::Continue) => {}
+                    Ok(SinkFlow::Done) => break,
+                    Err(ElementError::Closed) => return Ok(Outcome::Eos),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(Item::Eos) => {
+                eos_seen += 1;
+                if eos_seen >= inputs {
+                    break;
+                }
+            }
+            // Every sender left without EOS: upstream stopped on an error.
+            Err(_) => return Ok(Outcome::Stopped),
+        }
+    }
+    // Nothing more is taken: senders upstream see a closed channel instead of waiting.
+    drop(rx);
+    tokio::select! {
+        biased;
+        () = control.stop() => return Ok(Outcome::Stopped),
+        r = Timed::new(sink.finish_dyn(cx), &mut stats.busy_ns) => match r {
+            Ok(()) | Err(ElementError::Closed) => {}
+            Err(e) => return Err(e),
+        },
+    }
+    Ok(Outcome::Eos)
+}
+
+/// A future that adds the time spent inside its polls to a counter.
+struct Timed<'a, F> {
+    inner: F,
+    busy_ns: &'a mut u64,
+}
+
+impl<'a, F> Timed<'a, F> {
+    fn new(inner: F, busy_ns: &'a mut u64) -> Timed<'a, F> {
+        Timed { inner, busy_ns }
+    }
+}
+
+impl<F: Future + Unpin> Future for Timed<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let t = Instant::now();
+        let r = Pin::new(&mut self.inner).poll(cx);
+        *self.busy_ns += t.elapsed().as_nanos() as u64;
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::element::ElementImpl;
+    use crate::graph::Graph;
+    use crate::memory::{Backing, PoolConfig};
+
+    /// Builds the first element of `desc` as an async source.
+    fn async_source(desc: &str) -> Box<dyn DynAsyncSource> {
+        let g = Graph::from_description(desc).unwrap();
+        let node = &g.dag[daggy::NodeIndex::new(0)];
+        match (node.factory.build)(&node.props).unwrap() {
+            ElementImpl::AsyncSource(s) => s,
+            _ => panic!("{} is not an async source", node.factory.name),
+        }
+    }
+
+    #[test]
+    fn network_buffers_carry_sequence_offset_and_running_time() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut src = async_source(&format!(
+            "tcpclientsrc host=127.0.0.1 port={port} do-timestamp=true ! fakesink"
+        ));
+        let control = Arc::new(RunControl::new().unwrap());
+        let pool = MemoryPool::new(&PoolConfig {
+            backing: Backing::Heap,
+            slot_size: 4096,
+            slots: 4,
+            name: "test".into(),
+            peers: crate::memory::PeerAccess::ReadWrite,
+        })
+        .unwrap();
+        let mut cx = AsyncCtx::new(control, Some(pool), "src".into(), false, Instant::now());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            src.start_dyn(&mut cx).await.unwrap();
+            let (mut peer, _) = listener.accept().unwrap();
+            let mut metas = Vec::new();
+            for part in [&b"abc"[..], b"defg"] {
+                peer.write_all(part).unwrap();
+                let buf = src.produce_dyn(&mut cx).await.unwrap().unwrap();
+                assert_eq!(buf.data(), part);
+                metas.push(buf.meta);
+            }
+            drop(peer);
+            assert!(src.produce_dyn(&mut cx).await.unwrap().is_none(), "EOS");
+            assert_eq!(metas[0].sequence, 0);
+            assert_eq!(metas[1].sequence, 1);
+            assert_eq!(metas[0].offset, Some(0));
+            assert_eq!(metas[1].offset, Some(3));
+            let (a, b) = (metas[0].pts.unwrap(), metas[1].pts.unwrap());
+            assert!(a <= b, "running time goes forward: {a} then {b}");
+        });
+    }
+
+    #[test]
+    fn a_drain_ends_a_source_waiting_for_its_peer_and_sends_eos() {
+        let src = async_source("tcpserversrc host=127.0.0.1 port=0 ! fakesink");
+        let control = Arc::new(RunControl::new().unwrap());
+        let (tx, rx) = kanal::bounded(4);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut stats = ElementStats::default();
+        let pool = MemoryPool::new(&PoolConfig {
+            backing: Backing::Heap,
+            slot_size: 4096,
+            slots: 4,
+            name: "test".into(),
+            peers: crate::memory::PeerAccess::ReadWrite,
+        })
+        .unwrap();
+        let mut cx = AsyncCtx::new(
+            Arc::clone(&control),
+            Some(pool),
+            "src".into(),
+            false,
+            Instant::now(),
+        );
+        let level = Level::new(0);
+        let outcome = rt.block_on(async {
+            let drain = async {
+                // Let the source reach accept, then ask for the drain.
+                tokio::task::yield_now().await;
+                control.request_drain();
+            };
+            let run = run_source(src, &mut cx, tx.as_async(), &level, false, &mut stats);
+            let (outcome, ()) = tokio::join!(run, drain);
+            outcome
+        });
+        assert_eq!(outcome.unwrap(), Outcome::Eos);
+        assert!(matches!(rx.try_recv(), Ok(Some(Item::Eos))));
+    }
+}
