@@ -156,12 +156,9 @@ pub(crate) static SHMSINK: Factory = Factory {
                 path.display()
             )));
         }
-        let listener = ipc_listen(&path)
-            .map_err(|e| ElementError::io(format!("cannot listen on {}", path.display()), e))?;
         let perms = p.uint("perms")? as u32;
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perms))
-            .map_err(|e| ElementError::io(format!("setting perms on {}", path.display()), e))?;
+        let listener = ipc_listen(&path, perms)
+            .map_err(|e| ElementError::io(format!("cannot listen on {}", path.display()), e))?;
         let clients = Arc::new(Clients::default());
         let watcher = {
             let clients = Arc::clone(&clients);
@@ -344,6 +341,29 @@ pub(crate) static SHMSRC: Factory = Factory {
                 e,
             )
         })?;
+        // The producer greets a consumer once it has accepted it: from then on this consumer
+        // receives every buffer (so `-m`'s "running" means "connected").
+        match recv_frame(&sock) {
+            Ok(Some((Frame::Hello { version }, _))) if version == PROTOCOL => {}
+            Ok(Some((Frame::Hello { version }, _))) => {
+                return Err(ElementError::Failed(format!(
+                    "the shmsink at {} speaks protocol {version}, this shmsrc {PROTOCOL}",
+                    path.display()
+                )))
+            }
+            Ok(_) => {
+                return Err(ElementError::Failed(format!(
+                    "{} did not greet like a shmsink",
+                    path.display()
+                )))
+            }
+            Err(e) => {
+                return Err(ElementError::Failed(format!(
+                    "from the shmsink at {}: {e}",
+                    path.display()
+                )))
+            }
+        }
         let num_buffers = u64::try_from(p.int("num-buffers")?).ok();
         Ok(ElementImpl::Source(Box::new(ShmSrc {
             path,
@@ -390,15 +410,12 @@ impl Source for ShmSrc {
                 Ok(None) => {
                     return Err(self.fail("the producer went away before end of stream"));
                 }
+                Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Err(self.fail("the producer went away before end of stream"));
+                }
                 Err(e) => return Err(self.fail(e)),
             };
             match frame {
-                (Frame::Hello { version }, _) if version == PROTOCOL => {}
-                (Frame::Hello { version }, _) => {
-                    return Err(self.fail(format!(
-                        "protocol version {version}, this shmsrc speaks {PROTOCOL}"
-                    )));
-                }
                 (
                     Frame::Arena {
                         peer, read_only, ..

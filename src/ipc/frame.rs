@@ -201,16 +201,30 @@ pub fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
-/// A SOCK_SEQPACKET socket listening on `path` (which must not exist).
-pub fn listen(path: &Path) -> std::io::Result<OwnedFd> {
+/// A SOCK_SEQPACKET socket listening on `path` (which must not exist), with permissions `mode`.
+/// The socket is bound under a temporary name and renamed into place once it listens, so a
+/// client that sees `path` can always connect.
+pub fn listen(path: &Path, mode: u32) -> std::io::Result<OwnedFd> {
     let fd = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,
         SocketFlags::CLOEXEC,
         None,
     )?;
-    rustix::net::bind(&fd, &SocketAddrUnix::new(path)?)?;
-    rustix::net::listen(&fd, 16)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let placed = (|| {
+        rustix::net::bind(&fd, &SocketAddrUnix::new(&tmp)?)?;
+        rustix::net::listen(&fd, 16)?;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(fd)
 }
 

@@ -10,5 +10,6 @@ mod generated;
 mod inspect;
 mod net;
 mod parser_fuzz;
+mod shm;
 mod signals;
 mod support;

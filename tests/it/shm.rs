@@ -1,0 +1,167 @@
+//! shmsink → shmsrc between separate parallax-launch processes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStderr, Stdio};
+
+use super::support::*;
+
+/// Starts a consumer with `-m` and waits until it is connected (its source's "started").
+fn consumer(sock: &str, tail: &[&str]) -> (Child, BufReader<ChildStderr>) {
+    let mut args = vec!["-m", "shmsrc", sock, "!"];
+    args.extend_from_slice(tail);
+    let mut child = launch(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "consumer ended early"
+        );
+        if line.contains(": started") {
+            break;
+        }
+    }
+    (child, err)
+}
+
+fn finish(mut child: Child, mut err: BufReader<ChildStderr>) -> (i32, String) {
+    let mut text = String::new();
+    err.read_to_string(&mut text).unwrap();
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn two_consumers_each_get_every_byte() {
+    let dir = tmp();
+    let sock = prop("socket-path", &dir.path().join("s"));
+    let data = random_bytes(3 << 20, 21);
+    let mut producer = launch(&["-q", "fdsrc", "fd=0", "!", "shmsink", &sock])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The socket exists once the producer is built.
+    while !dir.path().join("s").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let outs: Vec<_> = (0..2).map(|i| dir.path().join(format!("out{i}"))).collect();
+    let consumers: Vec<_> = outs
+        .iter()
+        .map(|o| consumer(&sock, &["filesink", &prop("location", o)]))
+        .collect();
+    let mut stdin = producer.stdin.take().unwrap();
+    stdin.write_all(&data).unwrap();
+    drop(stdin);
+    for (c, err) in consumers {
+        let (code, text) = finish(c, err);
+        assert_eq!(code, 0, "{text}");
+    }
+    let out = wait(producer);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for o in &outs {
+        assert_eq!(std::fs::read(o).unwrap(), data);
+    }
+    assert!(
+        !dir.path().join("s").exists(),
+        "the socket is removed at the end"
+    );
+}
+
+#[test]
+fn a_killed_consumer_gives_its_buffers_back_and_the_producer_finishes() {
+    let dir = tmp();
+    let sock = prop("socket-path", &dir.path().join("s"));
+    // 64 KiB buffers from a 16-slot pool: a consumer that holds 16 would stall the producer.
+    let mut producer = launch(&[
+        "--stats=json",
+        "fakesrc",
+        "num-buffers=500",
+        "sizetype=fixed",
+        "sizemax=65536",
+        "filltype=pattern",
+        "!",
+        "shmsink",
+        &sock,
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    while !dir.path().join("s").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // This consumer writes into a pipe nobody reads: it soon blocks, holding buffers.
+    let (mut stuck, stuck_err) = consumer(&sock, &["fdsink", "fd=1"]);
+    let mut first = [0u8; 65536];
+    stuck.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    stuck.kill().unwrap();
+    let (_, _) = finish(stuck, stuck_err);
+    let out = wait(producer);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stats(&out)["sink_buffers"], 500);
+}
+
+#[test]
+fn a_producer_that_goes_away_is_an_error_for_the_consumer() {
+    let dir = tmp();
+    let sock = prop("socket-path", &dir.path().join("s"));
+    let mut producer = launch(&["-q", "fdsrc", "fd=0", "!", "shmsink", &sock])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !dir.path().join("s").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (c, err) = consumer(&sock, &["fakesink"]);
+    producer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"some bytes")
+        .unwrap();
+    producer.kill().unwrap();
+    producer.wait().unwrap();
+    let (code, text) = finish(c, err);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("went away before end of stream"), "{text}");
+}
+
+#[test]
+fn garbage_from_the_socket_is_an_error_not_a_crash() {
+    let dir = tmp();
+    let path = dir.path().join("s");
+    let listener = parallax::ipc::listen(&path, 0o600).unwrap();
+    let sock = prop("socket-path", &path);
+    let child = launch(&["shmsrc", &sock, "!", "fakesink"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let conn = parallax::ipc::accept(&listener).unwrap();
+    let hello = parallax::ipc::Frame::Hello {
+        version: parallax::ipc::PROTOCOL,
+    };
+    parallax::ipc::send_frame(&conn, &hello, &[]).unwrap();
+    parallax::ipc::send_with_fds(&conn, &[0xab; 40], &[]).unwrap();
+    let out = wait(child);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("malformed frame"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_existing_socket_path_is_refused_before_running() {
+    let dir = tmp();
+    let f = file(dir.path(), "taken", b"x");
+    let out = run(launch(&[
+        "fakesrc",
+        "!",
+        "shmsink",
+        &prop("socket-path", &f),
+    ]));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+}
