@@ -78,7 +78,7 @@ fn a_killed_consumer_gives_its_buffers_back_and_the_producer_finishes() {
     let dir = tmp();
     let sock = prop("socket-path", &dir.path().join("s"));
     // 64 KiB buffers from a 16-slot pool: a consumer that holds 16 would stall the producer.
-    let mut producer = launch(&[
+    let producer = launch(&[
         "--stats=json",
         "fakesrc",
         "num-buffers=500",
