@@ -17,6 +17,13 @@ use parallax::memory::Backing;
 static ELEMENTS_RUNNING: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == parallax::exec::WORKER_ARG)
+    {
+        // Re-executed by an `exec=isolated` element: serve it over fd 3.
+        return ExitCode::from(parallax::exec::worker_main() as u8);
+    }
     let args = LaunchArgs::parse();
     let description = parallax::parse::join_argv(&args.pipeline);
     let pipeline = match Pipeline::parse(&description) {

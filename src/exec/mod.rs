@@ -16,6 +16,8 @@
 
 mod async_domain;
 mod control;
+mod isolated;
+pub use isolated::{worker_main, WORKER_ARG};
 mod segment;
 mod stats;
 
@@ -34,6 +36,7 @@ use crate::graph::Graph;
 use crate::memory::{Backing, MemoryPool, PeerAccess, PoolConfig};
 use crate::parse::Diagnostic;
 use crate::registry::Domain;
+use crate::registry::Exec;
 use async_domain::{AsyncTask, DomainContext};
 use segment::{Input, Item, Level, Op, OpSlot, Outcome, Segment, SegmentResult};
 
@@ -96,7 +99,7 @@ const UNLIMITED_QUEUE_CAPACITY: usize = 1024;
 /// Buffers in flight on a funnel's input channel.
 const FUNNEL_CAPACITY: usize = 16;
 /// Pool slots per source when it does not ask for a number.
-const DEFAULT_POOL_SLOTS: usize = 16;
+pub(crate) const DEFAULT_POOL_SLOTS: usize = 16;
 /// Buffers in flight from an async source to the thread that takes its output. Half the
 /// default pool: the channel, not the pool, holds a fast source back, and a suspended send
 /// costs the runtime nothing.
@@ -207,7 +210,7 @@ impl Pipeline {
                 .map(|n| graph.dag[n].name.clone())
                 .collect(),
         );
-        let mut impls = build_elements(graph)?;
+        let mut impls = build_elements(graph, options.messages)?;
         let plan = plan(graph, &mut impls, &names, options)?;
         let Plan {
             segments,
@@ -321,13 +324,23 @@ impl Pipeline {
 
 /// Builds every element, sources first, so that a source that cannot open its input fails
 /// before a sink has created (or truncated) its output.
-fn build_elements(graph: &Graph) -> Result<Vec<Option<ElementImpl>>, RunError> {
+fn build_elements(graph: &Graph, messages: bool) -> Result<Vec<Option<ElementImpl>>, RunError> {
     let mut impls: Vec<Option<ElementImpl>> = (0..graph.dag.node_count()).map(|_| None).collect();
     let mut order = graph.topo_order();
     order.sort_by_key(|&n| graph.dag[n].factory.pads.sink != crate::registry::PadPresence::None);
     for n in order {
         let node = &graph.dag[n];
-        let built = (node.factory.build)(&node.props).map_err(|source| RunError::Element {
+        let built = match node.exec {
+            Exec::Isolated => isolated::proxy(node, messages),
+            Exec::Async if node.factory.domain() != crate::registry::Domain::Async => {
+                Err(ElementError::Config(format!(
+                    "{} has no async implementation: exec=async is for network elements",
+                    node.factory.name
+                )))
+            }
+            _ => (node.factory.build)(&node.props),
+        }
+        .map_err(|source| RunError::Element {
             element: node.name.clone(),
             source,
         })?;

@@ -27,6 +27,10 @@ pub struct Node {
     pub factory: &'static Factory,
     /// Validated properties.
     pub props: Props,
+    /// The properties as written (`key`, `value`), for a worker process to rebuild them.
+    pub written: Vec<(String, String)>,
+    /// Where `exec=` asked the planner to run it.
+    pub exec: registry::Exec,
     /// Where the element was written.
     pub span: Range<usize>,
 }
@@ -318,8 +322,23 @@ impl Builder<'_> {
             factory.name.to_owned()
         };
         let mut props = Props::defaults(&shown, factory.props);
+        let mut written = Vec::new();
+        let mut exec = registry::Exec::Auto;
         for p in props_in {
             if p.key.value == "name" {
+                continue;
+            }
+            if p.key.value == "exec" {
+                exec = registry::Exec::parse(&p.value.value).ok_or_else(|| {
+                    Diagnostic::new(
+                        format!("{shown}: `exec={}` is not a domain", p.value.value),
+                        p.value.span.clone(),
+                    )
+                    .with_help(format!(
+                        "exec takes one of: {}",
+                        registry::Exec::NAMES.join(", ")
+                    ))
+                })?;
                 continue;
             }
             let key = &p.key.value;
@@ -361,6 +380,7 @@ impl Builder<'_> {
                 )
             })?;
             props.set(key, value);
+            written.push((key.clone(), p.value.value.clone()));
         }
         if let Some(missing) = factory
             .props
@@ -385,6 +405,8 @@ impl Builder<'_> {
             named,
             factory,
             props,
+            written,
+            exec,
             span,
         });
         self.names.insert(name, node);

@@ -8,6 +8,7 @@
 
 mod fd;
 mod frame;
+mod spawn;
 mod unix;
 
 pub use fd::{inherited, FdKind};
@@ -15,4 +16,5 @@ pub use frame::{
     accept, connect, listen, recv_frame, send_frame, seqpacket_pair, Frame, FrameError, WireMeta,
     WireRef, MAX_FRAME, PROTOCOL,
 };
+pub use spawn::{spawn_worker, worker_socket, WORKER_FD};
 pub use unix::{recv_with_fds, send_with_fds, MAX_FDS};

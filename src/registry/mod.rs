@@ -225,6 +225,42 @@ impl Domain {
     }
 }
 
+/// What `exec=` asks of the planner for one element (every element accepts it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exec {
+    /// Wherever the element's hints put it.
+    #[default]
+    Auto,
+    /// On the async runtime (elements with an async implementation).
+    Async,
+    /// On a dedicated thread of its own (SCHED_FIFO with `--rt-priority`).
+    Rt,
+    /// In a child process (this binary re-executed as a worker), buffers shared, not copied.
+    Isolated,
+}
+
+impl Exec {
+    /// The values `exec=` accepts.
+    pub const NAMES: &'static [&'static str] = &["auto", "async", "rt", "isolated"];
+
+    /// Parses an `exec=` value.
+    pub fn parse(text: &str) -> Option<Exec> {
+        Some(match text {
+            "auto" => Exec::Auto,
+            "async" => Exec::Async,
+            "rt" => Exec::Rt,
+            "isolated" => Exec::Isolated,
+            _ => return None,
+        })
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        Exec::NAMES[self as usize]
+    }
+}
+
 /// One element factory.
 pub struct Factory {
     /// The gst-compatible name (`filesrc`).

@@ -8,6 +8,7 @@ mod errors;
 mod flow;
 mod generated;
 mod inspect;
+mod isolated;
 mod net;
 mod parser_fuzz;
 mod shm;

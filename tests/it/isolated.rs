@@ -1,0 +1,253 @@
+//! `exec=isolated`: elements in worker processes, buffers shared, faults contained.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+
+use super::support::*;
+
+fn copy_through(middle: &[&str], data: &[u8]) -> (Vec<u8>, String) {
+    let dir = tmp();
+    let input = file(dir.path(), "in.bin", data);
+    let output = dir.path().join("out.bin");
+    let (i, o) = (prop("location", &input), prop("location", &output));
+    let mut args = vec!["-m", "filesrc", i.as_str(), "use-mmap=false", "!"];
+    args.extend_from_slice(middle);
+    args.extend(["!", "filesink", o.as_str()]);
+    let out = run(launch(&args));
+    assert_eq!(code(&out), 0, "{middle:?}: {}", stderr(&out));
+    (std::fs::read(&output).unwrap(), stderr(&out))
+}
+
+#[test]
+fn the_same_pipeline_with_its_middle_element_isolated_gives_the_same_bytes() {
+    let data = random_bytes(3 << 20, 31);
+    for middle in [
+        &["identity"][..],
+        &["identity", "exec=auto"][..],
+        &["identity", "exec=isolated"][..],
+        &[
+            "identity",
+            "exec=isolated",
+            "!",
+            "identity",
+            "exec=isolated",
+        ][..],
+        &["valve", "exec=isolated"][..],
+    ] {
+        let (got, _) = copy_through(middle, &data);
+        assert_eq!(got, data, "{middle:?}");
+    }
+}
+
+#[test]
+fn a_hundred_mebibytes_cross_an_isolated_identity_without_a_payload_copy() {
+    let out = run(launch(&[
+        "-m",
+        "fakesrc",
+        "num-buffers=100",
+        "sizetype=fixed",
+        "sizemax=1048576",
+        "filltype=pattern",
+        "!",
+        "identity",
+        "exec=isolated",
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    // Every buffer went to the worker as a reference into the source's memfd arena and came
+    // back as the very same memory; none had to be copied into shared memory.
+    assert!(
+        err.contains("100 buffers sent, 100 came back as the same memory, 0 from the worker's arena, 0 copied"),
+        "{err}"
+    );
+}
+
+#[test]
+fn isolated_sources_and_sinks_work_and_a_file_window_is_copied_once() {
+    let data = random_bytes(1 << 20, 32);
+    let dir = tmp();
+    let input = file(dir.path(), "in.bin", &data);
+    let output = dir.path().join("out.bin");
+    let out = run(launch(&[
+        "-m",
+        "filesrc",
+        &prop("location", &input),
+        "exec=isolated",
+        "!",
+        "filesink",
+        &prop("location", &output),
+        "exec=isolated",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&output).unwrap(), data);
+    // The isolated filesrc maps the file; its windows are not shared memory, so the worker
+    // copies each once into its arena, and the parent maps that arena: "from the worker's arena".
+    assert!(
+        stderr(&out).contains("from the worker's arena"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn killing_a_worker_mid_stream_ends_the_pipeline_with_an_error_naming_it() {
+    let mut child = launch(&[
+        "-m",
+        "fdsrc",
+        "fd=0",
+        "!",
+        "identity",
+        "exec=isolated",
+        "!",
+        "fakesink",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let pid = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no worker started");
+        if let Some(rest) = line.split("isolated in worker process ").nth(1) {
+            break rest.trim().parse::<i32>().unwrap();
+        }
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&[7u8; 65536]).unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    stdin.write_all(&[7u8; 65536]).unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(
+        rest.contains(&format!(
+            "identity0: worker process {pid} was killed by signal 9 (SIGKILL)"
+        )),
+        "{rest}"
+    );
+    // Reaped: no zombie left behind.
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
+
+#[test]
+fn a_worker_that_sends_garbage_or_bad_references_is_cut_off() {
+    for (fault, says) in [("garbage", "malformed frame"), ("bad-ref", "unknown arena")] {
+        let mut cmd = launch(&[
+            "fakesrc",
+            "num-buffers=3",
+            "!",
+            "identity",
+            "exec=isolated",
+            "!",
+            "fakesink",
+        ]);
+        cmd.env("PARALLAX_WORKER_FAULT", fault);
+        let out = run(cmd);
+        assert_eq!(code(&out), 1, "{fault}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{fault}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("identity0: worker process"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_worker_dies_with_its_parent() {
+    let mut parent = launch(&[
+        "-m",
+        "fdsrc",
+        "fd=0",
+        "!",
+        "identity",
+        "exec=isolated",
+        "!",
+        "fakesink",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut err = BufReader::new(parent.stderr.take().unwrap());
+    let mut line = String::new();
+    let pid = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no worker started");
+        if let Some(rest) = line.split("isolated in worker process ").nth(1) {
+            break rest.trim().parse::<i32>().unwrap();
+        }
+    };
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    // PR_SET_PDEATHSIG: the kernel kills the worker with its parent; wait (bounded) for it.
+    let proc_dir = format!("/proc/{pid}");
+    let gone = (0..500).any(|_| {
+        let status = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for init to reap it.
+        let done = status.is_empty() || status.split(' ').nth(2) == Some("Z");
+        if !done {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        done
+    });
+    assert!(gone, "worker {pid} outlived its parent");
+}
+
+#[test]
+fn elements_that_cannot_be_isolated_and_bad_exec_values_are_refused() {
+    let out = run(launch(&[
+        "fakesrc",
+        "!",
+        "tee",
+        "exec=isolated",
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tee cannot run isolated"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(launch(&[
+        "fakesrc",
+        "!",
+        "identity",
+        "exec=elsewhere",
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("exec takes one of: auto, async, rt, isolated"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(launch(&[
+        "fakesrc",
+        "!",
+        "identity",
+        "exec=async",
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no async implementation"),
+        "{}",
+        stderr(&out)
+    );
+}
