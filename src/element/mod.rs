@@ -170,6 +170,14 @@ pub enum ElementImpl {
     AsyncSource(Box<dyn DynAsyncSource>),
     /// Consumes buffers in a task on the pipeline's tokio runtime.
     AsyncSink(Box<dyn DynAsyncSink>),
+    /// A one-in-one-out element in a worker process: `input` ends the upstream thread and
+    /// `output` starts the next, so the two directions overlap.
+    Isolated {
+        /// Sends buffers to the worker.
+        input: Box<dyn Sink>,
+        /// Receives what the worker passes on.
+        output: Box<dyn Source>,
+    },
 }
 
 /// What an element may ask of the engine while it runs.

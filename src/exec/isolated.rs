@@ -16,12 +16,11 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::Child;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::element::Ctx;
-use crate::element::{
-    ElementError, ElementImpl, Flow, PoolRequest, Sink, SinkFlow, Source, Transform,
-};
+use crate::element::{ElementError, ElementImpl, Flow, PoolRequest, Sink, SinkFlow, Source};
 use crate::graph::Node;
 use crate::ipc::{
     recv_frame, send_frame, seqpacket_pair, spawn_worker, Frame, FrameError, WireMeta, PROTOCOL,
@@ -45,18 +44,17 @@ struct Counts {
     copied: u64,
 }
 
-/// The parent's side of one worker.
-struct Worker {
+/// The parent's side of one worker, shared by the proxy halves (an isolated transform is a
+/// segment boundary: one half sends from the upstream thread, the other receives on its own).
+struct Link {
     name: String,
     sock: OwnedFd,
-    child: Child,
     pid: u32,
-    exporter: Exporter,
-    cache: SharedArenaCache,
-    copies: Copies,
-    counts: Counts,
+    child: Mutex<Child>,
+    exporter: Mutex<Exporter>,
+    counts: Mutex<Counts>,
     messages: bool,
-    done: bool,
+    done: AtomicBool,
 }
 
 /// Buffers that are not in shared memory are copied into this arena (made on first need).
@@ -140,140 +138,160 @@ enum Reply {
     Eos,
 }
 
-impl Worker {
-    fn start(node: &Node, messages: bool) -> Result<Worker, ElementError> {
+impl Link {
+    fn start(node: &Node, messages: bool) -> Result<Arc<Link>, ElementError> {
         let io = |what: &str, e: std::io::Error| ElementError::io(what.to_owned(), e);
         let (ours, theirs) = seqpacket_pair().map_err(|e| io("creating the worker socket", e))?;
         let exe = std::env::current_exe().map_err(|e| io("finding this executable", e))?;
         let sandbox = node.factory.hints.trust != Trust::Trusted;
         let child = spawn_worker(&exe, &[WORKER_ARG], theirs, sandbox)
             .map_err(|e| io("starting a worker process", e))?;
-        let pid = child.id();
-        let mut worker = Worker {
+        let link = Arc::new(Link {
             name: node.name.clone(),
             sock: ours,
-            child,
-            pid,
-            exporter: Exporter::new(),
-            cache: SharedArenaCache::new(),
-            copies: Copies::default(),
-            counts: Counts::default(),
+            pid: child.id(),
+            child: Mutex::new(child),
+            exporter: Mutex::new(Exporter::new()),
+            counts: Mutex::new(Counts::default()),
             messages,
-            done: false,
-        };
+            done: AtomicBool::new(false),
+        });
         let start = Frame::Start {
             factory: node.factory.name.to_owned(),
             name: node.name.clone(),
             props: node.written.clone(),
         };
-        send_frame(&worker.sock, &start, &[]).map_err(|e| worker.lost(Some(e)))?;
-        match recv_frame(&worker.sock) {
+        send_frame(&link.sock, &start, &[]).map_err(|_| link.lost())?;
+        match recv_frame(&link.sock) {
             Ok(Some((Frame::Hello { version }, _))) if version == PROTOCOL => {}
             Ok(Some((Frame::Error { message }, _))) => {
                 return Err(ElementError::Failed(format!(
                     "in its worker process: {message}"
                 )))
             }
-            Ok(Some(_)) => return Err(worker.bad("an unexpected greeting")),
-            Ok(None) => return Err(worker.lost(None)),
-            Err(e) => return Err(worker.frame_error(e)),
+            Ok(Some(_)) => return Err(link.bad("an unexpected greeting")),
+            Ok(None) => return Err(link.lost()),
+            Err(e) => return Err(link.frame_error(e)),
         }
         if messages {
-            eprintln!("message: {}: isolated in worker process {pid}", worker.name);
+            eprintln!(
+                "message: {}: isolated in worker process {}",
+                link.name, link.pid
+            );
         }
-        Ok(worker)
+        Ok(link)
     }
 
-    /// Sends one buffer to the worker.
-    fn send(&mut self, buf: Buffer, cx: &Ctx<'_>) -> Result<(), ElementError> {
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends one buffer to the worker (copied into shared memory first if it is not there).
+    fn send(&self, copies: &mut Copies, buf: Buffer, cx: &Ctx<'_>) -> Result<(), ElementError> {
         let stop = || cx.should_stop();
-        let (buf, copied) = self.copies.shareable(buf, &self.name, &stop)?;
-        self.counts.sent += 1;
-        self.counts.copied += u64::from(copied);
-        send_buffer(&self.sock, &mut self.exporter, &buf).map_err(|e| self.lost(Some(e)))
+        let (buf, copied) = copies.shareable(buf, &self.name, &stop)?;
+        {
+            let mut c = Link::lock(&self.counts);
+            c.sent += 1;
+            c.copied += u64::from(copied);
+        }
+        let sent = send_buffer(&self.sock, &mut Link::lock(&self.exporter), &buf);
+        sent.map_err(|_| self.lost())
     }
 
-    fn send_frame(&mut self, frame: &Frame) -> Result<(), ElementError> {
-        send_frame(&self.sock, frame, &[]).map_err(|e| self.lost(Some(e)))
+    fn send_frame(&self, frame: &Frame) -> Result<(), ElementError> {
+        send_frame(&self.sock, frame, &[]).map_err(|_| self.lost())
     }
 
-    /// Waits for the worker's answer, mapping the arenas it announces on the way.
-    fn recv(&mut self, cx: &Ctx<'_>) -> Result<Reply, ElementError> {
+    /// Waits for the worker's next answer, mapping the arenas it announces on the way.
+    fn recv(&self, cache: &mut SharedArenaCache, cx: &Ctx<'_>) -> Result<Reply, ElementError> {
         loop {
             if !cx.wait_readable(self.sock.as_fd())? && cx.run.stopping.load(Ordering::Relaxed) {
                 return Err(ElementError::Interrupted);
             }
-            let (frame, fds) = match recv_frame(&self.sock) {
-                Ok(Some(f)) => f,
-                Ok(None) => return Err(self.lost(None)),
-                Err(e) => return Err(self.frame_error(e)),
-            };
-            match frame {
-                Frame::Arena {
-                    peer, read_only, ..
-                } => map_arena(&mut self.cache, peer, read_only, fds).map_err(|e| self.bad(&e))?,
-                Frame::Buffer { at, meta } => {
-                    let r = IpcRef::from(at);
-                    let mut buf = match self.exporter.adopt(r) {
-                        Ok(b) => {
-                            self.counts.same_memory_back += 1;
-                            b
-                        }
-                        Err(_) => {
-                            let b = self
-                                .cache
-                                .get_slot(r)
-                                .map_err(|e| self.bad(&e.to_string()))?;
-                            self.counts.from_worker_arena += 1;
-                            b
-                        }
-                    };
-                    buf.meta = meta.into();
-                    return Ok(Reply::Buffer(buf));
-                }
-                Frame::Nothing => return Ok(Reply::Nothing),
-                Frame::Eos => return Ok(Reply::Eos),
-                Frame::Error { message } => return Err(ElementError::Failed(message)),
-                other => return Err(self.bad(&format!("unexpected frame {other:?}"))),
+            if let Some(reply) = self.recv_one(cache)? {
+                return Ok(reply);
             }
         }
     }
 
+    /// One frame: `None` for an arena announcement (mapped), else the reply.
+    fn recv_one(&self, cache: &mut SharedArenaCache) -> Result<Option<Reply>, ElementError> {
+        let (frame, fds) = match recv_frame(&self.sock) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(self.lost()),
+            Err(e) => return Err(self.frame_error(e)),
+        };
+        Ok(Some(match frame {
+            Frame::Arena {
+                peer, read_only, ..
+            } => {
+                map_arena(cache, peer, read_only, fds).map_err(|e| self.bad(&e))?;
+                return Ok(None);
+            }
+            Frame::Buffer { at, meta } => {
+                let r = IpcRef::from(at);
+                let adopted = Link::lock(&self.exporter).adopt(r);
+                let mut buf = match adopted {
+                    Ok(b) => {
+                        Link::lock(&self.counts).same_memory_back += 1;
+                        b
+                    }
+                    Err(_) => {
+                        let b = cache.get_slot(r).map_err(|e| self.bad(&e.to_string()))?;
+                        Link::lock(&self.counts).from_worker_arena += 1;
+                        b
+                    }
+                };
+                buf.meta = meta.into();
+                Reply::Buffer(buf)
+            }
+            Frame::Nothing => Reply::Nothing,
+            Frame::Eos => Reply::Eos,
+            Frame::Error { message } => return Err(ElementError::Failed(message)),
+            other => return Err(self.bad(&format!("unexpected frame {other:?}"))),
+        }))
+    }
+
     /// The worker sent something that does not hold up: cut it off.
-    fn bad(&mut self, what: &str) -> ElementError {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.done = true;
+    fn bad(&self, what: &str) -> ElementError {
+        let mut child = Link::lock(&self.child);
+        let _ = child.kill();
+        let _ = child.wait();
+        self.done.store(true, Ordering::Relaxed);
         ElementError::Failed(format!(
             "worker process {} sent {what}; it was stopped",
             self.pid
         ))
     }
 
-    fn frame_error(&mut self, e: FrameError) -> ElementError {
+    fn frame_error(&self, e: FrameError) -> ElementError {
         match e {
-            FrameError::Io(io) => self.lost(Some(io)),
+            FrameError::Io(_) => self.lost(),
             malformed => self.bad(&malformed.to_string()),
         }
     }
 
     /// The worker is gone: reap it and say how it ended.
-    fn lost(&mut self, _io: Option<std::io::Error>) -> ElementError {
+    fn lost(&self) -> ElementError {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    break self.child.wait().ok();
+        let status = {
+            let mut child = Link::lock(&self.child);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Some(status),
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        break child.wait().ok();
+                    }
                 }
             }
         };
-        self.done = true;
-        let reclaimed = self.exporter.reclaim_all();
+        self.done.store(true, Ordering::Relaxed);
+        let reclaimed = Link::lock(&self.exporter).reclaim_all();
         use std::os::unix::process::ExitStatusExt as _;
         let how = match status {
             Some(s) => match (s.signal(), s.code()) {
@@ -288,92 +306,162 @@ impl Worker {
             self.pid
         ))
     }
+
+    /// Whether an answer is waiting (without blocking).
+    fn readable(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut fds = [PollFd::new(&self.sock, PollFlags::IN)];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0)
+    }
 }
 
-impl Drop for Worker {
+impl Drop for Link {
     fn drop(&mut self) {
         if self.messages {
-            let c = &self.counts;
+            let c = Link::lock(&self.counts);
             eprintln!(
                 "message: {}: worker process {}: {} buffers sent, {} came back as the same \
                  memory, {} from the worker's arena, {} copied",
                 self.name, self.pid, c.sent, c.same_memory_back, c.from_worker_arena, c.copied
             );
         }
-        if !self.done {
+        let mut child = Link::lock(&self.child);
+        if !self.done.load(Ordering::Relaxed) {
             let _ = send_frame(&self.sock, &Frame::Eos, &[]);
             let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
             while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
+                if let Ok(Some(_)) = child.try_wait() {
                     return;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
-            let _ = self.child.kill();
+            let _ = child.kill();
         }
-        let _ = self.child.wait();
+        let _ = child.wait();
     }
 }
 
 fn signal_name(sig: i32) -> &'static str {
     match sig {
-        libc_sig::SIGKILL => "SIGKILL",
-        libc_sig::SIGSEGV => "SIGSEGV",
-        libc_sig::SIGABRT => "SIGABRT",
-        libc_sig::SIGTERM => "SIGTERM",
-        libc_sig::SIGBUS => "SIGBUS",
-        libc_sig::SIGINT => "SIGINT",
+        2 => "SIGINT",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        15 => "SIGTERM",
         _ => "signal",
     }
 }
 
-mod libc_sig {
-    pub const SIGINT: i32 = 2;
-    pub const SIGABRT: i32 = 6;
-    pub const SIGBUS: i32 = 7;
-    pub const SIGKILL: i32 = 9;
-    pub const SIGSEGV: i32 = 11;
-    pub const SIGTERM: i32 = 15;
+/// An isolated transform's first half: the end of the upstream thread, sending each buffer to
+/// the worker without waiting for its answer (the second half receives those).
+struct SendHalf {
+    link: Arc<Link>,
+    copies: Copies,
 }
 
-struct IsolatedTransform(Worker);
-
-impl Transform for IsolatedTransform {
-    fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        self.0.send(buf, cx)?;
-        Ok(match self.0.recv(cx)? {
-            Reply::Buffer(b) => Flow::Push(b),
-            Reply::Nothing => Flow::Drop,
-            Reply::Eos => Flow::Eos,
-        })
-    }
-}
-
-struct IsolatedSink(Worker);
-
-impl Sink for IsolatedSink {
+impl Sink for SendHalf {
     fn render(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
-        self.0.send(buf, cx)?;
-        Ok(match self.0.recv(cx)? {
-            Reply::Eos => SinkFlow::Done,
-            _ => SinkFlow::Continue,
-        })
+        if self.link.done.load(Ordering::Relaxed) {
+            return Ok(SinkFlow::Done);
+        }
+        self.link.send(&mut self.copies, buf, cx)?;
+        Ok(SinkFlow::Continue)
     }
 
-    fn finish(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        self.0.send_frame(&Frame::Eos)?;
-        match self.0.recv(cx)? {
-            Reply::Eos => {
-                self.0.done = true;
-                let _ = self.0.child.wait();
-                Ok(())
+    fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        if !self.link.done.load(Ordering::Relaxed) {
+            self.link.send_frame(&Frame::Eos)?;
+        }
+        Ok(())
+    }
+}
+
+/// An isolated transform's second half: a source on its own thread that outputs the worker's
+/// answers in order.
+struct ReceiveHalf {
+    link: Arc<Link>,
+    cache: SharedArenaCache,
+}
+
+impl Source for ReceiveHalf {
+    fn pool_request(&self) -> Option<PoolRequest> {
+        None
+    }
+
+    fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
+        loop {
+            match self.link.recv(&mut self.cache, cx) {
+                Ok(Reply::Buffer(b)) => return Ok(Some(b)),
+                Ok(Reply::Nothing) => {}
+                Ok(Reply::Eos) => {
+                    self.link.done.store(true, Ordering::Relaxed);
+                    return Ok(None);
+                }
+                // Ctrl-C: the upstream half ends the stream and the worker answers with Eos.
+                Err(ElementError::Interrupted) if !cx.run.stopping.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e),
             }
-            _ => Err(self.0.bad("something else than end of stream after it")),
         }
     }
 }
 
-struct IsolatedSource(Worker);
+/// An isolated sink: buffers go to the worker without waiting for each to be rendered; an
+/// error the worker reports ends the run at the next buffer, and end of stream waits for the
+/// worker to finish.
+struct IsolatedSink {
+    link: Arc<Link>,
+    copies: Copies,
+    cache: SharedArenaCache,
+}
+
+impl IsolatedSink {
+    /// Takes in what the worker said so far, without waiting.
+    fn poll_worker(&mut self) -> Result<Option<SinkFlow>, ElementError> {
+        while self.link.readable() {
+            if let Some(Reply::Eos) = self.link.recv_one(&mut self.cache)? {
+                return Ok(Some(SinkFlow::Done));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Sink for IsolatedSink {
+    fn render(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        if let Some(flow) = self.poll_worker()? {
+            return Ok(flow);
+        }
+        self.link.send(&mut self.copies, buf, cx)?;
+        Ok(SinkFlow::Continue)
+    }
+
+    fn finish(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        if self.link.done.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.link.send_frame(&Frame::Eos)?;
+        loop {
+            match self.link.recv(&mut self.cache, cx)? {
+                Reply::Eos => break,
+                Reply::Nothing | Reply::Buffer(_) => {}
+            }
+        }
+        self.link.done.store(true, Ordering::Relaxed);
+        let _ = Link::lock(&self.link.child).wait();
+        Ok(())
+    }
+}
+
+/// An isolated source: asks the worker for each buffer.
+struct IsolatedSource {
+    link: Arc<Link>,
+    cache: SharedArenaCache,
+}
 
 impl Source for IsolatedSource {
     fn pool_request(&self) -> Option<PoolRequest> {
@@ -384,36 +472,61 @@ impl Source for IsolatedSource {
         if cx.should_stop() {
             return Ok(None);
         }
-        self.0.send_frame(&Frame::Nothing)?;
-        match self.0.recv(cx)? {
+        self.link.send_frame(&Frame::Nothing)?;
+        match self.link.recv(&mut self.cache, cx)? {
             Reply::Buffer(b) => Ok(Some(b)),
             Reply::Eos => Ok(None),
-            Reply::Nothing => Err(self.0.bad("nothing for a buffer request")),
+            Reply::Nothing => Err(self.link.bad("nothing for a buffer request")),
         }
     }
+}
+
+/// Whether `exec=isolated` makes `node` a segment boundary (a one-in-one-out element: its two
+/// halves run on either side).
+pub fn splits(node: &Node) -> bool {
+    node.exec == crate::registry::Exec::Isolated
+        && matches!(node.factory.pads.sink, PadPresence::Always(_))
+        && matches!(node.factory.pads.src, PadPresence::Always(_))
+        && !node.factory.hints.thread_boundary
 }
 
 /// Builds the parent's proxy for an `exec=isolated` element and starts its worker.
 pub(super) fn proxy(node: &Node, messages: bool) -> Result<ElementImpl, ElementError> {
     let pads = node.factory.pads;
-    let fits = node.factory.hints.thread_boundary
+    let unfit = node.factory.hints.thread_boundary
         || matches!(pads.src, PadPresence::Request(_))
         || matches!(pads.sink, PadPresence::Request(_))
         || node.factory.domain() != crate::registry::Domain::Thread;
-    if fits {
+    if unfit {
         return Err(ElementError::Config(format!(
             "{} cannot run isolated: only sources, sinks and one-in-one-out elements on threads \
              can (tee, funnel, queue and async elements cannot)",
             node.factory.name
         )));
     }
-    let worker = Worker::start(node, messages)?;
+    let link = Link::start(node, messages)?;
     Ok(if pads.sink == PadPresence::None {
-        ElementImpl::Source(Box::new(IsolatedSource(worker)))
+        ElementImpl::Source(Box::new(IsolatedSource {
+            link,
+            cache: SharedArenaCache::new(),
+        }))
     } else if pads.src == PadPresence::None {
-        ElementImpl::Sink(Box::new(IsolatedSink(worker)))
+        ElementImpl::Sink(Box::new(IsolatedSink {
+            link,
+            copies: Copies::default(),
+            cache: SharedArenaCache::new(),
+        }))
     } else {
-        ElementImpl::Transform(Box::new(IsolatedTransform(worker)))
+        ElementImpl::Isolated {
+            input: Box::new(SendHalf {
+                link: Arc::clone(&link),
+                copies: Copies::default(),
+            }),
+            output: Box::new(ReceiveHalf {
+                link,
+                cache: SharedArenaCache::new(),
+            }),
+        }
     })
 }
 

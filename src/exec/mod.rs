@@ -17,7 +17,7 @@
 mod async_domain;
 mod control;
 mod isolated;
-pub use isolated::{worker_main, WORKER_ARG};
+pub use isolated::{splits as isolated_splits, worker_main, WORKER_ARG};
 mod segment;
 mod stats;
 
@@ -177,6 +177,11 @@ impl Pipeline {
                 format!("a bounded channel of {ASYNC_SINK_CAPACITY} buffers")
             } else if graph.domain(a) == Domain::Async {
                 format!("a bounded channel of {BRIDGE_CAPACITY} buffers")
+            } else if isolated::splits(&dag[b]) {
+                format!(
+                    "{}'s worker process (exec=isolated), over a socket",
+                    dag[b].name
+                )
             } else if graph.starts_segment(b) {
                 format!("{}'s bounded channel", dag[b].name)
             } else {
@@ -403,7 +408,9 @@ fn plan(
             Some(ElementImpl::Funnel) => {
                 channels.insert(n.index(), Channel::new(FUNNEL_CAPACITY, 0, None));
             }
-            Some(ElementImpl::Source(_) | ElementImpl::AsyncSource(_)) => {}
+            Some(
+                ElementImpl::Source(_) | ElementImpl::AsyncSource(_) | ElementImpl::Isolated { .. },
+            ) => {}
             _ => {
                 return Err(RunError::Setup(format!(
                     "`{}` starts a thread but is not a source, queue or funnel",
@@ -621,7 +628,21 @@ fn add_op(
                     next: usize::MAX,
                 }
             }
-            Some(ElementImpl::Sink(imp)) => Op::Sink { el, imp },
+            Some(ElementImpl::Sink(imp)) => Op::Sink {
+                el,
+                imp,
+                counted: true,
+            },
+            Some(ElementImpl::Isolated { input, output }) => {
+                // The sending half ends this thread; the receiving half starts the element's
+                // own, as its root (the element counts its buffers there, once).
+                impls[el] = Some(ElementImpl::Source(output));
+                Op::Sink {
+                    el,
+                    imp: input,
+                    counted: false,
+                }
+            }
             Some(ElementImpl::Tee) => {
                 work.push((id, node));
                 Op::Tee {

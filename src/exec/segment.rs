@@ -137,6 +137,9 @@ pub(super) enum Op {
     Sink {
         el: usize,
         imp: Box<dyn Sink>,
+        /// False for an isolated element's sending half: the element counts its buffers once,
+        /// in its receiving half.
+        counted: bool,
     },
     Tee {
         el: usize,
@@ -270,6 +273,18 @@ impl Segment {
         let mut stats = vec![(input_el, self.input_stats)];
         for slot in &self.ops {
             let el = match &slot.op {
+                Op::Sink {
+                    el, counted: false, ..
+                } => {
+                    stats.push((
+                        *el,
+                        ElementStats {
+                            busy_ns: slot.stats.busy_ns,
+                            ..ElementStats::default()
+                        },
+                    ));
+                    continue;
+                }
                 Op::Transform { el, .. } | Op::Sink { el, .. } | Op::Tee { el, .. } => *el,
                 Op::Send { target, .. } => {
                     stats.push((
@@ -433,7 +448,7 @@ impl Segment {
                         Err(e) => return Err(self.fail(el, e)),
                     }
                 }
-                Op::Sink { el, imp } => {
+                Op::Sink { el, imp, .. } => {
                     let el = *el;
                     self.current = el;
                     let mut cx = Ctx::new(run, None);
@@ -556,7 +571,7 @@ impl Segment {
             match &mut self.ops[id].op {
                 Op::Transform { next, .. } => work.push(*next),
                 Op::Tee { branches, .. } => work.extend(branches.iter().rev()),
-                Op::Sink { el, imp } => {
+                Op::Sink { el, imp, .. } => {
                     let el = *el;
                     self.current = el;
                     let mut cx = Ctx::new(run, None);
@@ -635,10 +650,12 @@ mod tests {
             OpSlot::new(Op::Sink {
                 el: 2,
                 imp: Box::new(Recorder(Arc::clone(&a))),
+                counted: true,
             }),
             OpSlot::new(Op::Sink {
                 el: 3,
                 imp: Box::new(Recorder(Arc::clone(&b))),
+                counted: true,
             }),
         ];
         let names = Arc::new(vec!["src".into(), "tee".into(), "a".into(), "b".into()]);

@@ -88,7 +88,7 @@ impl Graph {
     /// Whether a segment starts at `n`: sources, thread boundaries (queue), fan-ins (funnel) and
     /// elements of another domain than the fused threads (async).
     pub fn starts_segment(&self, n: NodeIndex<u32>) -> bool {
-        self.dag[n].factory.starts_segment()
+        self.dag[n].factory.starts_segment() || crate::exec::isolated_splits(&self.dag[n])
     }
 
     /// The domain `n` runs in.
