@@ -6,6 +6,7 @@ complete -c parallax-launch -l dot -d 'Write the pipeline graph as Graphviz DOT 
 complete -c parallax-launch -l memory -d 'What backs buffer pools' -r -f -a "memfd\t'Sealed memfd shared memory: any buffer can cross into another process without a copy'
 heap\t'Private anonymous memory'
 hugepages\t'Sealed memfd on 2 MiB huge pages (fewer TLB misses with large buffers); falls back to memfd with one warning when no huge pages are reserved (sysctl vm.nr_hugepages)'"
+complete -c parallax-launch -l rt-priority -d 'Run exec=rt threads with SCHED_FIFO at this priority (1-99; needs CAP_SYS_NICE or an rtprio limit, otherwise one warning and normal priority)' -r
 complete -c parallax-launch -s q -l quiet -d 'Print nothing but errors (no statistics)'
 complete -c parallax-launch -s e -l eos-on-shutdown -d 'On Ctrl-C, end the stream at the sources and exit 0 once it is written out (the drain happens without -e too, but then the exit status is 130)'
 complete -c parallax-launch -s v -l verbose -d 'Print the execution plan and the properties set on each element'

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
             MemoryArg::Hugepages => Backing::HugePages,
         },
         messages: args.messages,
+        rt_priority: args.rt_priority,
     };
     ELEMENTS_RUNNING.store(true, Ordering::SeqCst);
     let result = pipeline.run(Arc::clone(&control), &options);

@@ -103,6 +103,11 @@ pub struct LaunchArgs {
     #[arg(long, value_enum, value_name = "KIND", default_value = "memfd")]
     pub memory: MemoryArg,
 
+    /// Run exec=rt threads with SCHED_FIFO at this priority (1-99; needs CAP_SYS_NICE or an
+    /// rtprio limit, otherwise one warning and normal priority)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub rt_priority: Option<u8>,
+
     /// The pipeline description
     #[arg(
         value_name = "PIPELINE",

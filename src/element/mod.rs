@@ -170,12 +170,12 @@ pub enum ElementImpl {
     AsyncSource(Box<dyn DynAsyncSource>),
     /// Consumes buffers in a task on the pipeline's tokio runtime.
     AsyncSink(Box<dyn DynAsyncSink>),
-    /// A one-in-one-out element in a worker process: `input` ends the upstream thread and
-    /// `output` starts the next, so the two directions overlap.
-    Isolated {
-        /// Sends buffers to the worker.
+    /// A one-in-one-out element run elsewhere (a worker process, an rt thread): `input` ends
+    /// the upstream thread and `output` starts the element's own, so the two overlap.
+    Split {
+        /// Hands buffers over.
         input: Box<dyn Sink>,
-        /// Receives what the worker passes on.
+        /// Yields what the element passes on.
         output: Box<dyn Source>,
     },
 }

@@ -481,11 +481,13 @@ impl Source for IsolatedSource {
     }
 }
 
-/// Whether `exec=isolated` makes `node` a segment boundary (a one-in-one-out element: its two
-/// halves run on either side).
+/// Whether `exec=isolated` or `exec=rt` makes `node` a segment boundary (a one-in-one-out
+/// element: its two halves run on either side).
 pub fn splits(node: &Node) -> bool {
-    node.exec == crate::registry::Exec::Isolated
-        && matches!(node.factory.pads.sink, PadPresence::Always(_))
+    matches!(
+        node.exec,
+        crate::registry::Exec::Isolated | crate::registry::Exec::Rt
+    ) && matches!(node.factory.pads.sink, PadPresence::Always(_))
         && matches!(node.factory.pads.src, PadPresence::Always(_))
         && !node.factory.hints.thread_boundary
 }
@@ -517,7 +519,7 @@ pub(super) fn proxy(node: &Node, messages: bool) -> Result<ElementImpl, ElementE
             cache: SharedArenaCache::new(),
         }))
     } else {
-        ElementImpl::Isolated {
+        ElementImpl::Split {
             input: Box::new(SendHalf {
                 link: Arc::clone(&link),
                 copies: Copies::default(),

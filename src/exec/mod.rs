@@ -17,6 +17,7 @@
 mod async_domain;
 mod control;
 mod isolated;
+mod rt;
 pub use isolated::{splits as isolated_splits, worker_main, WORKER_ARG};
 mod segment;
 mod stats;
@@ -82,6 +83,8 @@ pub struct RunOptions {
     pub backing: Backing,
     /// Print each thread's start and end on stderr as it happens (`-m`).
     pub messages: bool,
+    /// SCHED_FIFO priority for `exec=rt` threads (`--rt-priority`).
+    pub rt_priority: Option<u8>,
 }
 
 impl Default for RunOptions {
@@ -89,6 +92,7 @@ impl Default for RunOptions {
         RunOptions {
             backing: Backing::Memfd,
             messages: false,
+            rt_priority: None,
         }
     }
 }
@@ -232,18 +236,30 @@ impl Pipeline {
         if segment_count == 0 {
             return Err(RunError::Setup("nothing to run".into()));
         }
+        let rt_root = |seg: &Segment| {
+            let root = seg.root();
+            (graph.dag[NodeIndex::new(root)].exec == Exec::Rt).then(|| names[root].clone())
+        };
         let mut segments = segments.into_iter();
         // Without a fused thread (an async source feeding an async sink) this thread only waits.
         let first = segments.next();
         let messages = options.messages;
+        let rt_priority = options.rt_priority;
+        if let Some(name) = first.as_ref().and_then(rt_root) {
+            rt::enter(&name, rt_priority);
+        }
         let mut handles = Vec::new();
         for seg in segments {
             let control = Arc::clone(&control);
             let done = done_tx.clone();
             let name = seg.name.clone();
+            let rt = rt_root(&seg);
             let handle = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
+                    if let Some(element) = rt {
+                        rt::enter(&element, rt_priority);
+                    }
                     let _ = done.send(seg.run_guarded(&control, messages));
                 })
                 .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
@@ -343,6 +359,22 @@ fn build_elements(graph: &Graph, messages: bool) -> Result<Vec<Option<ElementImp
                     node.factory.name
                 )))
             }
+            Exec::Rt if isolated::splits(node) => {
+                (node.factory.build)(&node.props).and_then(|imp| match imp {
+                    ElementImpl::Transform(t) => Ok(rt::split(&node.name, t, messages)),
+                    _ => Err(ElementError::Config(format!(
+                        "{} cannot run on an rt thread of its own",
+                        node.factory.name
+                    ))),
+                })
+            }
+            Exec::Rt if node.factory.pads.sink != crate::registry::PadPresence::None => {
+                Err(ElementError::Config(format!(
+                    "{} cannot run on an rt thread of its own: only sources and one-in-one-out \
+                     elements can (put a queue before a sink to give it a thread)",
+                    node.factory.name
+                )))
+            }
             _ => (node.factory.build)(&node.props),
         }
         .map_err(|source| RunError::Element {
@@ -409,7 +441,7 @@ fn plan(
                 channels.insert(n.index(), Channel::new(FUNNEL_CAPACITY, 0, None));
             }
             Some(
-                ElementImpl::Source(_) | ElementImpl::AsyncSource(_) | ElementImpl::Isolated { .. },
+                ElementImpl::Source(_) | ElementImpl::AsyncSource(_) | ElementImpl::Split { .. },
             ) => {}
             _ => {
                 return Err(RunError::Setup(format!(
@@ -633,7 +665,7 @@ fn add_op(
                 imp,
                 counted: true,
             },
-            Some(ElementImpl::Isolated { input, output }) => {
+            Some(ElementImpl::Split { input, output }) => {
                 // The sending half ends this thread; the receiving half starts the element's
                 // own, as its root (the element counts its buffers there, once).
                 impls[el] = Some(ElementImpl::Source(output));

@@ -220,6 +220,13 @@ pub(super) struct Segment {
 const SAMPLE_EVERY: u64 = 8;
 
 impl Segment {
+    /// The element the segment starts at.
+    pub(super) fn root(&self) -> usize {
+        match &self.input {
+            Input::Source { el, .. } | Input::Channel { el, .. } => *el,
+        }
+    }
+
     pub(super) fn new(
         name: String,
         input: Input,

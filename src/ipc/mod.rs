@@ -16,5 +16,5 @@ pub use frame::{
     accept, connect, listen, recv_frame, send_frame, seqpacket_pair, Frame, FrameError, WireMeta,
     WireRef, MAX_FRAME, PROTOCOL,
 };
-pub use spawn::{spawn_worker, worker_socket, WORKER_FD};
+pub use spawn::{set_realtime, spawn_worker, worker_socket, WORKER_FD};
 pub use unix::{recv_with_fds, send_with_fds, MAX_FDS};

@@ -62,3 +62,19 @@ pub fn worker_socket() -> std::io::Result<OwnedFd> {
     rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
     Ok(owned)
 }
+
+/// Gives the calling thread the SCHED_FIFO policy at `priority` (1-99).
+pub fn set_realtime(priority: u8) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: `param` is a valid, initialised sched_param that outlives the call; pid 0 means
+    // the calling thread; the call only changes scheduling attributes.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

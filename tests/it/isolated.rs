@@ -33,6 +33,8 @@ fn the_same_pipeline_with_its_middle_element_isolated_gives_the_same_bytes() {
             "exec=isolated",
         ][..],
         &["valve", "exec=isolated"][..],
+        &["identity", "exec=rt"][..],
+        &["identity", "exec=rt", "!", "identity", "exec=isolated"][..],
     ] {
         let (got, _) = copy_through(middle, &data);
         assert_eq!(got, data, "{middle:?}");
@@ -247,6 +249,37 @@ fn elements_that_cannot_be_isolated_and_bad_exec_values_are_refused() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("no async implementation"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_rt_element_reports_its_cycle_times_and_explains_its_priority() {
+    let out = run(launch(&[
+        "-m",
+        "fakesrc",
+        "num-buffers=500",
+        "!",
+        "identity",
+        "exec=rt",
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("identity0: rt thread: 500 cycles, median"),
+        "{err}"
+    );
+    assert!(
+        err.contains("identity0: exec=rt runs on its own thread at normal priority: no --rt-priority was given"),
+        "{err}"
+    );
+    let out = run(launch(&["fakesrc", "!", "fakesink", "exec=rt"]));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("put a queue before a sink"),
         "{}",
         stderr(&out)
     );

@@ -1,0 +1,140 @@
+//! The rt domain: an element with `exec=rt` gets a thread of its own (SCHED_FIFO at
+//! `--rt-priority N` when the system permits, normal priority with one warning otherwise) and
+//! reports how long each of its cycles took.
+//!
+//! A one-in-one-out element is split like an isolated one: the upstream thread hands buffers over
+//! a bounded channel and the element's own thread runs it; a source simply runs on its thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use kanal::{Receiver, Sender};
+
+use crate::element::{
+    Ctx, ElementError, ElementImpl, Flow, PoolRequest, Sink, SinkFlow, Source, Transform,
+};
+use crate::memory::Buffer;
+
+/// Buffers waiting between the upstream thread and the rt thread.
+const CAPACITY: usize = 16;
+
+enum Item {
+    Buffer(Buffer),
+    Eos,
+}
+
+/// Splits `imp` so that it runs on a thread of its own.
+pub(super) fn split(name: &str, imp: Box<dyn Transform>, messages: bool) -> ElementImpl {
+    let (tx, rx) = kanal::bounded(CAPACITY);
+    ElementImpl::Split {
+        input: Box::new(Handover { tx }),
+        output: Box::new(RtThread {
+            name: name.to_owned(),
+            rx,
+            imp,
+            cycles: Cycles::default(),
+            messages,
+        }),
+    }
+}
+
+struct Handover {
+    tx: Sender<Item>,
+}
+
+impl Sink for Handover {
+    fn render(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        Ok(match self.tx.send(Item::Buffer(buf)) {
+            Ok(()) => SinkFlow::Continue,
+            // The rt thread ended (end of stream or an error it reports itself).
+            Err(_) => SinkFlow::Done,
+        })
+    }
+
+    fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        let _ = self.tx.send(Item::Eos);
+        Ok(())
+    }
+}
+
+/// Cycle times of one rt element, in nanoseconds.
+#[derive(Default)]
+struct Cycles(Vec<u64>);
+
+impl Cycles {
+    fn summary(&mut self) -> Option<String> {
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0.sort_unstable();
+        let at = |q: f64| self.0[((self.0.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+        Some(format!(
+            "{} cycles, median {:.2} µs, p99 {:.2} µs, max {:.2} µs",
+            self.0.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        ))
+    }
+}
+
+struct RtThread {
+    name: String,
+    rx: Receiver<Item>,
+    imp: Box<dyn Transform>,
+    cycles: Cycles,
+    messages: bool,
+}
+
+impl Source for RtThread {
+    fn pool_request(&self) -> Option<PoolRequest> {
+        None
+    }
+
+    fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
+        loop {
+            let buf = match self.rx.recv() {
+                Ok(Item::Buffer(b)) => b,
+                Ok(Item::Eos) | Err(_) => return Ok(None),
+            };
+            let started = Instant::now();
+            let flow = self.imp.process(buf, cx);
+            if self.cycles.0.len() < 1 << 20 {
+                self.cycles.0.push(started.elapsed().as_nanos() as u64);
+            }
+            match flow? {
+                Flow::Push(out) => return Ok(Some(out)),
+                Flow::Drop => {}
+                Flow::Eos => return Ok(None),
+            }
+        }
+    }
+}
+
+impl Drop for RtThread {
+    fn drop(&mut self) {
+        if self.messages {
+            if let Some(s) = self.cycles.summary() {
+                eprintln!("message: {}: rt thread: {s}", self.name);
+            }
+        }
+    }
+}
+
+/// Gives the calling thread SCHED_FIFO at `priority`, or explains (once) why it runs at normal
+/// priority.
+pub(super) fn enter(name: &str, priority: Option<u8>) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let why = match priority {
+        None => "no --rt-priority was given".to_owned(),
+        Some(p) => match crate::ipc::set_realtime(p) {
+            Ok(()) => return,
+            Err(e) => format!("SCHED_FIFO at priority {p} was refused ({e})"),
+        },
+    };
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "parallax: warning: {name}: exec=rt runs on its own thread at normal priority: {why}"
+        );
+    }
+}
