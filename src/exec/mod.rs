@@ -11,6 +11,7 @@
 //! is reported with the element's name; a panicking element becomes such an error.
 
 mod control;
+mod observe;
 mod segment;
 mod stats;
 
@@ -21,14 +22,19 @@ use std::time::{Duration, Instant};
 use daggy::NodeIndex;
 
 pub use control::RunControl;
+pub use observe::{
+    resolve_tap, AroundWrite, Console, Progress, ProgressSnapshot, Tap, TapError, TapFormat,
+    TAP_HEAD_BYTES,
+};
 pub use segment::ElementStats;
-pub use stats::{ElementReport, LinkReport, PoolReport, Report};
+pub use stats::{human_bytes, ElementReport, LinkReport, PoolReport, Report};
 
 use crate::element::{ElementError, ElementImpl, QueueSettings};
 use crate::graph::Graph;
 use crate::memory::{Backing, Pool, PoolConfig};
 use crate::parse::Diagnostic;
-use segment::{Input, Item, Level, Op, OpSlot, Outcome, Segment, SegmentResult};
+use observe::TapPoint;
+use segment::{Input, Item, Level, Observe, Op, OpSlot, Outcome, Segment, SegmentResult};
 
 /// A runtime failure; the binary exits 1 with it.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +78,14 @@ pub struct RunOptions {
     pub backing: Backing,
     /// Print each thread's start and end on stderr as it happens (`-m`).
     pub messages: bool,
+    /// Where `-m` lines and taps are written.
+    pub console: Console,
+    /// Links to show every buffer of (`--tap`), from [`resolve_tap`].
+    pub taps: Vec<Tap>,
+    /// How taps print.
+    pub tap_format: TapFormat,
+    /// Live totals for a progress line, when one is drawn.
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for RunOptions {
@@ -79,6 +93,10 @@ impl Default for RunOptions {
         RunOptions {
             backing: Backing::Memfd,
             messages: false,
+            console: Console::default(),
+            taps: Vec::new(),
+            tap_format: TapFormat::Text,
+            progress: None,
         }
     }
 }
@@ -134,6 +152,11 @@ impl Pipeline {
             segment_of,
         } = plan;
         let segment_count = segments.len();
+        tracing::info!(
+            elements = names.len(),
+            threads = segment_count,
+            "Pipeline running"
+        );
 
         let (done_tx, done_rx) = std::sync::mpsc::channel::<SegmentResult>();
         let mut segments = segments.into_iter();
@@ -203,6 +226,7 @@ impl Pipeline {
         } else {
             Ending::Eos
         };
+        tracing::info!(?ending, wall = ?started.elapsed(), "Pipeline finished");
         Ok(stats::report(
             graph,
             &per_element,
@@ -224,10 +248,14 @@ fn build_elements(graph: &Graph) -> Result<Vec<Option<ElementImpl>>, RunError> {
     order.sort_by_key(|&n| graph.dag[n].factory.pads.sink != crate::registry::PadPresence::None);
     for n in order {
         let node = &graph.dag[n];
-        let built = (node.factory.build)(&node.props).map_err(|source| RunError::Element {
-            element: node.name.clone(),
-            source,
+        let built = (node.factory.build)(&node.props).map_err(|source| {
+            tracing::error!(element = %node.name, error = %source, "Element failed to build");
+            RunError::Element {
+                element: node.name.clone(),
+                source,
+            }
         })?;
+        tracing::debug!(element = %node.name, factory = node.factory.name, "Element built");
         impls[n.index()] = Some(built);
     }
     Ok(impls)
@@ -267,6 +295,13 @@ fn plan(
                     q.max_buffers
                 };
                 let (tx, rx) = kanal::bounded(cap);
+                tracing::debug!(
+                    queue = %names[n.index()],
+                    capacity = cap,
+                    max_bytes = q.max_bytes,
+                    leaky = ?q.leaky,
+                    "Planned a queue channel"
+                );
                 channels.insert(
                     n.index(),
                     Channel {
@@ -303,11 +338,16 @@ fn plan(
     let mut levels = HashMap::new();
     let mut pools = HashMap::new();
     let mut segment_of = vec![0; graph.dag.node_count()];
+    // What every source will produce in all, for a progress bar; unknown if one source is.
+    let mut total_bytes = Some(0u64);
     for (seg_no, &root) in roots.iter().enumerate() {
         let el = root.index();
         segment_of[el] = seg_no;
         let input = match impls[el].take() {
             Some(ElementImpl::Source(src)) => {
+                let size = src.size_hint();
+                total_bytes = total_bytes.zip(size).map(|(a, b)| a + b);
+                tracing::debug!(source = %names[el], size = ?size, "Source size");
                 let pool = match src.pool_request() {
                     Some(req) => {
                         let slots = if req.slots == 0 {
@@ -325,6 +365,13 @@ fn plan(
                             element: names[el].clone(),
                             source: ElementError::Failed(e.to_string()),
                         })?;
+                        tracing::debug!(
+                            source = %names[el],
+                            slots,
+                            slot_size = req.slot_size,
+                            backing = ?options.backing,
+                            "Pool created"
+                        );
                         pools.insert(el, pool.clone());
                         Some(pool)
                     }
@@ -346,7 +393,7 @@ fn plan(
         };
         let mut ops: Vec<OpSlot> = Vec::new();
         let mut work: Vec<(usize, NodeIndex<u32>)> = Vec::new();
-        let child = graph.children(root)[0].1;
+        let (link, child) = graph.children(root)[0];
         let entry = add_op(
             child,
             impls,
@@ -356,8 +403,9 @@ fn plan(
             &mut segment_of,
             seg_no,
         );
+        let entry = add_taps(entry, el, &link.src_pad, &mut ops, options);
         while let Some((op, node)) = work.pop() {
-            for (_, c) in graph.children(node) {
+            for (link, c) in graph.children(node) {
                 let id = add_op(
                     c,
                     impls,
@@ -367,6 +415,7 @@ fn plan(
                     &mut segment_of,
                     seg_no,
                 );
+                let id = add_taps(id, node.index(), &link.src_pad, &mut ops, options);
                 match &mut ops[op].op {
                     Op::Transform { next, .. } => *next = id,
                     Op::Tee { branches, .. } => branches.push(id),
@@ -375,7 +424,26 @@ fn plan(
             }
         }
         let name: String = format!("px-{}", names[el]).chars().take(15).collect();
-        segments.push(Segment::new(name, input, entry, ops, Arc::clone(names)));
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let members: Vec<&str> = (0..graph.dag.node_count())
+                .filter(|&e| segment_of[e] == seg_no)
+                .map(|e| names[e].as_str())
+                .collect();
+            tracing::debug!(thread = %name, elements = ?members, "Planned a thread");
+        }
+        let mut segment = Segment::new(name, input, entry, ops, Arc::clone(names));
+        segment.observe(
+            Observe {
+                console: options.console.clone(),
+                live: options.progress.as_ref().map(|p| p.register()),
+                ..Observe::default()
+            },
+            |el| observe::element_span(graph, el),
+        );
+        segments.push(segment);
+    }
+    if let Some(progress) = &options.progress {
+        progress.planned(total_bytes);
     }
     Ok(Plan {
         segments,
@@ -383,6 +451,33 @@ fn plan(
         pools,
         segment_of,
     })
+}
+
+/// Puts a tap op in front of op `id` for every `--tap` on the link from element `from`'s pad
+/// `src_pad`; returns the op that the link now leads to.
+fn add_taps(
+    mut id: usize,
+    from: usize,
+    src_pad: &str,
+    ops: &mut Vec<OpSlot>,
+    options: &RunOptions,
+) -> usize {
+    for tap in options
+        .taps
+        .iter()
+        .filter(|t| t.from == from && t.src_pad == src_pad)
+    {
+        ops.push(OpSlot::new(Op::Tap {
+            point: Box::new(TapPoint::new(
+                tap.label.clone(),
+                options.tap_format,
+                options.console.clone(),
+            )),
+            next: id,
+        }));
+        id = ops.len() - 1;
+    }
+    id
 }
 
 /// Adds the op for `node` (reached from within a segment) and queues it for its children.
