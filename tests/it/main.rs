@@ -8,5 +8,6 @@ mod flow;
 mod generated;
 mod inspect;
 mod parser_fuzz;
+mod shell;
 mod signals;
 mod support;
