@@ -288,8 +288,10 @@ impl TapPoint {
     pub(super) fn eos(&self) {
         let text = match self.format {
             TapFormat::Text => format!(
-                "tap {}: end of stream after {} buffers\n",
-                self.label, self.seen
+                "tap {}: end of stream after {} buffer{}\n",
+                self.label,
+                self.seen,
+                if self.seen == 1 { "" } else { "s" }
             ),
             TapFormat::Json => format!(
                 "{}\n",
