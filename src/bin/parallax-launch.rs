@@ -39,6 +39,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if progress::data_on_terminal(pipeline.graph()) {
+        line = None;
+    }
     let mut taps = Vec::new();
     for spec in &args.tap {
         match parallax::exec::resolve_tap(pipeline.graph(), spec) {

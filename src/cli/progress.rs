@@ -1,5 +1,6 @@
 //! The progress line of `parallax-launch`: drawn with indicatif on stderr, only when stderr is
-//! a terminal and neither `-q` nor `--no-position` is given; never on stdout.
+//! a terminal and neither `-q` nor `--no-position` is given; never on stdout, and not at all
+//! when the pipeline writes its data to a stdout that is the same terminal.
 //!
 //! The segments publish their counts (see `exec::Progress`); a ticker thread reads them every
 //! [`TICK`] and updates the line, so the pipeline's threads never draw and never wait for the
@@ -14,6 +15,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::exec::{human_bytes, Console, Progress, ProgressSnapshot};
+use crate::graph::Graph;
 
 /// How often the ticker reads the counts.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -23,11 +25,32 @@ pub fn wanted(quiet: bool, no_position: bool) -> bool {
     !quiet && !no_position && std::io::stderr().is_terminal()
 }
 
+/// Whether the pipeline writes its data to stdout while stdout is a terminal: then the line
+/// would be drawn in the middle of that data, so it is left out.
+pub fn data_on_terminal(graph: &Graph) -> bool {
+    if !std::io::stdout().is_terminal() {
+        return false;
+    }
+    graph.dag.graph().node_indices().any(|n| {
+        let node = &graph.dag[n];
+        let props = &node.props;
+        (node.factory.name == "fdsink" && props.int("fd").is_ok_and(|fd| fd == 1))
+            || props.bool("dump").unwrap_or(false)
+            || (node.factory.name == "filesink"
+                && props
+                    .string("location")
+                    .is_ok_and(|l| l == Some("/dev/stdout")))
+    })
+}
+
 /// A progress line and the ticker that feeds it.
 pub struct ProgressLine {
     bar: ProgressBar,
     progress: Arc<Progress>,
     shown: Arc<Shown>,
+    /// Between start and finish: only then do console lines hide and redraw the line (a
+    /// suspend draws the line afterwards, which must not happen before the run or after it).
+    active: Arc<AtomicBool>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     ticker: Option<std::thread::JoinHandle<()>>,
 }
@@ -51,11 +74,14 @@ impl Default for ProgressLine {
 impl ProgressLine {
     /// A line on stderr; nothing is drawn before [`ProgressLine::start`].
     pub fn new() -> ProgressLine {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let shown = Arc::new(Shown::default());
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+            .with_style(style(SPINNER, &shown));
         ProgressLine {
             bar,
             progress: Arc::new(Progress::new()),
-            shown: Arc::new(Shown::default()),
+            shown,
+            active: Arc::new(AtomicBool::new(false)),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             ticker: None,
         }
@@ -68,13 +94,20 @@ impl ProgressLine {
 
     /// A console whose lines (messages, taps, logs) hide the progress line while they print.
     pub fn console(&self) -> Console {
-        let bar = self.bar.clone();
-        Console::with_around(Arc::new(move |write: &mut dyn FnMut()| bar.suspend(write)))
+        let (bar, active) = (self.bar.clone(), Arc::clone(&self.active));
+        Console::with_around(Arc::new(move |write: &mut dyn FnMut()| {
+            if active.load(Ordering::SeqCst) {
+                bar.suspend(write);
+            } else {
+                write();
+            }
+        }))
     }
 
     /// Starts the ticker. Fails only if no thread can be started; the run goes on without it.
     pub fn start(&mut self) -> std::io::Result<()> {
         self.bar.reset_elapsed();
+        self.active.store(true, Ordering::SeqCst);
         let mut painter = Painter {
             bar: self.bar.clone(),
             shown: Arc::clone(&self.shown),
@@ -113,7 +146,8 @@ impl ProgressLine {
         };
         painter.draw(self.progress.snapshot());
         self.bar.finish();
-        if !self.bar.is_hidden() {
+        let was_active = self.active.swap(false, Ordering::SeqCst);
+        if was_active && !self.bar.is_hidden() {
             // indicatif leaves the cursor after the last line; what follows starts below it.
             let _ = std::io::stderr().write_all(b"\n");
         }
@@ -134,29 +168,34 @@ struct Painter {
     shape: Shape,
 }
 
-impl Painter {
-    fn style(&self, template: &str) -> ProgressStyle {
-        let shown = Arc::clone(&self.shown);
-        ProgressStyle::with_template(template)
-            .expect("the progress templates are valid")
-            .with_key(
-                "sinks",
-                move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
-                    let n = shown.buffers.load(Ordering::Relaxed);
+/// `template` with the `{sinks}` key reading `shown`.
+fn style(template: &str, shown: &Arc<Shown>) -> ProgressStyle {
+    let shown = Arc::clone(shown);
+    ProgressStyle::with_template(template)
+        .expect("the progress templates are valid")
+        .with_key(
+            "sinks",
+            move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let n = shown.buffers.load(Ordering::Relaxed);
+                let _ = std::fmt::Write::write_fmt(
+                    w,
+                    format_args!("{n} buffer{}", if n == 1 { "" } else { "s" }),
+                );
+                if shown.sink_bytes_differ.load(Ordering::Relaxed) {
+                    let bytes = shown.sink_bytes.load(Ordering::Relaxed) as f64;
                     let _ = std::fmt::Write::write_fmt(
                         w,
-                        format_args!("{n} buffer{}", if n == 1 { "" } else { "s" }),
+                        format_args!(" ({} into sinks)", human_bytes(bytes)),
                     );
-                    if shown.sink_bytes_differ.load(Ordering::Relaxed) {
-                        let bytes = shown.sink_bytes.load(Ordering::Relaxed) as f64;
-                        let _ = std::fmt::Write::write_fmt(
-                            w,
-                            format_args!(" ({} into sinks)", human_bytes(bytes)),
-                        );
-                    }
-                },
-            )
-            .progress_chars("=> ")
+                }
+            },
+        )
+        .progress_chars("=> ")
+}
+
+impl Painter {
+    fn style(&self, template: &str) -> ProgressStyle {
+        style(template, &self.shown)
     }
 
     fn draw(&mut self, s: ProgressSnapshot) {
