@@ -206,9 +206,10 @@ pub(super) struct Observe {
     /// The span of the input element and of each op (by op id; taps get a disabled one).
     pub(super) input_span: tracing::Span,
     pub(super) spans: Vec<tracing::Span>,
-    /// Whether a subscriber enabled the spans; otherwise none is ever entered.
+    /// Whether a subscriber enabled the spans; otherwise none is ever entered, and the
+    /// per-buffer calls take a path with nothing but the call.
     pub(super) spans_on: bool,
-    /// Whether a filter may want per-buffer TRACE events.
+    /// Whether a filter may want per-buffer TRACE events (only looked at when `spans_on`).
     pub(super) trace: bool,
     /// The sink ops, whose counts make the progress line.
     pub(super) sinks: Vec<usize>,
@@ -444,8 +445,9 @@ impl Segment {
                     }
                     self.current = el;
                     let mut cx = Ctx::new(run, pool.as_ref());
-                    let produced = {
-                        let _in = self.obs.enter_input();
+                    // Logging off: one test of a bool, no span guard (see `Observe`).
+                    let produced = if self.obs.spans_on {
+                        let _in = self.obs.input_span.enter();
                         let produced = src.produce(&mut cx);
                         if self.obs.trace {
                             if let Ok(Some(b)) = &produced {
@@ -457,6 +459,8 @@ impl Segment {
                             }
                         }
                         produced
+                    } else {
+                        src.produce(&mut cx)
                     };
                     if self.scale != 0 {
                         let now = Instant::now();
@@ -554,8 +558,8 @@ impl Segment {
                     let (el, next) = (*el, *next);
                     self.current = el;
                     let mut cx = Ctx::new(run, None);
-                    let flow = {
-                        let _in = self.obs.enter(id);
+                    let flow = if self.obs.spans_on {
+                        let _in = self.obs.spans[id].enter();
                         if self.obs.trace {
                             tracing::trace!(
                                 bytes = buf.len(),
@@ -563,6 +567,8 @@ impl Segment {
                                 "Processing a buffer"
                             );
                         }
+                        imp.process(buf, &mut cx)
+                    } else {
                         imp.process(buf, &mut cx)
                     };
                     self.charge(id);
@@ -581,8 +587,8 @@ impl Segment {
                     let el = *el;
                     self.current = el;
                     let mut cx = Ctx::new(run, None);
-                    let flow = {
-                        let _in = self.obs.enter(id);
+                    let flow = if self.obs.spans_on {
+                        let _in = self.obs.spans[id].enter();
                         if self.obs.trace {
                             tracing::trace!(
                                 bytes = buf.len(),
@@ -590,6 +596,8 @@ impl Segment {
                                 "Rendering a buffer"
                             );
                         }
+                        imp.render(buf, &mut cx)
+                    } else {
                         imp.render(buf, &mut cx)
                     };
                     self.charge(id);
