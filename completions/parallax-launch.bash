@@ -23,7 +23,7 @@ _parallax__launch() {
 
     case "${cmd}" in
         parallax__launch)
-            opts="-q -e -v -m -t -c -i -X -f -h -V --quiet --eos-on-shutdown --verbose --messages --tags --toc --index --exclude --no-fault --no-position --stats --dot --validate --memory --rt-priority --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough queue valve capsfilter tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
+            opts="-q -e -v -m -t -c -i -X -f -d -h -V --quiet --eos-on-shutdown --verbose --messages --tags --toc --index --exclude --no-fault --no-position --tap --tap-format --debug --stats --dot --validate --memory --rt-priority --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough queue valve capsfilter tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -34,6 +34,22 @@ _parallax__launch() {
                     return 0
                     ;;
                 -X)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tap-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --debug)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -67,4 +83,34 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
     complete -F _parallax__launch -o nosort -o bashdefault -o default parallax-launch
 else
     complete -F _parallax__launch -o bashdefault -o default parallax-launch
+fi
+
+# Element names where a pipeline expects one: after `!` (and, through the function above, as
+# its first word). Elsewhere in a pipeline, files (for location=...).
+_parallax_launch_elements="filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough queue valve capsfilter tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
+_parallax_launch_pipeline() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="" i in_pipeline=0
+    if [[ ${COMP_CWORD} -gt 0 ]]; then
+        prev="${COMP_WORDS[COMP_CWORD-1]}"
+    fi
+    if [[ "${prev}" == "!" && "${cur}" != -* ]]; then
+        COMPREPLY=( $(compgen -W "${_parallax_launch_elements}" -- "${cur}") )
+        return 0
+    fi
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        if [[ " ${_parallax_launch_elements} " == *" ${COMP_WORDS[i]} "* ]]; then
+            in_pipeline=1
+        fi
+    done
+    if [[ ${in_pipeline} -eq 1 && "${cur}" != -* ]]; then
+        COMPREPLY=()
+        return 0
+    fi
+    _parallax__launch "$@"
+}
+
+if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
+    complete -F _parallax_launch_pipeline -o nosort -o bashdefault -o default parallax-launch
+else
+    complete -F _parallax_launch_pipeline -o bashdefault -o default parallax-launch
 fi

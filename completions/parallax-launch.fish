@@ -1,4 +1,8 @@
 complete -c parallax-launch -s X -l exclude -d 'With -v, do not print these properties (comma separated)' -r
+complete -c parallax-launch -l tap -d 'Show every buffer passing ELEMENT (what leaves it; for a sink, what arrives) or the link at ELEMENT.PAD: size, metadata and its first 32 bytes as hex, on stderr. Does not change the data. May be repeated' -r
+complete -c parallax-launch -l tap-format -d 'How --tap prints each buffer' -r -f -a "text\t'A line per buffer (size and metadata), then its first bytes as a hex dump'
+json\t'One JSON object per buffer, one per line'"
+complete -c parallax-launch -s d -l debug -d 'Log filter, like GST_DEBUG: `info`, `info,filesrc=trace` (an element factory or name selects that element\'s log lines), `parallax::exec=debug`; gst\'s `filesrc:5` and `*:3` work too. Overrides PARALLAX_LOG. Logs go to stderr' -r
 complete -c parallax-launch -l stats -d 'Statistics on exit: per element buffers, bytes and busy time, per link high-water marks, wall time and throughput. Printed as a table unless -q; `--stats=json` prints one JSON object (even with -q)' -r -f -a "table\t'An aligned table on stderr'
 json\t'One JSON object on one line of stderr'
 none\t'Nothing'"
@@ -9,13 +13,60 @@ hugepages\t'Sealed memfd on 2 MiB huge pages (fewer TLB misses with large buffer
 complete -c parallax-launch -l rt-priority -d 'Run exec=rt threads with SCHED_FIFO at this priority (1-99; needs CAP_SYS_NICE or an rtprio limit, otherwise one warning and normal priority)' -r
 complete -c parallax-launch -s q -l quiet -d 'Print nothing but errors (no statistics)'
 complete -c parallax-launch -s e -l eos-on-shutdown -d 'On Ctrl-C, end the stream at the sources and exit 0 once it is written out (the drain happens without -e too, but then the exit status is 130)'
-complete -c parallax-launch -s v -l verbose -d 'Print the execution plan and the properties set on each element'
+complete -c parallax-launch -s v -l verbose -d 'Print the properties set on each element, as gst-launch -v does (`/pipeline0/filesrc0: location = "in.bin"`), the links, and the thread each element runs in'
 complete -c parallax-launch -s m -l messages -d 'Print pipeline events as they happen: running, each thread started and finished (end of stream, stopped or its error), the ending'
 complete -c parallax-launch -s t -l tags -d 'Output tags (accepted for gst-launch compatibility; parallax streams carry no tags)'
 complete -c parallax-launch -s c -l toc -d 'Output TOC (accepted for gst-launch compatibility; parallax streams carry no TOC)'
 complete -c parallax-launch -s i -l index -d 'Output index (accepted for gst-launch compatibility)'
 complete -c parallax-launch -s f -l no-fault -d 'Do not install a fault handler (accepted for gst-launch compatibility; parallax installs none)'
-complete -c parallax-launch -l no-position -d 'Do not print the current position (accepted for gst-launch compatibility)'
+complete -c parallax-launch -l no-position -d 'Do not draw the progress line. It is drawn only when stderr is a terminal and -q is not given: bytes and buffers into the sinks, rate and elapsed time, and a bar with ETA when every source knows its size (filesrc)'
 complete -c parallax-launch -l validate -d 'Parse, validate and plan without running anything (exit 0 when the pipeline would run, 2 with the error otherwise); with --dot, write the graph'
 complete -c parallax-launch -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c parallax-launch -s V -l version -d 'Print version'
+
+# Element names where a pipeline expects one: its first word and after `!`.
+function __parallax_launch_wants_element
+    set -l tokens (commandline -opc)
+    test "$tokens[-1]" = '!'; and return 0
+    for t in $tokens[2..-1]
+        string match -q -- '-*' $t; or return 1
+    end
+    return 0
+end
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a filesrc -d 'Reads a file'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a filesink -d 'Writes to a file'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a fdsrc -d 'Reads from a file descriptor (stdin by default)'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a fdsink -d 'Writes to a file descriptor (stdout by default)'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a fakesrc -d 'Produces buffers of chosen sizes and contents (nullsrc: empty buffers)'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a nullsrc -d 'Produces buffers of chosen sizes and contents (nullsrc: empty buffers)'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a testsrc -d 'Produces test-pattern buffers of a fixed size'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a fakesink -d 'Discards buffers (after counting them)'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a nullsink -d 'Discards buffers (after counting them)'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a identity -d 'Passes buffers through, optionally dropping, delaying or failing'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a passthrough -d 'Passes buffers through, optionally dropping, delaying or failing'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a queue -d 'A thread boundary with a bounded buffer queue'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a valve -d 'Passes or drops buffers depending on the drop property'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a capsfilter -d 'Restricts the stream'\''s caps (caps written between links become one)'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a tee -d 'Sends every buffer to each of its branches, without copying'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a funnel -d 'Merges several streams into one'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a tcpserversrc -d 'Accepts one TCP connection and reads it'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a tcpclientsrc -d 'Connects to a TCP server and reads what it sends'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a tcpsrc -d 'Connects to a TCP server and reads what it sends'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a asynctcpsrc -d 'Connects to a TCP server and reads what it sends'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a tcpserversink -d 'Serves every buffer to every connected TCP client'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a tcpclientsink -d 'Connects to a TCP server and sends it every buffer'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a tcpsink -d 'Connects to a TCP server and sends it every buffer'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a asynctcpsink -d 'Connects to a TCP server and sends it every buffer'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a udpsrc -d 'Receives UDP datagrams, unicast or multicast'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a asyncudpsrc -d 'Receives UDP datagrams, unicast or multicast'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a udpsink -d 'Sends each buffer as a UDP datagram'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a asyncudpsink -d 'Sends each buffer as a UDP datagram'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a multiudpsink -d 'Sends each buffer as a UDP datagram to every client'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a udpmulticastsrc -d 'Receives the datagrams of a multicast group'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a udpmulticastsink -d 'Sends each buffer as a datagram to a multicast group'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a unixsrc -d 'Reads a Unix domain socket, stream or datagram'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a asyncunixsrc -d 'Reads a Unix domain socket, stream or datagram'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a unixsink -d 'Writes to a Unix domain socket, stream or datagram'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a asyncunixsink -d 'Writes to a Unix domain socket, stream or datagram'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a shmsink -d 'Sends buffers to other processes through shared memory'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a shmsrc -d 'Receives buffers from a shmsink in another process'

@@ -77,7 +77,15 @@ pub(crate) use basesink_props;
 /// Writes `data` as a hex dump (offset, 16 bytes of hex, ASCII) to stdout, like gst's `dump`.
 fn hex_dump(data: &[u8]) -> Result<(), ElementError> {
     use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
+    std::io::stdout()
+        .lock()
+        .write_all(hex_rows(data).as_bytes())
+        .map_err(|e| ElementError::io("dumping to stdout", e))
+}
+
+/// `data` as hex dump rows: offset, 16 bytes of hex, the printable ASCII; one line per 16 bytes.
+/// Used by fakesink's `dump` and by `--tap`.
+pub(crate) fn hex_rows(data: &[u8]) -> String {
     let mut text = String::with_capacity(data.len() * 4 + 80);
     for (row, chunk) in data.chunks(16).enumerate() {
         text.push_str(&format!("{:08x}: ", row * 16));
@@ -97,8 +105,7 @@ fn hex_dump(data: &[u8]) -> Result<(), ElementError> {
         }));
         text.push('\n');
     }
-    out.write_all(text.as_bytes())
-        .map_err(|e| ElementError::io("dumping to stdout", e))
+    text
 }
 
 /// A small, fast, seedable generator for random fill and drop probabilities (xorshift64*).

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use clap::Parser as _;
-use parallax::cli::{LaunchArgs, MemoryArg, StatsFormat};
+use parallax::cli::progress::{self, ProgressLine};
+use parallax::cli::{logs, verbose, LaunchArgs, MemoryArg, StatsFormat, TapFormatArg};
 use parallax::element::ElementError;
-use parallax::exec::{Ending, Pipeline, RunControl, RunError, RunOptions};
+use parallax::exec::{Console, Ending, Pipeline, RunControl, RunError, RunOptions, TapFormat};
 use parallax::memory::Backing;
 
 /// Set while elements run: their panics are reported by the executor, not by the default hook.
@@ -25,6 +26,18 @@ fn main() -> ExitCode {
         return ExitCode::from(parallax::exec::worker_main() as u8);
     }
     let args = LaunchArgs::parse();
+    // Decided first, so that log lines already step around the line it will draw.
+    let mut line =
+        (progress::wanted(args.quiet, args.no_position) && !args.validate).then(ProgressLine::new);
+    let console = line
+        .as_ref()
+        .map_or_else(Console::default, ProgressLine::console);
+    if let Some(filter) = logs::requested(args.debug.as_deref()) {
+        if let Err(e) = logs::init(&filter, console.clone()) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let description = parallax::parse::join_argv(&args.pipeline);
     let pipeline = match Pipeline::parse(&description) {
         Ok(p) => p,
@@ -33,8 +46,29 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if progress::data_on_terminal(pipeline.graph()) {
+        line = None;
+    }
+    let mut taps = Vec::new();
+    for spec in &args.tap {
+        match parallax::exec::resolve_tap(pipeline.graph(), spec) {
+            Ok(t) => taps.extend(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                if let Some(help) = &e.help {
+                    eprintln!("  = help: {help}");
+                }
+                return ExitCode::from(2);
+            }
+        }
+    }
     if args.verbose {
-        print_plan(&pipeline, &args.exclude);
+        let mut text = verbose::plan_text(pipeline.graph(), &args.exclude);
+        for line in pipeline.plan_text() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }
     if args.validate {
         if let Some(target) = &args.dot {
@@ -54,11 +88,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    install_signal_handler(&control, args.quiet);
+    install_signal_handler(&control, args.quiet, &console);
     install_panic_hook();
 
     if args.messages {
-        eprintln!("pipeline: running");
+        console.write("pipeline: running\n");
     }
     let options = RunOptions {
         backing: match args.memory {
@@ -68,10 +102,25 @@ fn main() -> ExitCode {
         },
         messages: args.messages,
         rt_priority: args.rt_priority,
+        console: console.clone(),
+        taps,
+        tap_format: match args.tap_format {
+            TapFormatArg::Text => TapFormat::Text,
+            TapFormatArg::Json => TapFormat::Json,
+        },
+        progress: line.as_ref().map(ProgressLine::progress),
     };
+    if let Some(l) = &mut line {
+        if let Err(e) = l.start() {
+            eprintln!("warning: no progress line: {e}");
+        }
+    }
     ELEMENTS_RUNNING.store(true, Ordering::SeqCst);
     let result = pipeline.run(Arc::clone(&control), &options);
     ELEMENTS_RUNNING.store(false, Ordering::SeqCst);
+    if let Some(l) = line {
+        l.finish();
+    }
 
     match result {
         Ok(mut report) => {
@@ -126,13 +175,14 @@ fn main() -> ExitCode {
 }
 
 /// First SIGINT/SIGTERM: drain (EOS at the sources). Second: exit now.
-fn install_signal_handler(control: &Arc<RunControl>, quiet: bool) {
+fn install_signal_handler(control: &Arc<RunControl>, quiet: bool, console: &Console) {
     static SIGNALS: AtomicUsize = AtomicUsize::new(0);
     let control = Arc::clone(control);
+    let console = console.clone();
     let installed = ctrlc::set_handler(move || {
         if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
             if !quiet {
-                eprintln!("interrupt: ending the stream at the sources; press Ctrl-C again to stop at once");
+                console.write("interrupt: ending the stream at the sources; press Ctrl-C again to stop at once\n");
             }
             control.request_drain();
         } else {
@@ -186,28 +236,4 @@ fn dot_after_run(
         target,
         &parallax::graph::dot::to_dot(pipeline.graph(), Some(&counts)),
     )
-}
-
-fn print_plan(pipeline: &Pipeline, exclude: &[String]) {
-    let graph = pipeline.graph();
-    let mut err = std::io::stderr().lock();
-    for n in graph.topo_order() {
-        let node = &graph.dag[n];
-        for (spec, value) in node.props.explicit() {
-            if exclude.iter().any(|x| x == spec.name) {
-                continue;
-            }
-            let _ = writeln!(err, "{}: {} = {}", node.name, spec.name, value);
-        }
-        for (link, child) in graph.children(n) {
-            let _ = writeln!(
-                err,
-                "{}.{} -> {}.{}",
-                node.name, link.src_pad, graph.dag[child].name, link.sink_pad
-            );
-        }
-    }
-    for line in pipeline.plan_text() {
-        let _ = writeln!(err, "{line}");
-    }
 }

@@ -3,6 +3,10 @@
 
 use clap::{Parser, ValueEnum};
 
+pub mod logs;
+pub mod progress;
+pub mod verbose;
+
 /// How to print statistics on exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StatsFormat {
@@ -24,6 +28,15 @@ pub enum MemoryArg {
     /// Sealed memfd on 2 MiB huge pages (fewer TLB misses with large buffers); falls back to
     /// memfd with one warning when no huge pages are reserved (sysctl vm.nr_hugepages).
     Hugepages,
+}
+
+/// How `--tap` prints buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TapFormatArg {
+    /// A line per buffer (size and metadata), then its first bytes as a hex dump.
+    Text,
+    /// One JSON object per buffer, one per line.
+    Json,
 }
 
 /// Build and run a pipeline, gst-launch-1.0 style.
@@ -50,7 +63,9 @@ pub struct LaunchArgs {
     #[arg(short = 'e', long)]
     pub eos_on_shutdown: bool,
 
-    /// Print the execution plan and the properties set on each element
+    /// Print the properties set on each element, as gst-launch -v does
+    /// (`/pipeline0/filesrc0: location = "in.bin"`), the links, and the thread each element
+    /// runs in
     #[arg(short, long)]
     pub verbose: bool,
 
@@ -79,9 +94,27 @@ pub struct LaunchArgs {
     #[arg(short = 'f', long)]
     pub no_fault: bool,
 
-    /// Do not print the current position (accepted for gst-launch compatibility)
+    /// Do not draw the progress line. It is drawn only when stderr is a terminal and -q is not
+    /// given: bytes and buffers into the sinks, rate and elapsed time, and a bar with ETA when
+    /// every source knows its size (filesrc)
     #[arg(long)]
     pub no_position: bool,
+
+    /// Show every buffer passing ELEMENT (what leaves it; for a sink, what arrives) or the
+    /// link at ELEMENT.PAD: size, metadata and its first 32 bytes as hex, on stderr. Does not
+    /// change the data. May be repeated
+    #[arg(long, value_name = "ELEMENT[.PAD]")]
+    pub tap: Vec<String>,
+
+    /// How --tap prints each buffer
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub tap_format: TapFormatArg,
+
+    /// Log filter, like GST_DEBUG: `info`, `info,filesrc=trace` (an element factory or name
+    /// selects that element's log lines), `parallax::exec=debug`; gst's `filesrc:5` and
+    /// `*:3` work too. Overrides PARALLAX_LOG. Logs go to stderr
+    #[arg(short = 'd', long = "debug", value_name = "FILTER")]
+    pub debug: Option<String>,
 
     /// Statistics on exit: per element buffers, bytes and busy time, per link high-water marks,
     /// wall time and throughput. Printed as a table unless -q; `--stats=json` prints one JSON

@@ -19,6 +19,7 @@ mod control;
 mod isolated;
 mod rt;
 pub use isolated::{splits as isolated_splits, worker_main, WORKER_ARG};
+mod observe;
 mod segment;
 mod stats;
 
@@ -29,8 +30,12 @@ use std::time::{Duration, Instant};
 use daggy::NodeIndex;
 
 pub use control::RunControl;
+pub use observe::{
+    resolve_tap, AroundWrite, Console, Progress, ProgressSnapshot, Tap, TapError, TapFormat,
+    TAP_HEAD_BYTES,
+};
 pub use segment::ElementStats;
-pub use stats::{ElementReport, LinkReport, PoolReport, Report};
+pub use stats::{human_bytes, ElementReport, LinkReport, PoolReport, Report};
 
 use crate::element::{ElementError, ElementImpl, QueueSettings};
 use crate::graph::Graph;
@@ -39,7 +44,8 @@ use crate::parse::Diagnostic;
 use crate::registry::Domain;
 use crate::registry::Exec;
 use async_domain::{AsyncTask, DomainContext};
-use segment::{Input, Item, Level, Op, OpSlot, Outcome, Segment, SegmentResult};
+use observe::TapPoint;
+use segment::{Input, Item, Level, Observe, Op, OpSlot, Outcome, Segment, SegmentResult};
 
 /// A runtime failure; the binary exits 1 with it.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +91,14 @@ pub struct RunOptions {
     pub messages: bool,
     /// SCHED_FIFO priority for `exec=rt` threads (`--rt-priority`).
     pub rt_priority: Option<u8>,
+    /// Where `-m` lines and taps are written.
+    pub console: Console,
+    /// Links to show every buffer of (`--tap`), from [`resolve_tap`].
+    pub taps: Vec<Tap>,
+    /// How taps print.
+    pub tap_format: TapFormat,
+    /// Live totals for a progress line, when one is drawn.
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for RunOptions {
@@ -93,6 +107,10 @@ impl Default for RunOptions {
             backing: Backing::Memfd,
             messages: false,
             rt_priority: None,
+            console: Console::default(),
+            taps: Vec::new(),
+            tap_format: TapFormat::Text,
+            progress: None,
         }
     }
 }
@@ -231,6 +249,11 @@ impl Pipeline {
         } = plan;
         let thread_count = segments.len() + usize::from(!tasks.is_empty());
         let segment_count = segments.len() + tasks.len();
+        tracing::info!(
+            elements = names.len(),
+            threads = thread_count,
+            "Pipeline running"
+        );
 
         let (done_tx, done_rx) = std::sync::mpsc::channel::<SegmentResult>();
         if segment_count == 0 {
@@ -329,6 +352,7 @@ impl Pipeline {
         } else {
             Ending::Eos
         };
+        tracing::info!(?ending, wall = ?started.elapsed(), "Pipeline finished");
         Ok(stats::report(
             graph,
             &per_element,
@@ -377,10 +401,14 @@ fn build_elements(graph: &Graph, messages: bool) -> Result<Vec<Option<ElementImp
             }
             _ => (node.factory.build)(&node.props),
         }
-        .map_err(|source| RunError::Element {
-            element: node.name.clone(),
-            source,
+        .map_err(|source| {
+            tracing::error!(element = %node.name, error = %source, "Element failed to build");
+            RunError::Element {
+                element: node.name.clone(),
+                source,
+            }
         })?;
+        tracing::debug!(element = %node.name, factory = node.factory.name, "Element built");
         impls[n.index()] = Some(built);
     }
     Ok(impls)
@@ -436,6 +464,13 @@ fn plan(
                     q.max_buffers
                 };
                 channels.insert(n.index(), Channel::new(cap, q.max_bytes, Some(*q)));
+                tracing::debug!(
+                    queue = %names[n.index()],
+                    capacity = cap,
+                    max_bytes = q.max_bytes,
+                    leaky = ?q.leaky,
+                    "Planned a queue channel"
+                );
             }
             Some(ElementImpl::Funnel) => {
                 channels.insert(n.index(), Channel::new(FUNNEL_CAPACITY, 0, None));
@@ -467,11 +502,16 @@ fn plan(
     let mut bridges = HashMap::new();
     let mut pools = HashMap::new();
     let mut segment_of = vec![0; graph.dag.node_count()];
+    // What every source will produce in all, for a progress bar; unknown if one source is.
+    let mut total_bytes = Some(0u64);
     for (seg_no, &root) in roots.iter().enumerate() {
         let el = root.index();
         segment_of[el] = seg_no;
         let input = match impls[el].take() {
             Some(ElementImpl::Source(src)) => {
+                let size = src.size_hint();
+                total_bytes = total_bytes.zip(size).map(|(a, b)| a + b);
+                tracing::debug!(source = %names[el], size = ?size, "Source size");
                 let pool = source_pool(src.pool_request(), el, names, options, &mut pools)?;
                 Input::Source { el, src, pool }
             }
@@ -511,7 +551,7 @@ fn plan(
         };
         let mut ops: Vec<OpSlot> = Vec::new();
         let mut work: Vec<(usize, NodeIndex<u32>)> = Vec::new();
-        let child = graph.children(root)[0].1;
+        let (link, child) = graph.children(root)[0];
         let entry = add_op(
             child,
             impls,
@@ -521,8 +561,9 @@ fn plan(
             &mut segment_of,
             seg_no,
         );
+        let entry = add_taps(entry, el, &link.src_pad, &mut ops, options);
         while let Some((op, node)) = work.pop() {
-            for (_, c) in graph.children(node) {
+            for (link, c) in graph.children(node) {
                 let id = add_op(
                     c,
                     impls,
@@ -532,6 +573,7 @@ fn plan(
                     &mut segment_of,
                     seg_no,
                 );
+                let id = add_taps(id, node.index(), &link.src_pad, &mut ops, options);
                 match &mut ops[op].op {
                     Op::Transform { next, .. } => *next = id,
                     Op::Tee { branches, .. } => branches.push(id),
@@ -540,7 +582,26 @@ fn plan(
             }
         }
         let name: String = format!("px-{}", names[el]).chars().take(15).collect();
-        segments.push(Segment::new(name, input, entry, ops, Arc::clone(names)));
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let members: Vec<&str> = (0..graph.dag.node_count())
+                .filter(|&e| segment_of[e] == seg_no)
+                .map(|e| names[e].as_str())
+                .collect();
+            tracing::debug!(thread = %name, elements = ?members, "Planned a thread");
+        }
+        let mut segment = Segment::new(name, input, entry, ops, Arc::clone(names));
+        segment.observe(
+            Observe {
+                console: options.console.clone(),
+                live: options.progress.as_ref().map(|p| p.register()),
+                ..Observe::default()
+            },
+            |el| observe::element_span(graph, el),
+        );
+        segments.push(segment);
+    }
+    if let Some(progress) = &options.progress {
+        progress.planned(total_bytes);
     }
     // An async source feeding an async sink sends straight into the sink's channel: no
     // thread in between (graph.segments() gives it none).
@@ -624,6 +685,33 @@ fn source_pool(
     })?;
     pools.insert(el, pool.clone());
     Ok(Some(pool))
+}
+
+/// Puts a tap op in front of op `id` for every `--tap` on the link from element `from`'s pad
+/// `src_pad`; returns the op that the link now leads to.
+fn add_taps(
+    mut id: usize,
+    from: usize,
+    src_pad: &str,
+    ops: &mut Vec<OpSlot>,
+    options: &RunOptions,
+) -> usize {
+    for tap in options
+        .taps
+        .iter()
+        .filter(|t| t.from == from && t.src_pad == src_pad)
+    {
+        ops.push(OpSlot::new(Op::Tap {
+            point: Box::new(TapPoint::new(
+                tap.label.clone(),
+                options.tap_format,
+                options.console.clone(),
+            )),
+            next: id,
+        }));
+        id = ops.len() - 1;
+    }
+    id
 }
 
 /// Adds the op for `node` (reached from within a segment) and queues it for its children.

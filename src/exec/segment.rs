@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use kanal::{Receiver, Sender};
 
 use super::control::RunControl;
+use super::observe::{Console, LiveCounters, TapPoint};
 use super::RunError;
 use crate::element::{
     Ctx, ElementError, Flow, Leaky, QueueSettings, Sink, SinkFlow, Source, Transform,
@@ -155,6 +156,11 @@ pub(super) enum Op {
         /// The queue or funnel element, for its dropped counter.
         target: usize,
     },
+    /// `--tap`: shows each buffer, then hands it to `next` untouched. Only there when asked for.
+    Tap {
+        point: Box<TapPoint>,
+        next: usize,
+    },
 }
 
 impl Op {
@@ -196,6 +202,49 @@ pub(super) struct SegmentResult {
     pub(super) outcome: Outcome,
 }
 
+/// What a segment shows about itself while it runs: `-m` lines, live counts for a progress
+/// line, and the element spans for logs. The default shows nothing and costs nothing.
+pub(super) struct Observe {
+    pub(super) console: Console,
+    /// Where the segment publishes its counts, when a progress line is wanted.
+    pub(super) live: Option<Arc<LiveCounters>>,
+    /// The span of the input element and of each op (by op id; taps get a disabled one).
+    pub(super) input_span: tracing::Span,
+    pub(super) spans: Vec<tracing::Span>,
+    /// Whether a subscriber enabled the spans; otherwise none is ever entered, and the
+    /// per-buffer calls take a path with nothing but the call.
+    pub(super) spans_on: bool,
+    /// Whether a filter may want per-buffer TRACE events (only looked at when `spans_on`).
+    pub(super) trace: bool,
+    /// The sink ops, whose counts make the progress line.
+    pub(super) sinks: Vec<usize>,
+}
+
+impl Default for Observe {
+    fn default() -> Self {
+        Observe {
+            console: Console::default(),
+            live: None,
+            input_span: tracing::Span::none(),
+            spans: Vec::new(),
+            spans_on: false,
+            trace: false,
+            sinks: Vec::new(),
+        }
+    }
+}
+
+impl Observe {
+    /// Enters op `id`'s span when logging is on.
+    fn enter(&self, id: usize) -> Option<tracing::span::Entered<'_>> {
+        self.spans_on.then(|| self.spans[id].enter())
+    }
+
+    fn enter_input(&self) -> Option<tracing::span::Entered<'_>> {
+        self.spans_on.then(|| self.input_span.enter())
+    }
+}
+
 /// A fused run of elements on one thread.
 pub(super) struct Segment {
     pub(super) name: String,
@@ -203,6 +252,7 @@ pub(super) struct Segment {
     pub(super) entry: usize,
     pub(super) ops: Vec<OpSlot>,
     pub(super) names: Arc<Vec<String>>,
+    pub(super) obs: Observe,
     input_stats: ElementStats,
     live: usize,
     stack: Vec<(usize, Buffer)>,
@@ -244,6 +294,7 @@ impl Segment {
             entry,
             ops,
             names,
+            obs: Observe::default(),
             input_stats: ElementStats::default(),
             live,
             stack: Vec::new(),
@@ -254,11 +305,58 @@ impl Segment {
         }
     }
 
+    /// Sets what the segment shows; `span_of(el)` gives an element's span.
+    pub(super) fn observe(&mut self, mut obs: Observe, span_of: impl Fn(usize) -> tracing::Span) {
+        let input_el = match &self.input {
+            Input::Source { el, .. } | Input::Channel { el, .. } => *el,
+        };
+        obs.input_span = span_of(input_el);
+        obs.spans_on = !obs.input_span.is_disabled();
+        obs.trace = tracing::level_filters::LevelFilter::current() >= tracing::Level::TRACE;
+        obs.spans = self
+            .ops
+            .iter()
+            .map(|slot| match &slot.op {
+                Op::Transform { el, .. } | Op::Sink { el, .. } | Op::Tee { el, .. } => span_of(*el),
+                // Pushing into a queue's channel (and waiting for room) is the queue's work.
+                Op::Send { target, .. } => span_of(*target),
+                Op::Tap { .. } => tracing::Span::none(),
+            })
+            .collect();
+        obs.sinks = (0..self.ops.len())
+            .filter(|&id| matches!(self.ops[id].op, Op::Sink { .. }))
+            .collect();
+        self.obs = obs;
+    }
+
+    /// Stores the counts for the progress line: a few relaxed stores of counters this thread
+    /// already keeps for `--stats`. Called once per input buffer, and only while a progress
+    /// line is drawn (a terminal watches), never under `-q`, a pipe or a benchmark.
+    fn publish(&self) {
+        let Some(live) = &self.obs.live else {
+            return;
+        };
+        let (mut buffers, mut bytes) = (0, 0);
+        for &id in &self.obs.sinks {
+            buffers += self.ops[id].stats.buffers;
+            bytes += self.ops[id].stats.bytes;
+        }
+        live.sink_buffers.store(buffers, Ordering::Relaxed);
+        live.sink_bytes.store(bytes, Ordering::Relaxed);
+        if let Input::Source { .. } = self.input {
+            live.source_bytes
+                .store(self.input_stats.bytes, Ordering::Relaxed);
+        }
+    }
+
     /// Runs to end of stream, catching a panicking element and naming it.
     pub(super) fn run_guarded(mut self, run: &RunControl, messages: bool) -> SegmentResult {
         if messages {
-            eprintln!("message: {}: started", self.name);
+            self.obs
+                .console
+                .write(&format!("message: {}: started\n", self.name));
         }
+        tracing::debug!(thread = %self.name, ops = self.ops.len(), "Thread started");
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
         let outcome = match result {
             Ok(r) => r,
@@ -274,6 +372,7 @@ impl Segment {
                 })
             }
         };
+        self.publish();
         let input_el = match &self.input {
             Input::Source { el, .. } | Input::Channel { el, .. } => *el,
         };
@@ -303,13 +402,21 @@ impl Segment {
                     ));
                     continue;
                 }
+                Op::Tap { .. } => continue,
             };
             stats.push((el, slot.stats));
         }
         let (outcome, how) = match outcome {
-            Ok(o @ Outcome::Eos) => (o, "end of stream".to_owned()),
-            Ok(o) => (o, "stopped".to_owned()),
+            Ok(o @ Outcome::Eos) => {
+                tracing::debug!(thread = %self.name, "Thread reached end of stream");
+                (o, "end of stream".to_owned())
+            }
+            Ok(o) => {
+                tracing::debug!(thread = %self.name, "Thread stopped");
+                (o, "stopped".to_owned())
+            }
             Err(e) => {
+                tracing::error!(thread = %self.name, error = %e, "Thread failed");
                 let how = format!("error: {e}");
                 // The first error recorded wins; it also stops every other segment.
                 run.fail(e);
@@ -317,7 +424,9 @@ impl Segment {
             }
         };
         if messages {
-            eprintln!("message: {}: {how}", self.name);
+            self.obs
+                .console
+                .write(&format!("message: {}: {how}\n", self.name));
         }
         SegmentResult { stats, outcome }
     }
@@ -339,6 +448,10 @@ impl Segment {
             if self.live == 0 {
                 break;
             }
+            if self.obs.live.is_some() {
+                // Before waiting for the next buffer, so a slow stream shows its last one.
+                self.publish();
+            }
             self.iteration += 1;
             self.scale = if self.iteration % SAMPLE_EVERY == 1 {
                 self.last = Instant::now();
@@ -350,11 +463,29 @@ impl Segment {
                 Input::Source { el, src, pool } => {
                     let el = *el;
                     if run.drain_requested() {
+                        let _in = self.obs.enter_input();
+                        tracing::info!("Drain requested: ending the stream at this source");
                         break;
                     }
                     self.current = el;
                     let mut cx = Ctx::new(run, pool.as_ref());
-                    let produced = src.produce(&mut cx);
+                    // Logging off: one test of a bool, no span guard (see `Observe`).
+                    let produced = if self.obs.spans_on {
+                        let _in = self.obs.input_span.enter();
+                        let produced = src.produce(&mut cx);
+                        if self.obs.trace {
+                            if let Ok(Some(b)) = &produced {
+                                tracing::trace!(
+                                    bytes = b.len(),
+                                    seq = b.meta.sequence,
+                                    "Produced a buffer"
+                                );
+                            }
+                        }
+                        produced
+                    } else {
+                        src.produce(&mut cx)
+                    };
                     if self.scale != 0 {
                         let now = Instant::now();
                         self.input_stats.busy_ns +=
@@ -366,7 +497,15 @@ impl Segment {
                             self.input_stats.count(&buf);
                             buf
                         }
-                        Ok(None) => break,
+                        Ok(None) => {
+                            let _in = self.obs.enter_input();
+                            tracing::debug!(
+                                buffers = self.input_stats.buffers,
+                                bytes = self.input_stats.bytes,
+                                "Source reached end of stream"
+                            );
+                            break;
+                        }
                         Err(ElementError::Interrupted) if run.is_stopping() => {
                             return Ok(Outcome::Stopped)
                         }
@@ -388,6 +527,7 @@ impl Segment {
                     }
                     Ok(Item::Eos) => {
                         eos_seen += 1;
+                        tracing::debug!(thread = %self.name, inputs = *inputs, eos_seen, "End of stream from upstream");
                         if eos_seen >= *inputs {
                             break;
                         }
@@ -442,7 +582,19 @@ impl Segment {
                     let (el, next) = (*el, *next);
                     self.current = el;
                     let mut cx = Ctx::new(run, None);
-                    let flow = imp.process(buf, &mut cx);
+                    let flow = if self.obs.spans_on {
+                        let _in = self.obs.spans[id].enter();
+                        if self.obs.trace {
+                            tracing::trace!(
+                                bytes = buf.len(),
+                                seq = buf.meta.sequence,
+                                "Processing a buffer"
+                            );
+                        }
+                        imp.process(buf, &mut cx)
+                    } else {
+                        imp.process(buf, &mut cx)
+                    };
                     self.charge(id);
                     match flow {
                         Ok(Flow::Push(out)) => pending = Some((next, out)),
@@ -459,13 +611,30 @@ impl Segment {
                     let el = *el;
                     self.current = el;
                     let mut cx = Ctx::new(run, None);
-                    let flow = imp.render(buf, &mut cx);
+                    let flow = if self.obs.spans_on {
+                        let _in = self.obs.spans[id].enter();
+                        if self.obs.trace {
+                            tracing::trace!(
+                                bytes = buf.len(),
+                                seq = buf.meta.sequence,
+                                "Rendering a buffer"
+                            );
+                        }
+                        imp.render(buf, &mut cx)
+                    } else {
+                        imp.render(buf, &mut cx)
+                    };
                     self.charge(id);
                     match flow {
                         Ok(SinkFlow::Continue) => {}
                         Ok(SinkFlow::Done) => self.finish_from(id, run)?,
                         // The reader went away (EPIPE): this branch ends quietly.
-                        Err(ElementError::Closed) => self.retire(id),
+                        Err(ElementError::Closed) => {
+                            let _in = self.obs.enter(id);
+                            tracing::debug!("The reader closed the stream: this branch ends");
+                            drop(_in);
+                            self.retire(id);
+                        }
                         Err(e) => return Err(self.fail(el, e)),
                     }
                 }
@@ -486,6 +655,20 @@ impl Segment {
                         unreachable!("op {id} is a tee")
                     };
                     pending = Some((branches[0], buf));
+                    self.charge(id);
+                }
+                Op::Tap { next, .. } => {
+                    let next = *next;
+                    if self.ops[next].done {
+                        self.ops[id].done = true;
+                        continue;
+                    }
+                    let Op::Tap { point, .. } = &mut self.ops[id].op else {
+                        unreachable!("op {id} is a tap")
+                    };
+                    point.buffer(&buf);
+                    pending = Some((next, buf));
+                    // The tap's own time is not the next element's work.
                     self.charge(id);
                 }
                 Op::Send {
@@ -578,11 +761,19 @@ impl Segment {
             match &mut self.ops[id].op {
                 Op::Transform { next, .. } => work.push(*next),
                 Op::Tee { branches, .. } => work.extend(branches.iter().rev()),
+                Op::Tap { point, next } => {
+                    point.eos();
+                    work.push(*next);
+                }
                 Op::Sink { el, imp, .. } => {
                     let el = *el;
                     self.current = el;
                     let mut cx = Ctx::new(run, None);
-                    let result = imp.finish(&mut cx);
+                    let result = {
+                        let _in = self.obs.enter(id);
+                        tracing::debug!("End of stream: finishing");
+                        imp.finish(&mut cx)
+                    };
                     self.charge(id);
                     match result {
                         Ok(()) | Err(ElementError::Closed) => {}
@@ -590,6 +781,8 @@ impl Segment {
                     }
                 }
                 Op::Send { tx, .. } => {
+                    let _in = self.obs.enter(id);
+                    tracing::debug!("End of stream: passing it to the next thread");
                     let _ = tx.send(Item::Eos);
                 }
             }

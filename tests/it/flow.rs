@@ -179,9 +179,15 @@ fn verbose_prints_properties_and_links() {
         "fakesrc num-buffers=3 sizetype=fixed sizemax=9 ! fakesink",
     ]));
     let err = stderr(&out);
-    assert!(err.contains("fakesrc0: num-buffers = 3"), "{err}");
+    assert!(
+        err.contains("/pipeline0/fakesrc0: num-buffers = 3"),
+        "{err}"
+    );
     assert!(!err.contains("sizemax"), "{err}");
-    assert!(err.contains("fakesrc0.src -> fakesink0.sink"), "{err}");
+    assert!(
+        err.contains("/pipeline0/fakesrc0.src -> /pipeline0/fakesink0.sink"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -72,13 +72,43 @@ interrupted without \fB\-e\fR
 .SH SIGNALS
 The first SIGINT or SIGTERM ends the stream at the sources; everything already read is
 written and flushed. The second exits at once.
+.SH WATCHING A RUN
+Everything below goes to stderr; stdout carries only what the pipeline writes there.
+.TP
+Progress
+When stderr is a terminal, a line shows the bytes and buffers into the sinks, the rate and
+the elapsed time; when every source knows its size (filesrc), a bar over the bytes read with
+an ETA. Off with \fB\-q\fR, \fB\-\-no\-position\fR, or when stderr is not a terminal.
+.TP
+\fB\-v\fR
+Each property set in the description, as gst\-launch \-v prints it
+(\fB/pipeline0/filesrc0: location = "in.bin"\fR), the links, and the thread each element
+runs in. Parallax elements change no property while running.
+.TP
+\fB\-\-tap\fR ELEMENT[.PAD]
+Every buffer passing that point: size, sequence, offset, timestamps, flags, and its first
+32 bytes as a hex dump; \fB\-\-tap\-format=json\fR prints one JSON object per buffer and
+one at end of stream. The data flow is unchanged. An unknown element or pad exits 2.
+.TP
+\fB\-d\fR FILTER, PARALLAX_LOG
+Log lines, each inside a span naming its element (\fBelement{name=filesrc0 factory=filesrc}\fR).
 .SH ENVIRONMENT
-None is read yet.
+.TP
+PARALLAX_LOG
+Log filter used when \fB\-d\fR is not given, like GST_DEBUG. Directives are separated by
+commas: a level alone (\fBinfo\fR, or gst's numbers \fB0\fR\-\fB9\fR), or
+TARGET=LEVEL (or gst's TARGET:LEVEL), where TARGET is an element factory (\fBfilesrc\fR: every
+filesrc), an element's name (\fBfilesrc0\fR, a \fBname=\fR), a pattern with \fB*\fR
+(\fB*src\fR), \fB*\fR for everything, or a module path (\fBparallax::exec\fR). Levels:
+off, error, warn, info, debug, trace. Unset or empty: no logs, at no cost.
 .SH EXAMPLES
 .nf
 parallax\-launch filesrc location=in.bin ! filesink location=out.bin
 parallax\-launch fdsrc ! tee name=t ! queue ! fdsink t. ! queue ! filesink location=copy.bin
 parallax\-launch \-\-stats=json fakesrc num\-buffers=1000 ! fakesink
+parallax\-launch \-q \-\-tap identity0 fakesrc num\-buffers=3 sizetype=fixed ! identity ! fakesink
+parallax\-launch \-d info,filesrc=trace filesrc location=in.bin ! fakesink
+PARALLAX_LOG=*:5 parallax\-launch fdsrc ! queue ! fdsink < in.bin > out.bin
 .fi
 "#;
 
@@ -99,6 +129,134 @@ parallax\-inspect filesrc
 parallax\-inspect \-\-exists tee && echo yes
 .fi
 "#;
+
+/// Every element and alias with its one-line summary, in listing order.
+fn elements_with_summaries() -> Vec<(&'static str, &'static str)> {
+    registry::all()
+        .flat_map(|f| {
+            std::iter::once(f.name)
+                .chain(f.aliases.iter().copied())
+                .map(move |n| (n, f.summary))
+        })
+        .collect()
+}
+
+fn single_quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// clap_complete offers element names for every pipeline word (bash, zsh) or none (fish).
+/// This adds what clap cannot express: an element name is wanted as the first pipeline word
+/// and after `!`; elsewhere in a pipeline come properties and file names.
+fn element_completion(shell: Shell, generated: String) -> String {
+    let elements = elements_with_summaries();
+    match shell {
+        Shell::Bash => {
+            let names: Vec<&str> = elements.iter().map(|(n, _)| *n).collect();
+            format!(
+                r#"{generated}
+# Element names where a pipeline expects one: after `!` (and, through the function above, as
+# its first word). Elsewhere in a pipeline, files (for location=...).
+_parallax_launch_elements="{names}"
+_parallax_launch_pipeline() {{
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" i in_pipeline=0
+    if [[ ${{COMP_CWORD}} -gt 0 ]]; then
+        prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+    fi
+    if [[ "${{prev}}" == "!" && "${{cur}}" != -* ]]; then
+        COMPREPLY=( $(compgen -W "${{_parallax_launch_elements}}" -- "${{cur}}") )
+        return 0
+    fi
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        if [[ " ${{_parallax_launch_elements}} " == *" ${{COMP_WORDS[i]}} "* ]]; then
+            in_pipeline=1
+        fi
+    done
+    if [[ ${{in_pipeline}} -eq 1 && "${{cur}}" != -* ]]; then
+        COMPREPLY=()
+        return 0
+    fi
+    _parallax__launch "$@"
+}}
+
+if [[ "${{BASH_VERSINFO[0]}}" -eq 4 && "${{BASH_VERSINFO[1]}}" -ge 4 || "${{BASH_VERSINFO[0]}}" -gt 4 ]]; then
+    complete -F _parallax_launch_pipeline -o nosort -o bashdefault -o default parallax-launch
+else
+    complete -F _parallax_launch_pipeline -o bashdefault -o default parallax-launch
+fi
+"#,
+                names = names.join(" ")
+            )
+        }
+        Shell::Zsh => {
+            let listed: Vec<String> = elements
+                .iter()
+                .map(|(n, summary)| format!("        {}", single_quoted(&format!("{n}:{summary}"))))
+                .collect();
+            let helper = format!(
+                r#"
+# Element names where a pipeline expects one: its first word and after `!`; files elsewhere.
+(( $+functions[_parallax_launch_pipeline] )) ||
+_parallax_launch_pipeline() {{
+    local -a elements
+    elements=(
+{}
+    )
+    if (( CURRENT == 1 )) || [[ ${{words[CURRENT-1]}} == '!' ]]; then
+        _describe -t elements 'element' elements
+    else
+        _files
+    fi
+}}
+"#,
+                listed.join("\n")
+            );
+            let names: Vec<&str> = elements.iter().map(|(n, _)| *n).collect();
+            let clap_values = format!(
+                "'*::pipeline -- The pipeline description:({})'",
+                names.join(" ")
+            );
+            assert!(
+                generated.contains(&clap_values),
+                "clap_complete changed its zsh output: update element_completion"
+            );
+            generated
+                .replace(
+                    &clap_values,
+                    "'*::pipeline -- The pipeline description:_parallax_launch_pipeline'",
+                )
+                .replacen(
+                    "autoload -U is-at-least\n",
+                    &format!("autoload -U is-at-least\n{helper}"),
+                    1,
+                )
+        }
+        Shell::Fish => {
+            let mut out = generated;
+            out.push_str(
+                r#"
+# Element names where a pipeline expects one: its first word and after `!`.
+function __parallax_launch_wants_element
+    set -l tokens (commandline -opc)
+    test "$tokens[-1]" = '!'; and return 0
+    for t in $tokens[2..-1]
+        string match -q -- '-*' $t; or return 1
+    end
+    return 0
+end
+"#,
+            );
+            for (n, summary) in &elements {
+                out.push_str(&format!(
+                    "complete -c parallax-launch -n __parallax_launch_wants_element -f -a {n} -d {}\n",
+                    single_quoted(summary)
+                ));
+            }
+            out
+        }
+        _ => generated,
+    }
+}
 
 fn completions(cmd: clap::Command, bin: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -140,7 +298,11 @@ fn man_pages_and_completions_are_up_to_date() {
         &man_page(InspectArgs::command(), INSPECT_EXTRA),
         &mut stale,
     );
-    for (file, text) in completions(launch_command(), "parallax-launch") {
+    for ((file, text), shell) in completions(launch_command(), "parallax-launch")
+        .into_iter()
+        .zip([Shell::Bash, Shell::Zsh, Shell::Fish])
+    {
+        let text = element_completion(shell, text);
         check(&root().join("completions").join(file), &text, &mut stale);
     }
     let names: Vec<&'static str> = registry::element_names().collect();
