@@ -140,6 +140,7 @@ fn card_json(f: &Factory) -> serde_json::Value {
         "properties": props,
         "hints": f.hints,
         "placement": f.placement(),
+        "exec": f.exec_choices().iter().map(|(v, _)| *v).collect::<Vec<_>>(),
     })
 }
 
@@ -212,5 +213,8 @@ fn card(f: &Factory) -> String {
         h.trust, h.processing, h.latency, h.native_code, h.rt_safe
     ));
     s.push_str(&format!("  planner: {}\n", f.placement()));
+    for (value, what) in f.exec_choices() {
+        s.push_str(&format!("  exec={value}: {what}\n"));
+    }
     s
 }

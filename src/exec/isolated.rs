@@ -42,6 +42,35 @@ struct Counts {
     same_memory_back: u64,
     from_worker_arena: u64,
     copied: u64,
+    /// When each buffer still in the worker was sent (answers come back in order).
+    in_flight: std::collections::VecDeque<std::time::Instant>,
+    /// Send-to-answer times, in nanoseconds (the first million).
+    round_trips: Vec<u64>,
+}
+
+impl Counts {
+    fn answered(&mut self) {
+        if let Some(sent) = self.in_flight.pop_front() {
+            if self.round_trips.len() < 1 << 20 {
+                self.round_trips.push(sent.elapsed().as_nanos() as u64);
+            }
+        }
+    }
+
+    fn round_trip_summary(&mut self) -> String {
+        if self.round_trips.is_empty() {
+            return String::new();
+        }
+        self.round_trips.sort_unstable();
+        let at = |q: f64| {
+            self.round_trips[((self.round_trips.len() - 1) as f64 * q) as usize] as f64 / 1000.0
+        };
+        format!(
+            "; there and back: median {:.1} µs, p99 {:.1} µs",
+            at(0.5),
+            at(0.99)
+        )
+    }
 }
 
 /// The parent's side of one worker, shared by the proxy halves (an isolated transform is a
@@ -187,13 +216,23 @@ impl Link {
     }
 
     /// Sends one buffer to the worker (copied into shared memory first if it is not there).
-    fn send(&self, copies: &mut Copies, buf: Buffer, cx: &Ctx<'_>) -> Result<(), ElementError> {
+    /// `answered`: the worker answers this buffer (a transform), so its round trip is timed.
+    fn send(
+        &self,
+        copies: &mut Copies,
+        buf: Buffer,
+        answered: bool,
+        cx: &Ctx<'_>,
+    ) -> Result<(), ElementError> {
         let stop = || cx.should_stop();
         let (buf, copied) = copies.shareable(buf, &self.name, &stop)?;
         {
             let mut c = Link::lock(&self.counts);
             c.sent += 1;
             c.copied += u64::from(copied);
+            if answered {
+                c.in_flight.push_back(std::time::Instant::now());
+            }
         }
         let sent = send_buffer(&self.sock, &mut Link::lock(&self.exporter), &buf);
         sent.map_err(|_| self.lost())
@@ -244,9 +283,13 @@ impl Link {
                     }
                 };
                 buf.meta = meta.into();
+                Link::lock(&self.counts).answered();
                 Reply::Buffer(buf)
             }
-            Frame::Nothing => Reply::Nothing,
+            Frame::Nothing => {
+                Link::lock(&self.counts).answered();
+                Reply::Nothing
+            }
             Frame::Eos => Reply::Eos,
             Frame::Error { message } => return Err(ElementError::Failed(message)),
             other => return Err(self.bad(&format!("unexpected frame {other:?}"))),
@@ -322,10 +365,11 @@ impl Link {
 impl Drop for Link {
     fn drop(&mut self) {
         if self.messages {
-            let c = Link::lock(&self.counts);
+            let mut c = Link::lock(&self.counts);
+            let trips = c.round_trip_summary();
             eprintln!(
                 "message: {}: worker process {}: {} buffers sent, {} came back as the same \
-                 memory, {} from the worker's arena, {} copied",
+                 memory, {} from the worker's arena, {} copied{trips}",
                 self.name, self.pid, c.sent, c.same_memory_back, c.from_worker_arena, c.copied
             );
         }
@@ -369,7 +413,7 @@ impl Sink for SendHalf {
         if self.link.done.load(Ordering::Relaxed) {
             return Ok(SinkFlow::Done);
         }
-        self.link.send(&mut self.copies, buf, cx)?;
+        self.link.send(&mut self.copies, buf, true, cx)?;
         Ok(SinkFlow::Continue)
     }
 
@@ -436,7 +480,7 @@ impl Sink for IsolatedSink {
         if let Some(flow) = self.poll_worker()? {
             return Ok(flow);
         }
-        self.link.send(&mut self.copies, buf, cx)?;
+        self.link.send(&mut self.copies, buf, false, cx)?;
         Ok(SinkFlow::Continue)
     }
 

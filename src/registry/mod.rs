@@ -339,6 +339,33 @@ impl Factory {
         }
     }
 
+    /// The `exec=` values an instance accepts besides `auto`, with what each does.
+    pub fn exec_choices(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = Vec::new();
+        let one_in_one_out = matches!(self.pads.sink, PadPresence::Always(_))
+            && matches!(self.pads.src, PadPresence::Always(_))
+            && !self.hints.thread_boundary;
+        if self.domain() == Domain::Async {
+            out.push(("async", "on the pipeline's tokio runtime (its default)"));
+            return out;
+        }
+        let request = matches!(self.pads.src, PadPresence::Request(_))
+            || matches!(self.pads.sink, PadPresence::Request(_));
+        if !self.hints.thread_boundary && !request {
+            out.push((
+                "isolated",
+                "in a worker process; buffers cross as shared-memory references, not copies",
+            ));
+        }
+        if one_in_one_out || self.pads.sink == PadPresence::None {
+            out.push((
+                "rt",
+                "on a thread of its own (SCHED_FIFO with --rt-priority), cycle times under -m",
+            ));
+        }
+        out
+    }
+
     /// Whether `name` is this factory's name or one of its aliases.
     pub fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.aliases.contains(&name)

@@ -284,3 +284,25 @@ fn an_rt_element_reports_its_cycle_times_and_explains_its_priority() {
         stderr(&out)
     );
 }
+
+#[test]
+fn inspect_shows_where_an_element_may_run() {
+    let mut cmd = std::process::Command::new(inspect_bin());
+    cmd.arg("identity");
+    let out = run(cmd);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("exec=isolated: in a worker process"),
+        "{text}"
+    );
+    assert!(text.contains("exec=rt: on a thread of its own"), "{text}");
+    let mut cmd = std::process::Command::new(inspect_bin());
+    cmd.args(["--json", "tee"]);
+    let out = run(cmd);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["exec"],
+        serde_json::json!([]),
+        "a tee runs where its input does"
+    );
+}
