@@ -84,9 +84,12 @@ fn watch(listener: OwnedFd, clients: Arc<Clients>) {
         }
         if accept {
             if let Ok(sock) = ipc_accept(&listener) {
+                // Listed before it is greeted, under the lock the sink sends under: once the
+                // consumer has its hello, it gets every buffer rendered after.
                 let hello = Frame::Hello { version: PROTOCOL };
+                let mut list = clients.lock();
                 if send_frame(&sock, &hello, &[]).is_ok() {
-                    clients.lock().push(Client {
+                    list.push(Client {
                         sock,
                         exporter: Exporter::new(),
                     });
