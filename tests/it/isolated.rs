@@ -306,3 +306,44 @@ fn inspect_shows_where_an_element_may_run() {
         "a tee runs where its input does"
     );
 }
+
+#[test]
+fn a_tee_whose_branches_run_in_different_domains_gives_every_branch_every_byte() {
+    let data = random_bytes(2 << 20, 33);
+    let dir = tmp();
+    let input = file(dir.path(), "in.bin", &data);
+    let outs: Vec<_> = (0..3).map(|i| dir.path().join(format!("out{i}"))).collect();
+    let o: Vec<String> = outs.iter().map(|p| prop("location", p)).collect();
+    let out = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &input),
+        "use-mmap=false",
+        "!",
+        "tee",
+        "name=t",
+        "!",
+        "identity",
+        "exec=isolated",
+        "!",
+        "filesink",
+        &o[0],
+        "t.",
+        "!",
+        "identity",
+        "exec=rt",
+        "!",
+        "filesink",
+        &o[1],
+        "t.",
+        "!",
+        "queue",
+        "!",
+        "filesink",
+        &o[2],
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for p in &outs {
+        assert_eq!(std::fs::read(p).unwrap(), data, "{}", p.display());
+    }
+}
