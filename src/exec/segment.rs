@@ -267,7 +267,7 @@ pub(super) struct Segment {
 
 /// Busy time is measured on one buffer in this many and scaled up: a clock read per element
 /// per buffer would cost more than a fused element itself.
-const SAMPLE_EVERY: u64 = 8;
+const SAMPLE_EVERY: u64 = 32;
 
 impl Segment {
     /// The element the segment starts at.
@@ -566,6 +566,43 @@ impl Segment {
         }
     }
 
+    /// Renders `buf` into sink op `id` (already counted).
+    fn render(&mut self, id: usize, buf: Buffer, run: &RunControl) -> Result<(), RunError> {
+        let Op::Sink { el, imp, .. } = &mut self.ops[id].op else {
+            unreachable!("op {id} is a sink")
+        };
+        let el = *el;
+        self.current = el;
+        let mut cx = Ctx::new(run, None);
+        let flow = if self.obs.spans_on {
+            let _in = self.obs.spans[id].enter();
+            if self.obs.trace {
+                tracing::trace!(
+                    bytes = buf.len(),
+                    seq = buf.meta.sequence,
+                    "Rendering a buffer"
+                );
+            }
+            imp.render(buf, &mut cx)
+        } else {
+            imp.render(buf, &mut cx)
+        };
+        self.charge(id);
+        match flow {
+            Ok(SinkFlow::Continue) => {}
+            Ok(SinkFlow::Done) => self.finish_from(id, run)?,
+            // The reader went away (EPIPE): this branch ends quietly.
+            Err(ElementError::Closed) => {
+                let _in = self.obs.enter(id);
+                tracing::debug!("The reader closed the stream: this branch ends");
+                drop(_in);
+                self.retire(id);
+            }
+            Err(e) => return Err(self.fail(el, e)),
+        }
+        Ok(())
+    }
+
     fn push(&mut self, entry: usize, buf: Buffer, run: &RunControl) -> Result<(), RunError> {
         // A linear chain never touches the stack: `next` carries the buffer to the next op.
         let mut pending = Some((entry, buf));
@@ -607,47 +644,25 @@ impl Segment {
                         Err(e) => return Err(self.fail(el, e)),
                     }
                 }
-                Op::Sink { el, imp, .. } => {
-                    let el = *el;
-                    self.current = el;
-                    let mut cx = Ctx::new(run, None);
-                    let flow = if self.obs.spans_on {
-                        let _in = self.obs.spans[id].enter();
-                        if self.obs.trace {
-                            tracing::trace!(
-                                bytes = buf.len(),
-                                seq = buf.meta.sequence,
-                                "Rendering a buffer"
-                            );
-                        }
-                        imp.render(buf, &mut cx)
-                    } else {
-                        imp.render(buf, &mut cx)
-                    };
-                    self.charge(id);
-                    match flow {
-                        Ok(SinkFlow::Continue) => {}
-                        Ok(SinkFlow::Done) => self.finish_from(id, run)?,
-                        // The reader went away (EPIPE): this branch ends quietly.
-                        Err(ElementError::Closed) => {
-                            let _in = self.obs.enter(id);
-                            tracing::debug!("The reader closed the stream: this branch ends");
-                            drop(_in);
-                            self.retire(id);
-                        }
-                        Err(e) => return Err(self.fail(el, e)),
-                    }
-                }
+                Op::Sink { .. } => self.render(id, buf, run)?,
                 Op::Tee { el, branches } => {
                     self.current = *el;
                     let count = branches.len();
-                    // Branches 1.. wait on the stack; branch 0 runs next with the buffer itself.
+                    self.charge(id);
+                    // Sinks among branches 1.. render right here from a clone; other branches
+                    // wait on the stack. Branch 0 runs next with the buffer itself.
                     for k in (1..count).rev() {
                         let Op::Tee { branches, .. } = &self.ops[id].op else {
                             unreachable!("op {id} is a tee")
                         };
                         let b = branches[k];
-                        if !self.ops[b].done {
+                        if self.ops[b].done {
+                            continue;
+                        }
+                        if matches!(self.ops[b].op, Op::Sink { .. }) {
+                            self.ops[b].stats.count(&buf);
+                            self.render(b, buf.clone(), run)?;
+                        } else {
                             self.stack.push((b, buf.clone()));
                         }
                     }
@@ -655,7 +670,6 @@ impl Segment {
                         unreachable!("op {id} is a tee")
                     };
                     pending = Some((branches[0], buf));
-                    self.charge(id);
                 }
                 Op::Tap { next, .. } => {
                     let next = *next;
