@@ -201,16 +201,20 @@ pub fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
-/// A SOCK_SEQPACKET socket listening on `path` (which must not exist), with permissions `mode`.
-/// The socket is bound under a temporary name and renamed into place once it listens, so a
-/// client that sees `path` can always connect.
-pub fn listen(path: &Path, mode: u32) -> std::io::Result<OwnedFd> {
-    let fd = rustix::net::socket_with(
+fn seqpacket_socket() -> std::io::Result<OwnedFd> {
+    Ok(rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,
         SocketFlags::CLOEXEC,
         None,
-    )?;
+    )?)
+}
+
+/// A SOCK_SEQPACKET socket listening on `path` (which must not exist), with permissions `mode`.
+/// The socket is bound under a temporary name and renamed into place once it listens, so a
+/// client that sees `path` can always connect.
+pub fn listen(path: &Path, mode: u32) -> std::io::Result<OwnedFd> {
+    let fd = seqpacket_socket()?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
@@ -235,12 +239,7 @@ pub fn accept(listener: impl AsFd) -> std::io::Result<OwnedFd> {
 
 /// Connects to a SOCK_SEQPACKET socket at `path`.
 pub fn connect(path: &Path) -> std::io::Result<OwnedFd> {
-    let fd = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let fd = seqpacket_socket()?;
     rustix::net::connect(&fd, &SocketAddrUnix::new(path)?)?;
     Ok(fd)
 }

@@ -93,8 +93,12 @@ fn isolated_sources_and_sinks_work_and_a_file_window_is_copied_once() {
     );
 }
 
-#[test]
-fn killing_a_worker_mid_stream_ends_the_pipeline_with_an_error_naming_it() {
+/// `fdsrc fd=0 ! identity exec=isolated ! fakesink` with `-m`, its stderr, and the worker's pid.
+fn stdin_through_isolated_identity() -> (
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+    i32,
+) {
     let mut child = launch(&[
         "-m",
         "fdsrc",
@@ -119,6 +123,12 @@ fn killing_a_worker_mid_stream_ends_the_pipeline_with_an_error_naming_it() {
             break rest.trim().parse::<i32>().unwrap();
         }
     };
+    (child, err, pid)
+}
+
+#[test]
+fn killing_a_worker_mid_stream_ends_the_pipeline_with_an_error_naming_it() {
+    let (mut child, mut err, pid) = stdin_through_isolated_identity();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&[7u8; 65536]).unwrap();
     rustix::process::kill_process(
@@ -168,30 +178,7 @@ fn a_worker_that_sends_garbage_or_bad_references_is_cut_off() {
 
 #[test]
 fn a_worker_dies_with_its_parent() {
-    let mut parent = launch(&[
-        "-m",
-        "fdsrc",
-        "fd=0",
-        "!",
-        "identity",
-        "exec=isolated",
-        "!",
-        "fakesink",
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut err = BufReader::new(parent.stderr.take().unwrap());
-    let mut line = String::new();
-    let pid = loop {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "no worker started");
-        if let Some(rest) = line.split("isolated in worker process ").nth(1) {
-            break rest.trim().parse::<i32>().unwrap();
-        }
-    };
+    let (mut parent, _err, pid) = stdin_through_isolated_identity();
     parent.kill().unwrap();
     parent.wait().unwrap();
     // PR_SET_PDEATHSIG: the kernel kills the worker with its parent; wait (bounded) for it.
