@@ -23,6 +23,11 @@ pub struct RunControl {
     /// Bumped after every change of the flags; async tasks await it instead of polling.
     changed: tokio::sync::watch::Sender<()>,
     first_error: Mutex<Option<RunError>>,
+    /// Sources hold still at their next buffer while set (a paused session).
+    paused: AtomicBool,
+    /// (sources parked, sources that may still produce), under one lock for `pause`.
+    parking: Mutex<(usize, usize)>,
+    parked_changed: std::sync::Condvar,
 }
 
 impl RunControl {
@@ -34,7 +39,74 @@ impl RunControl {
             wake: rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
             changed: tokio::sync::watch::Sender::new(()),
             first_error: Mutex::new(None),
+            paused: AtomicBool::new(false),
+            parking: Mutex::new((0, 0)),
+            parked_changed: std::sync::Condvar::new(),
         })
+    }
+
+    fn parking(&self) -> std::sync::MutexGuard<'_, (usize, usize)> {
+        self.parking.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many sources the run has (set when it starts).
+    pub(crate) fn count_sources(&self, n: usize) {
+        self.parking().1 = n;
+    }
+
+    /// A source finished its stream: it will never park again.
+    pub(crate) fn source_done(&self) {
+        let mut p = self.parking();
+        p.1 = p.1.saturating_sub(1);
+        self.parked_changed.notify_all();
+    }
+
+    /// Whether sources are asked to hold still.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Called by a source between buffers while paused: waits until resumed or stopped.
+    pub(crate) fn park(&self) {
+        let mut p = self.parking();
+        p.0 += 1;
+        self.parked_changed.notify_all();
+        while self.is_paused() && !self.is_stopping() && !self.drain_requested() {
+            p = self
+                .parked_changed
+                .wait_timeout(p, std::time::Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        p.0 -= 1;
+    }
+
+    /// Asks every source to hold still at its next buffer, and waits until all of them do (or
+    /// finished) — at most `timeout`. False when a source did not get there in time (it may be
+    /// blocked reading; it parks when its read returns).
+    pub fn pause(&self, timeout: std::time::Duration) -> bool {
+        self.paused.store(true, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + timeout;
+        let mut p = self.parking();
+        while p.0 < p.1 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            p = self
+                .parked_changed
+                .wait_timeout(p, left.min(std::time::Duration::from_millis(50)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Lets paused sources go on.
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+        let _p = self.parking();
+        self.parked_changed.notify_all();
     }
 
     /// Asks every source to end its stream; what was read is still written (Ctrl-C).

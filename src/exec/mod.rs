@@ -18,6 +18,7 @@ mod async_domain;
 mod control;
 mod isolated;
 mod rt;
+mod session;
 pub use isolated::{splits as isolated_splits, worker_main, WORKER_ARG};
 mod observe;
 mod segment;
@@ -35,6 +36,7 @@ pub use observe::{
     TAP_HEAD_BYTES,
 };
 pub use segment::ElementStats;
+pub use session::{Session, State};
 pub use stats::{human_bytes, ElementReport, LinkReport, PoolReport, Report};
 
 use crate::element::{ElementError, ElementImpl, QueueSettings};
@@ -227,7 +229,13 @@ impl Pipeline {
     /// Builds every element, plans the segments and runs them to end of stream. The graph
     /// stays, so that it can be drawn with the run's counts afterwards.
     pub fn run(&self, control: Arc<RunControl>, options: &RunOptions) -> Result<Report, RunError> {
-        let started = Instant::now();
+        let prepared = self.prepare(options)?;
+        self.execute(prepared, control, options)
+    }
+
+    /// Builds every element and plans the segments: files are opened, pools mapped, worker
+    /// processes started, but nothing runs yet (the Idle state, see [`Session`]).
+    pub fn prepare(&self, options: &RunOptions) -> Result<Prepared, RunError> {
         let graph = &self.graph;
         let names: Arc<Vec<String>> = Arc::new(
             graph
@@ -239,6 +247,19 @@ impl Pipeline {
         );
         let mut impls = build_elements(graph, options.messages)?;
         let plan = plan(graph, &mut impls, &names, options)?;
+        Ok(Prepared { names, plan })
+    }
+
+    /// Runs what [`Pipeline::prepare`] built to end of stream (or error, or stop).
+    pub fn execute(
+        &self,
+        prepared: Prepared,
+        control: Arc<RunControl>,
+        options: &RunOptions,
+    ) -> Result<Report, RunError> {
+        let started = Instant::now();
+        let graph = &self.graph;
+        let Prepared { names, plan } = prepared;
         let Plan {
             segments,
             tasks,
@@ -247,6 +268,12 @@ impl Pipeline {
             pools,
             segment_of,
         } = plan;
+        control.count_sources(
+            segments
+                .iter()
+                .filter(|s| matches!(s.input, Input::Source { .. }))
+                .count(),
+        );
         let thread_count = segments.len() + usize::from(!tasks.is_empty());
         let segment_count = segments.len() + tasks.len();
         tracing::info!(
@@ -412,6 +439,21 @@ fn build_elements(graph: &Graph, messages: bool) -> Result<Vec<Option<ElementImp
         impls[n.index()] = Some(built);
     }
     Ok(impls)
+}
+
+/// A pipeline built and planned but not running: what the Idle state holds.
+pub struct Prepared {
+    names: Arc<Vec<String>>,
+    plan: Plan,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("threads", &self.plan.segments.len())
+            .field("pools", &self.plan.pools.len())
+            .finish()
+    }
 }
 
 struct Plan {

@@ -358,6 +358,9 @@ impl Segment {
         }
         tracing::debug!(thread = %self.name, ops = self.ops.len(), "Thread started");
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
+        if matches!(self.input, Input::Source { .. }) {
+            run.source_done();
+        }
         let outcome = match result {
             Ok(r) => r,
             Err(payload) => {
@@ -462,6 +465,9 @@ impl Segment {
             let buf = match &mut self.input {
                 Input::Source { el, src, pool } => {
                     let el = *el;
+                    if run.is_paused() {
+                        run.park();
+                    }
                     if run.drain_requested() {
                         let _in = self.obs.enter_input();
                         tracing::info!("Drain requested: ending the stream at this source");
