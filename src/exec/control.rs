@@ -28,6 +28,8 @@ pub struct RunControl {
     /// (sources parked, sources that may still produce), under one lock for `pause`.
     parking: Mutex<(usize, usize)>,
     parked_changed: std::sync::Condvar,
+    /// Cycle-time distributions of rt elements, as they finish.
+    cycles: Mutex<Vec<super::CycleReport>>,
 }
 
 impl RunControl {
@@ -42,11 +44,27 @@ impl RunControl {
             paused: AtomicBool::new(false),
             parking: Mutex::new((0, 0)),
             parked_changed: std::sync::Condvar::new(),
+            cycles: Mutex::new(Vec::new()),
         })
     }
 
     fn parking(&self) -> std::sync::MutexGuard<'_, (usize, usize)> {
         self.parking.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An rt element's cycle times, for the report.
+    pub(crate) fn record_cycles(&self, report: super::CycleReport) {
+        self.cycles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(report);
+    }
+
+    /// Every rt element's cycle times recorded so far, by element name.
+    pub(crate) fn take_cycles(&self) -> Vec<super::CycleReport> {
+        let mut all = std::mem::take(&mut *self.cycles.lock().unwrap_or_else(|p| p.into_inner()));
+        all.sort_by(|a, b| a.element.cmp(&b.element));
+        all
     }
 
     /// How many sources the run has (set when it starts).

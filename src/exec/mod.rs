@@ -37,7 +37,7 @@ pub use observe::{
 };
 pub use segment::ElementStats;
 pub use session::{Session, State};
-pub use stats::{human_bytes, ElementReport, LinkReport, PoolReport, Report};
+pub use stats::{human_bytes, CycleReport, ElementReport, LinkReport, PoolReport, Report};
 
 use crate::element::{ElementError, ElementImpl, QueueSettings};
 use crate::graph::Graph;
@@ -380,7 +380,7 @@ impl Pipeline {
             Ending::Eos
         };
         tracing::info!(?ending, wall = ?started.elapsed(), "Pipeline finished");
-        Ok(stats::report(
+        let mut report = stats::report(
             graph,
             &per_element,
             &segment_of,
@@ -390,7 +390,9 @@ impl Pipeline {
             thread_count,
             started.elapsed(),
             ending,
-        ))
+        );
+        report.rt = control.take_cycles();
+        Ok(report)
     }
 }
 

@@ -62,19 +62,19 @@ impl Sink for Handover {
 struct Cycles(Vec<u64>);
 
 impl Cycles {
-    fn summary(&mut self) -> Option<String> {
+    fn report(&mut self, element: &str) -> Option<super::CycleReport> {
         if self.0.is_empty() {
             return None;
         }
         self.0.sort_unstable();
-        let at = |q: f64| self.0[((self.0.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-        Some(format!(
-            "{} cycles, median {:.2} µs, p99 {:.2} µs, max {:.2} µs",
-            self.0.len(),
-            at(0.5),
-            at(0.99),
-            at(1.0)
-        ))
+        let at = |q: f64| self.0[((self.0.len() - 1) as f64 * q) as usize];
+        Some(super::CycleReport {
+            element: element.to_owned(),
+            cycles: self.0.len() as u64,
+            median_ns: at(0.5),
+            p99_ns: at(0.99),
+            max_ns: at(1.0),
+        })
     }
 }
 
@@ -86,6 +86,26 @@ struct RtThread {
     messages: bool,
 }
 
+impl RtThread {
+    /// End of stream: the cycle times go to the report (and `-m`).
+    fn finished(&mut self, run: &super::RunControl) {
+        if let Some(r) = self.cycles.report(&self.name) {
+            if self.messages {
+                eprintln!(
+                    "message: {}: rt thread: {} cycles, median {:.2} µs, p99 {:.2} µs, max {:.2} µs",
+                    self.name,
+                    r.cycles,
+                    r.median_ns as f64 / 1000.0,
+                    r.p99_ns as f64 / 1000.0,
+                    r.max_ns as f64 / 1000.0
+                );
+            }
+            run.record_cycles(r);
+        }
+        self.cycles.0.clear();
+    }
+}
+
 impl Source for RtThread {
     fn pool_request(&self) -> Option<PoolRequest> {
         None
@@ -95,7 +115,10 @@ impl Source for RtThread {
         loop {
             let buf = match self.rx.recv() {
                 Ok(Item::Buffer(b)) => b,
-                Ok(Item::Eos) | Err(_) => return Ok(None),
+                Ok(Item::Eos) | Err(_) => {
+                    self.finished(cx.run);
+                    return Ok(None);
+                }
             };
             let started = Instant::now();
             let flow = self.imp.process(buf, cx);
@@ -105,17 +128,10 @@ impl Source for RtThread {
             match flow? {
                 Flow::Push(out) => return Ok(Some(out)),
                 Flow::Drop => {}
-                Flow::Eos => return Ok(None),
-            }
-        }
-    }
-}
-
-impl Drop for RtThread {
-    fn drop(&mut self) {
-        if self.messages {
-            if let Some(s) = self.cycles.summary() {
-                eprintln!("message: {}: rt thread: {s}", self.name);
+                Flow::Eos => {
+                    self.finished(cx.run);
+                    return Ok(None);
+                }
             }
         }
     }

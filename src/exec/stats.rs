@@ -84,6 +84,23 @@ pub struct Report {
     pub links: Vec<LinkReport>,
     /// Per source pool.
     pub pools: Vec<PoolReport>,
+    /// Per `exec=rt` element: how long its cycles (one `process` call) took.
+    pub rt: Vec<CycleReport>,
+}
+
+/// The cycle-time distribution of one `exec=rt` element.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CycleReport {
+    /// The element.
+    pub element: String,
+    /// Cycles measured.
+    pub cycles: u64,
+    /// Median cycle, in nanoseconds.
+    pub median_ns: u64,
+    /// 99th percentile, in nanoseconds.
+    pub p99_ns: u64,
+    /// Longest cycle, in nanoseconds.
+    pub max_ns: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -154,6 +171,7 @@ pub(super) fn report(
         elements,
         links,
         pools: pool_reports,
+        rt: Vec::new(),
     }
 }
 
@@ -258,6 +276,16 @@ impl Report {
             out.push_str(&format!(
                 "link {} -> {}: {} buffers, high-water {}\n",
                 l.from, l.to, l.buffers, l.high_water
+            ));
+        }
+        for c in &self.rt {
+            out.push_str(&format!(
+                "rt {}: {} cycles, median {}, p99 {}, max {}\n",
+                c.element,
+                c.cycles,
+                human_duration(c.median_ns),
+                human_duration(c.p99_ns),
+                human_duration(c.max_ns)
             ));
         }
         for p in &self.pools {

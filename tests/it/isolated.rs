@@ -263,6 +263,23 @@ fn an_rt_element_reports_its_cycle_times_and_explains_its_priority() {
         err.contains("identity0: exec=rt runs on its own thread at normal priority: no --rt-priority was given"),
         "{err}"
     );
+    let out = run(launch(&[
+        "-q",
+        "--stats=json",
+        "fakesrc",
+        "num-buffers=300",
+        "!",
+        "identity",
+        "exec=rt",
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rt = &stats(&out)["rt"][0];
+    assert_eq!(rt["element"], "identity0");
+    assert_eq!(rt["cycles"], 300);
+    assert!(rt["median_ns"].as_u64().unwrap() <= rt["p99_ns"].as_u64().unwrap());
+    assert!(rt["p99_ns"].as_u64().unwrap() <= rt["max_ns"].as_u64().unwrap());
     let out = run(launch(&["fakesrc", "!", "fakesink", "exec=rt"]));
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(
