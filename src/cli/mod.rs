@@ -119,7 +119,7 @@ pub struct LaunchArgs {
     /// Statistics on exit: per element buffers, bytes and busy time, per link high-water marks,
     /// wall time and throughput. Printed as a table unless -q; `--stats=json` prints one JSON
     /// object (even with -q)
-    #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "table")]
+    #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "table", require_equals = true)]
     pub stats: Option<StatsFormat>,
 
     /// Write the pipeline graph as Graphviz DOT to FILE (stdout when no FILE is given): a node
