@@ -43,6 +43,9 @@ pub fn to_dot(graph: &Graph, counts: Option<&[NodeCounts]>) -> String {
     for n in dag.graph().node_indices() {
         let node = &dag[n];
         let mut label = format!("{}\n{}", node.name, node.factory.name);
+        if node.exec != crate::registry::Exec::Auto {
+            label.push_str(&format!("\nexec={}", node.exec.as_str()));
+        }
         for (spec, value) in node.props.explicit() {
             label.push_str(&format!(
                 "\n{}={}",
@@ -76,6 +79,13 @@ pub fn to_dot(graph: &Graph, counts: Option<&[NodeCounts]>) -> String {
         let label = match roots.get(i) {
             Some(root) if graph.domain(*root) == crate::registry::Domain::Async => {
                 format!("thread {i} (output of {})", dag[*root].name)
+            }
+            Some(root) if dag[*root].exec == crate::registry::Exec::Isolated => format!(
+                "thread {i} (from {}: its worker process's output)",
+                dag[*root].name
+            ),
+            Some(root) if dag[*root].exec == crate::registry::Exec::Rt => {
+                format!("rt thread {i} (from {})", dag[*root].name)
             }
             Some(root) => format!("thread {i} (from {})", dag[*root].name),
             None if members.is_empty() => continue,

@@ -51,3 +51,22 @@ fn dot_after_a_run_carries_counts() {
     assert!(text.contains("7 buffers, 70 bytes"), "{text}");
     assert!(text.contains("busy "), "{text}");
 }
+
+#[test]
+fn isolated_and_rt_elements_get_clusters_of_their_own_that_say_so() {
+    let out = run(launch(&[
+        "--validate",
+        "--dot",
+        "fakesrc ! identity exec=isolated ! identity exec=rt ! fakesink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let g = parse(&out.stdout);
+    assert_eq!(count(&g, |s| matches!(s, Stmt::Subgraph(_))), 3);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("its worker process's output"), "{text}");
+    assert!(text.contains("rt thread 2 (from identity1)"), "{text}");
+    assert!(
+        text.contains("exec=isolated") && text.contains("exec=rt"),
+        "{text}"
+    );
+}
