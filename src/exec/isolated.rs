@@ -171,7 +171,11 @@ impl Link {
     fn start(node: &Node, messages: bool) -> Result<Arc<Link>, ElementError> {
         let io = |what: &str, e: std::io::Error| ElementError::io(what.to_owned(), e);
         let (ours, theirs) = seqpacket_pair().map_err(|e| io("creating the worker socket", e))?;
-        let exe = std::env::current_exe().map_err(|e| io("finding this executable", e))?;
+        // A program embedding the library points this at a binary that calls `worker_main`.
+        let exe = match std::env::var_os("PARALLAX_WORKER_EXE") {
+            Some(path) => std::path::PathBuf::from(path),
+            None => std::env::current_exe().map_err(|e| io("finding this executable", e))?,
+        };
         let sandbox = node.factory.hints.trust != Trust::Trusted;
         let child = spawn_worker(&exe, &[WORKER_ARG], theirs, sandbox)
             .map_err(|e| io("starting a worker process", e))?;
@@ -243,9 +247,18 @@ impl Link {
     }
 
     /// Waits for the worker's next answer, mapping the arenas it announces on the way.
-    fn recv(&self, cache: &mut SharedArenaCache, cx: &Ctx<'_>) -> Result<Reply, ElementError> {
+    /// Ends with `Interrupted` when the pipeline stops, and also on a drain (Ctrl-C) when
+    /// `drain_ends` (a source's request may wait on input that never comes).
+    fn recv(
+        &self,
+        cache: &mut SharedArenaCache,
+        cx: &Ctx<'_>,
+        drain_ends: bool,
+    ) -> Result<Reply, ElementError> {
         loop {
-            if !cx.wait_readable(self.sock.as_fd())? && cx.run.stopping.load(Ordering::Relaxed) {
+            if !cx.wait_readable(self.sock.as_fd())?
+                && (cx.run.stopping.load(Ordering::Relaxed) || drain_ends)
+            {
                 return Err(ElementError::Interrupted);
             }
             if let Some(reply) = self.recv_one(cache)? {
@@ -439,7 +452,7 @@ impl Source for ReceiveHalf {
 
     fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
         loop {
-            match self.link.recv(&mut self.cache, cx) {
+            match self.link.recv(&mut self.cache, cx, false) {
                 Ok(Reply::Buffer(b)) => return Ok(Some(b)),
                 Ok(Reply::Nothing) => {}
                 Ok(Reply::Eos) => {
@@ -490,7 +503,7 @@ impl Sink for IsolatedSink {
         }
         self.link.send_frame(&Frame::Eos)?;
         loop {
-            match self.link.recv(&mut self.cache, cx)? {
+            match self.link.recv(&mut self.cache, cx, false)? {
                 Reply::Eos => break,
                 Reply::Nothing | Reply::Buffer(_) => {}
             }
@@ -517,7 +530,12 @@ impl Source for IsolatedSource {
             return Ok(None);
         }
         self.link.send_frame(&Frame::Nothing)?;
-        match self.link.recv(&mut self.cache, cx)? {
+        let reply = match self.link.recv(&mut self.cache, cx, true) {
+            // Ctrl-C while the worker waits for input: end of stream here.
+            Err(ElementError::Interrupted) if !cx.run.is_stopping() => return Ok(None),
+            other => other?,
+        };
+        match reply {
             Reply::Buffer(b) => Ok(Some(b)),
             Reply::Eos => Ok(None),
             Reply::Nothing => Err(self.link.bad("nothing for a buffer request")),

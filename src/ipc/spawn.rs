@@ -7,7 +7,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 /// The fd number the worker finds its socket on.
 pub const WORKER_FD: i32 = 3;
@@ -22,7 +22,8 @@ pub fn spawn_worker(
     let raw = sock.as_raw_fd();
     let parent = rustix::process::getpid();
     let mut cmd = Command::new(exe);
-    cmd.args(args).stdin(Stdio::null());
+    // stdin, stdout and stderr are the parent's, so `fdsrc fd=0 exec=isolated` reads them.
+    cmd.args(args);
     // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe
     // functions (dup2, fcntl, prctl, signal, getppid through libc), touches no allocator and no
     // lock, and reads only values copied in before the fork.

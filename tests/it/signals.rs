@@ -105,6 +105,22 @@ fn a_stdin_pipe_that_stays_open_drains_to_stdout() {
 }
 
 #[test]
+fn sigint_ends_an_isolated_source_that_waits_for_input() {
+    let mut child = spawn_piped(&["-q", "-e", "fdsrc", "exec=isolated", "!", "fdsink"]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"read by a worker").unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut got = [0u8; 16];
+    stdout.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"read by a worker");
+    // The worker now waits on the open pipe; Ctrl-C ends the stream anyway.
+    signal(&child, Signal::INT);
+    let out = wait(child);
+    drop(stdin);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
 fn a_second_sigint_exits_at_once() {
     // 1 MiB buffers into a stdout nobody reads: the sink blocks, so the drain cannot finish.
     let child = spawn_piped(&["-q", "fakesrc sizetype=fixed sizemax=1048576 ! fdsink"]);
