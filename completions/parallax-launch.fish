@@ -11,6 +11,7 @@ complete -c parallax-launch -l memory -d 'What backs buffer pools' -r -f -a "mem
 heap\t'Private anonymous memory'
 hugepages\t'Sealed memfd on 2 MiB huge pages (fewer TLB misses with large buffers); falls back to memfd with one warning when no huge pages are reserved (sysctl vm.nr_hugepages)'"
 complete -c parallax-launch -l rt-priority -d 'Run exec=rt threads with SCHED_FIFO at this priority (1-99; needs CAP_SYS_NICE or an rtprio limit, otherwise one warning and normal priority)' -r
+complete -c parallax-launch -l bridge-capacity -d 'Buffers held by each channel the planner adds where domains meet (async bridges, exec=rt hand-overs): more smooths bursts, fewer bounds memory and latency (default 8 to 16)' -r
 complete -c parallax-launch -s q -l quiet -d 'Print nothing but errors (no statistics)'
 complete -c parallax-launch -s e -l eos-on-shutdown -d 'On Ctrl-C, end the stream at the sources and exit 0 once it is written out (the drain happens without -e too, but then the exit status is 130)'
 complete -c parallax-launch -s v -l verbose -d 'Print the properties set on each element, as gst-launch -v does (`/pipeline0/filesrc0: location = "in.bin"`), the links, and the thread each element runs in'

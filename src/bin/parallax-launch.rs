@@ -102,6 +102,7 @@ fn main() -> ExitCode {
         },
         messages: args.messages,
         rt_priority: args.rt_priority,
+        bridge_capacity: args.bridge_capacity.map(|n| n as usize),
         console: console.clone(),
         taps,
         tap_format: match args.tap_format {

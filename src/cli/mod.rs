@@ -141,6 +141,11 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=99))]
     pub rt_priority: Option<u8>,
 
+    /// Buffers held by each channel the planner adds where domains meet (async bridges, exec=rt
+    /// hand-overs): more smooths bursts, fewer bounds memory and latency (default 8 to 16)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub bridge_capacity: Option<u32>,
+
     /// The pipeline description
     #[arg(
         value_name = "PIPELINE",

@@ -93,6 +93,9 @@ pub struct RunOptions {
     pub messages: bool,
     /// SCHED_FIFO priority for `exec=rt` threads (`--rt-priority`).
     pub rt_priority: Option<u8>,
+    /// Buffers the channels at domain crossings hold (async bridges, rt hand-overs); `None`
+    /// for the defaults (`--bridge-capacity`).
+    pub bridge_capacity: Option<usize>,
     /// Where `-m` lines and taps are written.
     pub console: Console,
     /// Links to show every buffer of (`--tap`), from [`resolve_tap`].
@@ -109,6 +112,7 @@ impl Default for RunOptions {
             backing: Backing::Memfd,
             messages: false,
             rt_priority: None,
+            bridge_capacity: None,
             console: Console::default(),
             taps: Vec::new(),
             tap_format: TapFormat::Text,
@@ -245,7 +249,7 @@ impl Pipeline {
                 .map(|n| graph.dag[n].name.clone())
                 .collect(),
         );
-        let mut impls = build_elements(graph, options.messages)?;
+        let mut impls = build_elements(graph, options)?;
         let plan = plan(graph, &mut impls, &names, options)?;
         Ok(Prepared { names, plan })
     }
@@ -398,7 +402,11 @@ impl Pipeline {
 
 /// Builds every element, sources first, so that a source that cannot open its input fails
 /// before a sink has created (or truncated) its output.
-fn build_elements(graph: &Graph, messages: bool) -> Result<Vec<Option<ElementImpl>>, RunError> {
+fn build_elements(
+    graph: &Graph,
+    options: &RunOptions,
+) -> Result<Vec<Option<ElementImpl>>, RunError> {
+    let messages = options.messages;
     let mut impls: Vec<Option<ElementImpl>> = (0..graph.dag.node_count()).map(|_| None).collect();
     let mut order = graph.topo_order();
     order.sort_by_key(|&n| graph.dag[n].factory.pads.sink != crate::registry::PadPresence::None);
@@ -414,7 +422,12 @@ fn build_elements(graph: &Graph, messages: bool) -> Result<Vec<Option<ElementImp
             }
             Exec::Rt if isolated::splits(node) => {
                 (node.factory.build)(&node.props).and_then(|imp| match imp {
-                    ElementImpl::Transform(t) => Ok(rt::split(&node.name, t, messages)),
+                    ElementImpl::Transform(t) => Ok(rt::split(
+                        &node.name,
+                        t,
+                        options.bridge_capacity.unwrap_or(rt::CAPACITY),
+                        messages,
+                    )),
                     _ => Err(ElementError::Config(format!(
                         "{} cannot run on an rt thread of its own",
                         node.factory.name
@@ -537,7 +550,8 @@ fn plan(
         .filter(|&n| matches!(impls[n.index()], Some(ElementImpl::AsyncSink(_))))
         .collect();
     for &n in &async_sinks {
-        channels.insert(n.index(), Channel::new(ASYNC_SINK_CAPACITY, 0, None));
+        let cap = options.bridge_capacity.unwrap_or(ASYNC_SINK_CAPACITY);
+        channels.insert(n.index(), Channel::new(cap, 0, None));
     }
 
     let mut segments = Vec::new();
@@ -563,7 +577,7 @@ fn plan(
                 // The task sends through the async half; this thread takes its output
                 // through the sync half and counts the source's buffers as they arrive.
                 let pool = source_pool(src.pool_request_dyn(), el, names, options, &mut pools)?;
-                let (tx, rx) = kanal::bounded(BRIDGE_CAPACITY);
+                let (tx, rx) = kanal::bounded(options.bridge_capacity.unwrap_or(BRIDGE_CAPACITY));
                 let level = Level::new(0);
                 bridges.insert(el, Arc::clone(&level));
                 tasks.push(AsyncTask::Source {

@@ -15,8 +15,8 @@ use crate::element::{
 };
 use crate::memory::Buffer;
 
-/// Buffers waiting between the upstream thread and the rt thread.
-const CAPACITY: usize = 16;
+/// Buffers waiting between the upstream thread and the rt thread, by default.
+pub(super) const CAPACITY: usize = 16;
 
 enum Item {
     Buffer(Buffer),
@@ -24,8 +24,13 @@ enum Item {
 }
 
 /// Splits `imp` so that it runs on a thread of its own.
-pub(super) fn split(name: &str, imp: Box<dyn Transform>, messages: bool) -> ElementImpl {
-    let (tx, rx) = kanal::bounded(CAPACITY);
+pub(super) fn split(
+    name: &str,
+    imp: Box<dyn Transform>,
+    capacity: usize,
+    messages: bool,
+) -> ElementImpl {
+    let (tx, rx) = kanal::bounded(capacity);
     ElementImpl::Split {
         input: Box::new(Handover { tx }),
         output: Box::new(RtThread {

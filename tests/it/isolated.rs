@@ -351,3 +351,28 @@ fn a_tee_whose_branches_run_in_different_domains_gives_every_branch_every_byte()
         assert_eq!(std::fs::read(p).unwrap(), data, "{}", p.display());
     }
 }
+
+#[test]
+fn bridge_capacity_sets_the_rt_hand_over_and_refuses_zero() {
+    let data = random_bytes(1 << 20, 34);
+    let dir = tmp();
+    let input = file(dir.path(), "in.bin", &data);
+    let output = dir.path().join("out.bin");
+    let out = run(launch(&[
+        "-q",
+        "--bridge-capacity=1",
+        "filesrc",
+        &prop("location", &input),
+        "blocksize=1000",
+        "!",
+        "identity",
+        "exec=rt",
+        "!",
+        "filesink",
+        &prop("location", &output),
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&output).unwrap(), data);
+    let out = run(launch(&["--bridge-capacity=0", "fakesrc", "!", "fakesink"]));
+    assert_eq!(code(&out), 2);
+}
