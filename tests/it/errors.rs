@@ -272,30 +272,36 @@ fn deep_nesting_is_refused_cleanly() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
-#[test]
-fn a_file_truncated_while_filesrc_maps_it_is_an_error_not_a_crash() {
+/// Runs `desc` (reading `in.bin` of `len` random bytes), truncates the file to `keep` bytes once
+/// the first output arrived, and returns the run's output.
+fn truncate_under(desc: &str, len: usize, keep: u64) -> std::process::Output {
     use std::io::Read;
     let dir = tmp();
-    let f = file(dir.path(), "in.bin", &random_bytes(8 << 20, 3));
-    let desc = format!(
-        "filesrc location={} blocksize=65536 ! fakesink dump=true",
-        f.display()
-    );
-    let mut child = spawn_piped(&[&desc]);
+    let f = file(dir.path(), "in.bin", &random_bytes(len, 3));
+    let mut child = spawn_piped(&[&desc.replace("IN", &f.display().to_string())]);
     let mut stdout = child.stdout.take().unwrap();
-    // The sink is now blocked writing its dump into the full pipe, in the middle of a buffer
-    // that points into the file's mapping.
     let mut first = vec![0u8; 4096];
     stdout.read_exact(&mut first).unwrap();
     std::fs::OpenOptions::new()
         .write(true)
         .open(&f)
         .unwrap()
-        .set_len(0)
+        .set_len(keep)
         .unwrap();
     let mut rest = Vec::new();
     stdout.read_to_end(&mut rest).unwrap();
-    let out = wait(child);
+    wait(child)
+}
+
+#[test]
+fn a_file_truncated_while_filesrc_maps_it_is_an_error_not_a_crash() {
+    // The sink is blocked writing its dump into the full pipe, in the middle of a buffer that
+    // points into the file's mapping, when the file is truncated.
+    let out = truncate_under(
+        "filesrc location=IN blocksize=65536 ! fakesink dump=true",
+        8 << 20,
+        0,
+    );
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("in.bin was truncated while being read"),
@@ -306,25 +312,9 @@ fn a_file_truncated_while_filesrc_maps_it_is_an_error_not_a_crash() {
 
 #[test]
 fn a_file_truncated_between_windows_is_an_error_too() {
-    use std::io::Read;
-    let dir = tmp();
-    let f = file(dir.path(), "in.bin", &random_bytes(16 << 20, 4));
     // fdsink writes straight from the mapping; the first window's buffers are all written
     // before the pipe blocks the second window's.
-    let desc = format!("filesrc location={} ! fdsink fd=1", f.display());
-    let mut child = spawn_piped(&[&desc]);
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = vec![0u8; 4096];
-    stdout.read_exact(&mut first).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&f)
-        .unwrap()
-        .set_len(4096)
-        .unwrap();
-    let mut rest = Vec::new();
-    stdout.read_to_end(&mut rest).unwrap();
-    let out = wait(child);
+    let out = truncate_under("filesrc location=IN ! fdsink fd=1", 16 << 20, 4096);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(

@@ -197,48 +197,24 @@ fn a_worker_dies_with_its_parent() {
 
 #[test]
 fn elements_that_cannot_be_isolated_and_bad_exec_values_are_refused() {
-    let out = run(launch(&[
-        "fakesrc",
-        "!",
-        "tee",
-        "exec=isolated",
-        "!",
-        "fakesink",
-    ]));
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("tee cannot run isolated"),
-        "{}",
-        stderr(&out)
-    );
-    let out = run(launch(&[
-        "fakesrc",
-        "!",
-        "identity",
-        "exec=elsewhere",
-        "!",
-        "fakesink",
-    ]));
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("exec takes one of: auto, async, rt, isolated"),
-        "{}",
-        stderr(&out)
-    );
-    let out = run(launch(&[
-        "fakesrc",
-        "!",
-        "identity",
-        "exec=async",
-        "!",
-        "fakesink",
-    ]));
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("no async implementation"),
-        "{}",
-        stderr(&out)
-    );
+    for (desc, says) in [
+        (
+            "fakesrc ! tee exec=isolated ! fakesink",
+            "tee cannot run isolated",
+        ),
+        (
+            "fakesrc ! identity exec=elsewhere ! fakesink",
+            "exec takes one of: auto, async, rt, isolated",
+        ),
+        (
+            "fakesrc ! identity exec=async ! fakesink",
+            "no async implementation",
+        ),
+    ] {
+        let out = run(launch(&[desc]));
+        assert_eq!(code(&out), 2, "{desc}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{desc}: {}", stderr(&out));
+    }
 }
 
 #[test]
