@@ -27,7 +27,7 @@ use std::time::Instant;
 use super::control::RunControl;
 use super::segment::{ElementStats, Item, Level, Outcome, SegmentResult};
 use super::RunError;
-use crate::element::{AsyncCtx, DynAsyncSink, DynAsyncSource, ElementError, SinkFlow};
+use crate::element::{AsyncCtx, DynAsyncSink, DynAsyncSource, ElementError, ElementImpl, SinkFlow};
 use crate::memory::MemoryPool;
 
 /// The name of the runtime's thread (Linux keeps 15 bytes of a thread name).
@@ -56,12 +56,22 @@ pub(super) enum AsyncTask {
         inputs: usize,
         level: Arc<Level>,
     },
+    /// A thread-domain transform forced onto the runtime with `exec=async`: its buffers come
+    /// in through one bounded channel and leave through another.
+    Transform {
+        el: usize,
+        imp: Box<dyn crate::element::Transform>,
+        rx: kanal::AsyncReceiver<Item>,
+        tx: kanal::AsyncSender<Item>,
+    },
 }
 
 impl AsyncTask {
     fn element(&self) -> usize {
         match self {
-            AsyncTask::Source { el, .. } | AsyncTask::Sink { el, .. } => *el,
+            AsyncTask::Source { el, .. }
+            | AsyncTask::Sink { el, .. }
+            | AsyncTask::Transform { el, .. } => *el,
         }
     }
 }
@@ -187,6 +197,9 @@ async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) ->
             level,
             ..
         } => run_sink(sink, &mut cx, rx, inputs, &level, &mut stats).await,
+        AsyncTask::Transform { imp, rx, tx, .. } => {
+            run_transform(imp, &control, rx, tx, &mut stats).await
+        }
     };
     stats.truncated += cx.truncated;
     let (outcome, how) = match outcome {
@@ -264,6 +277,117 @@ async fn run_source(
 }
 
 /// Renders buffers until every input reached end of stream, then finishes.
+/// Runs a sync transform as a task: one `process` call per buffer, between two channels. Its
+/// buffers are counted where they come out (the thread after it), its busy time here.
+async fn run_transform(
+    mut imp: Box<dyn crate::element::Transform>,
+    control: &RunControl,
+    rx: kanal::AsyncReceiver<Item>,
+    tx: kanal::AsyncSender<Item>,
+    stats: &mut ElementStats,
+) -> Result<Outcome, ElementError> {
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = control.stop() => return Ok(Outcome::Stopped),
+            r = rx.recv() => r,
+        };
+        let buf = match item {
+            Ok(Item::Buffer(buf)) => buf,
+            Ok(Item::Eos) | Err(_) => {
+                let _ = tx.send(Item::Eos).await;
+                return Ok(Outcome::Eos);
+            }
+        };
+        let flow = {
+            let started = Instant::now();
+            let mut cx = crate::element::Ctx::new(control, None);
+            let flow = imp.process(buf, &mut cx);
+            stats.busy_ns += started.elapsed().as_nanos() as u64;
+            flow?
+        };
+        match flow {
+            crate::element::Flow::Push(out) => {
+                if tx.send(Item::Buffer(out)).await.is_err() {
+                    return Ok(Outcome::Eos);
+                }
+            }
+            crate::element::Flow::Drop => {}
+            crate::element::Flow::Eos => {
+                let _ = tx.send(Item::Eos).await;
+                return Ok(Outcome::Eos);
+            }
+        }
+    }
+}
+
+/// Puts a sync transform on the async runtime (`exec=async`): the upstream thread feeds a
+/// channel, the task processes, and a thread of its own takes the output on.
+pub(super) fn split(
+    el: usize,
+    imp: Box<dyn crate::element::Transform>,
+    capacity: usize,
+) -> (ElementImpl, AsyncTask) {
+    let (in_tx, in_rx) = kanal::bounded(capacity);
+    let (out_tx, out_rx) = kanal::bounded(capacity);
+    (
+        ElementImpl::Split {
+            input: Box::new(Feed { tx: in_tx }),
+            output: Box::new(Collect { rx: out_rx }),
+        },
+        AsyncTask::Transform {
+            el,
+            imp,
+            rx: in_rx.to_async(),
+            tx: out_tx.to_async(),
+        },
+    )
+}
+
+/// The upstream thread's end of an async transform.
+struct Feed {
+    tx: kanal::Sender<Item>,
+}
+
+impl crate::element::Sink for Feed {
+    fn render(
+        &mut self,
+        buf: crate::memory::Buffer,
+        _cx: &mut crate::element::Ctx<'_>,
+    ) -> Result<crate::element::SinkFlow, ElementError> {
+        Ok(match self.tx.send(Item::Buffer(buf)) {
+            Ok(()) => crate::element::SinkFlow::Continue,
+            Err(_) => crate::element::SinkFlow::Done,
+        })
+    }
+
+    fn finish(&mut self, _cx: &mut crate::element::Ctx<'_>) -> Result<(), ElementError> {
+        let _ = self.tx.send(Item::Eos);
+        Ok(())
+    }
+}
+
+/// The downstream thread's end of an async transform.
+struct Collect {
+    rx: kanal::Receiver<Item>,
+}
+
+impl crate::element::Source for Collect {
+    fn pool_request(&self) -> Option<crate::element::PoolRequest> {
+        None
+    }
+
+    fn produce(
+        &mut self,
+        _cx: &mut crate::element::Ctx<'_>,
+    ) -> Result<Option<crate::memory::Buffer>, ElementError> {
+        Ok(match self.rx.recv() {
+            Ok(Item::Buffer(b)) => Some(b),
+            Ok(Item::Eos) | Err(_) => None,
+        })
+    }
+}
+
 async fn run_sink(
     mut sink: Box<dyn DynAsyncSink>,
     cx: &mut AsyncCtx,

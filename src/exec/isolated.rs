@@ -546,10 +546,13 @@ impl Source for IsolatedSource {
 /// Whether `exec=isolated` or `exec=rt` makes `node` a segment boundary (a one-in-one-out
 /// element: its two halves run on either side).
 pub fn splits(node: &Node) -> bool {
-    matches!(
+    let forced_async = node.exec == crate::registry::Exec::Async
+        && node.factory.domain() == crate::registry::Domain::Thread;
+    (matches!(
         node.exec,
         crate::registry::Exec::Isolated | crate::registry::Exec::Rt
-    ) && matches!(node.factory.pads.sink, PadPresence::Always(_))
+    ) || forced_async)
+        && matches!(node.factory.pads.sink, PadPresence::Always(_))
         && matches!(node.factory.pads.src, PadPresence::Always(_))
         && !node.factory.hints.thread_boundary
 }

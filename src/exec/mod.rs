@@ -206,10 +206,12 @@ impl Pipeline {
             } else if graph.domain(a) == Domain::Async {
                 format!("a bounded channel of {BRIDGE_CAPACITY} buffers")
             } else if isolated::splits(&dag[b]) {
-                format!(
-                    "{}'s worker process (exec=isolated), over a socket",
-                    dag[b].name
-                )
+                let how = match dag[b].exec {
+                    Exec::Rt => "rt thread (exec=rt), over a bounded channel",
+                    Exec::Async => "task on the async runtime (exec=async), over bounded channels",
+                    _ => "worker process (exec=isolated), over a socket",
+                };
+                format!("{}'s {how}", dag[b].name)
             } else if graph.starts_segment(b) {
                 format!("{}'s bounded channel", dag[b].name)
             } else {
@@ -249,8 +251,9 @@ impl Pipeline {
                 .map(|n| graph.dag[n].name.clone())
                 .collect(),
         );
-        let mut impls = build_elements(graph, options)?;
-        let plan = plan(graph, &mut impls, &names, options)?;
+        let (mut impls, forced_async) = build_elements(graph, options)?;
+        let mut plan = plan(graph, &mut impls, &names, options)?;
+        plan.tasks.extend(forced_async);
         Ok(Prepared { names, plan })
     }
 
@@ -402,11 +405,13 @@ impl Pipeline {
 
 /// Builds every element, sources first, so that a source that cannot open its input fails
 /// before a sink has created (or truncated) its output.
+/// Also returns the async tasks of sync transforms forced onto the runtime with `exec=async`.
 fn build_elements(
     graph: &Graph,
     options: &RunOptions,
-) -> Result<Vec<Option<ElementImpl>>, RunError> {
+) -> Result<(Vec<Option<ElementImpl>>, Vec<AsyncTask>), RunError> {
     let messages = options.messages;
+    let mut forced_async = Vec::new();
     let mut impls: Vec<Option<ElementImpl>> = (0..graph.dag.node_count()).map(|_| None).collect();
     let mut order = graph.topo_order();
     order.sort_by_key(|&n| graph.dag[n].factory.pads.sink != crate::registry::PadPresence::None);
@@ -414,9 +419,24 @@ fn build_elements(
         let node = &graph.dag[n];
         let built = match node.exec {
             Exec::Isolated => isolated::proxy(node, messages),
+            Exec::Async if isolated::splits(node) => {
+                (node.factory.build)(&node.props).and_then(|imp| match imp {
+                    ElementImpl::Transform(t) => {
+                        let capacity = options.bridge_capacity.unwrap_or(BRIDGE_CAPACITY);
+                        let (split, task) = async_domain::split(n.index(), t, capacity);
+                        forced_async.push(task);
+                        Ok(split)
+                    }
+                    _ => Err(ElementError::Config(format!(
+                        "{} cannot run on the async runtime",
+                        node.factory.name
+                    ))),
+                })
+            }
             Exec::Async if node.factory.domain() != crate::registry::Domain::Async => {
                 Err(ElementError::Config(format!(
-                    "{} has no async implementation: exec=async is for network elements",
+                    "{} has no async implementation: exec=async runs network elements and \
+                     one-in-one-out elements on the runtime",
                     node.factory.name
                 )))
             }
@@ -453,7 +473,7 @@ fn build_elements(
         tracing::debug!(element = %node.name, factory = node.factory.name, "Element built");
         impls[n.index()] = Some(built);
     }
-    Ok(impls)
+    Ok((impls, forced_async))
 }
 
 /// A pipeline built and planned but not running: what the Idle state holds.

@@ -84,6 +84,10 @@ pub fn to_dot(graph: &Graph, counts: Option<&[NodeCounts]>) -> String {
                 "thread {i} (from {}: its worker process's output)",
                 dag[*root].name
             ),
+            Some(root) if dag[*root].exec == crate::registry::Exec::Async => format!(
+                "thread {i} (from {}: its async task's output)",
+                dag[*root].name
+            ),
             Some(root) if dag[*root].exec == crate::registry::Exec::Rt => {
                 format!("rt thread {i} (from {})", dag[*root].name)
             }

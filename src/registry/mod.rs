@@ -357,6 +357,12 @@ impl Factory {
                 "in a worker process; buffers cross as shared-memory references, not copies",
             ));
         }
+        if one_in_one_out {
+            out.push((
+                "async",
+                "on the pipeline's tokio runtime, between two bounded channels",
+            ));
+        }
         if one_in_one_out || self.pads.sink == PadPresence::None {
             out.push((
                 "rt",

@@ -35,6 +35,17 @@ fn the_same_pipeline_with_its_middle_element_isolated_gives_the_same_bytes() {
         &["valve", "exec=isolated"][..],
         &["identity", "exec=rt"][..],
         &["identity", "exec=rt", "!", "identity", "exec=isolated"][..],
+        &["identity", "exec=async"][..],
+        &[
+            "identity",
+            "exec=async",
+            "!",
+            "identity",
+            "exec=rt",
+            "!",
+            "valve",
+            "exec=isolated",
+        ][..],
     ] {
         let (got, _) = copy_through(middle, &data);
         assert_eq!(got, data, "{middle:?}");
@@ -206,10 +217,7 @@ fn elements_that_cannot_be_isolated_and_bad_exec_values_are_refused() {
             "fakesrc ! identity exec=elsewhere ! fakesink",
             "exec takes one of: auto, async, rt, isolated",
         ),
-        (
-            "fakesrc ! identity exec=async ! fakesink",
-            "no async implementation",
-        ),
+        ("fakesrc ! fakesink exec=async", "no async implementation"),
     ] {
         let out = run(launch(&[desc]));
         assert_eq!(code(&out), 2, "{desc}: {}", stderr(&out));
@@ -276,6 +284,10 @@ fn inspect_shows_where_an_element_may_run() {
         "{text}"
     );
     assert!(text.contains("exec=rt: on a thread of its own"), "{text}");
+    assert!(
+        text.contains("exec=async: on the pipeline's tokio runtime"),
+        "{text}"
+    );
     let mut cmd = std::process::Command::new(inspect_bin());
     cmd.args(["--json", "tee"]);
     let out = run(cmd);
@@ -316,6 +328,9 @@ fn a_tee_whose_branches_run_in_different_domains_gives_every_branch_every_byte()
         "filesink",
         &o[1],
         "t.",
+        "!",
+        "identity",
+        "exec=async",
         "!",
         "queue",
         "!",
