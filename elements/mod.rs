@@ -33,6 +33,41 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
 /// Why the clock-related properties of gst's base classes do nothing here.
 pub(crate) const NO_CLOCK: &str =
     "parallax has no pipeline clock: buffers are rendered as soon as they arrive";
+/// gst's GstFormat values, for the properties that take one (fakesrc's `format`,
+/// tcpserversink's `unit-format` and `burst-format`).
+pub(crate) const FORMATS: &[EnumValue] = &[
+    EnumValue {
+        nick: "undefined",
+        value: 0,
+        doc: "GST_FORMAT_UNDEFINED",
+    },
+    EnumValue {
+        nick: "default",
+        value: 1,
+        doc: "GST_FORMAT_DEFAULT",
+    },
+    EnumValue {
+        nick: "bytes",
+        value: 2,
+        doc: "GST_FORMAT_BYTES",
+    },
+    EnumValue {
+        nick: "time",
+        value: 3,
+        doc: "GST_FORMAT_TIME",
+    },
+    EnumValue {
+        nick: "buffers",
+        value: 4,
+        doc: "GST_FORMAT_BUFFERS",
+    },
+    EnumValue {
+        nick: "percent",
+        value: 5,
+        doc: "GST_FORMAT_PERCENT",
+    },
+];
+
 /// Why gst's last-message/signal plumbing does nothing here.
 pub(crate) const NO_SIGNALS: &str = "parallax reports through --stats and -v, not GObject signals";
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{basesink_props, basesrc_props, hex_dump, Rng};
+use super::{basesink_props, basesrc_props, hex_dump, Rng, FORMATS};
 use crate::element::prelude::*;
 
 /// How long `bytes` take at `rate` bytes per second, in ns; `None` when the rate is 0.
@@ -70,39 +70,6 @@ const DATA_TYPES: &[EnumValue] = &[
         nick: "subbuffer",
         value: 2,
         doc: "Subbuffer data",
-    },
-];
-
-const FORMATS: &[EnumValue] = &[
-    EnumValue {
-        nick: "undefined",
-        value: 0,
-        doc: "GST_FORMAT_UNDEFINED",
-    },
-    EnumValue {
-        nick: "default",
-        value: 1,
-        doc: "GST_FORMAT_DEFAULT",
-    },
-    EnumValue {
-        nick: "bytes",
-        value: 2,
-        doc: "GST_FORMAT_BYTES",
-    },
-    EnumValue {
-        nick: "time",
-        value: 3,
-        doc: "GST_FORMAT_TIME",
-    },
-    EnumValue {
-        nick: "buffers",
-        value: 4,
-        doc: "GST_FORMAT_BUFFERS",
-    },
-    EnumValue {
-        nick: "percent",
-        value: 5,
-        doc: "GST_FORMAT_PERCENT",
     },
 ];
 

@@ -21,7 +21,7 @@ use crate::element::prelude::*;
 
 pub(super) use super::{basesink_props, basesrc_props};
 // The base-class property macros name these relative to the module that expands them.
-pub(super) use super::{NO_CLOCK, NO_SIGNALS};
+pub(super) use super::{FORMATS, NO_CLOCK, NO_SIGNALS};
 
 /// Read size of the stream sources, as `fdsrc`'s: 128 KiB (gst's default is 4 KiB, which
 /// makes a loopback stream syscall-bound). `blocksize=4096` gives gst's behaviour.

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{
     basesink_props, basesrc_props, blocksize, closed_early, net_error, port, read_stream, resolve,
-    write_stream, Stamper, DEFAULT_BLOCKSIZE,
+    write_stream, Stamper, DEFAULT_BLOCKSIZE, FORMATS,
 };
 use crate::element::prelude::*;
 
@@ -354,40 +354,6 @@ impl AsyncSink for TcpClientSink {
 }
 
 // --- tcpserversink -----------------------------------------------------------------------------
-
-/// gst's GstFormat, for `unit-format` and `burst-format`.
-const FORMATS: &[EnumValue] = &[
-    EnumValue {
-        nick: "undefined",
-        value: 0,
-        doc: "GST_FORMAT_UNDEFINED",
-    },
-    EnumValue {
-        nick: "default",
-        value: 1,
-        doc: "GST_FORMAT_DEFAULT",
-    },
-    EnumValue {
-        nick: "bytes",
-        value: 2,
-        doc: "GST_FORMAT_BYTES",
-    },
-    EnumValue {
-        nick: "time",
-        value: 3,
-        doc: "GST_FORMAT_TIME",
-    },
-    EnumValue {
-        nick: "buffers",
-        value: 4,
-        doc: "GST_FORMAT_BUFFERS",
-    },
-    EnumValue {
-        nick: "percent",
-        value: 5,
-        doc: "GST_FORMAT_PERCENT",
-    },
-];
 
 const RECOVER_POLICIES: &[EnumValue] = &[
     EnumValue {
