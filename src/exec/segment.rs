@@ -243,6 +243,27 @@ impl Observe {
     fn enter_input(&self) -> Option<tracing::span::Entered<'_>> {
         self.spans_on.then(|| self.input_span.enter())
     }
+
+    /// Runs `call`, op `id`'s work on a buffer of `bytes` bytes and sequence `seq`: bare when
+    /// logging is off (one test of a bool), else inside the element's span, with a TRACE line
+    /// saying `what` when the filter wants per-buffer events.
+    #[inline]
+    fn around<R>(
+        &self,
+        id: usize,
+        (bytes, seq): (usize, u64),
+        what: &str,
+        call: impl FnOnce() -> R,
+    ) -> R {
+        if !self.spans_on {
+            return call();
+        }
+        let _in = self.spans[id].enter();
+        if self.trace {
+            tracing::trace!(bytes, seq, "{what}");
+        }
+        call()
+    }
 }
 
 /// A fused run of elements on one thread.
@@ -580,19 +601,10 @@ impl Segment {
         let el = *el;
         self.current = el;
         let mut cx = Ctx::new(run, None);
-        let flow = if self.obs.spans_on {
-            let _in = self.obs.spans[id].enter();
-            if self.obs.trace {
-                tracing::trace!(
-                    bytes = buf.len(),
-                    seq = buf.meta.sequence,
-                    "Rendering a buffer"
-                );
-            }
-            imp.render(buf, &mut cx)
-        } else {
-            imp.render(buf, &mut cx)
-        };
+        let about = (buf.len(), buf.meta.sequence);
+        let flow = self
+            .obs
+            .around(id, about, "Rendering a buffer", || imp.render(buf, &mut cx));
         self.charge(id);
         match flow {
             Ok(SinkFlow::Continue) => {}
@@ -625,19 +637,10 @@ impl Segment {
                     let (el, next) = (*el, *next);
                     self.current = el;
                     let mut cx = Ctx::new(run, None);
-                    let flow = if self.obs.spans_on {
-                        let _in = self.obs.spans[id].enter();
-                        if self.obs.trace {
-                            tracing::trace!(
-                                bytes = buf.len(),
-                                seq = buf.meta.sequence,
-                                "Processing a buffer"
-                            );
-                        }
+                    let about = (buf.len(), buf.meta.sequence);
+                    let flow = self.obs.around(id, about, "Processing a buffer", || {
                         imp.process(buf, &mut cx)
-                    } else {
-                        imp.process(buf, &mut cx)
-                    };
+                    });
                     self.charge(id);
                     match flow {
                         Ok(Flow::Push(out)) => pending = Some((next, out)),
