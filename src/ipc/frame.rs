@@ -175,20 +175,28 @@ pub fn send_frame(sock: impl AsFd, frame: &Frame, fds: &[BorrowedFd<'_>]) -> std
 
 /// Receives one frame and its descriptors; `None` when the peer closed the socket.
 pub fn recv_frame(sock: impl AsFd) -> Result<Option<(Frame, Vec<OwnedFd>)>, FrameError> {
-    let mut buf = vec![0u8; MAX_FRAME];
-    let (n, fds) = recv_with_fds(sock, &mut buf)?;
-    if n == 0 && fds.is_empty() {
-        return Ok(None);
+    thread_local! {
+        // One aligned receive buffer per thread, allocated once: frames arrive per buffer, and
+        // rkyv reads them in place (the start of an AlignedVec is aligned).
+        static BUF: std::cell::RefCell<rkyv::util::AlignedVec<16>> =
+            std::cell::RefCell::new(rkyv::util::AlignedVec::new());
     }
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(n);
-    aligned.extend_from_slice(&buf[..n]);
-    let frame = rkyv::from_bytes::<Frame, rkyv::rancor::Error>(&aligned).map_err(|e| {
-        FrameError::Malformed {
-            len: n,
-            why: e.to_string(),
+    BUF.with_borrow_mut(|buf| {
+        if buf.len() < MAX_FRAME {
+            buf.resize(MAX_FRAME, 0);
         }
-    })?;
-    Ok(Some((frame, fds)))
+        let (n, fds) = recv_with_fds(sock, &mut buf[..])?;
+        if n == 0 && fds.is_empty() {
+            return Ok(None);
+        }
+        let frame = rkyv::from_bytes::<Frame, rkyv::rancor::Error>(&buf[..n]).map_err(|e| {
+            FrameError::Malformed {
+                len: n,
+                why: e.to_string(),
+            }
+        })?;
+        Ok(Some((frame, fds)))
+    })
 }
 
 /// A connected pair of SOCK_SEQPACKET unix sockets (close-on-exec).
