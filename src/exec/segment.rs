@@ -128,6 +128,15 @@ pub(super) enum Input {
     },
 }
 
+impl Input {
+    /// The element the buffers come from.
+    fn element(&self) -> usize {
+        match self {
+            Input::Source { el, .. } | Input::Channel { el, .. } => *el,
+        }
+    }
+}
+
 /// One step below the input.
 pub(super) enum Op {
     Transform {
@@ -293,9 +302,7 @@ const SAMPLE_EVERY: u64 = 32;
 impl Segment {
     /// The element the segment starts at.
     pub(super) fn root(&self) -> usize {
-        match &self.input {
-            Input::Source { el, .. } | Input::Channel { el, .. } => *el,
-        }
+        self.input.element()
     }
 
     pub(super) fn new(
@@ -306,9 +313,7 @@ impl Segment {
         names: Arc<Vec<String>>,
     ) -> Segment {
         let live = ops.iter().filter(|o| o.op.is_terminal()).count();
-        let current = match &input {
-            Input::Source { el, .. } | Input::Channel { el, .. } => *el,
-        };
+        let current = input.element();
         Segment {
             name,
             input,
@@ -328,10 +333,7 @@ impl Segment {
 
     /// Sets what the segment shows; `span_of(el)` gives an element's span.
     pub(super) fn observe(&mut self, mut obs: Observe, span_of: impl Fn(usize) -> tracing::Span) {
-        let input_el = match &self.input {
-            Input::Source { el, .. } | Input::Channel { el, .. } => *el,
-        };
-        obs.input_span = span_of(input_el);
+        obs.input_span = span_of(self.root());
         obs.spans_on = !obs.input_span.is_disabled();
         obs.trace = tracing::level_filters::LevelFilter::current() >= tracing::Level::TRACE;
         obs.spans = self
@@ -397,10 +399,7 @@ impl Segment {
             }
         };
         self.publish();
-        let input_el = match &self.input {
-            Input::Source { el, .. } | Input::Channel { el, .. } => *el,
-        };
-        let mut stats = vec![(input_el, self.input_stats)];
+        let mut stats = vec![(self.root(), self.input_stats)];
         for slot in &self.ops {
             let el = match &slot.op {
                 Op::Sink {
