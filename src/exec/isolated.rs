@@ -234,7 +234,7 @@ impl Link {
             let mut c = Link::lock(&self.counts);
             c.sent += 1;
             c.copied += u64::from(copied);
-            if answered {
+            if answered && self.messages {
                 c.in_flight.push_back(std::time::Instant::now());
             }
         }
@@ -386,18 +386,18 @@ impl Drop for Link {
                 self.name, self.pid, c.sent, c.same_memory_back, c.from_worker_arena, c.copied
             );
         }
+        // End of stream for a worker still listening (harmless to one that is gone), a moment
+        // to exit, then the kill; either way it is reaped.
         let mut child = Link::lock(&self.child);
-        if !self.done.load(Ordering::Relaxed) {
-            let _ = send_frame(&self.sock, &Frame::Eos, &[]);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2));
+        let _ = send_frame(&self.sock, &Frame::Eos, &[]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
             }
-            let _ = child.kill();
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
+        let _ = child.kill();
         let _ = child.wait();
     }
 }
@@ -481,6 +481,8 @@ impl IsolatedSink {
     fn poll_worker(&mut self) -> Result<Option<SinkFlow>, ElementError> {
         while self.link.readable() {
             if let Some(Reply::Eos) = self.link.recv_one(&mut self.cache)? {
+                // The worker's sink finished by itself; it wants no end-of-stream from us.
+                self.link.done.store(true, Ordering::Relaxed);
                 return Ok(Some(SinkFlow::Done));
             }
         }
@@ -631,13 +633,11 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
     let f = crate::registry::find(&factory).ok_or(format!("no element `{factory}`"))?;
     let mut props = crate::registry::Props::defaults(&name, f.props);
     for (k, v) in &written {
-        let spec = f.prop(k).ok_or(format!("{name}: no property `{k}`"))?;
-        let value = spec
-            .parse(v)
-            .map_err(|e| format!("{name}: property `{k}`: {e}"))?;
+        let spec = f.prop(k).ok_or(format!("no property `{k}`"))?;
+        let value = spec.parse(v).map_err(|e| format!("property `{k}`: {e}"))?;
         props.set(k, value);
     }
-    let element = (f.build)(&props).map_err(|e| format!("{name}: {e}"))?;
+    let element = (f.build)(&props).map_err(|e| e.to_string())?;
     send_frame(sock, &Frame::Hello { version: PROTOCOL }, &[]).map_err(|e| e.to_string())?;
     // Fault injection for the tests of the parent's defences: a worker that misbehaves.
     match std::env::var("PARALLAX_WORKER_FAULT").as_deref() {
@@ -680,10 +680,7 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 return Ok(());
             };
             let mut cx = Ctx::new(&run, None);
-            match t
-                .process(buf, &mut cx)
-                .map_err(|e| format!("{}: {e}", side.name))?
-            {
+            match t.process(buf, &mut cx).map_err(|e| e.to_string())? {
                 Flow::Push(out) => side.reply(out, &run)?,
                 Flow::Drop => side.send(&Frame::Nothing)?,
                 Flow::Eos => side.send(&Frame::Eos)?,
@@ -692,17 +689,20 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
         ElementImpl::Sink(mut s) => loop {
             let mut cx = Ctx::new(&run, None);
             let Some(buf) = side.next_buffer()? else {
-                s.finish(&mut cx)
-                    .map_err(|e| format!("{}: {e}", side.name))?;
+                s.finish(&mut cx).map_err(|e| e.to_string())?;
                 side.send(&Frame::Eos)?;
                 return Ok(());
             };
-            match s
-                .render(buf, &mut cx)
-                .map_err(|e| format!("{}: {e}", side.name))?
-            {
-                SinkFlow::Continue => side.send(&Frame::Nothing)?,
-                SinkFlow::Done => side.send(&Frame::Eos)?,
+            match s.render(buf, &mut cx).map_err(|e| e.to_string())? {
+                // No answer per buffer: the parent does not wait for one.
+                SinkFlow::Continue => {}
+                SinkFlow::Done => {
+                    s.finish(&mut cx).map_err(|e| e.to_string())?;
+                    side.send(&Frame::Eos)?;
+                    // Take in what is still on its way, up to the parent's end of stream.
+                    while side.next_buffer()?.is_some() {}
+                    return Ok(());
+                }
             }
         },
         ElementImpl::Source(mut src) => {
@@ -728,10 +728,7 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                     Some((other, _)) => return Err(format!("unexpected frame {other:?}")),
                 }
                 let mut cx = Ctx::new(&run, pool.as_ref());
-                match src
-                    .produce(&mut cx)
-                    .map_err(|e| format!("{}: {e}", side.name))?
-                {
+                match src.produce(&mut cx).map_err(|e| e.to_string())? {
                     Some(buf) => side.reply(buf, &run)?,
                     None => {
                         side.send(&Frame::Eos)?;

@@ -367,3 +367,23 @@ fn bridge_capacity_sets_the_rt_hand_over_and_refuses_zero() {
     let out = run(launch(&["--bridge-capacity=0", "fakesrc", "!", "fakesink"]));
     assert_eq!(code(&out), 2);
 }
+
+#[test]
+fn a_worker_that_cannot_build_its_element_names_it_once_and_the_file() {
+    let out = run(launch(&[
+        "filesrc",
+        "location=/nonexistent/in.bin",
+        "exec=isolated",
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "filesrc0: in its worker process: cannot open /nonexistent/in.bin for reading"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("filesrc0").count(), 1, "{err}");
+}
