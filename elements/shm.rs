@@ -194,7 +194,7 @@ struct ShmSink {
 impl ShmSink {
     /// The buffer itself when it lives in a shared arena, else a copy in `copies`.
     fn shareable(&mut self, buf: &Buffer, cx: &Ctx<'_>) -> Result<Buffer, ElementError> {
-        if buf.pool().is_some_and(|p| p.fd().is_some()) {
+        if buf.is_shareable() {
             return Ok(buf.clone());
         }
         let pool = match &self.copies {
@@ -243,39 +243,19 @@ impl Sink for ShmSink {
             self.wait = false;
         }
         let shared = self.shareable(&buf, cx)?;
-        let meta = WireMeta::from(&buf.meta);
         let mut list = self.clients.lock();
-        list.retain_mut(|client| {
-            let sent = match client.exporter.export(&shared) {
-                Ok((at, ticket)) => {
-                    let announced = match &ticket {
-                        Some(t) => send_frame(
-                            &client.sock,
-                            &Frame::Arena {
-                                arena_id: at.arena_id,
-                                peer: t.id.index() as u8,
-                                read_only: t.access == PeerAccess::ReadOnly,
-                            },
-                            &[t.fd.as_fd()],
-                        ),
-                        None => Ok(()),
-                    };
-                    announced.and_then(|()| {
-                        send_frame(
-                            &client.sock,
-                            &Frame::Buffer {
-                                at: at.into(),
-                                meta,
-                            },
-                            &[],
-                        )
-                    })
+        // A consumer that is gone, or that cannot be lent this buffer (every peer column of
+        // its arena taken), is told why and dropped; its exporter gives back what it held.
+        list.retain_mut(
+            |client| match send_buffer(&client.sock, &mut client.exporter, &shared) {
+                Ok(()) => true,
+                Err(e) => {
+                    let message = format!("shmsink: this consumer is cut off: {e}");
+                    let _ = send_frame(&client.sock, &Frame::Error { message }, &[]);
+                    false
                 }
-                Err(_) => Ok(()),
-            };
-            // A consumer that is gone is dropped; its exporter gives back what it held.
-            sent.is_ok()
-        });
+            },
+        );
         Ok(SinkFlow::Continue)
     }
 
@@ -423,22 +403,9 @@ impl Source for ShmSrc {
                     Frame::Arena {
                         peer, read_only, ..
                     },
-                    mut fds,
-                ) => {
-                    let fd = fds
-                        .pop()
-                        .ok_or_else(|| self.fail("an arena without its fd"))?;
-                    let id = PeerId::from_index(peer as usize)
-                        .ok_or_else(|| self.fail(format!("peer column {peer} out of range")))?;
-                    let access = if read_only {
-                        PeerAccess::ReadOnly
-                    } else {
-                        PeerAccess::ReadWrite
-                    };
-                    self.cache
-                        .map_arena(fd, access, id)
-                        .map_err(|e| self.fail(e))?;
-                }
+                    fds,
+                ) => map_announced_arena(&mut self.cache, peer, read_only, fds)
+                    .map_err(|e| self.fail(e))?,
                 (Frame::Buffer { at, meta }, _) => {
                     let mut buf = self
                         .cache

@@ -21,8 +21,8 @@ pub mod prelude {
     };
     pub use crate::ipc::{
         accept as ipc_accept, connect as ipc_connect, inherited as inherited_fd,
-        listen as ipc_listen, recv_frame, send_frame, FdKind, Frame, FrameError, WireMeta,
-        PROTOCOL,
+        listen as ipc_listen, map_announced_arena, recv_frame, send_buffer, send_frame, FdKind,
+        Frame, FrameError, WireMeta, PROTOCOL,
     };
     pub use crate::memory::{
         Buffer, BufferFlags, Exporter, FileWindows, IpcRef, LoanedSlot, MemoryError, MemoryPool,

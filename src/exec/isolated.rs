@@ -23,11 +23,10 @@ use crate::element::Ctx;
 use crate::element::{ElementError, ElementImpl, Flow, PoolRequest, Sink, SinkFlow, Source};
 use crate::graph::Node;
 use crate::ipc::{
-    recv_frame, send_frame, seqpacket_pair, spawn_worker, Frame, FrameError, WireMeta, PROTOCOL,
+    map_announced_arena, recv_frame, send_buffer, send_frame, seqpacket_pair, spawn_worker, Frame,
+    FrameError, WireMeta, PROTOCOL,
 };
-use crate::memory::{
-    Buffer, Exporter, IpcRef, MemoryPool, PeerAccess, PeerId, PoolConfig, SharedArenaCache,
-};
+use crate::memory::{Buffer, Exporter, IpcRef, MemoryPool, PoolConfig, SharedArenaCache};
 use crate::registry::{PadPresence, Trust};
 
 use super::RunControl;
@@ -97,7 +96,7 @@ impl Copies {
         name: &str,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<(Buffer, bool), ElementError> {
-        if buf.pool().is_some_and(|p| p.fd().is_some()) {
+        if buf.is_shareable() {
             return Ok((buf, false));
         }
         let need = buf.len().max(4096);
@@ -118,46 +117,6 @@ impl Copies {
         copy.meta = buf.meta;
         Ok((copy, true))
     }
-}
-
-/// Sends `buf` (exported through `exporter`, its arena announced on first use) to `sock`.
-fn send_buffer(
-    sock: &OwnedFd,
-    exporter: &mut Exporter,
-    buf: &Buffer,
-) -> Result<(), std::io::Error> {
-    let (at, ticket) = exporter.export(buf).map_err(std::io::Error::other)?;
-    if let Some(t) = ticket {
-        let arena = Frame::Arena {
-            arena_id: at.arena_id,
-            peer: t.id.index() as u8,
-            read_only: t.access == PeerAccess::ReadOnly,
-        };
-        send_frame(sock, &arena, &[t.fd.as_fd()])?;
-    }
-    let frame = Frame::Buffer {
-        at: at.into(),
-        meta: WireMeta::from(&buf.meta),
-    };
-    send_frame(sock, &frame, &[])
-}
-
-/// Maps an arena announced by the other side.
-fn map_arena(
-    cache: &mut SharedArenaCache,
-    peer: u8,
-    read_only: bool,
-    mut fds: Vec<OwnedFd>,
-) -> Result<(), String> {
-    let fd = fds.pop().ok_or("an arena frame without its fd")?;
-    let id = PeerId::from_index(peer as usize).ok_or("peer column out of range")?;
-    let access = if read_only {
-        PeerAccess::ReadOnly
-    } else {
-        PeerAccess::ReadWrite
-    };
-    cache.map_arena(fd, access, id).map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 /// What the worker answered.
@@ -278,7 +237,7 @@ impl Link {
             Frame::Arena {
                 peer, read_only, ..
             } => {
-                map_arena(cache, peer, read_only, fds).map_err(|e| self.bad(&e))?;
+                map_announced_arena(cache, peer, read_only, fds).map_err(|e| self.bad(&e))?;
                 return Ok(None);
             }
             Frame::Buffer { at, meta } => {
@@ -765,7 +724,7 @@ impl WorkerSide<'_> {
                     },
                     fds,
                 )) => {
-                    map_arena(&mut self.cache, peer, read_only, fds)?;
+                    map_announced_arena(&mut self.cache, peer, read_only, fds)?;
                 }
                 Some((Frame::Buffer { at, meta }, _)) => {
                     let mut buf = self

@@ -199,6 +199,48 @@ pub fn recv_frame(sock: impl AsFd) -> Result<Option<(Frame, Vec<OwnedFd>)>, Fram
     })
 }
 
+/// Lends `buf` to the peer on `sock` through `exporter` and sends it: its arena's memfd first
+/// when this peer has not seen that arena, then the buffer frame.
+pub fn send_buffer(
+    sock: impl AsFd,
+    exporter: &mut crate::memory::Exporter,
+    buf: &crate::memory::Buffer,
+) -> std::io::Result<()> {
+    let (at, ticket) = exporter.export(buf).map_err(std::io::Error::other)?;
+    if let Some(t) = ticket {
+        let arena = Frame::Arena {
+            arena_id: at.arena_id,
+            peer: t.id.index() as u8,
+            read_only: t.access == crate::memory::PeerAccess::ReadOnly,
+        };
+        send_frame(&sock, &arena, &[t.fd.as_fd()])?;
+    }
+    let frame = Frame::Buffer {
+        at: at.into(),
+        meta: WireMeta::from(&buf.meta),
+    };
+    send_frame(&sock, &frame, &[])
+}
+
+/// Maps the arena an [`Frame::Arena`] announced, with the fd that came with it.
+pub fn map_announced_arena(
+    cache: &mut crate::memory::SharedArenaCache,
+    peer: u8,
+    read_only: bool,
+    mut fds: Vec<OwnedFd>,
+) -> Result<(), String> {
+    let fd = fds.pop().ok_or("an arena frame without its fd")?;
+    let id = crate::memory::PeerId::from_index(peer as usize)
+        .ok_or(format!("peer column {peer} out of range"))?;
+    let access = if read_only {
+        crate::memory::PeerAccess::ReadOnly
+    } else {
+        crate::memory::PeerAccess::ReadWrite
+    };
+    cache.map_arena(fd, access, id).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// A connected pair of SOCK_SEQPACKET unix sockets (close-on-exec).
 pub fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::net::socketpair(

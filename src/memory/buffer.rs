@@ -212,9 +212,14 @@ impl Buffer {
         Some(sub)
     }
 
-    /// Whether the bytes live in a shared arena slot that another process could map.
+    /// Whether this process can lend the buffer to another one without a copy: it lives in a
+    /// slot of one of this process's memfd-backed pools. (A buffer received from another
+    /// process, a heap pool's, a mapped file's or heap bytes cannot be lent.)
     pub fn is_shareable(&self) -> bool {
-        matches!(self.storage, Storage::Slot(_) | Storage::Peer(_))
+        match &self.storage {
+            Storage::Slot(slot) => super::MemoryPool::of_slot(slot).fd().is_some(),
+            _ => false,
+        }
     }
 
     /// The refcount stored in the shared slot header (all processes), for arena buffers.
@@ -259,5 +264,19 @@ mod tests {
         check::<Buffer>();
         check::<super::super::MemoryPool>();
         check::<super::super::SharedArenaCache>();
+    }
+
+    #[test]
+    fn only_buffers_in_this_process_s_memfd_pools_can_be_lent() {
+        use crate::memory::{Backing, MemoryPool, PoolConfig};
+        let memfd = MemoryPool::new(&PoolConfig::new("t", 1, 64)).unwrap();
+        assert!(memfd.try_loan().unwrap().freeze(1).is_shareable());
+        let heap = MemoryPool::new(&PoolConfig {
+            backing: Backing::Heap,
+            ..PoolConfig::new("t", 1, 64)
+        })
+        .unwrap();
+        assert!(!heap.try_loan().unwrap().freeze(1).is_shareable());
+        assert!(!Buffer::from_vec(vec![1]).is_shareable());
     }
 }
