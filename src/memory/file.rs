@@ -221,9 +221,26 @@ impl FileWindows {
                 Err(_) => {}
             }
         }
-        let len = (size - self.next).min(self.window_len as u64) as usize;
-        let map = Mapping::file(&self.file, self.next, len, Access::ReadOnly, true)?;
-        let guard = sigbus::register(&map, Some(Arc::clone(&self.truncated)))?;
+        // Mappings start on a page: after a short last window (the file has grown since),
+        // `next` is not on one, so the window starts a little before it.
+        let start = self.next - self.next % page_size() as u64;
+        let len = (size - start).min(self.window_len as u64) as usize;
+        let mapped =
+            Mapping::file(&self.file, start, len, Access::ReadOnly, true).and_then(|map| {
+                let guard = sigbus::register(&map, Some(Arc::clone(&self.truncated)))?;
+                Ok((map, guard))
+            });
+        let (map, guard) = match mapped {
+            Ok(m) => m,
+            Err(e) => {
+                // The window never came to be: its token goes back.
+                let _ = self.token_tx.try_send(());
+                return Err(MemoryError::File {
+                    path: self.what.clone(),
+                    source: std::io::Error::other(e),
+                });
+            }
+        };
         let window = Arc::new(Window {
             map,
             guard,
@@ -231,7 +248,6 @@ impl FileWindows {
         });
         self.mapped.retain(|w| w.strong_count() > 0);
         self.mapped.push(Arc::downgrade(&window));
-        let start = self.next;
         self.current = Some((Arc::clone(&window), start));
         Ok(Some((window, start)))
     }
@@ -311,6 +327,26 @@ mod tests {
         let b1 = held.pop().unwrap();
         let b2 = b1.clone();
         assert_eq!(b1.data().as_ptr(), b2.data().as_ptr());
+    }
+
+    #[test]
+    fn a_file_that_grows_after_its_unaligned_end_is_read_on() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let first: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        file.write_all(&first).unwrap();
+        let mut w = FileWindows::new(file.reopen().unwrap(), "f".into(), 1 << 20, 2);
+        let mut got = Vec::new();
+        while let Some(b) = w.next_chunk(1 << 20, &|| false).unwrap() {
+            got.extend_from_slice(b.data());
+        }
+        assert_eq!(got, first);
+        let more: Vec<u8> = (0..7000u32).map(|i| (i * 7) as u8).collect();
+        file.write_all(&more).unwrap();
+        while let Some(b) = w.next_chunk(1 << 20, &|| false).unwrap() {
+            got.extend_from_slice(b.data());
+        }
+        assert_eq!(got.len(), 12_000);
+        assert_eq!(&got[5000..], &more[..]);
     }
 
     #[test]
