@@ -137,26 +137,25 @@ impl Session {
     }
 
     /// Idle → Suspended: releases everything. A run that was started is stopped; its report
-    /// (what went through before) is returned.
+    /// (what went through before) is returned. The session is Suspended afterwards even when
+    /// that run ended in an error.
     pub fn suspend(&mut self) -> Result<Option<Report>, RunError> {
         if self.state != State::Idle {
             return Err(self.wrong("suspend", State::Idle));
         }
-        let report = match std::mem::replace(&mut self.held, Held::Nothing) {
+        let held = std::mem::replace(&mut self.held, Held::Nothing);
+        self.state = State::Suspended;
+        let report = match held {
             Held::Started(driver) => {
                 // Sources end their streams where they stand; the rest drains and ends.
                 self.control.request_drain();
                 self.control.resume();
-                Some(join(driver)?)
+                Some(join(driver))
             }
             Held::Prepared(_) | Held::Nothing => None,
         };
-        self.control = Arc::new(
-            RunControl::new()
-                .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?,
-        );
-        self.state = State::Suspended;
-        Ok(report)
+        self.fresh_control()?;
+        report.transpose()
     }
 
     /// Waits for a running session to reach end of stream; the session is then Suspended.
@@ -168,7 +167,18 @@ impl Session {
             unreachable!("a Running session has started")
         };
         self.state = State::Suspended;
-        join(driver)
+        let report = join(driver);
+        self.fresh_control()?;
+        report
+    }
+
+    /// A run's control block keeps its drain, stop and error for good: the next run gets a
+    /// new one.
+    fn fresh_control(&mut self) -> Result<(), RunError> {
+        let control = RunControl::new()
+            .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?;
+        self.control = Arc::new(control);
+        Ok(())
     }
 }
 

@@ -97,3 +97,19 @@ fn suspending_a_paused_run_stops_it_and_reports_what_went_through() {
     s.prepare().unwrap();
     assert!(s.suspend().unwrap().is_none());
 }
+
+#[test]
+fn a_drained_run_does_not_stop_the_next_one() {
+    let p = Pipeline::parse("fakesrc num-buffers=5000 ! fakesink").unwrap();
+    let mut s = Session::new(p, RunOptions::default()).unwrap();
+    s.prepare().unwrap();
+    s.activate().unwrap();
+    s.control().request_drain();
+    s.wait().unwrap();
+    // The same session runs again with a fresh control block: every buffer, end of stream.
+    s.prepare().unwrap();
+    s.activate().unwrap();
+    let again = s.wait().unwrap();
+    assert_eq!(again.ending, parallax::exec::Ending::Eos);
+    assert_eq!(again.sink_buffers, 5000);
+}
