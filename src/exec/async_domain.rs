@@ -276,7 +276,6 @@ async fn run_source(
     Ok(Outcome::Eos)
 }
 
-/// Renders buffers until every input reached end of stream, then finishes.
 /// Runs a sync transform as a task: one `process` call per buffer, between two channels. Its
 /// buffers are counted where they come out (the thread after it), its busy time here.
 async fn run_transform(
@@ -294,17 +293,25 @@ async fn run_transform(
         };
         let buf = match item {
             Ok(Item::Buffer(buf)) => buf,
-            Ok(Item::Eos) | Err(_) => {
+            Ok(Item::Eos) => {
                 let _ = tx.send(Item::Eos).await;
                 return Ok(Outcome::Eos);
             }
+            // The upstream thread went away without end of stream: it stopped.
+            Err(_) => return Ok(Outcome::Stopped),
         };
         let flow = {
             let started = Instant::now();
             let mut cx = crate::element::Ctx::new(control, None);
             let flow = imp.process(buf, &mut cx);
             stats.busy_ns += started.elapsed().as_nanos() as u64;
-            flow?
+            flow
+        };
+        let flow = match flow {
+            Ok(flow) => flow,
+            // Interrupted by a stop: like the fused loop, not an error of its own.
+            Err(ElementError::Interrupted) => continue,
+            Err(e) => return Err(e),
         };
         match flow {
             crate::element::Flow::Push(out) => {
@@ -332,7 +339,7 @@ pub(super) fn split(
     let (out_tx, out_rx) = kanal::bounded(capacity);
     (
         ElementImpl::Split {
-            input: Box::new(Feed { tx: in_tx }),
+            input: Box::new(super::rt::Handover { tx: in_tx }),
             output: Box::new(Collect { rx: out_rx }),
         },
         AsyncTask::Transform {
@@ -342,29 +349,6 @@ pub(super) fn split(
             tx: out_tx.to_async(),
         },
     )
-}
-
-/// The upstream thread's end of an async transform.
-struct Feed {
-    tx: kanal::Sender<Item>,
-}
-
-impl crate::element::Sink for Feed {
-    fn render(
-        &mut self,
-        buf: crate::memory::Buffer,
-        _cx: &mut crate::element::Ctx<'_>,
-    ) -> Result<crate::element::SinkFlow, ElementError> {
-        Ok(match self.tx.send(Item::Buffer(buf)) {
-            Ok(()) => crate::element::SinkFlow::Continue,
-            Err(_) => crate::element::SinkFlow::Done,
-        })
-    }
-
-    fn finish(&mut self, _cx: &mut crate::element::Ctx<'_>) -> Result<(), ElementError> {
-        let _ = self.tx.send(Item::Eos);
-        Ok(())
-    }
 }
 
 /// The downstream thread's end of an async transform.
@@ -388,6 +372,7 @@ impl crate::element::Source for Collect {
     }
 }
 
+/// Renders buffers until every input reached end of stream, then finishes.
 async fn run_sink(
     mut sink: Box<dyn DynAsyncSink>,
     cx: &mut AsyncCtx,

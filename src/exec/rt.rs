@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use kanal::{Receiver, Sender};
 
+use super::segment::Item;
 use crate::element::{
     Ctx, ElementError, ElementImpl, Flow, PoolRequest, Sink, SinkFlow, Source, Transform,
 };
@@ -17,11 +18,6 @@ use crate::memory::Buffer;
 
 /// Buffers waiting between the upstream thread and the rt thread, by default.
 pub(super) const CAPACITY: usize = 16;
-
-enum Item {
-    Buffer(Buffer),
-    Eos,
-}
 
 /// Splits `imp` so that it runs on a thread of its own.
 pub(super) fn split(
@@ -43,8 +39,10 @@ pub(super) fn split(
     }
 }
 
-struct Handover {
-    tx: Sender<Item>,
+/// The upstream thread's end of an element that runs elsewhere in this process (an rt thread,
+/// an async task): hands each buffer over a bounded channel, then end of stream.
+pub(super) struct Handover {
+    pub(super) tx: Sender<Item>,
 }
 
 impl Sink for Handover {
