@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     }
     if args.verbose {
         let mut text = verbose::plan_text(pipeline.graph(), &args.exclude);
-        for line in pipeline.plan_text() {
+        for line in pipeline.plan_text(args.bridge_capacity.map(|n| n as usize)) {
             text.push_str(&line);
             text.push('\n');
         }

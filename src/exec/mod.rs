@@ -158,7 +158,11 @@ impl Pipeline {
 
     /// The plan in words, for `-v`: each thread and the async domain with their elements, and
     /// every link that crosses between them with what carries it.
-    pub fn plan_text(&self) -> Vec<String> {
+    /// `bridge_capacity` is `--bridge-capacity`, so the sizes shown are the ones the run uses.
+    pub fn plan_text(&self, bridge_capacity: Option<usize>) -> Vec<String> {
+        let async_sink = bridge_capacity.unwrap_or(ASYNC_SINK_CAPACITY);
+        let bridge = bridge_capacity.unwrap_or(BRIDGE_CAPACITY);
+        let rt = bridge_capacity.unwrap_or(rt::CAPACITY);
         let graph = &self.graph;
         let dag = &graph.dag;
         let (roots, thread_of) = graph.segments();
@@ -202,14 +206,16 @@ impl Pipeline {
         for e in dag.graph().edge_indices() {
             let (a, b) = dag.edge_endpoints(e).expect("edge exists");
             let carrier = if graph.domain(b) == Domain::Async {
-                format!("a bounded channel of {ASYNC_SINK_CAPACITY} buffers")
+                format!("a bounded channel of {async_sink} buffers")
             } else if graph.domain(a) == Domain::Async {
-                format!("a bounded channel of {BRIDGE_CAPACITY} buffers")
+                format!("a bounded channel of {bridge} buffers")
             } else if isolated::splits(&dag[b]) {
                 let how = match dag[b].exec {
-                    Exec::Rt => "rt thread (exec=rt), over a bounded channel",
-                    Exec::Async => "task on the async runtime (exec=async), over bounded channels",
-                    _ => "worker process (exec=isolated), over a socket",
+                    Exec::Rt => format!("rt thread (exec=rt), over a bounded channel of {rt} buffers"),
+                    Exec::Async => format!(
+                        "task on the async runtime (exec=async), over bounded channels of {bridge} buffers"
+                    ),
+                    _ => "worker process (exec=isolated), over a socket".to_owned(),
                 };
                 format!("{}'s {how}", dag[b].name)
             } else if graph.starts_segment(b) {

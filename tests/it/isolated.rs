@@ -364,6 +364,18 @@ fn bridge_capacity_sets_the_rt_hand_over_and_refuses_zero() {
     ]));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(std::fs::read(&output).unwrap(), data);
+    // -v shows the size the run uses.
+    let out = run(launch(&[
+        "-v",
+        "--bridge-capacity=5",
+        "fakesrc num-buffers=1 ! identity exec=rt ! fakesink",
+    ]));
+    assert!(
+        stderr(&out)
+            .contains("identity0's rt thread (exec=rt), over a bounded channel of 5 buffers"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(launch(&["--bridge-capacity=0", "fakesrc", "!", "fakesink"]));
     assert_eq!(code(&out), 2);
 }
