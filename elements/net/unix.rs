@@ -156,8 +156,10 @@ pub(crate) static UNIXSRC: Factory = Factory {
                 "a datagram unixsrc binds its socket: listen=false is for streams".into(),
             ));
         }
+        let path = socket_path(p)?;
         Ok(ElementImpl::AsyncSource(Box::new(UnixSrc {
-            path: socket_path(p)?,
+            shown: path.display().to_string(),
+            path,
             datagram,
             listen,
             blocksize: blocksize(p)?,
@@ -180,6 +182,8 @@ enum SrcConn {
 
 struct UnixSrc {
     path: PathBuf,
+    /// The path as errors and messages show it, made once.
+    shown: String,
     datagram: bool,
     listen: bool,
     blocksize: usize,
@@ -198,7 +202,7 @@ impl AsyncSource for UnixSrc {
     }
 
     async fn start(&mut self, cx: &mut AsyncCtx) -> Result<(), ElementError> {
-        let shown = self.path.display().to_string();
+        let shown = &self.shown;
         if self.datagram || self.listen {
             claim(&self.path)?;
         }
@@ -228,7 +232,7 @@ impl AsyncSource for UnixSrc {
         if self.stamper.done() {
             return Ok(None);
         }
-        let shown = self.path.display().to_string();
+        let shown = &self.shown;
         if let SrcConn::Listening(l) = &self.conn {
             let (s, _) = l
                 .accept()
@@ -296,8 +300,11 @@ pub(crate) static UNIXSINK: Factory = Factory {
                     .into(),
             ));
         }
+        let path = socket_path(p)?;
         Ok(ElementImpl::AsyncSink(Box::new(UnixSink {
-            path: socket_path(p)?,
+            peer: format!("the peer on {}", path.display()),
+            shown: path.display().to_string(),
+            path,
             datagram,
             listen,
             conn: SinkConn::Idle,
@@ -315,6 +322,10 @@ enum SinkConn {
 
 struct UnixSink {
     path: PathBuf,
+    /// The path as errors and messages show it, and the peer as write errors name it: made
+    /// once, not per buffer.
+    shown: String,
+    peer: String,
     datagram: bool,
     listen: bool,
     conn: SinkConn,
@@ -324,7 +335,7 @@ struct UnixSink {
 
 impl AsyncSink for UnixSink {
     async fn start(&mut self, cx: &mut AsyncCtx) -> Result<(), ElementError> {
-        let shown = self.path.display().to_string();
+        let shown = &self.shown;
         self.conn = if self.datagram {
             let s =
                 UnixDatagram::unbound().map_err(|e| net_error("creating a datagram socket", e))?;
@@ -355,16 +366,10 @@ impl AsyncSink for UnixSink {
     }
 
     async fn render(&mut self, buf: Buffer, _cx: &mut AsyncCtx) -> Result<SinkFlow, ElementError> {
-        let shown = self.path.display().to_string();
+        let shown = &self.shown;
         match &mut self.conn {
             SinkConn::Stream(s) => {
-                write_stream(
-                    s,
-                    buf.data(),
-                    &format!("the peer on {shown}"),
-                    &mut self.written,
-                )
-                .await?
+                write_stream(s, buf.data(), &self.peer, &mut self.written).await?
             }
             SinkConn::Datagram(s) => {
                 s.send(buf.data()).await.map_err(|e| {
