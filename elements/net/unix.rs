@@ -242,7 +242,7 @@ impl AsyncSource for UnixSrc {
             self.conn = SrcConn::Stream(s);
         }
         let got = match &mut self.conn {
-            SrcConn::Stream(s) => read_stream(s, cx, self.blocksize, &shown).await?,
+            SrcConn::Stream(s) => read_stream(s, cx, self.blocksize, shown).await?,
             SrcConn::Datagram(s) => Some(recv_datagram(s, cx, self.blocksize, &self.path).await?),
             SrcConn::Ended => return Ok(None),
             SrcConn::Idle | SrcConn::Listening(_) => unreachable!("start ran, accept done"),
