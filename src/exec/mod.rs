@@ -312,32 +312,46 @@ impl Pipeline {
             rt::enter(&name, rt_priority);
         }
         let mut handles = Vec::new();
+        // Results to wait for: the first segment's, and one per thread or task that started.
+        // A thread that cannot start stops the run, and the ones already going end with it.
+        let mut expected = usize::from(first.is_some());
         for seg in segments {
-            let control = Arc::clone(&control);
+            let thread_control = Arc::clone(&control);
             let done = done_tx.clone();
             let name = seg.name.clone();
             let rt = rt_root(&seg);
-            let handle = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || {
-                    if let Some(element) = rt {
-                        rt::enter(&element, rt_priority);
-                    }
-                    let _ = done.send(seg.run_guarded(&control, messages));
-                })
-                .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
-            handles.push(handle);
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                if let Some(element) = rt {
+                    rt::enter(&element, rt_priority);
+                }
+                let _ = done.send(seg.run_guarded(&thread_control, messages));
+            });
+            match spawned {
+                Ok(handle) => {
+                    handles.push(handle);
+                    expected += 1;
+                }
+                Err(e) => {
+                    control.fail(RunError::Setup(format!("cannot start a thread: {e}")));
+                    break;
+                }
+            }
         }
-        if !tasks.is_empty() {
+        if !tasks.is_empty() && !control.is_stopping() {
+            let task_count = tasks.len();
             let cx = DomainContext {
                 control: Arc::clone(&control),
                 names: Arc::clone(&names),
                 messages,
                 started,
             };
-            let handle = async_domain::spawn(tasks, cx, done_tx.clone())
-                .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
-            handles.push(handle);
+            match async_domain::spawn(tasks, cx, done_tx.clone()) {
+                Ok(handle) => {
+                    handles.push(handle);
+                    expected += task_count;
+                }
+                Err(e) => control.fail(RunError::Setup(format!("cannot start a thread: {e}"))),
+            }
         }
         drop(done_tx);
 
@@ -347,7 +361,7 @@ impl Pipeline {
             .map(|seg| seg.run_guarded(&control, messages))
             .collect();
         let mut deadline: Option<Instant> = None;
-        while results.len() < segment_count {
+        while results.len() < expected {
             if control.is_stopping() && deadline.is_none() {
                 deadline = Some(Instant::now() + STOP_GRACE);
             }
@@ -366,7 +380,7 @@ impl Pipeline {
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        if results.len() == segment_count {
+        if results.len() == expected {
             for h in handles {
                 let _ = h.join();
             }
