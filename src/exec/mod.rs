@@ -393,12 +393,7 @@ impl Pipeline {
         let mut per_element = vec![ElementStats::default(); names.len()];
         for r in &results {
             for (el, s) in &r.stats {
-                let t = &mut per_element[*el];
-                t.buffers += s.buffers;
-                t.bytes += s.bytes;
-                t.busy_ns += s.busy_ns;
-                t.dropped += s.dropped;
-                t.truncated += s.truncated;
+                per_element[*el] += *s;
             }
         }
         let ending = if control.drain_requested() {
@@ -407,19 +402,18 @@ impl Pipeline {
             Ending::Eos
         };
         tracing::info!(?ending, wall = ?started.elapsed(), "Pipeline finished");
-        let mut report = stats::report(
+        Ok(stats::report(
             graph,
             &per_element,
             &segment_of,
             &levels,
             &bridges,
             &pools,
+            control.take_cycles(),
             thread_count,
             started.elapsed(),
             ending,
-        );
-        report.rt = control.take_cycles();
-        Ok(report)
+        ))
     }
 }
 

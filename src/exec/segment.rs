@@ -39,6 +39,17 @@ pub struct ElementStats {
     pub truncated: u64,
 }
 
+impl std::ops::AddAssign for ElementStats {
+    /// Merges what two ops (or threads) counted for the same element.
+    fn add_assign(&mut self, other: ElementStats) {
+        self.buffers += other.buffers;
+        self.bytes += other.bytes;
+        self.busy_ns += other.busy_ns;
+        self.dropped += other.dropped;
+        self.truncated += other.truncated;
+    }
+}
+
 impl ElementStats {
     pub(super) fn count(&mut self, buf: &Buffer) {
         self.buffers += 1;

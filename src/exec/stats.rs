@@ -111,6 +111,7 @@ pub(super) fn report(
     levels: &HashMap<usize, Arc<Level>>,
     bridges: &HashMap<usize, Arc<Level>>,
     pools: &HashMap<usize, MemoryPool>,
+    rt: Vec<CycleReport>,
     threads: usize,
     wall: Duration,
     ending: Ending,
@@ -171,7 +172,7 @@ pub(super) fn report(
         elements,
         links,
         pools: pool_reports,
-        rt: Vec::new(),
+        rt,
     }
 }
 

@@ -106,12 +106,7 @@ impl Buffer {
     }
 
     pub(super) fn from_slot(slot: SlotRef, len: usize) -> Buffer {
-        Buffer {
-            storage: Storage::Slot(slot),
-            offset: 0,
-            len,
-            meta: Metadata::default(),
-        }
+        Buffer::from_slot_range(slot, 0, len)
     }
 
     pub(super) fn from_peer_slot(slot: PeerSlotRef, offset: usize, len: usize) -> Buffer {
