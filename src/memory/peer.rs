@@ -171,6 +171,9 @@ impl Drop for ReadOnlyLoan {
     }
 }
 
+/// The most arenas one cache maps (one per pool the other side lends from).
+pub const MAX_ARENAS: usize = 64;
+
 /// Maps arenas received from an owner and resolves [`IpcRef`]s into buffers.
 #[derive(Debug)]
 pub struct SharedArenaCache {
@@ -228,6 +231,14 @@ impl SharedArenaCache {
         let first = Mapping::attach(dup, page, Access::ReadOnly)?;
         let (layout, arena_id, map_len) = Layout::from_header(header_of(&first), file_len, page)?;
         drop(first);
+        // An owner announces each arena once; a peer that keeps sending new ones could exhaust
+        // our address space and fds.
+        if self.arenas.contains_key(&arena_id) {
+            return Err(MemoryError::BadArena("this arena is already mapped"));
+        }
+        if self.arenas.len() >= MAX_ARENAS {
+            return Err(MemoryError::BadArena("too many arenas from one peer"));
+        }
         let map = Mapping::attach(fd, map_len, map_access)?;
         let view = ArenaView::new(map, layout)?;
         let column = (access == PeerAccess::ReadWrite).then_some(id);
@@ -339,6 +350,16 @@ mod tests {
         drop(again);
         assert_eq!(pool.available(), 2, "the owner drained the peer's release");
         assert_eq!(pool.stats().rejected, 0);
+    }
+
+    #[test]
+    fn an_arena_announced_twice_is_refused() {
+        let pool = MemoryPool::new(&PoolConfig::new("t", 1, 64)).unwrap();
+        let (mut cache, _) = attach(&pool);
+        let t = pool.admit_peer().unwrap();
+        let err = cache.map_arena(t.fd, t.access, t.id).unwrap_err();
+        assert!(err.to_string().contains("already mapped"), "{err}");
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]
