@@ -102,7 +102,7 @@ struct FdSink {
 }
 
 impl Sink for FdSink {
-    fn render(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+    fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         write_all(self.fd, buf.data(), &self.what)?;
         Ok(SinkFlow::Continue)
     }

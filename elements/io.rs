@@ -403,7 +403,7 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
-    fn render(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+    fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         let data = buf.data();
         if self.pending.len() + data.len() > self.capacity {
             self.flush()?;

@@ -226,7 +226,11 @@ impl ShmSink {
 }
 
 impl Sink for ShmSink {
-    fn render(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+    fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        self.render_owned(buf.clone(), cx)
+    }
+
+    fn render_owned(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         if self.wait {
             let mut list = self.clients.lock();
             while list.is_empty() {

@@ -508,7 +508,7 @@ struct FakeSink {
 }
 
 impl Sink for FakeSink {
-    fn render(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+    fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         if self.dump {
             hex_dump(buf.data())?;
         }

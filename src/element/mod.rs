@@ -122,8 +122,14 @@ pub trait Transform: Send {
 
 /// Consumes buffers.
 pub trait Sink: Send {
-    /// Handles one buffer.
-    fn render(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError>;
+    /// Handles one buffer it is lent: a tee renders every branch from the same handle, so a
+    /// sink that only reads the bytes costs no refcount traffic at all.
+    fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError>;
+    /// Handles one buffer it is given. A sink that keeps buffers (hands them to a channel or
+    /// another process) overrides this, and its `render` clones into it.
+    fn render_owned(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        self.render(&buf, cx)
+    }
     /// End of stream: flush and sync what needs it.
     fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         Ok(())

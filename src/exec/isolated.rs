@@ -381,7 +381,11 @@ struct SendHalf {
 }
 
 impl Sink for SendHalf {
-    fn render(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+    fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        self.render_owned(buf.clone(), cx)
+    }
+
+    fn render_owned(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         if self.link.done.load(Ordering::Relaxed) {
             return Ok(SinkFlow::Done);
         }
@@ -450,7 +454,11 @@ impl IsolatedSink {
 }
 
 impl Sink for IsolatedSink {
-    fn render(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+    fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        self.render_owned(buf.clone(), cx)
+    }
+
+    fn render_owned(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         if let Some(flow) = self.poll_worker()? {
             return Ok(flow);
         }
@@ -652,7 +660,7 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 side.send(&Frame::Eos)?;
                 return Ok(());
             };
-            match s.render(buf, &mut cx).map_err(|e| e.to_string())? {
+            match s.render_owned(buf, &mut cx).map_err(|e| e.to_string())? {
                 // No answer per buffer: the parent does not wait for one.
                 SinkFlow::Continue => {}
                 SinkFlow::Done => {

@@ -46,7 +46,11 @@ pub(super) struct Handover {
 }
 
 impl Sink for Handover {
-    fn render(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+    fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        self.render_owned(buf.clone(), cx)
+    }
+
+    fn render_owned(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         Ok(match self.tx.send(Item::Buffer(buf)) {
             Ok(()) => SinkFlow::Continue,
             // The rt thread ended (end of stream or an error it reports itself).

@@ -603,18 +603,36 @@ impl Segment {
         }
     }
 
-    /// Renders `buf` into sink op `id` (already counted).
+    /// Renders `buf` into sink op `id` (already counted), giving the sink the handle.
     fn render(&mut self, id: usize, buf: Buffer, run: &RunControl) -> Result<(), RunError> {
+        let about = (buf.len(), buf.meta.sequence);
+        self.render_with(id, about, run, |imp, cx| imp.render_owned(buf, cx))
+    }
+
+    /// Renders `buf` into sink op `id` (already counted), lending the sink the handle: a tee's
+    /// branches share one handle with no refcount traffic.
+    fn render_lent(&mut self, id: usize, buf: &Buffer, run: &RunControl) -> Result<(), RunError> {
+        let about = (buf.len(), buf.meta.sequence);
+        self.render_with(id, about, run, |imp, cx| imp.render(buf, cx))
+    }
+
+    #[inline]
+    fn render_with(
+        &mut self,
+        id: usize,
+        about: (usize, u64),
+        run: &RunControl,
+        call: impl FnOnce(&mut dyn Sink, &mut Ctx<'_>) -> Result<SinkFlow, ElementError>,
+    ) -> Result<(), RunError> {
         let Op::Sink { el, imp, .. } = &mut self.ops[id].op else {
             unreachable!("op {id} is a sink")
         };
         let el = *el;
         self.current = el;
         let mut cx = Ctx::new(run, None);
-        let about = (buf.len(), buf.meta.sequence);
-        let flow = self
-            .obs
-            .around(id, about, "Rendering a buffer", || imp.render(buf, &mut cx));
+        let flow = self.obs.around(id, about, "Rendering a buffer", || {
+            call(imp.as_mut(), &mut cx)
+        });
         self.charge(id);
         match flow {
             Ok(SinkFlow::Continue) => {}
@@ -666,29 +684,34 @@ impl Segment {
                 Op::Sink { .. } => self.render(id, buf, run)?,
                 Op::Tee { el, branches } => {
                     self.current = *el;
-                    let count = branches.len();
+                    // Sink branches render right here, all lent the same handle: no refcount
+                    // traffic and no move per branch. The first other branch carries the buffer
+                    // on; the rest wait on the stack with a clone.
+                    let branches = std::mem::take(branches);
                     self.charge(id);
-                    // Sinks among branches 1.. render right here from a clone; other branches
-                    // wait on the stack. Branch 0 runs next with the buffer itself.
-                    for k in (1..count).rev() {
-                        let Op::Tee { branches, .. } = &self.ops[id].op else {
-                            unreachable!("op {id} is a tee")
-                        };
-                        let b = branches[k];
+                    let mut onward = None;
+                    let mut rendered = Ok(());
+                    for &b in branches.iter().rev() {
                         if self.ops[b].done {
                             continue;
                         }
                         if matches!(self.ops[b].op, Op::Sink { .. }) {
                             self.ops[b].stats.count(&buf);
-                            self.render(b, buf.clone(), run)?;
-                        } else {
-                            self.stack.push((b, buf.clone()));
+                            rendered = self.render_lent(b, &buf, run);
+                            if rendered.is_err() {
+                                break;
+                            }
+                        } else if let Some(later) = onward.replace(b) {
+                            self.stack.push((later, buf.clone()));
                         }
                     }
-                    let Op::Tee { branches, .. } = &self.ops[id].op else {
-                        unreachable!("op {id} is a tee")
-                    };
-                    pending = Some((branches[0], buf));
+                    if let Op::Tee { branches: slot, .. } = &mut self.ops[id].op {
+                        *slot = branches;
+                    }
+                    rendered?;
+                    if let Some(b) = onward {
+                        pending = Some((b, buf));
+                    }
                 }
                 Op::Tap { next, .. } => {
                     let next = *next;
@@ -862,7 +885,7 @@ mod tests {
     struct Recorder(Arc<Mutex<Vec<usize>>>);
 
     impl Sink for Recorder {
-        fn render(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
             self.0.lock().unwrap().push(buf.data().as_ptr() as usize);
             Ok(SinkFlow::Continue)
         }
