@@ -23,7 +23,7 @@ _parallax__launch() {
 
     case "${cmd}" in
         parallax__launch)
-            opts="-q -e -v -m -t -c -i -X -f -d -h -V --quiet --eos-on-shutdown --verbose --messages --tags --toc --index --exclude --no-fault --no-position --tap --tap-format --debug --stats --dot --validate --memory --rt-priority --bridge-capacity --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough queue valve capsfilter tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
+            opts="-q -e -v -m -t -c -i -X -f -d -h -V --quiet --eos-on-shutdown --verbose --messages --tags --toc --index --exclude --no-fault --no-position --tap --tap-format --debug --stats --dot --validate --memory --rt-priority --bridge-capacity --scheduling --quantum --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough queue valve capsfilter tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -70,6 +70,14 @@ _parallax__launch() {
                     return 0
                     ;;
                 --bridge-capacity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scheduling)
+                    COMPREPLY=($(compgen -W "auto fused isolated rt" -- "${cur}"))
+                    return 0
+                    ;;
+                --quantum)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

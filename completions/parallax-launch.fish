@@ -12,6 +12,11 @@ heap\t'Private anonymous memory'
 hugepages\t'Sealed memfd on 2 MiB huge pages (fewer TLB misses with large buffers); falls back to memfd with one warning when no huge pages are reserved (sysctl vm.nr_hugepages)'"
 complete -c parallax-launch -l rt-priority -d 'Run exec=rt threads with SCHED_FIFO at this priority (1-99; needs CAP_SYS_NICE or an rtprio limit, otherwise one warning and normal priority)' -r
 complete -c parallax-launch -l bridge-capacity -d 'Buffers held by each channel the planner adds where domains meet (async bridges, exec=rt hand-overs): more smooths bursts, fewer bounds memory and latency (default 8 to 16)' -r
+complete -c parallax-launch -l scheduling -d 'Where elements left at exec=auto run: from their hints (auto), fused wherever possible, or each in a worker process (isolated) or on an rt thread (rt) of its own where it can. exec= on an element wins; untrusted code is isolated in every mode' -r -f -a "auto\t'From each element\'s hints: untrusted code isolated, RT-safe low-latency elements on rt threads, network I/O async, everything else fused into its neighbour\'s thread'
+fused\t'Fused wherever possible: only untrusted code and async-only elements move'
+isolated\t'Every source, sink and one-in-one-out element in a sandboxable worker process of its own'
+rt\t'Every source and one-in-one-out element on an rt thread of its own'"
+complete -c parallax-launch -l quantum -d 'Buffers an exec=rt one-in-one-out element takes in per cycle, at most: it wakes for the first, takes what else is waiting up to N, and processes them as one timed cycle (fewer wake-ups under load; cycle times under -m and --stats) (default 1)' -r
 complete -c parallax-launch -s q -l quiet -d 'Print nothing but errors (no statistics)'
 complete -c parallax-launch -s e -l eos-on-shutdown -d 'On Ctrl-C, end the stream at the sources and exit 0 once it is written out (the drain happens without -e too, but then the exit status is 130)'
 complete -c parallax-launch -s v -l verbose -d 'Print the properties set on each element, as gst-launch -v does (`/pipeline0/filesrc0: location = "in.bin"`), the links, and the thread each element runs in'

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         }
     }
     let description = parallax::parse::join_argv(&args.pipeline);
-    let pipeline = match Pipeline::parse(&description) {
+    let pipeline = match Pipeline::parse_with(&description, args.scheduling.into()) {
         Ok(p) => p,
         Err(d) => {
             eprint!("{}", d.render(&description));
@@ -64,7 +64,10 @@ fn main() -> ExitCode {
     }
     if args.verbose {
         let mut text = verbose::plan_text(pipeline.graph(), &args.exclude);
-        for line in pipeline.plan_text(args.bridge_capacity.map(|n| n as usize)) {
+        for line in pipeline.plan_text(
+            args.bridge_capacity.map(|n| n as usize),
+            args.quantum.map(|n| n as usize),
+        ) {
             text.push_str(&line);
             text.push('\n');
         }
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         messages: args.messages,
         rt_priority: args.rt_priority,
         bridge_capacity: args.bridge_capacity.map(|n| n as usize),
+        quantum: args.quantum.map(|n| n as usize),
         console: console.clone(),
         taps,
         tap_format: match args.tap_format {

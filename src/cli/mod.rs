@@ -30,6 +30,32 @@ pub enum MemoryArg {
     Hugepages,
 }
 
+/// How the planner places elements left at `exec=auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchedulingArg {
+    /// From each element's hints: untrusted code isolated, RT-safe low-latency elements on rt
+    /// threads, network I/O async, everything else fused into its neighbour's thread.
+    Auto,
+    /// Fused wherever possible: only untrusted code and async-only elements move.
+    Fused,
+    /// Every source, sink and one-in-one-out element in a sandboxable worker process of its own.
+    Isolated,
+    /// Every source and one-in-one-out element on an rt thread of its own.
+    Rt,
+}
+
+impl From<SchedulingArg> for crate::registry::Scheduling {
+    fn from(arg: SchedulingArg) -> Self {
+        use crate::registry::Scheduling;
+        match arg {
+            SchedulingArg::Auto => Scheduling::Auto,
+            SchedulingArg::Fused => Scheduling::Fused,
+            SchedulingArg::Isolated => Scheduling::Isolated,
+            SchedulingArg::Rt => Scheduling::Rt,
+        }
+    }
+}
+
 /// How `--tap` prints buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TapFormatArg {
@@ -145,6 +171,18 @@ pub struct LaunchArgs {
     /// hand-overs): more smooths bursts, fewer bounds memory and latency (default 8 to 16)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub bridge_capacity: Option<u32>,
+
+    /// Where elements left at exec=auto run: from their hints (auto), fused wherever possible,
+    /// or each in a worker process (isolated) or on an rt thread (rt) of its own where it can.
+    /// exec= on an element wins; untrusted code is isolated in every mode
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    pub scheduling: SchedulingArg,
+
+    /// Buffers an exec=rt one-in-one-out element takes in per cycle, at most: it wakes for
+    /// the first, takes what else is waiting up to N, and processes them as one timed cycle
+    /// (fewer wake-ups under load; cycle times under -m and --stats) (default 1)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub quantum: Option<u32>,
 
     /// The pipeline description
     #[arg(

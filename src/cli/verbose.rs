@@ -22,8 +22,11 @@ pub fn plan_text(graph: &Graph, exclude: &[String]) -> String {
     for &n in &order {
         let node = &graph.dag[n];
         if node.exec != crate::registry::Exec::Auto {
+            let why = node
+                .planned
+                .map_or(String::new(), |why| format!(" (planner: {why})"));
             out.push_str(&format!(
-                "/pipeline0/{}: exec = {}\n",
+                "/pipeline0/{}: exec = {}{why}\n",
                 node.name,
                 node.exec.as_str()
             ));

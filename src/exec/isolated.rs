@@ -135,7 +135,7 @@ impl Link {
             Some(path) => std::path::PathBuf::from(path),
             None => std::env::current_exe().map_err(|e| io("finding this executable", e))?,
         };
-        let sandbox = node.factory.hints.trust != Trust::Trusted;
+        let sandbox = node.trust != Trust::Trusted;
         let child = spawn_worker(&exe, &[WORKER_ARG], theirs, sandbox)
             .map_err(|e| io("starting a worker process", e))?;
         let link = Arc::new(Link {
@@ -529,10 +529,7 @@ pub fn splits(node: &Node) -> bool {
 /// Builds the parent's proxy for an `exec=isolated` element and starts its worker.
 pub(super) fn proxy(node: &Node, messages: bool) -> Result<ElementImpl, ElementError> {
     let pads = node.factory.pads;
-    let unfit = node.factory.hints.thread_boundary
-        || matches!(pads.src, PadPresence::Request(_))
-        || matches!(pads.sink, PadPresence::Request(_))
-        || node.factory.domain() != crate::registry::Domain::Thread;
+    let unfit = !node.factory.isolatable();
     if unfit {
         return Err(ElementError::Config(format!(
             "{} cannot run isolated: only sources, sinks and one-in-one-out elements on threads \

@@ -17,6 +17,7 @@
 mod async_domain;
 mod control;
 mod isolated;
+pub mod planner;
 mod rt;
 mod session;
 pub use isolated::{splits as isolated_splits, worker_main, WORKER_ARG};
@@ -96,6 +97,9 @@ pub struct RunOptions {
     /// Buffers the channels at domain crossings hold (async bridges, rt hand-overs); `None`
     /// for the defaults (`--bridge-capacity`).
     pub bridge_capacity: Option<usize>,
+    /// Buffers an `exec=rt` one-in-one-out element takes in per cycle, at most (`--quantum`;
+    /// 1 when `None`).
+    pub quantum: Option<usize>,
     /// Where `-m` lines and taps are written.
     pub console: Console,
     /// Links to show every buffer of (`--tap`), from [`resolve_tap`].
@@ -113,6 +117,7 @@ impl Default for RunOptions {
             messages: false,
             rt_priority: None,
             bridge_capacity: None,
+            quantum: None,
             console: Console::default(),
             taps: Vec::new(),
             tap_format: TapFormat::Text,
@@ -144,11 +149,20 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Parses and validates `text`.
+    /// Parses and validates `text`, and places its elements from their hints.
     pub fn parse(text: &str) -> Result<Pipeline, Diagnostic> {
-        Ok(Pipeline {
-            graph: Graph::from_description(text)?,
-        })
+        Pipeline::parse_with(text, crate::registry::Scheduling::Auto)
+    }
+
+    /// Parses and validates `text`, placing the elements left at `exec=auto` as `scheduling`
+    /// says (`--scheduling`).
+    pub fn parse_with(
+        text: &str,
+        scheduling: crate::registry::Scheduling,
+    ) -> Result<Pipeline, Diagnostic> {
+        let mut graph = Graph::from_description(text)?;
+        planner::place(&mut graph, scheduling)?;
+        Ok(Pipeline { graph })
     }
 
     /// The validated graph.
@@ -159,7 +173,7 @@ impl Pipeline {
     /// The plan in words, for `-v`: each thread and the async domain with their elements, and
     /// every link that crosses between them with what carries it.
     /// `bridge_capacity` is `--bridge-capacity`, so the sizes shown are the ones the run uses.
-    pub fn plan_text(&self, bridge_capacity: Option<usize>) -> Vec<String> {
+    pub fn plan_text(&self, bridge_capacity: Option<usize>, quantum: Option<usize>) -> Vec<String> {
         let async_sink = bridge_capacity.unwrap_or(ASYNC_SINK_CAPACITY);
         let bridge = bridge_capacity.unwrap_or(BRIDGE_CAPACITY);
         let rt = bridge_capacity.unwrap_or(rt::CAPACITY);
@@ -211,7 +225,10 @@ impl Pipeline {
                 format!("a bounded channel of {bridge} buffers")
             } else if isolated::splits(&dag[b]) {
                 let how = match dag[b].exec {
-                    Exec::Rt => format!("rt thread (exec=rt), over a bounded channel of {rt} buffers"),
+                    Exec::Rt => format!(
+                        "rt thread (exec=rt, quantum {}), over a bounded channel of {rt} buffers",
+                        quantum.unwrap_or(1)
+                    ),
                     Exec::Async => format!(
                         "task on the async runtime (exec=async), over bounded channels of {bridge} buffers"
                     ),
@@ -460,6 +477,7 @@ fn build_elements(
                         &node.name,
                         t,
                         options.bridge_capacity.unwrap_or(rt::CAPACITY),
+                        options.quantum.unwrap_or(1),
                         messages,
                     )),
                     _ => Err(ElementError::Config(format!(

@@ -5,6 +5,7 @@
 //! A one-in-one-out element is split like an isolated one: the upstream thread hands buffers over
 //! a bounded channel and the element's own thread runs it; a source simply runs on its thread.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -19,11 +20,13 @@ use crate::memory::Buffer;
 /// Buffers waiting between the upstream thread and the rt thread, by default.
 pub(super) const CAPACITY: usize = 16;
 
-/// Splits `imp` so that it runs on a thread of its own.
+/// Splits `imp` so that it runs on a thread of its own, taking in up to `quantum` waiting
+/// buffers per cycle (`--quantum`).
 pub(super) fn split(
     name: &str,
     imp: Box<dyn Transform>,
     capacity: usize,
+    quantum: usize,
     messages: bool,
 ) -> ElementImpl {
     let (tx, rx) = kanal::bounded(capacity);
@@ -35,6 +38,10 @@ pub(super) fn split(
             imp,
             cycles: Cycles::default(),
             messages,
+            quantum: quantum.max(1),
+            taken: Vec::with_capacity(quantum.max(1)),
+            out: VecDeque::with_capacity(quantum.max(1)),
+            ended: false,
         }),
     }
 }
@@ -91,6 +98,14 @@ struct RtThread {
     imp: Box<dyn Transform>,
     cycles: Cycles,
     messages: bool,
+    /// Buffers taken in per cycle, at most.
+    quantum: usize,
+    /// This cycle's input (kept to reuse its allocation).
+    taken: Vec<Buffer>,
+    /// This cycle's output, handed downstream one by one.
+    out: VecDeque<Buffer>,
+    /// End of stream came in, or the element asked for it.
+    ended: bool,
 }
 
 impl RtThread {
@@ -118,27 +133,45 @@ impl Source for RtThread {
         None
     }
 
+    /// One cycle takes in the buffers waiting, up to the quantum (blocking for the first only),
+    /// processes them all, and is timed as a whole; its output goes downstream one by one.
     fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
         loop {
-            let buf = match self.rx.recv() {
-                Ok(Item::Buffer(b)) => b,
-                Ok(Item::Eos) | Err(_) => {
-                    self.finished(cx.run);
-                    return Ok(None);
+            if let Some(out) = self.out.pop_front() {
+                return Ok(Some(out));
+            }
+            if self.ended {
+                self.finished(cx.run);
+                return Ok(None);
+            }
+            match self.rx.recv() {
+                Ok(Item::Buffer(b)) => self.taken.push(b),
+                Ok(Item::Eos) | Err(_) => self.ended = true,
+            }
+            while !self.ended && self.taken.len() < self.quantum {
+                match self.rx.try_recv() {
+                    Ok(Some(Item::Buffer(b))) => self.taken.push(b),
+                    Ok(None) => break,
+                    Ok(Some(Item::Eos)) | Err(_) => self.ended = true,
                 }
-            };
+            }
+            if self.taken.is_empty() {
+                continue;
+            }
             let started = Instant::now();
-            let flow = self.imp.process(buf, cx);
+            for buf in self.taken.drain(..) {
+                match self.imp.process(buf, cx)? {
+                    Flow::Push(out) => self.out.push_back(out),
+                    Flow::Drop => {}
+                    Flow::Eos => {
+                        self.ended = true;
+                        break;
+                    }
+                }
+            }
+            self.taken.clear();
             if self.cycles.0.len() < 1 << 20 {
                 self.cycles.0.push(started.elapsed().as_nanos() as u64);
-            }
-            match flow? {
-                Flow::Push(out) => return Ok(Some(out)),
-                Flow::Drop => {}
-                Flow::Eos => {
-                    self.finished(cx.run);
-                    return Ok(None);
-                }
             }
         }
     }

@@ -299,7 +299,7 @@ pub(super) struct Segment {
     stack: Vec<(usize, Buffer)>,
     current: usize,
     last: Instant,
-    /// Loop iterations so far, for sampling the clock.
+    /// The sampler's random state (0 before the first iteration).
     iteration: u64,
     /// What one measured interval counts for: `SAMPLE_EVERY` on sampled buffers, 0 on the
     /// others (no clock read at all), 1 while finishing.
@@ -486,13 +486,10 @@ impl Segment {
                 // Before waiting for the next buffer, so a slow stream shows its last one.
                 self.publish();
             }
-            self.iteration += 1;
-            self.scale = if self.iteration % SAMPLE_EVERY == 1 {
+            self.scale = self.next_scale();
+            if self.scale != 0 {
                 self.last = Instant::now();
-                SAMPLE_EVERY
-            } else {
-                0
-            };
+            }
             let buf = match &mut self.input {
                 Input::Source { el, src, pool } => {
                     let el = *el;
@@ -582,6 +579,26 @@ impl Segment {
         }
         self.finish_from(self.entry, run)?;
         Ok(Outcome::Eos)
+    }
+
+    /// Whether this iteration is timed, and what its time counts for: the first always (as
+    /// itself), then one in `SAMPLE_EVERY` picked at random (xorshift), so that a period in
+    /// the stream (an rt thread's cycle of N buffers) cannot alias with the sampling.
+    fn next_scale(&mut self) -> u64 {
+        if self.iteration == 0 {
+            self.iteration = 0x9E37_79B9_7F4A_7C15;
+            return 1;
+        }
+        let mut x = self.iteration;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.iteration = x;
+        if x % SAMPLE_EVERY == 0 {
+            SAMPLE_EVERY
+        } else {
+            0
+        }
     }
 
     fn charge(&mut self, id: usize) {

@@ -12,7 +12,7 @@ use daggy::{Dag, NodeIndex, Walker};
 
 use crate::parse::ast::{self, Chain, Item};
 use crate::parse::Diagnostic;
-use crate::registry::{self, Domain, Effect, Factory, PadPresence, Props};
+use crate::registry::{self, Domain, Effect, Exec, Factory, Latency, PadPresence, Props, Trust};
 
 pub mod dot;
 
@@ -29,10 +29,37 @@ pub struct Node {
     pub props: Props,
     /// The properties as written (`key`, `value`), for a worker process to rebuild them.
     pub written: Vec<(String, String)>,
-    /// Where `exec=` asked the planner to run it.
+    /// Where it runs: `exec=` as written, until [`Graph::place`] resolves `auto`.
     pub exec: registry::Exec,
+    /// How far its code is trusted: the factory's hint, or `trust=`.
+    pub trust: Trust,
+    /// How quickly it must answer: the factory's hint, or `latency=`.
+    pub latency: Latency,
+    /// Why the planner moved it out of its neighbour's thread, when it did (for `-v`).
+    pub planned: Option<&'static str>,
     /// Where the element was written.
     pub span: Range<usize>,
+}
+
+/// Parses the value of a placement property (`exec=`, `trust=`, `latency=`).
+fn placement<T>(
+    shown: &str,
+    p: &ast::Property,
+    not: &str,
+    parse: fn(&str) -> Option<T>,
+    names: &[&str],
+) -> Result<T, Diagnostic> {
+    parse(&p.value.value).ok_or_else(|| {
+        Diagnostic::new(
+            format!("{shown}: `{}={}` {not}", p.key.value, p.value.value),
+            p.value.span.clone(),
+        )
+        .with_help(format!(
+            "{} takes one of: {}",
+            p.key.value,
+            names.join(", ")
+        ))
+    })
 }
 
 /// One link between pads.
@@ -324,22 +351,38 @@ impl Builder<'_> {
         let mut props = Props::defaults(&shown, factory.props);
         let mut written = Vec::new();
         let mut exec = registry::Exec::Auto;
+        let mut trust = factory.hints.trust;
+        let mut latency = factory.hints.latency;
         for p in props_in {
-            if p.key.value == "name" {
-                continue;
-            }
-            if p.key.value == "exec" {
-                exec = registry::Exec::parse(&p.value.value).ok_or_else(|| {
-                    Diagnostic::new(
-                        format!("{shown}: `exec={}` is not a domain", p.value.value),
-                        p.value.span.clone(),
-                    )
-                    .with_help(format!(
-                        "exec takes one of: {}",
-                        registry::Exec::NAMES.join(", ")
-                    ))
-                })?;
-                continue;
+            // Placement properties every element takes: where to run, and how far to trust it
+            // and how quickly it must answer (hints the planner reads, like the factory's own).
+            match p.key.value.as_str() {
+                "name" => continue,
+                "exec" => {
+                    exec = placement(&shown, p, "is not a domain", Exec::parse, Exec::NAMES)?;
+                    continue;
+                }
+                "trust" => {
+                    trust = placement(
+                        &shown,
+                        p,
+                        "is not a trust level",
+                        Trust::parse,
+                        Trust::NAMES,
+                    )?;
+                    continue;
+                }
+                "latency" => {
+                    latency = placement(
+                        &shown,
+                        p,
+                        "is not a latency class",
+                        Latency::parse,
+                        Latency::NAMES,
+                    )?;
+                    continue;
+                }
+                _ => {}
             }
             let key = &p.key.value;
             if key.contains("::") {
@@ -407,6 +450,9 @@ impl Builder<'_> {
             props,
             written,
             exec,
+            trust,
+            latency,
+            planned: None,
             span,
         });
         self.names.insert(name, node);

@@ -112,7 +112,7 @@ impl Pads {
 }
 
 /// How much an element's code may be trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Trust {
     /// Built-in, reviewed code.
@@ -121,6 +121,26 @@ pub enum Trust {
     SemiTrusted,
     /// Must run isolated.
     Untrusted,
+}
+
+impl Trust {
+    /// The values `trust=` accepts, in order.
+    pub const NAMES: &'static [&'static str] = &["trusted", "semi-trusted", "untrusted"];
+
+    /// Parses a `trust=` value.
+    pub fn parse(text: &str) -> Option<Trust> {
+        Some(match text {
+            "trusted" => Trust::Trusted,
+            "semi-trusted" => Trust::SemiTrusted,
+            "untrusted" => Trust::Untrusted,
+            _ => return None,
+        })
+    }
+
+    /// Kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        Trust::NAMES[self as usize]
+    }
 }
 
 /// What bounds an element's work.
@@ -136,7 +156,7 @@ pub enum Processing {
 }
 
 /// How quickly an element must respond.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Latency {
     /// Audio-callback class.
@@ -147,6 +167,27 @@ pub enum Latency {
     Normal,
     /// Batch.
     Relaxed,
+}
+
+impl Latency {
+    /// The values `latency=` accepts, in order.
+    pub const NAMES: &'static [&'static str] = &["ultra-low", "low", "normal", "relaxed"];
+
+    /// Parses a `latency=` value.
+    pub fn parse(text: &str) -> Option<Latency> {
+        Some(match text {
+            "ultra-low" => Latency::UltraLow,
+            "low" => Latency::Low,
+            "normal" => Latency::Normal,
+            "relaxed" => Latency::Relaxed,
+            _ => return None,
+        })
+    }
+
+    /// Kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        Latency::NAMES[self as usize]
+    }
 }
 
 /// What the planner needs to know to place an element (seed 000, "Automatic Execution
@@ -261,6 +302,45 @@ impl Exec {
     }
 }
 
+/// How the planner places elements left at `exec=auto` (`--scheduling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheduling {
+    /// Seed 000's table, from each element's hints: untrusted or native code → isolated;
+    /// RT-safe with low latency → rt; async I/O → async; everything else fused.
+    #[default]
+    Auto,
+    /// Fused wherever an element can be: hints move only what must move (untrusted code to a
+    /// worker, async-only elements to the runtime).
+    Fused,
+    /// Every source, sink and one-in-one-out element that can be in a worker process of its
+    /// own: the whole pipeline sandboxed element by element.
+    Isolated,
+    /// Every source and one-in-one-out element that can be on a thread of its own: rt.
+    Rt,
+}
+
+impl Scheduling {
+    /// The values `--scheduling` accepts.
+    pub const NAMES: &'static [&'static str] = &["auto", "fused", "isolated", "rt"];
+
+    /// Parses a `--scheduling` value.
+    pub fn parse(text: &str) -> Option<Scheduling> {
+        Some(match text {
+            "auto" => Scheduling::Auto,
+            "fused" => Scheduling::Fused,
+            "isolated" => Scheduling::Isolated,
+            "rt" => Scheduling::Rt,
+            _ => return None,
+        })
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        Scheduling::NAMES[self as usize]
+    }
+}
+
 /// One element factory.
 pub struct Factory {
     /// The gst-compatible name (`filesrc`).
@@ -339,6 +419,24 @@ impl Factory {
         }
     }
 
+    /// Whether an instance can run in a worker process: sources, sinks and one-in-one-out
+    /// elements on threads (tee, funnel, queue and async elements cannot).
+    pub fn isolatable(&self) -> bool {
+        !self.hints.thread_boundary
+            && !matches!(self.pads.src, PadPresence::Request(_))
+            && !matches!(self.pads.sink, PadPresence::Request(_))
+            && self.domain() == Domain::Thread
+    }
+
+    /// Whether an instance can run on an rt thread of its own: sources and one-in-one-out
+    /// elements on threads.
+    pub fn rt_capable(&self) -> bool {
+        self.domain() == Domain::Thread
+            && !self.hints.thread_boundary
+            && matches!(self.pads.src, PadPresence::Always(_))
+            && matches!(self.pads.sink, PadPresence::None | PadPresence::Always(_))
+    }
+
     /// The `exec=` values an instance accepts besides `auto`, with what each does.
     pub fn exec_choices(&self) -> Vec<(&'static str, &'static str)> {
         let mut out = Vec::new();
@@ -349,9 +447,7 @@ impl Factory {
             out.push(("async", "on the pipeline's tokio runtime (its default)"));
             return out;
         }
-        let request = matches!(self.pads.src, PadPresence::Request(_))
-            || matches!(self.pads.sink, PadPresence::Request(_));
-        if !self.hints.thread_boundary && !request {
+        if self.isolatable() {
             out.push((
                 "isolated",
                 "in a worker process; buffers cross as shared-memory references, not copies",
@@ -363,7 +459,7 @@ impl Factory {
                 "on the pipeline's tokio runtime, between two bounded channels",
             ));
         }
-        if one_in_one_out || self.pads.sink == PadPresence::None {
+        if self.rt_capable() {
             out.push((
                 "rt",
                 "on a thread of its own (SCHED_FIFO with --rt-priority), cycle times under -m",

@@ -371,8 +371,9 @@ fn bridge_capacity_sets_the_rt_hand_over_and_refuses_zero() {
         "fakesrc num-buffers=1 ! identity exec=rt ! fakesink",
     ]));
     assert!(
-        stderr(&out)
-            .contains("identity0's rt thread (exec=rt), over a bounded channel of 5 buffers"),
+        stderr(&out).contains(
+            "identity0's rt thread (exec=rt, quantum 1), over a bounded channel of 5 buffers"
+        ),
         "{}",
         stderr(&out)
     );

@@ -11,6 +11,7 @@ mod inspect;
 mod isolated;
 mod net;
 mod parser_fuzz;
+mod planner;
 mod session;
 mod shell;
 mod shm;

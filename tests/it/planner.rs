@@ -1,0 +1,160 @@
+//! The planner: `--scheduling`, the `trust=` and `latency=` hints, `--quantum`.
+
+use super::support::*;
+
+#[test]
+fn every_scheduling_mode_gives_the_same_bytes() {
+    let data = random_bytes(2 << 20, 71);
+    let dir = tmp();
+    let input = file(dir.path(), "in.bin", &data);
+    let output = dir.path().join("out.bin");
+    for mode in ["auto", "fused", "isolated", "rt"] {
+        let scheduling = format!("--scheduling={mode}");
+        let out = run(launch(&[
+            "-q",
+            &scheduling,
+            "filesrc",
+            &prop("location", &input),
+            "blocksize=65536",
+            "!",
+            "identity",
+            "!",
+            "tee",
+            "name=t",
+            "!",
+            "queue",
+            "!",
+            "filesink",
+            &prop("location", &output),
+            "t.",
+            "!",
+            "fakesink",
+        ]));
+        assert_eq!(code(&out), 0, "{mode}: {}", stderr(&out));
+        assert_eq!(std::fs::read(&output).unwrap(), data, "{mode}");
+    }
+}
+
+#[test]
+fn the_planner_says_where_it_put_each_element_and_why() {
+    let out = run(launch(&[
+        "-v",
+        "--validate",
+        "fakesrc ! identity trust=untrusted ! identity latency=low ! identity ! fakesink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    for line in [
+        "/pipeline0/identity0: exec = isolated (planner: untrusted code runs in a sandboxed worker process)",
+        "/pipeline0/identity1: exec = rt (planner: RT-safe with low latency runs on an rt thread)",
+        "identity0's worker process (exec=isolated), over a socket",
+    ] {
+        assert!(err.contains(line), "missing {line:?} in\n{err}");
+    }
+    assert!(!err.contains("/pipeline0/identity2: exec"), "{err}");
+    // --scheduling=fused leaves the low-latency element fused, but never untrusted code.
+    let out = run(launch(&[
+        "-v",
+        "--validate",
+        "--scheduling=fused",
+        "fakesrc ! identity trust=untrusted ! identity latency=low ! fakesink",
+    ]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("/pipeline0/identity0: exec = isolated"),
+        "{err}"
+    );
+    assert!(!err.contains("/pipeline0/identity1: exec"), "{err}");
+}
+
+#[test]
+fn an_untrusted_element_runs_isolated_and_its_output_is_intact() {
+    let data = random_bytes(1 << 20, 72);
+    let dir = tmp();
+    let input = file(dir.path(), "in.bin", &data);
+    let output = dir.path().join("out.bin");
+    let out = run(launch(&[
+        "-m",
+        "filesrc",
+        &prop("location", &input),
+        "!",
+        "identity",
+        "trust=untrusted",
+        "!",
+        "filesink",
+        &prop("location", &output),
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&output).unwrap(), data);
+    assert!(
+        stderr(&out).contains("message: identity0: isolated in worker process"),
+        "the worker's summary is missing: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn placement_properties_are_checked_and_untrusted_code_is_never_run_in_process() {
+    for (args, message) in [
+        (
+            "fakesrc ! tee trust=untrusted ! fakesink",
+            "tee0 is untrusted, but a tee cannot run in a worker process",
+        ),
+        (
+            "fakesrc ! identity trust=untrusted exec=rt ! fakesink",
+            "identity0 is untrusted and must run isolated, not exec=rt",
+        ),
+        (
+            "fakesrc ! identity trust=maybe ! fakesink",
+            "identity: `trust=maybe` is not a trust level",
+        ),
+        (
+            "fakesrc ! identity latency=fast ! fakesink",
+            "identity: `latency=fast` is not a latency class",
+        ),
+    ] {
+        let out = run(launch(&[args]));
+        assert_eq!(code(&out), 2, "{args}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{args}: {}", stderr(&out));
+    }
+    let out = run(launch(&[
+        "--scheduling=sideways",
+        "fakesrc",
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn quantum_bounds_the_buffers_an_rt_thread_takes_per_cycle() {
+    let cycles = |quantum: &str| {
+        let out = run(launch(&[
+            "-q",
+            "--stats=json",
+            "--quantum",
+            quantum,
+            "fakesrc num-buffers=400 ! identity exec=rt ! fakesink",
+        ]));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stats(&out)["rt"][0]["cycles"].as_u64().unwrap()
+    };
+    assert_eq!(cycles("1"), 400);
+    // Never more than 4 in a cycle: at least 100 cycles; how many more depends on how many were
+    // waiting at each wake-up.
+    let four = cycles("4");
+    assert!((100..=400).contains(&four), "{four} cycles");
+    let out = run(launch(&[
+        "-v",
+        "--validate",
+        "--quantum=8",
+        "fakesrc ! identity exec=rt ! fakesink",
+    ]));
+    assert!(
+        stderr(&out).contains("rt thread (exec=rt, quantum 8)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(launch(&["--quantum=0", "fakesrc", "!", "fakesink"]));
+    assert_eq!(code(&out), 2);
+}
