@@ -33,6 +33,9 @@ use super::RunControl;
 
 /// The hidden first argument that makes `parallax-launch` a worker.
 pub const WORKER_ARG: &str = "--parallax-worker";
+/// The argument after [`WORKER_ARG`] that tells a worker to enter the seccomp sandbox once its
+/// element is built (elements that are not trusted).
+const SANDBOX_ARG: &str = "--sandbox";
 
 /// Buffers through one worker, for the `-m` summary.
 #[derive(Debug, Default)]
@@ -136,7 +139,12 @@ impl Link {
             None => std::env::current_exe().map_err(|e| io("finding this executable", e))?,
         };
         let sandbox = node.trust != Trust::Trusted;
-        let child = spawn_worker(&exe, &[WORKER_ARG], theirs, sandbox)
+        let args: &[&str] = if sandbox {
+            &[WORKER_ARG, SANDBOX_ARG]
+        } else {
+            &[WORKER_ARG]
+        };
+        let child = spawn_worker(&exe, args, theirs, sandbox)
             .map_err(|e| io("starting a worker process", e))?;
         let link = Arc::new(Link {
             name: node.name.clone(),
@@ -602,6 +610,12 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
         props.set(k, value);
     }
     let element = (f.build)(&props).map_err(|e| e.to_string())?;
+    // Built, so it holds what it opened; from here on it gets nothing new (fail closed: an
+    // untrusted element never runs outside the sandbox).
+    let sandboxed = std::env::args().any(|a| a == SANDBOX_ARG);
+    if sandboxed {
+        crate::ipc::enter_sandbox().map_err(|e| format!("cannot enter the sandbox: {e}"))?;
+    }
     send_frame(sock, &Frame::Hello { version: PROTOCOL }, &[]).map_err(|e| e.to_string())?;
     // Fault injection for the tests of the parent's defences: a worker that misbehaves.
     match std::env::var("PARALLAX_WORKER_FAULT").as_deref() {
@@ -610,6 +624,32 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
             // Stay around, like a hostile worker would, until the parent hangs up.
             while let Ok(Some(_)) = recv_frame(sock) {}
             return Ok(());
+        }
+        Ok("escape") => {
+            // Tries the ways out the sandbox closes and reports each outcome as its error.
+            let tried = [
+                (
+                    "open /etc/hostname",
+                    std::fs::File::open("/etc/hostname").map(drop),
+                ),
+                (
+                    "listen on tcp",
+                    std::net::TcpListener::bind("127.0.0.1:0").map(drop),
+                ),
+                (
+                    "run /bin/true",
+                    std::process::Command::new("/bin/true").status().map(drop),
+                ),
+            ];
+            let report: Vec<String> = tried
+                .into_iter()
+                .map(|(what, r)| match r {
+                    Ok(()) => format!("{what}: allowed"),
+                    Err(e) => format!("{what}: {}", e.kind()),
+                })
+                .collect();
+            let _ = recv_frame(sock);
+            return Err(format!("escape attempt: {}", report.join("; ")));
         }
         Ok("bad-ref") => {
             let at = crate::ipc::WireRef {

@@ -16,5 +16,5 @@ pub use frame::{
     accept, connect, listen, map_announced_arena, recv_frame, send_buffer, send_frame,
     seqpacket_pair, Frame, FrameError, WireMeta, WireRef, MAX_FRAME, PROTOCOL,
 };
-pub use spawn::{set_realtime, spawn_worker, worker_socket, WORKER_FD};
+pub use spawn::{enter_sandbox, set_realtime, spawn_worker, worker_socket, WORKER_FD};
 pub use unix::{recv_with_fds, send_with_fds, MAX_FDS};

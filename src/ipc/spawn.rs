@@ -4,6 +4,8 @@
 //! else is close-on-exec), dies with its parent (PR_SET_PDEATHSIG), ignores SIGINT (the parent
 //! turns Ctrl-C into end of stream and tells the worker), and, when `sandbox` is set, can never
 //! gain privileges (PR_SET_NO_NEW_PRIVS: no setuid binaries, a precondition for seccomp).
+//! A sandboxed worker then calls [`enter_sandbox`] once its element is built: a seccomp filter
+//! that refuses (EPERM) every way out of the process's current resources.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
@@ -54,6 +56,131 @@ pub fn spawn_worker(
     let child = cmd.spawn();
     drop(sock);
     child
+}
+
+/// System calls a sandboxed worker may not make, each refused with EPERM: running programs,
+/// new processes (clone3 too, so a sandboxed worker starts no threads either; it has no need
+/// to), opening files, new sockets, touching other processes, and reconfiguring the
+/// system. What it already holds (its socket, the fds its element opened while being built,
+/// the arenas it is sent) keeps working, and so does creating its own memfd pools.
+fn denied_syscalls() -> Vec<i64> {
+    let mut denied = vec![
+        libc::SYS_execve,
+        libc::SYS_execveat,
+        libc::SYS_clone3,
+        libc::SYS_openat,
+        libc::SYS_openat2,
+        libc::SYS_open_by_handle_at,
+        libc::SYS_name_to_handle_at,
+        libc::SYS_socket,
+        libc::SYS_socketpair,
+        libc::SYS_connect,
+        libc::SYS_bind,
+        libc::SYS_listen,
+        libc::SYS_accept,
+        libc::SYS_accept4,
+        libc::SYS_ptrace,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_pidfd_open,
+        libc::SYS_pidfd_getfd,
+        libc::SYS_kill,
+        libc::SYS_mount,
+        libc::SYS_umount2,
+        libc::SYS_unshare,
+        libc::SYS_setns,
+        libc::SYS_chroot,
+        libc::SYS_pivot_root,
+        libc::SYS_bpf,
+        libc::SYS_perf_event_open,
+        libc::SYS_init_module,
+        libc::SYS_finit_module,
+        libc::SYS_delete_module,
+        libc::SYS_kexec_load,
+        libc::SYS_reboot,
+        libc::SYS_swapon,
+        libc::SYS_swapoff,
+        libc::SYS_setuid,
+        libc::SYS_setgid,
+        libc::SYS_setreuid,
+        libc::SYS_setregid,
+        libc::SYS_setresuid,
+        libc::SYS_setresgid,
+        libc::SYS_keyctl,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
+        libc::SYS_userfaultfd,
+        libc::SYS_io_uring_setup,
+        libc::SYS_mknodat,
+        libc::SYS_unlinkat,
+        libc::SYS_renameat2,
+        libc::SYS_mkdirat,
+        libc::SYS_symlinkat,
+        libc::SYS_linkat,
+        libc::SYS_fchmodat,
+        libc::SYS_fchownat,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    denied.extend([
+        libc::SYS_fork,
+        libc::SYS_vfork,
+        libc::SYS_open,
+        libc::SYS_creat,
+        libc::SYS_unlink,
+        libc::SYS_rename,
+        libc::SYS_renameat,
+        libc::SYS_mkdir,
+        libc::SYS_rmdir,
+        libc::SYS_symlink,
+        libc::SYS_link,
+        libc::SYS_chmod,
+        libc::SYS_chown,
+        libc::SYS_lchown,
+        libc::SYS_mknod,
+        libc::SYS_iopl,
+        libc::SYS_ioperm,
+    ]);
+    denied
+}
+
+/// Confines the calling process for good (and every thread it starts later): the seccomp
+/// filter of [`denied_syscalls`]. Needs PR_SET_NO_NEW_PRIVS, which [`spawn_worker`] sets
+/// for a sandboxed worker (and which is set here again, harmlessly, for a direct caller).
+pub fn enter_sandbox() -> std::io::Result<()> {
+    use seccompiler::{
+        SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
+    let arch = TargetArch::try_from(std::env::consts::ARCH)
+        .map_err(|e| std::io::Error::other(format!("seccomp: {e}")))?;
+    let err = |e: seccompiler::BackendError| std::io::Error::other(format!("seccomp: {e}"));
+    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> = denied_syscalls()
+        .into_iter()
+        .map(|nr| (nr, vec![]))
+        .collect();
+    // clone(2) makes threads and processes alike: refuse it unless CLONE_THREAD is set.
+    let thread = libc::CLONE_THREAD as u64;
+    let no_thread = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Qword,
+        SeccompCmpOp::MaskedEq(thread),
+        0,
+    )
+    .map_err(err)?;
+    rules.insert(
+        libc::SYS_clone,
+        vec![SeccompRule::new(vec![no_thread]).map_err(err)?],
+    );
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(err)?;
+    let program: seccompiler::BpfProgram = filter.try_into().map_err(err)?;
+    rustix::thread::set_no_new_privs(true)?;
+    seccompiler::apply_filter(&program).map_err(|e| std::io::Error::other(format!("seccomp: {e}")))
 }
 
 /// The worker's socket, in the worker process.

@@ -158,3 +158,58 @@ fn quantum_bounds_the_buffers_an_rt_thread_takes_per_cycle() {
     let out = run(launch(&["--quantum=0", "fakesrc", "!", "fakesink"]));
     assert_eq!(code(&out), 2);
 }
+
+#[test]
+fn an_untrusted_worker_cannot_open_files_listen_or_run_programs() {
+    let attempt = |trust: &str| {
+        let mut cmd = launch(&[
+            "-q",
+            "fakesrc",
+            "num-buffers=3",
+            "!",
+            "identity",
+            trust,
+            "exec=isolated",
+            "!",
+            "fakesink",
+        ]);
+        cmd.env("PARALLAX_WORKER_FAULT", "escape");
+        let out = run(cmd);
+        assert_eq!(code(&out), 1, "{}", stderr(&out));
+        stderr(&out)
+    };
+    let err = attempt("trust=untrusted");
+    assert!(
+        err.contains(
+            "identity0: escape attempt: open /etc/hostname: permission denied; listen on tcp: \
+             permission denied; run /bin/true: permission denied"
+        ),
+        "{err}"
+    );
+    // The same worker for trusted code is not confined: the test above proves the filter.
+    let err = attempt("trust=trusted");
+    assert!(err.contains("open /etc/hostname: allowed"), "{err}");
+}
+
+#[test]
+fn untrusted_sources_and_sinks_build_before_the_sandbox_closes() {
+    let dir = tmp();
+    let output = dir.path().join("out.bin");
+    let out = run(launch(&[
+        "-q",
+        "fakesrc",
+        "trust=untrusted",
+        "num-buffers=3",
+        "sizetype=fixed",
+        "sizemax=100",
+        "filltype=2",
+        "!",
+        "filesink",
+        "trust=untrusted",
+        &prop("location", &output),
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let got = std::fs::read(&output).unwrap();
+    assert_eq!(got.len(), 300);
+    assert!(got.iter().all(|&b| b == 0), "filltype=2 is zeros");
+}
