@@ -26,7 +26,9 @@ use crate::ipc::{
     map_announced_arena, recv_frame, send_buffer, send_frame, seqpacket_pair, spawn_worker, Frame,
     FrameError, WireMeta, PROTOCOL,
 };
-use crate::memory::{Buffer, Exporter, IpcRef, MemoryPool, PoolConfig, SharedArenaCache};
+use crate::memory::{
+    Buffer, Exporter, IpcRef, MemoryPool, PeerAccess, PoolConfig, SharedArenaCache,
+};
 use crate::registry::{PadPresence, Trust};
 
 use super::RunControl;
@@ -82,34 +84,47 @@ struct Link {
     sock: OwnedFd,
     pid: u32,
     child: Mutex<Child>,
-    exporter: Mutex<Exporter>,
+    /// Shared with the release thread of a worker that maps its arenas read-only.
+    exporter: Arc<Mutex<Exporter>>,
     counts: Mutex<Counts>,
     messages: bool,
     done: AtomicBool,
+    /// How the worker may map what it is lent: read-only unless its code is trusted.
+    access: PeerAccess,
 }
 
-/// Buffers that are not in shared memory are copied into this arena (made on first need).
-#[derive(Default)]
-struct Copies(Option<MemoryPool>);
+/// Buffers that are not in shared memory, or not in memory the peer may see (a writable pool
+/// for a read-only peer), are copied into this arena (made on first need).
+struct Copies {
+    pool: Option<MemoryPool>,
+    access: PeerAccess,
+}
 
 impl Copies {
+    fn new(access: PeerAccess) -> Copies {
+        Copies { pool: None, access }
+    }
+
     fn shareable(
         &mut self,
         buf: Buffer,
         name: &str,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<(Buffer, bool), ElementError> {
-        if buf.is_shareable() {
+        if buf.is_shareable_with(self.access) {
             return Ok((buf, false));
         }
         let need = buf.len().max(4096);
-        if self.0.as_ref().is_none_or(|p| p.slot_size() < need) {
-            let config = PoolConfig::new(format!("{name}-ipc"), 8, need.next_power_of_two());
+        if self.pool.as_ref().is_none_or(|p| p.slot_size() < need) {
+            let config = PoolConfig {
+                peers: self.access,
+                ..PoolConfig::new(format!("{name}-ipc"), 8, need.next_power_of_two())
+            };
             let pool = MemoryPool::new(&config)
                 .map_err(|e| ElementError::Failed(format!("arena for the worker: {e}")))?;
-            self.0 = Some(pool);
+            self.pool = Some(pool);
         }
-        let Some(pool) = &self.0 else {
+        let Some(pool) = &self.pool else {
             return Err(ElementError::Failed("no arena for the worker".into()));
         };
         let mut slot = pool
@@ -119,6 +134,19 @@ impl Copies {
         let mut copy = slot.freeze(buf.len());
         copy.meta = buf.meta;
         Ok((copy, true))
+    }
+}
+
+/// Applies the releases a read-only worker sends until it goes; a release for something it
+/// does not hold is rejected and counted by the pool, and a malformed frame ends the thread
+/// (the worker's loans are then reclaimed when it goes).
+fn apply_releases(sock: &OwnedFd, exporter: &Mutex<Exporter>) {
+    while let Ok(Some((Frame::Release { at }, _))) = recv_frame(sock) {
+        let r = IpcRef::from(at);
+        let result = Link::lock(exporter).release(&r);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "A worker's release was rejected");
+        }
     }
 }
 
@@ -144,17 +172,37 @@ impl Link {
         } else {
             &[WORKER_ARG]
         };
-        let child = spawn_worker(&exe, args, theirs, sandbox)
+        // Code that is not trusted maps what it is lent read-only, so it cannot touch the
+        // refcounts: it says what it is done with on a socket of its own, which a thread here
+        // applies to the ledger (so a source waiting for a free slot is never waiting on us).
+        let (access, releases) = if sandbox {
+            let (ours, theirs) =
+                seqpacket_pair().map_err(|e| io("creating the worker's release socket", e))?;
+            (PeerAccess::ReadOnly, Some((ours, theirs)))
+        } else {
+            (PeerAccess::ReadWrite, None)
+        };
+        let (release_rx, release_tx) = releases.unzip();
+        let child = spawn_worker(&exe, args, theirs, release_tx, sandbox)
             .map_err(|e| io("starting a worker process", e))?;
+        let exporter = Arc::new(Mutex::new(Exporter::new()));
+        if let Some(sock) = release_rx {
+            let exporter = Arc::clone(&exporter);
+            std::thread::Builder::new()
+                .name(format!("px-rel-{}", node.name).chars().take(15).collect())
+                .spawn(move || apply_releases(&sock, &exporter))
+                .map_err(|e| io("starting the worker's release thread", e))?;
+        }
         let link = Arc::new(Link {
             name: node.name.clone(),
             sock: ours,
             pid: child.id(),
             child: Mutex::new(child),
-            exporter: Mutex::new(Exporter::new()),
+            exporter,
             counts: Mutex::new(Counts::default()),
             messages,
             done: AtomicBool::new(false),
+            access,
         });
         let start = Frame::Start {
             factory: node.factory.name.to_owned(),
@@ -546,6 +594,7 @@ pub(super) fn proxy(node: &Node, messages: bool) -> Result<ElementImpl, ElementE
         )));
     }
     let link = Link::start(node, messages)?;
+    let access = link.access;
     Ok(if pads.sink == PadPresence::None {
         ElementImpl::Source(Box::new(IsolatedSource {
             link,
@@ -554,14 +603,14 @@ pub(super) fn proxy(node: &Node, messages: bool) -> Result<ElementImpl, ElementE
     } else if pads.src == PadPresence::None {
         ElementImpl::Sink(Box::new(IsolatedSink {
             link,
-            copies: Copies::default(),
+            copies: Copies::new(access),
             cache: SharedArenaCache::new(),
         }))
     } else {
         ElementImpl::Split {
             input: Box::new(SendHalf {
                 link: Arc::clone(&link),
-                copies: Copies::default(),
+                copies: Copies::new(access),
             }),
             output: Box::new(ReceiveHalf {
                 link,
@@ -648,8 +697,11 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                     Err(e) => format!("{what}: {}", e.kind()),
                 })
                 .collect();
-            let _ = recv_frame(sock);
-            return Err(format!("escape attempt: {}", report.join("; ")));
+            let message = format!("escape attempt: {}", report.join("; "));
+            let _ = send_frame(sock, &Frame::Error { message }, &[]);
+            // Stay until the parent hangs up, so that what it reads first is the report.
+            while let Ok(Some(_)) = recv_frame(sock) {}
+            return Ok(());
         }
         Ok("bad-ref") => {
             let at = crate::ipc::WireRef {
@@ -674,7 +726,12 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
         sock,
         cache: SharedArenaCache::new(),
         exporter: Exporter::new(),
-        copies: Copies::default(),
+        copies: Copies::new(PeerAccess::ReadWrite),
+        releases: if sandboxed {
+            Some(crate::ipc::release_socket().map_err(|e| format!("no release socket: {e}"))?)
+        } else {
+            None
+        },
         name,
     };
     match element {
@@ -752,6 +809,8 @@ struct WorkerSide<'a> {
     exporter: Exporter,
     copies: Copies,
     name: String,
+    /// Where buffers lent read-only are released (a sandboxed worker).
+    releases: Option<OwnedFd>,
 }
 
 impl WorkerSide<'_> {
@@ -759,8 +818,21 @@ impl WorkerSide<'_> {
         send_frame(self.sock, frame, &[]).map_err(|e| e.to_string())
     }
 
+    /// Tells the parent which read-only loans this process is done with.
+    fn flush_releases(&self) -> Result<(), String> {
+        let Some(sock) = &self.releases else {
+            return Ok(());
+        };
+        for r in self.cache.take_releases() {
+            send_frame(sock, &Frame::Release { at: r.into() }, &[]).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// The next buffer from the parent, `None` at end of stream.
     fn next_buffer(&mut self) -> Result<Option<Buffer>, String> {
+        // What the element dropped since the last buffer goes back first.
+        self.flush_releases()?;
         loop {
             match recv_frame(self.sock).map_err(|e| e.to_string())? {
                 Some((

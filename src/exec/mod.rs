@@ -563,6 +563,7 @@ fn plan(
     options: &RunOptions,
 ) -> Result<Plan, RunError> {
     let (roots, thread_of) = graph.segments();
+    let peers = pool_peers(graph);
     let mut channels: HashMap<usize, Channel> = HashMap::new();
     for &n in &roots {
         match &impls[n.index()] {
@@ -622,13 +623,20 @@ fn plan(
                 let size = src.size_hint();
                 total_bytes = total_bytes.zip(size).map(|(a, b)| a + b);
                 tracing::debug!(source = %names[el], size = ?size, "Source size");
-                let pool = source_pool(src.pool_request(), el, names, options, &mut pools)?;
+                let pool = source_pool(src.pool_request(), el, names, options, peers, &mut pools)?;
                 Input::Source { el, src, pool }
             }
             Some(ElementImpl::AsyncSource(src)) => {
                 // The task sends through the async half; this thread takes its output
                 // through the sync half and counts the source's buffers as they arrive.
-                let pool = source_pool(src.pool_request_dyn(), el, names, options, &mut pools)?;
+                let pool = source_pool(
+                    src.pool_request_dyn(),
+                    el,
+                    names,
+                    options,
+                    peers,
+                    &mut pools,
+                )?;
                 let (tx, rx) = kanal::bounded(options.bridge_capacity.unwrap_or(BRIDGE_CAPACITY));
                 let level = Level::new(0);
                 bridges.insert(el, Arc::clone(&level));
@@ -725,7 +733,14 @@ fn plan(
         };
         let sink = graph.children(n)[0].1.index();
         let ch = &channels[&sink];
-        let pool = source_pool(src.pool_request_dyn(), el, names, options, &mut pools)?;
+        let pool = source_pool(
+            src.pool_request_dyn(),
+            el,
+            names,
+            options,
+            peers,
+            &mut pools,
+        )?;
         tasks.push(AsyncTask::Source {
             el,
             src,
@@ -766,12 +781,28 @@ fn plan(
     })
 }
 
+/// How workers may map the pipeline's pools: read-only as soon as one worker runs code that is
+/// not trusted (the arenas are sealed; every worker then releases through messages and the
+/// owner's ledger), writable otherwise.
+fn pool_peers(graph: &Graph) -> PeerAccess {
+    let untrusted_worker =
+        graph.dag.graph().node_weights().any(|node| {
+            node.exec == Exec::Isolated && node.trust != crate::registry::Trust::Trusted
+        });
+    if untrusted_worker {
+        PeerAccess::ReadOnly
+    } else {
+        PeerAccess::ReadWrite
+    }
+}
+
 /// The pool a source asked for, registered for `--stats`.
 fn source_pool(
     request: Option<crate::element::PoolRequest>,
     el: usize,
     names: &[String],
     options: &RunOptions,
+    peers: PeerAccess,
     pools: &mut HashMap<usize, MemoryPool>,
 ) -> Result<Option<MemoryPool>, RunError> {
     let Some(req) = request else {
@@ -787,7 +818,7 @@ fn source_pool(
         slot_size: req.slot_size,
         slots,
         name: names[el].clone(),
-        peers: PeerAccess::ReadWrite,
+        peers,
     })
     .map_err(|e| RunError::Element {
         element: names[el].clone(),

@@ -58,6 +58,9 @@ pub struct PoolReport {
     pub element: String,
     /// What backs it (`memfd`, `heap`, `hugepages`; `memfd` after a huge-page fallback).
     pub backing: &'static str,
+    /// How worker processes map it: `read-write`, or `read-only` (sealed, a private ledger)
+    /// when one of them runs code that is not trusted.
+    pub sharing: &'static str,
     /// Counters.
     #[serde(flatten)]
     pub stats: PoolStats,
@@ -157,6 +160,10 @@ pub(super) fn report(
         .map(|(el, p)| PoolReport {
             element: dag[daggy::NodeIndex::new(*el)].name.clone(),
             backing: p.backing().name(),
+            sharing: match p.peer_access() {
+                crate::memory::PeerAccess::ReadWrite => "read-write",
+                crate::memory::PeerAccess::ReadOnly => "read-only",
+            },
             stats: p.stats(),
         })
         .collect();
@@ -290,8 +297,13 @@ impl Report {
             ));
         }
         for p in &self.pools {
+            let sealed = if p.sharing == "read-only" {
+                ", read-only to workers"
+            } else {
+                ""
+            };
             out.push_str(&format!(
-                "pool {} ({}): {} x {}, high-water {}\n",
+                "pool {} ({}{sealed}): {} x {}, high-water {}\n",
                 p.element,
                 p.backing,
                 p.stats.slots,

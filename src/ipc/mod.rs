@@ -16,5 +16,7 @@ pub use frame::{
     accept, connect, listen, map_announced_arena, recv_frame, send_buffer, send_frame,
     seqpacket_pair, Frame, FrameError, WireMeta, WireRef, MAX_FRAME, PROTOCOL,
 };
-pub use spawn::{enter_sandbox, set_realtime, spawn_worker, worker_socket, WORKER_FD};
+pub use spawn::{
+    enter_sandbox, release_socket, set_realtime, spawn_worker, worker_socket, RELEASE_FD, WORKER_FD,
+};
 pub use unix::{recv_with_fds, send_with_fds, MAX_FDS};

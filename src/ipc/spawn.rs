@@ -13,15 +13,20 @@ use std::process::{Child, Command};
 
 /// The fd number the worker finds its socket on.
 pub const WORKER_FD: i32 = 3;
+/// The fd number a sandboxed worker finds its release socket on (see [`spawn_worker`]).
+pub const RELEASE_FD: i32 = 4;
 
-/// Spawns `exe args` with `sock` as its fd 3.
+/// Spawns `exe args` with `sock` as its fd 3 and, when given, `releases` as its fd 4 (the
+/// socket on which a worker with read-only arenas says which buffers it is done with).
 pub fn spawn_worker(
     exe: &std::path::Path,
     args: &[&str],
     sock: OwnedFd,
+    releases: Option<OwnedFd>,
     sandbox: bool,
 ) -> std::io::Result<Child> {
     let raw = sock.as_raw_fd();
+    let raw_releases = releases.as_ref().map_or(-1, |fd| fd.as_raw_fd());
     let parent = rustix::process::getpid();
     let mut cmd = Command::new(exe);
     // stdin, stdout and stderr are the parent's, so `fdsrc fd=0 exec=isolated` reads them.
@@ -32,11 +37,25 @@ pub fn spawn_worker(
     #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(move || {
+            let mut raw_releases = raw_releases;
+            if raw_releases == WORKER_FD {
+                // Move it out of the way of the socket's dup2 to fd 3.
+                raw_releases = libc::fcntl(raw_releases, libc::F_DUPFD, RELEASE_FD + 1);
+                if raw_releases < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             if raw == WORKER_FD {
                 // Already in place: just let it survive exec.
                 let flags = libc::fcntl(raw, libc::F_GETFD);
                 libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
             } else if libc::dup2(raw, WORKER_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if raw_releases == RELEASE_FD {
+                let flags = libc::fcntl(raw_releases, libc::F_GETFD);
+                libc::fcntl(raw_releases, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            } else if raw_releases >= 0 && libc::dup2(raw_releases, RELEASE_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
@@ -55,7 +74,16 @@ pub fn spawn_worker(
     }
     let child = cmd.spawn();
     drop(sock);
+    drop(releases);
     child
+}
+
+/// A sandboxed worker's release socket, in the worker process.
+pub fn release_socket() -> std::io::Result<OwnedFd> {
+    let fd = super::inherited(RELEASE_FD)?;
+    let owned = fd.try_clone_to_owned()?;
+    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+    Ok(owned)
 }
 
 /// System calls a sandboxed worker may not make, each refused with EPERM: running programs,

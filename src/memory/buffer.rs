@@ -159,6 +159,15 @@ impl Buffer {
     pub fn into_ipc_ref(self) -> Result<super::IpcRef, Buffer> {
         match self.storage {
             Storage::Peer(slot) => Ok(slot.into_ipc_ref(self.offset, self.len)),
+            // A read-only loan goes back whole (the owner's ledger moves it back to the owner);
+            // one still shared with another handle here cannot.
+            Storage::ReadOnly(loan) => match Arc::try_unwrap(loan) {
+                Ok(loan) => Ok(loan.hand_back(self.offset, self.len)),
+                Err(loan) => Err(Buffer {
+                    storage: Storage::ReadOnly(loan),
+                    ..self
+                }),
+            },
             storage => Err(Buffer { storage, ..self }),
         }
     }
@@ -205,6 +214,21 @@ impl Buffer {
         sub.offset = self.offset + range.start;
         sub.len = range.end - range.start;
         Some(sub)
+    }
+
+    /// Whether this process can lend the buffer to a peer with `access` without a copy: it
+    /// lives in a slot of one of this process's memfd-backed pools, and, for a read-only peer,
+    /// a pool sealed for read-only sharing.
+    pub fn is_shareable_with(&self, access: super::PeerAccess) -> bool {
+        match &self.storage {
+            Storage::Slot(slot) => {
+                let pool = super::MemoryPool::of_slot(slot);
+                pool.fd().is_some()
+                    && (access == super::PeerAccess::ReadWrite
+                        || pool.peer_access() == super::PeerAccess::ReadOnly)
+            }
+            _ => false,
+        }
     }
 
     /// Whether this process can lend the buffer to another one without a copy: it lives in a

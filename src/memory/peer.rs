@@ -154,12 +154,24 @@ impl Drop for PeerSlotRef {
 pub(super) struct ReadOnlyLoan {
     arena: Arc<PeerArena>,
     r: IpcRef,
-    releases: kanal::Sender<IpcRef>,
+    /// Where the release goes on drop; `None` once the loan was handed back whole.
+    releases: Option<kanal::Sender<IpcRef>>,
 }
 
 impl ReadOnlyLoan {
     pub(super) fn bytes(&self) -> &[u8] {
         self.arena.view.slot_bytes(self.r.slot)
+    }
+
+    /// Hands the loan back to its owner as a reference to `offset..offset + len` of the slot
+    /// (for [`super::MemoryPool::adopt`]), instead of releasing it.
+    pub(super) fn hand_back(mut self, offset: usize, len: usize) -> IpcRef {
+        self.releases = None;
+        IpcRef {
+            offset: offset as u64,
+            len: len as u64,
+            ..self.r
+        }
     }
 }
 
@@ -167,7 +179,9 @@ impl Drop for ReadOnlyLoan {
     fn drop(&mut self) {
         // The cache may be gone; then nobody will send releases and the owner reclaims the loan
         // when it sees this process go.
-        let _ = self.releases.send(self.r);
+        if let Some(releases) = self.releases.take() {
+            let _ = releases.send(self.r);
+        }
     }
 }
 
@@ -288,7 +302,7 @@ impl SharedArenaCache {
                 ReadOnlyLoan {
                     arena: Arc::clone(arena),
                     r,
-                    releases: self.release_tx.clone(),
+                    releases: Some(self.release_tx.clone()),
                 },
                 offset,
                 len,

@@ -291,6 +291,11 @@ impl MemoryPool {
         }
     }
 
+    /// How peers map this pool: writable (trusted) or read-only with a private ledger.
+    pub fn peer_access(&self) -> PeerAccess {
+        self.inner.peer_access
+    }
+
     /// Admits a peer process: reserves a column and duplicates the memfd for it.
     pub fn admit_peer(&self) -> Result<PeerTicket, MemoryError> {
         let fd = self

@@ -213,3 +213,46 @@ fn untrusted_sources_and_sinks_build_before_the_sandbox_closes() {
     assert_eq!(got.len(), 300);
     assert!(got.iter().all(|&b| b == 0), "filltype=2 is zeros");
 }
+
+#[test]
+fn untrusted_workers_get_sealed_read_only_arenas_and_release_through_the_ledger() {
+    // 2000 buffers through a 16-slot pool: every slot comes back many times, through release
+    // messages the owner checks against its ledger (the worker cannot touch a refcount).
+    let out = run(launch(&[
+        "-m",
+        "--stats=json",
+        "fakesrc",
+        "num-buffers=2000",
+        "sizetype=fixed",
+        "sizemax=65536",
+        "filltype=pattern",
+        "!",
+        "identity",
+        "trust=untrusted",
+        "!",
+        "fakesink",
+        "trust=untrusted",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = stats(&out);
+    let pool = &s["pools"][0];
+    assert_eq!(pool["element"], "fakesrc0");
+    assert_eq!(pool["sharing"], "read-only");
+    assert_eq!(pool["rejected"], 0);
+    assert_eq!(pool["loans"], 2000);
+    assert_eq!(element(&s, "fakesink0")["buffers"], 2000);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "identity0: worker process",
+        ) && err.contains("2000 buffers sent, 2000 came back as the same memory, 0 from the worker's arena, 0 copied"),
+        "{err}"
+    );
+    // Trusted workers alone keep writable arenas.
+    let out = run(launch(&[
+        "-q",
+        "--stats=json",
+        "fakesrc num-buffers=10 sizetype=fixed sizemax=4096 ! identity exec=isolated ! fakesink",
+    ]));
+    assert_eq!(stats(&out)["pools"][0]["sharing"], "read-write");
+}
