@@ -5,7 +5,8 @@ use std::process::Stdio;
 
 use super::support::*;
 
-fn copy_through(middle: &[&str], data: &[u8]) -> (Vec<u8>, String) {
+/// Copies `data` through `filesrc ! MIDDLE ! filesink` with `-m`: the bytes out and stderr.
+pub(super) fn copy_through(middle: &[&str], data: &[u8]) -> (Vec<u8>, String) {
     let dir = tmp();
     let input = file(dir.path(), "in.bin", data);
     let output = dir.path().join("out.bin");
