@@ -23,7 +23,6 @@ pub(super) struct StreamReader {
     nowait: bool,
     num_buffers: Option<u64>,
     do_timestamp: bool,
-    started: std::time::Instant,
     offset: u64,
     sequence: u64,
     what: String,
@@ -47,7 +46,6 @@ impl StreamReader {
             nowait: kind == FdKind::Stream,
             num_buffers,
             do_timestamp: props.bool("do-timestamp")?,
-            started: std::time::Instant::now(),
             offset: 0,
             sequence: 0,
             what,
@@ -114,7 +112,7 @@ impl StreamReader {
             return Ok(None);
         }
         let mut buf = slot.freeze(n);
-        self.stamp(&mut buf);
+        self.stamp(&mut buf, cx);
         Ok(Some(buf))
     }
 
@@ -124,11 +122,11 @@ impl StreamReader {
     }
 
     /// Sets offset, sequence and (with do-timestamp) pts, and advances.
-    fn stamp(&mut self, buf: &mut Buffer) {
+    fn stamp(&mut self, buf: &mut Buffer, cx: &Ctx<'_>) {
         buf.meta.offset = Some(self.offset);
         buf.meta.sequence = self.sequence;
         if self.do_timestamp {
-            buf.meta.pts = Some(self.started.elapsed().as_nanos() as u64);
+            buf.meta.pts = Some(cx.running_time_ns());
         }
         self.offset += buf.len() as u64;
         self.sequence += 1;
@@ -271,7 +269,7 @@ impl Source for FileSrc {
         let stop = || cx.should_stop();
         match windows.next_chunk(self.reader.blocksize, &stop) {
             Ok(Some(mut buf)) => {
-                self.reader.stamp(&mut buf);
+                self.reader.stamp(&mut buf, cx);
                 Ok(Some(buf))
             }
             Ok(None) => Ok(None),

@@ -1,6 +1,6 @@
 //! Test sources and sinks: `fakesrc`, `testsrc`, `fakesink`, `identity`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{basesink_props, basesrc_props, hex_dump, Rng, FORMATS};
 use crate::element::prelude::*;
@@ -192,7 +192,6 @@ pub(crate) static FAKESRC: Factory = Factory {
             rng: Rng::from_time(),
             sequence: 0,
             bytes: 0,
-            started: Instant::now(),
         })))
     },
 };
@@ -230,7 +229,6 @@ struct FakeSrc {
     rng: Rng,
     sequence: u64,
     bytes: u64,
-    started: Instant,
 }
 
 impl FakeSrc {
@@ -286,15 +284,13 @@ impl Source for FakeSrc {
         if let Some(pts) = ns_at_rate(self.bytes, self.datarate) {
             buf.meta.pts = Some(pts);
             buf.meta.duration = ns_at_rate(size as u64, self.datarate);
-            if self.sync {
-                let due = self.started + Duration::from_nanos(pts);
-                let now = Instant::now();
-                if due > now {
-                    std::thread::sleep(due - now);
-                }
+            // Paced against the pipeline's running time, the clock do-timestamp stamps with.
+            let now = cx.running_time_ns();
+            if self.sync && pts > now {
+                std::thread::sleep(Duration::from_nanos(pts - now));
             }
         } else if self.do_timestamp {
-            buf.meta.pts = Some(self.started.elapsed().as_nanos() as u64);
+            buf.meta.pts = Some(cx.running_time_ns());
         }
         buf.meta.sequence = self.sequence;
         buf.meta.offset = Some(self.bytes);

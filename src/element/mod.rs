@@ -8,7 +8,6 @@ use std::os::fd::BorrowedFd;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::exec::RunControl;
 use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
@@ -197,6 +196,12 @@ impl<'a> Ctx<'a> {
         Ctx { run, pool }
     }
 
+    /// Nanoseconds since the pipeline started running: a buffer's pts with `do-timestamp`
+    /// (the same clock as [`AsyncCtx::running_time_ns`]).
+    pub fn running_time_ns(&self) -> u64 {
+        self.run.running_time_ns()
+    }
+
     /// Whether the pipeline asks sources to end the stream (Ctrl-C, or an error elsewhere).
     pub fn should_stop(&self) -> bool {
         self.run.draining.load(Ordering::Relaxed) || self.run.stopping.load(Ordering::Relaxed)
@@ -362,7 +367,6 @@ pub struct AsyncCtx {
     pub(crate) pool: Option<MemoryPool>,
     pub(crate) name: String,
     pub(crate) messages: bool,
-    pub(crate) started: Instant,
     /// Buffers cut short (datagrams longer than the element's mtu), for `--stats`.
     pub(crate) truncated: u64,
 }
@@ -373,14 +377,12 @@ impl AsyncCtx {
         pool: Option<MemoryPool>,
         name: String,
         messages: bool,
-        started: Instant,
     ) -> AsyncCtx {
         AsyncCtx {
             run,
             pool,
             name,
             messages,
-            started,
             truncated: 0,
         }
     }
@@ -449,6 +451,6 @@ impl AsyncCtx {
 
     /// Nanoseconds since the pipeline started running: a buffer's pts with `do-timestamp`.
     pub fn running_time_ns(&self) -> u64 {
-        self.started.elapsed().as_nanos() as u64
+        self.run.running_time_ns()
     }
 }

@@ -81,7 +81,6 @@ pub(super) struct DomainContext {
     pub(super) control: Arc<RunControl>,
     pub(super) names: Arc<Vec<String>>,
     pub(super) messages: bool,
-    pub(super) started: Instant,
 }
 
 /// Starts the runtime thread; each task's result goes to `done` when it ends.
@@ -129,7 +128,6 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
                 None,
                 cx.names[el].clone(),
                 cx.messages,
-                cx.started,
             );
             let handle = set.spawn(run_task(task, acx, Arc::clone(&cx.names)));
             element_of.insert(handle.id(), el);
@@ -494,7 +492,7 @@ mod tests {
             peers: crate::memory::PeerAccess::ReadWrite,
         })
         .unwrap();
-        let mut cx = AsyncCtx::new(control, Some(pool), "src".into(), false, Instant::now());
+        let mut cx = AsyncCtx::new(control, Some(pool), "src".into(), false);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -538,13 +536,7 @@ mod tests {
             peers: crate::memory::PeerAccess::ReadWrite,
         })
         .unwrap();
-        let mut cx = AsyncCtx::new(
-            Arc::clone(&control),
-            Some(pool),
-            "src".into(),
-            false,
-            Instant::now(),
-        );
+        let mut cx = AsyncCtx::new(Arc::clone(&control), Some(pool), "src".into(), false);
         let level = Level::new(0);
         let outcome = rt.block_on(async {
             let drain = async {

@@ -30,6 +30,8 @@ pub struct RunControl {
     parked_changed: std::sync::Condvar,
     /// Cycle-time distributions of rt elements, as they finish.
     cycles: Mutex<Vec<super::CycleReport>>,
+    /// When the pipeline started running: the zero of every `do-timestamp` pts.
+    started: std::sync::OnceLock<std::time::Instant>,
 }
 
 impl RunControl {
@@ -45,7 +47,21 @@ impl RunControl {
             parking: Mutex::new((0, 0)),
             parked_changed: std::sync::Condvar::new(),
             cycles: Mutex::new(Vec::new()),
+            started: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Marks the start of the run (the first call counts).
+    pub(crate) fn mark_started(&self, at: std::time::Instant) {
+        let _ = self.started.set(at);
+    }
+
+    /// Nanoseconds since the run started (0 before): one clock for every source's
+    /// `do-timestamp`, sync or async.
+    pub(crate) fn running_time_ns(&self) -> u64 {
+        self.started
+            .get()
+            .map_or(0, |t| t.elapsed().as_nanos() as u64)
     }
 
     fn parking(&self) -> std::sync::MutexGuard<'_, (usize, usize)> {

@@ -288,6 +288,7 @@ impl Pipeline {
         options: &RunOptions,
     ) -> Result<Report, RunError> {
         let started = Instant::now();
+        control.mark_started(started);
         let graph = &self.graph;
         let Prepared { names, plan } = prepared;
         let Plan {
@@ -360,7 +361,6 @@ impl Pipeline {
                 control: Arc::clone(&control),
                 names: Arc::clone(&names),
                 messages,
-                started,
             };
             match async_domain::spawn(tasks, cx, done_tx.clone()) {
                 Ok(handle) => {

@@ -232,3 +232,55 @@ fn messages_report_each_thread_and_the_ending() {
     );
     assert!(err.contains("pipeline: stopped on error"), "{err}");
 }
+
+#[test]
+fn do_timestamp_counts_from_the_start_of_the_run_in_every_source() {
+    // One clock for sync and async sources: the pipeline's running time, so no pts can be
+    // later than the run's own wall time (a clock started at build time could be).
+    let dir = tmp();
+    let input = file(dir.path(), "in.bin", &random_bytes(3 * 4096, 81));
+    for source in [
+        vec!["fakesrc", "num-buffers=5", "do-timestamp=true"],
+        vec![
+            "filesrc",
+            "blocksize=4096",
+            "do-timestamp=true",
+            "location=IN",
+        ],
+    ] {
+        let location = prop("location", &input);
+        let mut args = vec!["-q", "--stats=json", "--tap-format=json", "--tap"];
+        let tapped = format!("{}0", source[0]);
+        args.push(&tapped);
+        args.extend(source.iter().map(|a| {
+            if *a == "location=IN" {
+                location.as_str()
+            } else {
+                a
+            }
+        }));
+        args.extend(["!", "fakesink"]);
+        let out = run(launch(&args));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+        let report = text.lines().find(|l| l.starts_with("{\"ending\"")).unwrap();
+        let wall = serde_json::from_str::<serde_json::Value>(report).unwrap()["wall_ns"]
+            .as_u64()
+            .unwrap();
+        let pts: Vec<u64> = text
+            .lines()
+            .filter(|l| l.starts_with("{\"tap\"") && l.contains("\"pts\""))
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["pts"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert!(!pts.is_empty(), "{source:?}: no tapped pts in {text}");
+        assert!(pts.windows(2).all(|w| w[0] <= w[1]), "{pts:?}");
+        assert!(
+            pts.iter().all(|&p| p <= wall),
+            "{source:?}: {pts:?} beyond {wall}"
+        );
+    }
+}
