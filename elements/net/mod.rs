@@ -51,6 +51,26 @@ fn net_error(what: impl Into<String>, source: std::io::Error) -> ElementError {
 }
 
 /// The `port` property as a port number (the registry checked the range).
+/// Reads one datagram into `data` with MSG_TRUNC: the bytes kept and the datagram's real
+/// length (longer than `data` when it was cut). For a readiness callback (`async_io`).
+fn recv_datagram_into(
+    fd: std::os::fd::BorrowedFd<'_>,
+    data: &mut [u8],
+) -> std::io::Result<(usize, usize)> {
+    rustix::net::recv(fd, data, rustix::net::RecvFlags::TRUNC).map_err(std::io::Error::from)
+}
+
+/// A datagram of `real` bytes was kept as `kept`: counts it as truncated and says why, naming
+/// the limit (`mtu 1492`, `blocksize 4096`).
+fn note_truncation(cx: &mut AsyncCtx, kept: usize, real: usize, limit: std::fmt::Arguments<'_>) {
+    if real > kept {
+        cx.count_truncated();
+        cx.message(format_args!(
+            "a datagram of {real} bytes was cut to {limit}"
+        ));
+    }
+}
+
 fn port(p: &Props, name: &str) -> Result<u16, ElementError> {
     u16::try_from(p.int(name)?)
         .map_err(|_| ElementError::Config(format!("property `{name}` is not a port number")))

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use rustix::net::{sockopt, AddressFamily, RecvFlags, SocketFlags, SocketType};
+use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -348,9 +348,7 @@ impl UdpSrc {
         loop {
             let data = &mut slot.as_mut_slice()[..cap];
             let recv = socket.async_io(Interest::READABLE, || {
-                // TRUNC: the result is the datagram's real length, even past `cap`.
-                rustix::net::recv(socket.as_fd(), &mut *data, RecvFlags::TRUNC)
-                    .map_err(std::io::Error::from)
+                super::recv_datagram_into(socket.as_fd(), &mut *data)
             });
             let got = match self.timeout {
                 Some(t) => match tokio::time::timeout(t, recv).await {
@@ -367,13 +365,7 @@ impl UdpSrc {
             };
             let (n, real) =
                 got.map_err(|e| net_error(format!("receiving on {}", self.address), e))?;
-            if real > n {
-                cx.count_truncated();
-                cx.message(format_args!(
-                    "a datagram of {real} bytes was cut to mtu {}",
-                    self.mtu
-                ));
-            }
+            super::note_truncation(cx, n, real, format_args!("mtu {}", self.mtu));
             if n < self.skip {
                 cx.message(format_args!(
                     "a datagram of {n} bytes is shorter than skip-first-bytes={}: dropped",

@@ -14,7 +14,6 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileTypeExt as _;
 use std::path::{Path, PathBuf};
 
-use rustix::net::RecvFlags;
 use tokio::io::{AsyncWriteExt as _, Interest};
 use tokio::net::{UnixDatagram, UnixListener, UnixStream};
 
@@ -84,17 +83,11 @@ async fn recv_datagram(
     let data = &mut slot.as_mut_slice()[..cap];
     let (n, real) = socket
         .async_io(Interest::READABLE, || {
-            rustix::net::recv(socket.as_fd(), &mut *data, RecvFlags::TRUNC)
-                .map_err(std::io::Error::from)
+            super::recv_datagram_into(socket.as_fd(), &mut *data)
         })
         .await
         .map_err(|e| net_error(format!("receiving on {}", path.display()), e))?;
-    if real > n {
-        cx.count_truncated();
-        cx.message(format_args!(
-            "a datagram of {real} bytes was cut to blocksize {cap}"
-        ));
-    }
+    super::note_truncation(cx, n, real, format_args!("blocksize {cap}"));
     let mut buf = slot.freeze(n);
     buf.meta.flags = BufferFlags::MARKER;
     Ok(buf)
