@@ -23,8 +23,8 @@ use crate::element::Ctx;
 use crate::element::{ElementError, ElementImpl, Flow, PoolRequest, Sink, SinkFlow, Source};
 use crate::graph::Node;
 use crate::ipc::{
-    map_announced_arena, recv_frame, send_buffer, send_frame, seqpacket_pair, spawn_worker, Frame,
-    FrameError, WireMeta, PROTOCOL,
+    map_announced_arena, recv_frame, send_buffer, send_frame, seqpacket_pair, spawn_worker,
+    spin_until_readable, Frame, FrameError, WireMeta, PROTOCOL, SPIN_BEFORE_BLOCKING,
 };
 use crate::memory::{
     Buffer, Exporter, IpcRef, MemoryPool, PeerAccess, PoolConfig, SharedArenaCache,
@@ -271,7 +271,9 @@ impl Link {
         drain_ends: bool,
     ) -> Result<Reply, ElementError> {
         loop {
-            if !cx.wait_readable(self.sock.as_fd())?
+            let waiting = spin_until_readable(&self.sock, SPIN_BEFORE_BLOCKING);
+            if !waiting
+                && !cx.wait_readable(self.sock.as_fd())?
                 && (cx.run.stopping.load(Ordering::Relaxed) || drain_ends)
             {
                 return Err(ElementError::Interrupted);
@@ -783,6 +785,7 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 None => None,
             };
             loop {
+                spin_until_readable(sock, SPIN_BEFORE_BLOCKING);
                 match recv_frame(sock).map_err(|e| e.to_string())? {
                     Some((Frame::Nothing, _)) => {}
                     Some((Frame::Eos, _)) | None => return Ok(()),
@@ -834,6 +837,7 @@ impl WorkerSide<'_> {
         // What the element dropped since the last buffer goes back first.
         self.flush_releases()?;
         loop {
+            spin_until_readable(self.sock, SPIN_BEFORE_BLOCKING);
             match recv_frame(self.sock).map_err(|e| e.to_string())? {
                 Some((
                     Frame::Arena {

@@ -173,6 +173,33 @@ pub fn send_frame(sock: impl AsFd, frame: &Frame, fds: &[BorrowedFd<'_>]) -> std
     send_with_fds(sock, &bytes, fds)
 }
 
+/// How long a process waiting for the next frame polls before it blocks: a wake-up after
+/// blocking costs tens of microseconds (far more in a VM), an answer within this window costs
+/// a few. At most this much CPU per wait is spent when nothing comes.
+pub const SPIN_BEFORE_BLOCKING: std::time::Duration = std::time::Duration::from_micros(30);
+
+/// Polls `sock` without blocking for up to `budget`: whether a frame (or the peer's hang-up)
+/// is waiting. A caller that gets `false` blocks as usual.
+pub fn spin_until_readable(sock: impl AsFd, budget: std::time::Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let mut fds = [PollFd::new(&sock, PollFlags::IN)];
+        if poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0) {
+            return true;
+        }
+        if start.elapsed() >= budget {
+            return false;
+        }
+        // Yield rather than spin: the peer may be queued on this very CPU.
+        std::thread::yield_now();
+    }
+}
+
 /// Receives one frame and its descriptors; `None` when the peer closed the socket.
 pub fn recv_frame(sock: impl AsFd) -> Result<Option<(Frame, Vec<OwnedFd>)>, FrameError> {
     thread_local! {

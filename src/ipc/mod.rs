@@ -14,7 +14,8 @@ mod unix;
 pub use fd::{inherited, FdKind};
 pub use frame::{
     accept, connect, listen, map_announced_arena, recv_frame, send_buffer, send_frame,
-    seqpacket_pair, Frame, FrameError, WireMeta, WireRef, MAX_FRAME, PROTOCOL,
+    seqpacket_pair, spin_until_readable, Frame, FrameError, WireMeta, WireRef, MAX_FRAME, PROTOCOL,
+    SPIN_BEFORE_BLOCKING,
 };
 pub use spawn::{
     enter_sandbox, release_socket, set_realtime, spawn_worker, worker_socket, RELEASE_FD, WORKER_FD,
