@@ -190,11 +190,23 @@ pub enum ElementImpl {
 pub struct Ctx<'a> {
     pub(crate) run: &'a RunControl,
     pub(crate) pool: Option<&'a MemoryPool>,
+    /// Bytes this call had the kernel copy file to file, for `--stats` and `-m`.
+    pub(crate) kernel_copied: u64,
 }
 
 impl<'a> Ctx<'a> {
     pub(crate) fn new(run: &'a RunControl, pool: Option<&'a MemoryPool>) -> Ctx<'a> {
-        Ctx { run, pool }
+        Ctx {
+            run,
+            pool,
+            kernel_copied: 0,
+        }
+    }
+
+    /// Counts `bytes` that a sink had the kernel copy from their source file
+    /// (`copy_file_range`) rather than writing them itself.
+    pub fn count_kernel_copied(&mut self, bytes: u64) {
+        self.kernel_copied += bytes;
     }
 
     /// Whether the pipeline asks sources to end the stream (Ctrl-C, or an error elsewhere).
