@@ -25,8 +25,8 @@ pub mod prelude {
         Frame, FrameError, WireMeta, PROTOCOL,
     };
     pub use crate::memory::{
-        Buffer, BufferFlags, Exporter, FileWindows, IpcRef, LoanedSlot, MemoryError, MemoryPool,
-        Metadata, PeerAccess, PeerId, PoolConfig, SharedArenaCache,
+        Buffer, BufferFlags, Exporter, FileExtent, FileWindows, IpcRef, LoanedSlot, MemoryError,
+        MemoryPool, Metadata, PeerAccess, PeerId, PoolConfig, SharedArenaCache, SourceFile,
     };
     pub use crate::registry::{
         EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,
