@@ -196,6 +196,15 @@ impl Buffer {
         }
     }
 
+    /// The mapped window of a file-backed buffer, for the file module's tests.
+    #[cfg(test)]
+    pub(super) fn window(&self) -> Option<&Window> {
+        match &self.storage {
+            Storage::File(w) => Some(w),
+            _ => None,
+        }
+    }
+
     /// Number of bytes.
     pub fn len(&self) -> usize {
         self.len

@@ -164,12 +164,26 @@ pub(super) struct Window {
     file: SourceFile,
     /// Offset in the file of the window's first byte.
     start: u64,
+    /// Whether the pages are mapped in yet (see [`Window::bytes`]).
+    populated: AtomicBool,
+    /// Shared with [`FileWindows`]: set when anyone reads a window's bytes through its mapping.
+    read: Arc<AtomicBool>,
     /// Given back when the window goes, so that at most `max_windows` are mapped at once.
     token: kanal::Sender<()>,
 }
 
 impl Window {
+    /// The window's bytes. Unless the window was populated when it was mapped, the first call
+    /// maps all its pages in at once (one call instead of a page fault per 16 pages): a window
+    /// that is only ever copied by the kernel from the file never pays for page tables it does
+    /// not use.
     pub(super) fn bytes(&self) -> &[u8] {
+        if !self.populated.load(Ordering::Relaxed) {
+            // Two threads may both get here; populating twice is harmless.
+            self.populated.store(true, Ordering::Relaxed);
+            self.read.store(true, Ordering::Relaxed);
+            self.map.populate_read();
+        }
         self.map.bytes()
     }
 
@@ -206,6 +220,10 @@ pub struct FileWindows {
     current: Option<(Arc<Window>, u64)>,
     mapped: Vec<std::sync::Weak<Window>>,
     truncated: Arc<AtomicBool>,
+    /// Whether any window's bytes were read through the mapping. From then on windows are
+    /// populated as they are mapped, in the source's thread, so that a consumer in another
+    /// thread finds them ready; until then they are left for the first reader to populate.
+    read: Arc<AtomicBool>,
     tokens: kanal::Receiver<()>,
     token_tx: kanal::Sender<()>,
 }
@@ -226,6 +244,7 @@ impl FileWindows {
             current: None,
             mapped: Vec::new(),
             truncated: Arc::new(AtomicBool::new(false)),
+            read: Arc::new(AtomicBool::new(false)),
             tokens,
             token_tx,
         }
@@ -290,8 +309,9 @@ impl FileWindows {
         // `next` is not on one, so the window starts a little before it.
         let start = self.next - self.next % page_size() as u64;
         let len = (size - start).min(self.window_len as u64) as usize;
-        let mapped =
-            Mapping::file(&self.file.0.file, start, len, Access::ReadOnly, true).and_then(|map| {
+        let populate = self.read.load(Ordering::Relaxed);
+        let mapped = Mapping::file(&self.file.0.file, start, len, Access::ReadOnly, populate)
+            .and_then(|map| {
                 let guard = sigbus::register(&map, Some(Arc::clone(&self.truncated)))?;
                 Ok((map, guard))
             });
@@ -311,6 +331,8 @@ impl FileWindows {
             guard,
             file: self.file.clone(),
             start,
+            populated: AtomicBool::new(populate),
+            read: Arc::clone(&self.read),
             token: self.token_tx.clone(),
         });
         self.mapped.retain(|w| w.strong_count() > 0);
@@ -417,6 +439,23 @@ mod tests {
         }
         assert_eq!(at, data.len() as u64);
         assert!(Buffer::from_vec(vec![1]).file_extent().is_none());
+    }
+
+    #[test]
+    fn windows_are_populated_once_someone_reads_them() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&vec![3u8; 4 * page_size()]).unwrap();
+        let mut w = FileWindows::new(file.reopen().unwrap(), "f".into(), page_size(), 4);
+        let populated = |b: &Buffer| b.window().unwrap().populated.load(Ordering::Relaxed);
+        // Copied by the kernel, never read: nothing is populated.
+        let first = w.next_chunk(page_size(), &|| false).unwrap().unwrap();
+        let second = w.next_chunk(page_size(), &|| false).unwrap().unwrap();
+        assert!(!populated(&first) && !populated(&second));
+        // The first read populates its window, and windows mapped later come populated.
+        assert_eq!(second.data()[0], 3);
+        assert!(populated(&second) && !populated(&first));
+        let third = w.next_chunk(page_size(), &|| false).unwrap().unwrap();
+        assert!(populated(&third));
     }
 
     #[test]
