@@ -1,6 +1,8 @@
 //! File descriptors: `fdsrc` (stdin by default) and `fdsink` (stdout by default).
 
-use super::io::{write_all, StreamReader, DEFAULT_BLOCKSIZE};
+use super::io::{
+    copy_in_kernel, takes_kernel_copies, write_all, CopyStop, StreamReader, DEFAULT_BLOCKSIZE,
+};
 use super::{basesink_props, basesrc_props};
 use crate::element::prelude::*;
 
@@ -72,7 +74,8 @@ pub(crate) static FDSINK: Factory = Factory {
     summary: "Writes to a file descriptor (stdout by default)",
     doc: "Writes every buffer to an inherited descriptor as it arrives, without buffering. When \
           the reader goes away (EPIPE, as with `| head -c 100`) the branch ends quietly and the \
-          pipeline exits 0.",
+          pipeline exits 0. Into a regular file (`> out`, not `>> out`), buffers that filesrc \
+          serves from a mapped file are copied by the kernel (copy_file_range), as filesink does.",
     pads: Pads::SINK,
     props: basesink_props![
         PropSpec::int(
@@ -91,6 +94,7 @@ pub(crate) static FDSINK: Factory = Factory {
         Ok(ElementImpl::Sink(Box::new(FdSink {
             fd,
             what: format!("fd {n}"),
+            kernel_copy: takes_kernel_copies(fd),
         })))
     },
 };
@@ -99,11 +103,33 @@ pub(crate) static FDSINK: Factory = Factory {
 struct FdSink {
     fd: std::os::fd::BorrowedFd<'static>,
     what: String,
+    /// Whether buffers over a mapped file are copied by the kernel (as filesink does): the
+    /// descriptor is a regular file, not opened for appending (`> out`, not `>> out`), and the
+    /// kernel has not refused yet.
+    kernel_copy: bool,
 }
 
 impl Sink for FdSink {
-    fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
-        write_all(self.fd, buf.data(), &self.what)?;
+    fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        // Bytes of the buffer already in the output.
+        let mut skip = 0;
+        if self.kernel_copy {
+            if let Some(x) = buf.file_extent() {
+                match copy_in_kernel(x.file, x.offset, x.len as u64, self.fd, &self.what) {
+                    Ok(()) => {
+                        cx.count_kernel_copied(x.len as u64);
+                        return Ok(SinkFlow::Continue);
+                    }
+                    Err(CopyStop::Refused { done }) => {
+                        cx.count_kernel_copied(done);
+                        self.kernel_copy = false;
+                        skip = done as usize;
+                    }
+                    Err(CopyStop::Failed(e)) => return Err(e),
+                }
+            }
+        }
+        write_all(self.fd, &buf.data()[skip..], &self.what)?;
         Ok(SinkFlow::Continue)
     }
 }

@@ -169,6 +169,119 @@ pub(super) fn write_all(
     Ok(())
 }
 
+// --- kernel copies -------------------------------------------------------------------------
+//
+// A buffer over a mapped window of a regular file (filesrc's zero-copy path) knows where its
+// bytes are in that file. A sink writing to a regular file can then ask the kernel to copy them
+// from the source file with copy_file_range(2), as cp does: no page of the mapping is touched,
+// the data never crosses into user space, and a filesystem that can share extents (XFS, btrfs)
+// makes a reflink. The bytes are the same ones a write from the mapping would write: the mapping
+// is the file's page cache, and buffers are immutable.
+
+/// Largest single `copy_file_range` request (the kernel caps one call near 2 GiB anyway).
+const MAX_COPY: usize = 1 << 30;
+
+/// Whether `copy_file_range` can write to `fd`: a regular file opened without O_APPEND (which
+/// the kernel refuses with EBADF) and without O_SYNC or O_DSYNC (their guarantee is spelled out
+/// for write(2), so such outputs keep to it).
+pub(super) fn takes_kernel_copies(fd: BorrowedFd<'_>) -> bool {
+    let regular = rustix::fs::fstat(fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+    });
+    let refused = rustix::fs::OFlags::APPEND | rustix::fs::OFlags::SYNC | rustix::fs::OFlags::DSYNC;
+    regular && rustix::fs::fcntl_getfl(fd).is_ok_and(|flags| !flags.intersects(refused))
+}
+
+/// How a kernel copy ended before its last byte.
+pub(super) enum CopyStop {
+    /// The kernel cannot copy between these two files (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP) and
+    /// said so after `done` bytes: the rest must be written.
+    Refused { done: u64 },
+    /// A real error, phrased for the user.
+    Failed(ElementError),
+}
+
+/// Has the kernel copy `len` bytes of `from` at `offset` to the current position of `to`
+/// (`what` in errors), looping over short copies and EINTR. A copy that finds the end of the
+/// source file early means the file was truncated meanwhile, and says so as filesrc would.
+pub(super) fn copy_in_kernel(
+    from: &SourceFile,
+    offset: u64,
+    len: u64,
+    to: BorrowedFd<'_>,
+    what: &str,
+) -> Result<(), CopyStop> {
+    let end = offset + len;
+    let mut at = offset;
+    while at < end {
+        let chunk = usize::try_from(end - at).map_or(MAX_COPY, |n| n.min(MAX_COPY));
+        // With an offset for the source, the kernel reads from there and moves `at` on, leaving
+        // the file's own position alone; the output is written at (and moves) its position,
+        // like write(2).
+        match rustix::fs::copy_file_range(from, Some(&mut at), to, None, chunk) {
+            Ok(0) => return Err(CopyStop::Failed(truncated(what, from))),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(
+                rustix::io::Errno::XDEV
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::OPNOTSUPP,
+            ) => return Err(CopyStop::Refused { done: at - offset }),
+            Err(e) => {
+                return Err(CopyStop::Failed(ElementError::io(
+                    format!("writing {what}"),
+                    e.into(),
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `len` bytes of `from` at `offset` to `to` with pread and write, through `scratch`:
+/// for bytes the kernel would not copy once they are no longer at hand in a mapping.
+fn write_from_file(
+    from: &SourceFile,
+    mut offset: u64,
+    len: u64,
+    to: BorrowedFd<'_>,
+    scratch: &mut Vec<u8>,
+    what: &str,
+) -> Result<(), ElementError> {
+    let end = offset + len;
+    scratch.clear();
+    scratch.resize(usize::try_from(len).map_or(1 << 20, |n| n.min(1 << 20)), 0);
+    while offset < end {
+        let want = usize::try_from(end - offset).map_or(scratch.len(), |n| n.min(scratch.len()));
+        match rustix::io::pread(from, &mut scratch[..want], offset) {
+            Ok(0) => return Err(truncated(what, from)),
+            Ok(n) => {
+                write_all(to, &scratch[..n], what)?;
+                offset += n as u64;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                return Err(ElementError::io(
+                    format!("reading {}", from.path()),
+                    e.into(),
+                ))
+            }
+        }
+    }
+    scratch.clear();
+    Ok(())
+}
+
+/// The error for a source file that ended before the bytes a buffer promised: the same words
+/// as filesrc's own check.
+fn truncated(what: &str, from: &SourceFile) -> ElementError {
+    let why = MemoryError::Truncated {
+        path: from.path().to_owned(),
+    };
+    ElementError::Failed(format!("writing {what}: {why}"))
+}
+
 // --- filesrc -------------------------------------------------------------------------------
 
 pub(crate) static FILESRC: Factory = Factory {
@@ -179,9 +292,11 @@ pub(crate) static FILESRC: Factory = Factory {
     doc: "Reads the file at `location` in buffers of `blocksize` bytes. A regular file is served \
           zero-copy from a memory mapping (4 MiB windows, at most 4 alive: bounded memory); if \
           another process truncates it meanwhile, the run ends with an error naming the file \
-          instead of crashing. use-mmap=false reads into shared-memory buffers instead, as FIFOs \
-          and devices always are; a read that waits on a FIFO still ends at Ctrl-C. The default \
-          block size is 128 KiB (gst's is 4 KiB).",
+          instead of crashing. Such buffers remember where they are in the file, so filesink \
+          and fdsink into a regular file have the kernel copy them (copy_file_range) and the \
+          mapping is never read. use-mmap=false reads into shared-memory buffers instead, as \
+          FIFOs and devices always are; a read that waits on a FIFO still ends at Ctrl-C. The \
+          default block size is 128 KiB (gst's is 4 KiB).",
     pads: Pads::SOURCE,
     props: basesrc_props![
         PropSpec::string("location", None, "Location of the file to read").required(),
@@ -312,8 +427,12 @@ pub(crate) static FILESINK: Factory = Factory {
     doc:
         "Writes every buffer to the file at `location`, created or truncated (or appended to with \
           append=true). Small buffers are gathered into `buffer-size` bytes before a write; large \
-          ones are written directly. With sync=true the file is fsync'ed at end of stream. A full \
-          disk is an error that names the file.",
+          ones are written directly. Buffers that filesrc serves from a mapped file are not \
+          written but copied by the kernel from that file (copy_file_range, as cp does; a \
+          reflink where the filesystem shares extents), gathered the same way; not with \
+          append=true or o-sync=true, and written instead where the kernel refuses (another \
+          filesystem). -m and --stats say how many bytes were copied so. With sync=true the file \
+          is fsync'ed at end of stream. A full disk is an error that names the file.",
     pads: Pads::SINK,
     props: basesink_props![
         PropSpec::string("location", None, "Location of the file to write").required(),
@@ -372,8 +491,10 @@ pub(crate) static FILESINK: Factory = Factory {
             _ => usize::try_from(p.uint("buffer-size")?).unwrap_or(usize::MAX),
         };
         Ok(ElementImpl::Sink(Box::new(FileSink {
+            kernel_copy: takes_kernel_copies(file.as_fd()),
             file,
             pending: Vec::with_capacity(capacity.min(1 << 24)),
+            pending_run: None,
             capacity,
             fsync: p.bool("sync")?,
             path,
@@ -382,29 +503,121 @@ pub(crate) static FILESINK: Factory = Factory {
 };
 
 /// An open output file with a gathering buffer for small writes.
+///
+/// Buffers over a mapped source file are not written but copied by the kernel from that file
+/// (see "kernel copies" above); small ones gather into `pending_run` as long as they follow
+/// each other in the file, as small buffers of other memory gather into `pending`. At most one
+/// of the two holds anything, so bytes reach the file in the order they came.
 struct FileSink {
     file: File,
     pending: Vec<u8>,
+    pending_run: Option<FileRun>,
     capacity: usize,
+    /// Whether file-backed buffers are copied by the kernel: the output takes it (see
+    /// [`takes_kernel_copies`]) and the kernel has not refused yet.
+    kernel_copy: bool,
     fsync: bool,
     path: String,
 }
 
+/// Consecutive bytes of a source file, not yet copied to the output.
+struct FileRun {
+    file: SourceFile,
+    offset: u64,
+    len: u64,
+}
+
 impl FileSink {
-    fn flush(&mut self) -> Result<(), ElementError> {
+    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.flush_bytes()?;
+        self.flush_run(cx)
+    }
+
+    fn flush_bytes(&mut self) -> Result<(), ElementError> {
         if !self.pending.is_empty() {
             write_all(self.file.as_fd(), &self.pending, &self.path)?;
             self.pending.clear();
         }
         Ok(())
     }
+
+    /// Copies the pending run. If the kernel refuses, the rest is read and written instead,
+    /// and later buffers are written too.
+    fn flush_run(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        let Some(run) = self.pending_run.take() else {
+            return Ok(());
+        };
+        let out = self.file.as_fd();
+        match copy_in_kernel(&run.file, run.offset, run.len, out, &self.path) {
+            Ok(()) => {
+                cx.count_kernel_copied(run.len);
+                Ok(())
+            }
+            Err(CopyStop::Refused { done }) => {
+                cx.count_kernel_copied(done);
+                tracing::debug!(
+                    output = %self.path,
+                    source = run.file.path(),
+                    "The kernel cannot copy between these files: writing them instead"
+                );
+                self.kernel_copy = false;
+                // `pending` is empty (see the struct), so it serves as scratch space.
+                write_from_file(
+                    &run.file,
+                    run.offset + done,
+                    run.len - done,
+                    out,
+                    &mut self.pending,
+                    &self.path,
+                )
+            }
+            Err(CopyStop::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Gathers or copies a buffer the kernel can copy from its source file.
+    fn render_extent(&mut self, x: FileExtent<'_>, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.flush_bytes()?;
+        let len = x.len as u64;
+        match &mut self.pending_run {
+            Some(run) if run.file.same_as(x.file) && run.offset + run.len == x.offset => {
+                run.len += len;
+            }
+            _ => {
+                self.flush_run(cx)?;
+                self.pending_run = Some(FileRun {
+                    file: x.file.clone(),
+                    offset: x.offset,
+                    len,
+                });
+            }
+        }
+        if self
+            .pending_run
+            .as_ref()
+            .is_some_and(|r| r.len >= self.capacity as u64)
+        {
+            self.flush_run(cx)?;
+        }
+        Ok(())
+    }
 }
 
 impl Sink for FileSink {
-    fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+    fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        if buf.is_empty() {
+            return Ok(SinkFlow::Continue);
+        }
+        if self.kernel_copy {
+            if let Some(x) = buf.file_extent() {
+                self.render_extent(x, cx)?;
+                return Ok(SinkFlow::Continue);
+            }
+        }
+        self.flush_run(cx)?;
         let data = buf.data();
         if self.pending.len() + data.len() > self.capacity {
-            self.flush()?;
+            self.flush_bytes()?;
         }
         if data.len() >= self.capacity {
             write_all(self.file.as_fd(), data, &self.path)?;
@@ -414,8 +627,8 @@ impl Sink for FileSink {
         Ok(SinkFlow::Continue)
     }
 
-    fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        self.flush()?;
+    fn finish(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.flush(cx)?;
         if self.fsync {
             self.file
                 .sync_all()

@@ -24,8 +24,8 @@ pub mod prelude {
         Frame, FrameError, WireMeta, PROTOCOL,
     };
     pub use crate::memory::{
-        Buffer, BufferFlags, Exporter, FileWindows, IpcRef, LoanedSlot, MemoryError, MemoryPool,
-        Metadata, PeerAccess, PeerId, PoolConfig, SharedArenaCache,
+        Buffer, BufferFlags, Exporter, FileExtent, FileWindows, IpcRef, LoanedSlot, MemoryError,
+        MemoryPool, Metadata, PeerAccess, PeerId, PoolConfig, SharedArenaCache, SourceFile,
     };
     pub use crate::registry::{
         EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,
@@ -189,11 +189,23 @@ pub enum ElementImpl {
 pub struct Ctx<'a> {
     pub(crate) run: &'a RunControl,
     pub(crate) pool: Option<&'a MemoryPool>,
+    /// Bytes this call had the kernel copy file to file, for `--stats` and `-m`.
+    pub(crate) kernel_copied: u64,
 }
 
 impl<'a> Ctx<'a> {
     pub(crate) fn new(run: &'a RunControl, pool: Option<&'a MemoryPool>) -> Ctx<'a> {
-        Ctx { run, pool }
+        Ctx {
+            run,
+            pool,
+            kernel_copied: 0,
+        }
+    }
+
+    /// Counts `bytes` that a sink had the kernel copy from their source file
+    /// (`copy_file_range`) rather than writing them itself.
+    pub fn count_kernel_copied(&mut self, bytes: u64) {
+        self.kernel_copied += bytes;
     }
 
     /// Nanoseconds since the pipeline started running: a buffer's pts with `do-timestamp`

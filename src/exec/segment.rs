@@ -37,6 +37,9 @@ pub struct ElementStats {
     pub dropped: u64,
     /// Buffers cut short (datagrams longer than the mtu).
     pub truncated: u64,
+    /// Bytes of `bytes` that the kernel copied from their source file (`copy_file_range`)
+    /// instead of the element writing them.
+    pub kernel_copied: u64,
 }
 
 impl std::ops::AddAssign for ElementStats {
@@ -47,6 +50,7 @@ impl std::ops::AddAssign for ElementStats {
         self.busy_ns += other.busy_ns;
         self.dropped += other.dropped;
         self.truncated += other.truncated;
+        self.kernel_copied += other.kernel_copied;
     }
 }
 
@@ -458,6 +462,14 @@ impl Segment {
             }
         };
         if messages {
+            for (el, s) in stats.iter().filter(|(_, s)| s.kernel_copied > 0) {
+                self.obs.console.write(&format!(
+                    "message: {}: {} bytes copied in the kernel (copy_file_range), {} written\n",
+                    self.names[*el],
+                    s.kernel_copied,
+                    s.bytes.saturating_sub(s.kernel_copied)
+                ));
+            }
             self.obs
                 .console
                 .write(&format!("message: {}: {how}\n", self.name));
@@ -650,6 +662,7 @@ impl Segment {
         let flow = self.obs.around(id, about, "Rendering a buffer", || {
             call(imp.as_mut(), &mut cx)
         });
+        self.ops[id].stats.kernel_copied += cx.kernel_copied;
         self.charge(id);
         match flow {
             Ok(SinkFlow::Continue) => {}
@@ -847,6 +860,7 @@ impl Segment {
                         tracing::debug!("End of stream: finishing");
                         imp.finish(&mut cx)
                     };
+                    self.ops[id].stats.kernel_copied += cx.kernel_copied;
                     self.charge(id);
                     match result {
                         Ok(()) | Err(ElementError::Closed) => {}

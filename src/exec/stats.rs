@@ -34,6 +34,9 @@ pub struct ElementReport {
     pub dropped: u64,
     /// Buffers it cut short (datagrams longer than its mtu).
     pub truncated: u64,
+    /// Of `bytes`, how many the kernel copied from their source file (`copy_file_range`)
+    /// instead of the element writing them.
+    pub kernel_copied: u64,
 }
 
 /// One link's line of the report.
@@ -139,6 +142,7 @@ pub(super) fn report(
             busy_ns: s.busy_ns,
             dropped: s.dropped,
             truncated: s.truncated,
+            kernel_copied: s.kernel_copied,
         });
     }
     let mut links = Vec::new();
@@ -278,6 +282,14 @@ impl Report {
             out.push_str(&format!(
                 "{}: {} buffers truncated (datagrams longer than its mtu)\n",
                 e.name, e.truncated
+            ));
+        }
+        for e in self.elements.iter().filter(|e| e.kernel_copied > 0) {
+            out.push_str(&format!(
+                "{}: {} copied in the kernel (copy_file_range), {} written\n",
+                e.name,
+                human_bytes(e.kernel_copied as f64),
+                human_bytes(e.bytes.saturating_sub(e.kernel_copied) as f64)
             ));
         }
         for l in self.links.iter().filter(|l| l.crosses_threads) {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::file::Window;
+use super::file::{FileExtent, Window};
 use super::peer::{PeerSlotRef, ReadOnlyLoan};
 use super::pool::{PoolInner, SlotRef};
 
@@ -192,6 +192,26 @@ impl Buffer {
         };
         // offset + len <= backing length is kept by every constructor and by `slice`.
         &all[self.offset..self.offset + self.len]
+    }
+
+    /// Where the bytes are in a regular file, for a buffer over a mapped window of one
+    /// (`filesrc`'s zero-copy path, and any slice or clone of such a buffer): a sink writing to
+    /// a file can then have the kernel copy them from the source file (`copy_file_range`)
+    /// instead of writing them from the mapping. `None` for every other kind of memory.
+    pub fn file_extent(&self) -> Option<FileExtent<'_>> {
+        match &self.storage {
+            Storage::File(w) => Some(w.extent(self.offset, self.len)),
+            _ => None,
+        }
+    }
+
+    /// The mapped window of a file-backed buffer, for the file module's tests.
+    #[cfg(test)]
+    pub(super) fn window(&self) -> Option<&Window> {
+        match &self.storage {
+            Storage::File(w) => Some(w),
+            _ => None,
+        }
     }
 
     /// Number of bytes.

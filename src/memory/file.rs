@@ -1,13 +1,20 @@
 //! Files as memory: [`MappedFileSegment`] maps a whole file, and [`FileWindows`] serves a file as
 //! buffers that point straight into the page cache (the zero-copy `filesrc`).
 //!
+//! A buffer over a window also knows where its bytes sit in the file ([`FileExtent`]): the mapping
+//! is the file's page cache and buffers are immutable, so a sink may have the kernel copy those
+//! bytes from the file itself (`copy_file_range`) and get exactly what a write from the mapping
+//! would have written.
+//!
 //! A mapped file can shrink under us (another process truncates it); touching a page past the
 //! new end raises SIGBUS. [`super::sigbus`] turns such a fault inside one of our windows into a
 //! page of zeros and a flag, and [`FileWindows`] reports the truncation as an error, so the
 //! process never dies of it and never passes the zeros off as the file's contents.
 
 use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::sigbus::{self, Registration};
@@ -107,17 +114,91 @@ impl MappedFileSegment {
     }
 }
 
+/// The open file that [`FileWindows`] maps (read-only), shared by its windows and by the buffers
+/// over them: cloning is an atomic increment. It keeps the file open after the windows are
+/// unmapped, so a sink can still copy from it.
+#[derive(Debug, Clone)]
+pub struct SourceFile(Arc<SourceFileInner>);
+
+#[derive(Debug)]
+struct SourceFileInner {
+    file: File,
+    path: String,
+}
+
+impl SourceFile {
+    /// The file's name, as the user gave it (for error messages).
+    pub fn path(&self) -> &str {
+        &self.0.path
+    }
+
+    /// Whether both handles are the same open file.
+    pub fn same_as(&self, other: &SourceFile) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl AsFd for SourceFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.file.as_fd()
+    }
+}
+
+/// Where a file-backed buffer's bytes are in their file: `len` bytes from `offset`. The file
+/// held exactly these bytes when they were mapped, and still does unless someone else writes
+/// to it or truncates it (which the mapping would show too).
+#[derive(Debug, Clone, Copy)]
+pub struct FileExtent<'a> {
+    /// The file.
+    pub file: &'a SourceFile,
+    /// Absolute offset of the buffer's first byte in the file.
+    pub offset: u64,
+    /// Length of the buffer.
+    pub len: usize,
+}
+
 /// One mapped window of a file, alive while any buffer points into it.
 pub(super) struct Window {
     map: Mapping,
     guard: Registration,
+    file: SourceFile,
+    /// Offset in the file of the window's first byte.
+    start: u64,
+    /// Whether the pages are mapped in yet (see [`Window::bytes`]).
+    populated: AtomicBool,
+    /// Shared with [`FileWindows`]: set when anyone reads a window's bytes through its mapping.
+    read: Arc<AtomicBool>,
     /// Given back when the window goes, so that at most `max_windows` are mapped at once.
     token: kanal::Sender<()>,
 }
 
 impl Window {
+    /// The window's bytes. Unless the window was populated when it was mapped, the first call
+    /// maps all its pages in at once (one call instead of a page fault per 16 pages): a window
+    /// that is only ever copied by the kernel from the file never pays for page tables it does
+    /// not use.
     pub(super) fn bytes(&self) -> &[u8] {
+        if !self.populated.load(Ordering::Relaxed) {
+            // Two threads may both get here; populating twice is harmless.
+            self.populated.store(true, Ordering::Relaxed);
+            self.read.store(true, Ordering::Relaxed);
+            self.map.populate_read();
+        }
         self.map.bytes()
+    }
+
+    /// Length of the window, without touching it.
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The file, and the absolute offset of byte `at` of the window.
+    pub(super) fn extent(&self, at: usize, len: usize) -> FileExtent<'_> {
+        FileExtent {
+            file: &self.file,
+            offset: self.start + at as u64,
+            len,
+        }
     }
 }
 
@@ -131,15 +212,18 @@ impl Drop for Window {
 /// `max_windows` windows alive, so memory stays bounded however large the file is: when every
 /// window is still referenced downstream, [`FileWindows::next_chunk`] waits (backpressure).
 pub struct FileWindows {
-    file: File,
-    what: String,
+    file: SourceFile,
     window_len: usize,
     next: u64,
     /// The largest size seen: a file that shrinks below it was truncated under us.
     seen_size: u64,
     current: Option<(Arc<Window>, u64)>,
     mapped: Vec<std::sync::Weak<Window>>,
-    truncated: Arc<std::sync::atomic::AtomicBool>,
+    truncated: Arc<AtomicBool>,
+    /// Whether any window's bytes were read through the mapping. From then on windows are
+    /// populated as they are mapped, in the source's thread, so that a consumer in another
+    /// thread finds them ready; until then they are left for the first reader to populate.
+    read: Arc<AtomicBool>,
     tokens: kanal::Receiver<()>,
     token_tx: kanal::Sender<()>,
 }
@@ -153,14 +237,14 @@ impl FileWindows {
             let _ = token_tx.try_send(());
         }
         FileWindows {
-            file,
-            what,
+            file: SourceFile(Arc::new(SourceFileInner { file, path: what })),
             window_len,
             next: 0,
             seen_size: 0,
             current: None,
             mapped: Vec::new(),
-            truncated: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            truncated: Arc::new(AtomicBool::new(false)),
+            read: Arc::new(AtomicBool::new(false)),
             tokens,
             token_tx,
         }
@@ -175,16 +259,14 @@ impl FileWindows {
     ) -> Result<Option<Buffer>, MemoryError> {
         self.check_truncation()?;
         let (window, start) = match &self.current {
-            Some((w, start)) if self.next < start + w.bytes().len() as u64 => {
-                (Arc::clone(w), *start)
-            }
+            Some((w, start)) if self.next < start + w.len() as u64 => (Arc::clone(w), *start),
             _ => match self.map_next(cancelled)? {
                 Some(w) => w,
                 None => return Ok(None),
             },
         };
         let at = (self.next - start) as usize;
-        let len = max.max(1).min(window.bytes().len() - at);
+        let len = max.max(1).min(window.len() - at);
         self.next += len as u64;
         Ok(Some(Buffer::from_file_window(window, at, len)))
     }
@@ -196,15 +278,17 @@ impl FileWindows {
         self.current = None;
         let size = self
             .file
+            .0
+            .file
             .metadata()
             .map_err(|source| MemoryError::File {
-                path: self.what.clone(),
+                path: self.file.path().to_owned(),
                 source,
             })?
             .len();
         if size < self.seen_size {
             return Err(MemoryError::Truncated {
-                path: self.what.clone(),
+                path: self.file.path().to_owned(),
             });
         }
         self.seen_size = size;
@@ -225,8 +309,9 @@ impl FileWindows {
         // `next` is not on one, so the window starts a little before it.
         let start = self.next - self.next % page_size() as u64;
         let len = (size - start).min(self.window_len as u64) as usize;
-        let mapped =
-            Mapping::file(&self.file, start, len, Access::ReadOnly, true).and_then(|map| {
+        let populate = self.read.load(Ordering::Relaxed);
+        let mapped = Mapping::file(&self.file.0.file, start, len, Access::ReadOnly, populate)
+            .and_then(|map| {
                 let guard = sigbus::register(&map, Some(Arc::clone(&self.truncated)))?;
                 Ok((map, guard))
             });
@@ -236,7 +321,7 @@ impl FileWindows {
                 // The window never came to be: its token goes back.
                 let _ = self.token_tx.try_send(());
                 return Err(MemoryError::File {
-                    path: self.what.clone(),
+                    path: self.file.path().to_owned(),
                     source: std::io::Error::other(e),
                 });
             }
@@ -244,6 +329,10 @@ impl FileWindows {
         let window = Arc::new(Window {
             map,
             guard,
+            file: self.file.clone(),
+            start,
+            populated: AtomicBool::new(populate),
+            read: Arc::clone(&self.read),
             token: self.token_tx.clone(),
         });
         self.mapped.retain(|w| w.strong_count() > 0);
@@ -258,9 +347,9 @@ impl FileWindows {
             .iter()
             .filter_map(std::sync::Weak::upgrade)
             .any(|w| w.guard.hit());
-        if hit || self.truncated.load(std::sync::atomic::Ordering::Relaxed) {
+        if hit || self.truncated.load(Ordering::Relaxed) {
             return Err(MemoryError::Truncated {
-                path: self.what.clone(),
+                path: self.file.path().to_owned(),
             });
         }
         Ok(())
@@ -327,6 +416,46 @@ mod tests {
         let b1 = held.pop().unwrap();
         let b2 = b1.clone();
         assert_eq!(b1.data().as_ptr(), b2.data().as_ptr());
+    }
+
+    #[test]
+    fn every_buffer_knows_where_its_bytes_are_in_the_file() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let data: Vec<u8> = (0..5 * page_size() + 77).map(|i| (i * 31) as u8).collect();
+        file.write_all(&data).unwrap();
+        let mut w = FileWindows::new(file.reopen().unwrap(), "f".into(), 2 * page_size(), 2);
+        let mut at = 0;
+        while let Some(b) = w.next_chunk(1000, &|| false).unwrap() {
+            let x = b.file_extent().unwrap();
+            assert_eq!((x.offset, x.len), (at, b.len()));
+            let mut read = vec![0u8; x.len];
+            rustix::io::pread(x.file, &mut read, x.offset).unwrap();
+            assert_eq!(read, b.data());
+            let s = b.slice(10..20).unwrap();
+            assert_eq!(s.file_extent().unwrap().offset, at + 10);
+            assert!(s.file_extent().unwrap().file.same_as(x.file));
+            assert_eq!(x.file.path(), "f");
+            at += b.len() as u64;
+        }
+        assert_eq!(at, data.len() as u64);
+        assert!(Buffer::from_vec(vec![1]).file_extent().is_none());
+    }
+
+    #[test]
+    fn windows_are_populated_once_someone_reads_them() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&vec![3u8; 4 * page_size()]).unwrap();
+        let mut w = FileWindows::new(file.reopen().unwrap(), "f".into(), page_size(), 4);
+        let populated = |b: &Buffer| b.window().unwrap().populated.load(Ordering::Relaxed);
+        // Copied by the kernel, never read: nothing is populated.
+        let first = w.next_chunk(page_size(), &|| false).unwrap().unwrap();
+        let second = w.next_chunk(page_size(), &|| false).unwrap().unwrap();
+        assert!(!populated(&first) && !populated(&second));
+        // The first read populates its window, and windows mapped later come populated.
+        assert_eq!(second.data()[0], 3);
+        assert!(populated(&second) && !populated(&first));
+        let third = w.next_chunk(page_size(), &|| false).unwrap().unwrap();
+        assert!(populated(&third));
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod sys;
 pub use arena::MAX_PEERS;
 pub use buffer::{Buffer, BufferFlags, Metadata};
 pub use export::Exporter;
-pub use file::{FileWindows, MappedFileSegment};
+pub use file::{FileExtent, FileWindows, MappedFileSegment, SourceFile};
 pub use peer::{IpcRef, SharedArenaCache};
 pub use pool::{LoanedSlot, MemoryPool, PeerAccess, PeerId, PeerTicket, PoolConfig, PoolStats};
 pub use segment::{HeapSegment, HugePageSegment, MemorySegment};

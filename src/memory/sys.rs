@@ -247,12 +247,33 @@ impl Mapping {
         };
     }
 
+    /// Maps every page of the mapping in now, reading it from the file if needed, so the loads
+    /// that follow take no page fault: what `populate` does at map time, for a mapping whose
+    /// pages turn out to be read after all. A page that cannot be mapped (a file truncated
+    /// meanwhile) is left alone; touching it faults as it would have anyway.
+    pub fn populate_read(&self) {
+        // SAFETY: the range is exactly this mapping; MADV_POPULATE_READ only maps its pages
+        // (like the loads that follow would) and changes no byte.
+        let populated = unsafe {
+            rustix::mm::madvise(
+                self.ptr.as_ptr().cast(),
+                self.len,
+                rustix::mm::Advice::LinuxPopulateRead,
+            )
+        };
+        if populated == Err(rustix::io::Errno::INVAL) {
+            // Before Linux 5.14: read ahead at least, and take the faults.
+            self.populate();
+        }
+    }
+
     /// Base address of the mapping.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
-    /// Length in bytes (a multiple of the page size).
+    /// Length in bytes: a multiple of the page size, except for a file mapping (the length asked
+    /// for; the kernel maps the rest of the last page).
     pub fn len(&self) -> usize {
         self.len
     }

@@ -254,3 +254,296 @@ fn filesink_append_and_sync() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(std::fs::read(&output).unwrap(), b"head:\x00\x01\x02");
 }
+
+// --- kernel copies (copy_file_range) ---------------------------------------------------------
+
+/// Copies `data` through `filesrc IN SRC_EXTRA ! MIDDLE... filesink OUT SINK_EXTRA` with
+/// `--stats=json`, checks the output is byte-identical, and returns the stats.
+fn copy_with_stats(
+    data: &[u8],
+    src_extra: &[&str],
+    middle: &[&str],
+    sink_extra: &[&str],
+) -> serde_json::Value {
+    let dir = tmp();
+    let input = file(dir.path(), "in.bin", data);
+    let output = dir.path().join("out.bin");
+    let (i, o) = (prop("location", &input), prop("location", &output));
+    let mut args = vec!["-q", "--stats=json", "filesrc", i.as_str()];
+    args.extend_from_slice(src_extra);
+    args.push("!");
+    args.extend_from_slice(middle);
+    args.extend(["filesink", o.as_str()]);
+    args.extend_from_slice(sink_extra);
+    let out = run(launch(&args));
+    assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    let got = std::fs::read(&output).unwrap();
+    assert!(
+        got == data,
+        "{args:?}: {} bytes out of {} differ",
+        got.len(),
+        data.len()
+    );
+    stats(&out)
+}
+
+/// Bytes the element had the kernel copy, and bytes it took in.
+fn copied_of(stats: &serde_json::Value, name: &str) -> (u64, u64) {
+    let e = element(stats, name);
+    (
+        e["kernel_copied"].as_u64().unwrap(),
+        e["bytes"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn mapped_files_are_copied_by_the_kernel_byte_for_byte() {
+    const MIB4: usize = 4 << 20;
+    let sizes = [0, 1, 4095, 4096, 4097, MIB4 - 1, MIB4, MIB4 + 1];
+    let blocksizes: [&[&str]; 4] = [
+        &[],
+        &["blocksize=4096"],
+        &["blocksize=1M"],
+        &["blocksize=5000"],
+    ];
+    for len in sizes {
+        let data = random_bytes(len, len as u64 + 1);
+        for bs in blocksizes {
+            let s = copy_with_stats(&data, bs, &[], &[]);
+            let n = len as u64;
+            assert_eq!(copied_of(&s, "filesink0"), (n, n), "{len} bytes, {bs:?}");
+        }
+    }
+    // Small buffers gather into one copy per buffer-size, as small writes gather.
+    let data = random_bytes(10 << 20, 77);
+    let n = data.len() as u64;
+    for (src, sink) in [
+        (&[][..], &[][..]),
+        (&["blocksize=3000"][..], &[][..]),
+        (&["blocksize=3000"][..], &["buffer-mode=unbuffered"][..]),
+        (&["blocksize=65536"][..], &["buffer-size=1000000"][..]),
+    ] {
+        let s = copy_with_stats(&data, src, &[], sink);
+        assert_eq!(copied_of(&s, "filesink0"), (n, n), "{src:?} {sink:?}");
+    }
+}
+
+#[test]
+fn a_buffer_passed_on_unchanged_is_still_copied_by_the_kernel() {
+    let data = random_bytes((4 << 20) + 123, 5);
+    let n = data.len() as u64;
+    let s = copy_with_stats(&data, &["blocksize=65536"], &["identity", "!"], &[]);
+    assert_eq!(copied_of(&s, "filesink0"), (n, n));
+    let s = copy_with_stats(&data, &[], &["queue", "!", "identity", "!"], &[]);
+    assert_eq!(copied_of(&s, "filesink0"), (n, n));
+}
+
+#[test]
+fn a_tee_to_two_filesinks_copies_into_both() {
+    for with_queue in [false, true] {
+        let dir = tmp();
+        let data = random_bytes((10 << 20) + 17, 13);
+        let input = file(dir.path(), "in.bin", &data);
+        let q = if with_queue { "queue ! " } else { "" };
+        let desc = format!(
+            "filesrc location={} ! tee name=t t. ! {q}filesink location={d}/a.bin \
+             t. ! {q}filesink location={d}/b.bin",
+            input.display(),
+            d = dir.path().display()
+        );
+        let out = run(launch(&["-q", "--stats=json", &desc]));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let s = stats(&out);
+        let n = data.len() as u64;
+        for (name, f) in [("filesink0", "a.bin"), ("filesink1", "b.bin")] {
+            assert!(std::fs::read(dir.path().join(f)).unwrap() == data, "{f}");
+            assert_eq!(copied_of(&s, name), (n, n), "{name}, queues: {with_queue}");
+        }
+    }
+}
+
+#[test]
+fn the_message_and_stats_say_how_many_bytes_the_kernel_copied() {
+    let dir = tmp();
+    let data = random_bytes(10 << 20, 21);
+    let input = file(dir.path(), "in.bin", &data);
+    let output = dir.path().join("out.bin");
+    let (i, o) = (prop("location", &input), prop("location", &output));
+    let out = run(launch(&[
+        "-m", "--stats", "filesrc", &i, "!", "filesink", &o,
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "message: filesink0: 10485760 bytes copied in the kernel (copy_file_range), 0 written\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("filesink0: 10.00 MiB copied in the kernel (copy_file_range), 0 B written\n"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&output).unwrap(), data);
+}
+
+#[test]
+fn buffers_not_over_a_mapped_file_are_written() {
+    let data = random_bytes((4 << 20) + 1, 8);
+    let n = data.len() as u64;
+    // read() into pool slots: nothing to copy from.
+    let s = copy_with_stats(&data, &["use-mmap=false"], &[], &[]);
+    assert_eq!(copied_of(&s, "filesink0"), (0, n));
+    // Synchronous output: O_SYNC's guarantee is written for write(2).
+    let s = copy_with_stats(&data, &[], &[], &["o-sync=true"]);
+    assert_eq!(copied_of(&s, "filesink0"), (0, n));
+    // Nor is a buffer an element made.
+    let dir = tmp();
+    let o = prop("location", &dir.path().join("out.bin"));
+    let out = run(launch(&[
+        "-q",
+        "--stats=json",
+        "testsrc num-buffers=3 blocksize=10 ! filesink",
+        &o,
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(copied_of(&stats(&out), "filesink0"), (0, 30));
+}
+
+#[test]
+fn funnelled_file_and_heap_buffers_keep_their_order() {
+    // A funnel interleaves buffers of two files (one mapped, one read into slots): the sink
+    // alternates between kernel copies and writes, and every byte of each input arrives in
+    // that input's order.
+    let dir = tmp();
+    let a_data: Vec<u8> = random_bytes(300_000, 1).iter().map(|x| x & 0x7f).collect();
+    let b_data: Vec<u8> = random_bytes(200_000, 2).iter().map(|x| x | 0x80).collect();
+    let a = file(dir.path(), "a.bin", &a_data);
+    let b = file(dir.path(), "b.bin", &b_data);
+    let output = dir.path().join("out.bin");
+    let desc = format!(
+        "filesrc location={} blocksize=4096 ! f. filesrc location={} blocksize=4096 use-mmap=false ! f. \
+         funnel name=f ! filesink location={}",
+        a.display(),
+        b.display(),
+        output.display()
+    );
+    let out = run(launch(&["-q", "--stats=json", &desc]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let got = std::fs::read(&output).unwrap();
+    assert_eq!(got.len(), 500_000);
+    let (from_a, from_b): (Vec<u8>, Vec<u8>) = got.iter().partition(|&&c| c < 0x80);
+    assert!(
+        from_a == a_data && from_b == b_data,
+        "an input lost its order"
+    );
+    let (copied, bytes) = copied_of(&stats(&out), "filesink0");
+    assert_eq!((copied, bytes), (300_000, 500_000));
+}
+
+#[test]
+fn append_appends_mapped_files_too() {
+    // The kernel will not copy into a file opened for appending (O_APPEND, which keeps
+    // concurrent appenders safe), so append=true writes.
+    let dir = tmp();
+    let data = random_bytes((4 << 20) + 3, 4);
+    let input = file(dir.path(), "in.bin", &data);
+    let output = file(dir.path(), "out.bin", b"head:");
+    let (i, o) = (prop("location", &input), prop("location", &output));
+    for _ in 0..2 {
+        let out = run(launch(&[
+            "-q",
+            "--stats=json",
+            "filesrc",
+            &i,
+            "!",
+            "filesink",
+            &o,
+            "append=true",
+        ]));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let n = data.len() as u64;
+        assert_eq!(copied_of(&stats(&out), "filesink0"), (0, n));
+    }
+    let got = std::fs::read(&output).unwrap();
+    assert!(
+        got == [&b"head:"[..], &data, &data].concat(),
+        "appended twice"
+    );
+}
+
+#[test]
+fn fdsink_into_a_regular_file_copies_by_the_kernel_unless_appending() {
+    let dir = tmp();
+    let data = random_bytes((4 << 20) + 5, 6);
+    let n = data.len() as u64;
+    let input = file(dir.path(), "in.bin", &data);
+    let i = prop("location", &input);
+    let output = dir.path().join("out.bin");
+    // `> out`
+    let stdout = std::fs::File::create(&output).unwrap();
+    let mut cmd = launch(&["-q", "--stats=json", "filesrc", &i, "!", "fdsink"]);
+    cmd.stdout(stdout).stderr(std::process::Stdio::piped());
+    let out = wait(cmd.spawn().unwrap());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(copied_of(&stats(&out), "fdsink0"), (n, n));
+    assert!(std::fs::read(&output).unwrap() == data);
+    // `>> out`
+    let stdout = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&output)
+        .unwrap();
+    let mut cmd = launch(&["-q", "--stats=json", "filesrc", &i, "!", "fdsink"]);
+    cmd.stdout(stdout).stderr(std::process::Stdio::piped());
+    let out = wait(cmd.spawn().unwrap());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(copied_of(&stats(&out), "fdsink0"), (0, n));
+    assert!(std::fs::read(&output).unwrap() == [&data[..], &data].concat());
+}
+
+#[test]
+fn across_filesystems_the_refused_copy_is_written_instead() {
+    // The kernel refuses to copy from tmpfs to another filesystem (EXDEV): the sink reads and
+    // writes the refused run itself, then writes every later buffer.
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tmp();
+    let shm = std::path::Path::new("/dev/shm");
+    let other_fs = shm.is_dir()
+        && std::fs::metadata(shm).unwrap().dev() != std::fs::metadata(dir.path()).unwrap().dev();
+    if !other_fs {
+        eprintln!(
+            "skipped: no /dev/shm on another filesystem than {}",
+            dir.path().display()
+        );
+        return;
+    }
+    let data = random_bytes((1 << 20) + 99, 31);
+    let n = data.len() as u64;
+    let mut input = tempfile::Builder::new().tempfile_in(shm).unwrap();
+    input.write_all(&data).unwrap();
+    let i = prop("location", input.path());
+    let output = dir.path().join("out.bin");
+    let o = prop("location", &output);
+    for bs in ["blocksize=4096", "blocksize=131072"] {
+        let out = run(launch(&[
+            "-q",
+            "--stats=json",
+            "filesrc",
+            &i,
+            bs,
+            "!",
+            "filesink",
+            &o,
+        ]));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(copied_of(&stats(&out), "filesink0"), (0, n), "{bs}");
+        assert!(std::fs::read(&output).unwrap() == data, "{bs}");
+    }
+    let mut cmd = launch(&["-q", "--stats=json", "filesrc", &i, "!", "fdsink"]);
+    cmd.stdout(std::fs::File::create(&output).unwrap())
+        .stderr(std::process::Stdio::piped());
+    let out = wait(cmd.spawn().unwrap());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(copied_of(&stats(&out), "fdsink0"), (0, n));
+    assert!(std::fs::read(&output).unwrap() == data);
+}

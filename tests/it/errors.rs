@@ -242,6 +242,20 @@ fn a_full_disk_is_an_error_that_says_so() {
         1,
         &["No space left on device"],
     );
+    // A mapped file's buffers, small and large: /dev/full is no regular file, so they are
+    // written (not copied by the kernel), and fail the same way.
+    let dir = tmp();
+    let input = file(dir.path(), "in.bin", &random_bytes(300_000, 1));
+    for bs in ["blocksize=100", "blocksize=131072"] {
+        fails(
+            &format!(
+                "filesrc location={} {bs} ! filesink location=/dev/full",
+                input.display()
+            ),
+            1,
+            &["filesink0: writing /dev/full", "No space left on device"],
+        );
+    }
 }
 
 #[test]
@@ -322,4 +336,26 @@ fn a_file_truncated_between_windows_is_an_error_too() {
             || err.contains("its source file was truncated while being read"),
         "{err}"
     );
+}
+
+#[test]
+fn a_file_truncated_while_filesink_copies_it_in_the_kernel_is_an_error_too() {
+    // The tee renders filesink's branch first, then fdsink's, which blocks on the full pipe
+    // until the test reads: the file is truncated while the kernel copies are under way, and
+    // the copy that reaches the new end (in the middle of a buffer) comes up short.
+    for keep in [2 << 20, (2 << 20) + 1000] {
+        let out = truncate_under(
+            "filesrc location=IN blocksize=65536 ! tee name=t t. ! fdsink fd=1 \
+             t. ! filesink location=IN.out",
+            16 << 20,
+            keep,
+        );
+        let err = stderr(&out);
+        assert_eq!(code(&out), 1, "{err}");
+        assert!(
+            err.contains("filesink0: writing ")
+                && err.contains("in.bin was truncated while being read"),
+            "{err}"
+        );
+    }
 }
