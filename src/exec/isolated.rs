@@ -86,6 +86,8 @@ struct Link {
     child: Mutex<Child>,
     /// Shared with the release thread of a worker that maps its arenas read-only.
     exporter: Arc<Mutex<Exporter>>,
+    /// Set by the release thread when it stopped the worker for sending garbage.
+    cut_off: Arc<CutOff>,
     counts: Mutex<Counts>,
     messages: bool,
     done: AtomicBool,
@@ -140,15 +142,31 @@ impl Copies {
 /// Applies the releases a read-only worker sends until it goes; a release for something it
 /// does not hold is rejected and counted by the pool, and a malformed frame ends the thread
 /// (the worker's loans are then reclaimed when it goes).
-fn apply_releases(sock: &OwnedFd, exporter: &Mutex<Exporter>) {
-    while let Ok(Some((Frame::Release { at }, _))) = recv_frame(sock) {
-        let r = IpcRef::from(at);
-        let result = Link::lock(exporter).release(&r);
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "A worker's release was rejected");
+fn apply_releases(sock: &OwnedFd, exporter: &Mutex<Exporter>, pid: u32, cut_off: &CutOff) {
+    let why = loop {
+        match recv_frame(sock) {
+            Ok(Some((Frame::Release { at }, _))) => {
+                let result = Link::lock(exporter).release(&IpcRef::from(at));
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "A worker's release was rejected");
+                }
+            }
+            // The worker is gone: the main socket says how.
+            Ok(None) | Err(FrameError::Io(_)) => return,
+            Ok(Some((other, _))) => break format!("{other:?} on its release socket"),
+            Err(malformed) => break format!("{malformed} on its release socket"),
         }
+    };
+    // Garbage where releases belong: stop the worker; the main socket then sees it go, and
+    // the error says why.
+    *Link::lock(cut_off) = Some(why);
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
 }
+
+/// Why the release thread stopped a worker, for the error the run ends with.
+type CutOff = Mutex<Option<String>>;
 
 /// What the worker answered.
 enum Reply {
@@ -186,11 +204,13 @@ impl Link {
         let child = spawn_worker(&exe, args, theirs, release_tx, sandbox)
             .map_err(|e| io("starting a worker process", e))?;
         let exporter = Arc::new(Mutex::new(Exporter::new()));
+        let cut_off = Arc::new(CutOff::default());
         if let Some(sock) = release_rx {
-            let exporter = Arc::clone(&exporter);
+            let (exporter, cut_off, pid) =
+                (Arc::clone(&exporter), Arc::clone(&cut_off), child.id());
             std::thread::Builder::new()
                 .name(format!("px-rel-{}", node.name).chars().take(15).collect())
-                .spawn(move || apply_releases(&sock, &exporter))
+                .spawn(move || apply_releases(&sock, &exporter, pid, &cut_off))
                 .map_err(|e| io("starting the worker's release thread", e))?;
         }
         let link = Arc::new(Link {
@@ -199,6 +219,7 @@ impl Link {
             pid: child.id(),
             child: Mutex::new(child),
             exporter,
+            cut_off,
             counts: Mutex::new(Counts::default()),
             messages,
             done: AtomicBool::new(false),
@@ -365,6 +386,13 @@ impl Link {
         };
         self.done.store(true, Ordering::Relaxed);
         let reclaimed = Link::lock(&self.exporter).reclaim_all();
+        if let Some(why) = Link::lock(&self.cut_off).take() {
+            return ElementError::Failed(format!(
+                "worker process {} sent {why}; it was stopped and {reclaimed} buffers it held \
+                 were reclaimed",
+                self.pid
+            ));
+        }
         use std::os::unix::process::ExitStatusExt as _;
         let how = match status {
             Some(s) => match (s.signal(), s.code()) {
@@ -702,6 +730,13 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
             let message = format!("escape attempt: {}", report.join("; "));
             let _ = send_frame(sock, &Frame::Error { message }, &[]);
             // Stay until the parent hangs up, so that what it reads first is the report.
+            while let Ok(Some(_)) = recv_frame(sock) {}
+            return Ok(());
+        }
+        Ok("bad-release") if std::env::args().any(|a| a == SANDBOX_ARG) => {
+            // Garbage on the release socket, then business as usual until stopped.
+            let releases = crate::ipc::release_socket().map_err(|e| e.to_string())?;
+            let _ = crate::ipc::send_with_fds(&releases, &[0x5a; 48], &[]);
             while let Ok(Some(_)) = recv_frame(sock) {}
             return Ok(());
         }

@@ -241,3 +241,27 @@ fn untrusted_workers_get_sealed_read_only_arenas_and_release_through_the_ledger(
     ]));
     assert_eq!(stats(&out)["pools"][0]["sharing"], "read-write");
 }
+
+#[test]
+fn an_untrusted_worker_that_sends_garbage_for_releases_is_cut_off() {
+    let mut cmd = launch(&[
+        "fakesrc",
+        "num-buffers=1000",
+        "sizetype=fixed",
+        "sizemax=4096",
+        "!",
+        "identity",
+        "trust=untrusted",
+        "!",
+        "fakesink",
+    ]);
+    cmd.env("PARALLAX_WORKER_FAULT", "bad-release");
+    let out = run(cmd);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("error: identity0: worker process "), "{err}");
+    assert!(
+        err.contains("on its release socket; it was stopped and"),
+        "{err}"
+    );
+}
