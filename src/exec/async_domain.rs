@@ -138,12 +138,7 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
                 Err(e) => {
                     let el = element_of.get(&e.id()).copied().unwrap_or(0);
                     let message = if e.is_panic() {
-                        let payload = e.into_panic();
-                        payload
-                            .downcast_ref::<&str>()
-                            .map(|s| (*s).to_owned())
-                            .or_else(|| payload.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "unknown panic".into())
+                        super::segment::panic_message(e.into_panic().as_ref())
                     } else {
                         "the task was cancelled".into()
                     };
@@ -234,9 +229,12 @@ async fn run_source(
     stats: &mut ElementStats,
 ) -> Result<Outcome, ElementError> {
     let control = Arc::clone(&cx.run);
+    // One wait for the whole run, not a new subscription per buffer.
+    let ended = control.drain_or_stop();
+    tokio::pin!(ended);
     let started = tokio::select! {
         biased;
-        () = control.drain_or_stop() => None,
+        () = &mut ended => None,
         r = Timed::new(src.start_dyn(cx), &mut stats.busy_ns) => Some(r),
     };
     if let Some(r) = started {
@@ -244,7 +242,7 @@ async fn run_source(
         loop {
             let produced = tokio::select! {
                 biased;
-                () = control.drain_or_stop() => break,
+                () = &mut ended => break,
                 r = Timed::new(src.produce_dyn(cx), &mut stats.busy_ns) => r,
             };
             match produced {
@@ -283,10 +281,12 @@ async fn run_transform(
     tx: kanal::AsyncSender<Item>,
     stats: &mut ElementStats,
 ) -> Result<Outcome, ElementError> {
+    let stopped = control.stop();
+    tokio::pin!(stopped);
     loop {
         let item = tokio::select! {
             biased;
-            () = control.stop() => return Ok(Outcome::Stopped),
+            () = &mut stopped => return Ok(Outcome::Stopped),
             r = rx.recv() => r,
         };
         let buf = match item {
@@ -389,10 +389,12 @@ async fn run_sink(
         r = Timed::new(sink.start_dyn(cx), &mut stats.busy_ns) => r?,
     }
     let mut eos_seen = 0;
+    let stopped = control.stop();
+    tokio::pin!(stopped);
     loop {
         let item = tokio::select! {
             biased;
-            () = control.stop() => return Ok(Outcome::Stopped),
+            () = &mut stopped => return Ok(Outcome::Stopped),
             r = rx.recv() => r,
         };
         match item {
@@ -401,7 +403,7 @@ async fn run_sink(
                 stats.count(&buf);
                 let flow = tokio::select! {
                     biased;
-                    () = control.stop() => return Ok(Outcome::Stopped),
+                    () = &mut stopped => return Ok(Outcome::Stopped),
                     r = Timed::new(sink.render_dyn(buf, cx), &mut stats.busy_ns) => r,
                 };
                 match flow {
@@ -425,7 +427,7 @@ async fn run_sink(
     drop(rx);
     tokio::select! {
         biased;
-        () = control.stop() => return Ok(Outcome::Stopped),
+        () = &mut stopped => return Ok(Outcome::Stopped),
         r = Timed::new(sink.finish_dyn(cx), &mut stats.busy_ns) => match r {
             Ok(()) | Err(ElementError::Closed) => {}
             Err(e) => return Err(e),
