@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::os::fd::BorrowedFd;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::exec::RunControl;
@@ -99,6 +98,17 @@ pub struct PoolRequest {
     pub slot_size: usize,
     /// Buffers in flight at most; 0 lets the executor choose.
     pub slots: usize,
+}
+
+impl PoolRequest {
+    /// The slots the pool gets: as asked, or the executor's default for 0.
+    pub fn slots_or_default(&self) -> usize {
+        if self.slots == 0 {
+            crate::exec::DEFAULT_POOL_SLOTS
+        } else {
+            self.slots
+        }
+    }
 }
 
 /// Produces buffers. `produce` returns `Ok(None)` at end of stream.
@@ -216,7 +226,7 @@ impl<'a> Ctx<'a> {
 
     /// Whether the pipeline asks sources to end the stream (Ctrl-C, or an error elsewhere).
     pub fn should_stop(&self) -> bool {
-        self.run.draining.load(Ordering::Relaxed) || self.run.stopping.load(Ordering::Relaxed)
+        self.run.ends_streams()
     }
 
     /// Loans a buffer slot from this source's pool, waiting while all are in use
@@ -226,9 +236,7 @@ impl<'a> Ctx<'a> {
             ElementError::Failed("no buffer pool was set up for this element".into())
         })?;
         let run = self.run;
-        pool.loan_blocking(&|| {
-            run.draining.load(Ordering::Relaxed) || run.stopping.load(Ordering::Relaxed)
-        })
+        pool.loan_blocking(&|| run.ends_streams())
         .map_err(|e| match e {
             MemoryError::Cancelled => ElementError::Interrupted,
             other => ElementError::Failed(other.to_string()),
@@ -401,7 +409,7 @@ impl AsyncCtx {
 
     /// Whether the pipeline asks sources to end the stream (Ctrl-C, or an error elsewhere).
     pub fn should_stop(&self) -> bool {
-        self.run.draining.load(Ordering::Relaxed) || self.run.stopping.load(Ordering::Relaxed)
+        self.run.ends_streams()
     }
 
     /// Whether the pipeline is stopping on an error elsewhere (not a drain).
@@ -426,9 +434,7 @@ impl AsyncCtx {
         }
         let (pool, run) = (pool.clone(), Arc::clone(&self.run));
         let waited = tokio::task::spawn_blocking(move || {
-            pool.loan_blocking(&|| {
-                run.draining.load(Ordering::Relaxed) || run.stopping.load(Ordering::Relaxed)
-            })
+            pool.loan_blocking(&|| run.ends_streams())
         })
         .await
         .map_err(|e| ElementError::Failed(format!("waiting for a free buffer: {e}")))?;

@@ -176,6 +176,11 @@ impl RunControl {
         self.stopping.load(Ordering::Relaxed)
     }
 
+    /// Whether sources should end their streams: a drain (Ctrl-C) or a stop.
+    pub(crate) fn ends_streams(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.is_stopping()
+    }
+
     fn wake(&self) {
         // A full counter (EAGAIN) is still readable, which is all that matters.
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
@@ -208,7 +213,7 @@ impl RunControl {
     /// (`Ok(false)`).
     pub(crate) fn wait_readable(&self, fd: BorrowedFd<'_>) -> Result<bool, ElementError> {
         loop {
-            if self.draining.load(Ordering::Relaxed) || self.stopping.load(Ordering::Relaxed) {
+            if self.ends_streams() {
                 return Ok(false);
             }
             let mut fds = [

@@ -83,7 +83,8 @@ struct Link {
     name: String,
     sock: OwnedFd,
     pid: u32,
-    child: Mutex<Child>,
+    /// Shared with the release thread, which may have to stop the worker.
+    child: Arc<Mutex<Child>>,
     /// Shared with the release thread of a worker that maps its arenas read-only.
     exporter: Arc<Mutex<Exporter>>,
     /// Set by the release thread when it stopped the worker for sending garbage.
@@ -140,9 +141,14 @@ impl Copies {
 }
 
 /// Applies the releases a read-only worker sends until it goes; a release for something it
-/// does not hold is rejected and counted by the pool, and a malformed frame ends the thread
-/// (the worker's loans are then reclaimed when it goes).
-fn apply_releases(sock: &OwnedFd, exporter: &Mutex<Exporter>, pid: u32, cut_off: &CutOff) {
+/// does not hold is rejected and counted by the pool, and anything else stops the worker
+/// (its loans are then reclaimed when it goes).
+fn apply_releases(
+    sock: &OwnedFd,
+    exporter: &Mutex<Exporter>,
+    child: &Mutex<Child>,
+    cut_off: &CutOff,
+) {
     let why = loop {
         match recv_frame(sock) {
             Ok(Some((Frame::Release { at }, _))) => {
@@ -158,11 +164,10 @@ fn apply_releases(sock: &OwnedFd, exporter: &Mutex<Exporter>, pid: u32, cut_off:
         }
     };
     // Garbage where releases belong: stop the worker; the main socket then sees it go, and
-    // the error says why.
+    // the error says why. Through `Child`, so a worker already reaped (its pid perhaps reused)
+    // is not signalled.
     *Link::lock(cut_off) = Some(why);
-    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-    }
+    let _ = Link::lock(child).kill();
 }
 
 /// Why the release thread stopped a worker, for the error the run ends with.
@@ -203,21 +208,23 @@ impl Link {
         let (release_rx, release_tx) = releases.unzip();
         let child = spawn_worker(&exe, args, theirs, release_tx, sandbox)
             .map_err(|e| io("starting a worker process", e))?;
+        let pid = child.id();
+        let child = Arc::new(Mutex::new(child));
         let exporter = Arc::new(Mutex::new(Exporter::new()));
         let cut_off = Arc::new(CutOff::default());
         if let Some(sock) = release_rx {
-            let (exporter, cut_off, pid) =
-                (Arc::clone(&exporter), Arc::clone(&cut_off), child.id());
+            let (exporter, child, cut_off) =
+                (Arc::clone(&exporter), Arc::clone(&child), Arc::clone(&cut_off));
             std::thread::Builder::new()
                 .name(format!("px-rel-{}", node.name).chars().take(15).collect())
-                .spawn(move || apply_releases(&sock, &exporter, pid, &cut_off))
+                .spawn(move || apply_releases(&sock, &exporter, &child, &cut_off))
                 .map_err(|e| io("starting the worker's release thread", e))?;
         }
         let link = Arc::new(Link {
             name: node.name.clone(),
             sock: ours,
-            pid: child.id(),
-            child: Mutex::new(child),
+            pid,
+            child,
             exporter,
             cut_off,
             counts: Mutex::new(Counts::default()),
@@ -264,7 +271,8 @@ impl Link {
         answered: bool,
         cx: &Ctx<'_>,
     ) -> Result<(), ElementError> {
-        let stop = || cx.should_stop();
+        // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read.
+        let stop = || cx.run.is_stopping();
         let (buf, copied) = copies.shareable(buf, &self.name, &stop)?;
         {
             let mut c = Link::lock(&self.counts);
@@ -295,7 +303,7 @@ impl Link {
             let waiting = spin_until_readable(&self.sock, SPIN_BEFORE_BLOCKING);
             if !waiting
                 && !cx.wait_readable(self.sock.as_fd())?
-                && (cx.run.stopping.load(Ordering::Relaxed) || drain_ends)
+                && (cx.run.is_stopping() || drain_ends)
             {
                 return Err(ElementError::Interrupted);
             }
@@ -508,8 +516,6 @@ impl Source for ReceiveHalf {
                     self.link.done.store(true, Ordering::Relaxed);
                     return Ok(None);
                 }
-                // Ctrl-C: the upstream half ends the stream and the worker answers with Eos.
-                Err(ElementError::Interrupted) if !cx.run.stopping.load(Ordering::Relaxed) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -808,11 +814,7 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 Some(req) => Some(
                     MemoryPool::new(&PoolConfig::new(
                         side.name.clone(),
-                        if req.slots == 0 {
-                            super::DEFAULT_POOL_SLOTS
-                        } else {
-                            req.slots
-                        },
+                        req.slots_or_default(),
                         req.slot_size,
                     ))
                     .map_err(|e| e.to_string())?,
@@ -903,7 +905,7 @@ impl WorkerSide<'_> {
         match out.into_ipc_ref() {
             Ok(r) => self.send(&Frame::Buffer { at: r.into(), meta }),
             Err(out) => {
-                let stop = || run.stopping.load(Ordering::Relaxed);
+                let stop = || run.is_stopping();
                 let (out, _) = self
                     .copies
                     .shareable(out, &self.name, &stop)

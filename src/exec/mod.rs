@@ -321,14 +321,13 @@ impl Pipeline {
             let root = seg.root();
             (graph.dag[NodeIndex::new(root)].exec == Exec::Rt).then(|| names[root].clone())
         };
-        let mut segments = segments.into_iter();
-        // Without a fused thread (an async source feeding an async sink) this thread only waits.
-        let first = segments.next();
+        let mut segments = segments.into_iter().peekable();
+        // The first segment runs on this thread, unless it is an rt one: SCHED_FIFO is inherited
+        // by the threads a thread starts, and the caller's thread must not keep it either. Without
+        // such a segment (or with an async source feeding an async sink) this thread only waits.
+        let first = segments.next_if(|seg| rt_root(seg).is_none());
         let messages = options.messages;
         let rt_priority = options.rt_priority;
-        if let Some(name) = first.as_ref().and_then(rt_root) {
-            rt::enter(&name, rt_priority);
-        }
         let mut handles = Vec::new();
         // Results to wait for: the first segment's, and one per thread or task that started.
         // A thread that cannot start stops the run, and the ones already going end with it.
@@ -808,11 +807,7 @@ fn source_pool(
     let Some(req) = request else {
         return Ok(None);
     };
-    let slots = if req.slots == 0 {
-        DEFAULT_POOL_SLOTS
-    } else {
-        req.slots
-    };
+    let slots = req.slots_or_default();
     let pool = MemoryPool::new(&PoolConfig {
         backing: options.backing,
         slot_size: req.slot_size,

@@ -310,6 +310,15 @@ pub(super) struct Segment {
     scale: u64,
 }
 
+/// What a panic said, for the error that names its element.
+pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Busy time is measured on one buffer in this many and scaled up: a clock read per element
 /// per buffer would cost more than a fused element itself.
 const SAMPLE_EVERY: u64 = 32;
@@ -402,11 +411,7 @@ impl Segment {
         let outcome = match result {
             Ok(r) => r,
             Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
+                let message = panic_message(payload.as_ref());
                 Err(RunError::Panic {
                     element: self.names[self.current].clone(),
                     message,
