@@ -237,10 +237,10 @@ impl<'a> Ctx<'a> {
         })?;
         let run = self.run;
         pool.loan_blocking(&|| run.ends_streams())
-        .map_err(|e| match e {
-            MemoryError::Cancelled => ElementError::Interrupted,
-            other => ElementError::Failed(other.to_string()),
-        })
+            .map_err(|e| match e {
+                MemoryError::Cancelled => ElementError::Interrupted,
+                other => ElementError::Failed(other.to_string()),
+            })
     }
 
     /// Waits until `fd` is readable. Returns `false` instead when the pipeline asks sources to
@@ -433,11 +433,10 @@ impl AsyncCtx {
             return Ok(slot);
         }
         let (pool, run) = (pool.clone(), Arc::clone(&self.run));
-        let waited = tokio::task::spawn_blocking(move || {
-            pool.loan_blocking(&|| run.ends_streams())
-        })
-        .await
-        .map_err(|e| ElementError::Failed(format!("waiting for a free buffer: {e}")))?;
+        let waited =
+            tokio::task::spawn_blocking(move || pool.loan_blocking(&|| run.ends_streams()))
+                .await
+                .map_err(|e| ElementError::Failed(format!("waiting for a free buffer: {e}")))?;
         waited.map_err(|e| match e {
             MemoryError::Cancelled => ElementError::Interrupted,
             other => ElementError::Failed(other.to_string()),

@@ -213,8 +213,11 @@ impl Link {
         let exporter = Arc::new(Mutex::new(Exporter::new()));
         let cut_off = Arc::new(CutOff::default());
         if let Some(sock) = release_rx {
-            let (exporter, child, cut_off) =
-                (Arc::clone(&exporter), Arc::clone(&child), Arc::clone(&cut_off));
+            let (exporter, child, cut_off) = (
+                Arc::clone(&exporter),
+                Arc::clone(&child),
+                Arc::clone(&cut_off),
+            );
             std::thread::Builder::new()
                 .name(format!("px-rel-{}", node.name).chars().take(15).collect())
                 .spawn(move || apply_releases(&sock, &exporter, &child, &cut_off))

@@ -302,7 +302,7 @@ impl Pipeline {
         control.count_sources(
             segments
                 .iter()
-                .filter(|s| matches!(s.input, Input::Source { .. }))
+                .filter(|s| matches!(s.input, Input::Source { relay: false, .. }))
                 .count(),
         );
         let thread_count = segments.len() + usize::from(!tasks.is_empty());
@@ -613,17 +613,29 @@ fn plan(
     let mut pools = HashMap::new();
     let mut segment_of = vec![0; graph.dag.node_count()];
     // What every source will produce in all, for a progress bar; unknown if one source is.
-    let mut total_bytes = Some(0u64);
+    // Network sources never know their size.
+    let async_source = impls
+        .iter()
+        .any(|imp| matches!(imp, Some(ElementImpl::AsyncSource(_))));
+    let mut total_bytes = (!async_source).then_some(0u64);
     for (seg_no, &root) in roots.iter().enumerate() {
         let el = root.index();
         segment_of[el] = seg_no;
         let input = match impls[el].take() {
             Some(ElementImpl::Source(src)) => {
-                let size = src.size_hint();
-                total_bytes = total_bytes.zip(size).map(|(a, b)| a + b);
-                tracing::debug!(source = %names[el], size = ?size, "Source size");
+                let relay = graph.dag[root].factory.pads.sink != crate::registry::PadPresence::None;
+                if !relay {
+                    let size = src.size_hint();
+                    total_bytes = total_bytes.zip(size).map(|(a, b)| a + b);
+                    tracing::debug!(source = %names[el], size = ?size, "Source size");
+                }
                 let pool = source_pool(src.pool_request(), el, names, options, peers, &mut pools)?;
-                Input::Source { el, src, pool }
+                Input::Source {
+                    el,
+                    src,
+                    pool,
+                    relay,
+                }
             }
             Some(ElementImpl::AsyncSource(src)) => {
                 // The task sends through the async half; this thread takes its output
@@ -724,11 +736,10 @@ fn plan(
     // thread in between (graph.segments() gives it none).
     for n in graph.topo_order() {
         let el = n.index();
-        if !matches!(impls[el], Some(ElementImpl::AsyncSource(_))) {
+        let Some(ElementImpl::AsyncSource(src)) =
+            impls[el].take_if(|imp| matches!(imp, ElementImpl::AsyncSource(_)))
+        else {
             continue;
-        }
-        let Some(ElementImpl::AsyncSource(src)) = impls[el].take() else {
-            unreachable!("matched above")
         };
         let sink = graph.children(n)[0].1.index();
         let ch = &channels[&sink];

@@ -134,6 +134,10 @@ pub(super) enum Input {
         el: usize,
         src: Box<dyn Source>,
         pool: Option<MemoryPool>,
+        /// The output half of an element run apart (rt thread, worker process, async task):
+        /// it relays a stream that a real source upstream starts, pauses and ends, so it
+        /// neither parks nor ends on a drain (it ends with upstream's end of stream).
+        relay: bool,
     },
     Channel {
         el: usize,
@@ -370,8 +374,9 @@ impl Segment {
                 Op::Tap { .. } => tracing::Span::none(),
             })
             .collect();
+        // A sending half is not a sink: its element counts its buffers where they come out.
         obs.sinks = (0..self.ops.len())
-            .filter(|&id| matches!(self.ops[id].op, Op::Sink { .. }))
+            .filter(|&id| matches!(self.ops[id].op, Op::Sink { counted: true, .. }))
             .collect();
         self.obs = obs;
     }
@@ -390,7 +395,7 @@ impl Segment {
         }
         live.sink_buffers.store(buffers, Ordering::Relaxed);
         live.sink_bytes.store(bytes, Ordering::Relaxed);
-        if let Input::Source { .. } = self.input {
+        if let Input::Source { relay: false, .. } = self.input {
             live.source_bytes
                 .store(self.input_stats.bytes, Ordering::Relaxed);
         }
@@ -405,7 +410,7 @@ impl Segment {
         }
         tracing::debug!(thread = %self.name, ops = self.ops.len(), "Thread started");
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
-        if matches!(self.input, Input::Source { .. }) {
+        if matches!(self.input, Input::Source { relay: false, .. }) {
             run.source_done();
         }
         let outcome = match result {
@@ -508,12 +513,17 @@ impl Segment {
                 self.last = Instant::now();
             }
             let buf = match &mut self.input {
-                Input::Source { el, src, pool } => {
+                Input::Source {
+                    el,
+                    src,
+                    pool,
+                    relay,
+                } => {
                     let el = *el;
-                    if run.is_paused() {
+                    if run.is_paused() && !*relay {
                         run.park();
                     }
-                    if run.drain_requested() {
+                    if run.drain_requested() && !*relay {
                         let _in = self.obs.enter_input();
                         tracing::info!("Drain requested: ending the stream at this source");
                         break;
@@ -955,6 +965,7 @@ mod tests {
             el: 0,
             src: Box::new(Counter { left: 10 }),
             pool: Some(pool.clone()),
+            relay: false,
         };
         let seg = Segment::new("test".into(), input, 0, ops, names);
         let control = RunControl::new().unwrap();

@@ -113,3 +113,24 @@ fn a_drained_run_does_not_stop_the_next_one() {
     assert_eq!(again.ending, parallax::exec::Ending::Eos);
     assert_eq!(again.sink_buffers, 5000);
 }
+
+#[test]
+fn a_pipeline_with_an_element_run_apart_pauses_and_resumes_without_losing_a_buffer() {
+    // The output half of an rt or async element relays a stream; only the real source parks.
+    for middle in ["identity exec=rt", "identity exec=async"] {
+        let n = 200_000u64;
+        let p = Pipeline::parse(&format!("fakesrc num-buffers={n} ! {middle} ! fakesink")).unwrap();
+        let mut s = Session::new(p, RunOptions::default()).unwrap();
+        s.prepare().unwrap();
+        s.activate().unwrap();
+        s.pause(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{middle}: {e}"));
+        assert_eq!(s.state(), State::Idle, "{middle}");
+        s.activate().unwrap();
+        let report = s.wait().unwrap();
+        assert_eq!(
+            report.sink_buffers, n,
+            "{middle}: every buffer arrived, once"
+        );
+    }
+}
