@@ -47,6 +47,20 @@ pub(crate) struct ArenaHeader {
     pub(crate) waiters: AtomicU32,
 }
 
+impl ArenaHeader {
+    /// Wakes every process waiting for a free slot, if any waits (a release just happened).
+    pub(crate) fn wake_waiters(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.wake_seq.fetch_add(1, Ordering::SeqCst);
+            let _ = rustix::thread::futex::wake(
+                &self.wake_seq,
+                rustix::thread::futex::Flags::empty(),
+                u32::MAX,
+            );
+        }
+    }
+}
+
 /// Per-slot header; all atomics, so access from any thread of any process is never a data race.
 #[repr(C)]
 pub(crate) struct SlotHeader {
@@ -75,6 +89,21 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    /// Checks a reference's slot and byte range against this layout (never trusting the
+    /// values, which come from another process).
+    pub(crate) fn check_ref(&self, r: &super::IpcRef) -> Result<(), &'static str> {
+        if r.slot as usize >= self.slots {
+            return Err("slot index out of range");
+        }
+        if r.offset
+            .checked_add(r.len)
+            .is_none_or(|end| end > self.slot_size as u64)
+        {
+            return Err("byte range outside the slot");
+        }
+        Ok(())
+    }
+
     pub(crate) fn new(slots: usize, slot_size: usize, page: usize) -> Result<Layout, MemoryError> {
         if slots == 0 || slots > MAX_SLOTS {
             return Err(MemoryError::Layout(

@@ -24,9 +24,10 @@ use super::{Buffer, MemoryError};
 /// A whole regular file mapped shared: writes through a read-write segment reach the file.
 #[derive(Debug)]
 pub struct MappedFileSegment {
+    /// Dropped before `map` (see [`Window`]): the registration ends before the unmap.
+    guard: Registration,
     map: Mapping,
     len: usize,
-    guard: Registration,
 }
 
 impl MappedFileSegment {
@@ -80,7 +81,8 @@ impl MappedFileSegment {
                 source,
             })?
             .len();
-        let len = usize::try_from(len).map_err(|_| MemoryError::Layout("file too large to map"))?;
+        let len = usize::try_from(len)
+            .map_err(|_| MemoryError::Limit("the file is too large to map on this machine"))?;
         let map = Mapping::file(file, 0, len, access, false)?;
         let guard = sigbus::register(&map, None)?;
         Ok(MappedFileSegment { map, len, guard })
@@ -159,8 +161,10 @@ pub struct FileExtent<'a> {
 
 /// One mapped window of a file, alive while any buffer points into it.
 pub(super) struct Window {
-    map: Mapping,
+    /// Declared (so dropped) before `map`: the SIGBUS registration must end before the unmap,
+    /// or the handler could map its zero page over whatever reuses the address.
     guard: Registration,
+    map: Mapping,
     file: SourceFile,
     /// Offset in the file of the window's first byte.
     start: u64,

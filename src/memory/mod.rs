@@ -64,6 +64,10 @@ pub enum MemoryError {
     /// A pool configuration that cannot be laid out (zero slots, sizes that overflow).
     #[error("invalid pool layout: {0}")]
     Layout(&'static str),
+    /// A limit of this process or this machine was reached, or a request made no sense for
+    /// the memory at hand; the text says which.
+    #[error("{0}")]
+    Limit(&'static str),
     /// Waiting for a free slot was cancelled (the pipeline is stopping).
     #[error("waiting for a free buffer was cancelled")]
     Cancelled,

@@ -137,15 +137,7 @@ impl Drop for PeerSlotRef {
         let header = view.slot_header(self.index);
         if peer_drop(&header.total, &header.columns[self.column()]) {
             view.ring(self.column()).push(self.index);
-            let h = view.header();
-            if h.waiters.load(Ordering::SeqCst) > 0 {
-                h.wake_seq.fetch_add(1, Ordering::SeqCst);
-                let _ = rustix::thread::futex::wake(
-                    &h.wake_seq,
-                    rustix::thread::futex::Flags::empty(),
-                    u32::MAX,
-                );
-            }
+            view.header().wake_waiters();
         }
     }
 }
@@ -274,20 +266,11 @@ impl SharedArenaCache {
             r,
             why: "unknown arena",
         })?;
-        let layout = &arena.view.layout;
-        if r.slot as usize >= layout.slots {
-            return Err(MemoryError::BadRef {
-                r,
-                why: "slot index out of range",
-            });
-        }
-        let end = r.offset.checked_add(r.len);
-        if end.is_none_or(|end| end > layout.slot_size as u64) {
-            return Err(MemoryError::BadRef {
-                r,
-                why: "byte range outside the slot",
-            });
-        }
+        arena
+            .view
+            .layout
+            .check_ref(&r)
+            .map_err(|why| MemoryError::BadRef { r, why })?;
         let (offset, len) = (r.offset as usize, r.len as usize);
         Ok(match arena.column {
             Some(_) => Buffer::from_peer_slot(

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use super::arena::{ArenaView, Layout, MAX_PEERS};
 use super::buffer::Buffer;
-use super::protocol::{forget_peer, last_reference, Word};
+use super::protocol::{forget_peer, last_reference, peer_clone, Word};
 use super::sys::{page_size, Backing, Mapping};
 use super::{IpcRef, MemoryError};
 
@@ -161,9 +161,7 @@ pub(super) struct PoolInner {
 impl MemoryPool {
     /// Maps and lays out a new pool.
     pub fn new(config: &PoolConfig) -> Result<MemoryPool, MemoryError> {
-        if config.slots == 0 || config.slots > super::arena::MAX_SLOTS {
-            return Err(MemoryError::Layout("a pool needs between 1 and 2^20 slots"));
-        }
+        // Layout::new refuses a slot count it cannot lay out.
         let slot_size = round_slot(config.slot_size.max(1))?;
         let layout = Layout::new(config.slots, slot_size, page_size())?;
         let map = Mapping::new(config.backing, &config.name, layout.end)?;
@@ -337,8 +335,7 @@ impl MemoryPool {
             Some(PeerAccess::ReadWrite) => {
                 // The owner holds `buf`, so the slot cannot be released while we add the share.
                 let header = self.inner.view.slot_header(index);
-                header.total.fetch_add(1, Ordering::Relaxed);
-                header.columns[peer.index()].fetch_add(1, Ordering::Relaxed);
+                peer_clone(&header.total, &header.columns[peer.index()]);
             }
             Some(PeerAccess::ReadOnly) => {
                 self.inner
@@ -396,14 +393,8 @@ impl MemoryPool {
         if r.arena_id != self.inner.arena_id {
             return bad("not this arena");
         }
-        if r.slot as usize >= layout.slots {
-            return bad("slot index out of range");
-        }
-        if r.offset
-            .checked_add(r.len)
-            .is_none_or(|end| end > layout.slot_size as u64)
-        {
-            return bad("byte range outside the slot");
+        if let Err(why) = layout.check_ref(&r) {
+            return bad(why);
         }
         if self.inner.states[r.slot as usize].load(Ordering::Acquire) & LOANED == 0 {
             return bad("slot not on loan");
@@ -413,22 +404,13 @@ impl MemoryPool {
             None => return bad("no such peer"),
             Some(PeerAccess::ReadWrite) => {
                 let column = &self.inner.view.slot_header(r.slot).columns[peer.index()];
-                let mut held = column.load(Ordering::Acquire);
-                loop {
-                    if held == 0 {
-                        drop(peers);
-                        self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-                        return bad("the peer holds no reference to this slot");
-                    }
-                    match column.compare_exchange(
-                        held,
-                        held - 1,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => break,
-                        Err(now) => held = now,
-                    }
+                let taken = column.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    held.checked_sub(1)
+                });
+                if taken.is_err() {
+                    drop(peers);
+                    self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+                    return bad("the peer holds no reference to this slot");
                 }
             }
             Some(PeerAccess::ReadOnly) => {
@@ -555,7 +537,9 @@ impl PoolInner {
     fn hand_out(this: &Arc<PoolInner>, index: u32) -> LoanedSlot {
         let state = &this.states[index as usize];
         let next = (state.load(Ordering::Relaxed) | LOANED).wrapping_add(2) | LOANED;
-        state.store(next, Ordering::Release);
+        // The refcount and the pool count first, the loaned state last: the orphan scan of
+        // `reclaim_peer` and the release rings free a slot that is loaned with a refcount of 0,
+        // so the slot must never be seen loaned while its old refcount of 0 is still there.
         let header = this.view.slot_header(index);
         header.total.store(1, Ordering::Relaxed);
         if this.trusted_peers.load(Ordering::Relaxed) != 0 {
@@ -564,10 +548,6 @@ impl PoolInner {
                 column.store(0, Ordering::Relaxed);
             }
         }
-        header.state.store(next, Ordering::Relaxed);
-        let used = this.in_use.fetch_add(1, Ordering::Relaxed) + 1;
-        this.high_water.fetch_max(used, Ordering::Relaxed);
-        this.loans.fetch_add(1, Ordering::Relaxed);
         // The loan keeps the pool alive: one strong count per loan, not per reference, so that a
         // clone is a single atomic on the shared refcount. `release_state` gives it back.
         // SAFETY: `this` is a live Arc, so its pointer is valid for increment_strong_count.
@@ -575,6 +555,11 @@ impl PoolInner {
         unsafe {
             Arc::increment_strong_count(Arc::as_ptr(this));
         }
+        state.store(next, Ordering::Release);
+        header.state.store(next, Ordering::Relaxed);
+        let used = this.in_use.fetch_add(1, Ordering::Relaxed) + 1;
+        this.high_water.fetch_max(used, Ordering::Relaxed);
+        this.loans.fetch_add(1, Ordering::Relaxed);
         LoanedSlot {
             slot: SlotRef {
                 pool: std::ptr::NonNull::from(&**this),
@@ -618,15 +603,7 @@ impl PoolInner {
     }
 
     fn wake_waiters(&self) {
-        let header = self.view.header();
-        if header.waiters.load(Ordering::SeqCst) > 0 {
-            header.wake_seq.fetch_add(1, Ordering::SeqCst);
-            let _ = rustix::thread::futex::wake(
-                &header.wake_seq,
-                rustix::thread::futex::Flags::empty(),
-                u32::MAX,
-            );
-        }
+        self.view.header().wake_waiters();
     }
 
     /// Takes in what trusted peers pushed onto their release rings. O(k) for k entries.

@@ -88,7 +88,7 @@ pub(crate) fn register(
             return Ok(Registration { slot: i, report });
         }
     }
-    Err(super::MemoryError::Layout(
+    Err(super::MemoryError::Limit(
         "too many file mappings at once to guard them against truncation",
     ))
 }

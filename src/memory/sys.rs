@@ -230,7 +230,7 @@ impl Mapping {
         let fd = self
             .fd
             .as_ref()
-            .ok_or(MemoryError::Layout("only a memfd can be sealed"))?;
+            .ok_or(MemoryError::Limit("only a memfd can be sealed"))?;
         rustix::fs::fcntl_add_seals(fd, SealFlags::FUTURE_WRITE)
             .map_err(|e| MemoryError::Memfd { source: e.into() })
     }
