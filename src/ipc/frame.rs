@@ -287,9 +287,10 @@ fn seqpacket_socket() -> std::io::Result<OwnedFd> {
     )?)
 }
 
-/// A SOCK_SEQPACKET socket listening on `path` (which must not exist), with permissions `mode`.
-/// The socket is bound under a temporary name and renamed into place once it listens, so a
-/// client that sees `path` can always connect.
+/// A SOCK_SEQPACKET socket listening on `path` (which must not exist: `AlreadyExists`
+/// otherwise, and nothing there is replaced), with permissions `mode`. The socket is bound under
+/// a temporary name and renamed into place once it listens, so a client that sees `path` can
+/// always connect.
 pub fn listen(path: &Path, mode: u32) -> std::io::Result<OwnedFd> {
     let fd = seqpacket_socket()?;
     let mut tmp = path.as_os_str().to_owned();
@@ -300,7 +301,14 @@ pub fn listen(path: &Path, mode: u32) -> std::io::Result<OwnedFd> {
         rustix::net::listen(&fd, 16)?;
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-        std::fs::rename(&tmp, path)
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &tmp,
+            rustix::fs::CWD,
+            path,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .map_err(std::io::Error::from)
     })();
     if let Err(e) = placed {
         let _ = std::fs::remove_file(&tmp);

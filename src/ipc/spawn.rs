@@ -62,8 +62,9 @@ pub fn spawn_worker(
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died before the prctl: then nobody would kill us.
+            // (An errno, not a message: nothing may allocate between fork and exec.)
             if libc::getppid() != parent.as_raw_nonzero().get() {
-                return Err(std::io::Error::other("parent exited"));
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             libc::signal(libc::SIGINT, libc::SIG_IGN);
             if sandbox && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
@@ -80,10 +81,7 @@ pub fn spawn_worker(
 
 /// A sandboxed worker's release socket, in the worker process.
 pub fn release_socket() -> std::io::Result<OwnedFd> {
-    let fd = super::inherited(RELEASE_FD)?;
-    let owned = fd.try_clone_to_owned()?;
-    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
-    Ok(owned)
+    inherited_socket(RELEASE_FD)
 }
 
 /// System calls a sandboxed worker may not make, each refused with EPERM: running programs,
@@ -113,6 +111,17 @@ fn denied_syscalls() -> Vec<i64> {
         libc::SYS_pidfd_open,
         libc::SYS_pidfd_getfd,
         libc::SYS_kill,
+        libc::SYS_tkill,
+        libc::SYS_rt_sigqueueinfo,
+        libc::SYS_rt_tgsigqueueinfo,
+        libc::SYS_pidfd_send_signal,
+        libc::SYS_truncate,
+        libc::SYS_setxattr,
+        libc::SYS_lsetxattr,
+        libc::SYS_removexattr,
+        libc::SYS_lremovexattr,
+        libc::SYS_utimensat,
+        libc::SYS_fchmodat2,
         libc::SYS_mount,
         libc::SYS_umount2,
         libc::SYS_unshare,
@@ -199,6 +208,14 @@ pub fn enter_sandbox() -> std::io::Result<()> {
         libc::SYS_clone,
         vec![SeccompRule::new(vec![no_thread]).map_err(err)?],
     );
+    // tgkill may signal this process only (abort() raises SIGABRT with it).
+    let me = u64::from(std::process::id());
+    let other_process =
+        SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, me).map_err(err)?;
+    rules.insert(
+        libc::SYS_tgkill,
+        vec![SeccompRule::new(vec![other_process]).map_err(err)?],
+    );
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
@@ -213,10 +230,12 @@ pub fn enter_sandbox() -> std::io::Result<()> {
 
 /// The worker's socket, in the worker process.
 pub fn worker_socket() -> std::io::Result<OwnedFd> {
-    let fd = super::inherited(WORKER_FD)?;
-    let owned = fd.try_clone_to_owned()?;
-    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
-    Ok(owned)
+    inherited_socket(WORKER_FD)
+}
+
+/// An inherited socket, owned (a close-on-exec duplicate: the worker starts no program anyway).
+fn inherited_socket(fd: i32) -> std::io::Result<OwnedFd> {
+    super::inherited(fd)?.try_clone_to_owned()
 }
 
 /// Gives the calling thread the SCHED_FIFO policy at `priority` (1-99).
