@@ -182,6 +182,42 @@ impl Rng {
     }
 }
 
+/// Removes the socket file this element bound, when it ends (also on an error).
+pub(crate) struct BoundPath(pub(crate) std::path::PathBuf);
+
+impl Drop for BoundPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Makes `path` free to bind: nothing there is fine, a socket nobody serves any more (its
+/// process died) is removed, anything else is an error. The probe is an unbound datagram
+/// `connect`, which sends nothing: a live peer never sees it.
+pub(crate) fn claim(path: &std::path::Path) -> Result<(), ElementError> {
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ElementError::io(format!("inspecting {shown}"), e)),
+        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
+            let probe = std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(path));
+            match probe {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path).map_err(|e| {
+                        ElementError::io(format!("removing the stale socket {shown}"), e)
+                    })
+                }
+                _ => Err(ElementError::Failed(format!(
+                    "socket {shown} is in use by another process"
+                ))),
+            }
+        }
+        Ok(_) => Err(ElementError::Failed(format!(
+            "{shown} already exists and is not a socket: not replacing it"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,15 +153,17 @@ pub(crate) static SHMSINK: Factory = Factory {
     hints: Hints::BLOCKING_IO,
     build: |p| {
         let path = PathBuf::from(p.string("socket-path")?.unwrap_or_default());
-        if path.exists() {
-            return Err(ElementError::Config(format!(
+        // A socket left by a producer that died is taken over; anything else there is refused
+        // (and `listen` never replaces what appears meanwhile).
+        super::claim(&path).map_err(|e| ElementError::Config(format!("socket-path {e}")))?;
+        let perms = p.uint("perms")? as u32;
+        let listener = ipc_listen(&path, perms).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => ElementError::Config(format!(
                 "socket-path {} already exists: remove it or pick another path",
                 path.display()
-            )));
-        }
-        let perms = p.uint("perms")? as u32;
-        let listener = ipc_listen(&path, perms)
-            .map_err(|e| ElementError::io(format!("cannot listen on {}", path.display()), e))?;
+            )),
+            _ => ElementError::io(format!("cannot listen on {}", path.display()), e),
+        })?;
         let clients = Arc::new(Clients::default());
         let watcher = {
             let clients = Arc::clone(&clients);

@@ -11,12 +11,12 @@
 //! process that died is replaced; one that a live process serves is an error.
 
 use std::os::fd::AsFd;
-use std::os::unix::fs::FileTypeExt as _;
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncWriteExt as _, Interest};
 use tokio::net::{UnixDatagram, UnixListener, UnixStream};
 
+use super::super::{claim, BoundPath};
 use super::{
     basesink_props, basesrc_props, blocksize, closed_early, net_error, read_stream, write_stream,
     Stamper, DEFAULT_BLOCKSIZE,
@@ -36,39 +36,26 @@ const SOCKET_TYPES: &[EnumValue] = &[
     },
 ];
 
-/// Removes the socket file this element bound, when it ends (also on an error).
-struct BoundPath(PathBuf);
-
-impl Drop for BoundPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// Claims `path` (see [`claim`]) and binds a socket there with `bind`; the returned guard
+/// removes the file when the element ends. `what` says what failed ("bind", "listen on").
+fn bind_claimed<T>(
+    path: &Path,
+    shown: &str,
+    what: &str,
+    bind: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> Result<(T, BoundPath), ElementError> {
+    claim(path)?;
+    let bound = bind(path).map_err(|e| net_error(format!("cannot {what} socket {shown}"), e))?;
+    Ok((bound, BoundPath(path.to_path_buf())))
 }
 
-/// Makes `path` free to bind: nothing there is fine, a socket nobody serves any more (its
-/// process died) is removed, anything else is an error. The probe is an unbound datagram
-/// `connect`, which sends nothing: a live peer never sees it.
-fn claim(path: &Path) -> Result<(), ElementError> {
-    let shown = path.display();
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(net_error(format!("inspecting {shown}"), e)),
-        Ok(meta) if meta.file_type().is_socket() => {
-            let probe = std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(path));
-            match probe {
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    std::fs::remove_file(path)
-                        .map_err(|e| net_error(format!("removing the stale socket {shown}"), e))
-                }
-                _ => Err(ElementError::Failed(format!(
-                    "socket {shown} is in use by another process"
-                ))),
-            }
-        }
-        Ok(_) => Err(ElementError::Failed(format!(
-            "{shown} exists and is not a socket: not replacing it"
-        ))),
-    }
+/// Connects a stream to the socket at `path` and says so under `-m`.
+async fn connect_to(path: &Path, shown: &str, cx: &AsyncCtx) -> Result<UnixStream, ElementError> {
+    let s = UnixStream::connect(path)
+        .await
+        .map_err(|e| net_error(format!("cannot connect to socket {shown}"), e))?;
+    cx.message(format_args!("connected to {shown}"));
+    Ok(s)
 }
 
 /// Receives one datagram into a slot of `cap` bytes; longer ones are cut and counted.
@@ -196,27 +183,19 @@ impl AsyncSource for UnixSrc {
 
     async fn start(&mut self, cx: &mut AsyncCtx) -> Result<(), ElementError> {
         let shown = &self.shown;
-        if self.datagram || self.listen {
-            claim(&self.path)?;
-        }
         self.conn = if self.datagram {
-            let s = UnixDatagram::bind(&self.path)
-                .map_err(|e| net_error(format!("cannot bind socket {shown}"), e))?;
-            self._bound = Some(BoundPath(self.path.clone()));
+            let (s, bound) = bind_claimed(&self.path, shown, "bind", |p| UnixDatagram::bind(p))?;
+            self._bound = Some(bound);
             cx.message(format_args!("receiving datagrams on {shown}"));
             SrcConn::Datagram(s)
         } else if self.listen {
-            let l = UnixListener::bind(&self.path)
-                .map_err(|e| net_error(format!("cannot listen on socket {shown}"), e))?;
-            self._bound = Some(BoundPath(self.path.clone()));
+            let (l, bound) =
+                bind_claimed(&self.path, shown, "listen on", |p| UnixListener::bind(p))?;
+            self._bound = Some(bound);
             cx.message(format_args!("listening on {shown}"));
             SrcConn::Listening(l)
         } else {
-            let s = UnixStream::connect(&self.path)
-                .await
-                .map_err(|e| net_error(format!("cannot connect to socket {shown}"), e))?;
-            cx.message(format_args!("connected to {shown}"));
-            SrcConn::Stream(s)
+            SrcConn::Stream(connect_to(&self.path, shown, cx).await?)
         };
         Ok(())
     }
@@ -337,10 +316,9 @@ impl AsyncSink for UnixSink {
             cx.message(format_args!("sending datagrams to {shown}"));
             SinkConn::Datagram(s)
         } else if self.listen {
-            claim(&self.path)?;
-            let l = UnixListener::bind(&self.path)
-                .map_err(|e| net_error(format!("cannot listen on socket {shown}"), e))?;
-            self._bound = Some(BoundPath(self.path.clone()));
+            let (l, bound) =
+                bind_claimed(&self.path, shown, "listen on", |p| UnixListener::bind(p))?;
+            self._bound = Some(bound);
             cx.message(format_args!("waiting for a reader on {shown}"));
             let (s, _) = l
                 .accept()
@@ -349,11 +327,7 @@ impl AsyncSink for UnixSink {
             cx.message(format_args!("a reader connected to {shown}"));
             SinkConn::Stream(s)
         } else {
-            let s = UnixStream::connect(&self.path)
-                .await
-                .map_err(|e| net_error(format!("cannot connect to socket {shown}"), e))?;
-            cx.message(format_args!("connected to {shown}"));
-            SinkConn::Stream(s)
+            SinkConn::Stream(connect_to(&self.path, shown, cx).await?)
         };
         Ok(())
     }

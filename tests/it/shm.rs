@@ -165,3 +165,23 @@ fn an_existing_socket_path_is_refused_before_running() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_socket_left_by_a_producer_that_died_is_taken_over() {
+    let dir = tmp();
+    let path = dir.path().join("stale");
+    // A socket file nobody listens on any more, as a killed producer leaves it.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let out = run(launch(&[
+        "-q",
+        "fakesrc",
+        "num-buffers=3",
+        "!",
+        "shmsink",
+        "wait-for-connection=false",
+        &prop("socket-path", &path),
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!path.exists(), "the socket is removed at the end");
+}
