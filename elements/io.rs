@@ -219,7 +219,17 @@ pub(super) fn copy_in_kernel(
         // the file's own position alone; the output is written at (and moves) its position,
         // like write(2).
         match rustix::fs::copy_file_range(from, Some(&mut at), to, None, chunk) {
-            Ok(0) => return Err(CopyStop::Failed(truncated(what, from))),
+            // The end of the source: truncated meanwhile, unless it still holds the bytes and
+            // the kernel merely declined (some filesystems answer 0 for "cannot"), in which
+            // case the rest is written.
+            Ok(0) => {
+                let holds = rustix::fs::fstat(from).is_ok_and(|st| st.st_size as u64 > at);
+                return Err(if holds {
+                    CopyStop::Refused { done: at - offset }
+                } else {
+                    CopyStop::Failed(truncated(what, from))
+                });
+            }
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => {}
             Err(
@@ -328,7 +338,7 @@ pub(crate) static FILESRC: Factory = Factory {
         }
         let size = meta.is_file().then_some(meta.len());
         let mapped = match (size, p.bool("use-mmap")?) {
-            (Some(_), true) => {
+            (Some(n), true) if n > 0 && !pseudo_file(&file) => {
                 let dup = file
                     .try_clone()
                     .map_err(|e| ElementError::io(format!("cannot open {path} for reading"), e))?;
@@ -638,6 +648,17 @@ impl Sink for FileSink {
             .flush()
             .map_err(|e| ElementError::io(format!("writing {}", self.path), e))
     }
+}
+
+/// Whether `file` lives on /proc or /sys, whose sizes are not their contents (0, or 4096
+/// for a file that cannot be mapped): those are read, never mapped.
+fn pseudo_file(file: &std::fs::File) -> bool {
+    const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+    const SYSFS_MAGIC: u64 = 0x6265_6572;
+    rustix::fs::fstatfs(file).is_ok_and(|fs| {
+        let kind = fs.f_type as u64;
+        kind == PROC_SUPER_MAGIC || kind == SYSFS_MAGIC
+    })
 }
 
 pub(crate) const FACTORIES: &[&Factory] = &[&FILESRC, &FILESINK];

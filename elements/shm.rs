@@ -12,7 +12,7 @@
 //! and everything it held goes back to the producer's pools; the producer carries on with the
 //! others.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -48,13 +48,21 @@ fn watch(listener: OwnedFd, clients: Arc<Clients>) {
     use rustix::event::{poll, PollFd, PollFlags};
     use rustix::time::Timespec;
     while !clients.stop.load(Ordering::Relaxed) {
-        let socks: Vec<OwnedFd> = clients
+        // Each duplicate polled with the raw fd of the client it stands for: the list may
+        // change while we wait (the sink drops consumers too), so hang-ups are matched by
+        // identity, never by position. Only this thread adds clients, after the retain, so a
+        // reused fd number cannot be in the list.
+        let socks: Vec<(RawFd, OwnedFd)> = clients
             .lock()
             .iter()
-            .filter_map(|c| c.sock.try_clone().ok())
+            .filter_map(|c| Some((c.sock.as_raw_fd(), c.sock.try_clone().ok()?)))
             .collect();
         let mut fds: Vec<PollFd<'_>> = std::iter::once(PollFd::new(&listener, PollFlags::IN))
-            .chain(socks.iter().map(|s| PollFd::new(s, PollFlags::empty())))
+            .chain(
+                socks
+                    .iter()
+                    .map(|(_, s)| PollFd::new(s, PollFlags::empty())),
+            )
             .collect();
         let timeout = Timespec {
             tv_sec: 0,
@@ -64,23 +72,21 @@ fn watch(listener: OwnedFd, clients: Arc<Clients>) {
             continue;
         }
         let accept = fds[0].revents().contains(PollFlags::IN);
-        let hung_up: Vec<bool> = fds[1..]
+        let gone: Vec<RawFd> = fds[1..]
             .iter()
-            .map(|f| {
+            .zip(&socks)
+            .filter(|(f, _)| {
                 f.revents()
                     .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL)
             })
+            .map(|(_, (raw, _))| *raw)
             .collect();
         drop(fds);
-        if hung_up.iter().any(|&h| h) {
-            let mut list = clients.lock();
+        if !gone.is_empty() {
             // Dropping a client's exporter gives back everything it held.
-            let mut i = 0;
-            list.retain(|_| {
-                let keep = !hung_up.get(i).copied().unwrap_or(false);
-                i += 1;
-                keep
-            });
+            clients
+                .lock()
+                .retain(|c| !gone.contains(&c.sock.as_raw_fd()));
         }
         if accept {
             if let Ok(sock) = ipc_accept(&listener) {
@@ -194,11 +200,8 @@ struct ShmSink {
 }
 
 impl ShmSink {
-    /// The buffer itself when it lives in a shared arena, else a copy in `copies`.
-    fn shareable(&mut self, buf: &Buffer, cx: &Ctx<'_>) -> Result<Buffer, ElementError> {
-        if buf.is_shareable() {
-            return Ok(buf.clone());
-        }
+    /// A copy of `buf` in `copies`, for a buffer that does not live in a shared arena.
+    fn copy_in(&mut self, buf: &Buffer, cx: &Ctx<'_>) -> Result<Buffer, ElementError> {
         let pool = match &self.copies {
             Some(pool) => pool.clone(),
             None => {
@@ -217,8 +220,9 @@ impl ShmSink {
                 self.shm_size
             )));
         }
+        // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read.
         let mut slot = pool
-            .loan_blocking(&|| cx.should_stop())
+            .loan_blocking(&|| cx.is_stopping())
             .map_err(|_| ElementError::Interrupted)?;
         slot.as_mut_slice()[..buf.len()].copy_from_slice(buf.data());
         let mut copy = slot.freeze(buf.len());
@@ -228,11 +232,9 @@ impl ShmSink {
 }
 
 impl Sink for ShmSink {
+    /// Lends the buffer to every consumer: their shares are counted in the arena (or the
+    /// ledger), so the sink needs no handle of its own.
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
-        self.render_owned(buf.clone(), cx)
-    }
-
-    fn render_owned(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         if self.wait {
             let mut list = self.clients.lock();
             while list.is_empty() {
@@ -248,12 +250,18 @@ impl Sink for ShmSink {
             }
             self.wait = false;
         }
-        let shared = self.shareable(&buf, cx)?;
+        let copy;
+        let shared = if buf.is_shareable() {
+            buf
+        } else {
+            copy = self.copy_in(buf, cx)?;
+            &copy
+        };
         let mut list = self.clients.lock();
         // A consumer that is gone, or that cannot be lent this buffer (every peer column of
         // its arena taken), is told why and dropped; its exporter gives back what it held.
         list.retain_mut(
-            |client| match send_buffer(&client.sock, &mut client.exporter, &shared) {
+            |client| match send_buffer(&client.sock, &mut client.exporter, shared) {
                 Ok(()) => true,
                 Err(e) => {
                     let message = format!("shmsink: this consumer is cut off: {e}");
@@ -331,7 +339,22 @@ pub(crate) static SHMSRC: Factory = Factory {
             )
         })?;
         // The producer greets a consumer once it has accepted it: from then on this consumer
-        // receives every buffer (so `-m`'s "running" means "connected").
+        // receives every buffer (so `-m`'s "running" means "connected"). A socket that is not
+        // a shmsink's may never say anything: the wait is bounded.
+        let mut greeting = [rustix::event::PollFd::new(
+            &sock,
+            rustix::event::PollFlags::IN,
+        )];
+        let patience = rustix::time::Timespec {
+            tv_sec: HELLO_WAIT_SECS,
+            tv_nsec: 0,
+        };
+        if rustix::event::poll(&mut greeting, Some(&patience)).is_ok_and(|n| n == 0) {
+            return Err(ElementError::Failed(format!(
+                "no greeting from {} within {HELLO_WAIT_SECS} s: is it a shmsink's socket?",
+                path.display()
+            )));
+        }
         match recv_frame(&sock) {
             Ok(Some((Frame::Hello { version }, _))) if version == PROTOCOL => {}
             Ok(Some((Frame::Hello { version }, _))) => {
@@ -360,6 +383,7 @@ pub(crate) static SHMSRC: Factory = Factory {
             cache: SharedArenaCache::new(),
             num_buffers,
             received: 0,
+            do_timestamp: p.bool("do-timestamp")?,
         })))
     },
 };
@@ -370,7 +394,11 @@ struct ShmSrc {
     cache: SharedArenaCache,
     num_buffers: Option<u64>,
     received: u64,
+    do_timestamp: bool,
 }
+
+/// How long a shmsrc waits for the producer's greeting after connecting.
+const HELLO_WAIT_SECS: i64 = 5;
 
 impl ShmSrc {
     fn fail(&self, what: impl std::fmt::Display) -> ElementError {
@@ -418,6 +446,9 @@ impl Source for ShmSrc {
                         .get_slot(IpcRef::from(at))
                         .map_err(|e| self.fail(e))?;
                     buf.meta = meta.into();
+                    if self.do_timestamp {
+                        buf.meta.pts = Some(cx.running_time_ns());
+                    }
                     self.received += 1;
                     return Ok(Some(buf));
                 }

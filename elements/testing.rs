@@ -285,9 +285,11 @@ impl Source for FakeSrc {
             buf.meta.pts = Some(pts);
             buf.meta.duration = ns_at_rate(size as u64, self.datarate);
             // Paced against the pipeline's running time, the clock do-timestamp stamps with.
-            let now = cx.running_time_ns();
-            if self.sync && pts > now {
-                std::thread::sleep(Duration::from_nanos(pts - now));
+            if self.sync {
+                let now = cx.running_time_ns();
+                if pts > now {
+                    std::thread::sleep(Duration::from_nanos(pts - now));
+                }
             }
         } else if self.do_timestamp {
             buf.meta.pts = Some(cx.running_time_ns());

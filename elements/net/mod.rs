@@ -50,7 +50,6 @@ fn net_error(what: impl Into<String>, source: std::io::Error) -> ElementError {
     }
 }
 
-/// The `port` property as a port number (the registry checked the range).
 /// Reads one datagram into `data` with MSG_TRUNC: the bytes kept and the datagram's real
 /// length (longer than `data` when it was cut). For a readiness callback (`async_io`).
 fn recv_datagram_into(
@@ -71,6 +70,7 @@ fn note_truncation(cx: &mut AsyncCtx, kept: usize, real: usize, limit: std::fmt:
     }
 }
 
+/// The `port` property as a port number (the registry checked the range).
 fn port(p: &Props, name: &str) -> Result<u16, ElementError> {
     u16::try_from(p.int(name)?)
         .map_err(|_| ElementError::Config(format!("property `{name}` is not a port number")))

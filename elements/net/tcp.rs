@@ -798,7 +798,11 @@ impl AsyncSink for TcpServerSink {
         while i < self.clients.len() {
             let client = &self.clients[i];
             let queued = client.queued_bytes.load(Ordering::Relaxed);
-            if self.max_bytes.is_some_and(|max| queued + len > max) {
+            // A client with nothing queued always takes the next buffer, however large.
+            if self
+                .max_bytes
+                .is_some_and(|max| queued > 0 && queued + len > max)
+            {
                 let why = format!("{queued} bytes waiting for it (units-max)");
                 self.remove(i, Some(why), cx).await;
                 continue;

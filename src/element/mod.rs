@@ -229,6 +229,12 @@ impl<'a> Ctx<'a> {
         self.run.ends_streams()
     }
 
+    /// Whether the pipeline is stopping on an error elsewhere (not a drain): what a wait for
+    /// room to put already-read bytes in gives up on.
+    pub fn is_stopping(&self) -> bool {
+        self.run.is_stopping()
+    }
+
     /// Loans a buffer slot from this source's pool, waiting while all are in use
     /// (backpressure). Ends with [`ElementError::Interrupted`] when the pipeline stops meanwhile.
     pub fn loan(&mut self) -> Result<LoanedSlot, ElementError> {

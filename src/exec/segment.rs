@@ -689,6 +689,9 @@ impl Segment {
                 drop(_in);
                 self.retire(id);
             }
+            // Asked to end while it waited (a drain or a stop): not an error of its own, as in
+            // the transform arm.
+            Err(ElementError::Interrupted) => {}
             Err(e) => return Err(self.fail(el, e)),
         }
         Ok(())

@@ -547,3 +547,19 @@ fn across_filesystems_the_refused_copy_is_written_instead() {
     assert_eq!(copied_of(&stats(&out), "fdsink0"), (0, n));
     assert!(std::fs::read(&output).unwrap() == data);
 }
+
+#[test]
+fn files_in_proc_are_read_not_mapped() {
+    // /proc files say they are empty; mapped, they would give nothing.
+    let out = run(launch(&[
+        "-q",
+        "filesrc",
+        "location=/proc/version",
+        "!",
+        "fdsink",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let want = std::fs::read("/proc/version").unwrap();
+    assert!(!want.is_empty());
+    assert_eq!(out.stdout, want);
+}

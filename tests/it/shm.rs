@@ -185,3 +185,27 @@ fn a_socket_left_by_a_producer_that_died_is_taken_over() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!path.exists(), "the socket is removed at the end");
 }
+
+#[test]
+fn a_socket_that_never_greets_is_an_error_not_a_hang() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
+    let dir = tmp();
+    let path = dir.path().join("mute");
+    // A seqpacket listener that accepts (the kernel does) but never says hello.
+    let mute = rustix::net::socket(AddressFamily::UNIX, SocketType::SEQPACKET, None).unwrap();
+    rustix::net::bind(&mute, &SocketAddrUnix::new(&path).unwrap()).unwrap();
+    rustix::net::listen(&mute, 4).unwrap();
+    let out = run(launch(&[
+        "shmsrc",
+        &prop("socket-path", &path),
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("within 5 s: is it a shmsink's socket?"),
+        "{}",
+        stderr(&out)
+    );
+    drop(mute);
+}

@@ -518,3 +518,36 @@ fn unread(peer: &TcpStream) -> u64 {
     assert_eq!(found, 2, "both ends of {ours} -> {theirs} in /proc/net/tcp");
     total
 }
+
+#[test]
+fn a_units_max_smaller_than_a_buffer_drops_only_a_client_with_something_queued() {
+    // unit-format=bytes units-max=64 KiB behind 128 KiB buffers: a client with nothing queued
+    // takes the next buffer, however large; the client is dropped only once it lags behind.
+    let dir = tmp();
+    let data = random_bytes(3_000_017, 68);
+    let input = file(dir.path(), "in.bin", &data);
+    let location = prop("location", &input);
+    let mut server = Proc::spawn(
+        &[
+            "-m",
+            &format!(
+                "filesrc {location} blocksize=131072 ! tcpserversink host=127.0.0.1 port=0 \
+                 wait-for-connection=true unit-format=bytes units-max=65536"
+            ),
+        ],
+        None,
+    );
+    let port = server.port();
+    server.wait_for("waiting for a client on 127.0.0.1:");
+    let _client = run_args(&[
+        "-q",
+        &format!("tcpclientsrc host=127.0.0.1 port={port} ! fakesink"),
+    ]);
+    let dropped = server.wait_for("dropped:");
+    assert!(
+        !dropped.contains("dropped: 0 bytes waiting"),
+        "a client with an empty queue was dropped: {dropped}"
+    );
+    server.signal(Signal::INT);
+    server.finish();
+}
