@@ -216,10 +216,11 @@ fn card(f: &Factory) -> String {
     for (value, what) in f.exec_choices() {
         s.push_str(&format!("  exec={value}: {what}\n"));
     }
-    s.push_str(
-        "  trust=trusted|semi-trusted|untrusted, latency=ultra-low|low|normal|relaxed: override \
-         the hints for one instance (untrusted: isolated and sandboxed; low latency and RT-safe: \
-         an rt thread)\n",
-    );
+    s.push_str(&format!(
+        "  trust={}, latency={}: override the hints for one instance (untrusted: isolated and \
+         sandboxed; low latency and RT-safe: an rt thread)\n",
+        parallax::registry::Trust::NAMES.join("|"),
+        parallax::registry::Latency::NAMES.join("|"),
+    ));
     s
 }

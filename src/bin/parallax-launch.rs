@@ -34,7 +34,13 @@ fn main() -> ExitCode {
         .map_or_else(Console::default, ProgressLine::console);
     if let Some(filter) = logs::requested(args.debug.as_deref()) {
         if let Err(e) = logs::init(&filter, console.clone()) {
-            eprintln!("error: {e}");
+            // Say where the filter came from: a stale environment variable is easy to miss.
+            let from = if args.debug.is_some() {
+                "-d"
+            } else {
+                logs::ENV
+            };
+            eprintln!("error: {from}: {e}");
             return ExitCode::from(2);
         }
     }
@@ -63,12 +69,9 @@ fn main() -> ExitCode {
         }
     }
     if args.verbose {
-        let mut text = verbose::plan_text(pipeline.graph(), &args.exclude);
-        for line in pipeline.plan_text(
-            args.bridge_capacity.map(|n| n as usize),
-            args.quantum.map(|n| n as usize),
-        ) {
-            text.push_str(&line);
+        let mut text = verbose::properties_and_links(pipeline.graph(), &args.exclude);
+        for planned in pipeline.plan_text(args.bridge_capacity, args.quantum) {
+            text.push_str(&planned);
             text.push('\n');
         }
         let _ = std::io::stderr().write_all(text.as_bytes());
@@ -105,8 +108,8 @@ fn main() -> ExitCode {
         },
         messages: args.messages,
         rt_priority: args.rt_priority,
-        bridge_capacity: args.bridge_capacity.map(|n| n as usize),
-        quantum: args.quantum.map(|n| n as usize),
+        bridge_capacity: args.bridge_capacity,
+        quantum: args.quantum,
         console: console.clone(),
         taps,
         tap_format: match args.tap_format {

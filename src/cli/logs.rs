@@ -41,10 +41,6 @@ fn directive(d: &str) -> String {
     match target {
         None | Some("*") | Some("") => level,
         Some("parallax") => format!("parallax={level}"),
-        Some(t) if crate::registry::find(t).is_some() && !t.contains('*') => {
-            let factory = crate::registry::find(t).expect("just found").name;
-            format!("[element{{factory={factory}}}]={level}")
-        }
         Some(t) if t.contains('*') => {
             let pattern = regex_of(t);
             if crate::registry::all().any(|f| glob_matches(t, f.name)) {
@@ -53,7 +49,10 @@ fn directive(d: &str) -> String {
                 format!("[element{{name={pattern}}}]={level}")
             }
         }
-        Some(t) => format!("[element{{name={}}}]={level}", regex_of(t)),
+        Some(t) => match crate::registry::find(t) {
+            Some(f) => format!("[element{{factory={}}}]={level}", f.name),
+            None => format!("[element{{name={}}}]={level}", regex_of(t)),
+        },
     }
 }
 

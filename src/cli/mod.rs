@@ -169,8 +169,8 @@ pub struct LaunchArgs {
 
     /// Buffers held by each channel the planner adds where domains meet (async bridges, exec=rt
     /// hand-overs): more smooths bursts, fewer bounds memory and latency (default 8 to 16)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub bridge_capacity: Option<u32>,
+    #[arg(long, value_name = "N", value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=65536), |n| n as usize))]
+    pub bridge_capacity: Option<usize>,
 
     /// Where elements left at exec=auto run: from their hints (auto), fused wherever possible,
     /// or each in a worker process (isolated) or on an rt thread (rt) of its own where it can.
@@ -181,8 +181,8 @@ pub struct LaunchArgs {
     /// Buffers an exec=rt one-in-one-out element takes in per cycle, at most: it wakes for
     /// the first, takes what else is waiting up to N, and processes them as one timed cycle
     /// (fewer wake-ups under load; cycle times under -m and --stats) (default 1)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub quantum: Option<u32>,
+    #[arg(long, value_name = "N", value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=4096), |n| n as usize))]
+    pub quantum: Option<usize>,
 
     /// The pipeline description
     #[arg(

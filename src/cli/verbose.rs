@@ -4,8 +4,9 @@
 //! /pipeline0/filesrc0: location = "in.bin"
 //! /pipeline0/fakesink0: sync = true (accepted, no effect: parallax has no pipeline clock ...)
 //! /pipeline0/filesrc0.src -> /pipeline0/fakesink0.sink
-//! /pipeline0: thread px-filesrc0 runs filesrc0, fakesink0
 //! ```
+//!
+//! The threads follow, from the executor's own plan (`Pipeline::plan_text`).
 //!
 //! Every property set in the description is printed as it is set on the element, in
 //! topological order, with the value as the element sees it (sizes and times normalised).
@@ -16,7 +17,7 @@ use crate::graph::Graph;
 use crate::registry::Effect;
 
 /// The `-v` text for `graph`, leaving out the properties named in `exclude` (`-X`).
-pub fn plan_text(graph: &Graph, exclude: &[String]) -> String {
+pub fn properties_and_links(graph: &Graph, exclude: &[String]) -> String {
     let mut out = String::new();
     let order = graph.topo_order();
     for &n in &order {
@@ -54,22 +55,6 @@ pub fn plan_text(graph: &Graph, exclude: &[String]) -> String {
             ));
         }
     }
-    let (roots, of) = graph.segments();
-    for (seg, &root) in roots.iter().enumerate() {
-        let members: Vec<&str> = order
-            .iter()
-            .filter(|m| of[m.index()] == seg)
-            .map(|m| graph.dag[*m].name.as_str())
-            .collect();
-        let thread: String = format!("px-{}", graph.dag[root].name)
-            .chars()
-            .take(15)
-            .collect();
-        out.push_str(&format!(
-            "/pipeline0: thread {thread} runs {}\n",
-            members.join(", ")
-        ));
-    }
     out
 }
 
@@ -78,12 +63,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn properties_links_and_threads_in_gst_form() {
+    fn properties_and_links_in_gst_form() {
         let g = Graph::from_description(
             "filesrc location=a blocksize=4KiB ! queue ! fakesink sync=true",
         )
         .unwrap();
-        let text = plan_text(&g, &["blocksize".into()]);
+        let text = properties_and_links(&g, &["blocksize".into()]);
         assert!(
             text.contains("/pipeline0/filesrc0: location = \"a\"\n"),
             "{text}"
@@ -95,10 +80,6 @@ mod tests {
         );
         assert!(
             text.contains("/pipeline0/filesrc0.src -> /pipeline0/queue0.sink\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("/pipeline0: thread px-queue0 runs queue0, fakesink0\n"),
             "{text}"
         );
     }

@@ -29,7 +29,7 @@ use crate::ipc::{
 use crate::memory::{
     Buffer, Exporter, IpcRef, MemoryPool, PeerAccess, PoolConfig, SharedArenaCache,
 };
-use crate::registry::{PadPresence, Trust};
+use crate::registry::{Exec, PadPresence, Trust};
 
 use super::RunControl;
 
@@ -624,13 +624,8 @@ pub fn splits(node: &Node) -> bool {
 /// Builds the parent's proxy for an `exec=isolated` element and starts its worker.
 pub(super) fn proxy(node: &Node, messages: bool) -> Result<ElementImpl, ElementError> {
     let pads = node.factory.pads;
-    let unfit = !node.factory.isolatable();
-    if unfit {
-        return Err(ElementError::Config(format!(
-            "{} cannot run isolated: only sources, sinks and one-in-one-out elements on threads \
-             can (tee, funnel, queue and async elements cannot)",
-            node.factory.name
-        )));
+    if let Some(why) = node.factory.refusal(Exec::Isolated) {
+        return Err(ElementError::Config(why));
     }
     let link = Link::start(node, messages)?;
     let access = link.access;

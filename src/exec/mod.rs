@@ -447,7 +447,10 @@ fn build_elements(
     order.sort_by_key(|&n| graph.dag[n].factory.pads.sink != crate::registry::PadPresence::None);
     for n in order {
         let node = &graph.dag[n];
+        // The parser refuses these already; a graph built another way meets the same rule.
+        let refused = node.factory.refusal(node.exec);
         let built = match node.exec {
+            _ if refused.is_some() => Err(ElementError::Config(refused.unwrap_or_default())),
             Exec::Isolated => isolated::proxy(node, messages),
             Exec::Async if isolated::splits(node) => {
                 (node.factory.build)(&node.props).and_then(|imp| match imp {
@@ -463,13 +466,6 @@ fn build_elements(
                     ))),
                 })
             }
-            Exec::Async if node.factory.domain() != crate::registry::Domain::Async => {
-                Err(ElementError::Config(format!(
-                    "{} has no async implementation: exec=async runs network elements and \
-                     one-in-one-out elements on the runtime",
-                    node.factory.name
-                )))
-            }
             Exec::Rt if isolated::splits(node) => {
                 (node.factory.build)(&node.props).and_then(|imp| match imp {
                     ElementImpl::Transform(t) => Ok(rt::split(
@@ -484,13 +480,6 @@ fn build_elements(
                         node.factory.name
                     ))),
                 })
-            }
-            Exec::Rt if node.factory.pads.sink != crate::registry::PadPresence::None => {
-                Err(ElementError::Config(format!(
-                    "{} cannot run on an rt thread of its own: only sources and one-in-one-out \
-                     elements can (put a queue before a sink to give it a thread)",
-                    node.factory.name
-                )))
             }
             _ => (node.factory.build)(&node.props),
         }

@@ -29,7 +29,7 @@ pub struct Node {
     pub props: Props,
     /// The properties as written (`key`, `value`), for a worker process to rebuild them.
     pub written: Vec<(String, String)>,
-    /// Where it runs: `exec=` as written, until [`Graph::place`] resolves `auto`.
+    /// Where it runs: `exec=` as written, until the planner (`exec::planner::place`) resolves `auto`.
     pub exec: registry::Exec,
     /// How far its code is trusted: the factory's hint, or `trust=`.
     pub trust: Trust,
@@ -360,6 +360,17 @@ impl Builder<'_> {
                 "name" => continue,
                 "exec" => {
                     exec = placement(&shown, p, "is not a domain", Exec::parse, Exec::NAMES)?;
+                    // Refused here, so that --validate says what running would.
+                    if let Some(why) = factory.refusal(exec) {
+                        return Err(Diagnostic::new(
+                            format!("{shown}: {why}"),
+                            p.value.span.clone(),
+                        )
+                        .with_help(format!(
+                            "`parallax-inspect {}` lists the exec= values it takes",
+                            factory.name
+                        )));
+                    }
                     continue;
                 }
                 "trust" => {

@@ -136,11 +136,6 @@ impl Trust {
             _ => return None,
         })
     }
-
-    /// Kebab-case name.
-    pub fn as_str(self) -> &'static str {
-        Trust::NAMES[self as usize]
-    }
 }
 
 /// What bounds an element's work.
@@ -182,11 +177,6 @@ impl Latency {
             "relaxed" => Latency::Relaxed,
             _ => return None,
         })
-    }
-
-    /// Kebab-case name.
-    pub fn as_str(self) -> &'static str {
-        Latency::NAMES[self as usize]
     }
 }
 
@@ -244,8 +234,8 @@ impl Hints {
     };
 }
 
-/// Where the planner runs an element. Issue 5 adds `rt` (dedicated real-time threads) and
-/// `isolated` (a child process), chosen from the same [`Hints`] and an `exec=` property.
+/// The thread model a factory's code needs: fused threads, or the async runtime. Where an
+/// instance runs beyond that (an rt thread, a worker process) is its [`Exec`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Domain {
@@ -318,27 +308,6 @@ pub enum Scheduling {
     Isolated,
     /// Every source and one-in-one-out element that can be on a thread of its own: rt.
     Rt,
-}
-
-impl Scheduling {
-    /// The values `--scheduling` accepts.
-    pub const NAMES: &'static [&'static str] = &["auto", "fused", "isolated", "rt"];
-
-    /// Parses a `--scheduling` value.
-    pub fn parse(text: &str) -> Option<Scheduling> {
-        Some(match text {
-            "auto" => Scheduling::Auto,
-            "fused" => Scheduling::Fused,
-            "isolated" => Scheduling::Isolated,
-            "rt" => Scheduling::Rt,
-            _ => return None,
-        })
-    }
-
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        Scheduling::NAMES[self as usize]
-    }
 }
 
 /// One element factory.
@@ -435,6 +404,34 @@ impl Factory {
             && !self.hints.thread_boundary
             && matches!(self.pads.src, PadPresence::Always(_))
             && matches!(self.pads.sink, PadPresence::None | PadPresence::Always(_))
+    }
+
+    /// Why an instance cannot run with `exec`, or `None` when it can (`auto` always can): the
+    /// one rule that the parser, the planner and `parallax-inspect` share.
+    pub fn refusal(&self, exec: Exec) -> Option<String> {
+        let name = self.name;
+        let accepted =
+            exec == Exec::Auto || self.exec_choices().iter().any(|(v, _)| *v == exec.as_str());
+        if accepted {
+            return None;
+        }
+        Some(match exec {
+            Exec::Isolated => format!(
+                "a {name} cannot run isolated: only sources, sinks and one-in-one-out elements \
+                 on threads can (tee, funnel, queue and async elements cannot)"
+            ),
+            Exec::Async => format!(
+                "a {name} has no async implementation: exec=async runs network elements and \
+                 one-in-one-out elements on the runtime"
+            ),
+            Exec::Rt if self.domain() == Domain::Async => {
+                format!("a {name} runs on the async runtime, never on an rt thread")
+            }
+            _ => format!(
+                "a {name} cannot run on an rt thread of its own: only sources and \
+                 one-in-one-out elements can (put a queue before a sink to give it a thread)"
+            ),
+        })
     }
 
     /// The `exec=` values an instance accepts besides `auto`, with what each does.

@@ -247,8 +247,8 @@ fn verbose_prints_every_set_property_in_gst_form() {
         "/pipeline0/queue0: max-size-buffers = 5".to_owned(),
         "/pipeline0/filesrc0.src -> /pipeline0/queue0.sink".to_owned(),
         "/pipeline0/queue0.src -> /pipeline0/fakesink0.sink".to_owned(),
-        "/pipeline0: thread px-filesrc0 runs filesrc0".to_owned(),
-        "/pipeline0: thread px-queue0 runs queue0, fakesink0".to_owned(),
+        "plan: thread 0 (main thread, from filesrc0): filesrc0".to_owned(),
+        "plan: thread 1 (px-queue0, from queue0): queue0, fakesink0".to_owned(),
     ] {
         assert!(
             err.lines().any(|l| l == line),
@@ -523,7 +523,17 @@ fn no_filter_no_logs_and_a_bad_filter_exits_2() {
     ]));
     assert_eq!(code(&out), 2);
     assert!(
-        stderr(&out).starts_with("error: invalid log filter `info,[oops`"),
+        stderr(&out).starts_with("error: -d: invalid log filter `info,[oops`"),
+        "{}",
+        stderr(&out)
+    );
+    // From the environment, the error says so.
+    let mut cmd = launch(&["-q", "fakesrc num-buffers=5 ! fakesink"]);
+    cmd.env("PARALLAX_LOG", "info,[oops");
+    let out = run(cmd);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).starts_with("error: PARALLAX_LOG: invalid log filter `info,[oops`"),
         "{}",
         stderr(&out)
     );
