@@ -109,6 +109,15 @@ fn placement_properties_are_checked_and_untrusted_code_is_never_run_in_process()
         "fakesink",
     ]));
     assert_eq!(code(&out), 2);
+    // --validate says what running would: an exec= the element cannot take is refused there.
+    for (desc, says) in [
+        ("fakesrc ! fakesink exec=rt", "put a queue before a sink"),
+        ("tcpserversrc exec=rt ! fakesink", "never on an rt thread"),
+    ] {
+        let out = run(launch(&["--validate", desc]));
+        assert_eq!(code(&out), 2, "{desc}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{desc}: {}", stderr(&out));
+    }
 }
 
 #[test]
