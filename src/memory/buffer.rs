@@ -241,12 +241,7 @@ impl Buffer {
     /// a pool sealed for read-only sharing.
     pub fn is_shareable_with(&self, access: super::PeerAccess) -> bool {
         match &self.storage {
-            Storage::Slot(slot) => {
-                let pool = super::MemoryPool::of_slot(slot);
-                pool.fd().is_some()
-                    && (access == super::PeerAccess::ReadWrite
-                        || pool.peer_access() == super::PeerAccess::ReadOnly)
-            }
+            Storage::Slot(slot) => slot.lendable_to(access),
             _ => false,
         }
     }
@@ -256,7 +251,7 @@ impl Buffer {
     /// process, a heap pool's, a mapped file's or heap bytes cannot be lent.)
     pub fn is_shareable(&self) -> bool {
         match &self.storage {
-            Storage::Slot(slot) => super::MemoryPool::of_slot(slot).fd().is_some(),
+            Storage::Slot(slot) => slot.lendable_to(super::PeerAccess::ReadWrite),
             _ => false,
         }
     }

@@ -137,8 +137,6 @@ struct Peers {
     admitted: [Option<PeerAccess>; MAX_PEERS],
     /// Untrusted peers' loans: slot -> references held.
     ledgers: [HashMap<u32, u32>; MAX_PEERS],
-    /// Consumer position of each trusted peer's release ring.
-    heads: [u32; MAX_PEERS],
 }
 
 pub(super) struct PoolInner {
@@ -152,6 +150,10 @@ pub(super) struct PoolInner {
     /// Trusted peers admitted, as a bit set: skips ring draining when zero.
     trusted_peers: AtomicU32,
     peers: Mutex<Peers>,
+    /// Consumer position of each trusted peer's release ring. A lock of its own, which only
+    /// those who drain the rings take: a loan never finds the rings unreadable because a lend
+    /// or an admission holds `peers`.
+    heads: Mutex<[u32; MAX_PEERS]>,
     in_use: AtomicUsize,
     high_water: AtomicUsize,
     loans: AtomicU64,
@@ -192,6 +194,7 @@ impl MemoryPool {
                 states,
                 trusted_peers: AtomicU32::new(0),
                 peers: Mutex::new(Peers::default()),
+                heads: Mutex::new([0; MAX_PEERS]),
                 in_use: AtomicUsize::new(0),
                 high_water: AtomicUsize::new(0),
                 loans: AtomicU64::new(0),
@@ -474,7 +477,8 @@ impl MemoryPool {
                     .trusted_peers
                     .fetch_and(!(1 << p), Ordering::SeqCst);
                 // What the peer pushed before it died is still valid.
-                let mut head = peers.heads[p];
+                let mut heads = self.inner.heads.lock().unwrap_or_else(|e| e.into_inner());
+                let mut head = heads[p];
                 self.inner.view.ring(p).drain(&mut head, |slot| {
                     if self.inner.release_from_ring(slot) {
                         reclaimed += 1;
@@ -485,7 +489,8 @@ impl MemoryPool {
                     cell.store(0, Ordering::Relaxed);
                 }
                 ring.tail.store(0, Ordering::Relaxed);
-                peers.heads[p] = 0;
+                heads[p] = 0;
+                drop(heads);
                 for slot in 0..self.capacity() as u32 {
                     let header = self.inner.view.slot_header(slot);
                     if forget_peer(&header.total, &header.columns[p]) && self.inner.release(slot) {
@@ -612,15 +617,13 @@ impl PoolInner {
         if trusted == 0 {
             return 0;
         }
-        // One consumer at a time; a concurrent caller just finds fewer slots.
-        let Ok(mut peers) = self.peers.try_lock() else {
-            return 0;
-        };
+        // One consumer at a time.
+        let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
         let mut released = 0;
         while trusted != 0 {
             let p = trusted.trailing_zeros() as usize;
             trusted &= trusted - 1;
-            self.view.ring(p).drain(&mut peers.heads[p], |slot| {
+            self.view.ring(p).drain(&mut heads[p], |slot| {
                 if self.release_from_ring(slot) {
                     released += 1;
                 }
@@ -668,6 +671,14 @@ impl SlotRef {
         unsafe {
             self.pool.as_ref()
         }
+    }
+
+    /// Whether the slot's pool can be lent to a peer with `access`: memfd-backed, and sealed
+    /// for read-only sharing when the peer is read-only. Reads the pool in place (no count).
+    pub(super) fn lendable_to(&self, access: PeerAccess) -> bool {
+        let pool = self.pool();
+        pool.view.map.fd().is_some()
+            && (access == PeerAccess::ReadWrite || pool.peer_access == PeerAccess::ReadOnly)
     }
 
     /// The whole slot, read-only.
