@@ -16,7 +16,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::element::Ctx;
@@ -39,13 +39,20 @@ pub const WORKER_ARG: &str = "--parallax-worker";
 /// element is built (elements that are not trusted).
 const SANDBOX_ARG: &str = "--sandbox";
 
-/// Buffers through one worker, for the `-m` summary.
+/// Buffers through one worker, for the `-m` summary: counters each half bumps without a lock,
+/// and round-trip timings, kept (under a lock) only when `-m` asks for them.
 #[derive(Debug, Default)]
 struct Counts {
-    sent: u64,
-    same_memory_back: u64,
-    from_worker_arena: u64,
-    copied: u64,
+    sent: AtomicU64,
+    same_memory_back: AtomicU64,
+    from_worker_arena: AtomicU64,
+    copied: AtomicU64,
+    timings: Mutex<Timings>,
+}
+
+/// Send-to-answer times of one worker.
+#[derive(Debug, Default)]
+struct Timings {
     /// When each buffer still in the worker was sent (answers come back in order).
     in_flight: std::collections::VecDeque<std::time::Instant>,
     /// Send-to-answer times, in nanoseconds (the first million).
@@ -53,6 +60,12 @@ struct Counts {
 }
 
 impl Counts {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Timings {
     fn answered(&mut self) {
         if let Some(sent) = self.in_flight.pop_front() {
             if self.round_trips.len() < 1 << 20 {
@@ -89,7 +102,7 @@ struct Link {
     exporter: Arc<Mutex<Exporter>>,
     /// Set by the release thread when it stopped the worker for sending garbage.
     cut_off: Arc<CutOff>,
-    counts: Mutex<Counts>,
+    counts: Counts,
     messages: bool,
     done: AtomicBool,
     /// How the worker may map what it is lent: read-only unless its code is trusted.
@@ -173,6 +186,25 @@ fn apply_releases(
 /// Why the release thread stopped a worker, for the error the run ends with.
 type CutOff = Mutex<Option<String>>;
 
+/// An error text from a worker, fit for the terminal: the worker may run untrusted code, so
+/// control characters (escape sequences) are shown escaped and the length is bounded.
+fn worker_says(message: &str) -> String {
+    const MAX: usize = 1024;
+    let mut shown = String::with_capacity(message.len().min(MAX));
+    for c in message.chars() {
+        if shown.len() >= MAX {
+            shown.push('…');
+            break;
+        }
+        if c.is_control() && c != '\n' {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
 /// What the worker answered.
 enum Reply {
     Buffer(Buffer),
@@ -230,7 +262,7 @@ impl Link {
             child,
             exporter,
             cut_off,
-            counts: Mutex::new(Counts::default()),
+            counts: Counts::default(),
             messages,
             done: AtomicBool::new(false),
             access,
@@ -245,7 +277,8 @@ impl Link {
             Ok(Some((Frame::Hello { version }, _))) if version == PROTOCOL => {}
             Ok(Some((Frame::Error { message }, _))) => {
                 return Err(ElementError::Failed(format!(
-                    "in its worker process: {message}"
+                    "in its worker process: {}",
+                    worker_says(&message)
                 )))
             }
             Ok(Some(_)) => return Err(link.bad("an unexpected greeting")),
@@ -277,13 +310,14 @@ impl Link {
         // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read.
         let stop = || cx.run.is_stopping();
         let (buf, copied) = copies.shareable(buf, &self.name, &stop)?;
-        {
-            let mut c = Link::lock(&self.counts);
-            c.sent += 1;
-            c.copied += u64::from(copied);
-            if answered && self.messages {
-                c.in_flight.push_back(std::time::Instant::now());
-            }
+        Counts::bump(&self.counts.sent);
+        if copied {
+            Counts::bump(&self.counts.copied);
+        }
+        if answered && self.messages {
+            Link::lock(&self.counts.timings)
+                .in_flight
+                .push_back(std::time::Instant::now());
         }
         let sent = send_buffer(&self.sock, &mut Link::lock(&self.exporter), &buf);
         sent.map_err(|_| self.lost())
@@ -335,25 +369,25 @@ impl Link {
                 let adopted = Link::lock(&self.exporter).adopt(r);
                 let mut buf = match adopted {
                     Ok(b) => {
-                        Link::lock(&self.counts).same_memory_back += 1;
+                        Counts::bump(&self.counts.same_memory_back);
                         b
                     }
                     Err(_) => {
                         let b = cache.get_slot(r).map_err(|e| self.bad(&e.to_string()))?;
-                        Link::lock(&self.counts).from_worker_arena += 1;
+                        Counts::bump(&self.counts.from_worker_arena);
                         b
                     }
                 };
                 buf.meta = meta.into();
-                Link::lock(&self.counts).answered();
+                self.answered();
                 Reply::Buffer(buf)
             }
             Frame::Nothing => {
-                Link::lock(&self.counts).answered();
+                self.answered();
                 Reply::Nothing
             }
             Frame::Eos => Reply::Eos,
-            Frame::Error { message } => return Err(ElementError::Failed(message)),
+            Frame::Error { message } => return Err(ElementError::Failed(worker_says(&message))),
             other => return Err(self.bad(&format!("unexpected frame {other:?}"))),
         }))
     }
@@ -419,6 +453,13 @@ impl Link {
         ))
     }
 
+    /// The worker answered a buffer: its round trip is timed when `-m` asked for it.
+    fn answered(&self) {
+        if self.messages {
+            Link::lock(&self.counts.timings).answered();
+        }
+    }
+
     /// Whether an answer is waiting (without blocking).
     fn readable(&self) -> bool {
         use rustix::event::{poll, PollFd, PollFlags};
@@ -434,12 +475,18 @@ impl Link {
 impl Drop for Link {
     fn drop(&mut self) {
         if self.messages {
-            let mut c = Link::lock(&self.counts);
-            let trips = c.round_trip_summary();
+            let c = &self.counts;
+            let trips = Link::lock(&c.timings).round_trip_summary();
+            let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
             eprintln!(
                 "message: {}: worker process {}: {} buffers sent, {} came back as the same \
                  memory, {} from the worker's arena, {} copied{trips}",
-                self.name, self.pid, c.sent, c.same_memory_back, c.from_worker_arena, c.copied
+                self.name,
+                self.pid,
+                n(&c.sent),
+                n(&c.same_memory_back),
+                n(&c.from_worker_arena),
+                n(&c.copied)
             );
         }
         // End of stream for a worker still listening (harmless to one that is gone), a moment
@@ -911,5 +958,20 @@ impl WorkerSide<'_> {
                 send_buffer(self.sock, &mut self.exporter, &out).map_err(|e| e.to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_says;
+
+    #[test]
+    fn a_workers_words_reach_the_terminal_escaped_and_bounded() {
+        assert_eq!(
+            worker_says("bad\x1b[2Jthing\nnext"),
+            "bad\\u{1b}[2Jthing\nnext"
+        );
+        let long = worker_says(&"x".repeat(5000));
+        assert!(long.len() < 1100 && long.ends_with('…'), "{}", long.len());
     }
 }
