@@ -739,18 +739,26 @@ impl Segment {
                     self.charge(id);
                     let mut onward = None;
                     let mut rendered = Ok(());
-                    for &b in branches.iter().rev() {
-                        if self.ops[b].done {
+                    // Sinks in pad order (src_0 first, as gst), then the other branches,
+                    // pushed last-first so that they too run in pad order.
+                    for &b in &branches {
+                        if self.ops[b].done || !matches!(self.ops[b].op, Op::Sink { .. }) {
                             continue;
                         }
-                        if matches!(self.ops[b].op, Op::Sink { .. }) {
-                            self.ops[b].stats.count(&buf);
-                            rendered = self.render_lent(b, &buf, run);
-                            if rendered.is_err() {
-                                break;
+                        self.ops[b].stats.count(&buf);
+                        rendered = self.render_lent(b, &buf, run);
+                        if rendered.is_err() {
+                            break;
+                        }
+                    }
+                    if rendered.is_ok() {
+                        for &b in branches.iter().rev() {
+                            if self.ops[b].done || matches!(self.ops[b].op, Op::Sink { .. }) {
+                                continue;
                             }
-                        } else if let Some(later) = onward.replace(b) {
-                            self.stack.push((later, buf.clone()));
+                            if let Some(later) = onward.replace(b) {
+                                self.stack.push((later, buf.clone()));
+                            }
                         }
                     }
                     if let Op::Tee { branches: slot, .. } = &mut self.ops[id].op {

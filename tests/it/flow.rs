@@ -284,3 +284,24 @@ fn do_timestamp_counts_from_the_start_of_the_run_in_every_source() {
         );
     }
 }
+
+#[test]
+fn a_tee_renders_its_sink_branches_in_pad_order() {
+    // Two sinks writing to the same stdout: src_0's bytes come first, as with gst.
+    for (desc, raw_first) in [
+        ("tee name=t ! fdsink t. ! fakesink dump=true", true),
+        ("tee name=t ! fakesink dump=true t. ! fdsink", false),
+    ] {
+        let out = run(launch(&[
+            "-q",
+            &format!("fakesrc num-buffers=1 sizetype=fixed sizemax=4 filltype=zero ! {desc}"),
+        ]));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(
+            out.stdout.starts_with(&[0u8; 4]),
+            raw_first,
+            "{desc}: {:?}",
+            out.stdout
+        );
+    }
+}
