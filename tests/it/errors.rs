@@ -340,13 +340,13 @@ fn a_file_truncated_between_windows_is_an_error_too() {
 
 #[test]
 fn a_file_truncated_while_filesink_copies_it_in_the_kernel_is_an_error_too() {
-    // The tee renders filesink's branch first, then fdsink's, which blocks on the full pipe
+    // The tee renders filesink's branch (src_0) first, then fdsink's, which blocks on the full pipe
     // until the test reads: the file is truncated while the kernel copies are under way, and
     // the copy that reaches the new end (in the middle of a buffer) comes up short.
     for keep in [2 << 20, (2 << 20) + 1000] {
         let out = truncate_under(
-            "filesrc location=IN blocksize=65536 ! tee name=t t. ! fdsink fd=1 \
-             t. ! filesink location=IN.out",
+            "filesrc location=IN blocksize=65536 ! tee name=t t. ! filesink location=IN.out \
+             t. ! fdsink fd=1",
             16 << 20,
             keep,
         );
