@@ -1,9 +1,7 @@
 //! File descriptors: `fdsrc` (stdin by default) and `fdsink` (stdout by default).
 
-use super::io::{
-    copy_in_kernel, takes_kernel_copies, write_all, CopyStop, StreamReader, DEFAULT_BLOCKSIZE,
-};
-use super::{basesink_props, basesrc_props};
+use super::io::{copy_in_kernel, takes_kernel_copies, write_all, CopyStop, StreamReader};
+use super::{basesink_props, basesrc_props, DEFAULT_BLOCKSIZE};
 use crate::element::prelude::*;
 
 // --- fdsrc ---------------------------------------------------------------------------------

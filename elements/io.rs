@@ -5,12 +5,8 @@ use std::io::Write as _;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt as _;
 
-use super::{basesink_props, basesrc_props};
+use super::{basesink_props, basesrc_props, blocksize, Stamper, DEFAULT_BLOCKSIZE};
 use crate::element::prelude::*;
-
-/// Default read size: what `cat` uses (coreutils reads 128 KiB at a time), so that a default
-/// `filesrc ! filesink` copies at `cat` speed. gst's default is 4096; see README.
-pub(super) const DEFAULT_BLOCKSIZE: u64 = 128 * 1024;
 
 /// Reads a file or stream into pool slots, `blocksize` bytes at a time.
 pub(super) struct StreamReader {
@@ -21,10 +17,7 @@ pub(super) struct StreamReader {
     /// Whether `preadv2(RWF_NOWAIT)` works on this fd: then a read that finds data costs one
     /// syscall, and only a read that would block pays for the `poll`.
     nowait: bool,
-    num_buffers: Option<u64>,
-    do_timestamp: bool,
-    offset: u64,
-    sequence: u64,
+    stamper: Stamper,
     what: String,
 }
 
@@ -35,19 +28,11 @@ impl StreamReader {
         what: String,
     ) -> Result<StreamReader, ElementError> {
         let kind = FdKind::of(fd).map_err(|e| ElementError::io(format!("inspecting {what}"), e))?;
-        let blocksize = match props.uint("blocksize")? {
-            0 => DEFAULT_BLOCKSIZE,
-            n => n,
-        };
-        let num_buffers = u64::try_from(props.int("num-buffers")?).ok();
         Ok(StreamReader {
-            blocksize: usize::try_from(blocksize).unwrap_or(usize::MAX),
+            blocksize: blocksize(props)?,
             pollable: kind == FdKind::Stream,
             nowait: kind == FdKind::Stream,
-            num_buffers,
-            do_timestamp: props.bool("do-timestamp")?,
-            offset: 0,
-            sequence: 0,
+            stamper: Stamper::new(props)?,
             what,
         })
     }
@@ -118,18 +103,12 @@ impl StreamReader {
 
     /// Whether `num-buffers` buffers went out already.
     fn exhausted(&self) -> bool {
-        self.num_buffers.is_some_and(|n| self.sequence >= n)
+        self.stamper.done()
     }
 
     /// Sets offset, sequence and (with do-timestamp) pts, and advances.
     fn stamp(&mut self, buf: &mut Buffer, cx: &Ctx<'_>) {
-        buf.meta.offset = Some(self.offset);
-        buf.meta.sequence = self.sequence;
-        if self.do_timestamp {
-            buf.meta.pts = Some(cx.running_time_ns());
-        }
-        self.offset += buf.len() as u64;
-        self.sequence += 1;
+        self.stamper.stamp(buf, || cx.running_time_ns());
     }
 }
 

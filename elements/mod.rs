@@ -182,6 +182,57 @@ impl Rng {
     }
 }
 
+/// Default read size: what `cat` uses (coreutils reads 128 KiB at a time), so that a default
+/// `filesrc ! filesink` copies at `cat` speed. gst's default is 4096; see README.
+pub(super) const DEFAULT_BLOCKSIZE: u64 = 128 * 1024;
+
+/// The `blocksize` property in bytes; 0 means the default.
+pub(super) fn blocksize(p: &Props) -> Result<usize, ElementError> {
+    let b = match p.uint("blocksize")? {
+        0 => DEFAULT_BLOCKSIZE,
+        n => n,
+    };
+    Ok(usize::try_from(b).unwrap_or(usize::MAX))
+}
+
+/// Sequence numbers, byte offsets, `do-timestamp` and `num-buffers`: what every source that
+/// reads a stream stamps on its buffers, sync or async.
+pub(super) struct Stamper {
+    sequence: u64,
+    /// Bytes stamped so far: the next buffer's offset in the stream.
+    pub(super) offset: u64,
+    num_buffers: Option<u64>,
+    do_timestamp: bool,
+}
+
+impl Stamper {
+    pub(super) fn new(p: &Props) -> Result<Stamper, ElementError> {
+        Ok(Stamper {
+            sequence: 0,
+            offset: 0,
+            num_buffers: u64::try_from(p.int("num-buffers")?).ok(),
+            do_timestamp: p.bool("do-timestamp")?,
+        })
+    }
+
+    /// Whether `num-buffers` buffers went out already.
+    pub(super) fn done(&self) -> bool {
+        self.num_buffers.is_some_and(|n| self.sequence >= n)
+    }
+
+    /// Sets the metadata of the next buffer: its sequence number, its byte offset in the
+    /// stream, and with `do-timestamp` the pipeline's running time (read only then) as pts.
+    pub(super) fn stamp(&mut self, buf: &mut Buffer, running_time_ns: impl FnOnce() -> u64) {
+        buf.meta.sequence = self.sequence;
+        buf.meta.offset = Some(self.offset);
+        if self.do_timestamp {
+            buf.meta.pts = Some(running_time_ns());
+        }
+        self.sequence += 1;
+        self.offset += buf.len() as u64;
+    }
+}
+
 /// Removes the socket file this element bound, when it ends (also on an error).
 pub(crate) struct BoundPath(pub(crate) std::path::PathBuf);
 

@@ -19,13 +19,11 @@ use std::net::SocketAddr;
 
 use crate::element::prelude::*;
 
+use super::{blocksize, Stamper, DEFAULT_BLOCKSIZE};
+
 pub(super) use super::{basesink_props, basesrc_props};
 // The base-class property macros name these relative to the module that expands them.
 pub(super) use super::{FORMATS, NO_CLOCK, NO_SIGNALS};
-
-/// Read size of the stream sources, as `fdsrc`'s: 128 KiB (gst's default is 4 KiB, which
-/// makes a loopback stream syscall-bound). `blocksize=4096` gives gst's behaviour.
-const DEFAULT_BLOCKSIZE: u64 = 128 * 1024;
 
 /// Resolves `host` for `port`; the error names both.
 async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ElementError> {
@@ -74,52 +72,6 @@ fn note_truncation(cx: &mut AsyncCtx, kept: usize, real: usize, limit: std::fmt:
 fn port(p: &Props, name: &str) -> Result<u16, ElementError> {
     u16::try_from(p.int(name)?)
         .map_err(|_| ElementError::Config(format!("property `{name}` is not a port number")))
-}
-
-/// A `blocksize` of 0 means the default.
-fn blocksize(p: &Props) -> Result<usize, ElementError> {
-    let b = match p.uint("blocksize")? {
-        0 => DEFAULT_BLOCKSIZE,
-        n => n,
-    };
-    Ok(usize::try_from(b).unwrap_or(usize::MAX))
-}
-
-/// Sequence numbers, offsets, timestamps and `num-buffers`, shared by every network source.
-struct Stamper {
-    sequence: u64,
-    offset: u64,
-    num_buffers: Option<u64>,
-    do_timestamp: bool,
-}
-
-impl Stamper {
-    fn new(p: &Props) -> Result<Stamper, ElementError> {
-        Ok(Stamper {
-            sequence: 0,
-            offset: 0,
-            num_buffers: u64::try_from(p.int("num-buffers")?).ok(),
-            do_timestamp: p.bool("do-timestamp")?,
-        })
-    }
-
-    /// Whether `num-buffers` buffers went out already.
-    fn done(&self) -> bool {
-        self.num_buffers.is_some_and(|n| self.sequence >= n)
-    }
-
-    /// Sets the metadata of the next buffer: its sequence number, its byte offset in the
-    /// stream, and with `do-timestamp` the pipeline's running time as pts.
-    fn stamp(&mut self, mut buf: Buffer, cx: &AsyncCtx) -> Buffer {
-        buf.meta.sequence = self.sequence;
-        buf.meta.offset = Some(self.offset);
-        if self.do_timestamp {
-            buf.meta.pts = Some(cx.running_time_ns());
-        }
-        self.sequence += 1;
-        self.offset += buf.len() as u64;
-        buf
-    }
 }
 
 /// Reads a byte stream (TCP or Unix) into pool slots, `blocksize` bytes at most per buffer;

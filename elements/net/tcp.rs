@@ -114,7 +114,10 @@ impl TcpReader {
             None => read.await?,
         };
         match got {
-            Some(buf) => Ok(Some(self.stamper.stamp(buf, cx))),
+            Some(mut buf) => {
+                self.stamper.stamp(&mut buf, || cx.running_time_ns());
+                Ok(Some(buf))
+            }
             None if self.close_is_error => Err(closed_early(peer, self.stamper.offset)),
             None => {
                 cx.message(format_args!("{peer} closed the connection: end of stream"));

@@ -417,7 +417,9 @@ impl AsyncSource for UdpSrc {
             return Ok(None);
         }
         let buf = self.receive(cx).await?;
-        Ok(Some(self.stamper.stamp(buf, cx)))
+        let mut buf = buf;
+        self.stamper.stamp(&mut buf, || cx.running_time_ns());
+        Ok(Some(buf))
     }
 }
 

@@ -220,7 +220,10 @@ impl AsyncSource for UnixSrc {
             SrcConn::Idle | SrcConn::Listening(_) => unreachable!("start ran, accept done"),
         };
         match got {
-            Some(buf) => Ok(Some(self.stamper.stamp(buf, cx))),
+            Some(mut buf) => {
+                self.stamper.stamp(&mut buf, || cx.running_time_ns());
+                Ok(Some(buf))
+            }
             None if self.close_is_error => Err(closed_early(
                 &format!("the peer on {shown}"),
                 self.stamper.offset,
