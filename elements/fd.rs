@@ -1,7 +1,7 @@
 //! File descriptors: `fdsrc` (stdin by default) and `fdsink` (stdout by default).
 
 use super::io::{copy_in_kernel, takes_kernel_copies, write_all, CopyStop, StreamReader};
-use super::{basesink_props, basesrc_props, DEFAULT_BLOCKSIZE};
+use super::{basesink_props, basesrc_props, BLOCKSIZE};
 use crate::element::prelude::*;
 
 // --- fdsrc ---------------------------------------------------------------------------------
@@ -22,13 +22,7 @@ pub(crate) static FDSRC: Factory = Factory {
             i32::MAX as i64,
             "An open file descriptor to read from"
         ),
-        PropSpec::uint(
-            "blocksize",
-            DEFAULT_BLOCKSIZE,
-            0,
-            u32::MAX as u64,
-            "Size in bytes to read per buffer (0 = default)"
-        ),
+        BLOCKSIZE,
         PropSpec::uint(
             "timeout",
             0,

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt as _;
 
-use super::{basesink_props, basesrc_props, blocksize, Stamper, DEFAULT_BLOCKSIZE};
+use super::{basesink_props, basesrc_props, blocksize, Stamper, BLOCKSIZE};
 use crate::element::prelude::*;
 
 /// Reads a file or stream into pool slots, `blocksize` bytes at a time.
@@ -289,13 +289,7 @@ pub(crate) static FILESRC: Factory = Factory {
     pads: Pads::SOURCE,
     props: basesrc_props![
         PropSpec::string("location", None, "Location of the file to read").required(),
-        PropSpec::uint(
-            "blocksize",
-            DEFAULT_BLOCKSIZE,
-            0,
-            u32::MAX as u64,
-            "Size in bytes to read per buffer (0 = default)"
-        ),
+        BLOCKSIZE,
         PropSpec::bool(
             "use-mmap",
             true,

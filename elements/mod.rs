@@ -186,6 +186,15 @@ impl Rng {
 /// `filesrc ! filesink` copies at `cat` speed. gst's default is 4096; see README.
 pub(super) const DEFAULT_BLOCKSIZE: u64 = 128 * 1024;
 
+/// The `blocksize` property of the stream sources.
+pub(super) const BLOCKSIZE: PropSpec = PropSpec::uint(
+    "blocksize",
+    DEFAULT_BLOCKSIZE,
+    0,
+    u32::MAX as u64,
+    "Size in bytes to read per buffer (0 = default)",
+);
+
 /// The `blocksize` property in bytes; 0 means the default.
 pub(super) fn blocksize(p: &Props) -> Result<usize, ElementError> {
     let b = match p.uint("blocksize")? {

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 
 use crate::element::prelude::*;
 
-use super::{blocksize, Stamper, DEFAULT_BLOCKSIZE};
+use super::{blocksize, Stamper, BLOCKSIZE, DEFAULT_BLOCKSIZE};
 
 pub(super) use super::{basesink_props, basesrc_props};
 // The base-class property macros name these relative to the module that expands them.

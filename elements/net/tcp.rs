@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{
     basesink_props, basesrc_props, blocksize, closed_early, net_error, port, read_stream, resolve,
-    write_stream, Stamper, DEFAULT_BLOCKSIZE, FORMATS,
+    write_stream, Stamper, BLOCKSIZE, FORMATS,
 };
 use crate::element::prelude::*;
 
@@ -127,8 +127,46 @@ impl TcpReader {
     }
 }
 
-const CLOSE_IS_ERROR_DOC: &str =
-    "Fail when the peer closes the connection, instead of ending the stream (for streams that must not end)";
+/// The stream sources' `close-is-error`: a peer that closes ends the stream quietly unless set.
+const CLOSE_IS_ERROR: PropSpec = PropSpec::bool(
+    "close-is-error",
+    false,
+    "Fail when the peer closes the connection, instead of ending the stream (for streams that must not end)",
+);
+
+/// A server's `port`: 0 picks a free one.
+const LISTEN_PORT: PropSpec = PropSpec::int(
+    "port",
+    4953,
+    0,
+    65535,
+    "The port to listen on (0 = pick a free port and report it as current-port)",
+);
+
+/// The port a server is bound to, once it is (read-only).
+const CURRENT_PORT: PropSpec = PropSpec::int(
+    "current-port",
+    0,
+    0,
+    65535,
+    "The port the socket is bound to",
+)
+.read_only();
+
+/// A server's listener on `host`:`port`, saying which port it got when asked for any (0) and,
+/// under `-m`, that it listens.
+async fn open_listener(
+    host: &str,
+    port: u16,
+    cx: &AsyncCtx,
+) -> Result<(TcpListener, SocketAddr), ElementError> {
+    let (listener, local) = listen(host, port).await?;
+    if port == 0 {
+        cx.report_chosen("current-port", local.port());
+    }
+    cx.message(format_args!("listening on {local}"));
+    Ok((listener, local))
+}
 
 // --- tcpserversrc ------------------------------------------------------------------------------
 
@@ -149,29 +187,10 @@ pub(crate) static TCPSERVERSRC: Factory = Factory {
             Some("localhost"),
             "The hostname or address to listen on"
         ),
-        PropSpec::int(
-            "port",
-            4953,
-            0,
-            65535,
-            "The port to listen on (0 = pick a free port and report it as current-port)"
-        ),
-        PropSpec::int(
-            "current-port",
-            0,
-            0,
-            65535,
-            "The port the socket is bound to"
-        )
-        .read_only(),
-        PropSpec::uint(
-            "blocksize",
-            DEFAULT_BLOCKSIZE,
-            0,
-            u32::MAX as u64,
-            "Size in bytes to read per buffer (0 = default)"
-        ),
-        PropSpec::bool("close-is-error", false, CLOSE_IS_ERROR_DOC),
+        LISTEN_PORT,
+        CURRENT_PORT,
+        BLOCKSIZE,
+        CLOSE_IS_ERROR,
         PropSpec::string("stats", None, "Statistics (parallax: see --stats)").read_only(),
     ],
     hints: Hints::ASYNC_IO,
@@ -199,12 +218,7 @@ impl AsyncSource for TcpServerSrc {
     }
 
     async fn start(&mut self, cx: &mut AsyncCtx) -> Result<(), ElementError> {
-        let (listener, local) = listen(&self.host, self.port).await?;
-        if self.port == 0 {
-            cx.report_chosen("current-port", local.port());
-        }
-        cx.message(format_args!("listening on {local}"));
-        self.listener = Some((listener, local));
+        self.listener = Some(open_listener(&self.host, self.port, cx).await?);
         Ok(())
     }
 
@@ -246,14 +260,8 @@ pub(crate) static TCPCLIENTSRC: Factory = Factory {
             u32::MAX as u64,
             "Seconds to wait for the connection or for data before failing (0 = no timeout)"
         ),
-        PropSpec::uint(
-            "blocksize",
-            DEFAULT_BLOCKSIZE,
-            0,
-            u32::MAX as u64,
-            "Size in bytes to read per buffer (0 = default)"
-        ),
-        PropSpec::bool("close-is-error", false, CLOSE_IS_ERROR_DOC),
+        BLOCKSIZE,
+        CLOSE_IS_ERROR,
         PropSpec::string("stats", None, "Statistics (parallax: see --stats)").read_only(),
     ],
     hints: Hints::ASYNC_IO,
@@ -437,21 +445,8 @@ pub(crate) static TCPSERVERSINK: Factory = Factory {
     pads: Pads::SINK,
     props: basesink_props![
         PropSpec::string("host", Some("localhost"), "The host/IP to listen on"),
-        PropSpec::int(
-            "port",
-            4953,
-            0,
-            65535,
-            "The port to listen on (0 = pick a free port and report it as current-port)"
-        ),
-        PropSpec::int(
-            "current-port",
-            0,
-            0,
-            65535,
-            "The port the socket is bound to"
-        )
-        .read_only(),
+        LISTEN_PORT,
+        CURRENT_PORT,
         PropSpec::bool(
             "wait-for-connection",
             false,
@@ -773,12 +768,7 @@ async fn serve_client(
 
 impl AsyncSink for TcpServerSink {
     async fn start(&mut self, cx: &mut AsyncCtx) -> Result<(), ElementError> {
-        let (listener, local) = listen(&self.host, self.port).await?;
-        if self.port == 0 {
-            cx.report_chosen("current-port", local.port());
-        }
-        cx.message(format_args!("listening on {local}"));
-        self.listener = Some((listener, local));
+        self.listener = Some(open_listener(&self.host, self.port, cx).await?);
         Ok(())
     }
 
