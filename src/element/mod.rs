@@ -393,6 +393,8 @@ pub struct AsyncCtx {
     pub(crate) pool: Option<MemoryPool>,
     pub(crate) name: String,
     pub(crate) messages: bool,
+    /// Where its lines go (around a progress line).
+    pub(crate) console: crate::exec::Console,
     /// Buffers cut short (datagrams longer than the element's mtu), for `--stats`.
     pub(crate) truncated: u64,
 }
@@ -403,12 +405,14 @@ impl AsyncCtx {
         pool: Option<MemoryPool>,
         name: String,
         messages: bool,
+        console: crate::exec::Console,
     ) -> AsyncCtx {
         AsyncCtx {
             run,
             pool,
             name,
             messages,
+            console,
             truncated: 0,
         }
     }
@@ -457,14 +461,16 @@ impl AsyncCtx {
     /// Prints `message: NAME: TEXT` on stderr when `-m` was given.
     pub fn message(&self, text: impl std::fmt::Display) {
         if self.messages {
-            eprintln!("message: {}: {text}", self.name);
+            self.console
+                .write(&format!("message: {}: {text}\n", self.name));
         }
     }
 
     /// Prints `NAME: PROPERTY = VALUE` on stderr, even with `-q`: for a value the user asked
     /// the system to choose (`port=0`), which is otherwise impossible to learn.
     pub fn report_chosen(&self, property: &str, value: impl std::fmt::Display) {
-        eprintln!("{}: {property} = {value}", self.name);
+        self.console
+            .write(&format!("{}: {property} = {value}\n", self.name));
     }
 
     /// Counts one buffer cut short (a datagram longer than the mtu).

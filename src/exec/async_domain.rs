@@ -81,6 +81,8 @@ pub(super) struct DomainContext {
     pub(super) control: Arc<RunControl>,
     pub(super) names: Arc<Vec<String>>,
     pub(super) messages: bool,
+    /// Where lines go (around a progress line).
+    pub(super) console: super::Console,
 }
 
 /// Starts the runtime thread; each task's result goes to `done` when it ends.
@@ -128,6 +130,7 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
                 None,
                 cx.names[el].clone(),
                 cx.messages,
+                cx.console.clone(),
             );
             let handle = set.spawn(run_task(task, acx, Arc::clone(&cx.names)));
             element_of.insert(handle.id(), el);
@@ -147,7 +150,8 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
                         message,
                     };
                     if cx.messages {
-                        eprintln!("message: {}: error: {err}", cx.names[el]);
+                        cx.console
+                            .write(&format!("message: {}: error: {err}\n", cx.names[el]));
                     }
                     cx.control.fail(err);
                     SegmentResult {
@@ -168,7 +172,10 @@ async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) ->
     let el = task.element();
     let control = Arc::clone(&cx.run);
     if cx.messages {
-        eprintln!("message: {}: started ({THREAD_NAME})", names[el]);
+        cx.console.write(&format!(
+            "message: {}: started ({THREAD_NAME})\n",
+            names[el]
+        ));
     }
     let mut stats = ElementStats::default();
     let outcome = match task {
@@ -209,7 +216,8 @@ async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) ->
         }
     };
     if cx.messages {
-        eprintln!("message: {}: {how}", names[el]);
+        cx.console
+            .write(&format!("message: {}: {how}\n", names[el]));
     }
     SegmentResult {
         stats: vec![(el, stats)],
@@ -494,7 +502,13 @@ mod tests {
             peers: crate::memory::PeerAccess::ReadWrite,
         })
         .unwrap();
-        let mut cx = AsyncCtx::new(control, Some(pool), "src".into(), false);
+        let mut cx = AsyncCtx::new(
+            control,
+            Some(pool),
+            "src".into(),
+            false,
+            crate::exec::Console::default(),
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -538,7 +552,13 @@ mod tests {
             peers: crate::memory::PeerAccess::ReadWrite,
         })
         .unwrap();
-        let mut cx = AsyncCtx::new(Arc::clone(&control), Some(pool), "src".into(), false);
+        let mut cx = AsyncCtx::new(
+            Arc::clone(&control),
+            Some(pool),
+            "src".into(),
+            false,
+            crate::exec::Console::default(),
+        );
         let level = Level::new(0);
         let outcome = rt.block_on(async {
             let drain = async {

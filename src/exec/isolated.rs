@@ -103,7 +103,8 @@ struct Link {
     /// Set by the release thread when it stopped the worker for sending garbage.
     cut_off: Arc<CutOff>,
     counts: Counts,
-    messages: bool,
+    /// Where `-m` lines go; `None` without `-m`.
+    messages: Option<super::Console>,
     done: AtomicBool,
     /// How the worker may map what it is lent: read-only unless its code is trusted.
     access: PeerAccess,
@@ -213,7 +214,7 @@ enum Reply {
 }
 
 impl Link {
-    fn start(node: &Node, messages: bool) -> Result<Arc<Link>, ElementError> {
+    fn start(node: &Node, messages: Option<super::Console>) -> Result<Arc<Link>, ElementError> {
         let io = |what: &str, e: std::io::Error| ElementError::io(what.to_owned(), e);
         let (ours, theirs) = seqpacket_pair().map_err(|e| io("creating the worker socket", e))?;
         // A program embedding the library points this at a binary that calls `worker_main`.
@@ -285,11 +286,11 @@ impl Link {
             Ok(None) => return Err(link.lost()),
             Err(e) => return Err(link.frame_error(e)),
         }
-        if messages {
-            eprintln!(
-                "message: {}: isolated in worker process {}",
+        if let Some(console) = &link.messages {
+            console.write(&format!(
+                "message: {}: isolated in worker process {}\n",
                 link.name, link.pid
-            );
+            ));
         }
         Ok(link)
     }
@@ -314,7 +315,7 @@ impl Link {
         if copied {
             Counts::bump(&self.counts.copied);
         }
-        if answered && self.messages {
+        if answered && self.messages.is_some() {
             Link::lock(&self.counts.timings)
                 .in_flight
                 .push_back(std::time::Instant::now());
@@ -455,7 +456,7 @@ impl Link {
 
     /// The worker answered a buffer: its round trip is timed when `-m` asked for it.
     fn answered(&self) {
-        if self.messages {
+        if self.messages.is_some() {
             Link::lock(&self.counts.timings).answered();
         }
     }
@@ -474,20 +475,20 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        if self.messages {
+        if let Some(console) = &self.messages {
             let c = &self.counts;
             let trips = Link::lock(&c.timings).round_trip_summary();
             let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-            eprintln!(
+            console.write(&format!(
                 "message: {}: worker process {}: {} buffers sent, {} came back as the same \
-                 memory, {} from the worker's arena, {} copied{trips}",
+                 memory, {} from the worker's arena, {} copied{trips}\n",
                 self.name,
                 self.pid,
                 n(&c.sent),
                 n(&c.same_memory_back),
                 n(&c.from_worker_arena),
                 n(&c.copied)
-            );
+            ));
         }
         // End of stream for a worker still listening (harmless to one that is gone), a moment
         // to exit, then the kill; either way it is reaped.
@@ -669,7 +670,10 @@ pub fn splits(node: &Node) -> bool {
 }
 
 /// Builds the parent's proxy for an `exec=isolated` element and starts its worker.
-pub(super) fn proxy(node: &Node, messages: bool) -> Result<ElementImpl, ElementError> {
+pub(super) fn proxy(
+    node: &Node,
+    messages: Option<super::Console>,
+) -> Result<ElementImpl, ElementError> {
     let pads = node.factory.pads;
     if let Some(why) = node.factory.refusal(Exec::Isolated) {
         return Err(ElementError::Config(why));

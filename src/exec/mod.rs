@@ -337,9 +337,10 @@ impl Pipeline {
             let done = done_tx.clone();
             let name = seg.name.clone();
             let rt = rt_root(&seg);
+            let console = options.console.clone();
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
                 if let Some(element) = rt {
-                    rt::enter(&element, rt_priority);
+                    rt::enter(&element, rt_priority, &console);
                 }
                 let _ = done.send(seg.run_guarded(&thread_control, messages));
             });
@@ -360,6 +361,7 @@ impl Pipeline {
                 control: Arc::clone(&control),
                 names: Arc::clone(&names),
                 messages,
+                console: options.console.clone(),
             };
             match async_domain::spawn(tasks, cx, done_tx.clone()) {
                 Ok(handle) => {
@@ -440,7 +442,8 @@ fn build_elements(
     graph: &Graph,
     options: &RunOptions,
 ) -> Result<(Vec<Option<ElementImpl>>, Vec<AsyncTask>), RunError> {
-    let messages = options.messages;
+    // Where -m lines go, when -m was given.
+    let messages = options.messages.then(|| options.console.clone());
     let mut forced_async = Vec::new();
     let mut impls: Vec<Option<ElementImpl>> = (0..graph.dag.node_count()).map(|_| None).collect();
     let mut order = graph.topo_order();
@@ -451,7 +454,7 @@ fn build_elements(
         let refused = node.factory.refusal(node.exec);
         let built = match node.exec {
             _ if refused.is_some() => Err(ElementError::Config(refused.unwrap_or_default())),
-            Exec::Isolated => isolated::proxy(node, messages),
+            Exec::Isolated => isolated::proxy(node, messages.clone()),
             Exec::Async if isolated::splits(node) => {
                 (node.factory.build)(&node.props).and_then(|imp| match imp {
                     ElementImpl::Transform(t) => {
@@ -473,7 +476,7 @@ fn build_elements(
                         t,
                         options.bridge_capacity.unwrap_or(rt::CAPACITY),
                         options.quantum.unwrap_or(1),
-                        messages,
+                        messages.clone(),
                     )),
                     _ => Err(ElementError::Config(format!(
                         "{} cannot run on an rt thread of its own",

@@ -27,7 +27,7 @@ pub(super) fn split(
     imp: Box<dyn Transform>,
     capacity: usize,
     quantum: usize,
-    messages: bool,
+    messages: Option<super::Console>,
 ) -> ElementImpl {
     let (tx, rx) = kanal::bounded(capacity);
     ElementImpl::Split {
@@ -97,7 +97,8 @@ struct RtThread {
     rx: Receiver<Item>,
     imp: Box<dyn Transform>,
     cycles: Cycles,
-    messages: bool,
+    /// Where `-m` lines go; `None` without `-m`.
+    messages: Option<super::Console>,
     /// Buffers taken in per cycle, at most.
     quantum: usize,
     /// This cycle's input (kept to reuse its allocation).
@@ -112,15 +113,15 @@ impl RtThread {
     /// End of stream: the cycle times go to the report (and `-m`).
     fn finished(&mut self, run: &super::RunControl) {
         if let Some(r) = self.cycles.report(&self.name) {
-            if self.messages {
-                eprintln!(
-                    "message: {}: rt thread: {} cycles, median {:.2} µs, p99 {:.2} µs, max {:.2} µs",
+            if let Some(console) = &self.messages {
+                console.write(&format!(
+                    "message: {}: rt thread: {} cycles, median {:.2} µs, p99 {:.2} µs, max {:.2} µs\n",
                     self.name,
                     r.cycles,
                     r.median_ns as f64 / 1000.0,
                     r.p99_ns as f64 / 1000.0,
                     r.max_ns as f64 / 1000.0
-                );
+                ));
             }
             run.record_cycles(r);
         }
@@ -178,7 +179,7 @@ impl Source for RtThread {
 
 /// Gives the calling thread SCHED_FIFO at `priority`, or explains (once) why it runs at normal
 /// priority.
-pub(super) fn enter(name: &str, priority: Option<u8>) {
+pub(super) fn enter(name: &str, priority: Option<u8>, console: &super::Console) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     let why = match priority {
         None => "no --rt-priority was given".to_owned(),
@@ -188,8 +189,8 @@ pub(super) fn enter(name: &str, priority: Option<u8>) {
         },
     };
     if !WARNED.swap(true, Ordering::Relaxed) {
-        eprintln!(
-            "parallax: warning: {name}: exec=rt runs on its own thread at normal priority: {why}"
-        );
+        console.write(&format!(
+            "parallax: warning: {name}: exec=rt runs on its own thread at normal priority: {why}\n"
+        ));
     }
 }
