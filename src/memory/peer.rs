@@ -231,12 +231,12 @@ impl SharedArenaCache {
             PeerAccess::ReadWrite => Access::ReadWrite,
             PeerAccess::ReadOnly => Access::ReadOnly,
         };
-        // Map the first page alone to read the header, then the whole arena.
-        let dup = rustix::io::fcntl_dupfd_cloexec(&fd, 3)
-            .map_err(|e| MemoryError::Memfd { source: e.into() })?;
-        let first = Mapping::attach(dup, page, Access::ReadOnly)?;
-        let (layout, arena_id, map_len) = Layout::from_header(header_of(&first), file_len, page)?;
-        drop(first);
+        // One mapping of the whole memfd, with the access it keeps: a first, one-page peek
+        // could not be unmapped from a huge-page arena (its mapping is 2 MiB at least).
+        let whole = usize::try_from(file_len)
+            .map_err(|_| MemoryError::BadArena("the memfd is too large to map"))?;
+        let map = Mapping::attach(fd, whole, map_access)?;
+        let (layout, arena_id, _) = Layout::from_header(header_of(&map), file_len, page)?;
         // An owner announces each arena once; a peer that keeps sending new ones could exhaust
         // our address space and fds.
         if self.arenas.contains_key(&arena_id) {
@@ -245,7 +245,6 @@ impl SharedArenaCache {
         if self.arenas.len() >= MAX_ARENAS {
             return Err(MemoryError::BadArena("too many arenas from one peer"));
         }
-        let map = Mapping::attach(fd, map_len, map_access)?;
         let view = ArenaView::new(map, layout)?;
         let column = (access == PeerAccess::ReadWrite).then_some(id);
         self.arenas.insert(
