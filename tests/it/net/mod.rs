@@ -49,6 +49,24 @@ impl Done {
         serde_json::from_str(line).unwrap()
     }
 
+    /// Asserts exit `code` and a stderr containing `fragment`, showing stderr otherwise.
+    #[track_caller]
+    pub fn fails_with(&self, code: i32, fragment: &str) {
+        assert_eq!(self.code, code, "{}", self.stderr);
+        assert!(self.stderr.contains(fragment), "{}", self.stderr);
+    }
+
+    /// Asserts stdout is exactly `want` (the message gives lengths, not megabytes of bytes).
+    #[track_caller]
+    pub fn assert_stdout(&self, want: &[u8]) {
+        assert!(
+            self.stdout == want,
+            "{} of {} bytes",
+            self.stdout.len(),
+            want.len()
+        );
+    }
+
     /// Asserts exit 0, showing stderr otherwise.
     pub fn ok(self) -> Done {
         assert_eq!(self.code, 0, "stderr:\n{}", self.stderr);
@@ -195,6 +213,11 @@ pub fn run_args(args: &[&str]) -> Done {
     Proc::spawn(args, Some(devnull)).finish()
 }
 
+/// `parallax-launch -q "filesrc location=INPUT REST"` to completion; asserts exit 0.
+pub fn send_file(input: &std::path::Path, rest: &str) -> Done {
+    run_args(&["-q", &format!("filesrc {} {rest}", prop("location", input))]).ok()
+}
+
 /// Polls `ready` until it holds, under the watchdog.
 pub fn until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + WATCHDOG;
@@ -207,11 +230,6 @@ pub fn until(what: &str, mut ready: impl FnMut() -> bool) {
 /// The peak RSS of a `--stats=json` run, in KiB.
 pub fn peak_rss_kib(stats: &serde_json::Value) -> u64 {
     stats["peak_rss_kib"].as_u64().expect("peak_rss_kib")
-}
-
-/// The stats entry of element `name`.
-pub fn el<'a>(stats: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    element(stats, name)
 }
 
 #[test]

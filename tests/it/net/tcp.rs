@@ -29,26 +29,17 @@ fn tcpclientsink_into_tcpserversrc_is_byte_identical() {
         None,
     );
     let port = server.port();
-    let client = run_args(&[
-        "-q",
-        &format!(
-            "filesrc {} blocksize=65521 ! tcpclientsink host=127.0.0.1 port={port}",
-            prop("location", &input)
-        ),
-    ])
-    .ok();
+    let client = send_file(
+        &input,
+        &format!("blocksize=65521 ! tcpclientsink host=127.0.0.1 port={port}"),
+    );
     assert!(client.stdout.is_empty());
     let server = server.finish().ok();
-    assert!(
-        server.stdout == data,
-        "{} of {} bytes",
-        server.stdout.len(),
-        data.len()
-    );
+    server.assert_stdout(&data);
     let stats = server.stats();
-    assert_eq!(el(&stats, "tcpserversrc0")["bytes"], data.len() as u64);
-    assert_eq!(el(&stats, "tcpserversrc0")["domain"], "async");
-    assert_eq!(el(&stats, "fdsink0")["domain"], "thread");
+    assert_eq!(element(&stats, "tcpserversrc0")["bytes"], data.len() as u64);
+    assert_eq!(element(&stats, "tcpserversrc0")["domain"], "async");
+    assert_eq!(element(&stats, "fdsink0")["domain"], "thread");
 }
 
 #[test]
@@ -74,12 +65,7 @@ fn tcpserversink_into_tcpclientsrc_is_byte_identical() {
     ])
     .ok();
     let server = server.finish().ok();
-    assert!(
-        client.stdout == data,
-        "{} of {} bytes",
-        client.stdout.len(),
-        data.len()
-    );
+    client.assert_stdout(&data);
     assert!(
         server.stderr.contains("served 3000017 bytes"),
         "{}",
@@ -104,22 +90,13 @@ fn a_relay_from_tcpserversrc_to_tcpclientsink_runs_without_a_thread_between() {
         None,
     );
     let relay_port = relay.port();
-    run_args(&[
-        "-q",
-        &format!(
-            "filesrc {} ! tcpclientsink host=127.0.0.1 port={relay_port}",
-            prop("location", &input)
-        ),
-    ])
-    .ok();
+    send_file(
+        &input,
+        &format!("! tcpclientsink host=127.0.0.1 port={relay_port}"),
+    );
     let relay = relay.finish().ok();
     let end = end.finish().ok();
-    assert!(
-        end.stdout == data,
-        "{} of {} bytes",
-        end.stdout.len(),
-        data.len()
-    );
+    end.assert_stdout(&data);
     let plan = run_args(&[
         "-v",
         "--validate",
@@ -135,8 +112,11 @@ fn a_relay_from_tcpserversrc_to_tcpclientsink_runs_without_a_thread_between() {
     );
     let stats = relay.stats();
     assert_eq!(stats["threads"], 1, "the runtime's thread only");
-    assert_eq!(el(&stats, "tcpserversrc0")["bytes"], data.len() as u64);
-    assert_eq!(el(&stats, "tcpclientsink0")["bytes"], data.len() as u64);
+    assert_eq!(element(&stats, "tcpserversrc0")["bytes"], data.len() as u64);
+    assert_eq!(
+        element(&stats, "tcpclientsink0")["bytes"],
+        data.len() as u64
+    );
 }
 
 #[test]
@@ -186,7 +166,7 @@ fn tcpserversink_drops_a_stalled_client_with_buffers_max_and_carries_on() {
         done.stderr
     );
     assert_eq!(
-        el(&done.stats(), "tcpserversink0")["bytes"],
+        element(&done.stats(), "tcpserversink0")["bytes"],
         data.len() as u64
     );
     drop(stalled);
@@ -348,13 +328,9 @@ fn a_peer_closing_mid_stream_is_a_clear_error_for_a_sink() {
     drop(conn);
     let done = sender.finish();
     feeder.join().unwrap();
-    assert_eq!(done.code, 1, "{}", done.stderr);
-    assert!(
-        done.stderr.contains(&format!(
-            "error: tcpclientsink0: 127.0.0.1:{port} closed the connection after"
-        )),
-        "{}",
-        done.stderr
+    done.fails_with(
+        1,
+        &format!("error: tcpclientsink0: 127.0.0.1:{port} closed the connection after"),
     );
 }
 
@@ -371,13 +347,9 @@ fn tcpclientsrc_timeout_ends_a_silent_connection_with_an_error() {
     // Accepted, and then nothing is ever sent.
     let (_conn, _) = listener.accept().unwrap();
     let done = client.finish();
-    assert_eq!(done.code, 1, "{}", done.stderr);
-    assert!(
-        done.stderr.contains(&format!(
-            "error: tcpclientsrc0: no data from 127.0.0.1:{port} for 1s (timeout)"
-        )),
-        "{}",
-        done.stderr
+    done.fails_with(
+        1,
+        &format!("error: tcpclientsrc0: no data from 127.0.0.1:{port} for 1s (timeout)"),
     );
 }
 
@@ -387,24 +359,18 @@ fn connection_refused_names_element_host_and_port() {
     let done = run_args(&[&format!(
         "fakesrc num-buffers=1 ! tcpclientsink host=127.0.0.1 port={port}"
     )]);
-    assert_eq!(done.code, 1, "{}", done.stderr);
-    assert!(
-        done.stderr.contains(&format!(
+    done.fails_with(
+        1,
+        &format!(
             "error: tcpclientsink0: cannot connect to host 127.0.0.1 port {port}: Connection refused"
-        )),
-        "{}",
-        done.stderr
+        ),
     );
     let done = run_args(&[&format!(
         "tcpclientsrc host=127.0.0.1 port={port} name=in ! fakesink"
     )]);
-    assert_eq!(done.code, 1, "{}", done.stderr);
-    assert!(
-        done.stderr.contains(&format!(
-            "error: in: cannot connect to host 127.0.0.1 port {port}"
-        )),
-        "{}",
-        done.stderr
+    done.fails_with(
+        1,
+        &format!("error: in: cannot connect to host 127.0.0.1 port {port}"),
     );
 }
 
@@ -435,13 +401,11 @@ fn a_port_in_use_is_an_error_naming_host_and_port() {
     let done = run_args(&[&format!(
         "tcpserversrc host=127.0.0.1 port={port} ! fakesink"
     )]);
-    assert_eq!(done.code, 1, "{}", done.stderr);
-    assert!(
-        done.stderr.contains(&format!(
+    done.fails_with(
+        1,
+        &format!(
             "error: tcpserversrc0: cannot listen on host 127.0.0.1 port {port}: Address already in use"
-        )),
-        "{}",
-        done.stderr
+        ),
     );
 }
 

@@ -28,24 +28,15 @@ fn udpsink_to_udpsrc_delivers_every_datagram_in_order() {
         "udpsrc address=127.0.0.1 port=0 buffer-size=1048576 num-buffers={COUNT} ! fdsink"
     ));
     let port = rx.port();
-    run_args(&[
-        "-q",
-        &format!(
-            "filesrc {} blocksize={SIZE} ! udpsink host=127.0.0.1 port={port}",
-            prop("location", &input)
-        ),
-    ])
-    .ok();
-    let done = rx.finish().ok();
-    assert!(
-        done.stdout == data,
-        "{} of {} bytes",
-        done.stdout.len(),
-        data.len()
+    send_file(
+        &input,
+        &format!("blocksize={SIZE} ! udpsink host=127.0.0.1 port={port}"),
     );
+    let done = rx.finish().ok();
+    done.assert_stdout(&data);
     let stats = done.stats();
-    assert_eq!(el(&stats, "udpsrc0")["buffers"], COUNT as u64);
-    assert_eq!(el(&stats, "udpsrc0")["truncated"], 0);
+    assert_eq!(element(&stats, "udpsrc0")["buffers"], COUNT as u64);
+    assert_eq!(element(&stats, "udpsrc0")["truncated"], 0);
 }
 
 #[test]
@@ -55,14 +46,10 @@ fn datagrams_longer_than_mtu_are_cut_and_counted() {
     let input = file(dir.path(), "in.bin", &data);
     let mut rx = receiver("udpsrc address=127.0.0.1 port=0 mtu=1200 num-buffers=10 ! fdsink");
     let port = rx.port();
-    run_args(&[
-        "-q",
-        &format!(
-            "filesrc {} blocksize=3000 ! udpsink host=127.0.0.1 port={port}",
-            prop("location", &input)
-        ),
-    ])
-    .ok();
+    send_file(
+        &input,
+        &format!("blocksize=3000 ! udpsink host=127.0.0.1 port={port}"),
+    );
     let done = rx.finish().ok();
     let expected: Vec<u8> = data
         .chunks(3000)
@@ -71,8 +58,8 @@ fn datagrams_longer_than_mtu_are_cut_and_counted() {
         .collect();
     assert!(done.stdout == expected, "{} bytes", done.stdout.len());
     let stats = done.stats();
-    assert_eq!(el(&stats, "udpsrc0")["truncated"], 10);
-    assert_eq!(el(&stats, "udpsrc0")["bytes"], 12000);
+    assert_eq!(element(&stats, "udpsrc0")["truncated"], 10);
+    assert_eq!(element(&stats, "udpsrc0")["bytes"], 12000);
     assert!(done
         .stderr
         .contains("a datagram of 3000 bytes was cut to mtu 1200"));
@@ -84,14 +71,10 @@ fn multiudpsink_sends_every_datagram_to_every_client() {
     let desc = format!("udpsrc address=127.0.0.1 port=0 num-buffers={COUNT} ! fdsink");
     let (mut a, mut b) = (receiver(&desc), receiver(&desc));
     let (pa, pb) = (a.port(), b.port());
-    run_args(&[
-        "-q",
-        &format!(
-            "filesrc {} blocksize={SIZE} ! multiudpsink clients=127.0.0.1:{pa},127.0.0.1:{pb}",
-            prop("location", &input)
-        ),
-    ])
-    .ok();
+    send_file(
+        &input,
+        &format!("blocksize={SIZE} ! multiudpsink clients=127.0.0.1:{pa},127.0.0.1:{pb}"),
+    );
     for done in [a.finish().ok(), b.finish().ok()] {
         assert!(
             done.stdout == data,
@@ -149,14 +132,9 @@ fn multicast_case(group: &str, src: &str, sink: &str, seed: u64) -> Option<()> {
         return None;
     }
     let done = rx.finish().ok();
-    assert!(
-        done.stdout == data,
-        "{} of {} bytes",
-        done.stdout.len(),
-        data.len()
-    );
+    done.assert_stdout(&data);
     assert_eq!(
-        el(&done.stats(), &format!("{src}0"))["buffers"],
+        element(&done.stats(), &format!("{src}0"))["buffers"],
         COUNT as u64
     );
     assert!(
@@ -189,12 +167,7 @@ fn the_multicast_elements_insist_on_a_group() {
         done.stderr
     );
     let done = run_args(&["fakesrc num-buffers=1 ! udpmulticastsink host=10.0.0.1"]);
-    assert_eq!(done.code, 2, "{}", done.stderr);
-    assert!(
-        done.stderr.contains("`10.0.0.1` is not a multicast group"),
-        "{}",
-        done.stderr
-    );
+    done.fails_with(2, "`10.0.0.1` is not a multicast group");
 }
 
 #[test]

@@ -19,12 +19,7 @@ fn unixsink_into_listening_unixsrc_is_byte_identical() {
     ])
     .ok();
     let done = rx.finish().ok();
-    assert!(
-        done.stdout == data,
-        "{} of {} bytes",
-        done.stdout.len(),
-        data.len()
-    );
+    done.assert_stdout(&data);
     assert!(!sock.exists(), "the socket file is removed at the end");
 }
 
@@ -48,12 +43,7 @@ fn listening_unixsink_into_connecting_unixsrc_is_byte_identical() {
     tx.wait_for("waiting for a reader on");
     let done = run_args(&["-q", &format!("unixsrc {path} listen=false ! fdsink")]).ok();
     tx.finish().ok();
-    assert!(
-        done.stdout == data,
-        "{} of {} bytes",
-        done.stdout.len(),
-        data.len()
-    );
+    done.assert_stdout(&data);
 }
 
 #[test]
@@ -74,22 +64,13 @@ fn unix_datagrams_arrive_whole_and_counted() {
     );
     rx.wait_for("receiving datagrams on");
     // More than a socket queue holds: a full receiver holds the sender back, nothing is lost.
-    run_args(&[
-        "-q",
-        &format!(
-            "filesrc {} blocksize=4096 ! unixsink {path} socket-type=datagram",
-            prop("location", &input)
-        ),
-    ])
-    .ok();
-    let done = rx.finish().ok();
-    assert!(
-        done.stdout == data,
-        "{} of {} bytes",
-        done.stdout.len(),
-        data.len()
+    send_file(
+        &input,
+        &format!("blocksize=4096 ! unixsink {path} socket-type=datagram"),
     );
-    assert_eq!(el(&done.stats(), "unixsrc0")["buffers"], COUNT as u64);
+    let done = rx.finish().ok();
+    done.assert_stdout(&data);
+    assert_eq!(element(&done.stats(), "unixsrc0")["buffers"], COUNT as u64);
 }
 
 #[test]
@@ -116,12 +97,7 @@ fn a_stale_socket_file_is_replaced_and_a_regular_file_is_not() {
         "unixsrc {} ! fakesink",
         prop("socket-path", &plain)
     )]);
-    assert_eq!(done.code, 1, "{}", done.stderr);
-    assert!(
-        done.stderr.contains("exists and is not a socket"),
-        "{}",
-        done.stderr
-    );
+    done.fails_with(1, "exists and is not a socket");
     assert_eq!(std::fs::read(&plain).unwrap(), b"keep me");
 }
 
@@ -134,12 +110,7 @@ fn a_live_socket_is_not_taken_over() {
         "unixsrc {} ! fakesink",
         prop("socket-path", &sock)
     )]);
-    assert_eq!(done.code, 1, "{}", done.stderr);
-    assert!(
-        done.stderr.contains("is in use by another process"),
-        "{}",
-        done.stderr
-    );
+    done.fails_with(1, "is in use by another process");
 }
 
 #[test]
@@ -150,14 +121,9 @@ fn connecting_to_a_missing_socket_names_it() {
         "fakesrc num-buffers=1 ! unixsink {}",
         prop("socket-path", &sock)
     )]);
-    assert_eq!(done.code, 1, "{}", done.stderr);
-    assert!(
-        done.stderr.contains(&format!(
-            "unixsink0: cannot connect to socket {}",
-            sock.display()
-        )),
-        "{}",
-        done.stderr
+    done.fails_with(
+        1,
+        &format!("unixsink0: cannot connect to socket {}", sock.display()),
     );
 }
 
