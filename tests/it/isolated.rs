@@ -55,20 +55,22 @@ fn the_same_pipeline_with_its_middle_element_isolated_gives_the_same_bytes() {
 
 #[test]
 fn a_hundred_mebibytes_cross_an_isolated_identity_without_a_payload_copy() {
-    let out = run(launch(&[
-        "-m",
-        "fakesrc",
-        "num-buffers=100",
-        "sizetype=fixed",
-        "sizemax=1048576",
-        "filltype=pattern",
-        "!",
-        "identity",
-        "exec=isolated",
-        "!",
-        "fakesink",
-    ]));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_expecting(
+        launch(&[
+            "-m",
+            "fakesrc",
+            "num-buffers=100",
+            "sizetype=fixed",
+            "sizemax=1048576",
+            "filltype=pattern",
+            "!",
+            "identity",
+            "exec=isolated",
+            "!",
+            "fakesink",
+        ]),
+        0,
+    );
     let err = stderr(&out);
     // Every buffer went to the worker as a reference into the source's memfd arena and came
     // back as the very same memory; none had to be copied into shared memory.
@@ -84,17 +86,19 @@ fn isolated_sources_and_sinks_work_and_a_file_window_is_copied_once() {
     let dir = tmp();
     let input = file(dir.path(), "in.bin", &data);
     let output = dir.path().join("out.bin");
-    let out = run(launch(&[
-        "-m",
-        "filesrc",
-        &prop("location", &input),
-        "exec=isolated",
-        "!",
-        "filesink",
-        &prop("location", &output),
-        "exec=isolated",
-    ]));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_expecting(
+        launch(&[
+            "-m",
+            "filesrc",
+            &prop("location", &input),
+            "exec=isolated",
+            "!",
+            "filesink",
+            &prop("location", &output),
+            "exec=isolated",
+        ]),
+        0,
+    );
     assert_eq!(std::fs::read(&output).unwrap(), data);
     // The isolated filesrc maps the file; its windows are not shared memory, so the worker
     // copies each once into its arena, and the parent maps that arena: "from the worker's arena".
@@ -230,17 +234,19 @@ fn elements_that_cannot_be_isolated_and_bad_exec_values_are_refused() {
 
 #[test]
 fn an_rt_element_reports_its_cycle_times_and_explains_its_priority() {
-    let out = run(launch(&[
-        "-m",
-        "fakesrc",
-        "num-buffers=500",
-        "!",
-        "identity",
-        "exec=rt",
-        "!",
-        "fakesink",
-    ]));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_expecting(
+        launch(&[
+            "-m",
+            "fakesrc",
+            "num-buffers=500",
+            "!",
+            "identity",
+            "exec=rt",
+            "!",
+            "fakesink",
+        ]),
+        0,
+    );
     let err = stderr(&out);
     assert!(
         err.contains("identity0: rt thread: 500 cycles, median"),
@@ -250,25 +256,26 @@ fn an_rt_element_reports_its_cycle_times_and_explains_its_priority() {
         err.contains("identity0: exec=rt runs on its own thread at normal priority: no --rt-priority was given"),
         "{err}"
     );
-    let out = run(launch(&[
-        "-q",
-        "--stats=json",
-        "fakesrc",
-        "num-buffers=300",
-        "!",
-        "identity",
-        "exec=rt",
-        "!",
-        "fakesink",
-    ]));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_expecting(
+        launch(&[
+            "-q",
+            "--stats=json",
+            "fakesrc",
+            "num-buffers=300",
+            "!",
+            "identity",
+            "exec=rt",
+            "!",
+            "fakesink",
+        ]),
+        0,
+    );
     let rt = &stats(&out)["rt"][0];
     assert_eq!(rt["element"], "identity0");
     assert_eq!(rt["cycles"], 300);
     assert!(rt["median_ns"].as_u64().unwrap() <= rt["p99_ns"].as_u64().unwrap());
     assert!(rt["p99_ns"].as_u64().unwrap() <= rt["max_ns"].as_u64().unwrap());
-    let out = run(launch(&["fakesrc", "!", "fakesink", "exec=rt"]));
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let out = run_expecting(launch(&["fakesrc", "!", "fakesink", "exec=rt"]), 2);
     assert!(
         stderr(&out).contains("put a queue before a sink"),
         "{}",
@@ -352,20 +359,22 @@ fn bridge_capacity_sets_the_rt_hand_over_and_refuses_zero() {
     let dir = tmp();
     let input = file(dir.path(), "in.bin", &data);
     let output = dir.path().join("out.bin");
-    let out = run(launch(&[
-        "-q",
-        "--bridge-capacity=1",
-        "filesrc",
-        &prop("location", &input),
-        "blocksize=1000",
-        "!",
-        "identity",
-        "exec=rt",
-        "!",
-        "filesink",
-        &prop("location", &output),
-    ]));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    run_expecting(
+        launch(&[
+            "-q",
+            "--bridge-capacity=1",
+            "filesrc",
+            &prop("location", &input),
+            "blocksize=1000",
+            "!",
+            "identity",
+            "exec=rt",
+            "!",
+            "filesink",
+            &prop("location", &output),
+        ]),
+        0,
+    );
     assert_eq!(std::fs::read(&output).unwrap(), data);
     // -v shows the size the run uses.
     let out = run(launch(&[
@@ -386,14 +395,16 @@ fn bridge_capacity_sets_the_rt_hand_over_and_refuses_zero() {
 
 #[test]
 fn a_worker_that_cannot_build_its_element_names_it_once_and_the_file() {
-    let out = run(launch(&[
-        "filesrc",
-        "location=/nonexistent/in.bin",
-        "exec=isolated",
-        "!",
-        "fakesink",
-    ]));
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let out = run_expecting(
+        launch(&[
+            "filesrc",
+            "location=/nonexistent/in.bin",
+            "exec=isolated",
+            "!",
+            "fakesink",
+        ]),
+        1,
+    );
     let err = stderr(&out);
     assert!(
         err.contains(

@@ -37,12 +37,14 @@ fn every_scheduling_mode_gives_the_same_bytes() {
 
 #[test]
 fn the_planner_says_where_it_put_each_element_and_why() {
-    let out = run(launch(&[
-        "-v",
-        "--validate",
-        "fakesrc ! identity trust=untrusted ! identity latency=low ! identity ! fakesink",
-    ]));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_expecting(
+        launch(&[
+            "-v",
+            "--validate",
+            "fakesrc ! identity trust=untrusted ! identity latency=low ! identity ! fakesink",
+        ]),
+        0,
+    );
     let err = stderr(&out);
     for line in [
         "/pipeline0/identity0: exec = isolated (planner: untrusted code runs in a sandboxed worker process)",
@@ -123,14 +125,16 @@ fn placement_properties_are_checked_and_untrusted_code_is_never_run_in_process()
 #[test]
 fn quantum_bounds_the_buffers_an_rt_thread_takes_per_cycle() {
     let cycles = |quantum: &str| {
-        let out = run(launch(&[
-            "-q",
-            "--stats=json",
-            "--quantum",
-            quantum,
-            "fakesrc num-buffers=400 ! identity exec=rt ! fakesink",
-        ]));
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let out = run_expecting(
+            launch(&[
+                "-q",
+                "--stats=json",
+                "--quantum",
+                quantum,
+                "fakesrc num-buffers=400 ! identity exec=rt ! fakesink",
+            ]),
+            0,
+        );
         stats(&out)["rt"][0]["cycles"].as_u64().unwrap()
     };
     assert_eq!(cycles("1"), 400);
@@ -189,20 +193,22 @@ fn an_untrusted_worker_cannot_open_files_listen_or_run_programs() {
 fn untrusted_sources_and_sinks_build_before_the_sandbox_closes() {
     let dir = tmp();
     let output = dir.path().join("out.bin");
-    let out = run(launch(&[
-        "-q",
-        "fakesrc",
-        "trust=untrusted",
-        "num-buffers=3",
-        "sizetype=fixed",
-        "sizemax=100",
-        "filltype=2",
-        "!",
-        "filesink",
-        "trust=untrusted",
-        &prop("location", &output),
-    ]));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    run_expecting(
+        launch(&[
+            "-q",
+            "fakesrc",
+            "trust=untrusted",
+            "num-buffers=3",
+            "sizetype=fixed",
+            "sizemax=100",
+            "filltype=2",
+            "!",
+            "filesink",
+            "trust=untrusted",
+            &prop("location", &output),
+        ]),
+        0,
+    );
     let got = std::fs::read(&output).unwrap();
     assert_eq!(got.len(), 300);
     assert!(got.iter().all(|&b| b == 0), "filltype=2 is zeros");
@@ -212,22 +218,24 @@ fn untrusted_sources_and_sinks_build_before_the_sandbox_closes() {
 fn untrusted_workers_get_sealed_read_only_arenas_and_release_through_the_ledger() {
     // 2000 buffers through a 16-slot pool: every slot comes back many times, through release
     // messages the owner checks against its ledger (the worker cannot touch a refcount).
-    let out = run(launch(&[
-        "-m",
-        "--stats=json",
-        "fakesrc",
-        "num-buffers=2000",
-        "sizetype=fixed",
-        "sizemax=65536",
-        "filltype=pattern",
-        "!",
-        "identity",
-        "trust=untrusted",
-        "!",
-        "fakesink",
-        "trust=untrusted",
-    ]));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_expecting(
+        launch(&[
+            "-m",
+            "--stats=json",
+            "fakesrc",
+            "num-buffers=2000",
+            "sizetype=fixed",
+            "sizemax=65536",
+            "filltype=pattern",
+            "!",
+            "identity",
+            "trust=untrusted",
+            "!",
+            "fakesink",
+            "trust=untrusted",
+        ]),
+        0,
+    );
     let s = stats(&out);
     let pool = &s["pools"][0];
     assert_eq!(pool["element"], "fakesrc0");

@@ -40,6 +40,16 @@ pub fn run(mut cmd: Command) -> Output {
     wait(child)
 }
 
+/// Runs `cmd` under the watchdog and asserts it exits `want`, showing the command and its
+/// stderr otherwise.
+#[track_caller]
+pub fn run_expecting(cmd: Command, want: i32) -> Output {
+    let shown = format!("{cmd:?}");
+    let out = run(cmd);
+    assert_eq!(code(&out), want, "{shown}: {}", stderr(&out));
+    out
+}
+
 /// Waits for `child` under the watchdog, collecting its output.
 pub fn wait(mut child: Child) -> Output {
     let mut stdout = child.stdout.take();
