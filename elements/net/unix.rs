@@ -36,6 +36,18 @@ const SOCKET_TYPES: &[EnumValue] = &[
     },
 ];
 
+/// Both elements' `socket-path`.
+const SOCKET_PATH: PropSpec =
+    PropSpec::string("socket-path", None, "The path of the socket").required();
+
+/// Both elements' `socket-type`.
+const SOCKET_TYPE: PropSpec = PropSpec::enumeration(
+    "socket-type",
+    "stream",
+    SOCKET_TYPES,
+    "Byte stream or datagrams",
+);
+
 /// Claims `path` (see [`claim`]) and binds a socket there with `bind`; the returned guard
 /// removes the file when the element ends. `what` says what failed ("bind", "listen on").
 fn bind_claimed<T>(
@@ -102,13 +114,8 @@ pub(crate) static UNIXSRC: Factory = Factory {
           is removed at the end; a stale one left by a dead process is replaced.",
     pads: Pads::SOURCE,
     props: basesrc_props![
-        PropSpec::string("socket-path", None, "The path of the socket").required(),
-        PropSpec::enumeration(
-            "socket-type",
-            "stream",
-            SOCKET_TYPES,
-            "Byte stream or datagrams"
-        ),
+        SOCKET_PATH,
+        SOCKET_TYPE,
         PropSpec::bool(
             "listen",
             true,
@@ -251,13 +258,8 @@ pub(crate) static UNIXSINK: Factory = Factory {
           pipeline back, nothing is dropped. A peer that goes away mid-stream is an error.",
     pads: Pads::SINK,
     props: basesink_props![
-        PropSpec::string("socket-path", None, "The path of the socket").required(),
-        PropSpec::enumeration(
-            "socket-type",
-            "stream",
-            SOCKET_TYPES,
-            "Byte stream or datagrams"
-        ),
+        SOCKET_PATH,
+        SOCKET_TYPE,
         PropSpec::bool(
             "listen",
             false,
