@@ -907,6 +907,7 @@ fn add_op(
                 Op::Tee {
                     el,
                     branches: Vec::new(),
+                    sinks: 0,
                 }
             }
             _ => unreachable!("validation gives every non-root element exactly one upstream"),

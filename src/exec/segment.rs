@@ -172,7 +172,11 @@ pub(super) enum Op {
     },
     Tee {
         el: usize,
+        /// Sink branches first, then the others, each group in pad order (see
+        /// [`Segment::new`]).
         branches: Vec<usize>,
+        /// How many of `branches` are sinks.
+        sinks: usize,
     },
     /// Into a queue's or funnel's channel.
     Send {
@@ -185,10 +189,7 @@ pub(super) enum Op {
         target: usize,
     },
     /// `--tap`: shows each buffer, then hands it to `next` untouched. Only there when asked for.
-    Tap {
-        point: Box<TapPoint>,
-        next: usize,
-    },
+    Tap { point: Box<TapPoint>, next: usize },
 }
 
 impl Op {
@@ -342,6 +343,21 @@ impl Segment {
     ) -> Segment {
         let live = ops.iter().filter(|o| o.op.is_terminal()).count();
         let current = input.element();
+        let mut ops = ops;
+        let is_sink: Vec<bool> = ops
+            .iter()
+            .map(|o| matches!(o.op, Op::Sink { .. }))
+            .collect();
+        for slot in &mut ops {
+            if let Op::Tee {
+                branches, sinks, ..
+            } = &mut slot.op
+            {
+                // A tee renders its sink branches in one tight loop; stable, so pad order holds.
+                branches.sort_by_key(|&b| !is_sink[b]);
+                *sinks = branches.iter().filter(|&&b| is_sink[b]).count();
+            }
+        }
         Segment {
             name,
             input,
@@ -679,6 +695,16 @@ impl Segment {
         });
         self.ops[id].stats.kernel_copied += cx.kernel_copied;
         self.charge(id);
+        self.settle(id, flow, run)
+    }
+
+    /// What sink op `id` answered: anything but "continue" ends the branch or the run.
+    fn settle(
+        &mut self,
+        id: usize,
+        flow: Result<SinkFlow, ElementError>,
+        run: &RunControl,
+    ) -> Result<(), RunError> {
         match flow {
             Ok(SinkFlow::Continue) => {}
             Ok(SinkFlow::Done) => self.finish_from(id, run)?,
@@ -692,7 +718,52 @@ impl Segment {
             // Asked to end while it waited (a drain or a stop): not an error of its own, as in
             // the transform arm.
             Err(ElementError::Interrupted) => {}
-            Err(e) => return Err(self.fail(el, e)),
+            Err(e) => {
+                let Op::Sink { el, .. } = self.ops[id].op else {
+                    unreachable!("op {id} is a sink")
+                };
+                return Err(self.fail(el, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders `buf` into each live sink of `sinks` (a tee's sink branches), all lent the same
+    /// handle: no refcount traffic and no move per branch. Unless this buffer is timed or
+    /// logged, each branch costs its count, the call and one test of the answer.
+    fn render_branches(
+        &mut self,
+        sinks: &[usize],
+        buf: &Buffer,
+        run: &RunControl,
+    ) -> Result<(), RunError> {
+        if self.scale != 0 || self.obs.spans_on {
+            for &b in sinks {
+                if !self.ops[b].done {
+                    self.ops[b].stats.count(buf);
+                    self.render_lent(b, buf, run)?;
+                }
+            }
+            return Ok(());
+        }
+        let len = buf.len() as u64;
+        for &b in sinks {
+            let slot = &mut self.ops[b];
+            let Op::Sink { el, imp, .. } = &mut slot.op else {
+                unreachable!("op {b} is a sink")
+            };
+            if slot.done {
+                continue;
+            }
+            slot.stats.buffers += 1;
+            slot.stats.bytes += len;
+            self.current = *el;
+            let mut cx = Ctx::new(run, None);
+            let flow = imp.render(buf, &mut cx);
+            slot.stats.kernel_copied += cx.kernel_copied;
+            if !matches!(flow, Ok(SinkFlow::Continue)) {
+                self.settle(b, flow, run)?;
+            }
         }
         Ok(())
     }
@@ -730,30 +801,23 @@ impl Segment {
                     }
                 }
                 Op::Sink { .. } => self.render(id, buf, run)?,
-                Op::Tee { el, branches } => {
+                Op::Tee {
+                    el,
+                    branches,
+                    sinks,
+                } => {
                     self.current = *el;
-                    // Sink branches render right here, all lent the same handle: no refcount
-                    // traffic and no move per branch. The first other branch carries the buffer
-                    // on; the rest wait on the stack with a clone.
+                    let sinks = *sinks;
+                    // Sink branches render right here (src_0 first, as gst). The first other
+                    // branch carries the buffer on; the rest wait on the stack with a clone,
+                    // pushed last-first so that they too run in pad order.
                     let branches = std::mem::take(branches);
                     self.charge(id);
+                    let rendered = self.render_branches(&branches[..sinks], &buf, run);
                     let mut onward = None;
-                    let mut rendered = Ok(());
-                    // Sinks in pad order (src_0 first, as gst), then the other branches,
-                    // pushed last-first so that they too run in pad order.
-                    for &b in &branches {
-                        if self.ops[b].done || !matches!(self.ops[b].op, Op::Sink { .. }) {
-                            continue;
-                        }
-                        self.ops[b].stats.count(&buf);
-                        rendered = self.render_lent(b, &buf, run);
-                        if rendered.is_err() {
-                            break;
-                        }
-                    }
                     if rendered.is_ok() {
-                        for &b in branches.iter().rev() {
-                            if self.ops[b].done || matches!(self.ops[b].op, Op::Sink { .. }) {
+                        for &b in branches[sinks..].iter().rev() {
+                            if self.ops[b].done {
                                 continue;
                             }
                             if let Some(later) = onward.replace(b) {
@@ -959,6 +1023,7 @@ mod tests {
             OpSlot::new(Op::Tee {
                 el: 1,
                 branches: vec![1, 2],
+                sinks: 0,
             }),
             OpSlot::new(Op::Sink {
                 el: 2,
