@@ -774,6 +774,10 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                     "run /bin/true",
                     std::process::Command::new("/bin/true").status().map(drop),
                 ),
+                (
+                    "open /etc/hostname via x32",
+                    crate::ipc::open_via_x32(c"/etc/hostname"),
+                ),
             ];
             let report: Vec<String> = tried
                 .into_iter()

@@ -18,6 +18,7 @@ pub use frame::{
     SPIN_BEFORE_BLOCKING,
 };
 pub use spawn::{
-    enter_sandbox, release_socket, set_realtime, spawn_worker, worker_socket, RELEASE_FD, WORKER_FD,
+    enter_sandbox, open_via_x32, release_socket, set_realtime, spawn_worker, worker_socket,
+    RELEASE_FD, WORKER_FD,
 };
 pub use unix::{recv_with_fds, send_with_fds, MAX_FDS};
