@@ -1,6 +1,8 @@
 //! File descriptors: `fdsrc` (stdin by default) and `fdsink` (stdout by default).
 
-use super::io::{copy_in_kernel, takes_kernel_copies, write_all, CopyStop, StreamReader};
+use super::io::{
+    copy_in_kernel, takes_kernel_copies, write_all, CopyStop, KernelCopy, StreamReader,
+};
 use super::{basesink_props, basesrc_props, BLOCKSIZE};
 use crate::element::prelude::*;
 
@@ -67,7 +69,9 @@ pub(crate) static FDSINK: Factory = Factory {
     doc: "Writes every buffer to an inherited descriptor as it arrives, without buffering. When \
           the reader goes away (EPIPE, as with `| head -c 100`) the branch ends quietly and the \
           pipeline exits 0. Into a regular file (`> out`, not `>> out`), buffers that filesrc \
-          serves from a mapped file are copied by the kernel (copy_file_range), as filesink does.",
+          serves from a mapped file are copied by the kernel (copy_file_range), as filesink does; into a \
+          pipe (`| sha256sum`) they are spliced, so the pipe holds the file's own pages and only the \
+          reader copies them.",
     pads: Pads::SINK,
     props: basesink_props![
         PropSpec::int(
@@ -95,26 +99,26 @@ pub(crate) static FDSINK: Factory = Factory {
 struct FdSink {
     fd: std::os::fd::BorrowedFd<'static>,
     what: String,
-    /// Whether buffers over a mapped file are copied by the kernel (as filesink does): the
-    /// descriptor is a regular file, not opened for appending (`> out`, not `>> out`), and the
-    /// kernel has not refused yet.
-    kernel_copy: bool,
+    /// How buffers over a mapped file are copied by the kernel (as filesink does), while the
+    /// descriptor takes it (a regular file not opened for appending: `> out`, not `>> out`; or
+    /// a pipe) and the kernel has not refused yet.
+    kernel_copy: Option<KernelCopy>,
 }
 
 impl Sink for FdSink {
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         // Bytes of the buffer already in the output.
         let mut skip = 0;
-        if self.kernel_copy {
+        if let Some(how) = self.kernel_copy {
             if let Some(x) = buf.file_extent() {
-                match copy_in_kernel(x.file, x.offset, x.len as u64, self.fd, &self.what) {
+                match copy_in_kernel(x.file, x.offset, x.len as u64, self.fd, how, &self.what) {
                     Ok(()) => {
                         cx.count_kernel_copied(x.len as u64);
                         return Ok(SinkFlow::Continue);
                     }
                     Err(CopyStop::Refused { done }) => {
                         cx.count_kernel_copied(done);
-                        self.kernel_copy = false;
+                        self.kernel_copy = None;
                         skip = done as usize;
                     }
                     Err(CopyStop::Failed(e)) => return Err(e),

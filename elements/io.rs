@@ -154,21 +154,41 @@ pub(super) fn write_all(
 // bytes are in that file. A sink writing to a regular file can then ask the kernel to copy them
 // from the source file with copy_file_range(2), as cp does: no page of the mapping is touched,
 // the data never crosses into user space, and a filesystem that can share extents (XFS, btrfs)
-// makes a reflink. The bytes are the same ones a write from the mapping would write: the mapping
-// is the file's page cache, and buffers are immutable.
+// makes a reflink. A sink writing to a pipe splices them instead (splice(2)): the pipe takes
+// references to the page cache pages and the reader copies them out. The bytes are the same ones
+// a write from the mapping would write: the mapping is the file's page cache, and buffers are
+// immutable.
 
 /// Largest single `copy_file_range` request (the kernel caps one call near 2 GiB anyway).
 const MAX_COPY: usize = 1 << 30;
 
-/// Whether `copy_file_range` can write to `fd`: a regular file opened without O_APPEND (which
-/// the kernel refuses with EBADF) and without O_SYNC or O_DSYNC (their guarantee is spelled out
-/// for write(2), so such outputs keep to it).
-pub(super) fn takes_kernel_copies(fd: BorrowedFd<'_>) -> bool {
-    let regular = rustix::fs::fstat(fd).is_ok_and(|st| {
-        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
-    });
+/// How the kernel can move a mapped file's bytes to an output, with no copy through user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KernelCopy {
+    /// `copy_file_range` into a regular file: the kernel copies page cache to page cache (or
+    /// shares the extents, on a filesystem with reflinks).
+    FileRange,
+    /// `splice` into a pipe: the pipe takes references to the source file's pages, and only
+    /// the reader copies them out.
+    Splice,
+}
+
+/// How the kernel can take file-backed buffers to `fd`, if at all: a regular file opened
+/// without O_APPEND (which copy_file_range refuses with EBADF) and without O_SYNC or O_DSYNC
+/// (their guarantee is spelled out for write(2), so such outputs keep to it), or a pipe.
+pub(super) fn takes_kernel_copies(fd: BorrowedFd<'_>) -> Option<KernelCopy> {
+    use rustix::fs::FileType;
+    let kind = rustix::fs::fstat(fd)
+        .ok()
+        .map(|st| FileType::from_raw_mode(st.st_mode))?;
     let refused = rustix::fs::OFlags::APPEND | rustix::fs::OFlags::SYNC | rustix::fs::OFlags::DSYNC;
-    regular && rustix::fs::fcntl_getfl(fd).is_ok_and(|flags| !flags.intersects(refused))
+    match kind {
+        FileType::RegularFile => rustix::fs::fcntl_getfl(fd)
+            .is_ok_and(|flags| !flags.intersects(refused))
+            .then_some(KernelCopy::FileRange),
+        FileType::Fifo => Some(KernelCopy::Splice),
+        _ => None,
+    }
 }
 
 /// How a kernel copy ended before its last byte.
@@ -180,14 +200,16 @@ pub(super) enum CopyStop {
     Failed(ElementError),
 }
 
-/// Has the kernel copy `len` bytes of `from` at `offset` to the current position of `to`
-/// (`what` in errors), looping over short copies and EINTR. A copy that finds the end of the
-/// source file early means the file was truncated meanwhile, and says so as filesrc would.
+/// Has the kernel copy (`how`) `len` bytes of `from` at `offset` to the current position of
+/// `to` (`what` in errors), looping over short copies and EINTR, and waiting on a non-blocking
+/// pipe. A copy that finds the end of the source file early means the file was truncated
+/// meanwhile, and says so as filesrc would.
 pub(super) fn copy_in_kernel(
     from: &SourceFile,
     offset: u64,
     len: u64,
     to: BorrowedFd<'_>,
+    how: KernelCopy,
     what: &str,
 ) -> Result<(), CopyStop> {
     let end = offset + len;
@@ -197,7 +219,16 @@ pub(super) fn copy_in_kernel(
         // With an offset for the source, the kernel reads from there and moves `at` on, leaving
         // the file's own position alone; the output is written at (and moves) its position,
         // like write(2).
-        match rustix::fs::copy_file_range(from, Some(&mut at), to, None, chunk) {
+        let copied = match how {
+            KernelCopy::FileRange => {
+                rustix::fs::copy_file_range(from, Some(&mut at), to, None, chunk)
+            }
+            KernelCopy::Splice => {
+                let flags = rustix::pipe::SpliceFlags::MOVE;
+                rustix::pipe::splice(from, Some(&mut at), to, None, chunk, flags)
+            }
+        };
+        match copied {
             // The end of the source: truncated meanwhile, unless it still holds the bytes and
             // the kernel merely declined (some filesystems answer 0 for "cannot"), in which
             // case the rest is written.
@@ -211,6 +242,13 @@ pub(super) fn copy_in_kernel(
             }
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                let mut fds = [rustix::event::PollFd::new(
+                    &to,
+                    rustix::event::PollFlags::OUT,
+                )];
+                let _ = rustix::event::poll(&mut fds, None);
+            }
             Err(
                 rustix::io::Errno::XDEV
                 | rustix::io::Errno::INVAL
@@ -282,8 +320,8 @@ pub(crate) static FILESRC: Factory = Factory {
           zero-copy from a memory mapping (4 MiB windows, at most 4 alive: bounded memory); if \
           another process truncates it meanwhile, the run ends with an error naming the file \
           instead of crashing. Such buffers remember where they are in the file, so filesink \
-          and fdsink into a regular file have the kernel copy them (copy_file_range) and the \
-          mapping is never read. use-mmap=false reads into shared-memory buffers instead, as \
+          and fdsink into a regular file have the kernel copy them (copy_file_range), into a \
+          pipe they splice them, and the mapping is never read. use-mmap=false reads into shared-memory buffers instead, as \
           FIFOs and devices always are; a read that waits on a FIFO still ends at Ctrl-C. The \
           default block size is 128 KiB (gst's is 4 KiB).",
     pads: Pads::SOURCE,
@@ -412,7 +450,8 @@ pub(crate) static FILESINK: Factory = Factory {
           append=true). Small buffers are gathered into `buffer-size` bytes before a write; large \
           ones are written directly. Buffers that filesrc serves from a mapped file are not \
           written but copied by the kernel from that file (copy_file_range, as cp does; a \
-          reflink where the filesystem shares extents), gathered the same way; not with \
+          reflink where the filesystem shares extents; spliced when `location` is a FIFO), \
+          gathered the same way; not with \
           append=true or o-sync=true, and written instead where the kernel refuses (another \
           filesystem). -m and --stats say how many bytes were copied so. With sync=true the file \
           is fsync'ed at end of stream. A full disk is an error that names the file.",
@@ -496,9 +535,9 @@ struct FileSink {
     pending: Vec<u8>,
     pending_run: Option<FileRun>,
     capacity: usize,
-    /// Whether file-backed buffers are copied by the kernel: the output takes it (see
+    /// How file-backed buffers are copied by the kernel, while the output takes it (see
     /// [`takes_kernel_copies`]) and the kernel has not refused yet.
-    kernel_copy: bool,
+    kernel_copy: Option<KernelCopy>,
     fsync: bool,
     path: String,
 }
@@ -531,7 +570,12 @@ impl FileSink {
             return Ok(());
         };
         let out = self.file.as_fd();
-        match copy_in_kernel(&run.file, run.offset, run.len, out, &self.path) {
+        let copied = match self.kernel_copy {
+            Some(how) => copy_in_kernel(&run.file, run.offset, run.len, out, how, &self.path),
+            // Not reached: a run only gathers while the kernel copies.
+            None => Err(CopyStop::Refused { done: 0 }),
+        };
+        match copied {
             Ok(()) => {
                 cx.count_kernel_copied(run.len);
                 Ok(())
@@ -543,7 +587,7 @@ impl FileSink {
                     source = run.file.path(),
                     "The kernel cannot copy between these files: writing them instead"
                 );
-                self.kernel_copy = false;
+                self.kernel_copy = None;
                 // `pending` is empty (see the struct), so it serves as scratch space.
                 write_from_file(
                     &run.file,
@@ -591,7 +635,7 @@ impl Sink for FileSink {
         if buf.is_empty() {
             return Ok(SinkFlow::Continue);
         }
-        if self.kernel_copy {
+        if self.kernel_copy.is_some() {
             if let Some(x) = buf.file_extent() {
                 self.render_extent(x, cx)?;
                 return Ok(SinkFlow::Continue);

@@ -490,7 +490,7 @@ impl Segment {
         if messages {
             for (el, s) in stats.iter().filter(|(_, s)| s.kernel_copied > 0) {
                 self.obs.console.write(&format!(
-                    "message: {}: {} bytes copied in the kernel (copy_file_range), {} written\n",
+                    "message: {}: {} bytes copied in the kernel (copy_file_range or splice), {} written\n",
                     self.names[*el],
                     s.kernel_copied,
                     s.bytes.saturating_sub(s.kernel_copied)

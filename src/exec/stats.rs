@@ -286,7 +286,7 @@ impl Report {
         }
         for e in self.elements.iter().filter(|e| e.kernel_copied > 0) {
             out.push_str(&format!(
-                "{}: {} copied in the kernel (copy_file_range), {} written\n",
+                "{}: {} copied in the kernel (copy_file_range or splice), {} written\n",
                 e.name,
                 human_bytes(e.kernel_copied as f64),
                 human_bytes(e.bytes.saturating_sub(e.kernel_copied) as f64)

@@ -1,6 +1,6 @@
 //! Byte-exact copies through files, fds, tees and funnels.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 
 use super::support::*;
 
@@ -376,12 +376,14 @@ fn the_message_and_stats_say_how_many_bytes_the_kernel_copied() {
     let err = stderr(&out);
     assert!(
         err.contains(
-            "message: filesink0: 10485760 bytes copied in the kernel (copy_file_range), 0 written\n"
+            "message: filesink0: 10485760 bytes copied in the kernel (copy_file_range or splice), 0 written\n"
         ),
         "{err}"
     );
     assert!(
-        err.contains("filesink0: 10.00 MiB copied in the kernel (copy_file_range), 0 B written\n"),
+        err.contains(
+            "filesink0: 10.00 MiB copied in the kernel (copy_file_range or splice), 0 B written\n"
+        ),
         "{err}"
     );
     assert_eq!(std::fs::read(&output).unwrap(), data);
@@ -562,4 +564,125 @@ fn files_in_proc_are_read_not_mapped() {
     let want = std::fs::read("/proc/version").unwrap();
     assert!(!want.is_empty());
     assert_eq!(out.stdout, want);
+}
+
+// --- splices into pipes ----------------------------------------------------------------------
+
+#[test]
+fn into_a_pipe_mapped_files_are_spliced_byte_for_byte() {
+    let dir = tmp();
+    for (len, seed) in [
+        (0, 1),
+        (1, 2),
+        (4095, 3),
+        (4096, 4),
+        (4097, 5),
+        ((4 << 20) + 5, 6),
+        (10 << 20, 7),
+    ] {
+        let data = random_bytes(len, seed);
+        let n = len as u64;
+        let input = file(dir.path(), "in.bin", &data);
+        let i = prop("location", &input);
+        for middle in [
+            &[][..],
+            &["queue", "!"][..],
+            &["tee", "!", "identity", "!"][..],
+        ] {
+            for bs in ["blocksize=4096", "blocksize=131072", "blocksize=1048576"] {
+                let mut args = vec!["-q", "--stats=json", "filesrc", &i, bs, "!"];
+                args.extend_from_slice(middle);
+                args.push("fdsink");
+                // `run` gives the child a pipe for stdout.
+                let out = run(launch(&args));
+                assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+                assert!(out.stdout == data, "{args:?}: the bytes differ");
+                assert_eq!(copied_of(&stats(&out), "fdsink0"), (n, n), "{args:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_full_non_blocking_pipe_is_waited_on_not_lost() {
+    use rustix::pipe::{pipe_with, PipeFlags};
+    let dir = tmp();
+    let data = random_bytes((3 << 20) + 17, 11);
+    let input = file(dir.path(), "in.bin", &data);
+    let i = prop("location", &input);
+    // Both ends start non-blocking; only the writer's stays so, as a shell with a
+    // non-blocking terminal or a program that set O_NONBLOCK would leave it.
+    let (reader, writer) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC).unwrap();
+    rustix::fs::fcntl_setfl(&reader, rustix::fs::OFlags::empty()).unwrap();
+    let mut cmd = launch(&["-q", "--stats=json", "filesrc", &i, "!", "fdsink"]);
+    cmd.stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    drop(cmd);
+    // Read in small pieces: the sink keeps finding the pipe full.
+    let mut reader = std::fs::File::from(reader);
+    let mut got = Vec::new();
+    let mut piece = [0u8; 4096];
+    loop {
+        let k = reader.read(&mut piece).unwrap();
+        if k == 0 {
+            break;
+        }
+        got.extend_from_slice(&piece[..k]);
+    }
+    let out = wait(child);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(got == data, "{} bytes of {} arrived", got.len(), data.len());
+    let n = data.len() as u64;
+    assert_eq!(copied_of(&stats(&out), "fdsink0"), (n, n));
+}
+
+#[test]
+fn a_reader_that_leaves_a_spliced_pipe_ends_the_run_quietly() {
+    let dir = tmp();
+    let input = file(dir.path(), "in.bin", &random_bytes(16 << 20, 12));
+    let i = prop("location", &input);
+    let mut child = spawn_piped(&["-q", "filesrc", &i, "!", "fdsink"]);
+    // `| head -c 100`
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 100];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = wait(child);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn filesink_into_a_fifo_splices() {
+    let dir = tmp();
+    let data = random_bytes((2 << 20) + 3, 13);
+    let input = file(dir.path(), "in.bin", &data);
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        0,
+    )
+    .unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let (i, o) = (prop("location", &input), prop("location", &fifo));
+    let out = run(launch(&[
+        "-q",
+        "--stats=json",
+        "filesrc",
+        &i,
+        "!",
+        "filesink",
+        &o,
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(reader.join().unwrap() == data);
+    let n = data.len() as u64;
+    assert_eq!(copied_of(&stats(&out), "filesink0"), (n, n));
 }
