@@ -112,6 +112,15 @@ impl StreamReader {
     }
 }
 
+/// Waits until a non-blocking `fd` that said EAGAIN takes more (a poll error just retries).
+fn wait_writable(fd: BorrowedFd<'_>) {
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::OUT,
+    )];
+    let _ = rustix::event::poll(&mut fds, None);
+}
+
 /// Writes every byte of `data` to `fd`, waiting on a non-blocking fd, retrying on EINTR.
 pub(super) fn write_all(
     fd: BorrowedFd<'_>,
@@ -128,13 +137,7 @@ pub(super) fn write_all(
             }
             Ok(n) => data = &data[n..],
             Err(rustix::io::Errno::INTR) => {}
-            Err(rustix::io::Errno::AGAIN) => {
-                let mut fds = [rustix::event::PollFd::new(
-                    &fd,
-                    rustix::event::PollFlags::OUT,
-                )];
-                let _ = rustix::event::poll(&mut fds, None);
-            }
+            Err(rustix::io::Errno::AGAIN) => wait_writable(fd),
             Err(rustix::io::Errno::FAULT) => {
                 // The kernel could not read the buffer: its pages were a mapped file's, and the
                 // file was truncated meanwhile.
@@ -242,13 +245,7 @@ pub(super) fn copy_in_kernel(
             }
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => {}
-            Err(rustix::io::Errno::AGAIN) => {
-                let mut fds = [rustix::event::PollFd::new(
-                    &to,
-                    rustix::event::PollFlags::OUT,
-                )];
-                let _ = rustix::event::poll(&mut fds, None);
-            }
+            Err(rustix::io::Errno::AGAIN) => wait_writable(to),
             Err(
                 rustix::io::Errno::XDEV
                 | rustix::io::Errno::INVAL

@@ -287,6 +287,24 @@ fn copy_with_stats(
     stats(&out)
 }
 
+/// Runs `filesrc IN ! filesink OUT SINK_EXTRA` (`location=` properties) with `--stats=json`,
+/// checks it exits 0, and returns the stats.
+fn file_to(input: &str, output: &str, sink_extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "-q",
+        "--stats=json",
+        "filesrc",
+        input,
+        "!",
+        "filesink",
+        output,
+    ];
+    args.extend_from_slice(sink_extra);
+    let out = run(launch(&args));
+    assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    stats(&out)
+}
+
 /// Bytes the element had the kernel copy, and bytes it took in.
 fn copied_of(stats: &serde_json::Value, name: &str) -> (u64, u64) {
     let e = element(stats, name);
@@ -453,19 +471,11 @@ fn append_appends_mapped_files_too() {
     let output = file(dir.path(), "out.bin", b"head:");
     let (i, o) = (prop("location", &input), prop("location", &output));
     for _ in 0..2 {
-        let out = run(launch(&[
-            "-q",
-            "--stats=json",
-            "filesrc",
-            &i,
-            "!",
-            "filesink",
-            &o,
-            "append=true",
-        ]));
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
         let n = data.len() as u64;
-        assert_eq!(copied_of(&stats(&out), "filesink0"), (0, n));
+        assert_eq!(
+            copied_of(&file_to(&i, &o, &["append=true"]), "filesink0"),
+            (0, n)
+        );
     }
     let got = std::fs::read(&output).unwrap();
     assert!(
@@ -672,17 +682,8 @@ fn filesink_into_a_fifo_splices() {
         std::thread::spawn(move || std::fs::read(fifo).unwrap())
     };
     let (i, o) = (prop("location", &input), prop("location", &fifo));
-    let out = run(launch(&[
-        "-q",
-        "--stats=json",
-        "filesrc",
-        &i,
-        "!",
-        "filesink",
-        &o,
-    ]));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = file_to(&i, &o, &[]);
     assert!(reader.join().unwrap() == data);
     let n = data.len() as u64;
-    assert_eq!(copied_of(&stats(&out), "filesink0"), (n, n));
+    assert_eq!(copied_of(&s, "filesink0"), (n, n));
 }
