@@ -747,6 +747,7 @@ impl Segment {
             return Ok(());
         }
         let len = buf.len() as u64;
+        let mut cx = Ctx::new(run, None);
         for &b in sinks {
             let slot = &mut self.ops[b];
             let Op::Sink { el, imp, .. } = &mut slot.op else {
@@ -758,9 +759,10 @@ impl Segment {
             slot.stats.buffers += 1;
             slot.stats.bytes += len;
             self.current = *el;
-            let mut cx = Ctx::new(run, None);
             let flow = imp.render(buf, &mut cx);
-            slot.stats.kernel_copied += cx.kernel_copied;
+            if cx.kernel_copied != 0 {
+                slot.stats.kernel_copied += std::mem::take(&mut cx.kernel_copied);
+            }
             if !matches!(flow, Ok(SinkFlow::Continue)) {
                 self.settle(b, flow, run)?;
             }
