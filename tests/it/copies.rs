@@ -269,39 +269,52 @@ fn copy_with_stats(
     let input = file(dir.path(), "in.bin", data);
     let output = dir.path().join("out.bin");
     let (i, o) = (prop("location", &input), prop("location", &output));
-    let mut args = vec!["-q", "--stats=json", "filesrc", i.as_str()];
-    args.extend_from_slice(src_extra);
-    args.push("!");
-    args.extend_from_slice(middle);
-    args.extend(["filesink", o.as_str()]);
-    args.extend_from_slice(sink_extra);
-    let out = run(launch(&args));
-    assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    let stats = file_to(&i, src_extra, middle, &o, sink_extra);
     let got = std::fs::read(&output).unwrap();
     assert!(
         got == data,
-        "{args:?}: {} bytes out of {} differ",
+        "{src_extra:?} {middle:?} {sink_extra:?}: {} bytes out of {} differ",
         got.len(),
         data.len()
     );
-    stats(&out)
+    stats
 }
 
-/// Runs `filesrc IN ! filesink OUT SINK_EXTRA` (`location=` properties) with `--stats=json`,
-/// checks it exits 0, and returns the stats.
-fn file_to(input: &str, output: &str, sink_extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "-q",
-        "--stats=json",
-        "filesrc",
-        input,
-        "!",
-        "filesink",
-        output,
-    ];
+/// Runs `filesrc IN SRC_EXTRA ! MIDDLE... filesink OUT SINK_EXTRA` (`IN` and `OUT` are
+/// `location=` properties) with `--stats=json`, checks it exits 0, and returns the stats.
+fn file_to(
+    input: &str,
+    src_extra: &[&str],
+    middle: &[&str],
+    output: &str,
+    sink_extra: &[&str],
+) -> serde_json::Value {
+    let mut args = vec!["-q", "--stats=json", "filesrc", input];
+    args.extend_from_slice(src_extra);
+    args.push("!");
+    args.extend_from_slice(middle);
+    args.extend(["filesink", output]);
     args.extend_from_slice(sink_extra);
     let out = run(launch(&args));
     assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    stats(&out)
+}
+
+/// Starts `filesrc IN ! fdsink` (`IN` a `location=` property) with `--stats=json`, its
+/// stdout on `stdout` and its stderr on a pipe.
+fn spawn_fdsink(input: &str, stdout: std::process::Stdio) -> std::process::Child {
+    launch(&["-q", "--stats=json", "filesrc", input, "!", "fdsink"])
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `filesrc IN ! fdsink` into `stdout` (see [`spawn_fdsink`]), checks it exits 0, and
+/// returns the stats.
+fn fdsink_to(input: &str, stdout: std::process::Stdio) -> serde_json::Value {
+    let out = wait(spawn_fdsink(input, stdout));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     stats(&out)
 }
 
@@ -473,7 +486,7 @@ fn append_appends_mapped_files_too() {
     for _ in 0..2 {
         let n = data.len() as u64;
         assert_eq!(
-            copied_of(&file_to(&i, &o, &["append=true"]), "filesink0"),
+            copied_of(&file_to(&i, &[], &[], &o, &["append=true"]), "filesink0"),
             (0, n)
         );
     }
@@ -493,23 +506,16 @@ fn fdsink_into_a_regular_file_copies_by_the_kernel_unless_appending() {
     let i = prop("location", &input);
     let output = dir.path().join("out.bin");
     // `> out`
-    let stdout = std::fs::File::create(&output).unwrap();
-    let mut cmd = launch(&["-q", "--stats=json", "filesrc", &i, "!", "fdsink"]);
-    cmd.stdout(stdout).stderr(std::process::Stdio::piped());
-    let out = wait(cmd.spawn().unwrap());
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(copied_of(&stats(&out), "fdsink0"), (n, n));
+    let s = fdsink_to(&i, std::fs::File::create(&output).unwrap().into());
+    assert_eq!(copied_of(&s, "fdsink0"), (n, n));
     assert!(std::fs::read(&output).unwrap() == data);
     // `>> out`
     let stdout = std::fs::OpenOptions::new()
         .append(true)
         .open(&output)
         .unwrap();
-    let mut cmd = launch(&["-q", "--stats=json", "filesrc", &i, "!", "fdsink"]);
-    cmd.stdout(stdout).stderr(std::process::Stdio::piped());
-    let out = wait(cmd.spawn().unwrap());
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(copied_of(&stats(&out), "fdsink0"), (0, n));
+    let s = fdsink_to(&i, stdout.into());
+    assert_eq!(copied_of(&s, "fdsink0"), (0, n));
     assert!(std::fs::read(&output).unwrap() == [&data[..], &data].concat());
 }
 
@@ -537,26 +543,12 @@ fn across_filesystems_the_refused_copy_is_written_instead() {
     let output = dir.path().join("out.bin");
     let o = prop("location", &output);
     for bs in ["blocksize=4096", "blocksize=131072"] {
-        let out = run(launch(&[
-            "-q",
-            "--stats=json",
-            "filesrc",
-            &i,
-            bs,
-            "!",
-            "filesink",
-            &o,
-        ]));
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-        assert_eq!(copied_of(&stats(&out), "filesink0"), (0, n), "{bs}");
+        let s = file_to(&i, &[bs], &[], &o, &[]);
+        assert_eq!(copied_of(&s, "filesink0"), (0, n), "{bs}");
         assert!(std::fs::read(&output).unwrap() == data, "{bs}");
     }
-    let mut cmd = launch(&["-q", "--stats=json", "filesrc", &i, "!", "fdsink"]);
-    cmd.stdout(std::fs::File::create(&output).unwrap())
-        .stderr(std::process::Stdio::piped());
-    let out = wait(cmd.spawn().unwrap());
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(copied_of(&stats(&out), "fdsink0"), (0, n));
+    let s = fdsink_to(&i, std::fs::File::create(&output).unwrap().into());
+    assert_eq!(copied_of(&s, "fdsink0"), (0, n));
     assert!(std::fs::read(&output).unwrap() == data);
 }
 
@@ -624,11 +616,7 @@ fn a_full_non_blocking_pipe_is_waited_on_not_lost() {
     // non-blocking terminal or a program that set O_NONBLOCK would leave it.
     let (reader, writer) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC).unwrap();
     rustix::fs::fcntl_setfl(&reader, rustix::fs::OFlags::empty()).unwrap();
-    let mut cmd = launch(&["-q", "--stats=json", "filesrc", &i, "!", "fdsink"]);
-    cmd.stdout(std::process::Stdio::from(writer))
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    drop(cmd);
+    let child = spawn_fdsink(&i, writer.into());
     // Read in small pieces: the sink keeps finding the pipe full.
     let mut reader = std::fs::File::from(reader);
     let mut got = Vec::new();
@@ -682,7 +670,7 @@ fn filesink_into_a_fifo_splices() {
         std::thread::spawn(move || std::fs::read(fifo).unwrap())
     };
     let (i, o) = (prop("location", &input), prop("location", &fifo));
-    let s = file_to(&i, &o, &[]);
+    let s = file_to(&i, &[], &[], &o, &[]);
     assert!(reader.join().unwrap() == data);
     let n = data.len() as u64;
     assert_eq!(copied_of(&s, "filesink0"), (n, n));
