@@ -6,16 +6,17 @@
 use std::future::Future;
 use std::os::fd::BorrowedFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::exec::RunControl;
 use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
 
 pub mod prelude {
     //! Everything an element file needs.
     pub use super::{
-        AsyncCtx, AsyncSink, AsyncSource, Ctx, ElementError, ElementImpl, Flow, Leaky, PoolRequest,
-        QueueSettings, Sink, SinkFlow, Source, Transform,
+        ActivePad, AsyncCtx, AsyncSink, AsyncSource, Ctx, ElementError, ElementImpl, FanIn, Flow,
+        Leaky, PoolRequest, QueueSettings, Router, Sink, SinkFlow, Source, Transform,
     };
     pub use crate::ipc::{
         accept as ipc_accept, connect as ipc_connect, inherited as inherited_fd,
@@ -76,9 +77,13 @@ impl ElementError {
 pub enum Flow {
     /// Pass this buffer downstream.
     Push(Buffer),
-    /// Nothing goes downstream this time.
+    /// Nothing goes downstream this time: the buffer was filtered out (counted as dropped).
     Drop,
-    /// End the stream below this element (gst's EOS from an element).
+    /// The element kept the buffer or consumed it into something else (a record being joined,
+    /// a batch being filled): only what it passed with [`Ctx::push`] goes downstream.
+    Held,
+    /// End the stream below this element (gst's EOS from an element), after anything it
+    /// passed with [`Ctx::push`].
     Eos,
 }
 
@@ -90,6 +95,9 @@ pub enum SinkFlow {
     /// Enough (fakesink num-buffers reached): no more buffers, finish now.
     Done,
 }
+
+/// Buffers in a source's pool when it does not say: enough to keep a queue and a sink busy.
+pub const DEFAULT_POOL_SLOTS: usize = 16;
 
 /// The pool a source asks for: `slots` buffers of up to `slot_size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +112,7 @@ impl PoolRequest {
     /// The slots the pool gets: as asked, or the executor's default for 0.
     pub fn slots_or_default(&self) -> usize {
         if self.slots == 0 {
-            crate::exec::DEFAULT_POOL_SLOTS
+            DEFAULT_POOL_SLOTS
         } else {
             self.slots
         }
@@ -123,10 +131,74 @@ pub trait Source: Send {
     fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError>;
 }
 
-/// Takes one buffer, passes on zero or one.
+/// Takes one buffer, passes on zero, one or several (through [`Ctx::push`]).
+///
+/// A transform that holds buffers back (a record split across inputs, a batch, a delay)
+/// releases them in [`Transform::flush`] at end of stream. One whose output depends on time
+/// (a timeout, a batch's age) says when it wants to be called next with
+/// [`Transform::deadline`]; such an element declares [`Hints::TIMED`](crate::registry::Hints)
+/// and gets a thread of its own, so that its timer runs while upstream is silent.
 pub trait Transform: Send {
     /// Handles one buffer.
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError>;
+    /// End of stream: pass on (with [`Ctx::push`]) whatever is still held.
+    fn flush(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        Ok(())
+    }
+    /// When the element next wants [`Transform::on_deadline`] called without input; `None`
+    /// while it waits for nothing.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+    /// The deadline passed: pass on (with [`Ctx::push`]) what is due.
+    fn on_deadline(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        Ok(())
+    }
+}
+
+/// Picks the src pad of a fan-out element (`output-selector`, `streamiddemux`) for each buffer.
+pub trait Router: Send {
+    /// The number of the `src_%u` pad this buffer leaves on; a pad that is not linked (or
+    /// `None`) drops it, counted.
+    fn route(&mut self, buf: &Buffer) -> Option<u32>;
+}
+
+/// The pad a selector passes: a number shared between the element and whoever switches it
+/// while the pipeline runs.
+#[derive(Debug, Clone, Default)]
+pub struct ActivePad(Arc<AtomicU32>);
+
+impl ActivePad {
+    /// Starts at pad `n`.
+    pub fn new(n: u32) -> ActivePad {
+        ActivePad(Arc::new(AtomicU32::new(n)))
+    }
+
+    /// The pad now active.
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Switches to pad `n`.
+    pub fn set(&self, n: u32) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    /// `sink_3` or `src_3` as 3; `None` for anything else.
+    pub fn parse(pad: &str) -> Option<u32> {
+        pad.rsplit_once('_')?.1.parse().ok()
+    }
+}
+
+/// How a fan-in element merges its `sink_%u` pads.
+#[derive(Debug, Clone)]
+pub enum FanIn {
+    /// Every buffer in arrival order (`funnel`).
+    Funnel,
+    /// Only the active pad's buffers pass; the others are dropped, counted (`input-selector`).
+    Select(ActivePad),
+    /// One pad after another, in pad order: `sink_1` waits until `sink_0` ended (`concat`).
+    Concat,
 }
 
 /// Consumes buffers.
@@ -179,6 +251,10 @@ pub enum ElementImpl {
     Tee,
     /// Merges its inputs into one stream.
     Funnel,
+    /// Merges its inputs as the rule says (selectors, concat).
+    FanIn(FanIn),
+    /// Sends each buffer to one of its branches, as the router picks.
+    Route(Box<dyn Router>),
     /// A thread boundary with a bounded channel.
     Queue(QueueSettings),
     /// Produces buffers from a task on the pipeline's tokio runtime.
@@ -195,21 +271,65 @@ pub enum ElementImpl {
     },
 }
 
+/// What the engine tells an element about the run it is part of. The executor implements it;
+/// elements reach it only through [`Ctx`] and [`AsyncCtx`].
+pub trait RunState: Send + Sync {
+    /// Whether sources should end their stream (Ctrl-C drains, or an error stops the run).
+    fn ends_streams(&self) -> bool;
+    /// Whether the run is stopping on an error (not a drain).
+    fn is_stopping(&self) -> bool;
+    /// Nanoseconds since the run started.
+    fn running_time_ns(&self) -> u64;
+    /// Waits until `fd` is readable (`true`) or sources should end (`false`).
+    fn wait_readable(&self, fd: BorrowedFd<'_>) -> Result<bool, ElementError>;
+    /// Returns once sources should end their stream. Cancel-safe.
+    fn drain_or_stop(&self) -> BoxFuture<'_, ()>;
+    /// The executor's own type, for its own code.
+    #[doc(hidden)]
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// Where an element's lines go (`-m` messages, reports), whole lines at a time.
+pub trait Lines: Send + Sync {
+    /// Writes `text`, a whole line or more.
+    fn write_lines(&self, text: &str);
+}
+
 /// What an element may ask of the engine while it runs.
 pub struct Ctx<'a> {
-    pub(crate) run: &'a RunControl,
+    pub(crate) run: &'a dyn RunState,
     pub(crate) pool: Option<&'a MemoryPool>,
     /// Bytes this call had the kernel copy file to file, for `--stats` and `-m`.
     pub(crate) kernel_copied: u64,
+    /// What the element passed on with [`Ctx::push`], in order.
+    pub(crate) out: Vec<Buffer>,
 }
 
 impl<'a> Ctx<'a> {
-    pub(crate) fn new(run: &'a RunControl, pool: Option<&'a MemoryPool>) -> Ctx<'a> {
+    pub(crate) fn new(run: &'a dyn RunState, pool: Option<&'a MemoryPool>) -> Ctx<'a> {
         Ctx {
             run,
             pool,
             kernel_copied: 0,
+            out: Vec::new(),
         }
+    }
+
+    /// A context whose pushed buffers go into `out` (kept empty, reused for its allocation).
+    pub(crate) fn with_out(run: &'a dyn RunState, out: Vec<Buffer>) -> Ctx<'a> {
+        Ctx {
+            run,
+            pool: None,
+            kernel_copied: 0,
+            out,
+        }
+    }
+
+    /// Passes `buf` downstream, after what was pushed before it and before the buffer a
+    /// [`Flow::Push`] returns. This is how a transform outputs several buffers for one input
+    /// (a split, an unbatch) or outputs at end of stream ([`Transform::flush`]).
+    pub fn push(&mut self, buf: Buffer) {
+        self.out.push(buf);
     }
 
     /// Counts `bytes` that a sink had the kernel copy from their source file
@@ -389,23 +509,23 @@ impl<T: AsyncSink> DynAsyncSink for T {
 
 /// What an async element may ask of the engine: buffers, messages, counters.
 pub struct AsyncCtx {
-    pub(crate) run: Arc<RunControl>,
+    pub(crate) run: Arc<dyn RunState>,
     pub(crate) pool: Option<MemoryPool>,
     pub(crate) name: String,
     pub(crate) messages: bool,
     /// Where its lines go (around a progress line).
-    pub(crate) console: crate::exec::Console,
+    pub(crate) console: Arc<dyn Lines>,
     /// Buffers cut short (datagrams longer than the element's mtu), for `--stats`.
     pub(crate) truncated: u64,
 }
 
 impl AsyncCtx {
     pub(crate) fn new(
-        run: Arc<RunControl>,
+        run: Arc<dyn RunState>,
         pool: Option<MemoryPool>,
         name: String,
         messages: bool,
-        console: crate::exec::Console,
+        console: Arc<dyn Lines>,
     ) -> AsyncCtx {
         AsyncCtx {
             run,
@@ -462,7 +582,7 @@ impl AsyncCtx {
     pub fn message(&self, text: impl std::fmt::Display) {
         if self.messages {
             self.console
-                .write(&format!("message: {}: {text}\n", self.name));
+                .write_lines(&format!("message: {}: {text}\n", self.name));
         }
     }
 
@@ -470,7 +590,7 @@ impl AsyncCtx {
     /// the system to choose (`port=0`), which is otherwise impossible to learn.
     pub fn report_chosen(&self, property: &str, value: impl std::fmt::Display) {
         self.console
-            .write(&format!("{}: {property} = {value}\n", self.name));
+            .write_lines(&format!("{}: {property} = {value}\n", self.name));
     }
 
     /// Counts one buffer cut short (a datagram longer than the mtu).

@@ -126,13 +126,13 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
             let el = task.element();
             let control = Arc::clone(&cx.control);
             let acx = AsyncCtx::new(
-                Arc::clone(&control),
+                Arc::clone(&control) as Arc<dyn crate::element::RunState>,
                 None,
                 cx.names[el].clone(),
                 cx.messages,
-                cx.console.clone(),
+                Arc::new(cx.console.clone()),
             );
-            let handle = set.spawn(run_task(task, acx, Arc::clone(&cx.names)));
+            let handle = set.spawn(run_task(task, acx, control, Arc::clone(&cx.names)));
             element_of.insert(handle.id(), el);
         }
         while let Some(joined) = set.join_next_with_id().await {
@@ -168,11 +168,15 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
 }
 
 /// Runs one element to its end and reports like a segment does.
-async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) -> SegmentResult {
+async fn run_task(
+    task: AsyncTask,
+    mut cx: AsyncCtx,
+    control: Arc<RunControl>,
+    names: Arc<Vec<String>>,
+) -> SegmentResult {
     let el = task.element();
-    let control = Arc::clone(&cx.run);
     if cx.messages {
-        cx.console.write(&format!(
+        cx.console.write_lines(&format!(
             "message: {}: started ({THREAD_NAME})\n",
             names[el]
         ));
@@ -188,7 +192,7 @@ async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) ->
             ..
         } => {
             cx.pool = pool;
-            run_source(src, &mut cx, &tx, &level, count, &mut stats).await
+            run_source(src, &mut cx, &control, &tx, &level, count, &mut stats).await
         }
         AsyncTask::Sink {
             sink,
@@ -196,7 +200,7 @@ async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) ->
             inputs,
             level,
             ..
-        } => run_sink(sink, &mut cx, rx, inputs, &level, &mut stats).await,
+        } => run_sink(sink, &mut cx, &control, rx, inputs, &level, &mut stats).await,
         AsyncTask::Transform { imp, rx, tx, .. } => {
             run_transform(imp, &control, rx, tx, &mut stats).await
         }
@@ -217,7 +221,7 @@ async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) ->
     };
     if cx.messages {
         cx.console
-            .write(&format!("message: {}: {how}\n", names[el]));
+            .write_lines(&format!("message: {}: {how}\n", names[el]));
     }
     SegmentResult {
         stats: vec![(el, stats)],
@@ -231,12 +235,12 @@ async fn run_task(task: AsyncTask, mut cx: AsyncCtx, names: Arc<Vec<String>>) ->
 async fn run_source(
     mut src: Box<dyn DynAsyncSource>,
     cx: &mut AsyncCtx,
+    control: &RunControl,
     tx: &kanal::AsyncSender<Item>,
     level: &Level,
     count: bool,
     stats: &mut ElementStats,
 ) -> Result<Outcome, ElementError> {
-    let control = Arc::clone(&cx.run);
     // One wait for the whole run, not a new subscription per buffer.
     let ended = control.drain_or_stop();
     tokio::pin!(ended);
@@ -289,47 +293,60 @@ async fn run_transform(
     tx: kanal::AsyncSender<Item>,
     stats: &mut ElementStats,
 ) -> Result<Outcome, ElementError> {
+    use crate::element::{Ctx, Flow};
     let stopped = control.stop();
     tokio::pin!(stopped);
+    let mut spare = Vec::new();
     loop {
+        // A timed element is also called when its deadline passes first.
+        let deadline = imp.deadline();
+        let due = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         let item = tokio::select! {
             biased;
             () = &mut stopped => return Ok(Outcome::Stopped),
-            r = rx.recv() => r,
+            r = rx.recv() => Some(r),
+            () = due => None,
         };
-        let buf = match item {
-            Ok(Item::Buffer(buf)) => buf,
-            Ok(Item::Eos) => {
-                let _ = tx.send(Item::Eos).await;
-                return Ok(Outcome::Eos);
-            }
+        let started = Instant::now();
+        let mut cx = Ctx::with_out(control, std::mem::take(&mut spare));
+        let flow = match item {
+            None => imp.on_deadline(&mut cx).map(|()| Flow::Held),
+            Some(Ok(Item::Buffer(buf))) => imp.process(buf, &mut cx),
+            // End of stream: what the element still holds goes first.
+            Some(Ok(Item::Eos)) => imp.flush(&mut cx).map(|()| Flow::Eos),
             // The upstream thread went away without end of stream: it stopped.
-            Err(_) => return Ok(Outcome::Stopped),
+            Some(Err(_)) => return Ok(Outcome::Stopped),
         };
-        let flow = {
-            let started = Instant::now();
-            let mut cx = crate::element::Ctx::new(control, None);
-            let flow = imp.process(buf, &mut cx);
-            stats.busy_ns += started.elapsed().as_nanos() as u64;
-            flow
-        };
+        stats.busy_ns += started.elapsed().as_nanos() as u64;
+        let mut out = std::mem::take(&mut cx.out);
         let flow = match flow {
             Ok(flow) => flow,
             // Interrupted by a stop: like the fused loop, not an error of its own.
             Err(ElementError::Interrupted) => continue,
             Err(e) => return Err(e),
         };
-        match flow {
-            crate::element::Flow::Push(out) => {
-                if tx.send(Item::Buffer(out)).await.is_err() {
-                    return Ok(Outcome::Eos);
-                }
+        let end = match flow {
+            Flow::Push(b) => {
+                out.push(b);
+                false
             }
-            crate::element::Flow::Drop => {}
-            crate::element::Flow::Eos => {
-                let _ = tx.send(Item::Eos).await;
+            Flow::Drop | Flow::Held => false,
+            Flow::Eos => true,
+        };
+        for b in out.drain(..) {
+            if tx.send(Item::Buffer(b)).await.is_err() {
                 return Ok(Outcome::Eos);
             }
+        }
+        spare = out;
+        if end {
+            let _ = tx.send(Item::Eos).await;
+            return Ok(Outcome::Eos);
         }
     }
 }
@@ -382,12 +399,12 @@ impl crate::element::Source for Collect {
 async fn run_sink(
     mut sink: Box<dyn DynAsyncSink>,
     cx: &mut AsyncCtx,
+    control: &RunControl,
     rx: kanal::AsyncReceiver<Item>,
     inputs: usize,
     level: &Level,
     stats: &mut ElementStats,
 ) -> Result<Outcome, ElementError> {
-    let control = Arc::clone(&cx.run);
     // Connecting or waiting for a peer may never end: a drain ends it (nothing was taken yet).
     tokio::select! {
         biased;
@@ -507,7 +524,7 @@ mod tests {
             Some(pool),
             "src".into(),
             false,
-            crate::exec::Console::default(),
+            Arc::new(crate::exec::Console::default()),
         );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -553,11 +570,11 @@ mod tests {
         })
         .unwrap();
         let mut cx = AsyncCtx::new(
-            Arc::clone(&control),
+            Arc::clone(&control) as Arc<dyn crate::element::RunState>,
             Some(pool),
             "src".into(),
             false,
-            crate::exec::Console::default(),
+            Arc::new(crate::exec::Console::default()),
         );
         let level = Level::new(0);
         let outcome = rt.block_on(async {
@@ -566,7 +583,15 @@ mod tests {
                 tokio::task::yield_now().await;
                 control.request_drain();
             };
-            let run = run_source(src, &mut cx, tx.as_async(), &level, false, &mut stats);
+            let run = run_source(
+                src,
+                &mut cx,
+                &control,
+                tx.as_async(),
+                &level,
+                false,
+                &mut stats,
+            );
             let (outcome, ()) = tokio::join!(run, drain);
             outcome
         });

@@ -233,3 +233,29 @@ impl RunControl {
         }
     }
 }
+
+impl crate::element::RunState for RunControl {
+    fn ends_streams(&self) -> bool {
+        RunControl::ends_streams(self)
+    }
+
+    fn is_stopping(&self) -> bool {
+        RunControl::is_stopping(self)
+    }
+
+    fn running_time_ns(&self) -> u64 {
+        RunControl::running_time_ns(self)
+    }
+
+    fn wait_readable(&self, fd: BorrowedFd<'_>) -> Result<bool, ElementError> {
+        RunControl::wait_readable(self, fd)
+    }
+
+    fn drain_or_stop(&self) -> crate::element::BoxFuture<'_, ()> {
+        Box::pin(RunControl::drain_or_stop(self))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

@@ -663,7 +663,8 @@ pub fn splits(node: &Node) -> bool {
     (matches!(
         node.exec,
         crate::registry::Exec::Isolated | crate::registry::Exec::Rt
-    ) || forced_async)
+    ) || forced_async
+        || node.factory.hints.timed)
         && matches!(node.factory.pads.sink, PadPresence::Always(_))
         && matches!(node.factory.pads.src, PadPresence::Always(_))
         && !node.factory.hints.thread_boundary
@@ -832,14 +833,36 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
     };
     match element {
         ElementImpl::Transform(mut t) => loop {
+            // A timed element is called when its deadline passes while no input comes; what
+            // it outputs then goes to the parent unasked (the parent reads answers as a stream).
+            if let Some(at) = t.deadline() {
+                if !side.wait_input(at)? {
+                    let mut cx = Ctx::new(&run, None);
+                    t.on_deadline(&mut cx).map_err(|e| e.to_string())?;
+                    for out in cx.out.drain(..) {
+                        side.reply(out, &run)?;
+                    }
+                    continue;
+                }
+            }
+            let mut cx = Ctx::new(&run, None);
             let Some(buf) = side.next_buffer()? else {
+                t.flush(&mut cx).map_err(|e| e.to_string())?;
+                for out in cx.out.drain(..) {
+                    side.reply(out, &run)?;
+                }
                 side.send(&Frame::Eos)?;
                 return Ok(());
             };
-            let mut cx = Ctx::new(&run, None);
-            match t.process(buf, &mut cx).map_err(|e| e.to_string())? {
+            let flow = t.process(buf, &mut cx).map_err(|e| e.to_string())?;
+            let answered = !cx.out.is_empty();
+            for out in cx.out.drain(..) {
+                side.reply(out, &run)?;
+            }
+            match flow {
                 Flow::Push(out) => side.reply(out, &run)?,
-                Flow::Drop => side.send(&Frame::Nothing)?,
+                Flow::Drop | Flow::Held if !answered => side.send(&Frame::Nothing)?,
+                Flow::Drop | Flow::Held => {}
                 Flow::Eos => side.send(&Frame::Eos)?,
             }
         },
@@ -920,6 +943,28 @@ impl WorkerSide<'_> {
             send_frame(sock, &Frame::Release { at: r.into() }, &[]).map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// Waits until the parent sent something or `at` passed: whether input is waiting.
+    fn wait_input(&self, at: std::time::Instant) -> Result<bool, String> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        loop {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let timeout = rustix::time::Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(self.sock, PollFlags::IN)];
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(0) => return Ok(false),
+                Ok(_) => return Ok(true),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(format!("waiting for input: {e}")),
+            }
+        }
     }
 
     /// The next buffer from the parent, `None` at end of stream.

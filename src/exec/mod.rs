@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use daggy::NodeIndex;
+use daggy::{NodeIndex, Walker as _};
 
 pub use control::RunControl;
 pub use observe::{
@@ -40,7 +40,7 @@ pub use segment::ElementStats;
 pub use session::{Session, State};
 pub use stats::{human_bytes, CycleReport, ElementReport, LinkReport, PoolReport, Report};
 
-use crate::element::{ElementError, ElementImpl, QueueSettings};
+use crate::element::{ActivePad, ElementError, ElementImpl, FanIn, QueueSettings};
 use crate::graph::Graph;
 use crate::memory::{Backing, MemoryPool, PeerAccess, PoolConfig};
 use crate::parse::Diagnostic;
@@ -48,7 +48,9 @@ use crate::registry::Domain;
 use crate::registry::Exec;
 use async_domain::{AsyncTask, DomainContext};
 use observe::TapPoint;
-use segment::{Input, Item, Level, Observe, Op, OpSlot, Outcome, Segment, SegmentResult};
+use segment::{
+    Gate, GateRule, Input, Item, Level, Observe, Op, OpSlot, Outcome, Segment, SegmentResult,
+};
 
 /// A runtime failure; the binary exits 1 with it.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +134,7 @@ const UNLIMITED_QUEUE_CAPACITY: usize = 1024;
 /// Buffers in flight on a funnel's input channel.
 const FUNNEL_CAPACITY: usize = 16;
 /// Pool slots per source when it does not ask for a number.
-pub(crate) const DEFAULT_POOL_SLOTS: usize = 16;
+pub(crate) use crate::element::DEFAULT_POOL_SLOTS;
 /// Buffers in flight from an async source to the thread that takes its output. Half the
 /// default pool: the channel, not the pool, holds a fast source back, and a suspended send
 /// costs the runtime nothing.
@@ -484,6 +486,20 @@ fn build_elements(
                     ))),
                 })
             }
+            // A timed element left in the fused domain gets a thread woken at its deadline.
+            _ if node.factory.hints.timed => {
+                (node.factory.build)(&node.props).and_then(|imp| match imp {
+                    ElementImpl::Transform(t) => Ok(rt::timed(
+                        &node.name,
+                        t,
+                        options.bridge_capacity.unwrap_or(rt::CAPACITY),
+                    )),
+                    _ => Err(ElementError::Config(format!(
+                        "{} is timed but not a one-in-one-out element",
+                        node.factory.name
+                    ))),
+                })
+            }
             _ => (node.factory.build)(&node.props),
         }
         .map_err(|source| {
@@ -533,6 +549,8 @@ struct Channel {
     rx: kanal::Receiver<Item>,
     level: Arc<Level>,
     queue: Option<QueueSettings>,
+    /// A selector's or concat's rule, and each input pad's slot in it.
+    gate: Option<(Arc<Gate>, HashMap<String, u32>)>,
 }
 
 impl Channel {
@@ -543,8 +561,53 @@ impl Channel {
             rx,
             level: Level::new(max_bytes),
             queue,
+            gate: None,
         }
     }
+
+    /// The gate a sender into pad `sink_pad` passes, with its slot.
+    fn gate_for(&self, sink_pad: &str) -> Option<(Arc<Gate>, u32)> {
+        let (gate, slots) = self.gate.as_ref()?;
+        Some((
+            Arc::clone(gate),
+            slots.get(sink_pad).copied().unwrap_or(u32::MAX),
+        ))
+    }
+}
+
+/// The gate of a selector or concat `n`, with the slot of each of its input pads: a pad's
+/// number for a selector (as `active-pad` names it), its rank in pad order for concat.
+fn fan_in_gate(
+    graph: &Graph,
+    n: NodeIndex<u32>,
+    rule: &FanIn,
+) -> Option<(Arc<Gate>, HashMap<String, u32>)> {
+    let mut pads: Vec<String> = graph
+        .dag
+        .parents(n)
+        .iter(&graph.dag)
+        .map(|(e, _)| graph.dag[e].sink_pad.clone())
+        .collect();
+    pads.sort_by_key(|p| (ActivePad::parse(p).unwrap_or(u32::MAX), p.clone()));
+    let (rule, slots) = match rule {
+        FanIn::Funnel => return None,
+        FanIn::Select(active) => (
+            GateRule::Select(active.clone()),
+            pads.iter()
+                .map(|p| (p.clone(), ActivePad::parse(p).unwrap_or(u32::MAX)))
+                .collect(),
+        ),
+        FanIn::Concat => (
+            GateRule::Concat {
+                current: std::sync::atomic::AtomicUsize::new(0),
+            },
+            pads.iter()
+                .enumerate()
+                .map(|(rank, p)| (p.clone(), rank as u32))
+                .collect(),
+        ),
+    };
+    Some((Gate::new(rule), slots))
 }
 
 fn plan(
@@ -575,6 +638,11 @@ fn plan(
             }
             Some(ElementImpl::Funnel) => {
                 channels.insert(n.index(), Channel::new(FUNNEL_CAPACITY, 0, None));
+            }
+            Some(ElementImpl::FanIn(rule)) => {
+                let mut ch = Channel::new(FUNNEL_CAPACITY, 0, None);
+                ch.gate = fan_in_gate(graph, n, rule);
+                channels.insert(n.index(), ch);
             }
             Some(
                 ElementImpl::Source(_) | ElementImpl::AsyncSource(_) | ElementImpl::Split { .. },
@@ -656,9 +724,10 @@ fn plan(
                     rx,
                     inputs: 1,
                     level,
+                    gate: None,
                 }
             }
-            Some(ElementImpl::Queue(_)) | Some(ElementImpl::Funnel) => {
+            Some(ElementImpl::Queue(_) | ElementImpl::Funnel | ElementImpl::FanIn(_)) => {
                 let ch = &channels[&el];
                 levels.insert(el, Arc::clone(&ch.level));
                 Input::Channel {
@@ -666,6 +735,7 @@ fn plan(
                     rx: ch.rx.clone(),
                     inputs: graph.parent_count(root),
                     level: Arc::clone(&ch.level),
+                    gate: ch.gate.as_ref().map(|(g, _)| Arc::clone(g)),
                 }
             }
             _ => unreachable!("roots are sources, queues and funnels"),
@@ -675,6 +745,7 @@ fn plan(
         let (link, child) = graph.children(root)[0];
         let entry = add_op(
             child,
+            &link.sink_pad,
             impls,
             &channels,
             &mut ops,
@@ -687,6 +758,7 @@ fn plan(
             for (link, c) in graph.children(node) {
                 let id = add_op(
                     c,
+                    &link.sink_pad,
                     impls,
                     &channels,
                     &mut ops,
@@ -698,7 +770,10 @@ fn plan(
                 match &mut ops[op].op {
                     Op::Transform { next, .. } => *next = id,
                     Op::Tee { branches, .. } => branches.push(id),
-                    _ => unreachable!("only transforms and tees have children in a segment"),
+                    Op::Route { branches, .. } => {
+                        branches.push((ActivePad::parse(&link.src_pad).unwrap_or(u32::MAX), id))
+                    }
+                    _ => unreachable!("only transforms, tees and routers have children here"),
                 }
             }
         }
@@ -856,6 +931,7 @@ fn add_taps(
 /// Adds the op for `node` (reached from within a segment) and queues it for its children.
 fn add_op(
     node: NodeIndex<u32>,
+    sink_pad: &str,
     impls: &mut [Option<ElementImpl>],
     channels: &HashMap<usize, Channel>,
     ops: &mut Vec<OpSlot>,
@@ -875,6 +951,7 @@ fn add_op(
             queue: ch.queue,
             level: Arc::clone(&ch.level),
             target: el,
+            gate: ch.gate_for(sink_pad),
         }
     } else {
         segment_of[el] = seg_no;
@@ -908,6 +985,14 @@ fn add_op(
                     el,
                     branches: Vec::new(),
                     sinks: 0,
+                }
+            }
+            Some(ElementImpl::Route(router)) => {
+                work.push((id, node));
+                Op::Route {
+                    el,
+                    router,
+                    branches: Vec::new(),
                 }
             }
             _ => unreachable!("validation gives every non-root element exactly one upstream"),

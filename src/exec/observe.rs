@@ -62,6 +62,12 @@ impl Console {
     }
 }
 
+impl crate::element::Lines for Console {
+    fn write_lines(&self, text: &str) {
+        self.write(text);
+    }
+}
+
 /// One segment's published totals. Only the segment's thread writes them.
 #[derive(Debug, Default)]
 pub(super) struct LiveCounters {

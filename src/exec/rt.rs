@@ -29,6 +29,23 @@ pub(super) fn split(
     quantum: usize,
     messages: Option<super::Console>,
 ) -> ElementImpl {
+    own_thread(name, imp, capacity, quantum, messages, true)
+}
+
+/// Gives a timed element (a timeout, a batch's age) a thread of its own at normal priority,
+/// woken by input or by its deadline, whichever comes first.
+pub(super) fn timed(name: &str, imp: Box<dyn Transform>, capacity: usize) -> ElementImpl {
+    own_thread(name, imp, capacity, 1, None, false)
+}
+
+fn own_thread(
+    name: &str,
+    imp: Box<dyn Transform>,
+    capacity: usize,
+    quantum: usize,
+    messages: Option<super::Console>,
+    report_cycles: bool,
+) -> ElementImpl {
     let (tx, rx) = kanal::bounded(capacity);
     ElementImpl::Split {
         input: Box::new(Handover { tx }),
@@ -42,6 +59,7 @@ pub(super) fn split(
             taken: Vec::with_capacity(quantum.max(1)),
             out: VecDeque::with_capacity(quantum.max(1)),
             ended: false,
+            report_cycles,
         }),
     }
 }
@@ -107,6 +125,8 @@ struct RtThread {
     out: VecDeque<Buffer>,
     /// End of stream came in, or the element asked for it.
     ended: bool,
+    /// Whether its cycle times go to the report (an rt element, not a merely timed one).
+    report_cycles: bool,
 }
 
 impl RtThread {
@@ -134,20 +154,42 @@ impl Source for RtThread {
         None
     }
 
-    /// One cycle takes in the buffers waiting, up to the quantum (blocking for the first only),
-    /// processes them all, and is timed as a whole; its output goes downstream one by one.
+    /// One cycle takes in the buffers waiting, up to the quantum (blocking for the first only,
+    /// or until the element's deadline), processes them all, and is timed as a whole; its
+    /// output goes downstream one by one.
     fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
         loop {
             if let Some(out) = self.out.pop_front() {
                 return Ok(Some(out));
             }
             if self.ended {
-                self.finished(cx.run);
+                if let Some(run) = cx.run.as_any().downcast_ref::<super::RunControl>() {
+                    if self.report_cycles {
+                        self.finished(run);
+                    }
+                }
                 return Ok(None);
             }
-            match self.rx.recv() {
-                Ok(Item::Buffer(b)) => self.taken.push(b),
-                Ok(Item::Eos) | Err(_) => self.ended = true,
+            let first = match self.imp.deadline() {
+                None => self.rx.recv().ok(),
+                Some(at) => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    match self.rx.recv_timeout(wait) {
+                        Ok(item) => Some(item),
+                        Err(kanal::ReceiveErrorTimeout::Timeout) => {
+                            let started = Instant::now();
+                            self.imp.on_deadline(cx)?;
+                            self.out.extend(cx.out.drain(..));
+                            self.record(started);
+                            continue;
+                        }
+                        Err(_) => None,
+                    }
+                }
+            };
+            match first {
+                Some(Item::Buffer(b)) => self.taken.push(b),
+                Some(Item::Eos) | None => self.ended = true,
             }
             while !self.ended && self.taken.len() < self.quantum {
                 match self.rx.try_recv() {
@@ -156,23 +198,37 @@ impl Source for RtThread {
                     Ok(Some(Item::Eos)) | Err(_) => self.ended = true,
                 }
             }
-            if self.taken.is_empty() {
-                continue;
-            }
             let started = Instant::now();
+            let mut cut = false;
             for buf in self.taken.drain(..) {
-                match self.imp.process(buf, cx)? {
+                let flow = self.imp.process(buf, cx)?;
+                self.out.extend(cx.out.drain(..));
+                match flow {
                     Flow::Push(out) => self.out.push_back(out),
-                    Flow::Drop => {}
+                    Flow::Drop | Flow::Held => {}
                     Flow::Eos => {
-                        self.ended = true;
+                        cut = true;
                         break;
                     }
                 }
             }
-            if self.cycles.0.len() < 1 << 20 {
-                self.cycles.0.push(started.elapsed().as_nanos() as u64);
+            if self.ended && !cut {
+                // End of stream from upstream: what the element holds goes out first.
+                self.imp.flush(cx)?;
+                self.out.extend(cx.out.drain(..));
             }
+            self.ended |= cut;
+            self.taken.clear();
+            self.record(started);
+        }
+    }
+}
+
+impl RtThread {
+    /// Times one cycle that began at `started`.
+    fn record(&mut self, started: Instant) {
+        if self.cycles.0.len() < 1 << 20 {
+            self.cycles.0.push(started.elapsed().as_nanos() as u64);
         }
     }
 }

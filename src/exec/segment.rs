@@ -14,7 +14,8 @@ use super::control::RunControl;
 use super::observe::{Console, LiveCounters, TapPoint};
 use super::RunError;
 use crate::element::{
-    Ctx, ElementError, Flow, Leaky, QueueSettings, Sink, SinkFlow, Source, Transform,
+    ActivePad, Ctx, ElementError, Flow, Leaky, QueueSettings, Router, Sink, SinkFlow, Source,
+    Transform,
 };
 use crate::memory::{Buffer, MemoryPool};
 
@@ -128,6 +129,85 @@ impl Level {
     }
 }
 
+/// What a fan-in element with a rule (`input-selector`, `concat`) lets through from each of its
+/// inputs. The rule is applied where each input sends, so the merging thread itself is a plain
+/// funnel, and a held-back input waits in its own thread (backpressure, never a growing queue).
+pub(super) struct Gate {
+    rule: GateRule,
+    lock: Mutex<()>,
+    turn: Condvar,
+}
+
+pub(super) enum GateRule {
+    /// Only the active pad's buffers pass (`input-selector`); a slot is a pad's number.
+    Select(ActivePad),
+    /// One input after another (`concat`); a slot is a pad's rank, and `current` the rank
+    /// whose turn it is.
+    Concat { current: AtomicUsize },
+}
+
+/// What a gate says about one buffer.
+pub(super) enum Admit {
+    Pass,
+    Drop,
+    /// The pipeline stops while the input waited for its turn.
+    Stopped,
+}
+
+impl Gate {
+    pub(super) fn new(rule: GateRule) -> Arc<Gate> {
+        Arc::new(Gate {
+            rule,
+            lock: Mutex::new(()),
+            turn: Condvar::new(),
+        })
+    }
+
+    /// Whether a buffer from input `slot` goes on; a `concat` input waits for its turn.
+    fn admit(&self, slot: u32, run: &RunControl) -> Admit {
+        match &self.rule {
+            GateRule::Select(active) if active.get() == slot => Admit::Pass,
+            GateRule::Select(_) => Admit::Drop,
+            GateRule::Concat { .. } => {
+                if self.wait_turn(slot, run) {
+                    Admit::Pass
+                } else {
+                    Admit::Stopped
+                }
+            }
+        }
+    }
+
+    /// Waits until input `slot` may send (always at once but for `concat`); false when the
+    /// pipeline stops meanwhile.
+    fn wait_turn(&self, slot: u32, run: &RunControl) -> bool {
+        let GateRule::Concat { current } = &self.rule else {
+            return true;
+        };
+        let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        while current.load(Ordering::SeqCst) < slot as usize {
+            if run.is_stopping() {
+                return false;
+            }
+            guard = self
+                .turn
+                .wait_timeout(guard, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// The merging thread took one input's end of stream: with `concat`, the next one's turn.
+    fn input_ended(&self) {
+        if let GateRule::Concat { current } = &self.rule {
+            let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            current.fetch_add(1, Ordering::SeqCst);
+            self.turn.notify_all();
+        }
+    }
+}
+
 /// Where a segment's buffers come from.
 pub(super) enum Input {
     Source {
@@ -144,6 +224,8 @@ pub(super) enum Input {
         rx: Receiver<Item>,
         inputs: usize,
         level: Arc<Level>,
+        /// The rule of a selector or concat, told of each input's end.
+        gate: Option<Arc<Gate>>,
     },
 }
 
@@ -178,6 +260,13 @@ pub(super) enum Op {
         /// How many of `branches` are sinks.
         sinks: usize,
     },
+    /// A fan-out that sends each buffer to one branch (`output-selector`, `streamiddemux`).
+    Route {
+        el: usize,
+        router: Box<dyn Router>,
+        /// Each linked src pad's number and its op.
+        branches: Vec<(u32, usize)>,
+    },
     /// Into a queue's or funnel's channel.
     Send {
         tx: Sender<Item>,
@@ -187,6 +276,8 @@ pub(super) enum Op {
         level: Arc<Level>,
         /// The queue or funnel element, for its dropped counter.
         target: usize,
+        /// A selector's or concat's rule, and this input's slot in it.
+        gate: Option<(Arc<Gate>, u32)>,
     },
     /// `--tap`: shows each buffer, then hands it to `next` untouched. Only there when asked for.
     Tap { point: Box<TapPoint>, next: usize },
@@ -306,6 +397,8 @@ pub(super) struct Segment {
     input_stats: ElementStats,
     live: usize,
     stack: Vec<(usize, Buffer)>,
+    /// What transforms push besides their answer, kept for its allocation.
+    spare: Vec<Buffer>,
     current: usize,
     last: Instant,
     /// The sampler's random state (0 before the first iteration).
@@ -368,6 +461,7 @@ impl Segment {
             input_stats: ElementStats::default(),
             live,
             stack: Vec::new(),
+            spare: Vec::new(),
             current,
             last: Instant::now(),
             iteration: 0,
@@ -384,7 +478,10 @@ impl Segment {
             .ops
             .iter()
             .map(|slot| match &slot.op {
-                Op::Transform { el, .. } | Op::Sink { el, .. } | Op::Tee { el, .. } => span_of(*el),
+                Op::Transform { el, .. }
+                | Op::Sink { el, .. }
+                | Op::Tee { el, .. }
+                | Op::Route { el, .. } => span_of(*el),
                 // Pushing into a queue's channel (and waiting for room) is the queue's work.
                 Op::Send { target, .. } => span_of(*target),
                 Op::Tap { .. } => tracing::Span::none(),
@@ -455,7 +552,10 @@ impl Segment {
                     ));
                     continue;
                 }
-                Op::Transform { el, .. } | Op::Sink { el, .. } | Op::Tee { el, .. } => *el,
+                Op::Transform { el, .. }
+                | Op::Sink { el, .. }
+                | Op::Tee { el, .. }
+                | Op::Route { el, .. } => *el,
                 Op::Send { target, .. } => {
                     stats.push((
                         *target,
@@ -591,7 +691,11 @@ impl Segment {
                     }
                 }
                 Input::Channel {
-                    rx, inputs, level, ..
+                    rx,
+                    inputs,
+                    level,
+                    gate,
+                    ..
                 } => match rx.recv() {
                     Ok(Item::Buffer(buf)) => {
                         level.remove(buf.len());
@@ -604,6 +708,9 @@ impl Segment {
                     }
                     Ok(Item::Eos) => {
                         eos_seen += 1;
+                        if let Some(gate) = gate {
+                            gate.input_ended();
+                        }
                         tracing::debug!(thread = %self.name, inputs = *inputs, eos_seen, "End of stream from upstream");
                         if eos_seen >= *inputs {
                             break;
@@ -785,21 +892,50 @@ impl Segment {
                 Op::Transform { el, imp, next } => {
                     let (el, next) = (*el, *next);
                     self.current = el;
-                    let mut cx = Ctx::new(run, None);
+                    let mut cx = Ctx::with_out(run, std::mem::take(&mut self.spare));
                     let about = (buf.len(), buf.meta.sequence);
                     let flow = self.obs.around(id, about, "Processing a buffer", || {
                         imp.process(buf, &mut cx)
                     });
+                    let mut out = std::mem::take(&mut cx.out);
                     self.charge(id);
                     match flow {
-                        Ok(Flow::Push(out)) => pending = Some((next, out)),
-                        Ok(Flow::Drop) => self.ops[id].stats.dropped += 1,
+                        // The common case: one in, one out, nothing else pushed.
+                        Ok(Flow::Push(b)) if out.is_empty() => pending = Some((next, b)),
+                        Ok(Flow::Push(b)) => {
+                            out.push(b);
+                            pending = self.stack_outputs(next, &mut out);
+                        }
+                        Ok(Flow::Drop) => {
+                            self.ops[id].stats.dropped += 1;
+                            pending = self.stack_outputs(next, &mut out);
+                        }
+                        Ok(Flow::Held) => pending = self.stack_outputs(next, &mut out),
                         Ok(Flow::Eos) => {
+                            for b in out.drain(..) {
+                                self.push(next, b, run)?;
+                            }
                             self.finish_from(next, run)?;
                             self.ops[id].done = true;
                         }
-                        Err(ElementError::Interrupted) => {}
+                        Err(ElementError::Interrupted) => out.clear(),
                         Err(e) => return Err(self.fail(el, e)),
+                    }
+                    self.spare = out;
+                }
+                Op::Route {
+                    el,
+                    router,
+                    branches,
+                } => {
+                    self.current = *el;
+                    let target = router.route(&buf).and_then(|pad| {
+                        branches.iter().find(|(n, _)| *n == pad).map(|&(_, op)| op)
+                    });
+                    self.charge(id);
+                    match target {
+                        Some(op) if !self.ops[op].done => pending = Some((op, buf)),
+                        _ => self.ops[id].stats.dropped += 1,
                     }
                 }
                 Op::Sink { .. } => self.render(id, buf, run)?,
@@ -854,8 +990,19 @@ impl Segment {
                     rx,
                     queue,
                     level,
+                    gate,
                     ..
                 } => {
+                    if let Some((gate, slot)) = gate {
+                        match gate.admit(*slot, run) {
+                            Admit::Pass => {}
+                            Admit::Drop => {
+                                self.ops[id].stats.dropped += 1;
+                                continue;
+                            }
+                            Admit::Stopped => return Ok(()),
+                        }
+                    }
                     let len = buf.len();
                     let mut item = Some(Item::Buffer(buf));
                     let leaky = queue.map_or(Leaky::No, |q| q.leaky);
@@ -927,6 +1074,17 @@ impl Segment {
         }
     }
 
+    /// Sends a transform's outputs `out` on to op `next` in order: the first is returned to be
+    /// carried on at once, the rest wait on the stack. Leaves `out` empty.
+    fn stack_outputs(&mut self, next: usize, out: &mut Vec<Buffer>) -> Option<(usize, Buffer)> {
+        if out.len() > 1 {
+            for b in out.drain(1..).rev() {
+                self.stack.push((next, b));
+            }
+        }
+        out.pop().map(|b| (next, b))
+    }
+
     /// End of stream for the subtree at `from`: sinks finish, channels get EOS.
     fn finish_from(&mut self, from: usize, run: &RunControl) -> Result<(), RunError> {
         self.scale = 1;
@@ -937,8 +1095,28 @@ impl Segment {
                 continue;
             }
             match &mut self.ops[id].op {
-                Op::Transform { next, .. } => work.push(*next),
+                Op::Transform { el, imp, next } => {
+                    // What the element still holds goes down before its end of stream.
+                    let (el, next) = (*el, *next);
+                    self.current = el;
+                    let mut cx = Ctx::new(run, None);
+                    let flushed = {
+                        let _in = self.obs.enter(id);
+                        imp.flush(&mut cx)
+                    };
+                    let out = std::mem::take(&mut cx.out);
+                    self.charge(id);
+                    match flushed {
+                        Ok(()) | Err(ElementError::Interrupted) => {}
+                        Err(e) => return Err(self.fail(el, e)),
+                    }
+                    for b in out {
+                        self.push(next, b, run)?;
+                    }
+                    work.push(next);
+                }
                 Op::Tee { branches, .. } => work.extend(branches.iter().rev()),
+                Op::Route { branches, .. } => work.extend(branches.iter().rev().map(|b| b.1)),
                 Op::Tap { point, next } => {
                     point.eos();
                     work.push(*next);
@@ -959,10 +1137,16 @@ impl Segment {
                         Err(e) => return Err(self.fail(el, e)),
                     }
                 }
-                Op::Send { tx, .. } => {
+                Op::Send { tx, gate, .. } => {
                     let _in = self.obs.enter(id);
                     tracing::debug!("End of stream: passing it to the next thread");
-                    let _ = tx.send(Item::Eos);
+                    // A concat input ends in its turn, so the inputs end in pad order.
+                    let turn = gate
+                        .as_ref()
+                        .is_none_or(|(g, slot)| g.wait_turn(*slot, run));
+                    if turn {
+                        let _ = tx.send(Item::Eos);
+                    }
                 }
             }
             self.retire(id);

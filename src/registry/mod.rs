@@ -199,6 +199,9 @@ pub struct Hints {
     /// Whether the element does its I/O through the async traits (`AsyncSource`, `AsyncSink`):
     /// it never blocks a thread, so the planner runs it on the pipeline's tokio runtime.
     pub async_io: bool,
+    /// Whether the element acts on time as well as on buffers (a timeout, a batch's age, a
+    /// delay): it gets a thread of its own whose wait for input ends at its deadline.
+    pub timed: bool,
 }
 
 impl Hints {
@@ -211,6 +214,13 @@ impl Hints {
         rt_safe: true,
         thread_boundary: false,
         async_io: false,
+        timed: false,
+    };
+    /// Acts on time: runs on a thread of its own, woken at its deadline.
+    pub const TIMED: Hints = Hints {
+        rt_safe: false,
+        timed: true,
+        ..Hints::FUSABLE
     };
     /// A thread boundary: a new segment starts below it.
     pub const BOUNDARY: Hints = Hints {
@@ -226,6 +236,7 @@ impl Hints {
         rt_safe: false,
         thread_boundary: false,
         async_io: false,
+        timed: false,
     };
     /// Waits on sockets without blocking a thread: trusted, I/O bound, runs in the async domain.
     pub const ASYNC_IO: Hints = Hints {
