@@ -744,8 +744,7 @@ fn plan(
         let mut work: Vec<(usize, NodeIndex<u32>)> = Vec::new();
         let (link, child) = graph.children(root)[0];
         let entry = add_op(
-            child,
-            &link.sink_pad,
+            (child, &link.sink_pad),
             impls,
             &channels,
             &mut ops,
@@ -757,8 +756,7 @@ fn plan(
         while let Some((op, node)) = work.pop() {
             for (link, c) in graph.children(node) {
                 let id = add_op(
-                    c,
-                    &link.sink_pad,
+                    (c, &link.sink_pad),
                     impls,
                     &channels,
                     &mut ops,
@@ -930,8 +928,7 @@ fn add_taps(
 
 /// Adds the op for `node` (reached from within a segment) and queues it for its children.
 fn add_op(
-    node: NodeIndex<u32>,
-    sink_pad: &str,
+    (node, sink_pad): (NodeIndex<u32>, &str),
     impls: &mut [Option<ElementImpl>],
     channels: &HashMap<usize, Channel>,
     ops: &mut Vec<OpSlot>,
