@@ -8,9 +8,11 @@ mod fd;
 mod flow;
 mod io;
 mod net;
+mod records;
 mod routing;
 mod shm;
 mod testing;
+mod timing;
 
 use crate::element::prelude::*;
 
@@ -21,6 +23,8 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         fd::FACTORIES,
         testing::FACTORIES,
         flow::FACTORIES,
+        records::FACTORIES,
+        timing::FACTORIES,
         routing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,
@@ -108,6 +112,83 @@ macro_rules! basesink_props {
     };
 }
 pub(crate) use basesink_props;
+
+/// Bytes written with C escapes (`\n`, `\r`, `\t`, `\0`, `\\`, `\"`, `\'`, `\a`, `\b`, `\f`,
+/// `\v`, `\xHH`, octal `\NNN`), as a shell user types a delimiter or a fallback payload.
+pub(crate) fn c_unescape(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let Some(&e) = bytes.get(i) else {
+            return Err(format!(
+                "a lone backslash ends `{text}`: write \\\\ for one"
+            ));
+        };
+        i += 1;
+        out.push(match e {
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'a' => 0x07,
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'v' => 0x0b,
+            b'\\' | b'"' | b'\'' | b'?' => e,
+            b'x' => {
+                let hex: String = text[i..]
+                    .chars()
+                    .take_while(char::is_ascii_hexdigit)
+                    .take(2)
+                    .collect();
+                if hex.is_empty() {
+                    return Err(format!(
+                        "\\x needs hex digits, at byte {} of `{text}`",
+                        i - 2
+                    ));
+                }
+                i += hex.len();
+                u8::from_str_radix(&hex, 16).map_err(|e| e.to_string())?
+            }
+            b'0'..=b'7' => {
+                let oct: String = text[i - 1..]
+                    .chars()
+                    .take_while(|c| ('0'..='7').contains(c))
+                    .take(3)
+                    .collect();
+                i += oct.len() - 1;
+                u8::try_from(u32::from_str_radix(&oct, 8).map_err(|e| e.to_string())?)
+                    .map_err(|_| format!("\\{oct} is more than a byte, in `{text}`"))?
+            }
+            other => {
+                return Err(format!(
+                    "unknown escape \\{} at byte {} of `{text}`",
+                    other as char,
+                    i - 2
+                ))
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// The non-empty delimiter property `name`, C escapes resolved.
+pub(crate) fn delimiter(p: &Props, name: &str) -> Result<Vec<u8>, ElementError> {
+    let text = p.string(name)?.unwrap_or_default();
+    let bytes = c_unescape(text).map_err(|e| ElementError::Config(format!("{name}: {e}")))?;
+    if bytes.is_empty() {
+        return Err(ElementError::Config(format!(
+            "{name} is empty: a delimiter needs at least one byte"
+        )));
+    }
+    Ok(bytes)
+}
 
 /// Writes `data` as a hex dump (offset, 16 bytes of hex, ASCII) to stdout, like gst's `dump`.
 fn hex_dump(data: &[u8]) -> Result<(), ElementError> {

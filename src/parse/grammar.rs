@@ -251,7 +251,7 @@ fn value(i: &mut In<'_>, in_caps: bool) -> ModalResult<Spanned<String>> {
             Some('\\') => {
                 any.parse_next(i)?;
                 match opt(any).parse_next(i)? {
-                    Some(c) => out.push(c),
+                    Some(c) => push_escaped(&mut out, c),
                     None => out.push('\\'),
                 }
             }
@@ -276,6 +276,16 @@ fn value(i: &mut In<'_>, in_caps: bool) -> ModalResult<Spanned<String>> {
     })
 }
 
+/// What `\c` means in a value: `c` itself for the characters the syntax gives a meaning (quotes,
+/// the backslash, `!`, space, `,`, parentheses), while a backslash before a letter or digit is
+/// kept, so that C escapes (`delimiter="\n"`, `data="\x00"`) reach the elements that read them.
+fn push_escaped(out: &mut String, c: char) {
+    if c.is_ascii_alphanumeric() {
+        out.push('\\');
+    }
+    out.push(c);
+}
+
 /// The inside of a quoted string whose opening quote `q` was consumed; `\` escapes in `"..."`.
 fn quoted_body(i: &mut In<'_>, q: char, out: &mut String) -> ModalResult<()> {
     loop {
@@ -289,7 +299,7 @@ fn quoted_body(i: &mut In<'_>, q: char, out: &mut String) -> ModalResult<()> {
         match c {
             c if c == q => return Ok(()),
             '\\' if q == '"' => match opt(any).parse_next(i)? {
-                Some(e) => out.push(e),
+                Some(e) => push_escaped(out, e),
                 None => return Err(fail_expected("a closing `\"`")),
             },
             c => out.push(c),
@@ -447,6 +457,13 @@ mod tests {
         };
         let v: Vec<_> = e.props.iter().map(|p| p.value.value.as_str()).collect();
         assert_eq!(v, ["single q", "say \"hi\"", "my file", "premid dlepost"]);
+        // A backslash before a letter or digit is kept for the elements' C escapes.
+        let d = parse(r#"a d=\n e="\r\n" f='\t' g=\\x"#).unwrap();
+        let Item::Element(e) = &d.chains[0].items[0] else {
+            panic!()
+        };
+        let v: Vec<_> = e.props.iter().map(|p| p.value.value.as_str()).collect();
+        assert_eq!(v, ["\\n", "\\r\\n", "\\t", "\\x"]);
     }
 
     #[test]
