@@ -310,11 +310,12 @@ impl Stamper {
         self.num_buffers.is_some_and(|n| self.sequence >= n)
     }
 
-    /// Sets the metadata of the next buffer: its sequence number, its byte offset in the
-    /// stream, and with `do-timestamp` the pipeline's running time (read only then) as pts.
+    /// Sets the metadata of the next buffer: its sequence number, its byte offsets in the
+    /// stream (first byte and just past the last, as gst's offset and offset_end), and with `do-timestamp` the pipeline's running time (read only then) as pts.
     pub(super) fn stamp(&mut self, buf: &mut Buffer, running_time_ns: impl FnOnce() -> u64) {
         buf.meta.sequence = self.sequence;
         buf.meta.offset = Some(self.offset);
+        buf.meta.offset_end = Some(self.offset + buf.len() as u64);
         if self.do_timestamp {
             buf.meta.pts = Some(running_time_ns());
         }

@@ -226,7 +226,7 @@ impl ShmSink {
             .map_err(|_| ElementError::Interrupted)?;
         slot.as_mut_slice()[..buf.len()].copy_from_slice(buf.data());
         let mut copy = slot.freeze(buf.len());
-        copy.meta = buf.meta;
+        copy.meta = buf.meta.clone();
         Ok(copy)
     }
 }
@@ -445,7 +445,7 @@ impl Source for ShmSrc {
                         .cache
                         .get_slot(IpcRef::from(at))
                         .map_err(|e| self.fail(e))?;
-                    buf.meta = meta.into();
+                    buf.meta = Metadata::try_from(meta).map_err(|e| self.fail(e))?;
                     if self.do_timestamp {
                         buf.meta.pts = Some(cx.running_time_ns());
                     }

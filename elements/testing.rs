@@ -296,6 +296,7 @@ impl Source for FakeSrc {
         }
         buf.meta.sequence = self.sequence;
         buf.meta.offset = Some(self.bytes);
+        buf.meta.offset_end = Some(self.bytes + size as u64);
         self.sequence += 1;
         self.bytes += size as u64;
         if self.dump {
@@ -394,6 +395,7 @@ impl Source for TestSrc {
         let mut buf = slot.freeze(self.blocksize);
         buf.meta.sequence = self.sequence;
         buf.meta.offset = Some(self.offset);
+        buf.meta.offset_end = Some(self.offset + self.blocksize as u64);
         self.sequence += 1;
         self.offset += self.blocksize as u64;
         Ok(Some(buf))
@@ -465,8 +467,12 @@ pub(crate) static FAKESINK: Factory = Factory {
             "Generate a state change error"
         )
         .ignored("parallax has no gst state changes to fail"),
-        PropSpec::bool("silent", true, "Don't produce last_message events")
-            .ignored(super::NO_SIGNALS),
+        PropSpec::bool(
+            "silent",
+            true,
+            "Don't produce last_message events (false: print gst's last-message line for \
+             every buffer on stdout, with all its metadata)"
+        ),
         PropSpec::bool(
             "signal-handoffs",
             false,
@@ -495,6 +501,7 @@ pub(crate) static FAKESINK: Factory = Factory {
         Ok(ElementImpl::Sink(Box::new(FakeSink {
             remaining: u64::try_from(p.int("num-buffers")?).ok(),
             dump: p.bool("dump")?,
+            last_message: (!p.bool("silent")?).then(|| p.element().to_owned()),
         })))
     },
 };
@@ -503,10 +510,58 @@ pub(crate) static FAKESINK: Factory = Factory {
 struct FakeSink {
     remaining: Option<u64>,
     dump: bool,
+    /// The instance name, when `silent=false` asks for a last-message line per buffer.
+    last_message: Option<String>,
+}
+
+/// gst's fakesink `last-message` for `buf`, in `-v`'s path form, followed by what gst has no
+/// room for (sequence, stream id) and the user fields as `meta:`:
+///
+/// ```text
+/// /pipeline0/fakesink0: last-message = chain   ******* (fakesink0:sink) (4 bytes, dts: none,
+///   pts: none, duration: none, offset: 0, offset_end: 4, flags: 00000000 , sequence: 0,
+///   stream: 0, meta: none)
+/// ```
+fn last_message(name: &str, buf: &Buffer) -> String {
+    use std::fmt::Write as _;
+    let m = &buf.meta;
+    let opt = |v: Option<u64>| v.map_or("none".to_owned(), |v| v.to_string());
+    let mut line = format!(
+        "/pipeline0/{name}: last-message = chain   ******* ({name}:sink) ({} bytes, dts: {}, \
+         pts: {}, duration: {}, offset: {}, offset_end: {}, flags: {:08x} {}, sequence: {}, \
+         stream: {}, meta: ",
+        buf.len(),
+        format_clock(m.dts),
+        format_clock(m.pts),
+        format_clock(m.duration),
+        opt(m.offset),
+        opt(m.offset_end),
+        m.flags.0,
+        m.flags.names().join(" "),
+        m.sequence,
+        m.stream_id,
+    );
+    if m.has_fields() {
+        for (i, (key, value)) in m.fields().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(line, "{sep}{}={value}", key.escape_debug());
+        }
+    } else {
+        line.push_str("none");
+    }
+    line.push_str(")\n");
+    line
 }
 
 impl Sink for FakeSink {
     fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        if let Some(name) = &self.last_message {
+            use std::io::Write as _;
+            std::io::stdout()
+                .lock()
+                .write_all(last_message(name, buf).as_bytes())
+                .map_err(|e| ElementError::io("writing last-message to stdout", e))?;
+        }
         if self.dump {
             hex_dump(buf.data())?;
         }

@@ -24,8 +24,9 @@ pub mod prelude {
         Frame, FrameError, WireMeta, PROTOCOL,
     };
     pub use crate::memory::{
-        Buffer, BufferFlags, Exporter, FileExtent, FileWindows, IpcRef, LoanedSlot, MemoryError,
-        MemoryPool, Metadata, PeerAccess, PeerId, PoolConfig, SharedArenaCache, SourceFile,
+        format_clock, Buffer, BufferFlags, Exporter, FieldLimits, FieldValue, FileExtent,
+        FileWindows, IpcRef, LoanedSlot, MemoryError, MemoryPool, Metadata, PeerAccess, PeerId,
+        PoolConfig, SharedArenaCache, SourceFile,
     };
     pub use crate::registry::{
         EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,

@@ -538,7 +538,7 @@ mod tests {
                 peer.write_all(part).unwrap();
                 let buf = src.produce_dyn(&mut cx).await.unwrap().unwrap();
                 assert_eq!(buf.data(), part);
-                metas.push(buf.meta);
+                metas.push(buf.meta.clone());
             }
             drop(peer);
             assert!(src.produce_dyn(&mut cx).await.unwrap().is_none(), "EOS");

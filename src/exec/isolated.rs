@@ -27,7 +27,7 @@ use crate::ipc::{
     spin_until_readable, Frame, FrameError, WireMeta, PROTOCOL, SPIN_BEFORE_BLOCKING,
 };
 use crate::memory::{
-    Buffer, Exporter, IpcRef, MemoryPool, PeerAccess, PoolConfig, SharedArenaCache,
+    Buffer, Exporter, IpcRef, MemoryPool, Metadata, PeerAccess, PoolConfig, SharedArenaCache,
 };
 use crate::registry::{Exec, PadPresence, Trust};
 
@@ -149,7 +149,7 @@ impl Copies {
             .map_err(|_| ElementError::Interrupted)?;
         slot.as_mut_slice()[..buf.len()].copy_from_slice(buf.data());
         let mut copy = slot.freeze(buf.len());
-        copy.meta = buf.meta;
+        copy.meta = buf.meta.clone();
         Ok((copy, true))
     }
 }
@@ -379,7 +379,7 @@ impl Link {
                         b
                     }
                 };
-                buf.meta = meta.into();
+                buf.meta = Metadata::try_from(meta).map_err(|e| self.bad(&e.to_string()))?;
                 self.answered();
                 Reply::Buffer(buf)
             }
@@ -987,7 +987,7 @@ impl WorkerSide<'_> {
                         .cache
                         .get_slot(IpcRef::from(at))
                         .map_err(|e| e.to_string())?;
-                    buf.meta = meta.into();
+                    buf.meta = Metadata::try_from(meta).map_err(|e| e.to_string())?;
                     return Ok(Some(buf));
                 }
                 Some((Frame::Eos, _)) | None => return Ok(None),
@@ -999,7 +999,7 @@ impl WorkerSide<'_> {
     /// Passes `out` back: the parent's own memory goes back as a reference it adopts; anything
     /// else is exported from this process's arenas.
     fn reply(&mut self, out: Buffer, run: &RunControl) -> Result<(), String> {
-        let meta = WireMeta::from(&out.meta);
+        let meta = WireMeta::try_from(&out.meta).map_err(|e| e.to_string())?;
         match out.into_ipc_ref() {
             Ok(r) => self.send(&Frame::Buffer { at: r.into(), meta }),
             Err(out) => {

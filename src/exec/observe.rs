@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use daggy::{NodeIndex, Walker as _};
 
 use crate::graph::Graph;
-use crate::memory::{Buffer, BufferFlags};
+use crate::memory::{format_clock, Buffer, BufferFlags, Metadata};
 
 /// Runs a closure that writes to stderr; the binary uses it to hide its progress line meanwhile.
 pub type AroundWrite = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
@@ -315,17 +315,27 @@ impl TapPoint {
     fn text(&self, buf: &Buffer) -> String {
         let m = &buf.meta;
         let mut s = format!(
-            "tap {}: #{} {} bytes, seq {}, offset {}, pts {}, duration {}, flags {}, stream {}\n",
+            "tap {}: #{} {} bytes, seq {}, offset {}, offset-end {}, pts {}, dts {}, duration {}, \
+             flags {}, stream {}",
             self.label,
             self.seen,
             buf.len(),
             m.sequence,
             m.offset.map_or("none".to_owned(), |o| o.to_string()),
-            clock(m.pts),
-            clock(m.duration),
+            m.offset_end.map_or("none".to_owned(), |o| o.to_string()),
+            format_clock(m.pts),
+            format_clock(m.dts),
+            format_clock(m.duration),
             flag_names(m.flags).join("|"),
             m.stream_id,
         );
+        if m.has_fields() {
+            s.push_str(", fields");
+            for (key, value) in m.fields() {
+                let _ = write!(s, " {}={value}", key.escape_debug());
+            }
+        }
+        s.push('\n');
         let head = &buf.data()[..buf.len().min(TAP_HEAD_BYTES)];
         for line in crate::elements::hex_rows(head).lines() {
             let _ = writeln!(s, "  {line}");
@@ -340,10 +350,6 @@ impl TapPoint {
         let m = &buf.meta;
         let head = &buf.data()[..buf.len().min(TAP_HEAD_BYTES)];
         let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
-        let flags: Vec<&str> = flag_names(m.flags)
-            .into_iter()
-            .filter(|f| *f != "none")
-            .collect();
         let line = TapBuffer {
             tap: &self.label,
             index: self.seen,
@@ -352,15 +358,19 @@ impl TapPoint {
             offset: m.offset,
             pts: m.pts,
             duration: m.duration,
-            flags,
+            flags: m.flags.names(),
             stream: m.stream_id,
             head: hex,
+            dts: m.dts,
+            offset_end: m.offset_end,
+            fields: Fields(m),
         };
         serde_json::to_string(&line).expect("a tap line always serialises") + "\n"
     }
 }
 
-/// One `--tap-format=json` line per buffer (fields in this order; documented in the README).
+/// One `--tap-format=json` line per buffer (fields in this order, new ones appended;
+/// documented in the README).
 #[derive(serde::Serialize)]
 struct TapBuffer<'a> {
     tap: &'a str,
@@ -373,6 +383,18 @@ struct TapBuffer<'a> {
     flags: Vec<&'static str>,
     stream: u32,
     head: String,
+    dts: Option<u64>,
+    offset_end: Option<u64>,
+    fields: Fields<'a>,
+}
+
+/// A buffer's user fields as one JSON object, in key order (`{}` when there are none).
+struct Fields<'a>(&'a Metadata);
+
+impl serde::Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.fields())
+    }
 }
 
 /// The `--tap-format=json` line at end of stream.
@@ -383,31 +405,9 @@ struct TapEos<'a> {
     buffers: u64,
 }
 
-/// gst's clock format, `0:00:01.500000000`, or `none`.
-fn clock(ns: Option<u64>) -> String {
-    match ns {
-        None => "none".into(),
-        Some(ns) => {
-            let secs = ns / 1_000_000_000;
-            format!(
-                "{}:{:02}:{:02}.{:09}",
-                secs / 3600,
-                secs / 60 % 60,
-                secs % 60,
-                ns % 1_000_000_000
-            )
-        }
-    }
-}
-
+/// The flags' names, or `none`.
 fn flag_names(flags: BufferFlags) -> Vec<&'static str> {
-    let mut names = Vec::new();
-    if flags.contains(BufferFlags::DISCONT) {
-        names.push("discont");
-    }
-    if flags.contains(BufferFlags::MARKER) {
-        names.push("marker");
-    }
+    let mut names = flags.names();
     if names.is_empty() {
         names.push("none");
     }
@@ -466,12 +466,5 @@ mod tests {
         let e = resolve_tap(&g, "fakesrc0.scr").unwrap_err();
         assert_eq!(e.message, "`fakesrc0` has no linked pad `scr`");
         assert_eq!(e.help.as_deref(), Some("did you mean `src`?"));
-    }
-
-    #[test]
-    fn clock_is_gst_style() {
-        assert_eq!(clock(Some(1_500_000_000)), "0:00:01.500000000");
-        assert_eq!(clock(Some(3_723_000_000_001)), "1:02:03.000000001");
-        assert_eq!(clock(None), "none");
     }
 }

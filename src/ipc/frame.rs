@@ -13,51 +13,135 @@ use rkyv::{Archive, Deserialize, Serialize};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use super::unix::{recv_with_fds, send_with_fds};
-use crate::memory::{BufferFlags, IpcRef, Metadata};
+use crate::memory::{BufferFlags, FieldLimits, FieldValue, IpcRef, Metadata};
 
 /// The largest frame accepted.
 pub const MAX_FRAME: usize = 64 * 1024;
 
-/// Buffer metadata on the wire.
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Buffer metadata on the wire: every field of [`Metadata`], user fields included.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct WireMeta {
     /// See [`Metadata::sequence`].
     pub sequence: u64,
     /// See [`Metadata::pts`].
     pub pts: Option<u64>,
+    /// See [`Metadata::dts`].
+    pub dts: Option<u64>,
     /// See [`Metadata::duration`].
     pub duration: Option<u64>,
     /// See [`Metadata::offset`].
     pub offset: Option<u64>,
+    /// See [`Metadata::offset_end`].
+    pub offset_end: Option<u64>,
     /// See [`Metadata::flags`].
     pub flags: u32,
     /// See [`Metadata::stream_id`].
     pub stream_id: u32,
+    /// See [`Metadata::fields`]; empty (no allocation) when the buffer has none.
+    pub fields: Vec<WireField>,
 }
 
-impl From<&Metadata> for WireMeta {
-    fn from(m: &Metadata) -> WireMeta {
-        WireMeta {
+/// One user field on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WireField {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: WireValue,
+}
+
+/// A [`FieldValue`] on the wire.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum WireValue {
+    /// See [`FieldValue::Str`].
+    Str(String),
+    /// See [`FieldValue::Int`].
+    Int(i64),
+    /// See [`FieldValue::Bytes`].
+    Bytes(Vec<u8>),
+}
+
+/// Metadata that cannot cross a process boundary: user fields over [`FieldLimits`] on the way
+/// out, or anything a peer sent that does not hold up on the way in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("buffer metadata: {0}")]
+pub struct MetaError(pub String);
+
+impl TryFrom<&Metadata> for WireMeta {
+    type Error = MetaError;
+
+    /// Checks the user fields against [`FieldLimits`] (so that the error says what is too
+    /// large, not that a frame is) and copies everything.
+    fn try_from(m: &Metadata) -> Result<WireMeta, MetaError> {
+        let fields = if m.has_fields() {
+            FieldLimits::check(m.fields()).map_err(MetaError)?;
+            m.fields()
+                .map(|(k, v)| WireField {
+                    key: k.to_owned(),
+                    value: match v {
+                        FieldValue::Str(s) => WireValue::Str(s.clone()),
+                        FieldValue::Int(i) => WireValue::Int(*i),
+                        FieldValue::Bytes(b) => WireValue::Bytes(b.clone()),
+                    },
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(WireMeta {
             sequence: m.sequence,
             pts: m.pts,
+            dts: m.dts,
             duration: m.duration,
             offset: m.offset,
+            offset_end: m.offset_end,
             flags: m.flags.0,
             stream_id: m.stream_id,
-        }
+            fields,
+        })
     }
 }
 
-impl From<WireMeta> for Metadata {
-    fn from(m: WireMeta) -> Metadata {
-        Metadata {
-            sequence: m.sequence,
-            pts: m.pts,
-            duration: m.duration,
-            offset: m.offset,
-            flags: BufferFlags(m.flags),
-            stream_id: m.stream_id,
+impl TryFrom<WireMeta> for Metadata {
+    type Error = MetaError;
+
+    /// Takes metadata a peer sent, which is not trusted: user fields must keep to
+    /// [`FieldLimits`] and name each key once.
+    fn try_from(m: WireMeta) -> Result<Metadata, MetaError> {
+        let mut meta = Metadata::default();
+        meta.sequence = m.sequence;
+        meta.pts = m.pts;
+        meta.dts = m.dts;
+        meta.duration = m.duration;
+        meta.offset = m.offset;
+        meta.offset_end = m.offset_end;
+        meta.flags = BufferFlags(m.flags);
+        meta.stream_id = m.stream_id;
+        if m.fields.is_empty() {
+            return Ok(meta);
         }
+        let values: Vec<(String, FieldValue)> = m
+            .fields
+            .into_iter()
+            .map(|f| {
+                let value = match f.value {
+                    WireValue::Str(s) => FieldValue::Str(s),
+                    WireValue::Int(i) => FieldValue::Int(i),
+                    WireValue::Bytes(b) => FieldValue::Bytes(b),
+                };
+                (f.key, value)
+            })
+            .collect();
+        FieldLimits::check(values.iter().map(|(k, v)| (k.as_str(), v))).map_err(MetaError)?;
+        for (key, value) in values {
+            if meta.field(&key).is_some() {
+                return Err(MetaError(format!(
+                    "the metadata field {key:?} appears twice"
+                )));
+            }
+            meta.set_field(key, value);
+        }
+        Ok(meta)
     }
 }
 
@@ -145,8 +229,9 @@ pub enum Frame {
     },
 }
 
-/// Version of the frame protocol; bumped on any incompatible change.
-pub const PROTOCOL: u32 = 1;
+/// Version of the frame protocol; bumped on any incompatible change (2: metadata carries dts,
+/// offset_end and user fields).
+pub const PROTOCOL: u32 = 2;
 
 /// What can go wrong receiving a frame.
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +318,8 @@ pub fn send_buffer(
     exporter: &mut crate::memory::Exporter,
     buf: &crate::memory::Buffer,
 ) -> std::io::Result<()> {
+    // Checked before anything is lent, so that a refusal leaves no loan behind.
+    let meta = WireMeta::try_from(&buf.meta).map_err(std::io::Error::other)?;
     let (at, ticket) = exporter.export(buf).map_err(std::io::Error::other)?;
     if let Some(t) = ticket {
         let arena = Frame::Arena {
@@ -244,7 +331,7 @@ pub fn send_buffer(
     }
     let frame = Frame::Buffer {
         at: at.into(),
-        meta: WireMeta::from(&buf.meta),
+        meta,
     };
     send_frame(&sock, &frame, &[])
 }
@@ -357,6 +444,73 @@ mod tests {
         assert_eq!(recv_frame(&b).unwrap().unwrap().0, Frame::Eos);
         drop(a);
         assert!(recv_frame(&b).unwrap().is_none());
+    }
+
+    #[test]
+    fn metadata_with_user_fields_crosses_unchanged() {
+        let mut m = Metadata::default();
+        (m.sequence, m.pts, m.dts, m.duration) = (3, Some(10), Some(9), Some(1));
+        (m.offset, m.offset_end) = (Some(100), Some(164));
+        (m.flags, m.stream_id) = (BufferFlags::MARKER, 7);
+        m.set_field("s", FieldValue::Str("é,=\n".into()));
+        m.set_field("n", FieldValue::Int(i64::MIN));
+        m.set_field("b", FieldValue::Bytes(vec![0, 1, 255]));
+        let (a, b) = seqpacket_pair().unwrap();
+        let f = Frame::Buffer {
+            at: WireRef {
+                arena_id: 1,
+                slot: 0,
+                offset: 0,
+                len: 0,
+            },
+            meta: WireMeta::try_from(&m).unwrap(),
+        };
+        send_frame(&a, &f, &[]).unwrap();
+        let Some((Frame::Buffer { meta, .. }, _)) = recv_frame(&b).unwrap() else {
+            panic!("not a buffer frame");
+        };
+        assert_eq!(Metadata::try_from(meta).unwrap(), m);
+        assert_eq!(
+            Metadata::try_from(WireMeta::default()).unwrap(),
+            Metadata::default()
+        );
+    }
+
+    #[test]
+    fn fields_a_peer_sends_are_checked_not_trusted() {
+        let field = |key: &str, value: WireValue| WireField {
+            key: key.into(),
+            value,
+        };
+        let twice = WireMeta {
+            fields: vec![field("k", WireValue::Int(1)), field("k", WireValue::Int(2))],
+            ..WireMeta::default()
+        };
+        let e = Metadata::try_from(twice).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "buffer metadata: the metadata field \"k\" appears twice"
+        );
+        let many = WireMeta {
+            fields: (0..=FieldLimits::MAX_FIELDS)
+                .map(|i| field(&i.to_string(), WireValue::Int(0)))
+                .collect(),
+            ..WireMeta::default()
+        };
+        assert!(Metadata::try_from(many).is_err());
+        let empty_key = WireMeta {
+            fields: vec![field("", WireValue::Str(String::new()))],
+            ..WireMeta::default()
+        };
+        assert!(Metadata::try_from(empty_key).is_err());
+        // And a sender refuses, with the cause, what a receiver would refuse.
+        let mut big = Metadata::default();
+        big.set_field(
+            "b",
+            FieldValue::Bytes(vec![0; FieldLimits::MAX_TOTAL_BYTES]),
+        );
+        let e = WireMeta::try_from(&big).unwrap_err();
+        assert!(e.to_string().contains("more than 32768 bytes"), "{e}");
     }
 
     #[test]

@@ -14,8 +14,8 @@ mod unix;
 pub use fd::{inherited, FdKind};
 pub use frame::{
     accept, connect, listen, map_announced_arena, recv_frame, send_buffer, send_frame,
-    seqpacket_pair, spin_until_readable, Frame, FrameError, WireMeta, WireRef, MAX_FRAME, PROTOCOL,
-    SPIN_BEFORE_BLOCKING,
+    seqpacket_pair, spin_until_readable, Frame, FrameError, MetaError, WireField, WireMeta,
+    WireRef, WireValue, MAX_FRAME, PROTOCOL, SPIN_BEFORE_BLOCKING,
 };
 pub use spawn::{
     enter_sandbox, open_via_x32, release_socket, set_realtime, spawn_worker, worker_socket,

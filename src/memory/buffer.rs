@@ -22,21 +22,252 @@ impl BufferFlags {
     }
 }
 
+impl BufferFlags {
+    /// The names of the flags that are set (`discont`, `marker`), empty when none is.
+    pub fn names(self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.contains(BufferFlags::DISCONT) {
+            names.push("discont");
+        }
+        if self.contains(BufferFlags::MARKER) {
+            names.push("marker");
+        }
+        names
+    }
+}
+
+/// gst's clock format for a time in nanoseconds, `0:00:01.500000000`, or `none`.
+pub fn format_clock(ns: Option<u64>) -> String {
+    match ns {
+        None => "none".into(),
+        Some(ns) => {
+            let secs = ns / 1_000_000_000;
+            format!(
+                "{}:{:02}:{:02}.{:09}",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60,
+                ns % 1_000_000_000
+            )
+        }
+    }
+}
+
 /// What travels with a buffer besides its bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+///
+/// The common fields are inline; user fields live behind one pointer that is `None` until a
+/// field is set, so a pipeline that sets none pays no allocation, and cloning the metadata is
+/// a copy (plus one atomic increment when fields are set: the map is shared and copied on
+/// write). Every boundary (queue, rt thread, async runtime, worker process, shmsink/shmsrc)
+/// carries all of it unchanged; across a process boundary user fields are held to
+/// [`FieldLimits`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Metadata {
     /// Position of this buffer in its source's output, from 0.
     pub sequence: u64,
     /// Presentation time in nanoseconds, when the source knows it.
     pub pts: Option<u64>,
+    /// Decoding time in nanoseconds, when it differs from `pts` or is known on its own.
+    pub dts: Option<u64>,
     /// Duration in nanoseconds, when known.
     pub duration: Option<u64>,
     /// Byte offset of the first byte in the source's stream, when meaningful.
     pub offset: Option<u64>,
+    /// Byte offset just past the last byte (gst's `offset_end`), when meaningful.
+    pub offset_end: Option<u64>,
     /// Flags.
     pub flags: BufferFlags,
     /// Which stream (source) the buffer belongs to.
     pub stream_id: u32,
+    /// User fields, in key order; `None` when there are none (never `Some` of an empty map).
+    #[serde(serialize_with = "serialize_fields")]
+    fields: Option<Arc<FieldMap>>,
+}
+
+/// The user fields of a [`Metadata`], in key order.
+type FieldMap = std::collections::BTreeMap<String, FieldValue>;
+
+/// The value of a user field of [`Metadata`].
+///
+/// As JSON (`--tap-format=json`, `metadataextract`): a string is a string, an integer a
+/// number, bytes an object `{"bytes": "<hex>"}` so that they cannot be taken for a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    /// Text.
+    Str(String),
+    /// A signed integer.
+    Int(i64),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+}
+
+impl FieldValue {
+    /// The text, for a string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            FieldValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, for an integer value.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            FieldValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The bytes, for a bytes value.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            FieldValue::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Bytes this value takes in [`FieldLimits::total_bytes`].
+    pub fn byte_len(&self) -> usize {
+        match self {
+            FieldValue::Str(s) => s.len(),
+            FieldValue::Int(_) => 8,
+            FieldValue::Bytes(b) => b.len(),
+        }
+    }
+}
+
+/// `"text"` (escaped, so control characters never reach a terminal raw), `(int)5`,
+/// `(bytes)0aff`: the notation `metadatainject set=` reads, with strings quoted.
+impl std::fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldValue::Str(s) => write!(f, "{s:?}"),
+            FieldValue::Int(i) => write!(f, "(int){i}"),
+            FieldValue::Bytes(b) => {
+                f.write_str("(bytes)")?;
+                b.iter().try_for_each(|x| write!(f, "{x:02x}"))
+            }
+        }
+    }
+}
+
+impl serde::Serialize for FieldValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        match self {
+            FieldValue::Str(text) => s.serialize_str(text),
+            FieldValue::Int(i) => s.serialize_i64(*i),
+            FieldValue::Bytes(b) => {
+                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("bytes", &hex)?;
+                m.end()
+            }
+        }
+    }
+}
+
+fn serialize_fields<S: serde::Serializer>(
+    fields: &Option<Arc<FieldMap>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(fields.iter().flat_map(|m| m.iter()))
+}
+
+/// How many user fields, and how large, may cross a process boundary (worker, shm): what a
+/// receiver accepts from a peer it does not trust, and what a sender checks first so that the
+/// error names the cause rather than the frame size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldLimits;
+
+impl FieldLimits {
+    /// Fields per buffer at most.
+    pub const MAX_FIELDS: usize = 64;
+    /// Bytes per key at most (keys are never empty).
+    pub const MAX_KEY_BYTES: usize = 256;
+    /// Bytes of all keys and values together at most (an integer counts 8): half a frame.
+    pub const MAX_TOTAL_BYTES: usize = 32 * 1024;
+
+    /// Checks `fields` (key, value pairs, possibly from a peer) against the limits; the error
+    /// says which one is exceeded.
+    pub fn check<'a>(
+        fields: impl IntoIterator<Item = (&'a str, &'a FieldValue)>,
+    ) -> Result<(), String> {
+        let (mut count, mut total) = (0usize, 0usize);
+        for (key, value) in fields {
+            count += 1;
+            if count > FieldLimits::MAX_FIELDS {
+                return Err(format!(
+                    "more than {} metadata fields",
+                    FieldLimits::MAX_FIELDS
+                ));
+            }
+            if key.is_empty() || key.len() > FieldLimits::MAX_KEY_BYTES {
+                return Err(format!(
+                    "a metadata field key of {} bytes (1..={} allowed)",
+                    key.len(),
+                    FieldLimits::MAX_KEY_BYTES
+                ));
+            }
+            total = total.saturating_add(key.len() + value.byte_len());
+            if total > FieldLimits::MAX_TOTAL_BYTES {
+                return Err(format!(
+                    "metadata fields of more than {} bytes",
+                    FieldLimits::MAX_TOTAL_BYTES
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Metadata {
+    /// The user field `key`, if set.
+    pub fn field(&self, key: &str) -> Option<&FieldValue> {
+        self.fields.as_ref()?.get(key)
+    }
+
+    /// Sets the user field `key` to `value`, replacing what it held. The first field allocates
+    /// the map; a map shared with another handle (a clone, a tee branch) is copied first.
+    pub fn set_field(&mut self, key: impl Into<String>, value: FieldValue) {
+        let map = self.fields.get_or_insert_with(Default::default);
+        Arc::make_mut(map).insert(key.into(), value);
+    }
+
+    /// Removes the user field `key`, if set; removing the last one frees the map.
+    pub fn remove_field(&mut self, key: &str) {
+        if let Some(map) = &mut self.fields {
+            if map.contains_key(key) {
+                Arc::make_mut(map).remove(key);
+                if map.is_empty() {
+                    self.fields = None;
+                }
+            }
+        }
+    }
+
+    /// Removes every user field.
+    pub fn clear_fields(&mut self) {
+        self.fields = None;
+    }
+
+    /// The user fields, in key order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &FieldValue)> {
+        self.fields
+            .iter()
+            .flat_map(|m| m.iter())
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Whether any user field is set.
+    pub fn has_fields(&self) -> bool {
+        self.fields.is_some()
+    }
+
+    /// How many user fields are set.
+    pub fn field_count(&self) -> usize {
+        self.fields.as_ref().map_or(0, |m| m.len())
+    }
 }
 
 #[derive(Clone)]
@@ -156,6 +387,9 @@ impl Buffer {
     /// Turns a buffer this process received from another one back into the reference it came
     /// as, handing its share back with it (for [`super::MemoryPool::adopt`] on the other side).
     /// Other buffers are returned unchanged as the error.
+    // The error is the buffer itself, handed back by value as every element call moves it;
+    // boxing it would allocate on the path this is meant to keep free.
+    #[allow(clippy::result_large_err)]
     pub fn into_ipc_ref(self) -> Result<super::IpcRef, Buffer> {
         match self.storage {
             Storage::Peer(slot) => Ok(slot.into_ipc_ref(self.offset, self.len)),
@@ -269,6 +503,94 @@ impl Buffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_is_gst_style() {
+        assert_eq!(format_clock(Some(1_500_000_000)), "0:00:01.500000000");
+        assert_eq!(format_clock(Some(3_723_000_000_001)), "1:02:03.000000001");
+        assert_eq!(format_clock(None), "none");
+    }
+
+    #[test]
+    fn metadata_stays_small_and_fields_cost_nothing_until_set() {
+        // One pointer for the user fields, niche-optimised: None is a null pointer.
+        assert_eq!(
+            std::mem::size_of::<Option<Arc<FieldMap>>>(),
+            std::mem::size_of::<usize>()
+        );
+        assert!(std::mem::size_of::<Metadata>() <= 104);
+        let m = Metadata::default();
+        assert!(!m.has_fields());
+        assert_eq!(m.fields().count(), 0);
+        assert_eq!(m.field("x"), None);
+    }
+
+    #[test]
+    fn fields_are_kept_in_key_order_and_copied_on_write() {
+        let mut a = Metadata::default();
+        a.set_field("z", FieldValue::Int(-3));
+        a.set_field("a", FieldValue::Str("text".into()));
+        a.set_field(String::from("m"), FieldValue::Bytes(vec![0, 255]));
+        let keys: Vec<&str> = a.fields().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "m", "z"]);
+        let mut b = a.clone();
+        b.set_field("a", FieldValue::Int(1));
+        assert_eq!(a.field("a"), Some(&FieldValue::Str("text".into())));
+        assert_eq!(b.field("a").and_then(FieldValue::as_int), Some(1));
+        b.remove_field("a");
+        b.remove_field("m");
+        b.remove_field("missing");
+        assert_eq!(b.field_count(), 1);
+        b.remove_field("z");
+        assert!(!b.has_fields(), "removing the last field frees the map");
+        assert_eq!(b, Metadata::default());
+        assert_eq!(a.field_count(), 3);
+    }
+
+    #[test]
+    fn field_values_print_and_serialise_unambiguously() {
+        assert_eq!(
+            FieldValue::Str("a\nb\u{1b}".into()).to_string(),
+            r#""a\nb\u{1b}""#
+        );
+        assert_eq!(FieldValue::Int(-5).to_string(), "(int)-5");
+        assert_eq!(
+            FieldValue::Bytes(vec![0x0a, 0xff]).to_string(),
+            "(bytes)0aff"
+        );
+        let mut m = Metadata::default();
+        m.set_field("s", FieldValue::Str("x".into()));
+        m.set_field("n", FieldValue::Int(5));
+        m.set_field("b", FieldValue::Bytes(vec![1]));
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            json["fields"],
+            serde_json::json!({"b": {"bytes": "01"}, "n": 5, "s": "x"})
+        );
+        assert_eq!(
+            serde_json::to_value(Metadata::default()).unwrap()["fields"],
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
+    fn field_limits_name_what_is_exceeded() {
+        let v = FieldValue::Int(0);
+        assert!(FieldLimits::check([("k", &v)]).is_ok());
+        assert!(FieldLimits::check([("", &v)])
+            .unwrap_err()
+            .contains("key of 0 bytes"));
+        let long = "k".repeat(FieldLimits::MAX_KEY_BYTES + 1);
+        assert!(FieldLimits::check([(long.as_str(), &v)]).is_err());
+        let keys: Vec<String> = (0..=FieldLimits::MAX_FIELDS)
+            .map(|i| i.to_string())
+            .collect();
+        let e = FieldLimits::check(keys.iter().map(|k| (k.as_str(), &v))).unwrap_err();
+        assert!(e.contains("more than 64 metadata fields"), "{e}");
+        let big = FieldValue::Bytes(vec![0; FieldLimits::MAX_TOTAL_BYTES]);
+        let e = FieldLimits::check([("b", &big)]).unwrap_err();
+        assert!(e.contains("more than 32768 bytes"), "{e}");
+    }
 
     #[test]
     fn clone_and_slice_share_memory() {

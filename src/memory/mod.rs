@@ -26,7 +26,7 @@ mod sigbus;
 mod sys;
 
 pub use arena::MAX_PEERS;
-pub use buffer::{Buffer, BufferFlags, Metadata};
+pub use buffer::{format_clock, Buffer, BufferFlags, FieldLimits, FieldValue, Metadata};
 pub use export::Exporter;
 pub use file::{FileExtent, FileWindows, MappedFileSegment, SourceFile};
 pub use peer::{IpcRef, SharedArenaCache};
