@@ -4,8 +4,6 @@
 //! A record that lies inside one input buffer leaves as a slice of it (no copy); only a record
 //! that spans input buffers is joined into memory of its own.
 
-#![allow(clippy::clone_on_copy)] // TODO(meta): Metadata stops being Copy with user fields
-
 use crate::element::prelude::*;
 
 // --- buffersplit ---------------------------------------------------------------------------
