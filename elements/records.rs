@@ -582,4 +582,332 @@ impl Transform for Chunk {
     }
 }
 
-pub(crate) const FACTORIES: &[&Factory] = &[&BUFFERSPLIT, &BUFFERJOIN, &BUFFERCONCAT, &CHUNK];
+// --- batch / unbatch -----------------------------------------------------------------------
+
+/// The user field a batch keeps its parts' lengths and metadata in.
+const PARTS_FIELD: &str = "batch.parts";
+/// A batch closes before its parts table grows past this, so that it still crosses a process
+/// boundary (which holds all user fields of a buffer to 32 KiB).
+const MAX_PARTS_TABLE: usize = 16 * 1024;
+
+pub(crate) static BATCH: Factory = Factory {
+    name: "batch",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Gathers buffers into batches that remember their parts",
+    doc: "Consecutive buffers leave together as one buffer holding their bytes in order, once \
+          max-buffers are in, once the next would pass max-bytes, once the oldest has waited \
+          timeout nanoseconds, and at end of stream (a batch cut short). The batch carries each \
+          part's length and metadata (user field `batch.parts`), so unbatch gives back exactly \
+          the original buffers. A batch also closes before that table passes 16 KiB, so that it \
+          can cross into a worker process.",
+    pads: Pads::ONE_TO_ONE,
+    props: &[
+        PropSpec::uint(
+            "max-buffers",
+            16,
+            0,
+            u32::MAX as u64,
+            "Buffers per batch at most (0 = no limit)",
+        ),
+        PropSpec::uint(
+            "max-bytes",
+            0,
+            0,
+            u32::MAX as u64,
+            "Bytes per batch at most (0 = no limit); a larger buffer is a batch of its own",
+        ),
+        PropSpec::time(
+            "timeout",
+            0,
+            0,
+            i64::MAX,
+            "Longest a buffer waits in an open batch, in nanoseconds (0 = no limit)",
+        ),
+    ],
+    hints: Hints::TIMED,
+    build: |p| {
+        let max_buffers = p.uint("max-buffers")? as usize;
+        let max_bytes = p.uint("max-bytes")? as usize;
+        let timeout = u64::try_from(p.time("timeout")?).unwrap_or(0);
+        if max_buffers == 0 && max_bytes == 0 && timeout == 0 {
+            return Err(ElementError::Config(
+                "max-buffers, max-bytes and timeout are all 0: a batch would never close".into(),
+            ));
+        }
+        Ok(ElementImpl::Transform(Box::new(Batch {
+            max_buffers,
+            max_bytes,
+            timeout: (timeout > 0).then(|| std::time::Duration::from_nanos(timeout)),
+            bytes: Vec::new(),
+            table: Vec::new(),
+            parts: 0,
+            first: None,
+            opened: None,
+            sequence: 0,
+        })))
+    },
+};
+
+struct Batch {
+    max_buffers: usize,
+    max_bytes: usize,
+    timeout: Option<std::time::Duration>,
+    bytes: Vec<u8>,
+    /// The parts' lengths and metadata, encoded.
+    table: Vec<u8>,
+    parts: u32,
+    /// The first part's metadata: the batch's own.
+    first: Option<Metadata>,
+    opened: Option<std::time::Instant>,
+    sequence: u64,
+}
+
+impl Batch {
+    fn close(&mut self, cx: &mut Ctx<'_>) {
+        let Some(mut meta) = self.first.take() else {
+            return;
+        };
+        let mut table = Vec::with_capacity(4 + self.table.len());
+        table.extend_from_slice(&self.parts.to_le_bytes());
+        table.append(&mut self.table);
+        meta.sequence = self.sequence;
+        meta.set_field(PARTS_FIELD, FieldValue::Bytes(table));
+        self.sequence += 1;
+        self.parts = 0;
+        self.opened = None;
+        let mut out = Buffer::from_vec(std::mem::take(&mut self.bytes));
+        out.meta = meta;
+        cx.push(out);
+    }
+}
+
+impl Transform for Batch {
+    fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        let too_big = self.max_bytes != 0 && self.bytes.len() + buf.len() > self.max_bytes;
+        let mut entry = Vec::new();
+        parts::encode(buf.len(), &buf.meta, &mut entry);
+        if self.first.is_some() && (too_big || self.table.len() + entry.len() > MAX_PARTS_TABLE) {
+            self.close(cx);
+        }
+        if self.first.is_none() {
+            self.first = Some(buf.meta.clone());
+            self.opened = Some(std::time::Instant::now());
+        }
+        if let Some(first) = &mut self.first {
+            // The batch spans from its first part's start to its last part's end.
+            first.offset_end = buf.meta.offset_end;
+        }
+        self.bytes.extend_from_slice(buf.data());
+        self.table.append(&mut entry);
+        self.parts += 1;
+        if (self.max_buffers != 0 && self.parts as usize >= self.max_buffers)
+            || (self.max_bytes != 0 && self.bytes.len() >= self.max_bytes)
+        {
+            self.close(cx);
+        }
+        Ok(Flow::Held)
+    }
+
+    fn deadline(&self) -> Option<std::time::Instant> {
+        Some(self.opened? + self.timeout?)
+    }
+
+    fn on_deadline(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        if self
+            .deadline()
+            .is_some_and(|d| d <= std::time::Instant::now())
+        {
+            self.close(cx);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.close(cx);
+        Ok(())
+    }
+}
+
+pub(crate) static UNBATCH: Factory = Factory {
+    name: "unbatch",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Gives back the buffers a batch was made of",
+    doc: "A batch made by `batch` leaves as its original buffers, in order, each with its own \
+          metadata, each a slice of the batch (no copy). A buffer that is not a batch passes \
+          unchanged. A batch whose parts table does not match its bytes is an error.",
+    pads: Pads::ONE_TO_ONE,
+    props: &[],
+    hints: Hints::FUSABLE,
+    build: |_| Ok(ElementImpl::Transform(Box::new(Unbatch))),
+};
+
+struct Unbatch;
+
+impl Transform for Unbatch {
+    fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        let Some(table) = buf.meta.field(PARTS_FIELD).and_then(FieldValue::as_bytes) else {
+            return Ok(Flow::Push(buf));
+        };
+        let bad = |why: &str| {
+            ElementError::Failed(format!(
+                "batch {} has a damaged parts table: {why}",
+                buf.meta.sequence
+            ))
+        };
+        let mut parts = Vec::new();
+        let mut at = 0usize;
+        for (len, meta) in parts::decode(table).map_err(|e| bad(&e))? {
+            let end = at
+                .checked_add(len)
+                .filter(|&e| e <= buf.len())
+                .ok_or_else(|| bad("its parts are longer than the batch"))?;
+            let mut part = buf.slice(at..end).expect("checked against the length");
+            part.meta = meta;
+            parts.push(part);
+            at = end;
+        }
+        if at != buf.len() {
+            return Err(bad("its parts are shorter than the batch"));
+        }
+        for part in parts {
+            cx.push(part);
+        }
+        Ok(Flow::Held)
+    }
+}
+
+/// The parts table of a batch: for each part its length and every metadata field, in a
+/// little-endian layout that `decode` checks as it reads (it may come from another process).
+mod parts {
+    use crate::element::prelude::*;
+
+    fn put_opt(out: &mut Vec<u8>, v: Option<u64>) {
+        match v {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+    }
+
+    fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+
+    pub(super) fn encode(len: usize, meta: &Metadata, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(len as u64).to_le_bytes());
+        out.extend_from_slice(&meta.sequence.to_le_bytes());
+        for v in [
+            meta.pts,
+            meta.dts,
+            meta.duration,
+            meta.offset,
+            meta.offset_end,
+        ] {
+            put_opt(out, v);
+        }
+        out.extend_from_slice(&meta.flags.0.to_le_bytes());
+        out.extend_from_slice(&meta.stream_id.to_le_bytes());
+        out.extend_from_slice(&(meta.field_count() as u32).to_le_bytes());
+        for (key, value) in meta.fields() {
+            put_bytes(out, key.as_bytes());
+            match value {
+                FieldValue::Str(s) => {
+                    out.push(0);
+                    put_bytes(out, s.as_bytes());
+                }
+                FieldValue::Int(i) => {
+                    out.push(1);
+                    out.extend_from_slice(&i.to_le_bytes());
+                }
+                FieldValue::Bytes(b) => {
+                    out.push(2);
+                    put_bytes(out, b);
+                }
+            }
+        }
+    }
+
+    struct Reader<'a>(&'a [u8]);
+
+    impl<'a> Reader<'a> {
+        fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+            if self.0.len() < n {
+                return Err("it ends early".into());
+            }
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            Ok(head)
+        }
+        fn u32(&mut self) -> Result<u32, String> {
+            Ok(u32::from_le_bytes(
+                self.take(4)?.try_into().expect("4 bytes"),
+            ))
+        }
+        fn u64(&mut self) -> Result<u64, String> {
+            Ok(u64::from_le_bytes(
+                self.take(8)?.try_into().expect("8 bytes"),
+            ))
+        }
+        fn opt(&mut self) -> Result<Option<u64>, String> {
+            match self.take(1)?[0] {
+                0 => Ok(None),
+                1 => self.u64().map(Some),
+                t => Err(format!("an unknown tag {t}")),
+            }
+        }
+        fn bytes(&mut self) -> Result<&'a [u8], String> {
+            let n = self.u32()? as usize;
+            self.take(n)
+        }
+        fn text(&mut self) -> Result<String, String> {
+            String::from_utf8(self.bytes()?.to_vec()).map_err(|_| "text that is not UTF-8".into())
+        }
+    }
+
+    pub(super) fn decode(table: &[u8]) -> Result<Vec<(usize, Metadata)>, String> {
+        let mut r = Reader(table);
+        let count = r.u32()?;
+        let mut parts = Vec::with_capacity((count as usize).min(table.len() / 8));
+        for _ in 0..count {
+            let len = usize::try_from(r.u64()?).map_err(|_| "a part too long")?;
+            let mut meta = Metadata::default();
+            meta.sequence = r.u64()?;
+            meta.pts = r.opt()?;
+            meta.dts = r.opt()?;
+            meta.duration = r.opt()?;
+            meta.offset = r.opt()?;
+            meta.offset_end = r.opt()?;
+            meta.flags = BufferFlags(r.u32()?);
+            meta.stream_id = r.u32()?;
+            for _ in 0..r.u32()? {
+                let key = r.text()?;
+                let value = match r.take(1)?[0] {
+                    0 => FieldValue::Str(r.text()?),
+                    1 => FieldValue::Int(r.u64()? as i64),
+                    2 => FieldValue::Bytes(r.bytes()?.to_vec()),
+                    t => return Err(format!("an unknown field type {t}")),
+                };
+                meta.set_field(key, value);
+            }
+            parts.push((len, meta));
+        }
+        if !r.0.is_empty() {
+            return Err("bytes after its last part".into());
+        }
+        Ok(parts)
+    }
+}
+
+pub(crate) const FACTORIES: &[&Factory] = &[
+    &BUFFERSPLIT,
+    &BUFFERJOIN,
+    &BUFFERCONCAT,
+    &CHUNK,
+    &BATCH,
+    &UNBATCH,
+];

@@ -304,6 +304,8 @@ pub struct Ctx<'a> {
     pub(crate) kernel_copied: u64,
     /// What the element passed on with [`Ctx::push`], in order.
     pub(crate) out: Vec<Buffer>,
+    /// Buffers an element run on a thread of its own dropped during this call, for `--stats`.
+    pub(crate) dropped: u64,
 }
 
 impl<'a> Ctx<'a> {
@@ -313,6 +315,7 @@ impl<'a> Ctx<'a> {
             pool,
             kernel_copied: 0,
             out: Vec::new(),
+            dropped: 0,
         }
     }
 
@@ -323,6 +326,7 @@ impl<'a> Ctx<'a> {
             pool: None,
             kernel_copied: 0,
             out,
+            dropped: 0,
         }
     }
 

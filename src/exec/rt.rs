@@ -205,7 +205,8 @@ impl Source for RtThread {
                 self.out.extend(cx.out.drain(..));
                 match flow {
                     Flow::Push(out) => self.out.push_back(out),
-                    Flow::Drop | Flow::Held => {}
+                    Flow::Drop => cx.dropped += 1,
+                    Flow::Held => {}
                     Flow::Eos => {
                         cut = true;
                         break;

@@ -669,6 +669,7 @@ impl Segment {
                             (now - self.last).as_nanos() as u64 * self.scale;
                         self.last = now;
                     }
+                    self.input_stats.dropped += cx.dropped;
                     match produced {
                         Ok(Some(buf)) => {
                             self.input_stats.count(&buf);
