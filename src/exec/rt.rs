@@ -199,6 +199,7 @@ impl Source for RtThread {
                 }
             }
             let started = Instant::now();
+            let had_input = !self.taken.is_empty();
             let mut cut = false;
             for buf in self.taken.drain(..) {
                 let flow = self.imp.process(buf, cx)?;
@@ -220,7 +221,9 @@ impl Source for RtThread {
             }
             self.ended |= cut;
             self.taken.clear();
-            self.record(started);
+            if had_input {
+                self.record(started);
+            }
         }
     }
 }
