@@ -547,7 +547,7 @@ struct FileRun {
 }
 
 impl FileSink {
-    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+    fn write_pending(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         self.flush_bytes()?;
         self.flush_run(cx)
     }
@@ -652,7 +652,7 @@ impl Sink for FileSink {
     }
 
     fn finish(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        self.flush(cx)?;
+        self.write_pending(cx)?;
         if self.fsync {
             self.file
                 .sync_all()
@@ -661,6 +661,10 @@ impl Sink for FileSink {
         self.file
             .flush()
             .map_err(|e| ElementError::io(format!("writing {}", self.path), e))
+    }
+
+    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.write_pending(cx)
     }
 }
 

@@ -439,6 +439,9 @@ impl Segment {
                 })
             }
         };
+        if !matches!(outcome, Ok(Outcome::Eos)) {
+            self.flush_sinks(run);
+        }
         self.publish();
         let mut stats = vec![(self.root(), self.input_stats)];
         for slot in &self.ops {
@@ -501,6 +504,39 @@ impl Segment {
                 .write(&format!("message: {}: {how}\n", self.name));
         }
         SegmentResult { stats, outcome }
+    }
+
+    /// The run stops on an error (here or elsewhere): every sink of this segment still open
+    /// writes out what it already holds, so the output has the whole stream up to the error,
+    /// as gst's has. A sink that fails or panics now changes nothing: the first error stands.
+    fn flush_sinks(&mut self, run: &RunControl) {
+        for id in 0..self.ops.len() {
+            let slot = &mut self.ops[id];
+            let Op::Sink { el, imp, .. } = &mut slot.op else {
+                continue;
+            };
+            if slot.done {
+                continue;
+            }
+            let el = *el;
+            let _in = self.obs.enter(id);
+            let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut cx = Ctx::new(run, None);
+                let result = imp.flush(&mut cx);
+                (result, cx.kernel_copied)
+            }));
+            match flushed {
+                Ok((result, copied)) => {
+                    slot.stats.kernel_copied += copied;
+                    if let Err(e) = result {
+                        tracing::debug!(element = %self.names[el], error = %e, "Could not flush while stopping");
+                    }
+                }
+                Err(_) => {
+                    tracing::debug!(element = %self.names[el], "Panicked while flushing on stop");
+                }
+            }
+        }
     }
 
     fn fail(&self, el: usize, source: ElementError) -> RunError {
