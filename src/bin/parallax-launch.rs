@@ -52,6 +52,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Stdout carries the pipeline's data and nothing else: the graph cannot go there too.
+    if let (Some("-"), Some(writer), false) = (
+        args.dot.as_deref(),
+        pipeline.graph().stdout_writer(),
+        args.validate,
+    ) {
+        eprintln!(
+            "error: --dot without a file writes the graph to stdout, where {} writes the \
+             pipeline's data\n  = help: give it a file: --dot=graph.dot",
+            writer.name
+        );
+        return ExitCode::from(2);
+    }
     if progress::data_on_terminal(pipeline.graph()) {
         line = None;
     }

@@ -61,3 +61,25 @@ fn identity_eos_after_passes_n_minus_one_buffers_as_gst() {
     );
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 100);
 }
+
+/// Stdout carries the pipeline's data and nothing else: `--dot` without a file is refused
+/// before running when a sink writes there, and the data stays clean with a file.
+#[test]
+fn dot_without_a_file_is_refused_when_a_sink_writes_stdout() {
+    let pipeline = "fakesrc num-buffers=1 sizetype=fixed sizemax=4 filltype=pattern ! fdsink";
+    let o = run_expecting(launch(&["-q", "--dot", pipeline]), 2);
+    assert!(o.stdout.is_empty(), "nothing ran, nothing was written");
+    let err = stderr(&o);
+    assert!(err.contains("--dot") && err.contains("fdsink0"), "{err}");
+    let dir = tmp();
+    let dot = dir.path().join("g.dot");
+    let o = run_expecting(launch(&["-q", &prop("--dot", &dot), pipeline]), 0);
+    assert_eq!(o.stdout, [0, 1, 2, 3]);
+    assert!(std::fs::read_to_string(&dot).unwrap().contains("digraph"));
+    // Without a sink on stdout, the graph goes there as before.
+    let o = run_expecting(
+        launch(&["-q", "--dot", "fakesrc num-buffers=1 ! fakesink"]),
+        0,
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("digraph"));
+}
