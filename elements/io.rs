@@ -323,7 +323,9 @@ pub(crate) static FILESRC: Factory = Factory {
           default block size is 128 KiB (gst's is 4 KiB).",
     pads: Pads::SOURCE,
     props: basesrc_props![
-        PropSpec::string("location", None, "Location of the file to read").required(),
+        PropSpec::string("location", None, "Location of the file to read")
+            .required()
+            .role(Role::ReadsPath),
         BLOCKSIZE,
         PropSpec::bool(
             "use-mmap",
@@ -454,7 +456,9 @@ pub(crate) static FILESINK: Factory = Factory {
           is fsync'ed at end of stream. A full disk is an error that names the file.",
     pads: Pads::SINK,
     props: basesink_props![
-        PropSpec::string("location", None, "Location of the file to write").required(),
+        PropSpec::string("location", None, "Location of the file to write")
+            .required()
+            .role(Role::WritesPath),
         PropSpec::bool("append", false, "Append to an already existing file"),
         PropSpec::enumeration(
             "buffer-mode",

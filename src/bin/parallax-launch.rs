@@ -52,6 +52,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Checked before anything is built: nothing is opened or created by the checks. A run
+    // refuses to destroy its own input; --validate also looks for what the build would miss.
+    let checked = if args.validate {
+        parallax::graph::preflight::resources(pipeline.graph())
+    } else {
+        parallax::graph::preflight::conflicts(pipeline.graph())
+    };
+    if let Err(d) = checked {
+        eprint!("{}", d.render(&description));
+        return ExitCode::from(2);
+    }
     // Stdout carries the pipeline's data and nothing else: the graph cannot go there too.
     if let (Some("-"), Some(writer), false) = (
         args.dot.as_deref(),

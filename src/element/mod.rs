@@ -27,7 +27,7 @@ pub mod prelude {
         MemoryPool, Metadata, PeerAccess, PeerId, PoolConfig, SharedArenaCache, SourceFile,
     };
     pub use crate::registry::{
-        EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,
+        EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props, Role,
     };
 }
 

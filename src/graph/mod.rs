@@ -15,6 +15,7 @@ use crate::parse::Diagnostic;
 use crate::registry::{self, Domain, Effect, Exec, Factory, Latency, PadPresence, Props, Trust};
 
 pub mod dot;
+pub mod preflight;
 
 /// One element instance.
 #[derive(Debug)]

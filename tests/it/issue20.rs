@@ -83,3 +83,100 @@ fn dot_without_a_file_is_refused_when_a_sink_writes_stdout() {
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("digraph"));
 }
+
+/// `filesrc location=x ! filesink location=x` would empty x before reading it (gst does so
+/// silently): refused before running, also when the two paths are a symlink or a hard link
+/// apart, and so are two sinks on one file. The input is untouched.
+#[test]
+fn a_sink_on_its_own_input_is_refused_before_running() {
+    let dir = tmp();
+    let input = file(dir.path(), "x", b"keep me\n");
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let hard = dir.path().join("hard");
+    std::fs::hard_link(&input, &hard).unwrap();
+    for out in [&input, &link, &hard] {
+        let o = run_expecting(
+            launch(&[
+                "filesrc",
+                &prop("location", &input),
+                "! filesink",
+                &prop("location", out),
+            ]),
+            2,
+        );
+        let err = stderr(&o);
+        assert!(
+            err.contains("filesink0 writes the file filesrc0 reads"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&input).unwrap(), b"keep me\n");
+    }
+    let out = dir.path().join("y");
+    let o = run_expecting(
+        launch(&[
+            "fakesrc num-buffers=1 ! tee name=t ! filesink",
+            &prop("location", &out),
+            "t. ! filesink",
+            &prop("location", &out),
+        ]),
+        2,
+    );
+    assert!(stderr(&o).contains("both write"), "{}", stderr(&o));
+    assert!(!out.exists(), "refused before anything was created");
+}
+
+/// `--validate` checks what it can without side effects: inputs exist and are readable,
+/// outputs have a directory to be created in, `host:port` lists hold ports; it creates nothing.
+#[test]
+fn validate_checks_files_and_ports_without_touching_them() {
+    let dir = tmp();
+    let input = file(dir.path(), "in", b"data");
+    let missing = dir.path().join("missing");
+    let no_dir = dir.path().join("no/such/dir/x");
+    let out = dir.path().join("out");
+    let cases: [(Vec<String>, &str); 4] = [
+        (
+            vec![prop("location", &missing), prop("location", &out)],
+            "filesrc0: cannot read",
+        ),
+        (
+            vec![prop("location", &input), prop("location", &no_dir)],
+            "does not exist",
+        ),
+        (
+            vec![prop("location", dir.path()), prop("location", &out)],
+            "is a directory",
+        ),
+        (
+            vec![prop("location", &input), prop("location", dir.path())],
+            "is a directory",
+        ),
+    ];
+    for (props, want) in cases {
+        let o = run_expecting(
+            launch(&["--validate", "filesrc", &props[0], "! filesink", &props[1]]),
+            2,
+        );
+        assert!(stderr(&o).contains(want), "{props:?}: {}", stderr(&o));
+    }
+    let o = run_expecting(
+        launch(&[
+            "--validate",
+            "fakesrc ! multiudpsink clients=127.0.0.1:5004,127.0.0.1:99999",
+        ]),
+        2,
+    );
+    assert!(stderr(&o).contains("`127.0.0.1:99999`"), "{}", stderr(&o));
+    run_expecting(
+        launch(&[
+            "--validate",
+            "filesrc",
+            &prop("location", &input),
+            "! filesink",
+            &prop("location", &out),
+        ]),
+        0,
+    );
+    assert!(!out.exists(), "--validate created the output");
+}
