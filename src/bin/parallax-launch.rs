@@ -148,61 +148,59 @@ fn main() -> ExitCode {
         }
     }
     ELEMENTS_RUNNING.store(true, Ordering::SeqCst);
-    let result = pipeline.run(Arc::clone(&control), &options);
+    let (mut report, failed) = pipeline.run_reported(Arc::clone(&control), &options);
     ELEMENTS_RUNNING.store(false, Ordering::SeqCst);
     if let Some(l) = line {
         l.finish();
     }
 
-    match result {
-        Ok(mut report) => {
-            if args.messages {
-                eprintln!(
-                    "pipeline: {}",
-                    match report.ending {
-                        Ending::Eos => "end of stream",
-                        Ending::Interrupted => "interrupted, drained to the end",
-                    }
-                );
-            }
-            let format = match args.stats {
-                Some(f) => f,
-                None if args.quiet => StatsFormat::None,
-                None => StatsFormat::Table,
-            };
-            if format != StatsFormat::None {
-                report.measure_rss();
-            }
-            let text = match format {
-                StatsFormat::Table => report.to_table(),
-                StatsFormat::Json => report.to_json() + "\n",
-                StatsFormat::None => String::new(),
-            };
-            let _ = std::io::stderr().write_all(text.as_bytes());
-            if let Some(target) = &args.dot {
-                if let Err(e) = dot_after_run(target, &pipeline, &report) {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            }
+    if let Some(e) = &failed {
+        eprintln!("error: {e}");
+        if args.messages {
+            eprintln!("pipeline: stopped on error");
+        }
+    } else if args.messages {
+        eprintln!(
+            "pipeline: {}",
             match report.ending {
-                Ending::Interrupted if !args.eos_on_shutdown => ExitCode::from(130),
-                _ => ExitCode::SUCCESS,
+                Ending::Interrupted => "interrupted, drained to the end",
+                _ => "end of stream",
             }
-        }
-        Err(e) => {
+        );
+    }
+    // A failed run prints its statistics only when they were asked for: a script needs
+    // them most then (the error is in the object), a person has the error line.
+    let format = match args.stats {
+        Some(f) => f,
+        None if args.quiet || failed.is_some() => StatsFormat::None,
+        None => StatsFormat::Table,
+    };
+    if format != StatsFormat::None {
+        report.measure_rss();
+    }
+    let text = match format {
+        StatsFormat::Table => report.to_table(),
+        StatsFormat::Json => report.to_json() + "\n",
+        StatsFormat::None => String::new(),
+    };
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    if let Some(target) = &args.dot {
+        if let Err(e) = dot_after_run(target, &pipeline, &report) {
             eprintln!("error: {e}");
-            if args.messages {
-                eprintln!("pipeline: stopped on error");
-            }
-            match e {
-                RunError::Element {
-                    source: ElementError::Config(_),
-                    ..
-                } => ExitCode::from(2),
-                _ => ExitCode::from(1),
-            }
+            return ExitCode::from(1);
         }
+    }
+    match (failed, report.ending) {
+        (
+            Some(RunError::Element {
+                source: ElementError::Config(_),
+                ..
+            }),
+            _,
+        ) => ExitCode::from(2),
+        (Some(_), _) => ExitCode::from(1),
+        (None, Ending::Interrupted) if !args.eos_on_shutdown => ExitCode::from(130),
+        (None, _) => ExitCode::SUCCESS,
     }
 }
 

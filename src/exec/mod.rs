@@ -83,6 +83,8 @@ pub enum Ending {
     Eos,
     /// A drain was requested (Ctrl-C) and completed.
     Interrupted,
+    /// The run failed; [`Report::error`] says how.
+    Error,
 }
 
 /// Options of one run.
@@ -258,8 +260,39 @@ impl Pipeline {
     /// Builds every element, plans the segments and runs them to end of stream. The graph
     /// stays, so that it can be drawn with the run's counts afterwards.
     pub fn run(&self, control: Arc<RunControl>, options: &RunOptions) -> Result<Report, RunError> {
-        let prepared = self.prepare(options)?;
-        self.execute(prepared, control, options)
+        let (report, error) = self.run_reported(control, options);
+        error.map_or(Ok(report), Err)
+    }
+
+    /// As [`Pipeline::run`], but a failed run has its report too: what every element counted
+    /// until the error (zeros when an element could not even be built), with the error in
+    /// [`Report::error`] and [`Ending::Error`], so that `--stats=json` prints it.
+    pub fn run_reported(
+        &self,
+        control: Arc<RunControl>,
+        options: &RunOptions,
+    ) -> (Report, Option<RunError>) {
+        let started = Instant::now();
+        match self.prepare(options) {
+            Ok(prepared) => self.execute_reported(prepared, control, options),
+            Err(e) => {
+                let graph = &self.graph;
+                let mut report = stats::report(
+                    graph,
+                    &vec![ElementStats::default(); graph.dag.node_count()],
+                    &graph.segments().1,
+                    &HashMap::new(),
+                    &HashMap::new(),
+                    &HashMap::new(),
+                    Vec::new(),
+                    0,
+                    started.elapsed(),
+                    Ending::Error,
+                );
+                report.error = Some(e.to_string());
+                (report, Some(e))
+            }
+        }
     }
 
     /// Builds every element and plans the segments: files are opened, pools mapped, worker
@@ -287,6 +320,18 @@ impl Pipeline {
         control: Arc<RunControl>,
         options: &RunOptions,
     ) -> Result<Report, RunError> {
+        let (report, error) = self.execute_reported(prepared, control, options);
+        error.map_or(Ok(report), Err)
+    }
+
+    /// As [`Pipeline::execute`], with the report of a failed run too (see
+    /// [`Pipeline::run_reported`]).
+    pub fn execute_reported(
+        &self,
+        prepared: Prepared,
+        control: Arc<RunControl>,
+        options: &RunOptions,
+    ) -> (Report, Option<RunError>) {
         let started = Instant::now();
         control.mark_started(started);
         let graph = &self.graph;
@@ -315,7 +360,7 @@ impl Pipeline {
 
         let (done_tx, done_rx) = std::sync::mpsc::channel::<SegmentResult>();
         if segment_count == 0 {
-            return Err(RunError::Setup("nothing to run".into()));
+            control.fail(RunError::Setup("nothing to run".into()));
         }
         let rt_root = |seg: &Segment| {
             let root = seg.root();
@@ -403,10 +448,8 @@ impl Pipeline {
                 let _ = h.join();
             }
         }
-        if let Some(err) = control.take_error() {
-            return Err(err);
-        }
-        debug_assert!(results.iter().all(|r| r.outcome != Outcome::Failed));
+        let error = control.take_error();
+        debug_assert!(error.is_some() || results.iter().all(|r| r.outcome != Outcome::Failed));
 
         let mut per_element = vec![ElementStats::default(); names.len()];
         for r in &results {
@@ -414,13 +457,15 @@ impl Pipeline {
                 per_element[*el] += *s;
             }
         }
-        let ending = if control.drain_requested() {
+        let ending = if error.is_some() {
+            Ending::Error
+        } else if control.drain_requested() {
             Ending::Interrupted
         } else {
             Ending::Eos
         };
         tracing::info!(?ending, wall = ?started.elapsed(), "Pipeline finished");
-        Ok(stats::report(
+        let mut report = stats::report(
             graph,
             &per_element,
             &segment_of,
@@ -431,7 +476,9 @@ impl Pipeline {
             thread_count,
             started.elapsed(),
             ending,
-        ))
+        );
+        report.error = error.as_ref().map(ToString::to_string);
+        (report, error)
     }
 }
 

@@ -72,8 +72,10 @@ pub struct PoolReport {
 /// Everything `--stats` prints.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
-    /// `eos` or `interrupted`.
+    /// `eos`, `interrupted` or `error`.
     pub ending: Ending,
+    /// How the run failed (the message printed after `error:`), or null.
+    pub error: Option<String>,
     /// Wall time of the run, in nanoseconds.
     pub wall_ns: u64,
     /// Threads (segments) used.
@@ -174,6 +176,7 @@ pub(super) fn report(
     pool_reports.sort_by(|a, b| a.element.cmp(&b.element));
     Report {
         ending,
+        error: None,
         wall_ns: wall.as_nanos() as u64,
         threads,
         sink_buffers,
@@ -332,6 +335,7 @@ impl Report {
         let ending = match self.ending {
             Ending::Eos => "end of stream",
             Ending::Interrupted => "interrupted, drained",
+            Ending::Error => "failed",
         };
         out.push_str(&format!(
             "{ending}: {} buffers, {} into sinks in {} ({}/s), {} thread{}",

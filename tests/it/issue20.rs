@@ -180,3 +180,45 @@ fn validate_checks_files_and_ports_without_touching_them() {
     );
     assert!(!out.exists(), "--validate created the output");
 }
+
+/// `--stats=json` prints its object when the run fails too, with the error in it: a script
+/// needs the counts most then. Also when an element cannot even be built.
+#[test]
+fn stats_json_is_printed_on_failure_with_the_error() {
+    let o = run_expecting(
+        launch(&[
+            "-q",
+            "--stats=json",
+            "fakesrc ! identity error-after=3 ! fakesink",
+        ]),
+        1,
+    );
+    let s = stats(&o);
+    assert_eq!(s["ending"], "error");
+    assert_eq!(s["error"], "identity0: error-after=3 reached");
+    assert_eq!(element(&s, "fakesink0")["buffers"], 2);
+    let dir = tmp();
+    let o = run_expecting(
+        launch(&[
+            "-q",
+            "--stats=json",
+            "filesrc",
+            &prop("location", &dir.path().join("missing")),
+            "! fakesink",
+        ]),
+        1,
+    );
+    let s = stats(&o);
+    assert_eq!(s["ending"], "error");
+    assert!(s["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("filesrc0: cannot open"));
+    // A successful run says so.
+    let s = stats(&run_expecting(
+        launch(&["-q", "--stats=json", "fakesrc num-buffers=1 ! fakesink"]),
+        0,
+    ));
+    assert_eq!(s["ending"], "eos");
+    assert!(s["error"].is_null());
+}
