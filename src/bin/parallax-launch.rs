@@ -253,15 +253,27 @@ fn dot_after_run(
     pipeline: &Pipeline,
     report: &parallax::exec::Report,
 ) -> Result<(), String> {
-    let counts: Vec<parallax::graph::dot::NodeCounts> = report
-        .elements
-        .iter()
-        .map(|e| parallax::graph::dot::NodeCounts {
-            buffers: e.buffers,
-            bytes: e.bytes,
-            busy_ns: e.busy_ns,
-        })
-        .collect();
+    use parallax::graph::dot::{LinkCounts, NodeCounts, RunCounts};
+    let counts = RunCounts {
+        nodes: report
+            .elements
+            .iter()
+            .map(|e| NodeCounts {
+                buffers: e.buffers,
+                bytes: e.bytes,
+                busy_ns: e.busy_ns,
+            })
+            .collect(),
+        // In edge order, as the report lists them.
+        links: report
+            .links
+            .iter()
+            .map(|l| LinkCounts {
+                buffers: l.buffers,
+                bytes: l.bytes,
+            })
+            .collect(),
+    };
     write_dot(
         target,
         &parallax::graph::dot::to_dot(pipeline.graph(), Some(&counts)),

@@ -280,6 +280,7 @@ impl Pipeline {
                 let mut report = stats::report(
                     graph,
                     &vec![ElementStats::default(); graph.dag.node_count()],
+                    &HashMap::new(),
                     &graph.segments().1,
                     &HashMap::new(),
                     &HashMap::new(),
@@ -452,9 +453,13 @@ impl Pipeline {
         debug_assert!(error.is_some() || results.iter().all(|r| r.outcome != Outcome::Failed));
 
         let mut per_element = vec![ElementStats::default(); names.len()];
+        let mut per_link: HashMap<(usize, String), ElementStats> = HashMap::new();
         for r in &results {
             for (el, s) in &r.stats {
                 per_element[*el] += *s;
+            }
+            for (link, s) in &r.links {
+                *per_link.entry(link.clone()).or_default() += *s;
             }
         }
         let ending = if error.is_some() {
@@ -468,6 +473,7 @@ impl Pipeline {
         let mut report = stats::report(
             graph,
             &per_element,
+            &per_link,
             &segment_of,
             &levels,
             &bridges,
@@ -729,6 +735,7 @@ fn plan(
             &mut segment_of,
             seg_no,
         );
+        set_link(&mut ops[entry].op, el, &link.src_pad);
         let entry = add_taps(entry, el, &link.src_pad, &mut ops, options);
         while let Some((op, node)) = work.pop() {
             for (link, c) in graph.children(node) {
@@ -741,6 +748,7 @@ fn plan(
                     &mut segment_of,
                     seg_no,
                 );
+                set_link(&mut ops[id].op, node.index(), &link.src_pad);
                 let id = add_taps(id, node.index(), &link.src_pad, &mut ops, options);
                 match &mut ops[op].op {
                     Op::Transform { next, .. } => *next = id,
@@ -900,6 +908,13 @@ fn add_taps(
     id
 }
 
+/// Tells a channel sender which link it carries (upstream element `from`, pad `src_pad`).
+fn set_link(op: &mut Op, from: usize, src_pad: &str) {
+    if let Op::Send { link, .. } = op {
+        *link = (from, src_pad.to_owned());
+    }
+}
+
 /// Adds the op for `node` (reached from within a segment) and queues it for its children.
 fn add_op(
     node: NodeIndex<u32>,
@@ -922,6 +937,7 @@ fn add_op(
             queue: ch.queue,
             level: Arc::clone(&ch.level),
             target: el,
+            link: (usize::MAX, String::new()),
         }
     } else {
         segment_of[el] = seg_no;

@@ -46,8 +46,10 @@ pub struct LinkReport {
     pub from: String,
     /// `element.pad` downstream.
     pub to: String,
-    /// Buffers that crossed it (for links into a funnel: all of the funnel's inputs).
+    /// Buffers that crossed it.
     pub buffers: u64,
+    /// Bytes of those buffers.
+    pub bytes: u64,
     /// Most buffers waiting in it at once (links into a queue or funnel; 0 for direct calls).
     pub high_water: usize,
     /// Whether the link crosses threads.
@@ -115,6 +117,7 @@ pub struct CycleReport {
 pub(super) fn report(
     graph: &Graph,
     per_element: &[ElementStats],
+    per_link: &HashMap<(usize, String), ElementStats>,
     segment_of: &[usize],
     levels: &HashMap<usize, Arc<Level>>,
     bridges: &HashMap<usize, Arc<Level>>,
@@ -141,7 +144,8 @@ pub(super) fn report(
             domain: node.factory.domain(),
             buffers: s.buffers,
             bytes: s.bytes,
-            busy_ns: s.busy_ns,
+            // A sampled estimate can overshoot; no element is busier than the run is long.
+            busy_ns: s.busy_ns.min(wall.as_nanos() as u64),
             dropped: s.dropped,
             truncated: s.truncated,
             kernel_copied: s.kernel_copied,
@@ -153,10 +157,17 @@ pub(super) fn report(
         let link = &dag[e];
         // Out of an async source, the bridge is the channel the link crosses.
         let level = bridges.get(&a.index()).or_else(|| levels.get(&b.index()));
+        // Into an element with one input, what it took in; into a funnel, what each input's
+        // sender carried (the funnel's own count is all of its inputs together).
+        let through = match per_link.get(&(a.index(), link.src_pad.clone())) {
+            Some(s) if graph.parent_count(b) > 1 => *s,
+            _ => per_element[b.index()],
+        };
         links.push(LinkReport {
             from: format!("{}.{}", dag[a].name, link.src_pad),
             to: format!("{}.{}", dag[b].name, link.sink_pad),
-            buffers: per_element[b.index()].buffers,
+            buffers: through.buffers,
+            bytes: through.bytes,
             high_water: level.map_or(0, |l| l.high_water.load(Ordering::Relaxed)),
             crosses_threads: level.is_some(),
         });

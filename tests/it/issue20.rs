@@ -222,3 +222,56 @@ fn stats_json_is_printed_on_failure_with_the_error() {
     assert_eq!(s["ending"], "eos");
     assert!(s["error"].is_null());
 }
+
+/// Each funnel input link counts its own buffers (3 and 5, not 8 and 8), in `--stats=json`
+/// and on the edges of `--dot`.
+#[test]
+fn funnel_inputs_count_their_own_buffers() {
+    let dir = tmp();
+    let dot = dir.path().join("g.dot");
+    let o = run_expecting(
+        launch(&[
+            "--stats=json",
+            &prop("--dot", &dot),
+            "fakesrc num-buffers=3 ! f.sink_0 fakesrc num-buffers=5 ! f.sink_1 funnel name=f ! fakesink",
+        ]),
+        0,
+    );
+    let s = stats(&o);
+    let link = |to: &str| {
+        s["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["to"] == to)
+            .unwrap_or_else(|| panic!("no link to {to}: {s}"))["buffers"]
+            .clone()
+    };
+    assert_eq!(link("f.sink_0"), 3);
+    assert_eq!(link("f.sink_1"), 5);
+    assert_eq!(link("fakesink0.sink"), 8);
+    let dot = std::fs::read_to_string(&dot).unwrap();
+    assert!(dot.contains("src -> sink_0\\n3 buffers"), "{dot}");
+    assert!(dot.contains("src -> sink_1\\n5 buffers"), "{dot}");
+}
+
+/// Busy time is measured, not extrapolated, once buffers are slow: an identity that sleeps
+/// 1 ms per buffer is busy at least 332 ms and never longer than the run. (With one buffer in
+/// 32 sampled and scaled, these 332 buffers made it about 25% busier than the run was long.)
+#[test]
+fn busy_time_never_exceeds_the_run() {
+    let o = run_expecting(
+        launch(&[
+            "--stats=json",
+            "fakesrc num-buffers=332 ! identity sleep-time=1000 ! fakesink",
+        ]),
+        0,
+    );
+    let s = stats(&o);
+    let wall = s["wall_ns"].as_u64().unwrap();
+    let busy = element(&s, "identity0")["busy_ns"].as_u64().unwrap();
+    assert!(busy >= 332_000_000, "slept 332 ms, busy {busy} ns");
+    for e in s["elements"].as_array().unwrap() {
+        assert!(e["busy_ns"].as_u64().unwrap() <= wall, "{e} in {wall} ns");
+    }
+}
