@@ -336,7 +336,19 @@ pub(crate) static FILESRC: Factory = Factory {
     hints: Hints::BLOCKING_IO,
     build: |p| {
         let path = p.string("location")?.unwrap_or_default().to_owned();
-        let file = File::open(&path)
+        // A FIFO is opened without waiting for a writer (a blocking open would hold the
+        // build, where Ctrl-C cannot reach it); the first read waits for one instead.
+        let fifo = std::fs::metadata(&path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt as _;
+            m.file_type().is_fifo()
+        });
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true);
+        if fifo {
+            opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        }
+        let file = opts
+            .open(&path)
             .map_err(|e| ElementError::io(format!("cannot open {path} for reading"), e))?;
         let meta = file
             .metadata()
@@ -367,6 +379,7 @@ pub(crate) static FILESRC: Factory = Factory {
             size,
             reader,
             mapped,
+            await_writer: fifo,
         })))
     },
 };
@@ -383,6 +396,9 @@ struct FileSrc {
     size: Option<u64>,
     reader: StreamReader,
     mapped: Option<FileWindows>,
+    /// A FIFO opened without a writer: until one has written (or come and gone), a read
+    /// would say end of stream, so the first read waits for readiness, as Ctrl-C can end.
+    await_writer: bool,
 }
 
 impl Source for FileSrc {
@@ -396,6 +412,14 @@ impl Source for FileSrc {
 
     fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
         let Some(windows) = &mut self.mapped else {
+            if self.await_writer {
+                // Linux reports no hang-up on a FIFO that never had a writer: this returns
+                // once one writes or closes, or when the pipeline asks sources to stop.
+                if !cx.wait_readable(self.file.as_fd())? {
+                    return Ok(None);
+                }
+                self.await_writer = false;
+            }
             return self.reader.read(self.file.as_fd(), cx);
         };
         if self.reader.exhausted() {

@@ -275,3 +275,40 @@ fn busy_time_never_exceeds_the_run() {
         assert!(e["busy_ns"].as_u64().unwrap() <= wall, "{e} in {wall} ns");
     }
 }
+
+/// The first Ctrl-C ends a filesrc on a FIFO that no writer has opened: the open no longer
+/// blocks (it waited for a writer where no signal could end it), the first read waits instead.
+#[test]
+fn first_ctrl_c_ends_a_filesrc_on_a_fifo_without_writer() {
+    use std::io::Read as _;
+    let dir = tmp();
+    let fifo = dir.path().join("in.fifo");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let mut child = spawn_piped(&["-m", "filesrc", &prop("location", &fifo), "! fakesink"]);
+    // Up to the line printed once the Ctrl-C handler is in place, just before the build.
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("pipeline: running") {
+        let mut byte = [0u8; 1];
+        assert_eq!(err.read(&mut byte).unwrap(), 1, "stderr ended early");
+        seen.push(byte[0]);
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    child.stderr = Some(err);
+    let o = wait(child);
+    assert_eq!(code(&o), 130, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("interrupted, drained to the end"),
+        "{}",
+        stderr(&o)
+    );
+}
