@@ -6,7 +6,7 @@ complete -c parallax-launch -s d -l debug -d 'Log filter, like GST_DEBUG: `info`
 complete -c parallax-launch -l stats -d 'Statistics on exit: per element buffers, bytes and busy time, per link high-water marks, wall time and throughput. Printed as a table unless -q; `--stats=json` prints one JSON object (even with -q)' -r -f -a "table\t'An aligned table on stderr'
 json\t'One JSON object on one line of stderr'
 none\t'Nothing'"
-complete -c parallax-launch -l dot -d 'Write the pipeline graph as Graphviz DOT to FILE (stdout when no FILE is given): a node per element, an edge per link, a cluster per thread; after a run, with buffer counts' -r
+complete -c parallax-launch -l dot -d 'Write the pipeline graph as Graphviz DOT to FILE (stdout when no FILE is given, which is refused when a sink writes the pipeline\'s data there): a node per element, an edge per link, a cluster per thread; after a run, with buffer counts' -r
 complete -c parallax-launch -l memory -d 'What backs buffer pools' -r -f -a "memfd\t'Sealed memfd shared memory: any buffer can cross into another process without a copy'
 heap\t'Private anonymous memory'
 hugepages\t'Sealed memfd on 2 MiB huge pages (fewer TLB misses with large buffers); falls back to memfd with one warning when no huge pages are reserved (sysctl vm.nr_hugepages)'"

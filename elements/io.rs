@@ -323,7 +323,9 @@ pub(crate) static FILESRC: Factory = Factory {
           default block size is 128 KiB (gst's is 4 KiB).",
     pads: Pads::SOURCE,
     props: basesrc_props![
-        PropSpec::string("location", None, "Location of the file to read").required(),
+        PropSpec::string("location", None, "Location of the file to read")
+            .required()
+            .role(Role::ReadsPath),
         BLOCKSIZE,
         PropSpec::bool(
             "use-mmap",
@@ -334,7 +336,19 @@ pub(crate) static FILESRC: Factory = Factory {
     hints: Hints::BLOCKING_IO,
     build: |p| {
         let path = p.string("location")?.unwrap_or_default().to_owned();
-        let file = File::open(&path)
+        // A FIFO is opened without waiting for a writer (a blocking open would hold the
+        // build, where Ctrl-C cannot reach it); the first read waits for one instead.
+        let fifo = std::fs::metadata(&path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt as _;
+            m.file_type().is_fifo()
+        });
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true);
+        if fifo {
+            opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        }
+        let file = opts
+            .open(&path)
             .map_err(|e| ElementError::io(format!("cannot open {path} for reading"), e))?;
         let meta = file
             .metadata()
@@ -365,6 +379,7 @@ pub(crate) static FILESRC: Factory = Factory {
             size,
             reader,
             mapped,
+            await_writer: fifo,
         })))
     },
 };
@@ -381,6 +396,9 @@ struct FileSrc {
     size: Option<u64>,
     reader: StreamReader,
     mapped: Option<FileWindows>,
+    /// A FIFO opened without a writer: until one has written (or come and gone), a read
+    /// would say end of stream, so the first read waits for readiness, as Ctrl-C can end.
+    await_writer: bool,
 }
 
 impl Source for FileSrc {
@@ -394,6 +412,14 @@ impl Source for FileSrc {
 
     fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
         let Some(windows) = &mut self.mapped else {
+            if self.await_writer {
+                // Linux reports no hang-up on a FIFO that never had a writer: this returns
+                // once one writes or closes, or when the pipeline asks sources to stop.
+                if !cx.wait_readable(self.file.as_fd())? {
+                    return Ok(None);
+                }
+                self.await_writer = false;
+            }
             return self.reader.read(self.file.as_fd(), cx);
         };
         if self.reader.exhausted() {
@@ -454,7 +480,9 @@ pub(crate) static FILESINK: Factory = Factory {
           is fsync'ed at end of stream. A full disk is an error that names the file.",
     pads: Pads::SINK,
     props: basesink_props![
-        PropSpec::string("location", None, "Location of the file to write").required(),
+        PropSpec::string("location", None, "Location of the file to write")
+            .required()
+            .role(Role::WritesPath),
         PropSpec::bool("append", false, "Append to an already existing file"),
         PropSpec::enumeration(
             "buffer-mode",
@@ -547,7 +575,7 @@ struct FileRun {
 }
 
 impl FileSink {
-    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+    fn write_pending(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         self.flush_bytes()?;
         self.flush_run(cx)
     }
@@ -652,7 +680,7 @@ impl Sink for FileSink {
     }
 
     fn finish(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        self.flush(cx)?;
+        self.write_pending(cx)?;
         if self.fsync {
             self.file
                 .sync_all()
@@ -661,6 +689,10 @@ impl Sink for FileSink {
         self.file
             .flush()
             .map_err(|e| ElementError::io(format!("writing {}", self.path), e))
+    }
+
+    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.write_pending(cx)
     }
 }
 

@@ -587,8 +587,8 @@ pub(crate) static IDENTITY: Factory = Factory {
     klass: Klass::Filter,
     summary: "Passes buffers through, optionally dropping, delaying or failing",
     doc: "Passes every buffer unchanged (no copy). drop-probability drops at random, sleep-time \
-          sleeps per buffer, error-after fails after N buffers, eos-after ends the stream after N \
-          buffers, dump hex-dumps to stdout, datarate re-timestamps. panic-after is a parallax \
+          sleeps per buffer, error-after=N fails on the Nth buffer, eos-after=N ends the stream there (N-1 \
+          pass, as gst; 0 is never for both), dump hex-dumps to stdout, datarate re-timestamps. panic-after is a parallax \
           addition to exercise the fault path: the element panics after N buffers.",
     pads: Pads::ONE_TO_ONE,
     props: &[
@@ -706,11 +706,13 @@ struct Identity {
 
 impl Transform for Identity {
     fn process(&mut self, mut buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        if self.eos_after.is_some_and(|n| self.seen >= n) {
+        // As gst: eos-after=N ends the stream on the Nth buffer (N-1 pass), error-after=N fails
+        // on it, and 0 means never for both (issue 20).
+        let nth = |after: Option<u64>| after.is_some_and(|n| n > 0 && self.seen + 1 >= n);
+        if nth(self.eos_after) {
             return Ok(Flow::Eos);
         }
-        // As gst: error-after=N fails on the Nth buffer.
-        if self.error_after.is_some_and(|n| self.seen + 1 >= n.max(1)) {
+        if nth(self.error_after) {
             return Err(ElementError::Failed(format!(
                 "error-after={} reached",
                 self.seen + 1

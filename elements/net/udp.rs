@@ -500,7 +500,8 @@ pub(crate) static UDPSINK: Factory = Factory {
             "clients",
             Some("localhost:5004"),
             "A comma separated list of host:port pairs with destinations (replaces host and port when set)"
-        ),
+        )
+        .role(Role::HostPorts),
     ],
     hints: Hints::ASYNC_IO,
     build: |p| build_udpsink(p, Dests::HostPort, false),
@@ -518,7 +519,8 @@ pub(crate) static MULTIUDPSINK: Factory = Factory {
         "clients",
         Some(""),
         "A comma separated list of host:port pairs with destinations"
-    ),],
+    )
+    .role(Role::HostPorts),],
     hints: Hints::ASYNC_IO,
     build: |p| build_udpsink(p, Dests::Clients, false),
 };
@@ -543,7 +545,8 @@ pub(crate) static UDPMULTICASTSINK: Factory = Factory {
             "clients",
             Some("239.255.0.1:5004"),
             "A comma separated list of group:port pairs (replaces host and port when set)"
-        ),
+        )
+        .role(Role::HostPorts),
     ],
     hints: Hints::ASYNC_IO,
     build: |p| build_udpsink(p, Dests::HostPort, true),

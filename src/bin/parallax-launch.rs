@@ -52,6 +52,30 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Checked before anything is built: nothing is opened or created by the checks. A run
+    // refuses to destroy its own input; --validate also looks for what the build would miss.
+    let checked = if args.validate {
+        parallax::graph::preflight::resources(pipeline.graph())
+    } else {
+        parallax::graph::preflight::conflicts(pipeline.graph())
+    };
+    if let Err(d) = checked {
+        eprint!("{}", d.render(&description));
+        return ExitCode::from(2);
+    }
+    // Stdout carries the pipeline's data and nothing else: the graph cannot go there too.
+    if let (Some("-"), Some(writer), false) = (
+        args.dot.as_deref(),
+        pipeline.graph().stdout_writer(),
+        args.validate,
+    ) {
+        eprintln!(
+            "error: --dot without a file writes the graph to stdout, where {} writes the \
+             pipeline's data\n  = help: give it a file: --dot=graph.dot",
+            writer.name
+        );
+        return ExitCode::from(2);
+    }
     if progress::data_on_terminal(pipeline.graph()) {
         line = None;
     }
@@ -124,61 +148,59 @@ fn main() -> ExitCode {
         }
     }
     ELEMENTS_RUNNING.store(true, Ordering::SeqCst);
-    let result = pipeline.run(Arc::clone(&control), &options);
+    let (mut report, failed) = pipeline.run_reported(Arc::clone(&control), &options);
     ELEMENTS_RUNNING.store(false, Ordering::SeqCst);
     if let Some(l) = line {
         l.finish();
     }
 
-    match result {
-        Ok(mut report) => {
-            if args.messages {
-                eprintln!(
-                    "pipeline: {}",
-                    match report.ending {
-                        Ending::Eos => "end of stream",
-                        Ending::Interrupted => "interrupted, drained to the end",
-                    }
-                );
-            }
-            let format = match args.stats {
-                Some(f) => f,
-                None if args.quiet => StatsFormat::None,
-                None => StatsFormat::Table,
-            };
-            if format != StatsFormat::None {
-                report.measure_rss();
-            }
-            let text = match format {
-                StatsFormat::Table => report.to_table(),
-                StatsFormat::Json => report.to_json() + "\n",
-                StatsFormat::None => String::new(),
-            };
-            let _ = std::io::stderr().write_all(text.as_bytes());
-            if let Some(target) = &args.dot {
-                if let Err(e) = dot_after_run(target, &pipeline, &report) {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            }
+    if let Some(e) = &failed {
+        eprintln!("error: {e}");
+        if args.messages {
+            eprintln!("pipeline: stopped on error");
+        }
+    } else if args.messages {
+        eprintln!(
+            "pipeline: {}",
             match report.ending {
-                Ending::Interrupted if !args.eos_on_shutdown => ExitCode::from(130),
-                _ => ExitCode::SUCCESS,
+                Ending::Interrupted => "interrupted, drained to the end",
+                _ => "end of stream",
             }
-        }
-        Err(e) => {
+        );
+    }
+    // A failed run prints its statistics only when they were asked for: a script needs
+    // them most then (the error is in the object), a person has the error line.
+    let format = match args.stats {
+        Some(f) => f,
+        None if args.quiet || failed.is_some() => StatsFormat::None,
+        None => StatsFormat::Table,
+    };
+    if format != StatsFormat::None {
+        report.measure_rss();
+    }
+    let text = match format {
+        StatsFormat::Table => report.to_table(),
+        StatsFormat::Json => report.to_json() + "\n",
+        StatsFormat::None => String::new(),
+    };
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    if let Some(target) = &args.dot {
+        if let Err(e) = dot_after_run(target, &pipeline, &report) {
             eprintln!("error: {e}");
-            if args.messages {
-                eprintln!("pipeline: stopped on error");
-            }
-            match e {
-                RunError::Element {
-                    source: ElementError::Config(_),
-                    ..
-                } => ExitCode::from(2),
-                _ => ExitCode::from(1),
-            }
+            return ExitCode::from(1);
         }
+    }
+    match (failed, report.ending) {
+        (
+            Some(RunError::Element {
+                source: ElementError::Config(_),
+                ..
+            }),
+            _,
+        ) => ExitCode::from(2),
+        (Some(_), _) => ExitCode::from(1),
+        (None, Ending::Interrupted) if !args.eos_on_shutdown => ExitCode::from(130),
+        (None, _) => ExitCode::SUCCESS,
     }
 }
 
@@ -231,15 +253,27 @@ fn dot_after_run(
     pipeline: &Pipeline,
     report: &parallax::exec::Report,
 ) -> Result<(), String> {
-    let counts: Vec<parallax::graph::dot::NodeCounts> = report
-        .elements
-        .iter()
-        .map(|e| parallax::graph::dot::NodeCounts {
-            buffers: e.buffers,
-            bytes: e.bytes,
-            busy_ns: e.busy_ns,
-        })
-        .collect();
+    use parallax::graph::dot::{LinkCounts, NodeCounts, RunCounts};
+    let counts = RunCounts {
+        nodes: report
+            .elements
+            .iter()
+            .map(|e| NodeCounts {
+                buffers: e.buffers,
+                bytes: e.bytes,
+                busy_ns: e.busy_ns,
+            })
+            .collect(),
+        // In edge order, as the report lists them.
+        links: report
+            .links
+            .iter()
+            .map(|l| LinkCounts {
+                buffers: l.buffers,
+                bytes: l.bytes,
+            })
+            .collect(),
+    };
     write_dot(
         target,
         &parallax::graph::dot::to_dot(pipeline.graph(), Some(&counts)),

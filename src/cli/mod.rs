@@ -148,8 +148,9 @@ pub struct LaunchArgs {
     #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "table", require_equals = true)]
     pub stats: Option<StatsFormat>,
 
-    /// Write the pipeline graph as Graphviz DOT to FILE (stdout when no FILE is given): a node
-    /// per element, an edge per link, a cluster per thread; after a run, with buffer counts
+    /// Write the pipeline graph as Graphviz DOT to FILE (stdout when no FILE is given, which is
+    /// refused when a sink writes the pipeline's data there): a node per element, an edge per
+    /// link, a cluster per thread; after a run, with buffer counts
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-", require_equals = true)]
     pub dot: Option<String>,
 

@@ -31,16 +31,7 @@ pub fn data_on_terminal(graph: &Graph) -> bool {
     if !std::io::stdout().is_terminal() {
         return false;
     }
-    graph.dag.graph().node_indices().any(|n| {
-        let node = &graph.dag[n];
-        let props = &node.props;
-        (node.factory.name == "fdsink" && props.int("fd").is_ok_and(|fd| fd == 1))
-            || props.bool("dump").unwrap_or(false)
-            || (node.factory.name == "filesink"
-                && props
-                    .string("location")
-                    .is_ok_and(|l| l == Some("/dev/stdout")))
-    })
+    graph.stdout_writer().is_some()
 }
 
 /// A progress line and the ticker that feeds it.

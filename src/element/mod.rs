@@ -29,7 +29,7 @@ pub mod prelude {
         PoolConfig, SharedArenaCache, SourceFile,
     };
     pub use crate::registry::{
-        EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,
+        EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props, Role,
     };
 }
 
@@ -214,6 +214,12 @@ pub trait Sink: Send {
     }
     /// End of stream: flush and sync what needs it.
     fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        Ok(())
+    }
+    /// The run stops on an error elsewhere: write out what this sink already holds (what it
+    /// rendered is the stream up to the error, and must not be lost), without end-of-stream
+    /// work such as fsync. gst does the same when it tears a failed pipeline down.
+    fn flush(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         Ok(())
     }
 }

@@ -113,6 +113,7 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
             for el in elements {
                 let _ = done.send(SegmentResult {
                     stats: vec![(el, ElementStats::default())],
+                    links: Vec::new(),
                     outcome: Outcome::Failed,
                 });
             }
@@ -156,6 +157,7 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
                     cx.control.fail(err);
                     SegmentResult {
                         stats: vec![(el, ElementStats::default())],
+                        links: Vec::new(),
                         outcome: Outcome::Failed,
                     }
                 }
@@ -225,6 +227,7 @@ async fn run_task(
     }
     SegmentResult {
         stats: vec![(el, stats)],
+        links: Vec::new(),
         outcome,
     }
 }

@@ -85,6 +85,8 @@ pub enum Ending {
     Eos,
     /// A drain was requested (Ctrl-C) and completed.
     Interrupted,
+    /// The run failed; [`Report::error`] says how.
+    Error,
 }
 
 /// Options of one run.
@@ -260,8 +262,40 @@ impl Pipeline {
     /// Builds every element, plans the segments and runs them to end of stream. The graph
     /// stays, so that it can be drawn with the run's counts afterwards.
     pub fn run(&self, control: Arc<RunControl>, options: &RunOptions) -> Result<Report, RunError> {
-        let prepared = self.prepare(options)?;
-        self.execute(prepared, control, options)
+        let (report, error) = self.run_reported(control, options);
+        error.map_or(Ok(report), Err)
+    }
+
+    /// As [`Pipeline::run`], but a failed run has its report too: what every element counted
+    /// until the error (zeros when an element could not even be built), with the error in
+    /// [`Report::error`] and [`Ending::Error`], so that `--stats=json` prints it.
+    pub fn run_reported(
+        &self,
+        control: Arc<RunControl>,
+        options: &RunOptions,
+    ) -> (Report, Option<RunError>) {
+        let started = Instant::now();
+        match self.prepare(options) {
+            Ok(prepared) => self.execute_reported(prepared, control, options),
+            Err(e) => {
+                let graph = &self.graph;
+                let mut report = stats::report(
+                    graph,
+                    &vec![ElementStats::default(); graph.dag.node_count()],
+                    &HashMap::new(),
+                    &graph.segments().1,
+                    &HashMap::new(),
+                    &HashMap::new(),
+                    &HashMap::new(),
+                    Vec::new(),
+                    0,
+                    started.elapsed(),
+                    Ending::Error,
+                );
+                report.error = Some(e.to_string());
+                (report, Some(e))
+            }
+        }
     }
 
     /// Builds every element and plans the segments: files are opened, pools mapped, worker
@@ -289,6 +323,18 @@ impl Pipeline {
         control: Arc<RunControl>,
         options: &RunOptions,
     ) -> Result<Report, RunError> {
+        let (report, error) = self.execute_reported(prepared, control, options);
+        error.map_or(Ok(report), Err)
+    }
+
+    /// As [`Pipeline::execute`], with the report of a failed run too (see
+    /// [`Pipeline::run_reported`]).
+    pub fn execute_reported(
+        &self,
+        prepared: Prepared,
+        control: Arc<RunControl>,
+        options: &RunOptions,
+    ) -> (Report, Option<RunError>) {
         let started = Instant::now();
         control.mark_started(started);
         let graph = &self.graph;
@@ -317,7 +363,7 @@ impl Pipeline {
 
         let (done_tx, done_rx) = std::sync::mpsc::channel::<SegmentResult>();
         if segment_count == 0 {
-            return Err(RunError::Setup("nothing to run".into()));
+            control.fail(RunError::Setup("nothing to run".into()));
         }
         let rt_root = |seg: &Segment| {
             let root = seg.root();
@@ -405,26 +451,31 @@ impl Pipeline {
                 let _ = h.join();
             }
         }
-        if let Some(err) = control.take_error() {
-            return Err(err);
-        }
-        debug_assert!(results.iter().all(|r| r.outcome != Outcome::Failed));
+        let error = control.take_error();
+        debug_assert!(error.is_some() || results.iter().all(|r| r.outcome != Outcome::Failed));
 
         let mut per_element = vec![ElementStats::default(); names.len()];
+        let mut per_link: HashMap<(usize, String), ElementStats> = HashMap::new();
         for r in &results {
             for (el, s) in &r.stats {
                 per_element[*el] += *s;
             }
+            for (link, s) in &r.links {
+                *per_link.entry(link.clone()).or_default() += *s;
+            }
         }
-        let ending = if control.drain_requested() {
+        let ending = if error.is_some() {
+            Ending::Error
+        } else if control.drain_requested() {
             Ending::Interrupted
         } else {
             Ending::Eos
         };
         tracing::info!(?ending, wall = ?started.elapsed(), "Pipeline finished");
-        Ok(stats::report(
+        let mut report = stats::report(
             graph,
             &per_element,
+            &per_link,
             &segment_of,
             &levels,
             &bridges,
@@ -433,7 +484,9 @@ impl Pipeline {
             thread_count,
             started.elapsed(),
             ending,
-        ))
+        );
+        report.error = error.as_ref().map(ToString::to_string);
+        (report, error)
     }
 }
 
@@ -752,6 +805,7 @@ fn plan(
             &mut segment_of,
             seg_no,
         );
+        set_link(&mut ops[entry].op, el, &link.src_pad);
         let entry = add_taps(entry, el, &link.src_pad, &mut ops, options);
         while let Some((op, node)) = work.pop() {
             for (link, c) in graph.children(node) {
@@ -764,6 +818,7 @@ fn plan(
                     &mut segment_of,
                     seg_no,
                 );
+                set_link(&mut ops[id].op, node.index(), &link.src_pad);
                 let id = add_taps(id, node.index(), &link.src_pad, &mut ops, options);
                 match &mut ops[op].op {
                     Op::Transform { next, .. } => *next = id,
@@ -926,6 +981,13 @@ fn add_taps(
     id
 }
 
+/// Tells a channel sender which link it carries (upstream element `from`, pad `src_pad`).
+fn set_link(op: &mut Op, from: usize, src_pad: &str) {
+    if let Op::Send { link, .. } = op {
+        *link = (from, src_pad.to_owned());
+    }
+}
+
 /// Adds the op for `node` (reached from within a segment) and queues it for its children.
 fn add_op(
     (node, sink_pad): (NodeIndex<u32>, &str),
@@ -949,6 +1011,7 @@ fn add_op(
             level: Arc::clone(&ch.level),
             target: el,
             gate: ch.gate_for(sink_pad),
+            link: (usize::MAX, String::new()),
         }
     } else {
         segment_of[el] = seg_no;

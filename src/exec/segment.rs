@@ -278,6 +278,9 @@ pub(super) enum Op {
         target: usize,
         /// A selector's or concat's rule, and this input's slot in it.
         gate: Option<(Arc<Gate>, u32)>,
+        /// The link it carries: upstream element and pad, so that each of a funnel's inputs
+        /// is counted on its own (set by the planner once the op is placed).
+        link: (usize, String),
     },
     /// `--tap`: shows each buffer, then hands it to `next` untouched. Only there when asked for.
     Tap { point: Box<TapPoint>, next: usize },
@@ -319,6 +322,8 @@ pub(super) enum Outcome {
 /// What a finished segment hands back.
 pub(super) struct SegmentResult {
     pub(super) stats: Vec<(usize, ElementStats)>,
+    /// What each channel sender of this segment carried, by link (upstream element, pad).
+    pub(super) links: Vec<((usize, String), ElementStats)>,
     pub(super) outcome: Outcome,
 }
 
@@ -406,6 +411,10 @@ pub(super) struct Segment {
     /// What one measured interval counts for: `SAMPLE_EVERY` on sampled buffers, 0 on the
     /// others (no clock read at all), 1 while finishing.
     scale: u64,
+    /// Set once a timed buffer took longer than [`SLOW_BUFFER`] below the input: clock reads
+    /// are then noise, so every buffer is timed (scale 1) and busy times are measured, not
+    /// estimated. Sampling slow buffers made a sleeping identity busier than the run was long.
+    exact: bool,
 }
 
 /// What a panic said, for the error that names its element.
@@ -420,6 +429,10 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Busy time is measured on one buffer in this many and scaled up: a clock read per element
 /// per buffer would cost more than a fused element itself.
 const SAMPLE_EVERY: u64 = 32;
+
+/// A buffer whose elements took this long makes the segment time every buffer: a clock read
+/// (about 25 ns) is then less than a thousandth of the work it measures.
+const SLOW_BUFFER: Duration = Duration::from_micros(50);
 
 impl Segment {
     /// The element the segment starts at.
@@ -466,6 +479,7 @@ impl Segment {
             last: Instant::now(),
             iteration: 0,
             scale: 0,
+            exact: false,
         }
     }
 
@@ -536,8 +550,12 @@ impl Segment {
                 })
             }
         };
+        if !matches!(outcome, Ok(Outcome::Eos)) {
+            self.flush_sinks(run);
+        }
         self.publish();
         let mut stats = vec![(self.root(), self.input_stats)];
+        let mut links = Vec::new();
         for slot in &self.ops {
             let el = match &slot.op {
                 Op::Sink {
@@ -556,7 +574,8 @@ impl Segment {
                 | Op::Sink { el, .. }
                 | Op::Tee { el, .. }
                 | Op::Route { el, .. } => *el,
-                Op::Send { target, .. } => {
+                Op::Send { target, link, .. } => {
+                    links.push((link.clone(), slot.stats));
                     stats.push((
                         *target,
                         ElementStats {
@@ -600,7 +619,44 @@ impl Segment {
                 .console
                 .write(&format!("message: {}: {how}\n", self.name));
         }
-        SegmentResult { stats, outcome }
+        SegmentResult {
+            stats,
+            links,
+            outcome,
+        }
+    }
+
+    /// The run stops on an error (here or elsewhere): every sink of this segment still open
+    /// writes out what it already holds, so the output has the whole stream up to the error,
+    /// as gst's has. A sink that fails or panics now changes nothing: the first error stands.
+    fn flush_sinks(&mut self, run: &RunControl) {
+        for id in 0..self.ops.len() {
+            let slot = &mut self.ops[id];
+            let Op::Sink { el, imp, .. } = &mut slot.op else {
+                continue;
+            };
+            if slot.done {
+                continue;
+            }
+            let el = *el;
+            let _in = self.obs.enter(id);
+            let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut cx = Ctx::new(run, None);
+                let result = imp.flush(&mut cx);
+                (result, cx.kernel_copied)
+            }));
+            match flushed {
+                Ok((result, copied)) => {
+                    slot.stats.kernel_copied += copied;
+                    if let Err(e) = result {
+                        tracing::debug!(element = %self.names[el], error = %e, "Could not flush while stopping");
+                    }
+                }
+                Err(_) => {
+                    tracing::debug!(element = %self.names[el], "Panicked while flushing on stop");
+                }
+            }
+        }
     }
 
     fn fail(&self, el: usize, source: ElementError) -> RunError {
@@ -723,7 +779,13 @@ impl Segment {
                 },
             };
             let entry = self.entry;
-            self.push(entry, buf, run)?;
+            if self.scale != 0 && !self.exact {
+                let pushed = Instant::now();
+                self.push(entry, buf, run)?;
+                self.exact = pushed.elapsed() >= SLOW_BUFFER;
+            } else {
+                self.push(entry, buf, run)?;
+            }
         }
         if run.is_stopping() {
             return Ok(Outcome::Stopped);
@@ -736,6 +798,9 @@ impl Segment {
     /// itself), then one in `SAMPLE_EVERY` picked at random (xorshift), so that a period in
     /// the stream (an rt thread's cycle of N buffers) cannot alias with the sampling.
     fn next_scale(&mut self) -> u64 {
+        if self.exact {
+            return 1;
+        }
         if self.iteration == 0 {
             self.iteration = 0x9E37_79B9_7F4A_7C15;
             return 1;

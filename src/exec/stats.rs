@@ -46,8 +46,10 @@ pub struct LinkReport {
     pub from: String,
     /// `element.pad` downstream.
     pub to: String,
-    /// Buffers that crossed it (for links into a funnel: all of the funnel's inputs).
+    /// Buffers that crossed it.
     pub buffers: u64,
+    /// Bytes of those buffers.
+    pub bytes: u64,
     /// Most buffers waiting in it at once (links into a queue or funnel; 0 for direct calls).
     pub high_water: usize,
     /// Whether the link crosses threads.
@@ -72,8 +74,10 @@ pub struct PoolReport {
 /// Everything `--stats` prints.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
-    /// `eos` or `interrupted`.
+    /// `eos`, `interrupted` or `error`.
     pub ending: Ending,
+    /// How the run failed (the message printed after `error:`), or null.
+    pub error: Option<String>,
     /// Wall time of the run, in nanoseconds.
     pub wall_ns: u64,
     /// Threads (segments) used.
@@ -113,6 +117,7 @@ pub struct CycleReport {
 pub(super) fn report(
     graph: &Graph,
     per_element: &[ElementStats],
+    per_link: &HashMap<(usize, String), ElementStats>,
     segment_of: &[usize],
     levels: &HashMap<usize, Arc<Level>>,
     bridges: &HashMap<usize, Arc<Level>>,
@@ -139,7 +144,8 @@ pub(super) fn report(
             domain: node.factory.domain(),
             buffers: s.buffers,
             bytes: s.bytes,
-            busy_ns: s.busy_ns,
+            // A sampled estimate can overshoot; no element is busier than the run is long.
+            busy_ns: s.busy_ns.min(wall.as_nanos() as u64),
             dropped: s.dropped,
             truncated: s.truncated,
             kernel_copied: s.kernel_copied,
@@ -151,10 +157,17 @@ pub(super) fn report(
         let link = &dag[e];
         // Out of an async source, the bridge is the channel the link crosses.
         let level = bridges.get(&a.index()).or_else(|| levels.get(&b.index()));
+        // Into an element with one input, what it took in; into a funnel, what each input's
+        // sender carried (the funnel's own count is all of its inputs together).
+        let through = match per_link.get(&(a.index(), link.src_pad.clone())) {
+            Some(s) if graph.parent_count(b) > 1 => *s,
+            _ => per_element[b.index()],
+        };
         links.push(LinkReport {
             from: format!("{}.{}", dag[a].name, link.src_pad),
             to: format!("{}.{}", dag[b].name, link.sink_pad),
-            buffers: per_element[b.index()].buffers,
+            buffers: through.buffers,
+            bytes: through.bytes,
             high_water: level.map_or(0, |l| l.high_water.load(Ordering::Relaxed)),
             crosses_threads: level.is_some(),
         });
@@ -174,6 +187,7 @@ pub(super) fn report(
     pool_reports.sort_by(|a, b| a.element.cmp(&b.element));
     Report {
         ending,
+        error: None,
         wall_ns: wall.as_nanos() as u64,
         threads,
         sink_buffers,
@@ -332,6 +346,7 @@ impl Report {
         let ending = match self.ending {
             Ending::Eos => "end of stream",
             Ending::Interrupted => "interrupted, drained",
+            Ending::Error => "failed",
         };
         out.push_str(&format!(
             "{ending}: {} buffers, {} into sinks in {} ({}/s), {} thread{}",

@@ -22,6 +22,24 @@ pub struct NodeCounts {
     pub busy_ns: u64,
 }
 
+/// What a run measured on one link.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LinkCounts {
+    /// Buffers that crossed it.
+    pub buffers: u64,
+    /// Bytes of those buffers.
+    pub bytes: u64,
+}
+
+/// What a run measured: by node index, and by edge index.
+#[derive(Debug, Clone, Default)]
+pub struct RunCounts {
+    /// Per element.
+    pub nodes: Vec<NodeCounts>,
+    /// Per link: a funnel's inputs each count their own buffers.
+    pub links: Vec<LinkCounts>,
+}
+
 fn quoted(s: &str) -> Id {
     let escaped = s
         .replace('\\', "\\\\")
@@ -34,8 +52,8 @@ fn attr(key: &str, value: &str) -> Attribute {
     Attribute(Id::Plain(key.to_owned()), quoted(value))
 }
 
-/// The graph as DOT text; `counts` (by node index) adds what a run measured.
-pub fn to_dot(graph: &Graph, counts: Option<&[NodeCounts]>) -> String {
+/// The graph as DOT text; `counts` adds what a run measured.
+pub fn to_dot(graph: &Graph, counts: Option<&RunCounts>) -> String {
     let dag = &graph.dag;
     let (roots, segment_of) = graph.segments();
     // The last cluster is the async domain, numbered after the fused threads.
@@ -53,7 +71,7 @@ pub fn to_dot(graph: &Graph, counts: Option<&[NodeCounts]>) -> String {
                 value.to_string().trim_matches('"')
             ));
         }
-        if let Some(c) = counts.and_then(|c| c.get(n.index())) {
+        if let Some(c) = counts.and_then(|c| c.nodes.get(n.index())) {
             label.push_str(&format!("\nbusy {:.3} ms", c.busy_ns as f64 / 1e6));
         }
         let stmt = Stmt::Node(Node::new(
@@ -108,7 +126,7 @@ pub fn to_dot(graph: &Graph, counts: Option<&[NodeCounts]>) -> String {
         if let Ok(Some(caps)) = dag[b].props.string("caps") {
             label.push_str(&format!("\n{caps}"));
         }
-        if let Some(c) = counts.and_then(|c| c.get(b.index())) {
+        if let Some(c) = counts.and_then(|c| c.links.get(e.index())) {
             label.push_str(&format!("\n{} buffers, {} bytes", c.buffers, c.bytes));
         }
         stmts.push(Stmt::Edge(Edge {

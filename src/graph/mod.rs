@@ -15,6 +15,7 @@ use crate::parse::Diagnostic;
 use crate::registry::{self, Domain, Effect, Exec, Factory, Latency, PadPresence, Props, Trust};
 
 pub mod dot;
+pub mod preflight;
 
 /// One element instance.
 #[derive(Debug)]
@@ -163,6 +164,21 @@ impl Graph {
             of[n.index()] = roots.len();
         }
         (roots, of)
+    }
+
+    /// The first element that writes to stdout: `fdsink` on fd 1, `filesink` on
+    /// `/dev/stdout` (or `/dev/fd/1`, `/proc/self/fd/1`), or an element with `dump=true`.
+    /// Stdout then carries the pipeline's data, so nothing else may be written there.
+    pub fn stdout_writer(&self) -> Option<&Node> {
+        self.dag.graph().node_weights().find(|node| {
+            let props = &node.props;
+            (node.factory.name == "fdsink" && props.int("fd").is_ok_and(|fd| fd == 1))
+                || props.bool("dump").unwrap_or(false)
+                || (node.factory.name == "filesink"
+                    && props.string("location").is_ok_and(|l| {
+                        matches!(l, Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1"))
+                    }))
+        })
     }
 
     /// Whether any element runs in the async domain (then the run creates a tokio runtime).

@@ -115,6 +115,20 @@ pub enum Effect {
     ReadOnly,
 }
 
+/// What a property's value names outside the pipeline, for the checks that run before
+/// anything is built (`--validate`, and the same-file check of every run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Nothing outside: a number, a mode, a name.
+    Plain,
+    /// A path the element opens for reading (filesrc's `location`).
+    ReadsPath,
+    /// A path the element creates or truncates (filesink's `location`).
+    WritesPath,
+    /// A comma-separated list of `host:port` (multiudpsink's `clients`).
+    HostPorts,
+}
+
 /// One property of a factory.
 #[derive(Debug, Clone, Copy)]
 pub struct PropSpec {
@@ -130,6 +144,8 @@ pub struct PropSpec {
     pub mutable_while_running: bool,
     /// Whether the description must set it (filesrc's `location`).
     pub required: bool,
+    /// What the value names outside the pipeline, for checks before running.
+    pub role: Role,
 }
 
 impl PropSpec {
@@ -141,6 +157,7 @@ impl PropSpec {
             effect: Effect::Applied,
             mutable_while_running: false,
             required: false,
+            role: Role::Plain,
         }
     }
 
@@ -227,6 +244,12 @@ impl PropSpec {
     /// Marks the property as one the description must set.
     pub const fn required(mut self) -> PropSpec {
         self.required = true;
+        self
+    }
+
+    /// Marks the property as naming something outside the pipeline (see [`Role`]).
+    pub const fn role(mut self, role: Role) -> PropSpec {
+        self.role = role;
         self
     }
 

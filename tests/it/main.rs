@@ -10,6 +10,7 @@ mod flow;
 mod generated;
 mod inspect;
 mod isolated;
+mod issue20;
 mod net;
 mod parser_fuzz;
 mod planner;
