@@ -251,7 +251,7 @@ fn value(i: &mut In<'_>, in_caps: bool) -> ModalResult<Spanned<String>> {
             Some('\\') => {
                 any.parse_next(i)?;
                 match opt(any).parse_next(i)? {
-                    Some(c) => out.push(c),
+                    Some(c) => push_escaped(&mut out, c),
                     None => out.push('\\'),
                 }
             }
@@ -276,6 +276,21 @@ fn value(i: &mut In<'_>, in_caps: bool) -> ModalResult<Spanned<String>> {
     })
 }
 
+/// Whether `\c` in a value stands for `c` alone: the characters the description syntax itself
+/// gives a meaning (quotes, `\`, white space, `!`, parentheses, `,`, `=`). Any other escape is
+/// kept whole, `\n` stays backslash-n, for the element to read: `datasrc data="a\tb"` and
+/// `buffersplit delimiter="\n"` get their C escapes however the shell passed them.
+pub(crate) fn is_syntax_escape(c: char) -> bool {
+    matches!(c, '"' | '\'' | '\\' | '!' | '(' | ')' | ',' | '=') || c.is_whitespace()
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    if !is_syntax_escape(c) {
+        out.push('\\');
+    }
+    out.push(c);
+}
+
 /// The inside of a quoted string whose opening quote `q` was consumed; `\` escapes in `"..."`.
 fn quoted_body(i: &mut In<'_>, q: char, out: &mut String) -> ModalResult<()> {
     loop {
@@ -289,7 +304,7 @@ fn quoted_body(i: &mut In<'_>, q: char, out: &mut String) -> ModalResult<()> {
         match c {
             c if c == q => return Ok(()),
             '\\' if q == '"' => match opt(any).parse_next(i)? {
-                Some(e) => out.push(e),
+                Some(e) => push_escaped(out, e),
                 None => return Err(fail_expected("a closing `\"`")),
             },
             c => out.push(c),
@@ -447,6 +462,13 @@ mod tests {
         };
         let v: Vec<_> = e.props.iter().map(|p| p.value.value.as_str()).collect();
         assert_eq!(v, ["single q", "say \"hi\"", "my file", "premid dlepost"]);
+        // Escapes the syntax does not need are the element's: kept whole.
+        let d = parse(r#"a x=\n y="\t\\" z='\n'"#).unwrap();
+        let Item::Element(e) = &d.chains[0].items[0] else {
+            panic!()
+        };
+        let v: Vec<_> = e.props.iter().map(|p| p.value.value.as_str()).collect();
+        assert_eq!(v, [r"\n", r"\t\", r"\n"]);
     }
 
     #[test]
