@@ -7,7 +7,9 @@
 
 mod props;
 
-pub use props::{format_time, Effect, EnumValue, PropKind, PropSpec, Props, Value, ValueError};
+pub use props::{
+    format_time, Check, Effect, EnumValue, PropKind, PropSpec, Props, Value, ValueError,
+};
 
 use crate::element::ElementImpl;
 
