@@ -4,6 +4,7 @@
 //! them can change without touching them. Adding an element touches its family file only: its
 //! factory, its state, its trait impl, its tests and its line in the family's `FACTORIES`.
 
+mod bytes;
 mod fd;
 mod flow;
 mod io;
@@ -21,6 +22,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         fd::FACTORIES,
         testing::FACTORIES,
         flow::FACTORIES,
+        bytes::FACTORIES,
         routing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,

@@ -13,6 +13,8 @@ use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
 
 pub mod prelude {
     //! Everything an element file needs.
+    #[cfg(test)]
+    pub use super::TestRun;
     pub use super::{
         AsyncCtx, AsyncSink, AsyncSource, Ctx, ElementError, ElementImpl, Flow, Leaky, PoolRequest,
         QueueSettings, Sink, SinkFlow, Source, Transform,
@@ -29,6 +31,26 @@ pub mod prelude {
     pub use crate::registry::{
         EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,
     };
+    #[cfg(test)]
+    pub use crate::registry::{Value, ValueError};
+}
+
+/// A run with no pipeline around it, for element unit tests: its [`Ctx`] has no pool and is
+/// never asked to stop.
+#[cfg(test)]
+pub struct TestRun(RunControl);
+
+#[cfg(test)]
+impl TestRun {
+    /// A fresh run.
+    pub fn new() -> TestRun {
+        TestRun(RunControl::new().expect("a run control needs only an eventfd"))
+    }
+
+    /// A context to call an element with.
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx::new(&self.0, None)
+    }
 }
 
 /// An element's runtime failure. The executor prefixes it with the element's name.
