@@ -7,6 +7,7 @@
 mod bytes;
 mod console;
 mod fd;
+mod filter;
 mod flow;
 mod io;
 mod net;
@@ -24,6 +25,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         testing::FACTORIES,
         console::FACTORIES,
         flow::FACTORIES,
+        filter::FACTORIES,
         bytes::FACTORIES,
         routing::FACTORIES,
         net::FACTORIES,
