@@ -11,6 +11,7 @@ mod filter;
 mod flow;
 mod io;
 mod net;
+mod rate;
 mod routing;
 mod shm;
 mod testing;
@@ -27,6 +28,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         flow::FACTORIES,
         filter::FACTORIES,
         bytes::FACTORIES,
+        rate::FACTORIES,
         routing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,
