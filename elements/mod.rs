@@ -4,11 +4,15 @@
 //! them can change without touching them. Adding an element touches its family file only: its
 //! factory, its state, its trait impl, its tests and its line in the family's `FACTORIES`.
 
+mod bytes;
+mod console;
 mod fd;
+mod filter;
 mod flow;
 mod io;
 mod net;
 mod records;
+mod rate;
 mod routing;
 mod shm;
 mod testing;
@@ -22,9 +26,13 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         io::FACTORIES,
         fd::FACTORIES,
         testing::FACTORIES,
+        console::FACTORIES,
         flow::FACTORIES,
         records::FACTORIES,
         timing::FACTORIES,
+        filter::FACTORIES,
+        bytes::FACTORIES,
+        rate::FACTORIES,
         routing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,
@@ -113,75 +121,19 @@ macro_rules! basesink_props {
 }
 pub(crate) use basesink_props;
 
-/// Bytes written with C escapes (`\n`, `\r`, `\t`, `\0`, `\\`, `\"`, `\'`, `\a`, `\b`, `\f`,
-/// `\v`, `\xHH`, octal `\NNN`), as a shell user types a delimiter or a fallback payload.
-pub(crate) fn c_unescape(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(text.len());
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        i += 1;
-        if b != b'\\' {
-            out.push(b);
-            continue;
-        }
-        let Some(&e) = bytes.get(i) else {
-            return Err(format!(
-                "a lone backslash ends `{text}`: write \\\\ for one"
-            ));
-        };
-        i += 1;
-        out.push(match e {
-            b'n' => b'\n',
-            b'r' => b'\r',
-            b't' => b'\t',
-            b'a' => 0x07,
-            b'b' => 0x08,
-            b'f' => 0x0c,
-            b'v' => 0x0b,
-            b'\\' | b'"' | b'\'' | b'?' => e,
-            b'x' => {
-                let hex: String = text[i..]
-                    .chars()
-                    .take_while(char::is_ascii_hexdigit)
-                    .take(2)
-                    .collect();
-                if hex.is_empty() {
-                    return Err(format!(
-                        "\\x needs hex digits, at byte {} of `{text}`",
-                        i - 2
-                    ));
-                }
-                i += hex.len();
-                u8::from_str_radix(&hex, 16).map_err(|e| e.to_string())?
-            }
-            b'0'..=b'7' => {
-                let oct: String = text[i - 1..]
-                    .chars()
-                    .take_while(|c| ('0'..='7').contains(c))
-                    .take(3)
-                    .collect();
-                i += oct.len() - 1;
-                u8::try_from(u32::from_str_radix(&oct, 8).map_err(|e| e.to_string())?)
-                    .map_err(|_| format!("\\{oct} is more than a byte, in `{text}`"))?
-            }
-            other => {
-                return Err(format!(
-                    "unknown escape \\{} at byte {} of `{text}`",
-                    other as char,
-                    i - 2
-                ))
-            }
-        });
+/// The check of a delimiter property when the description is parsed: valid C escapes, and at
+/// least one byte.
+pub(crate) fn delimiter_check(text: &str) -> Result<(), (Option<usize>, String)> {
+    if unescape_c(text)?.is_empty() {
+        return Err((None, "a delimiter needs at least one byte".into()));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The non-empty delimiter property `name`, C escapes resolved.
 pub(crate) fn delimiter(p: &Props, name: &str) -> Result<Vec<u8>, ElementError> {
     let text = p.string(name)?.unwrap_or_default();
-    let bytes = c_unescape(text).map_err(|e| ElementError::Config(format!("{name}: {e}")))?;
+    let bytes = unescape_c(text).map_err(|(_, e)| ElementError::Config(format!("{name}: {e}")))?;
     if bytes.is_empty() {
         return Err(ElementError::Config(format!(
             "{name} is empty: a delimiter needs at least one byte"
@@ -222,6 +174,101 @@ pub(crate) fn hex_rows(data: &[u8]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// Bytes from text with C escapes: `\n \t \r \0 \a \b \f \v \e \\ \" \'`, `\xHH` (one
+/// or two hex digits) and `\NNN` (one to three octal digits); any other character stands for its
+/// UTF-8 bytes. On a bad escape: its byte offset in `text` and what is wrong (for a caret).
+pub(crate) fn unescape_c(text: &str) -> Result<Vec<u8>, (Option<usize>, String)> {
+    let mut out = Vec::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let at = i;
+        let Some(&e) = bytes.get(i + 1) else {
+            return Err((
+                Some(at),
+                "a `\\` at the end escapes nothing (write `\\\\`)".into(),
+            ));
+        };
+        i += 2;
+        let simple = match e {
+            b'n' => Some(b'\n'),
+            b't' => Some(b'\t'),
+            b'r' => Some(b'\r'),
+            b'a' => Some(0x07),
+            b'b' => Some(0x08),
+            b'f' => Some(0x0c),
+            b'v' => Some(0x0b),
+            b'e' => Some(0x1b),
+            b'\\' | b'"' | b'\'' | b'?' => Some(e),
+            _ => None,
+        };
+        if let Some(b) = simple {
+            out.push(b);
+            continue;
+        }
+        let (radix, max_digits, from) = match e {
+            b'x' => (16, 2, i),
+            b'0'..=b'7' => (8, 3, i - 1),
+            _ => {
+                let shown = text[at..].chars().take(2).collect::<String>();
+                return Err((Some(at), format!("unknown escape `{shown}`")));
+            }
+        };
+        let digits = bytes[from..]
+            .iter()
+            .take(max_digits)
+            .take_while(|&&b| (b as char).is_digit(radix))
+            .count();
+        if digits == 0 {
+            return Err((Some(at), "`\\x` needs one or two hex digits".into()));
+        }
+        let value = u32::from_str_radix(&text[from..from + digits], radix).unwrap_or(u32::MAX);
+        let byte = u8::try_from(value).map_err(|_| {
+            (
+                Some(at),
+                format!(
+                    "octal escape `\\{}` is over 255",
+                    &text[from..from + digits]
+                ),
+            )
+        })?;
+        out.push(byte);
+        i = from + digits;
+    }
+    Ok(out)
+}
+
+/// Bytes from hex digits, two per byte; whitespace and `:` between bytes are allowed
+/// (`de ad be ef`, `de:ad`). On an error: its byte offset in `text` and what is wrong.
+pub(crate) fn decode_hex(text: &str) -> Result<Vec<u8>, (Option<usize>, String)> {
+    let mut out = Vec::with_capacity(text.len() / 2);
+    let mut high: Option<(usize, u8)> = None;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() || c == ':' {
+            if let Some((at, _)) = high {
+                return Err((Some(at), "a hex byte needs two digits".into()));
+            }
+            continue;
+        }
+        let Some(d) = c.to_digit(16) else {
+            return Err((Some(i), format!("`{c}` is not a hex digit")));
+        };
+        match high.take() {
+            None => high = Some((i, d as u8)),
+            Some((_, h)) => out.push(h << 4 | d as u8),
+        }
+    }
+    if let Some((at, _)) = high {
+        return Err((Some(at), "a hex byte needs two digits".into()));
+    }
+    Ok(out)
 }
 
 /// A small, fast, seedable generator for random fill and drop probabilities (xorshift64*).
@@ -461,6 +508,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn c_escapes_decode_and_bad_ones_say_where() {
+        assert_eq!(unescape_c(r"a\tb\n").unwrap(), b"a\tb\n");
+        assert_eq!(unescape_c(r"\x41\x4a\x7").unwrap(), b"AJ\x07");
+        assert_eq!(unescape_c(r"\0\101\1012").unwrap(), b"\0AA2");
+        assert_eq!(unescape_c(r#"\\\"\'"#).unwrap(), b"\\\"'");
+        assert_eq!(unescape_c("é").unwrap(), "é".as_bytes());
+        assert_eq!(unescape_c(r"ab\q").unwrap_err().0, Some(2));
+        assert_eq!(unescape_c(r"ab\xg").unwrap_err().0, Some(2));
+        assert_eq!(unescape_c(r"\777").unwrap_err().0, Some(0));
+        assert_eq!(unescape_c("x\\").unwrap_err().0, Some(1));
+    }
+
+    #[test]
+    fn hex_decodes_with_separators_and_says_where_it_fails() {
+        assert_eq!(decode_hex("DEad be:ef").unwrap(), [0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(decode_hex("").unwrap(), b"");
+        assert_eq!(decode_hex("abc").unwrap_err().0, Some(2));
+        assert_eq!(decode_hex("a bc").unwrap_err().0, Some(0));
+        assert_eq!(decode_hex("zz").unwrap_err().0, Some(0));
     }
 
     #[test]

@@ -43,7 +43,8 @@ pub(crate) static BUFFERSPLIT: Factory = Factory {
             "delimiter",
             Some("\\n"),
             "What ends a record, with C escapes (\\n, \\r\\n, \\0, \\xHH, \\t, \\\\)",
-        ),
+        )
+        .checked(super::delimiter_check),
         PropSpec::bool(
             "keep",
             false,
@@ -358,7 +359,8 @@ pub(crate) static BUFFERJOIN: Factory = Factory {
             "delimiter",
             Some("\\n"),
             "What goes between buffers, with C escapes (\\n, \\r\\n, \\0, \\xHH, \\t, \\\\)",
-        ),
+        )
+        .checked(super::delimiter_check),
         PropSpec::bool(
             "trailing",
             true,

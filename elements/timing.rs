@@ -120,7 +120,8 @@ pub(crate) static TIMEOUT: Factory = Factory {
             "fallback",
             Some(""),
             "The fallback buffer's bytes, with C escapes (\\n, \\xHH, ...)",
-        ),
+        )
+        .checked(|t| super::unescape_c(t).map(drop)),
         PropSpec::bool(
             "repeat",
             true,
@@ -129,8 +130,8 @@ pub(crate) static TIMEOUT: Factory = Factory {
     ],
     hints: Hints::TIMED,
     build: |p| {
-        let fallback = super::c_unescape(p.string("fallback")?.unwrap_or_default())
-            .map_err(|e| ElementError::Config(format!("fallback: {e}")))?;
+        let fallback = super::unescape_c(p.string("fallback")?.unwrap_or_default())
+            .map_err(|(_, e)| ElementError::Config(format!("fallback: {e}")))?;
         Ok(ElementImpl::Transform(Box::new(Timeout {
             timeout: nanos(p.time("timeout")?),
             fallback: Buffer::from_vec(fallback),

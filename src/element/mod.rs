@@ -14,6 +14,8 @@ use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
 
 pub mod prelude {
     //! Everything an element file needs.
+    #[cfg(test)]
+    pub use super::TestRun;
     pub use super::{
         ActivePad, AsyncCtx, AsyncSink, AsyncSource, Ctx, ElementError, ElementImpl, FanIn, Flow,
         Leaky, PoolRequest, QueueSettings, Router, Sink, SinkFlow, Source, Transform,
@@ -31,6 +33,53 @@ pub mod prelude {
     pub use crate::registry::{
         EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props, Role,
     };
+    #[cfg(test)]
+    pub use crate::registry::{Value, ValueError};
+}
+
+/// A run with no pipeline around it, for element unit tests: its [`Ctx`] has no pool and is
+/// never asked to stop.
+#[cfg(test)]
+pub struct TestRun(Instant);
+
+#[cfg(test)]
+impl TestRun {
+    /// A fresh run.
+    pub fn new() -> TestRun {
+        TestRun(Instant::now())
+    }
+
+    /// A context to call an element with.
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx::new(self, None)
+    }
+}
+
+#[cfg(test)]
+impl RunState for TestRun {
+    fn ends_streams(&self) -> bool {
+        false
+    }
+
+    fn is_stopping(&self) -> bool {
+        false
+    }
+
+    fn running_time_ns(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+
+    fn wait_readable(&self, _fd: BorrowedFd<'_>) -> Result<bool, ElementError> {
+        Ok(true)
+    }
+
+    fn drain_or_stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// An element's runtime failure. The executor prefixes it with the element's name.

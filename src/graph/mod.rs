@@ -444,10 +444,16 @@ impl Builder<'_> {
                 ));
             }
             let value = spec.parse(&p.value.value).map_err(|e| {
-                Diagnostic::new(
-                    format!("{shown}: property `{key}`: {e}"),
-                    p.value.span.clone(),
-                )
+                // A check that knows where in the value it failed gets its caret there.
+                let span = match &e {
+                    registry::ValueError::Invalid { at: Some(at), .. } => {
+                        let raw = self.text.get(p.value.span.clone()).unwrap_or("");
+                        let (from, to) = crate::parse::value_char_span(raw, *at);
+                        p.value.span.start + from..p.value.span.start + to
+                    }
+                    _ => p.value.span.clone(),
+                };
+                Diagnostic::new(format!("{shown}: property `{key}`: {e}"), span)
             })?;
             props.set(key, value);
             written.push((key.clone(), p.value.value.clone()));

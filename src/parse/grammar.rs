@@ -276,11 +276,16 @@ fn value(i: &mut In<'_>, in_caps: bool) -> ModalResult<Spanned<String>> {
     })
 }
 
-/// What `\c` means in a value: `c` itself for the characters the syntax gives a meaning (quotes,
-/// the backslash, `!`, space, `,`, parentheses), while a backslash before a letter or digit is
-/// kept, so that C escapes (`delimiter="\n"`, `data="\x00"`) reach the elements that read them.
+/// Whether `\c` in a value stands for `c` alone: the characters the description syntax itself
+/// gives a meaning (quotes, `\`, white space, `!`, parentheses, `,`, `=`). Any other escape is
+/// kept whole, `\n` stays backslash-n, for the element to read: `datasrc data="a\tb"` and
+/// `buffersplit delimiter="\n"` get their C escapes however the shell passed them.
+pub(crate) fn is_syntax_escape(c: char) -> bool {
+    matches!(c, '"' | '\'' | '\\' | '!' | '(' | ')' | ',' | '=') || c.is_whitespace()
+}
+
 fn push_escaped(out: &mut String, c: char) {
-    if c.is_ascii_alphanumeric() {
+    if !is_syntax_escape(c) {
         out.push('\\');
     }
     out.push(c);
@@ -457,13 +462,13 @@ mod tests {
         };
         let v: Vec<_> = e.props.iter().map(|p| p.value.value.as_str()).collect();
         assert_eq!(v, ["single q", "say \"hi\"", "my file", "premid dlepost"]);
-        // A backslash before a letter or digit is kept for the elements' C escapes.
-        let d = parse(r#"a d=\n e="\r\n" f='\t' g=\\x"#).unwrap();
+        // Escapes the syntax does not need are the element's: kept whole.
+        let d = parse(r#"a x=\n y="\t\\" z='\n'"#).unwrap();
         let Item::Element(e) = &d.chains[0].items[0] else {
             panic!()
         };
         let v: Vec<_> = e.props.iter().map(|p| p.value.value.as_str()).collect();
-        assert_eq!(v, ["\\n", "\\r\\n", "\\t", "\\x"]);
+        assert_eq!(v, [r"\n", r"\t\", r"\n"]);
     }
 
     #[test]

@@ -83,6 +83,45 @@ impl Diagnostic {
     }
 }
 
+/// Where the character at byte `at` of a property's unquoted value was written in `raw`, the
+/// value as it stands in the description (quotes and `\` escapes included): the byte range of
+/// that character there, or an empty range at the end when `at` is past the value. The rules
+/// are the grammar's: quotes are dropped, and outside quotes or inside double quotes `\c` is c
+/// when c is a character of the syntax, and kept whole otherwise.
+pub fn value_char_span(raw: &str, at: usize) -> (usize, usize) {
+    let mut out = 0;
+    let mut quote: Option<char> = None;
+    let mut chars = raw.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let produced = match (quote, c) {
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                continue;
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                continue;
+            }
+            (None | Some('"'), '\\') => match chars.peek() {
+                // `\c` that the syntax unescapes is one character of the value; any other
+                // backslash is kept, so it is a character of its own.
+                Some(&(_, e)) if grammar::is_syntax_escape(e) => {
+                    chars.next();
+                    e
+                }
+                _ => c,
+            },
+            _ => c,
+        };
+        let end = chars.peek().map_or(raw.len(), |&(j, _)| j);
+        if out >= at {
+            return (i, end);
+        }
+        out += produced.len_utf8();
+    }
+    (raw.len(), raw.len())
+}
+
 fn floor_char(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
@@ -170,6 +209,18 @@ mod tests {
             d.render(text),
             "error: no element `filesnk`\n  filesrc location=a ! filesnk\n                       ^^^^^^^\n  = help: did you mean `filesink`?\n"
         );
+    }
+
+    #[test]
+    fn offsets_in_a_value_map_back_through_quotes_and_escapes() {
+        // Bare, single-quoted, escapes in double quotes, an escaped space, the end, UTF-8.
+        assert_eq!(value_char_span("abc", 1), (1, 2));
+        assert_eq!(value_char_span("'size > x'", 5), (6, 7));
+        assert_eq!(value_char_span(r#""a \"b\" c""#, 2), (3, 5));
+        assert_eq!(value_char_span(r"a\ b", 1), (1, 3));
+        assert_eq!(value_char_span(r"a\nb", 2), (2, 3));
+        assert_eq!(value_char_span("abc", 3), (3, 3));
+        assert_eq!(value_char_span("'é!'", 2), (3, 4));
     }
 
     #[test]

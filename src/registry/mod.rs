@@ -8,7 +8,7 @@
 mod props;
 
 pub use props::{
-    format_time, Effect, EnumValue, PropKind, PropSpec, Props, Role, Value, ValueError,
+    format_time, Check, Effect, EnumValue, PropKind, PropSpec, Props, Role, Value, ValueError,
 };
 
 use crate::element::ElementImpl;

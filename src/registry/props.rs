@@ -146,7 +146,14 @@ pub struct PropSpec {
     pub required: bool,
     /// What the value names outside the pipeline, for checks before running.
     pub role: Role,
+    /// A check of a string value beyond its type (a filter expression, a regex), run wherever
+    /// the value is parsed, so a bad one is a description error before anything runs.
+    pub check: Option<Check>,
 }
+
+/// Checks a string property's value: on refusal, where in the (unquoted) value the problem is,
+/// as a byte offset when known, and what it is.
+pub type Check = fn(&str) -> Result<(), (Option<usize>, String)>;
 
 impl PropSpec {
     const fn new(name: &'static str, kind: PropKind, doc: &'static str) -> PropSpec {
@@ -158,6 +165,7 @@ impl PropSpec {
             mutable_while_running: false,
             required: false,
             role: Role::Plain,
+            check: None,
         }
     }
 
@@ -253,6 +261,12 @@ impl PropSpec {
         self
     }
 
+    /// Has every value checked by `check` when it is parsed (see [`Check`]).
+    pub const fn checked(mut self, check: Check) -> PropSpec {
+        self.check = Some(check);
+        self
+    }
+
     /// Marks the property changeable while running.
     pub const fn mutable(mut self) -> PropSpec {
         self.mutable_while_running = true;
@@ -261,7 +275,11 @@ impl PropSpec {
 
     /// Parses `text` as a value of this property's type, checking its range.
     pub fn parse(&self, text: &str) -> Result<Value, ValueError> {
-        parse_value(&self.kind, text)
+        let value = parse_value(&self.kind, text)?;
+        if let (Some(check), Value::Str(Some(s))) = (self.check, &value) {
+            check(s).map_err(|(at, message)| ValueError::Invalid { at, message })?;
+        }
+        Ok(value)
     }
 
     /// Human range text (`1..=4294967295`, `one of: a, b`), empty for unbounded types.
@@ -337,6 +355,14 @@ pub enum ValueError {
         expected: String,
         /// What was given.
         got: String,
+    },
+    /// Refused by the property's own check (a filter expression that does not compile).
+    #[error("{message}")]
+    Invalid {
+        /// Byte offset in the unquoted value where the problem is, when known.
+        at: Option<usize>,
+        /// What is wrong.
+        message: String,
     },
     /// Well formed but outside the range.
     #[error("value {got} is out of range {range}")]
