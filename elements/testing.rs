@@ -501,7 +501,7 @@ pub(crate) static FAKESINK: Factory = Factory {
         Ok(ElementImpl::Sink(Box::new(FakeSink {
             remaining: u64::try_from(p.int("num-buffers")?).ok(),
             dump: p.bool("dump")?,
-            last_message: (!p.bool("silent")?).then(|| p.element().to_owned()),
+            last_message: (!p.bool("silent")?).then(|| p.instance().to_owned()),
         })))
     },
 };

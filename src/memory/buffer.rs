@@ -246,6 +246,24 @@ impl Metadata {
         }
     }
 
+    /// Sets every user field of `other` here, replacing fields of the same key. When this
+    /// metadata has no fields of its own it shares `other`'s map: no allocation, one atomic
+    /// increment (what `metadatainject set=` does to each buffer).
+    pub fn merge_fields(&mut self, other: &Metadata) {
+        match (&mut self.fields, &other.fields) {
+            (_, None) => {}
+            (None, Some(theirs)) => self.fields = Some(Arc::clone(theirs)),
+            (Some(mine), Some(theirs)) => {
+                if !Arc::ptr_eq(mine, theirs) {
+                    let map = Arc::make_mut(mine);
+                    for (k, v) in theirs.iter() {
+                        map.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+
     /// Removes every user field.
     pub fn clear_fields(&mut self) {
         self.fields = None;
@@ -545,6 +563,29 @@ mod tests {
         assert!(!b.has_fields(), "removing the last field frees the map");
         assert_eq!(b, Metadata::default());
         assert_eq!(a.field_count(), 3);
+    }
+
+    #[test]
+    fn merging_shares_the_map_until_both_sides_have_fields() {
+        let mut template = Metadata::default();
+        template.set_field("k", FieldValue::Int(1));
+        let mut plain = Metadata::default();
+        plain.merge_fields(&template);
+        assert!(Arc::ptr_eq(
+            plain.fields.as_ref().unwrap(),
+            template.fields.as_ref().unwrap()
+        ));
+        let mut own = Metadata::default();
+        own.set_field("k", FieldValue::Int(0));
+        own.set_field("mine", FieldValue::Int(2));
+        own.merge_fields(&template);
+        let got: Vec<(&str, &FieldValue)> = own.fields().collect();
+        assert_eq!(
+            got,
+            [("k", &FieldValue::Int(1)), ("mine", &FieldValue::Int(2))]
+        );
+        own.merge_fields(&Metadata::default());
+        assert_eq!(own.field_count(), 2);
     }
 
     #[test]
