@@ -7,6 +7,7 @@
 mod fd;
 mod flow;
 mod io;
+mod metadata;
 mod net;
 mod routing;
 mod shm;
@@ -21,6 +22,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         fd::FACTORIES,
         testing::FACTORIES,
         flow::FACTORIES,
+        metadata::FACTORIES,
         routing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,
@@ -230,7 +232,8 @@ impl Stamper {
     }
 
     /// Sets the metadata of the next buffer: its sequence number, its byte offsets in the
-    /// stream (first byte and just past the last, as gst's offset and offset_end), and with `do-timestamp` the pipeline's running time (read only then) as pts.
+    /// stream (first byte and just past the last, as gst's offset and offset_end), and with
+    /// `do-timestamp` the pipeline's running time (read only then) as pts.
     pub(super) fn stamp(&mut self, buf: &mut Buffer, running_time_ns: impl FnOnce() -> u64) {
         buf.meta.sequence = self.sequence;
         buf.meta.offset = Some(self.offset);

@@ -9,6 +9,7 @@ mod flow;
 mod generated;
 mod inspect;
 mod isolated;
+mod metadata;
 mod net;
 mod parser_fuzz;
 mod planner;
