@@ -163,8 +163,8 @@ impl Transform for Timestamper {
                 }
             }
             Stamp::Dts => {
-                if self.overwrite || buf.meta.dts.is_none() {
-                    buf.meta.dts = Some(self.now(cx));
+                if self.overwrite || buf.meta.dts().is_none() {
+                    buf.meta.set_dts(Some(self.now(cx)));
                 }
             }
             Stamp::Field(name) => {
@@ -263,7 +263,8 @@ impl Transform for MetadataInject {
         }
         if let Some(at) = self.offset {
             let end = at.saturating_add(len);
-            (m.offset, m.offset_end) = (Some(at), Some(end));
+            m.offset = Some(at);
+            m.set_offset_end(Some(end));
             self.offset = Some(end);
         }
         m.merge_fields(&self.fields);
@@ -507,9 +508,9 @@ impl Transform for MetadataExtract {
             sequence: m.sequence,
             size: buf.len(),
             offset: m.offset,
-            offset_end: m.offset_end,
+            offset_end: m.offset_end(),
             pts: m.pts,
-            dts: m.dts,
+            dts: m.dts(),
             duration: m.duration,
             flags: m.flags.names(),
             stream: m.stream_id,

@@ -237,7 +237,8 @@ impl Stamper {
     pub(super) fn stamp(&mut self, buf: &mut Buffer, running_time_ns: impl FnOnce() -> u64) {
         buf.meta.sequence = self.sequence;
         buf.meta.offset = Some(self.offset);
-        buf.meta.offset_end = Some(self.offset + buf.len() as u64);
+        buf.meta
+            .set_offset_end(Some(self.offset + buf.len() as u64));
         if self.do_timestamp {
             buf.meta.pts = Some(running_time_ns());
         }
