@@ -10,9 +10,10 @@ mod fd;
 mod filter;
 mod flow;
 mod io;
+mod metadata;
 mod net;
-mod records;
 mod rate;
+mod records;
 mod routing;
 mod shm;
 mod testing;
@@ -33,6 +34,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         filter::FACTORIES,
         bytes::FACTORIES,
         rate::FACTORIES,
+        metadata::FACTORIES,
         routing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,
@@ -358,11 +360,13 @@ impl Stamper {
     }
 
     /// Sets the metadata of the next buffer: its sequence number, its byte offsets in the
-    /// stream (first byte and just past the last, as gst's offset and offset_end), and with `do-timestamp` the pipeline's running time (read only then) as pts.
+    /// stream (first byte and just past the last, as gst's offset and offset_end), and with
+    /// `do-timestamp` the pipeline's running time (read only then) as pts.
     pub(super) fn stamp(&mut self, buf: &mut Buffer, running_time_ns: impl FnOnce() -> u64) {
         buf.meta.sequence = self.sequence;
         buf.meta.offset = Some(self.offset);
-        buf.meta.offset_end = Some(self.offset + buf.len() as u64);
+        buf.meta
+            .set_offset_end(Some(self.offset + buf.len() as u64));
         if self.do_timestamp {
             buf.meta.pts = Some(running_time_ns());
         }

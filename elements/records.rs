@@ -698,7 +698,7 @@ impl Transform for Batch {
         }
         if let Some(first) = &mut self.first {
             // The batch spans from its first part's start to its last part's end.
-            first.offset_end = buf.meta.offset_end;
+            first.set_offset_end(buf.meta.offset_end());
         }
         self.bytes.extend_from_slice(buf.data());
         self.table.append(&mut entry);
@@ -805,10 +805,10 @@ mod parts {
         out.extend_from_slice(&meta.sequence.to_le_bytes());
         for v in [
             meta.pts,
-            meta.dts,
+            meta.dts(),
             meta.duration,
             meta.offset,
-            meta.offset_end,
+            meta.offset_end(),
         ] {
             put_opt(out, v);
         }
@@ -880,10 +880,10 @@ mod parts {
             let mut meta = Metadata::default();
             meta.sequence = r.u64()?;
             meta.pts = r.opt()?;
-            meta.dts = r.opt()?;
+            meta.set_dts(r.opt()?);
             meta.duration = r.opt()?;
             meta.offset = r.opt()?;
-            meta.offset_end = r.opt()?;
+            meta.set_offset_end(r.opt()?);
             meta.flags = BufferFlags(r.u32()?);
             meta.stream_id = r.u32()?;
             for _ in 0..r.u32()? {

@@ -250,6 +250,11 @@ impl Sink for ShmSink {
             }
             self.wait = false;
         }
+        // Metadata no consumer would accept is this sink's error, not a reason to cut every
+        // consumer off.
+        FieldLimits::check(buf.meta.fields()).map_err(|e| {
+            ElementError::Failed(format!("cannot send this buffer's metadata: {e}"))
+        })?;
         let copy;
         let shared = if buf.is_shareable() {
             buf

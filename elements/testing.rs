@@ -296,7 +296,7 @@ impl Source for FakeSrc {
         }
         buf.meta.sequence = self.sequence;
         buf.meta.offset = Some(self.bytes);
-        buf.meta.offset_end = Some(self.bytes + size as u64);
+        buf.meta.set_offset_end(Some(self.bytes + size as u64));
         self.sequence += 1;
         self.bytes += size as u64;
         if self.dump {
@@ -395,7 +395,8 @@ impl Source for TestSrc {
         let mut buf = slot.freeze(self.blocksize);
         buf.meta.sequence = self.sequence;
         buf.meta.offset = Some(self.offset);
-        buf.meta.offset_end = Some(self.offset + self.blocksize as u64);
+        buf.meta
+            .set_offset_end(Some(self.offset + self.blocksize as u64));
         self.sequence += 1;
         self.offset += self.blocksize as u64;
         Ok(Some(buf))
@@ -501,7 +502,7 @@ pub(crate) static FAKESINK: Factory = Factory {
         Ok(ElementImpl::Sink(Box::new(FakeSink {
             remaining: u64::try_from(p.int("num-buffers")?).ok(),
             dump: p.bool("dump")?,
-            last_message: (!p.bool("silent")?).then(|| p.element().to_owned()),
+            last_message: (!p.bool("silent")?).then(|| p.instance().to_owned()),
         })))
     },
 };
@@ -531,11 +532,11 @@ fn last_message(name: &str, buf: &Buffer) -> String {
          pts: {}, duration: {}, offset: {}, offset_end: {}, flags: {:08x} {}, sequence: {}, \
          stream: {}, meta: ",
         buf.len(),
-        format_clock(m.dts),
+        format_clock(m.dts()),
         format_clock(m.pts),
         format_clock(m.duration),
         opt(m.offset),
-        opt(m.offset_end),
+        opt(m.offset_end()),
         m.flags.0,
         m.flags.names().join(" "),
         m.sequence,

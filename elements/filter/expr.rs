@@ -58,7 +58,7 @@ pub(super) fn meta_field<'a>(buf: &'a Buffer, key: &str) -> Option<FieldRef<'a>>
 
 /// The buffer's decode time.
 fn dts(buf: &Buffer) -> Option<u64> {
-    buf.meta.dts
+    buf.meta.dts()
 }
 
 /// Byte offset of char `index` of `text` (the parser counts characters).

@@ -27,7 +27,8 @@ use crate::ipc::{
     spin_until_readable, Frame, FrameError, WireMeta, PROTOCOL, SPIN_BEFORE_BLOCKING,
 };
 use crate::memory::{
-    Buffer, Exporter, IpcRef, MemoryPool, Metadata, PeerAccess, PoolConfig, SharedArenaCache,
+    Buffer, Exporter, FieldLimits, IpcRef, MemoryPool, Metadata, PeerAccess, PoolConfig,
+    SharedArenaCache,
 };
 use crate::registry::{Exec, PadPresence, Trust};
 
@@ -308,6 +309,10 @@ impl Link {
         answered: bool,
         cx: &Ctx<'_>,
     ) -> Result<(), ElementError> {
+        // Metadata the worker would refuse is this element's error, not a lost worker.
+        FieldLimits::check(buf.meta.fields()).map_err(|e| {
+            ElementError::Failed(format!("cannot hand a buffer to the worker: {e}"))
+        })?;
         // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read.
         let stop = || cx.run.is_stopping();
         let (buf, copied) = copies.shareable(buf, &self.name, &stop)?;
@@ -797,6 +802,26 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
             // Garbage on the release socket, then business as usual until stopped.
             let releases = crate::ipc::release_socket().map_err(|e| e.to_string())?;
             let _ = crate::ipc::send_with_fds(&releases, &[0x5a; 48], &[]);
+            while let Ok(Some(_)) = recv_frame(sock) {}
+            return Ok(());
+        }
+        Ok("bad-fields") => {
+            // Hands the first buffer back with metadata naming one field twice.
+            while let Ok(Some((frame, _))) = recv_frame(sock) {
+                if let Frame::Buffer { at, .. } = frame {
+                    let field = |n| crate::ipc::WireField {
+                        key: "k".into(),
+                        value: crate::ipc::WireValue::Int(n),
+                    };
+                    let meta = WireMeta {
+                        fields: vec![field(1), field(2)],
+                        ..WireMeta::default()
+                    };
+                    send_frame(sock, &Frame::Buffer { at, meta }, &[])
+                        .map_err(|e| e.to_string())?;
+                    break;
+                }
+            }
             while let Ok(Some(_)) = recv_frame(sock) {}
             return Ok(());
         }

@@ -322,9 +322,9 @@ impl TapPoint {
             buf.len(),
             m.sequence,
             m.offset.map_or("none".to_owned(), |o| o.to_string()),
-            m.offset_end.map_or("none".to_owned(), |o| o.to_string()),
+            m.offset_end().map_or("none".to_owned(), |o| o.to_string()),
             format_clock(m.pts),
-            format_clock(m.dts),
+            format_clock(m.dts()),
             format_clock(m.duration),
             flag_names(m.flags).join("|"),
             m.stream_id,
@@ -361,8 +361,8 @@ impl TapPoint {
             flags: m.flags.names(),
             stream: m.stream_id,
             head: hex,
-            dts: m.dts,
-            offset_end: m.offset_end,
+            dts: m.dts(),
+            offset_end: m.offset_end(),
             fields: Fields(m),
         };
         serde_json::to_string(&line).expect("a tap line always serialises") + "\n"

@@ -364,7 +364,7 @@ impl Builder<'_> {
         } else {
             factory.name.to_owned()
         };
-        let mut props = Props::defaults(&shown, factory.props);
+        let mut props = Props::defaults(&shown, factory.props).with_instance(&name);
         let mut written = Vec::new();
         let mut exec = registry::Exec::Auto;
         let mut trust = factory.hints.trust;

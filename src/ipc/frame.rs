@@ -91,10 +91,10 @@ impl TryFrom<&Metadata> for WireMeta {
         Ok(WireMeta {
             sequence: m.sequence,
             pts: m.pts,
-            dts: m.dts,
+            dts: m.dts(),
             duration: m.duration,
             offset: m.offset,
-            offset_end: m.offset_end,
+            offset_end: m.offset_end(),
             flags: m.flags.0,
             stream_id: m.stream_id,
             fields,
@@ -111,10 +111,10 @@ impl TryFrom<WireMeta> for Metadata {
         let mut meta = Metadata::default();
         meta.sequence = m.sequence;
         meta.pts = m.pts;
-        meta.dts = m.dts;
+        meta.set_dts(m.dts);
         meta.duration = m.duration;
         meta.offset = m.offset;
-        meta.offset_end = m.offset_end;
+        meta.set_offset_end(m.offset_end);
         meta.flags = BufferFlags(m.flags);
         meta.stream_id = m.stream_id;
         if m.fields.is_empty() {
@@ -449,8 +449,9 @@ mod tests {
     #[test]
     fn metadata_with_user_fields_crosses_unchanged() {
         let mut m = Metadata::default();
-        (m.sequence, m.pts, m.dts, m.duration) = (3, Some(10), Some(9), Some(1));
-        (m.offset, m.offset_end) = (Some(100), Some(164));
+        (m.sequence, m.pts, m.duration, m.offset) = (3, Some(10), Some(1), Some(100));
+        m.set_dts(Some(9));
+        m.set_offset_end(Some(164));
         (m.flags, m.stream_id) = (BufferFlags::MARKER, 7);
         m.set_field("s", FieldValue::Str("é,=\n".into()));
         m.set_field("n", FieldValue::Int(i64::MIN));

@@ -549,6 +549,8 @@ fn parse_time(t: &str) -> Option<i128> {
 #[derive(Debug, Clone)]
 pub struct Props {
     element: String,
+    /// The instance name in the pipeline (`fakesink0`), where `element` may be the factory's.
+    instance: String,
     values: Vec<(&'static PropSpec, Value, bool)>,
 }
 
@@ -557,6 +559,7 @@ impl Props {
     pub fn defaults(element: &str, specs: &'static [PropSpec]) -> Props {
         Props {
             element: element.to_owned(),
+            instance: element.to_owned(),
             values: specs
                 .iter()
                 .map(|s| (s, s.kind.default_value(), false))
@@ -576,9 +579,21 @@ impl Props {
         }
     }
 
-    /// The instance name (`filesrc0`, or the `name=` given).
+    /// The name errors about these properties use: the `name=` given, else the factory's.
     pub fn element(&self) -> &str {
         &self.element
+    }
+
+    /// Sets the instance's name in the pipeline (`fakesink0`, or the `name=` given).
+    pub fn with_instance(mut self, name: &str) -> Props {
+        self.instance = name.to_owned();
+        self
+    }
+
+    /// The instance's name in the pipeline (`fakesink0`, or the `name=` given): what an element
+    /// prints about itself (fakesink's last-message).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Properties set explicitly in the description, with their values.
