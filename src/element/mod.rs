@@ -43,6 +43,13 @@ pub mod prelude {
 pub struct TestRun(Instant);
 
 #[cfg(test)]
+impl Default for TestRun {
+    fn default() -> Self {
+        TestRun::new()
+    }
+}
+
+#[cfg(test)]
 impl TestRun {
     /// A fresh run.
     pub fn new() -> TestRun {

@@ -590,7 +590,7 @@ fn bash_completes_element_names_after_a_bang() {
         eprintln!("bash is not installed: skipped");
         return;
     };
-    assert_eq!(offered, ["filesrc", "filesink"]);
+    assert_eq!(offered, ["filesrc", "filesink", "filter"]);
     let all = bash_complete(&["parallax-launch", "-q", "fakesrc", "!", ""]).unwrap();
     assert!(all.contains(&"queue".to_owned()) && all.contains(&"nullsink".to_owned()));
     assert!(
