@@ -23,28 +23,22 @@ use crate::element::prelude::*;
 
 pub(super) static FACTORIES: &[&Factory] = &[&SHMSINK, &SHMSRC];
 
-/// One connected consumer.
-struct Client {
-    sock: OwnedFd,
-    exporter: Exporter,
-}
-
 /// What the sink and its watcher thread share.
 #[derive(Default)]
 struct Clients {
-    list: Mutex<Vec<Client>>,
+    list: Mutex<Vec<StreamSender>>,
     joined: Condvar,
     stop: AtomicBool,
 }
 
 impl Clients {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Client>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<StreamSender>> {
         self.list.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Accepts new consumers and drops the ones that hung up, until told to stop.
-fn watch(listener: OwnedFd, clients: Arc<Clients>) {
+fn watch(listener: StreamListener, clients: Arc<Clients>) {
     use rustix::event::{poll, PollFd, PollFlags};
     use rustix::time::Timespec;
     while !clients.stop.load(Ordering::Relaxed) {
@@ -55,7 +49,7 @@ fn watch(listener: OwnedFd, clients: Arc<Clients>) {
         let socks: Vec<(RawFd, OwnedFd)> = clients
             .lock()
             .iter()
-            .filter_map(|c| Some((c.sock.as_raw_fd(), c.sock.try_clone().ok()?)))
+            .filter_map(|c| Some((c.as_fd().as_raw_fd(), c.as_fd().try_clone_to_owned().ok()?)))
             .collect();
         let mut fds: Vec<PollFd<'_>> = std::iter::once(PollFd::new(&listener, PollFlags::IN))
             .chain(
@@ -86,21 +80,15 @@ fn watch(listener: OwnedFd, clients: Arc<Clients>) {
             // Dropping a client's exporter gives back everything it held.
             clients
                 .lock()
-                .retain(|c| !gone.contains(&c.sock.as_raw_fd()));
+                .retain(|c| !gone.contains(&c.as_fd().as_raw_fd()));
         }
         if accept {
-            if let Ok(sock) = ipc_accept(&listener) {
-                // Listed before it is greeted, under the lock the sink sends under: once the
-                // consumer has its hello, it gets every buffer rendered after.
-                let hello = Frame::Hello { version: PROTOCOL };
-                let mut list = clients.lock();
-                if send_frame(&sock, &hello, &[]).is_ok() {
-                    list.push(Client {
-                        sock,
-                        exporter: Exporter::new(),
-                    });
-                    clients.joined.notify_all();
-                }
+            // Greeted under the lock the sink sends under: once the consumer has its hello,
+            // it gets every buffer rendered after.
+            let mut list = clients.lock();
+            if let Ok(client) = listener.accept() {
+                list.push(client);
+                clients.joined.notify_all();
             }
         }
     }
@@ -163,7 +151,7 @@ pub(crate) static SHMSINK: Factory = Factory {
         // (and `listen` never replaces what appears meanwhile).
         super::claim(&path).map_err(|e| ElementError::Config(format!("socket-path {e}")))?;
         let perms = p.uint("perms")? as u32;
-        let listener = ipc_listen(&path, perms).map_err(|e| match e.kind() {
+        let listener = StreamListener::bind(&path, perms).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => ElementError::Config(format!(
                 "socket-path {} already exists: remove it or pick another path",
                 path.display()
@@ -265,22 +253,19 @@ impl Sink for ShmSink {
         let mut list = self.clients.lock();
         // A consumer that is gone, or that cannot be lent this buffer (every peer column of
         // its arena taken), is told why and dropped; its exporter gives back what it held.
-        list.retain_mut(
-            |client| match send_buffer(&client.sock, &mut client.exporter, shared) {
-                Ok(()) => true,
-                Err(e) => {
-                    let message = format!("shmsink: this consumer is cut off: {e}");
-                    let _ = send_frame(&client.sock, &Frame::Error { message }, &[]);
-                    false
-                }
-            },
-        );
+        list.retain_mut(|client| match client.send(shared) {
+            Ok(()) => true,
+            Err(e) => {
+                client.cut_off(format!("shmsink: this consumer is cut off: {e}"));
+                false
+            }
+        });
         Ok(SinkFlow::Continue)
     }
 
     fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         for client in self.clients.lock().iter() {
-            let _ = send_frame(&client.sock, &Frame::Eos, &[]);
+            client.end();
         }
         Ok(())
     }
@@ -337,55 +322,34 @@ pub(crate) static SHMSRC: Factory = Factory {
     hints: Hints::BLOCKING_IO,
     build: |p| {
         let path = PathBuf::from(p.string("socket-path")?.unwrap_or_default());
-        let sock = ipc_connect(&path).map_err(|e| {
-            ElementError::io(
+        let stream = StreamReceiver::connect(&path, HELLO_WAIT).map_err(|e| match e {
+            StreamError::Io(e) => ElementError::io(
                 format!("cannot connect to a shmsink at {}", path.display()),
                 e,
-            )
-        })?;
-        // The producer greets a consumer once it has accepted it: from then on this consumer
-        // receives every buffer (so `-m`'s "running" means "connected"). A socket that is not
-        // a shmsink's may never say anything: the wait is bounded.
-        let mut greeting = [rustix::event::PollFd::new(
-            &sock,
-            rustix::event::PollFlags::IN,
-        )];
-        let patience = rustix::time::Timespec {
-            tv_sec: HELLO_WAIT_SECS,
-            tv_nsec: 0,
-        };
-        if rustix::event::poll(&mut greeting, Some(&patience)).is_ok_and(|n| n == 0) {
-            return Err(ElementError::Failed(format!(
-                "no greeting from {} within {HELLO_WAIT_SECS} s: is it a shmsink's socket?",
+            ),
+            // A socket that is not a shmsink's may never say anything: the wait is bounded.
+            StreamError::NoGreeting(_) => ElementError::Failed(format!(
+                "no greeting from {} within {} s: is it a shmsink's socket?",
+                path.display(),
+                HELLO_WAIT.as_secs()
+            )),
+            StreamError::NotAProducer => ElementError::Failed(format!(
+                "{} did not greet like a shmsink",
                 path.display()
-            )));
-        }
-        match recv_frame(&sock) {
-            Ok(Some((Frame::Hello { version }, _))) if version == PROTOCOL => {}
-            Ok(Some((Frame::Hello { version }, _))) => {
-                return Err(ElementError::Failed(format!(
-                    "the shmsink at {} speaks protocol {version}, this shmsrc {PROTOCOL}",
-                    path.display()
-                )))
-            }
-            Ok(_) => {
-                return Err(ElementError::Failed(format!(
-                    "{} did not greet like a shmsink",
-                    path.display()
-                )))
-            }
-            Err(e) => {
-                return Err(ElementError::Failed(format!(
-                    "from the shmsink at {}: {e}",
-                    path.display()
-                )))
-            }
-        }
+            )),
+            StreamError::Protocol { theirs, ours } => ElementError::Failed(format!(
+                "the shmsink at {} speaks protocol {theirs}, this shmsrc {ours}",
+                path.display()
+            )),
+            other => ElementError::Failed(format!(
+                "from the shmsink at {}: {other}",
+                path.display()
+            )),
+        })?;
         let num_buffers = u64::try_from(p.int("num-buffers")?).ok();
         Ok(ElementImpl::Source(Box::new(ShmSrc {
             path,
-            sock,
-            cache: SharedArenaCache::new(),
+            stream,
             num_buffers,
             received: 0,
             do_timestamp: p.bool("do-timestamp")?,
@@ -395,15 +359,14 @@ pub(crate) static SHMSRC: Factory = Factory {
 
 struct ShmSrc {
     path: PathBuf,
-    sock: OwnedFd,
-    cache: SharedArenaCache,
+    stream: StreamReceiver,
     num_buffers: Option<u64>,
     received: u64,
     do_timestamp: bool,
 }
 
 /// How long a shmsrc waits for the producer's greeting after connecting.
-const HELLO_WAIT_SECS: i64 = 5;
+const HELLO_WAIT: Duration = Duration::from_secs(5);
 
 impl ShmSrc {
     fn fail(&self, what: impl std::fmt::Display) -> ElementError {
@@ -423,46 +386,19 @@ impl Source for ShmSrc {
         if self.num_buffers.is_some_and(|n| self.received >= n) {
             return Ok(None);
         }
-        loop {
-            if !cx.wait_readable(self.sock.as_fd())? {
-                return Ok(None);
+        if !cx.wait_readable(self.stream.as_fd())? {
+            return Ok(None);
+        }
+        match self.stream.recv() {
+            Ok(Some(mut buf)) => {
+                if self.do_timestamp {
+                    buf.meta.pts = Some(cx.running_time_ns());
+                }
+                self.received += 1;
+                Ok(Some(buf))
             }
-            let frame = match recv_frame(&self.sock) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => {
-                    return Err(self.fail("the producer went away before end of stream"));
-                }
-                Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    return Err(self.fail("the producer went away before end of stream"));
-                }
-                Err(e) => return Err(self.fail(e)),
-            };
-            match frame {
-                (
-                    Frame::Arena {
-                        peer, read_only, ..
-                    },
-                    fds,
-                ) => map_announced_arena(&mut self.cache, peer, read_only, fds)
-                    .map_err(|e| self.fail(e))?,
-                (Frame::Buffer { at, meta }, _) => {
-                    let mut buf = self
-                        .cache
-                        .get_slot(IpcRef::from(at))
-                        .map_err(|e| self.fail(e))?;
-                    buf.meta = Metadata::try_from(meta).map_err(|e| self.fail(e))?;
-                    if self.do_timestamp {
-                        buf.meta.pts = Some(cx.running_time_ns());
-                    }
-                    self.received += 1;
-                    return Ok(Some(buf));
-                }
-                (Frame::Eos, _) => return Ok(None),
-                (Frame::Error { message }, _) => return Err(self.fail(message)),
-                (other, _) => {
-                    return Err(self.fail(format!("unexpected frame {other:?}")));
-                }
-            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.fail(e)),
         }
     }
 }

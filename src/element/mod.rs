@@ -21,9 +21,8 @@ pub mod prelude {
         Leaky, PoolRequest, QueueSettings, Router, Sink, SinkFlow, Source, Transform,
     };
     pub use crate::ipc::{
-        accept as ipc_accept, connect as ipc_connect, inherited as inherited_fd,
-        listen as ipc_listen, map_announced_arena, recv_frame, send_buffer, send_frame, FdKind,
-        Frame, FrameError, WireMeta, PROTOCOL,
+        inherited as inherited_fd, FdKind, StreamError, StreamListener, StreamReceiver,
+        StreamSender,
     };
     pub use crate::memory::{
         format_clock, Buffer, BufferFlags, Exporter, FieldLimits, FieldValue, FileExtent,
