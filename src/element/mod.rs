@@ -25,9 +25,8 @@ pub mod prelude {
         StreamSender,
     };
     pub use crate::memory::{
-        format_clock, Buffer, BufferFlags, Exporter, FieldLimits, FieldValue, FileExtent,
-        FileWindows, IpcRef, LoanedSlot, MemoryError, MemoryPool, Metadata, PeerAccess, PeerId,
-        PoolConfig, SharedArenaCache, SourceFile,
+        format_clock, Buffer, BufferFlags, FieldLimits, FieldValue, FileExtent, FileWindows,
+        LoanedSlot, MemoryError, MemoryPool, Metadata, PoolConfig, SourceFile,
     };
     pub use crate::registry::{
         EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props, Role,
