@@ -333,18 +333,16 @@ pub(crate) static SHMSRC: Factory = Factory {
                 path.display(),
                 HELLO_WAIT.as_secs()
             )),
-            StreamError::NotAProducer => ElementError::Failed(format!(
-                "{} did not greet like a shmsink",
-                path.display()
-            )),
+            StreamError::NotAProducer => {
+                ElementError::Failed(format!("{} did not greet like a shmsink", path.display()))
+            }
             StreamError::Protocol { theirs, ours } => ElementError::Failed(format!(
                 "the shmsink at {} speaks protocol {theirs}, this shmsrc {ours}",
                 path.display()
             )),
-            other => ElementError::Failed(format!(
-                "from the shmsink at {}: {other}",
-                path.display()
-            )),
+            other => {
+                ElementError::Failed(format!("from the shmsink at {}: {other}", path.display()))
+            }
         })?;
         let num_buffers = u64::try_from(p.int("num-buffers")?).ok();
         Ok(ElementImpl::Source(Box::new(ShmSrc {

@@ -163,13 +163,14 @@ impl Gate {
         })
     }
 
-    /// Whether a buffer from input `slot` goes on; a `concat` input waits for its turn.
-    fn admit(&self, slot: u32, run: &RunControl) -> Admit {
+    /// Whether a buffer from input `slot` goes on (into `tx`); a `concat` input waits for its
+    /// turn.
+    fn admit(&self, slot: u32, run: &RunControl, tx: &Sender<Item>) -> Admit {
         match &self.rule {
             GateRule::Select(active) if active.get() == slot => Admit::Pass,
             GateRule::Select(_) => Admit::Drop,
             GateRule::Concat { .. } => {
-                if self.wait_turn(slot, run) {
+                if self.wait_turn(slot, run, tx) {
                     Admit::Pass
                 } else {
                     Admit::Stopped
@@ -178,15 +179,15 @@ impl Gate {
         }
     }
 
-    /// Waits until input `slot` may send (always at once but for `concat`); false when the
-    /// pipeline stops meanwhile.
-    fn wait_turn(&self, slot: u32, run: &RunControl) -> bool {
+    /// Waits until input `slot` may send into `tx` (always at once but for `concat`); false
+    /// when the pipeline stops meanwhile, or the merging thread is gone (its output ended).
+    fn wait_turn(&self, slot: u32, run: &RunControl, tx: &Sender<Item>) -> bool {
         let GateRule::Concat { current } = &self.rule else {
             return true;
         };
         let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         while current.load(Ordering::SeqCst) < slot as usize {
-            if run.is_stopping() {
+            if run.is_stopping() || tx.is_disconnected() {
                 return false;
             }
             guard = self
@@ -1060,13 +1061,17 @@ impl Segment {
                     ..
                 } => {
                     if let Some((gate, slot)) = gate {
-                        match gate.admit(*slot, run) {
+                        match gate.admit(*slot, run, tx) {
                             Admit::Pass => {}
                             Admit::Drop => {
                                 self.ops[id].stats.dropped += 1;
                                 continue;
                             }
-                            Admit::Stopped => return Ok(()),
+                            // Stopping, or the concat's thread ended: nothing more goes in.
+                            Admit::Stopped => {
+                                self.retire(id);
+                                return Ok(());
+                            }
                         }
                     }
                     let len = buf.len();
@@ -1209,7 +1214,7 @@ impl Segment {
                     // A concat input ends in its turn, so the inputs end in pad order.
                     let turn = gate
                         .as_ref()
-                        .is_none_or(|(g, slot)| g.wait_turn(*slot, run));
+                        .is_none_or(|(g, slot)| g.wait_turn(*slot, run, tx));
                     if turn {
                         let _ = tx.send(Item::Eos);
                     }

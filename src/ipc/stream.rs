@@ -175,8 +175,8 @@ impl StreamReceiver {
                         .cache
                         .get_slot(IpcRef::from(at))
                         .map_err(|e| StreamError::Invalid(e.to_string()))?;
-                    buf.meta =
-                        Metadata::try_from(meta).map_err(|e| StreamError::Invalid(e.to_string()))?;
+                    buf.meta = Metadata::try_from(meta)
+                        .map_err(|e| StreamError::Invalid(e.to_string()))?;
                     return Ok(Some(buf));
                 }
                 (Frame::Eos, _) => return Ok(None),

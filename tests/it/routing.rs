@@ -96,3 +96,21 @@ fn streamiddemux_gives_each_stream_its_own_branch() {
     assert_eq!(element(&s, "zero")["buffers"], 7);
     assert_eq!(element(&s, "one")["buffers"], 0);
 }
+
+#[test]
+fn concat_ends_when_its_output_has_enough_even_with_inputs_waiting_their_turn() {
+    // sink_1's source waits for its turn; the sink ends after one buffer, and so must the run.
+    for tail in ["fakesink num-buffers=1", "fakesink num-buffers=150"] {
+        let out = run_expecting(
+            launch(&[
+                "--stats=json",
+                &format!(
+                    "fakesrc num-buffers=100 ! c.sink_0 fakesrc ! c.sink_1 concat name=c ! {tail}"
+                ),
+            ]),
+            0,
+        );
+        let want = if tail.ends_with("=1") { 1 } else { 150 };
+        assert_eq!(element(&stats(&out), "fakesink0")["buffers"], want);
+    }
+}
