@@ -254,7 +254,9 @@ impl Builder<'_> {
         for (n, item) in chain.items.iter().enumerate() {
             let r = match item {
                 Item::Element(e) => {
-                    let previous = self.last_factory;
+                    // A word that starts a chain right after an element may be a property
+                    // of it written without `=`; after a `!` it is meant as an element.
+                    let previous = if n == 0 { self.last_factory } else { None };
                     let node = self.add_element(e, previous)?;
                     Some(self.whole(node, e.span.clone()))
                 }
@@ -459,7 +461,7 @@ impl Builder<'_> {
         {
             let next_word = self.text.get(span.end..).unwrap_or("").trim_start();
             let help = if next_word.starts_with(missing.name) {
-                format!("write `{}=VALUE` without spaces around `=`", missing.name)
+                format!("write `{}=VALUE`", missing.name)
             } else {
                 format!("{}: {}", missing.name, missing.doc)
             };
@@ -496,7 +498,7 @@ impl Builder<'_> {
             let mut d = Diagnostic::new(format!("no element `{wanted}`"), e.factory.span.clone());
             if let Some(prev) = previous.filter(|p| p.prop(wanted).is_some()) {
                 d = d.with_help(format!(
-                    "`{wanted}` is a property of {}: write `{wanted}=VALUE` without spaces around `=`",
+                    "`{wanted}` is a property of {}: write `{wanted}=VALUE`",
                     prev.name
                 ));
             } else if let Some(best) = registry::suggest(wanted, registry::element_names()).first()

@@ -200,7 +200,8 @@ fn pad_name(i: &mut In<'_>) -> ModalResult<Spanned<String>> {
     .parse_next(i)
 }
 
-/// `key=value` pairs after an element name, each preceded by whitespace.
+/// `key=value` pairs after an element name, each preceded by whitespace; as in gst, spaces
+/// around the `=` are allowed (`num-buffers = 3`).
 fn props(i: &mut In<'_>) -> ModalResult<Vec<Property>> {
     let mut out = Vec::new();
     loop {
@@ -219,10 +220,12 @@ fn props(i: &mut In<'_>) -> ModalResult<Vec<Property>> {
             i.reset(&before);
             return Ok(out);
         };
+        ws(i)?;
         if opt('=').parse_next(i)?.is_none() {
             i.reset(&before);
             return Ok(out);
         }
+        ws(i)?;
         let key = Spanned {
             value: key.to_owned(),
             span: key_start..key_start + key.len(),

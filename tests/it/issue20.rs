@@ -312,3 +312,29 @@ fn first_ctrl_c_ends_a_filesrc_on_a_fifo_without_writer() {
         stderr(&o)
     );
 }
+
+/// As gst, spaces around `=` are allowed, in separate argv words or in one; `num-buffers= 3`
+/// is not echoed as `num-buffers="" 3`.
+#[test]
+fn spaces_around_equals_are_accepted() {
+    for args in [
+        &["fakesrc", "num-buffers", "=", "3", "!", "fakesink"][..],
+        &["fakesrc", "num-buffers=", "3", "!", "fakesink"],
+        &["fakesrc", "num-buffers", "=3", "!", "fakesink"],
+        &["fakesrc num-buffers = 3 ! fakesink"],
+    ] {
+        let mut all = vec!["-q", "--stats=json"];
+        all.extend_from_slice(args);
+        let s = stats(&run_expecting(launch(&all), 0));
+        assert_eq!(element(&s, "fakesink0")["buffers"], 3, "{args:?}");
+    }
+    let o = run_expecting(
+        launch(&["fakesrc", "num-buffers=", "x", "!", "fakesink"]),
+        2,
+    );
+    assert!(
+        stderr(&o).contains("fakesrc num-buffers= x ! fakesink"),
+        "{}",
+        stderr(&o)
+    );
+}
