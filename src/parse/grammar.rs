@@ -49,10 +49,10 @@ fn diagnostic(text: &str, offset: usize, err: &ContextError) -> Diagnostic {
         .char_indices()
         .find(|&(i, c)| c.is_whitespace() || (i > 0 && c == '!'))
         .map_or(rest.len(), |(i, _)| i);
-    let found = if rest.is_empty() {
-        "end of description".to_owned()
-    } else {
-        format!("`{}`", &rest[..word_len])
+    let found = match rest.chars().next() {
+        None => "end of description".to_owned(),
+        Some(c) if word_len == 0 && c.is_whitespace() => "a space".to_owned(),
+        Some(_) => format!("`{}`", &rest[..word_len]),
     };
     let what = if expected.is_empty() {
         "a valid description".to_owned()

@@ -338,3 +338,151 @@ fn spaces_around_equals_are_accepted() {
         stderr(&o)
     );
 }
+
+/// Starts `args`, waits for `pipeline: running` on stderr (the Ctrl-C handler is in place
+/// then), sends SIGINT and waits for the end.
+fn interrupt_when_running(args: &[&str]) -> std::process::Output {
+    use std::io::Read as _;
+    let mut child = spawn_piped(args);
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("pipeline: running") {
+        let mut byte = [0u8; 1];
+        assert_eq!(err.read(&mut byte).unwrap(), 1, "stderr ended early");
+        seen.push(byte[0]);
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    child.stderr = Some(err);
+    wait(child)
+}
+
+/// Options after the pipeline work as in gst-launch (GOption reads them anywhere): `-e`,
+/// `-v`, `-q`, `-X PROP` and `--stats=json` at the end; a `-1` value stays in the pipeline.
+#[test]
+fn options_after_the_pipeline_work_as_in_gst() {
+    let o = interrupt_when_running(&["fakesrc ! fakesink", "-m", "-e"]);
+    assert_eq!(code(&o), 0, "-e at the end: {}", stderr(&o));
+    let o = run_expecting(
+        launch(&[
+            "fakesrc",
+            "num-buffers=2",
+            "!",
+            "identity",
+            "error-after",
+            "=",
+            "-1",
+            "!",
+            "fakesink",
+            "-v",
+            "-X",
+            "error-after",
+            "--stats=json",
+            "-q",
+        ]),
+        0,
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("/pipeline0/fakesrc0: num-buffers = 2"),
+        "{err}"
+    );
+    assert!(!err.contains("error-after ="), "-X at the end: {err}");
+    assert!(!err.contains("element    factory"), "-q at the end: {err}");
+    assert_eq!(element(&stats(&o), "fakesink0")["buffers"], 2);
+}
+
+/// gst-launch's own options are accepted: the debug ones mapped to the log filter, the
+/// others ignored with a note under -v; GST_DEBUG is read like PARALLAX_LOG when that is
+/// unset.
+#[test]
+fn gst_launch_options_and_gst_debug_are_accepted() {
+    let mut c = launch(&[
+        "--gst-debug-level=3",
+        "--gst-debug=fakesink:6",
+        "--gst-debug-no-color",
+        "--gst-debug-color-mode=off",
+        "--gst-plugin-path=/nonexistent",
+        "--gst-plugin-load=foo",
+        "--gst-disable-registry-update",
+        "--gst-disable-registry-fork",
+        "--gst-disable-segtrap",
+        "--gst-fatal-warnings",
+        "--gst-plugin-spew",
+        "--force-position",
+        "-v",
+        "-q",
+        "fakesrc num-buffers=1 ! fakesink",
+    ]);
+    c.env_remove("PARALLAX_LOG").env_remove("GST_DEBUG");
+    let err = stderr(&run_expecting(c, 0));
+    assert!(
+        err.contains("Rendering a buffer"),
+        "--gst-debug=fakesink:6: {err}"
+    );
+    assert!(!err.contains('\u{1b}'), "--gst-debug-no-color: {err}");
+    for flag in [
+        "--gst-plugin-path",
+        "--gst-disable-registry-update",
+        "--gst-fatal-warnings",
+        "--force-position",
+    ] {
+        assert!(
+            err.contains(&format!("note: {flag} accepted and ignored")),
+            "{flag}: {err}"
+        );
+    }
+    let o = run_expecting(launch(&["--gst-debug-help"]), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("GST_DEBUG"));
+    let o = run_expecting(launch(&["--gst-version"]), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("parallax-launch "));
+
+    let with_env = |vars: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["-q"];
+        args.extend_from_slice(extra);
+        args.push("fakesrc num-buffers=1 ! fakesink");
+        let mut c = launch(&args);
+        c.env_remove("PARALLAX_LOG").env_remove("GST_DEBUG");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        stderr(&run_expecting(c, 0))
+    };
+    assert!(with_env(&[("GST_DEBUG", "3")], &[]).contains("Pipeline running"));
+    // PARALLAX_LOG wins over GST_DEBUG; --gst-debug-disable over both.
+    let err = with_env(&[("GST_DEBUG", "3"), ("PARALLAX_LOG", "0")], &[]);
+    assert!(!err.contains("Pipeline running"), "{err}");
+    let err = with_env(&[("GST_DEBUG", "3")], &["--gst-debug-disable"]);
+    assert!(!err.contains("Pipeline running"), "{err}");
+    let mut c = launch(&["-q", "fakesrc num-buffers=1 ! fakesink"]);
+    c.env_remove("PARALLAX_LOG").env("GST_DEBUG", "bogus===");
+    let err = stderr(&run_expecting(c, 2));
+    assert!(
+        err.contains("error: GST_DEBUG: invalid log filter"),
+        "{err}"
+    );
+}
+
+/// Error texts say what they found: a space, not "``"; a log filter's bad directive, not
+/// "error building NFA".
+#[test]
+fn error_texts_name_what_they_found() {
+    let o = run_expecting(launch(&["fakesrc ! video/x-raw,width= ! fakesink"]), 2);
+    assert!(
+        stderr(&o).contains("expected a value after `=`, found a space"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_expecting(
+        launch(&["-d", "bogus===", "fakesrc num-buffers=1 ! fakesink"]),
+        2,
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("`bogus===`: no level") && !err.contains("NFA"),
+        "{err}"
+    );
+}
