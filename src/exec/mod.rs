@@ -38,7 +38,7 @@ pub use observe::{
 };
 pub use segment::ElementStats;
 pub use session::{Session, State};
-pub use stats::{human_bytes, CycleReport, ElementReport, LinkReport, PoolReport, Report};
+pub use stats::{counted, human_bytes, CycleReport, ElementReport, LinkReport, PoolReport, Report};
 
 use crate::element::{ElementError, ElementImpl, QueueSettings};
 use crate::graph::Graph;

@@ -486,3 +486,20 @@ fn error_texts_name_what_they_found() {
         "{err}"
     );
 }
+
+/// One buffer is "1 buffer", in the table and on the DOT edges.
+#[test]
+fn one_buffer_is_singular() {
+    let o = run_expecting(
+        launch(&[
+            "--dot",
+            "fakesrc num-buffers=1 sizetype=fixed sizemax=1 ! fakesink",
+        ]),
+        0,
+    );
+    let err = stderr(&o);
+    assert!(err.contains("end of stream: 1 buffer, "), "{err}");
+    let dot = String::from_utf8_lossy(&o.stdout);
+    assert!(dot.contains("\\n1 buffer, 1 byte"), "{dot}");
+    assert!(!err.contains("1 buffers") && !dot.contains("1 buffers"));
+}
