@@ -501,11 +501,8 @@ impl Builder<'_> {
                     "`{wanted}` is a property of {}: write `{wanted}=VALUE`",
                     prev.name
                 ));
-            } else if let Some(best) = registry::suggest(wanted, registry::element_names()).first()
-            {
-                d = d.with_help(format!("did you mean `{best}`?"));
             } else {
-                d = d.with_help("`parallax-inspect` lists every element");
+                d = d.with_help(registry::unknown_element_help(wanted));
             }
             return Err(d);
         };

@@ -503,3 +503,46 @@ fn one_buffer_is_singular() {
     assert!(dot.contains("\\n1 buffer, 1 byte"), "{dot}");
     assert!(!err.contains("1 buffers") && !dot.contains("1 buffers"));
 }
+
+/// Suggestions do not mislead: a GStreamer element Parallax lacks is called one (appsink is
+/// not "did you mean tcpsink", multifilesink not multiudpsink, typefind after filesrc is not
+/// filesrc's property), and a replacement is named only when it does the same job.
+#[test]
+fn suggestions_do_not_mislead() {
+    let dir = tmp();
+    let input = file(dir.path(), "in", b"x");
+    let cases: [(String, &str, &str); 4] = [
+        ("fakesrc ! appsink".into(), "appsink", "tcpsink"),
+        (
+            "fakesrc ! multifilesink".into(),
+            "multifilesink",
+            "multiudpsink",
+        ),
+        (
+            format!("filesrc location={} ! typefind ! fakesink", input.display()),
+            "typefind",
+            "property",
+        ),
+        (
+            "fakesrc ! queue2 ! fakesink".into(),
+            "queue2",
+            "did you mean",
+        ),
+    ];
+    for (desc, name, not) in cases {
+        let err = stderr(&run_expecting(launch(&[&desc]), 2));
+        assert!(
+            err.contains(&format!(
+                "`{name}` is a GStreamer element Parallax does not have (yet)"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains(not), "{err}");
+    }
+    let err = stderr(&run_expecting(launch(&["fakesrc ! queue2 ! fakesink"]), 2));
+    assert!(err.contains("`queue` does the same job"), "{err}");
+    let mut c = std::process::Command::new(inspect_bin());
+    c.arg("appsink");
+    let o = run_expecting(c, 1);
+    assert!(stderr(&o).contains("GStreamer element Parallax does not have"));
+}
