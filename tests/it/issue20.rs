@@ -546,3 +546,51 @@ fn suggestions_do_not_mislead() {
     let o = run_expecting(c, 1);
     assert!(stderr(&o).contains("GStreamer element Parallax does not have"));
 }
+
+/// Every property gst-inspect-1.0 lists for an element Parallax also has is accepted with the
+/// same type (`tests/golden/gst-properties.txt`, taken from GStreamer 1.22; `name` is the
+/// graph's, and `parent` takes an object gst-launch cannot write either). A time is gst's
+/// integer of nanoseconds. Settable ones are set in a description that validates.
+///
+/// To regenerate the list with gst installed: for each element of `parallax-inspect`, the
+/// "Element Properties" of `gst-inspect-1.0 ELEMENT`, typed as the file's header says.
+#[test]
+fn gst_properties_are_accepted() {
+    let golden = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/gst-properties.txt"),
+    )
+    .unwrap();
+    let mut cards = std::collections::HashMap::new();
+    let mut missing = Vec::new();
+    for line in golden.lines().filter(|l| !l.starts_with('#')) {
+        let mut f = line.split(' ');
+        let (element, property, want) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let card: &serde_json::Value = cards.entry(element.to_owned()).or_insert_with(|| {
+            let mut c = std::process::Command::new(inspect_bin());
+            c.args(["--json", element]);
+            serde_json::from_slice(&run_expecting(c, 0).stdout).unwrap()
+        });
+        let Some(p) = card["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == property)
+        else {
+            missing.push(format!("{element} {property}: missing"));
+            continue;
+        };
+        let have = p["type"].as_str().unwrap();
+        let same = have == want || (have == "time" && matches!(want, "int" | "uint"));
+        if !same {
+            missing.push(format!("{element} {property}: {have}, gst {want}"));
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
+    run_expecting(
+        launch(&[
+            "--validate",
+            "fakesrc ! identity check-imperfect-offset=true check-imperfect-timestamp=true ! fakesink",
+        ]),
+        0,
+    );
+}
