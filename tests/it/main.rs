@@ -13,6 +13,7 @@ mod issue20;
 mod net;
 mod parser_fuzz;
 mod planner;
+mod readme;
 mod session;
 mod shell;
 mod shm;
