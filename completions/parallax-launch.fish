@@ -17,6 +17,11 @@ fused\t'Fused wherever possible: only untrusted code and async-only elements mov
 isolated\t'Every source, sink and one-in-one-out element in a sandboxable worker process of its own'
 rt\t'Every source and one-in-one-out element on an rt thread of its own'"
 complete -c parallax-launch -l quantum -d 'Buffers an exec=rt one-in-one-out element takes in per cycle, at most: it wakes for the first, takes what else is waiting up to N, and processes them as one timed cycle (fewer wake-ups under load; cycle times under -m and --stats) (default 1)' -r
+complete -c parallax-launch -l gst-debug-level -d 'Default log level, gst\'s numbers: 0 none, 1 error, 2 warning, 3-4 info, 5 debug, 6-9 trace (as `-d LEVEL`)' -r
+complete -c parallax-launch -l gst-debug -d 'Log filter, as GST_DEBUG: `filesrc:5,*:2` (added to -d)' -r
+complete -c parallax-launch -l gst-debug-color-mode -d 'Log colours: on, off, disable, auto or unix (off and disable: no colours)' -r
+complete -c parallax-launch -l gst-plugin-path -d 'Accepted and ignored: parallax loads no plugins' -r
+complete -c parallax-launch -l gst-plugin-load -d 'Accepted and ignored: parallax loads no plugins' -r
 complete -c parallax-launch -s q -l quiet -d 'Print nothing but errors (no statistics)'
 complete -c parallax-launch -s e -l eos-on-shutdown -d 'On Ctrl-C, end the stream at the sources and exit 0 once it is written out (the drain happens without -e too, but then the exit status is 130)'
 complete -c parallax-launch -s v -l verbose -d 'Print the properties set on each element, as gst-launch -v does (`/pipeline0/filesrc0: location = "in.bin"`), the links, and the thread each element runs in'
@@ -27,6 +32,18 @@ complete -c parallax-launch -s i -l index -d 'Output index (accepted for gst-lau
 complete -c parallax-launch -s f -l no-fault -d 'Do not install a fault handler (accepted for gst-launch compatibility; parallax installs none)'
 complete -c parallax-launch -l no-position -d 'Do not draw the progress line. It is drawn only when stderr is a terminal and -q is not given: bytes and buffers into the sinks, rate and elapsed time, and a bar with ETA when every source knows its size (filesrc)'
 complete -c parallax-launch -l validate -d 'Parse, validate and plan without running anything (exit 0 when the pipeline would run, 2 with the error otherwise); with --dot, write the graph'
+complete -c parallax-launch -l gst-debug-no-color -d 'Logs without colours'
+complete -c parallax-launch -l gst-debug-disable -d 'No logs, whatever -d, PARALLAX_LOG or GST_DEBUG say'
+complete -c parallax-launch -l gst-debug-help -d 'Explain the log filter (-d, --gst-debug) and exit'
+complete -c parallax-launch -l gst-version -d 'Print the version and exit'
+complete -c parallax-launch -l gst-fatal-warnings -d 'Accepted and ignored (no effect here; -v says so)'
+complete -c parallax-launch -l gst-plugin-spew -d 'Accepted and ignored: parallax loads no plugins'
+complete -c parallax-launch -l gst-disable-segtrap -d 'Accepted and ignored: parallax loads no plugins'
+complete -c parallax-launch -l gst-disable-registry-update -d 'Accepted and ignored: parallax has no plugin registry'
+complete -c parallax-launch -l gst-disable-registry-fork -d 'Accepted and ignored: parallax has no plugin registry'
+complete -c parallax-launch -l force-position -d 'Accepted and ignored: the progress line is drawn on stderr, and only on a terminal'
+complete -c parallax-launch -l help-all -d 'Print help (as --help)'
+complete -c parallax-launch -l help-gst -d 'Print help (as --help)'
 complete -c parallax-launch -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c parallax-launch -s V -l version -d 'Print version'
 

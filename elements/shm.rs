@@ -310,12 +310,12 @@ pub(crate) static SHMSRC: Factory = Factory {
             "The name of the shared memory area used to get buffers"
         )
         .read_only(),
-        PropSpec::int(
+        PropSpec::uint(
             "blocksize",
             4096,
-            -1,
-            i32::MAX as i64,
-            "Size in bytes to read per buffer (-1 = default)"
+            0,
+            u32::MAX as u64,
+            "Size in bytes to read per buffer"
         )
         .ignored("buffers arrive with the size the producer gave them"),
     ],

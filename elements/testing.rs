@@ -670,6 +670,18 @@ pub(crate) static IDENTITY: Factory = Factory {
         )
         .ignored("gst buffer flags do not exist here"),
         PropSpec::string("stats", None, "Statistics (see --stats)").read_only(),
+        PropSpec::bool(
+            "check-imperfect-offset",
+            false,
+            "Send element messages if offset and offset_end do not match up",
+        )
+        .ignored("parallax posts no element messages; --tap shows every buffer's offset"),
+        PropSpec::bool(
+            "check-imperfect-timestamp",
+            false,
+            "Send element messages if timestamps and durations do not match up",
+        )
+        .ignored("parallax posts no element messages; --tap shows every buffer's timestamps"),
     ],
     hints: Hints::FUSABLE,
     build: |p| {

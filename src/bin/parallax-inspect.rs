@@ -19,11 +19,10 @@ fn main() -> ExitCode {
             Some(f) => card(f),
             None if args.exists => return ExitCode::from(1),
             None => {
-                let mut msg = format!("error: no element `{name}`\n");
-                if let Some(best) = registry::suggest(name, registry::element_names()).first() {
-                    msg.push_str(&format!("  = help: did you mean `{best}`?\n"));
-                }
-                eprint!("{msg}");
+                eprint!(
+                    "error: no element `{name}`\n  = help: {}\n",
+                    registry::unknown_element_help(name)
+                );
                 return ExitCode::from(1);
             }
         },

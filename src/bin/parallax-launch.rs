@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use parallax::cli::progress::{self, ProgressLine};
 use parallax::cli::{logs, verbose, LaunchArgs, MemoryArg, StatsFormat, TapFormatArg};
 use parallax::element::ElementError;
@@ -25,23 +25,30 @@ fn main() -> ExitCode {
         // Re-executed by an `exec=isolated` element: serve it over fd 3.
         return ExitCode::from(parallax::exec::worker_main() as u8);
     }
-    let args = LaunchArgs::parse();
+    // Options may follow the pipeline, as gst-launch's do (`... ! fakesink -e`).
+    let argv = parallax::cli::options_first(&LaunchArgs::command(), std::env::args_os().collect());
+    let args = LaunchArgs::parse_from(argv);
+    if args.gst_debug_help {
+        print!("{}", logs::HELP);
+        return ExitCode::SUCCESS;
+    }
     // Decided first, so that log lines already step around the line it will draw.
     let mut line =
         (progress::wanted(args.quiet, args.no_position) && !args.validate).then(ProgressLine::new);
     let console = line
         .as_ref()
         .map_or_else(Console::default, ProgressLine::console);
-    if let Some(filter) = logs::requested(args.debug.as_deref()) {
-        if let Err(e) = logs::init(&filter, console.clone()) {
+    let filter = logs::requested(args.log_flags()).filter(|_| !args.gst_debug_disable);
+    if let Some((from, filter)) = filter {
+        if let Err(e) = logs::init(&filter, console.clone(), args.log_colour()) {
             // Say where the filter came from: a stale environment variable is easy to miss.
-            let from = if args.debug.is_some() {
-                "-d"
-            } else {
-                logs::ENV
-            };
             eprintln!("error: {from}: {e}");
             return ExitCode::from(2);
+        }
+    }
+    if args.verbose {
+        for (flag, why) in args.ignored_gst_options() {
+            console.write(&format!("note: {flag} accepted and ignored: {why}\n"));
         }
     }
     let description = parallax::parse::join_argv(&args.pipeline);

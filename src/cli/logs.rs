@@ -17,28 +17,63 @@ use crate::exec::Console;
 /// The environment variable read when `-d` is not given.
 pub const ENV: &str = "PARALLAX_LOG";
 
-/// Turns a user's filter into env-filter directives (see the module doc).
-pub fn directives(spec: &str) -> String {
-    spec.split(',')
+/// gst's variable, read like [`ENV`] when that is not set, so a GST_DEBUG in the environment
+/// works as it does for gst-launch.
+pub const GST_ENV: &str = "GST_DEBUG";
+
+/// What `--gst-debug-help` prints.
+pub const HELP: &str = "\
+Log filters (-d FILTER, --gst-debug=LIST, --gst-debug-level=LEVEL, PARALLAX_LOG, GST_DEBUG):
+  a comma-separated list of LEVEL or TARGET:LEVEL (TARGET=LEVEL works too)
+  LEVEL   0 none, 1 error, 2 warning, 3-4 info, 5 debug, 6-9 trace, or those names
+  TARGET  an element factory (filesrc: every filesrc), an element name (filesrc0, or
+          what name= gave), a pattern with * (*src), or a module path (parallax::exec)
+Examples: -d 3   -d filesrc:5   --gst-debug=*:2,filesink0:6   PARALLAX_LOG=debug
+The flags win over PARALLAX_LOG, which wins over GST_DEBUG.
+";
+
+/// Turns a user's filter into env-filter directives (see the module doc); a directive that
+/// is neither gst's form nor tracing's is an error naming it.
+pub fn directives(spec: &str) -> Result<String, String> {
+    Ok(spec
+        .split(',')
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .map(directive)
-        .collect::<Vec<_>>()
-        .join(",")
+        .collect::<Result<Vec<_>, _>>()?
+        .join(","))
 }
 
-fn directive(d: &str) -> String {
+fn directive(d: &str) -> Result<String, String> {
     // Already tracing syntax: a span selector or a module path.
     if d.contains('[') || d.contains("::") {
-        return d.to_owned();
+        return Ok(d.to_owned());
     }
-    let (target, level) = match d.rfind(['=', ':']) {
+    let (target, level_text) = match d.rfind(['=', ':']) {
         Some(i) => (Some(&d[..i]), &d[i + 1..]),
         None if level(d).is_some() => (None, d),
         None => (Some(d), "trace"),
     };
-    let level = level_name(level);
-    match target {
+    let Some(level) = level(level_text) else {
+        let what = if level_text.is_empty() {
+            "no level".to_owned()
+        } else {
+            format!("`{level_text}` is not a level")
+        };
+        return Err(format!(
+            "`{d}`: {what} (0-9, none, error, warning, info, debug, log, trace)"
+        ));
+    };
+    let level = level.to_owned();
+    if let Some(t) = target.filter(|t| {
+        !t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '*' | '.'))
+    }) {
+        return Err(format!(
+            "`{d}`: `{t}` is not an element factory, name or pattern"
+        ));
+    }
+    Ok(match target {
         None | Some("*") | Some("") => level,
         Some("parallax") => format!("parallax={level}"),
         Some(t) if t.contains('*') => {
@@ -53,7 +88,7 @@ fn directive(d: &str) -> String {
             Some(f) => format!("[element{{factory={}}}]={level}", f.name),
             None => format!("[element{{name={}}}]={level}", regex_of(t)),
         },
-    }
+    })
 }
 
 /// gst's numeric and named levels as tracing's.
@@ -67,11 +102,6 @@ fn level(text: &str) -> Option<&'static str> {
         "6" | "7" | "8" | "9" | "log" | "trace" | "memdump" => "trace",
         _ => return None,
     })
-}
-
-fn level_name(text: &str) -> String {
-    // An unknown level is left for the env-filter to reject with its own message.
-    level(text).map_or_else(|| text.to_owned(), str::to_owned)
 }
 
 fn regex_of(glob: &str) -> String {
@@ -110,25 +140,30 @@ fn glob_matches(glob: &str, name: &str) -> bool {
     rest.is_empty()
 }
 
-/// The filter in force: `-d` if given, else `PARALLAX_LOG` if set and not empty.
-pub fn requested(flag: Option<&str>) -> Option<String> {
-    match flag {
-        Some(f) => Some(f.to_owned()),
-        None => std::env::var(ENV).ok().filter(|v| !v.trim().is_empty()),
-    }
+/// The filter in force and where it came from: the flags' if given (see
+/// [`crate::cli::LaunchArgs::log_flags`]), else `PARALLAX_LOG`, else `GST_DEBUG`, each if set
+/// and not empty.
+pub fn requested(flags: Option<(&'static str, String)>) -> Option<(&'static str, String)> {
+    flags.or_else(|| {
+        [ENV, GST_ENV].into_iter().find_map(|var| {
+            let v = std::env::var(var).ok()?;
+            (!v.trim().is_empty()).then_some((var, v))
+        })
+    })
 }
 
 /// Installs the subscriber for `spec`; its lines go through `console`, so that they step
 /// around a progress line. An invalid filter is an error naming it.
-pub fn init(spec: &str, console: Console) -> Result<(), String> {
-    let translated = directives(spec);
+/// `colour` forces colours on or off (`None`: when stderr is a terminal).
+pub fn init(spec: &str, console: Console, colour: Option<bool>) -> Result<(), String> {
+    let translated = directives(spec).map_err(|e| format!("invalid log filter `{spec}`: {e}"))?;
     let filter = EnvFilter::builder()
         .parse(&translated)
         .map_err(|e| format!("invalid log filter `{spec}`: {e}"))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(move || ConsoleWriter(console.clone()))
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour.unwrap_or_else(|| std::io::stderr().is_terminal()))
         .with_thread_names(true)
         .try_init()
         .map_err(|e| format!("cannot set up logging: {e}"))
@@ -152,29 +187,47 @@ impl std::io::Write for ConsoleWriter {
 mod tests {
     use super::directives;
 
+    fn directives_ok(spec: &str) -> String {
+        directives(spec).unwrap()
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_its_directive() {
+        let e = directives("bogus===").unwrap_err();
+        assert!(e.contains("`bogus===`: no level"), "{e}");
+        let e = directives("fil(e:5").unwrap_err();
+        assert!(e.contains("`fil(e`"), "{e}");
+    }
+
     #[test]
     fn factories_and_names_select_element_spans() {
         assert_eq!(
-            directives("info,filesrc=trace"),
+            directives_ok("info,filesrc=trace"),
             "info,[element{factory=filesrc}]=trace"
         );
-        assert_eq!(directives("src=debug"), "[element{name=src}]=debug");
+        assert_eq!(directives_ok("src=debug"), "[element{name=src}]=debug");
         assert_eq!(
-            directives("nullsink=debug"),
+            directives_ok("nullsink=debug"),
             "[element{factory=fakesink}]=debug"
         );
-        assert_eq!(directives("parallax::exec=debug"), "parallax::exec=debug");
-        assert_eq!(directives("parallax=info"), "parallax=info");
+        assert_eq!(
+            directives_ok("parallax::exec=debug"),
+            "parallax::exec=debug"
+        );
+        assert_eq!(directives_ok("parallax=info"), "parallax=info");
     }
 
     #[test]
     fn gst_forms_are_understood() {
-        assert_eq!(directives("*:3"), "info");
-        assert_eq!(directives("2"), "warn");
-        assert_eq!(directives("filesrc:5"), "[element{factory=filesrc}]=debug");
-        assert_eq!(directives("*src:6"), "[element{factory=.*src}]=trace");
+        assert_eq!(directives_ok("*:3"), "info");
+        assert_eq!(directives_ok("2"), "warn");
         assert_eq!(
-            directives("fakesink0=log"),
+            directives_ok("filesrc:5"),
+            "[element{factory=filesrc}]=debug"
+        );
+        assert_eq!(directives_ok("*src:6"), "[element{factory=.*src}]=trace");
+        assert_eq!(
+            directives_ok("fakesink0=log"),
             "[element{name=fakesink0}]=trace"
         );
     }
@@ -189,7 +242,7 @@ mod tests {
             "warn",
         ] {
             tracing_subscriber::EnvFilter::builder()
-                .parse(directives(spec))
+                .parse(directives(spec).unwrap())
                 .unwrap_or_else(|e| panic!("{spec}: {e}"));
         }
     }

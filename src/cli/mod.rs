@@ -7,6 +7,159 @@ pub mod logs;
 pub mod progress;
 pub mod verbose;
 
+/// The help heading of gst-launch's own `--gst-*` options.
+const GST_OPTIONS: &str = "GStreamer options (gst-launch compatibility)";
+
+impl LaunchArgs {
+    /// The log filter the flags ask for: `--gst-debug-level`, `--gst-debug` and `-d`
+    /// together, in that order (later directives are more specific), with the flag to name in
+    /// an error.
+    pub fn log_flags(&self) -> Option<(&'static str, String)> {
+        let given: Vec<(&'static str, &str)> = [
+            ("--gst-debug-level", self.gst_debug_level.as_deref()),
+            ("--gst-debug", self.gst_debug.as_deref()),
+            ("-d", self.debug.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, v)| v.map(|v| (flag, v)))
+        .collect();
+        let (flag, _) = *given.last()?;
+        let spec = given.iter().map(|(_, v)| *v).collect::<Vec<_>>().join(",");
+        Some((flag, spec))
+    }
+
+    /// Whether log lines may be coloured (`None`: when stderr is a terminal).
+    pub fn log_colour(&self) -> Option<bool> {
+        if self.gst_debug_no_color {
+            return Some(false);
+        }
+        match self.gst_debug_color_mode.as_deref() {
+            Some("off" | "disable") => Some(false),
+            Some("on") => Some(true),
+            _ => None,
+        }
+    }
+
+    /// gst-launch options that are accepted with no effect here, each with why (`-v` prints
+    /// them as notes).
+    pub fn ignored_gst_options(&self) -> Vec<(&'static str, &'static str)> {
+        const NO_PLUGINS: &str = "parallax loads no plugins";
+        const NO_REGISTRY: &str = "parallax has no plugin registry";
+        [
+            (
+                self.gst_fatal_warnings,
+                "--gst-fatal-warnings",
+                "warnings are never fatal here",
+            ),
+            (self.gst_plugin_spew, "--gst-plugin-spew", NO_PLUGINS),
+            (
+                self.gst_plugin_path.is_some(),
+                "--gst-plugin-path",
+                NO_PLUGINS,
+            ),
+            (
+                self.gst_plugin_load.is_some(),
+                "--gst-plugin-load",
+                NO_PLUGINS,
+            ),
+            (
+                self.gst_disable_segtrap,
+                "--gst-disable-segtrap",
+                NO_PLUGINS,
+            ),
+            (
+                self.gst_disable_registry_update,
+                "--gst-disable-registry-update",
+                NO_REGISTRY,
+            ),
+            (
+                self.gst_disable_registry_fork,
+                "--gst-disable-registry-fork",
+                NO_REGISTRY,
+            ),
+            (
+                self.force_position,
+                "--force-position",
+                "the progress line goes to stderr, and only on a terminal",
+            ),
+            (self.tags, "-t", "parallax streams carry no tags"),
+            (self.toc, "-c", "parallax streams carry no TOC"),
+            (self.index, "-i", "parallax streams carry no index"),
+            (self.no_fault, "-f", "parallax installs no fault handler"),
+        ]
+        .into_iter()
+        .filter(|(set, _, _)| *set)
+        .map(|(_, flag, why)| (flag, why))
+        .collect()
+    }
+}
+
+/// gst-launch reads its options anywhere in argv (GOption), so `... ! fakesink -e` and a `-v`
+/// at the end work there; clap stops at the pipeline. This moves every word after the
+/// pipeline's first one that is one of `command`'s options (with its value, when that is the
+/// next word) in front of the pipeline. Words that are not options (`-1`, `!`) stay where they
+/// are, and nothing after `--` moves.
+pub fn options_first(
+    command: &clap::Command,
+    args: Vec<std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut cmd = command.clone();
+    cmd.build();
+    let takes_next = |a: &clap::Arg| {
+        a.get_action().takes_values()
+            && !a.is_require_equals_set()
+            && a.get_num_args().is_none_or(|n| n.min_values() > 0)
+    };
+    // For an option word: whether its value is the next word; None when it is no option.
+    let option = |w: &str| -> Option<bool> {
+        if let Some(long) = w.strip_prefix("--") {
+            let (name, value) = match long.split_once('=') {
+                Some((n, _)) => (n, true),
+                None => (long, false),
+            };
+            let arg = cmd.get_arguments().find(|a| {
+                a.get_long() == Some(name)
+                    || a.get_all_aliases().is_some_and(|al| al.contains(&name))
+            });
+            // An unknown --word moves too, so that clap names it as an unknown option.
+            return Some(arg.is_some_and(|a| !value && takes_next(a)));
+        }
+        let shorts = w.strip_prefix('-')?;
+        for (i, c) in shorts.char_indices() {
+            let arg = cmd.get_arguments().find(|a| a.get_short() == Some(c))?;
+            if arg.get_action().takes_values() {
+                // The rest of the word is its value, or else the next word is.
+                return Some(i + c.len_utf8() == shorts.len() && takes_next(arg));
+            }
+        }
+        (!shorts.is_empty()).then_some(false)
+    };
+    let mut out = Vec::with_capacity(args.len());
+    let mut pipeline = Vec::new();
+    let mut words = args.into_iter();
+    out.extend(words.next());
+    while let Some(word) = words.next() {
+        let text = word.to_str().unwrap_or("");
+        if text == "--" {
+            out.push(word);
+            out.append(&mut pipeline);
+            out.extend(words);
+            return out;
+        }
+        match option(text) {
+            Some(needs_next) => {
+                out.push(word);
+                if needs_next {
+                    out.extend(words.next());
+                }
+            }
+            None => pipeline.push(word),
+        }
+    }
+    out.append(&mut pipeline);
+    out
+}
+
 /// How to print statistics on exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StatsFormat {
@@ -185,12 +338,81 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "N", value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=4096), |n| n as usize))]
     pub quantum: Option<usize>,
 
+    /// Default log level, gst's numbers: 0 none, 1 error, 2 warning, 3-4 info, 5 debug,
+    /// 6-9 trace (as `-d LEVEL`)
+    #[arg(long, value_name = "LEVEL", help_heading = GST_OPTIONS)]
+    pub gst_debug_level: Option<String>,
+
+    /// Log filter, as GST_DEBUG: `filesrc:5,*:2` (added to -d)
+    #[arg(long, value_name = "LIST", help_heading = GST_OPTIONS)]
+    pub gst_debug: Option<String>,
+
+    /// Logs without colours
+    #[arg(long, help_heading = GST_OPTIONS)]
+    pub gst_debug_no_color: bool,
+
+    /// Log colours: on, off, disable, auto or unix (off and disable: no colours)
+    #[arg(long, value_name = "MODE", help_heading = GST_OPTIONS)]
+    pub gst_debug_color_mode: Option<String>,
+
+    /// No logs, whatever -d, PARALLAX_LOG or GST_DEBUG say
+    #[arg(long, help_heading = GST_OPTIONS)]
+    pub gst_debug_disable: bool,
+
+    /// Explain the log filter (-d, --gst-debug) and exit
+    #[arg(long, help_heading = GST_OPTIONS)]
+    pub gst_debug_help: bool,
+
+    /// Print the version and exit
+    #[arg(long, action = clap::ArgAction::Version, help_heading = GST_OPTIONS)]
+    pub gst_version: (),
+
+    /// Accepted and ignored (no effect here; -v says so)
+    #[arg(long, help_heading = GST_OPTIONS)]
+    pub gst_fatal_warnings: bool,
+
+    /// Accepted and ignored: parallax loads no plugins
+    #[arg(long, help_heading = GST_OPTIONS)]
+    pub gst_plugin_spew: bool,
+
+    /// Accepted and ignored: parallax loads no plugins
+    #[arg(long, value_name = "PATHS", help_heading = GST_OPTIONS)]
+    pub gst_plugin_path: Option<String>,
+
+    /// Accepted and ignored: parallax loads no plugins
+    #[arg(long, value_name = "PLUGINS", help_heading = GST_OPTIONS)]
+    pub gst_plugin_load: Option<String>,
+
+    /// Accepted and ignored: parallax loads no plugins
+    #[arg(long, help_heading = GST_OPTIONS)]
+    pub gst_disable_segtrap: bool,
+
+    /// Accepted and ignored: parallax has no plugin registry
+    #[arg(long, help_heading = GST_OPTIONS)]
+    pub gst_disable_registry_update: bool,
+
+    /// Accepted and ignored: parallax has no plugin registry
+    #[arg(long, help_heading = GST_OPTIONS)]
+    pub gst_disable_registry_fork: bool,
+
+    /// Accepted and ignored: the progress line is drawn on stderr, and only on a terminal
+    #[arg(long)]
+    pub force_position: bool,
+
+    /// Print help (as --help)
+    #[arg(long, action = clap::ArgAction::Help, hide = true)]
+    pub help_all: (),
+
+    /// Print help (as --help)
+    #[arg(long, action = clap::ArgAction::Help, hide = true)]
+    pub help_gst: (),
+
     /// The pipeline description
     #[arg(
         value_name = "PIPELINE",
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        required = true
+        required_unless_present = "gst_debug_help"
     )]
     pub pipeline: Vec<String>,
 }

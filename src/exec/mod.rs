@@ -1,6 +1,6 @@
 //! The executor: plans a validated [`Graph`] into segments and runs them.
 //!
-//! Fuse by default, thread at boundaries (DESIGN.md): a segment starts at a source, a `queue` or
+//! Fuse by default, thread at boundaries (docs/architecture.md): a segment starts at a source, a `queue` or
 //! a `funnel` and takes in every element below it up to the next queue or funnel. Within a
 //! segment an element's output is the next element's input by a direct call; between segments a
 //! bounded kanal channel carries buffers, so memory is bounded by channel capacities and by each
@@ -38,7 +38,7 @@ pub use observe::{
 };
 pub use segment::ElementStats;
 pub use session::{Session, State};
-pub use stats::{human_bytes, CycleReport, ElementReport, LinkReport, PoolReport, Report};
+pub use stats::{counted, human_bytes, CycleReport, ElementReport, LinkReport, PoolReport, Report};
 
 use crate::element::{ActivePad, ElementError, ElementImpl, FanIn, QueueSettings};
 use crate::graph::Graph;

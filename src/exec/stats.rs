@@ -208,6 +208,15 @@ pub fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// `1 buffer`, `2 buffers`: a count and its noun, singular for one.
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `1.50 GiB`, `512 B`.
 pub fn human_bytes(b: f64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -294,8 +303,9 @@ impl Report {
         }
         for e in self.elements.iter().filter(|e| e.truncated > 0) {
             out.push_str(&format!(
-                "{}: {} buffers truncated (datagrams longer than its mtu)\n",
-                e.name, e.truncated
+                "{}: {} truncated (datagrams longer than its mtu)\n",
+                e.name,
+                counted(e.truncated, "buffer")
             ));
         }
         for e in self.elements.iter().filter(|e| e.kernel_copied > 0) {
@@ -308,8 +318,11 @@ impl Report {
         }
         for l in self.links.iter().filter(|l| l.crosses_threads) {
             out.push_str(&format!(
-                "link {} -> {}: {} buffers, high-water {}\n",
-                l.from, l.to, l.buffers, l.high_water
+                "link {} -> {}: {}, high-water {}\n",
+                l.from,
+                l.to,
+                counted(l.buffers, "buffer"),
+                l.high_water
             ));
         }
         for c in &self.rt {
@@ -349,8 +362,8 @@ impl Report {
             Ending::Error => "failed",
         };
         out.push_str(&format!(
-            "{ending}: {} buffers, {} into sinks in {} ({}/s), {} thread{}",
-            self.sink_buffers,
+            "{ending}: {}, {} into sinks in {} ({}/s), {} thread{}",
+            counted(self.sink_buffers, "buffer"),
             human_bytes(self.sink_bytes as f64),
             human_duration(self.wall_ns),
             human_bytes(rate),

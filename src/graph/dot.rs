@@ -127,7 +127,9 @@ pub fn to_dot(graph: &Graph, counts: Option<&RunCounts>) -> String {
             label.push_str(&format!("\n{caps}"));
         }
         if let Some(c) = counts.and_then(|c| c.links.get(e.index())) {
-            label.push_str(&format!("\n{} buffers, {} bytes", c.buffers, c.bytes));
+            let buffers = crate::exec::counted(c.buffers, "buffer");
+            let bytes = crate::exec::counted(c.bytes, "byte");
+            label.push_str(&format!("\n{buffers}, {bytes}"));
         }
         stmts.push(Stmt::Edge(Edge {
             ty: EdgeTy::Pair(

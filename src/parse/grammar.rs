@@ -49,10 +49,10 @@ fn diagnostic(text: &str, offset: usize, err: &ContextError) -> Diagnostic {
         .char_indices()
         .find(|&(i, c)| c.is_whitespace() || (i > 0 && c == '!'))
         .map_or(rest.len(), |(i, _)| i);
-    let found = if rest.is_empty() {
-        "end of description".to_owned()
-    } else {
-        format!("`{}`", &rest[..word_len])
+    let found = match rest.chars().next() {
+        None => "end of description".to_owned(),
+        Some(c) if word_len == 0 && c.is_whitespace() => "a space".to_owned(),
+        Some(_) => format!("`{}`", &rest[..word_len]),
     };
     let what = if expected.is_empty() {
         "a valid description".to_owned()
@@ -200,7 +200,8 @@ fn pad_name(i: &mut In<'_>) -> ModalResult<Spanned<String>> {
     .parse_next(i)
 }
 
-/// `key=value` pairs after an element name, each preceded by whitespace.
+/// `key=value` pairs after an element name, each preceded by whitespace; as in gst, spaces
+/// around the `=` are allowed (`num-buffers = 3`).
 fn props(i: &mut In<'_>) -> ModalResult<Vec<Property>> {
     let mut out = Vec::new();
     loop {
@@ -219,10 +220,12 @@ fn props(i: &mut In<'_>) -> ModalResult<Vec<Property>> {
             i.reset(&before);
             return Ok(out);
         };
+        ws(i)?;
         if opt('=').parse_next(i)?.is_none() {
             i.reset(&before);
             return Ok(out);
         }
+        ws(i)?;
         let key = Spanned {
             value: key.to_owned(),
             span: key_start..key_start + key.len(),

@@ -150,6 +150,9 @@ pub fn join_argv(words: &[String]) -> String {
             out.push(' ');
         }
         match split_property_word(word) {
+            // `num-buffers= 3`: the value is the next word, as the grammar allows spaces
+            // around `=` (gst does too).
+            Some((_, "")) if words.get(n + 1).is_some_and(|next| next != "!") => out.push_str(word),
             Some((key, value)) if value.chars().any(char::is_whitespace) || value.is_empty() => {
                 out.push_str(key);
                 out.push_str("=\"");

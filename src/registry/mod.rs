@@ -512,6 +512,48 @@ pub fn suggest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) 
     scored.into_iter().take(3).map(|(_, c)| c).collect()
 }
 
+/// GStreamer's element names (see the file's header).
+const GST_ELEMENTS: &str = include_str!("gst_elements.txt");
+
+/// GStreamer elements Parallax lacks whose job one of its elements does, and that element.
+/// Only these name a replacement: a near spelling of another job would mislead.
+const SAME_JOB: &[(&str, &str)] = &[
+    ("queue2", "queue"),
+    ("multiqueue", "queue"),
+    ("fakevideosink", "fakesink"),
+    ("fakeaudiosink", "fakesink"),
+    ("giosrc", "filesrc"),
+    ("giosink", "filesink"),
+];
+
+/// Whether `name` is an element of GStreamer (core, base, good or bad plugins).
+pub fn is_gst_element(name: &str) -> bool {
+    GST_ELEMENTS
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l == name)
+}
+
+/// The hint for an element name that Parallax does not have: a GStreamer element is said to
+/// be one (with the element of Parallax that does the same job, when there is one), anything
+/// else gets the nearest spelling or the way to list elements.
+pub fn unknown_element_help(wanted: &str) -> String {
+    if is_gst_element(wanted) {
+        return match SAME_JOB.iter().find(|(gst, _)| *gst == wanted) {
+            Some((_, ours)) => format!(
+                "`{wanted}` is a GStreamer element Parallax does not have (yet); `{ours}` does the same job"
+            ),
+            None => format!(
+                "`{wanted}` is a GStreamer element Parallax does not have (yet); `parallax-inspect` lists the ones it has"
+            ),
+        };
+    }
+    match suggest(wanted, element_names()).first() {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => "`parallax-inspect` lists every element".to_owned(),
+    }
+}
+
 /// Names of every element and alias, for suggestions and completions.
 pub fn element_names() -> impl Iterator<Item = &'static str> {
     all().flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()))
@@ -536,5 +578,22 @@ mod tests {
         assert_eq!(suggest("filesnk", names)[0], "filesink");
         assert_eq!(suggest("flesrc", names)[0], "filesrc");
         assert!(suggest("zzzzzzzz", names).is_empty());
+    }
+
+    #[test]
+    fn gst_elements_we_lack_are_named_as_such() {
+        let help = unknown_element_help("appsink");
+        assert!(
+            help.contains("GStreamer element Parallax does not have"),
+            "{help}"
+        );
+        assert!(!help.contains("tcpsink"), "{help}");
+        assert!(unknown_element_help("queue2").contains("`queue` does the same job"));
+        assert!(!unknown_element_help("multifilesink").contains("multiudpsink"));
+        assert_eq!(unknown_element_help("filesnk"), "did you mean `filesink`?");
+        for (gst, ours) in SAME_JOB {
+            assert!(is_gst_element(gst), "{gst}");
+            assert!(find(ours).is_some(), "{ours}");
+        }
     }
 }

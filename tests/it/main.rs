@@ -17,6 +17,7 @@ mod parser_fuzz;
 mod planner;
 mod records;
 mod routing;
+mod readme;
 mod session;
 mod shell;
 mod shm;
