@@ -5,6 +5,7 @@ mod arena;
 mod copies;
 mod dot;
 mod errors;
+mod filters;
 mod flow;
 mod generated;
 mod inspect;
