@@ -23,7 +23,7 @@ _parallax__inspect() {
 
     case "${cmd}" in
         parallax__inspect)
-            opts="-t -h -V --exists --json --types --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough queue valve capsfilter tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
+            opts="-t -h -V --exists --json --types --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough datasrc consolesink queue valve capsfilter filter regexfilter samplefilter duplicatefilter rangefilter buffertrim bufferslice bufferpad ratelimiter throttle tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -23,7 +23,7 @@ _parallax__launch() {
 
     case "${cmd}" in
         parallax__launch)
-            opts="-q -e -v -m -t -c -i -X -f -d -h -V --quiet --eos-on-shutdown --verbose --messages --tags --toc --index --exclude --no-fault --no-position --tap --tap-format --debug --stats --dot --validate --memory --rt-priority --bridge-capacity --scheduling --quantum --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough queue valve capsfilter tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
+            opts="-q -e -v -m -t -c -i -X -f -d -h -V --quiet --eos-on-shutdown --verbose --messages --tags --toc --index --exclude --no-fault --no-position --tap --tap-format --debug --stats --dot --validate --memory --rt-priority --bridge-capacity --scheduling --quantum --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough datasrc consolesink queue valve capsfilter filter regexfilter samplefilter duplicatefilter rangefilter buffertrim bufferslice bufferpad ratelimiter throttle tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -99,7 +99,7 @@ fi
 
 # Element names where a pipeline expects one: after `!` (and, through the function above, as
 # its first word). Elsewhere in a pipeline, files (for location=...).
-_parallax_launch_elements="filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough queue valve capsfilter tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
+_parallax_launch_elements="filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough datasrc consolesink queue valve capsfilter filter regexfilter samplefilter duplicatefilter rangefilter buffertrim bufferslice bufferpad ratelimiter throttle tee funnel tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink shmsink shmsrc"
 _parallax_launch_pipeline() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="" i in_pipeline=0
     if [[ ${COMP_CWORD} -gt 0 ]]; then
