@@ -125,10 +125,8 @@ pub(super) fn check(source: &str) -> Result<(), (Option<usize>, String)> {
 /// (`[1, 2].exists(x, x > size)` binds `x`).
 fn walk_idents<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, found: &mut impl FnMut(u64, &str)) {
     match &e.expr {
-        Expr::Ident(name) => {
-            if !name.starts_with('@') && !bound.contains(&name.as_str()) {
-                found(e.id, name);
-            }
+        Expr::Ident(name) if !name.starts_with('@') && !bound.contains(&name.as_str()) => {
+            found(e.id, name);
         }
         Expr::Call(call) => {
             if let Some(t) = &call.target {

@@ -14,7 +14,7 @@ use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
 pub mod prelude {
     //! Everything an element file needs.
     #[cfg(test)]
-    pub use super::TestRun;
+    pub use super::DetachedRun;
     pub use super::{
         AsyncCtx, AsyncSink, AsyncSource, Ctx, ElementError, ElementImpl, Flow, Leaky, PoolRequest,
         QueueSettings, Sink, SinkFlow, Source, Transform,
@@ -35,16 +35,20 @@ pub mod prelude {
     pub use crate::registry::{Value, ValueError};
 }
 
-/// A run with no pipeline around it, for element unit tests: its [`Ctx`] has no pool and is
-/// never asked to stop.
-#[cfg(test)]
-pub struct TestRun(RunControl);
+/// A run with no pipeline around it, for element unit tests and benches: its [`Ctx`] has no
+/// pool and is never asked to stop.
+pub struct DetachedRun(RunControl);
 
-#[cfg(test)]
-impl TestRun {
+impl Default for DetachedRun {
+    fn default() -> DetachedRun {
+        DetachedRun::new()
+    }
+}
+
+impl DetachedRun {
     /// A fresh run.
-    pub fn new() -> TestRun {
-        TestRun(RunControl::new().expect("a run control needs only an eventfd"))
+    pub fn new() -> DetachedRun {
+        DetachedRun(RunControl::new().expect("a run control needs only an eventfd"))
     }
 
     /// A context to call an element with.
