@@ -162,7 +162,7 @@ mod tests {
 
     /// Runs `t` on `data` outside a pipeline (these transforms never touch the context).
     fn run(t: &mut dyn Transform, data: &[u8]) -> Buffer {
-        let run = TestRun::new();
+        let run = DetachedRun::new();
         let mut cx = run.ctx();
         let mut buf = Buffer::from_vec(data.to_vec());
         buf.meta.offset = Some(100);

@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn ratelimiter_passes_every_buffer_in_order() {
-        let run = TestRun::new();
+        let run = DetachedRun::new();
         let mut cx = run.ctx();
         let mut r = RateLimiter {
             rates: Rates {

@@ -24,7 +24,7 @@ fn buffer(seq: u64, data: &[u8]) -> Buffer {
 
 /// What `t` does with each buffer: `Some(seq)` passed, `None` dropped; stops at EOS.
 fn outcome(t: &mut dyn Transform, bufs: Vec<Buffer>) -> Vec<Option<u64>> {
-    let run = TestRun::new();
+    let run = DetachedRun::new();
     let mut cx = run.ctx();
     let mut out = Vec::new();
     for b in bufs {
@@ -64,7 +64,7 @@ fn expr_sees_null_for_unset_times_and_on_error_decides() {
     let mut pass = build(&FILTER, &[("expr", "pts > 5"), ("on-error", "pass")]);
     assert_eq!(passed(&mut *pass, bufs()), [0, 1]);
     let mut fail = build(&FILTER, &[("expr", "pts > 5"), ("on-error", "fail")]);
-    let run = TestRun::new();
+    let run = DetachedRun::new();
     let err = fail.process(buffer(0, b"a"), &mut run.ctx()).unwrap_err();
     assert!(err.to_string().starts_with("expr on buffer 0:"), "{err}");
     let mut null = build(&FILTER, &[("expr", "pts == null && offset == null")]);

@@ -15,7 +15,7 @@ use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
 pub mod prelude {
     //! Everything an element file needs.
     #[cfg(test)]
-    pub use super::TestRun;
+    pub use super::DetachedRun;
     pub use super::{
         ActivePad, AsyncCtx, AsyncSink, AsyncSource, Ctx, ElementError, ElementImpl, FanIn, Flow,
         Leaky, PoolRequest, QueueSettings, Router, Sink, SinkFlow, Source, Transform,
@@ -35,23 +35,20 @@ pub mod prelude {
     pub use crate::registry::{Value, ValueError};
 }
 
-/// A run with no pipeline around it, for element unit tests: its [`Ctx`] has no pool and is
-/// never asked to stop.
-#[cfg(test)]
-pub struct TestRun(Instant);
+/// A run with no pipeline around it, for element unit tests and benches: its [`Ctx`] has no
+/// pool and is never asked to stop.
+pub struct DetachedRun(Instant);
 
-#[cfg(test)]
-impl Default for TestRun {
-    fn default() -> Self {
-        TestRun::new()
+impl Default for DetachedRun {
+    fn default() -> DetachedRun {
+        DetachedRun::new()
     }
 }
 
-#[cfg(test)]
-impl TestRun {
+impl DetachedRun {
     /// A fresh run.
-    pub fn new() -> TestRun {
-        TestRun(Instant::now())
+    pub fn new() -> DetachedRun {
+        DetachedRun(Instant::now())
     }
 
     /// A context to call an element with.
@@ -60,8 +57,7 @@ impl TestRun {
     }
 }
 
-#[cfg(test)]
-impl RunState for TestRun {
+impl RunState for DetachedRun {
     fn ends_streams(&self) -> bool {
         false
     }
