@@ -271,7 +271,8 @@ impl<'t> Cursor<'t> {
         loop {
             self.ws();
             let at = self.at;
-            ends.push((self.scalar(ty)?, at));
+            let v = self.scalar(ty)?;
+            ends.push((v, at, self.at));
             self.ws();
             if self.eat(']') {
                 break;
@@ -282,20 +283,42 @@ impl<'t> Cursor<'t> {
             at,
             message: m.to_owned(),
         };
+        // An end of another type than the first is the one to point at.
+        if let Some((_, at, end)) = ends
+            .iter()
+            .skip(1)
+            .find(|(v, ..)| v.type_name() != ends[0].0.type_name())
+        {
+            let article = match ends[0].0.type_name() {
+                "int" => "an int",
+                "double" => "a double",
+                "fraction" => "a fraction",
+                other => other,
+            };
+            return Err(bad(
+                *at,
+                &format!(
+                    "`{}` is not {article} like the range's start",
+                    &self.text[*at..*end]
+                ),
+            ));
+        }
         let range = match ends.as_slice() {
-            [(Value::Int(a), _), (Value::Int(b), bt)] => Value::int_range(*a, *b, 1)
+            [(Value::Int(a), ..), (Value::Int(b), bt, _)] => Value::int_range(*a, *b, 1)
                 .ok_or_else(|| bad(*bt, "a range's end is below its start")),
-            [(Value::Int(a), _), (Value::Int(b), bt), (Value::Int(s), st)] => {
+            [(Value::Int(a), ..), (Value::Int(b), bt, _), (Value::Int(s), st, _)] => {
                 if *s < 1 {
                     return Err(bad(*st, "a range's step must be at least 1"));
                 }
                 Value::int_range(*a, *b, *s)
                     .ok_or_else(|| bad(*bt, "a range's end is below its start"))
             }
-            [(Value::Double(a), _), (Value::Double(b), bt)] => Value::double_range(*a, *b)
+            [(Value::Double(a), ..), (Value::Double(b), bt, _)] => Value::double_range(*a, *b)
                 .ok_or_else(|| bad(*bt, "a range's end is below its start")),
-            [(Value::Fraction(a), _), (Value::Fraction(b), bt)] => Value::fraction_range(*a, *b)
-                .ok_or_else(|| bad(*bt, "a range's end is below its start")),
+            [(Value::Fraction(a), ..), (Value::Fraction(b), bt, _)] => {
+                Value::fraction_range(*a, *b)
+                    .ok_or_else(|| bad(*bt, "a range's end is below its start"))
+            }
             [_, _] | [_, _, _] => Err(bad(
                 open,
                 "a range holds two ints, doubles or fractions of one type (and an int step)",

@@ -139,22 +139,21 @@ fn subset_follows_gst() {
 // --- properties ------------------------------------------------------------------------------
 
 fn value() -> impl Strategy<Value = Value> {
-    let leaf =
-        prop_oneof![
-            (-4i64..4).prop_map(Value::Int),
-            (-4i64..4, 1i64..6, 1i64..3).prop_filter_map("empty", |(lo, len, step)| {
-                Value::int_range(lo, lo + len, step)
-            }),
-            prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(|s| Value::Str(s.into())),
-            (1i32..4, 1i32..3)
-                .prop_filter_map("zero", |(n, d)| Fraction::new(n, d).map(Value::Fraction)),
-            (1i32..4, 1i32..4).prop_filter_map("empty", |(a, b)| {
-                Value::fraction_range(Fraction::new(a, 1)?, Fraction::new(a + b, 1)?)
-            }),
-            any::<bool>().prop_map(Value::Bool),
-            (0u64..8).prop_map(Value::Bitmask),
-            prop_oneof![Just(0.5), Just(1.0)].prop_map(Value::Double),
-        ];
+    let leaf = prop_oneof![
+        (-4i64..4).prop_map(Value::Int),
+        (-4i64..4, 1i64..6, 1i64..3).prop_filter_map("empty", |(lo, len, step)| {
+            Value::int_range(lo, lo + len, step)
+        }),
+        prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(|s| Value::Str(s.into())),
+        (1i32..4, 1i32..3)
+            .prop_filter_map("zero", |(n, d)| Fraction::new(n, d).map(Value::Fraction)),
+        (1i32..4, 1i32..4).prop_filter_map("empty", |(a, b)| {
+            Value::fraction_range(Fraction::new(a, 1)?, Fraction::new(a + b, 1)?)
+        }),
+        any::<bool>().prop_map(Value::Bool),
+        (0u64..8).prop_map(Value::Bitmask),
+        prop_oneof![Just(0.5), Just(1.0)].prop_map(Value::Double),
+    ];
     prop_oneof![
         3 => leaf.clone(),
         1 => prop::collection::vec(leaf, 1..4).prop_filter_map("empty", Value::list),
