@@ -1,6 +1,6 @@
 //! Raw audio: `audiotestsrc`, `volume` and `audioconvert`.
 
-use super::{frames_to_ns, AudioInfo, SampleFormat, AUDIO_FORMATS};
+use super::{frames_to_ns, negotiated_or, AudioInfo, SampleFormat, AUDIO_FORMATS};
 use crate::element::prelude::*;
 
 /// The template of every raw audio pad here.
@@ -277,7 +277,7 @@ pub(crate) static VOLUME: Factory = Factory {
     ],
     hints: Hints::FUSABLE,
     build: |p| {
-        let info = AudioInfo::from_caps(p.sink_caps(), p.instance())?;
+        let info = AudioInfo::from_caps(&negotiated_or(p.sink_caps(), AUDIO_CAPS), p.instance())?;
         let factor = if p.bool("mute")? {
             0.0
         } else {
@@ -372,8 +372,8 @@ pub(crate) static AUDIOCONVERT: Factory = Factory {
     ],
     hints: Hints::FUSABLE,
     build: |p| {
-        let from = AudioInfo::from_caps(p.sink_caps(), p.instance())?;
-        let to = AudioInfo::from_caps(p.src_caps(), p.instance())?;
+        let from = AudioInfo::from_caps(&negotiated_or(p.sink_caps(), AUDIO_CAPS), p.instance())?;
+        let to = AudioInfo::from_caps(&negotiated_or(p.src_caps(), AUDIO_CAPS), p.instance())?;
         if from.rate != to.rate {
             return Err(ElementError::Config(format!(
                 "{}: audioconvert keeps the rate ({} Hz), but {} Hz is asked for: put audioresample after it",

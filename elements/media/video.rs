@@ -177,7 +177,7 @@ pub(crate) static VIDEOTESTSRC: Factory = Factory {
         };
         if !src.snow {
             let color_at = pattern_fn(pattern);
-            paint(&src.info, &mut src.frame, |x, y, w, h| color_at(x, y, w, h));
+            paint(&src.info, &mut src.frame, color_at);
         }
         Ok(ElementImpl::Source(Box::new(src)))
     },
@@ -365,6 +365,8 @@ impl Source for VideoTestSrc {
     }
 }
 
+pub(crate) const FACTORIES: &[&Factory] = &[&VIDEOTESTSRC];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,5 +435,3 @@ mod tests {
         }
     }
 }
-
-pub(crate) const FACTORIES: &[&Factory] = &[&VIDEOTESTSRC];

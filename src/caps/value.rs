@@ -199,9 +199,9 @@ impl Value {
         match (self, other) {
             (List(xs), y) => Value::list(xs.iter().filter_map(|x| x.intersect(y)).collect()),
             (x, List(ys)) => Value::list(ys.iter().filter_map(|y| x.intersect(y)).collect()),
-            (Int(a), Int(b)) => (a == b).then(|| Int(*a)),
+            (Int(a), Int(b)) => (a == b).then_some(Int(*a)),
             (Int(a), r @ IntRange { .. }) | (r @ IntRange { .. }, Int(a)) => {
-                r.contains_int(*a).then(|| Int(*a))
+                r.contains_int(*a).then_some(Int(*a))
             }
             (
                 IntRange {
@@ -225,16 +225,16 @@ impl Value {
                     .find(|v| (v - a0) % sa == 0 && (v - b0) % sb == 0)?;
                 Value::int_range(first, hi, step)
             }
-            (Double(a), Double(b)) => (a == b).then(|| Double(*a)),
+            (Double(a), Double(b)) => (a == b).then_some(Double(*a)),
             (Double(a), DoubleRange(lo, hi)) | (DoubleRange(lo, hi), Double(a)) => {
-                (lo <= a && a <= hi).then(|| Double(*a))
+                (lo <= a && a <= hi).then_some(Double(*a))
             }
             (DoubleRange(a0, a1), DoubleRange(b0, b1)) => {
                 Value::double_range(a0.max(*b0), a1.min(*b1))
             }
-            (Fraction(a), Fraction(b)) => (a == b).then(|| Fraction(*a)),
+            (Fraction(a), Fraction(b)) => (a == b).then_some(Fraction(*a)),
             (Fraction(a), FractionRange(lo, hi)) | (FractionRange(lo, hi), Fraction(a)) => {
-                (lo <= a && a <= hi).then(|| Fraction(*a))
+                (lo <= a && a <= hi).then_some(Fraction(*a))
             }
             (FractionRange(a0, a1), FractionRange(b0, b1)) => {
                 Value::fraction_range(*a0.max(b0), *a1.min(b1))

@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn properties_and_links_in_gst_form() {
         let g = Graph::from_description(
-            "filesrc location=a blocksize=4KiB ! queue ! fakesink sync=true",
+            "filesrc location=a blocksize=4KiB ! queue ! fakesink sync=true async=false",
         )
         .unwrap();
         let text = properties_and_links(&g, &["blocksize".into()]);
@@ -93,7 +93,7 @@ mod tests {
         );
         assert!(!text.contains("blocksize"), "{text}");
         assert!(
-            text.contains("/pipeline0/fakesink0: sync = true (accepted, no effect: "),
+            text.contains("/pipeline0/fakesink0: async = false (accepted, no effect: "),
             "{text}"
         );
         assert!(

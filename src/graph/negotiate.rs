@@ -71,9 +71,7 @@ pub(crate) fn negotiate(graph: &mut Graph) -> Result<(), Diagnostic> {
         if node.factory.pads.src != PadPresence::None {
             offer = offer.intersect(&s.src_t);
         }
-        let out = if node.factory.pads.src == PadPresence::None {
-            Caps::Any
-        } else if offer.is_any() {
+        let out = if node.factory.pads.src == PadPresence::None || offer.is_any() {
             Caps::Any
         } else {
             if offer.is_empty() {
