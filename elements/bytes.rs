@@ -23,7 +23,7 @@ pub(crate) static BUFFERTRIM: Factory = Factory {
     summary: "Cuts every buffer down to at most max-size bytes (no copy)",
     doc: "A buffer longer than max-size keeps its first max-size bytes; shorter ones, and \
           empty ones, pass unchanged. The result shares the input's memory.",
-    pads: Pads::ONE_TO_ONE,
+    pads: Pads::BYTES_TO_BYTES,
     props: &[PropSpec::uint(
         "max-size",
         0,
@@ -65,7 +65,7 @@ pub(crate) static BUFFERSLICE: Factory = Factory {
           `offset`, clipped to the buffer: a buffer shorter than `offset` becomes empty (it is \
           not dropped, so counts and sequence numbers still line up). The result shares the \
           input's memory; its metadata offset moves to the first byte kept.",
-    pads: Pads::ONE_TO_ONE,
+    pads: Pads::BYTES_TO_BYTES,
     props: &[
         PropSpec::uint("offset", 0, 0, u64::MAX, "First byte kept of each buffer"),
         PropSpec::int(
@@ -114,7 +114,7 @@ pub(crate) static BUFFERPAD: Factory = Factory {
     summary: "Pads every buffer shorter than min-size with a fill byte",
     doc: "A buffer shorter than min-size is copied into a new one of min-size bytes, the rest \
           set to `fill`; buffers already long enough pass unchanged, without a copy.",
-    pads: Pads::ONE_TO_ONE,
+    pads: Pads::BYTES_TO_BYTES,
     props: &[
         PropSpec::uint(
             "min-size",

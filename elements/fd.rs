@@ -81,7 +81,11 @@ pub(crate) static FDSINK: Factory = Factory {
             i32::MAX as i64,
             "An open file descriptor to write to"
         ),
-        PropSpec::bool("sync", false, "Sync on the clock").ignored(super::NO_CLOCK),
+        PropSpec::bool(
+            "sync",
+            false,
+            "Sync on the clock: write each buffer at its running time (its pts)"
+        ),
     ],
     hints: Hints::BLOCKING_IO,
     build: |p| {
@@ -91,6 +95,7 @@ pub(crate) static FDSINK: Factory = Factory {
             fd,
             what: format!("fd {n}"),
             kernel_copy: takes_kernel_copies(fd),
+            sync: p.bool("sync")?,
         })))
     },
 };
@@ -103,10 +108,15 @@ struct FdSink {
     /// descriptor takes it (a regular file not opened for appending: `> out`, not `>> out`; or
     /// a pipe) and the kernel has not refused yet.
     kernel_copy: Option<KernelCopy>,
+    /// Write at the buffer's running time (`sync=true`).
+    sync: bool,
 }
 
 impl Sink for FdSink {
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        if self.sync {
+            cx.wait_for_pts(buf);
+        }
         // Bytes of the buffer already in the output.
         let mut skip = 0;
         if let Some(how) = self.kernel_copy {

@@ -1,4 +1,5 @@
-//! Flow control: `queue` (a thread boundary), `valve` and `capsfilter`.
+//! Flow control: `queue` (a thread boundary), `valve` and `capsfilter` (caps, enforced when the
+//! description is validated).
 
 use crate::element::prelude::*;
 
@@ -202,29 +203,62 @@ pub(crate) static CAPSFILTER: Factory = Factory {
     aliases: &[],
     klass: Klass::Filter,
     summary: "Restricts the stream's caps (caps written between links become one)",
-    doc: "Written as `! video/x-raw,width=320 !` or `capsfilter caps=...`. It shows in the graph \
-          and passes buffers unchanged; caps negotiation comes later.",
-    pads: Pads::ONE_TO_ONE,
+    doc: "Written as `! video/x-raw,width=320 !` or `capsfilter caps=...`. Negotiation (when the \
+          description is validated) makes the stream through it fit these caps, or refuses the \
+          description; on untyped bytes (ANY) it says what they are. Buffers pass unchanged: \
+          nothing is checked per buffer.",
+    pads: Pads::ONE_TO_ONE.with_rule(CapsRule::Derived(&CAPSFILTER_CAPS)),
     props: &[
         PropSpec::string(
             "caps",
             None,
             "Restrict the possible allowed capabilities (NULL means ANY)",
-        ),
+        )
+        .checked(check_caps),
         PropSpec::enumeration(
             "caps-change-mode",
             "immediate",
             CAPS_CHANGE_MODES,
             "Filter caps change behaviour",
         )
-        .ignored("caps are not negotiated yet"),
+        .ignored("caps are negotiated once, before the run; a change in mid-stream is refused"),
         PropSpec::bool("qos", false, "Handle Quality-of-Service events").ignored(super::NO_CLOCK),
     ],
     hints: Hints::FUSABLE,
     build: |_| Ok(ElementImpl::Transform(Box::new(CapsFilter))),
 };
 
-/// Passes buffers; the caps are shown in the graph.
+/// The `caps` property as caps: ANY when unset.
+fn filter_caps(p: &Props) -> Caps {
+    p.string("caps")
+        .ok()
+        .flatten()
+        .and_then(|t| Caps::parse(t).ok())
+        .unwrap_or(Caps::Any)
+}
+
+/// A bad caps value is refused where it is written, with the caret at the character.
+fn check_caps(text: &str) -> Result<(), (Option<usize>, String)> {
+    Caps::parse(text)
+        .map(|_| ())
+        .map_err(|e| (Some(e.at), e.message))
+}
+
+/// What comes out is what came in, within the filter; untyped bytes become the filter's caps.
+static CAPSFILTER_CAPS: CapsFns = CapsFns {
+    forward: |input, p| {
+        let filter = filter_caps(p);
+        if input.is_any() {
+            filter
+        } else {
+            input.intersect(&filter)
+        }
+    },
+    backward: |down, p| filter_caps(p).intersect(down),
+    fixate: CapsFns::default_fixate,
+};
+
+/// Passes buffers: negotiation already made the stream fit.
 struct CapsFilter;
 
 impl Transform for CapsFilter {

@@ -476,8 +476,9 @@ pub(crate) static FILESINK: Factory = Factory {
           reflink where the filesystem shares extents; spliced when `location` is a FIFO), \
           gathered the same way; not with \
           append=true or o-sync=true, and written instead where the kernel refuses (another \
-          filesystem). -m and --stats say how many bytes were copied so. With sync=true the file \
-          is fsync'ed at end of stream. A full disk is an error that names the file.",
+          filesystem). -m and --stats say how many bytes were copied so. With sync=true each buffer \
+          is written at its running time (gst's clock sync) and the file is fsync'ed at end of \
+          stream. A full disk is an error that names the file.",
     pads: Pads::SINK,
     props: basesink_props![
         PropSpec::string("location", None, "Location of the file to write")
@@ -500,7 +501,7 @@ pub(crate) static FILESINK: Factory = Factory {
         PropSpec::bool(
             "sync",
             false,
-            "fsync the file at end of stream (in gst: sync on the clock, which parallax has not)"
+            "Sync on the clock: write each buffer at its running time (and fsync at end of stream)"
         ),
         PropSpec::bool(
             "o-sync",
@@ -657,6 +658,9 @@ impl FileSink {
 
 impl Sink for FileSink {
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        if self.fsync {
+            cx.wait_for_pts(buf);
+        }
         if buf.is_empty() {
             return Ok(SinkFlow::Continue);
         }

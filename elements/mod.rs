@@ -10,6 +10,7 @@ mod fd;
 mod filter;
 mod flow;
 mod io;
+mod media;
 mod metadata;
 mod net;
 mod rate;
@@ -36,6 +37,8 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         rate::FACTORIES,
         metadata::FACTORIES,
         routing::FACTORIES,
+        media::AUDIO,
+        media::VIDEO,
         net::FACTORIES,
         shm::FACTORIES,
     ]

@@ -37,7 +37,7 @@ pub(crate) static BUFFERSPLIT: Factory = Factory {
           buffers is still found. Empty records (two delimiters in a row) pass as empty \
           buffers; a delimiter at the very end ends the last record and starts none; bytes \
           after the last delimiter leave at end of stream as the last record.",
-    pads: Pads::ONE_TO_ONE,
+    pads: Pads::BYTES_TO_BYTES,
     props: &[
         PropSpec::string(
             "delimiter",
@@ -353,7 +353,7 @@ pub(crate) static BUFFERJOIN: Factory = Factory {
     doc: "Each buffer leaves with the delimiter after it (trailing=true, as lines end in a text \
           file) or between it and the next (trailing=false). The inverse of buffersplit: \
           `buffersplit ! bufferjoin` gives back a newline-terminated stream unchanged.",
-    pads: Pads::ONE_TO_ONE,
+    pads: Pads::BYTES_TO_BYTES,
     props: &[
         PropSpec::string(
             "delimiter",

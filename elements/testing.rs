@@ -460,7 +460,11 @@ pub(crate) static FAKESINK: Factory = Factory {
             "Number of buffers to accept before going EOS (-1 = unlimited)"
         ),
         PropSpec::bool("dump", false, "Dump buffer contents to stdout"),
-        PropSpec::bool("sync", false, "Sync on the clock").ignored(super::NO_CLOCK),
+        PropSpec::bool(
+            "sync",
+            false,
+            "Sync on the clock: render each buffer at its running time (its pts)"
+        ),
         PropSpec::enumeration(
             "state-error",
             "none",
@@ -503,6 +507,7 @@ pub(crate) static FAKESINK: Factory = Factory {
             remaining: u64::try_from(p.int("num-buffers")?).ok(),
             dump: p.bool("dump")?,
             last_message: (!p.bool("silent")?).then(|| p.instance().to_owned()),
+            sync: p.bool("sync")?,
         })))
     },
 };
@@ -513,6 +518,8 @@ struct FakeSink {
     dump: bool,
     /// The instance name, when `silent=false` asks for a last-message line per buffer.
     last_message: Option<String>,
+    /// Render at the buffer's running time (`sync=true`).
+    sync: bool,
 }
 
 /// gst's fakesink `last-message` for `buf`, in `-v`'s path form, followed by what gst has no
@@ -555,7 +562,10 @@ fn last_message(name: &str, buf: &Buffer) -> String {
 }
 
 impl Sink for FakeSink {
-    fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+    fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        if self.sync {
+            cx.wait_for_pts(buf);
+        }
         if let Some(name) = &self.last_message {
             use std::io::Write as _;
             std::io::stdout()

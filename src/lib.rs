@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod caps;
 pub mod cli;
 pub mod element;
 #[path = "../elements/mod.rs"]

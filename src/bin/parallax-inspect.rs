@@ -69,18 +69,25 @@ fn listing_json(types: &[String]) -> String {
 
 /// One element's card as JSON (schema 1, documented in README).
 fn card_json(f: &Factory) -> serde_json::Value {
-    let pads: Vec<_> = [("sink", f.pads.sink), ("src", f.pads.src)]
-        .into_iter()
-        .filter_map(|(dir, p)| match p {
-            PadPresence::None => None,
-            PadPresence::Always(t) => {
-                Some(serde_json::json!({"direction": dir, "template": t, "presence": "always"}))
-            }
-            PadPresence::Request(t) => {
-                Some(serde_json::json!({"direction": dir, "template": t, "presence": "request"}))
-            }
-        })
-        .collect();
+    let pads: Vec<_> = [
+        ("sink", f.pads.sink, f.pads.sink_template()),
+        ("src", f.pads.src, f.pads.src_template()),
+    ]
+    .into_iter()
+    .filter_map(|(dir, p, caps)| {
+        let (t, presence) = match p {
+            PadPresence::None => return None,
+            PadPresence::Always(t) => (t, "always"),
+            PadPresence::Request(t) => (t, "request"),
+        };
+        Some(serde_json::json!({
+            "direction": dir,
+            "template": t,
+            "presence": presence,
+            "caps": caps.to_string(),
+        }))
+    })
+    .collect();
     let props: Vec<_> = f
         .props
         .iter()
@@ -175,12 +182,16 @@ fn card(f: &Factory) -> String {
         s.push_str(&format!("  aliases: {}\n", f.aliases.join(", ")));
     }
     s.push_str(&format!("\n{}\n\nPads:\n", f.doc));
-    for (dir, p) in [("sink", f.pads.sink), ("src", f.pads.src)] {
+    for (dir, p, caps) in [
+        ("sink", f.pads.sink, f.pads.sink_template()),
+        ("src", f.pads.src, f.pads.src_template()),
+    ] {
         match p {
-            PadPresence::None => {}
+            PadPresence::None => continue,
             PadPresence::Always(n) => s.push_str(&format!("  {dir:4}  {n}  always\n")),
             PadPresence::Request(n) => s.push_str(&format!("  {dir:4}  {n}  on request\n")),
         }
+        s.push_str(&template_caps(&caps));
     }
     s.push_str("\nProperties:\n");
     for p in f.props {
@@ -222,4 +233,24 @@ fn card(f: &Factory) -> String {
         parallax::registry::Latency::NAMES.join("|"),
     ));
     s
+}
+
+/// A pad template's caps as gst-inspect lays them out: the media type, then a field a line.
+fn template_caps(caps: &parallax::caps::Caps) -> String {
+    let structures = caps.structures();
+    if structures.is_empty() {
+        return format!("        {caps}\n");
+    }
+    let mut out = String::new();
+    for st in structures {
+        let mut head = st.name.clone();
+        if !st.features.is_empty() {
+            head.push_str(&format!("({})", st.features.join(", ")));
+        }
+        out.push_str(&format!("        {head}\n"));
+        for (k, v) in &st.fields {
+            out.push_str(&format!("        {k:>22}: {v}\n"));
+        }
+    }
+    out
 }

@@ -4,7 +4,11 @@
 //! /pipeline0/filesrc0: location = "in.bin"
 //! /pipeline0/fakesink0: sync = true (accepted, no effect: parallax has no pipeline clock ...)
 //! /pipeline0/filesrc0.src -> /pipeline0/fakesink0.sink
+//! /pipeline0/audiotestsrc0.src: caps = audio/x-raw, format=(string)S16LE, ...
 //! ```
+//!
+//! Caps are printed for every pad whose link carries typed caps (not ANY): negotiation ran when
+//! the description was validated, so they are known before the run, unlike gst's.
 //!
 //! The threads follow, from the executor's own plan (`Pipeline::plan_text`).
 //!
@@ -55,6 +59,20 @@ pub fn properties_and_links(graph: &Graph, exclude: &[String]) -> String {
             ));
         }
     }
+    // gst prints a pad's caps when they are set on it: the src pad, then the peer's sink pad.
+    for &n in &order {
+        for (link, child) in graph.children(n) {
+            if link.caps.is_any() {
+                continue;
+            }
+            for (node, pad) in [(n, &link.src_pad), (child, &link.sink_pad)] {
+                out.push_str(&format!(
+                    "/pipeline0/{}.{pad}: caps = {}\n",
+                    graph.dag[node].name, link.caps
+                ));
+            }
+        }
+    }
     out
 }
 
@@ -65,7 +83,7 @@ mod tests {
     #[test]
     fn properties_and_links_in_gst_form() {
         let g = Graph::from_description(
-            "filesrc location=a blocksize=4KiB ! queue ! fakesink sync=true",
+            "filesrc location=a blocksize=4KiB ! queue ! fakesink sync=true async=false",
         )
         .unwrap();
         let text = properties_and_links(&g, &["blocksize".into()]);
@@ -75,7 +93,7 @@ mod tests {
         );
         assert!(!text.contains("blocksize"), "{text}");
         assert!(
-            text.contains("/pipeline0/fakesink0: sync = true (accepted, no effect: "),
+            text.contains("/pipeline0/fakesink0: async = false (accepted, no effect: "),
             "{text}"
         );
         assert!(

@@ -20,6 +20,7 @@ pub mod prelude {
         ActivePad, AsyncCtx, AsyncSink, AsyncSource, Ctx, ElementError, ElementImpl, FanIn, Flow,
         Leaky, PoolRequest, QueueSettings, Router, Sink, SinkFlow, Source, Transform,
     };
+    pub use crate::caps::{Caps, CapsError, Fraction, Structure, Value as CapsValue};
     pub use crate::ipc::{
         inherited as inherited_fd, FdKind, StreamError, StreamListener, StreamReceiver,
         StreamSender,
@@ -29,7 +30,8 @@ pub mod prelude {
         LoanedSlot, MemoryError, MemoryPool, Metadata, PoolConfig, SourceFile,
     };
     pub use crate::registry::{
-        EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props, Role,
+        CapsFns, CapsRule, EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,
+        Role,
     };
     #[cfg(test)]
     pub use crate::registry::{Value, ValueError};
@@ -68,6 +70,13 @@ impl RunState for DetachedRun {
 
     fn running_time_ns(&self) -> u64 {
         self.0.elapsed().as_nanos() as u64
+    }
+
+    fn wait_running_time(&self, target_ns: u64) -> u64 {
+        while self.running_time_ns() < target_ns {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.running_time_ns() - target_ns
     }
 
     fn wait_readable(&self, _fd: BorrowedFd<'_>) -> Result<bool, ElementError> {
@@ -335,8 +344,10 @@ pub trait RunState: Send + Sync {
     fn ends_streams(&self) -> bool;
     /// Whether the run is stopping on an error (not a drain).
     fn is_stopping(&self) -> bool;
-    /// Nanoseconds since the run started.
+    /// Nanoseconds the run has been running: the pipeline clock, stopped while paused.
     fn running_time_ns(&self) -> u64;
+    /// Waits until the running time reaches `target_ns` or the run stops; how late it was.
+    fn wait_running_time(&self, target_ns: u64) -> u64;
     /// Waits until `fd` is readable (`true`) or sources should end (`false`).
     fn wait_readable(&self, fd: BorrowedFd<'_>) -> Result<bool, ElementError>;
     /// Returns once sources should end their stream. Cancel-safe.
@@ -403,6 +414,22 @@ impl<'a> Ctx<'a> {
     /// (the same clock as [`AsyncCtx::running_time_ns`]).
     pub fn running_time_ns(&self) -> u64 {
         self.run.running_time_ns()
+    }
+
+    /// Waits until the pipeline clock's running time reaches `ns` (a live source waits for
+    /// the end of the buffer it captures), or the run stops; returns how late it was, in ns.
+    pub fn wait_until_running_time(&mut self, ns: u64) -> u64 {
+        self.run.wait_running_time(ns)
+    }
+
+    /// gst's `sync=true`: waits until the pipeline clock's running time reaches the buffer's
+    /// pts (a buffer without one renders at once), and returns how late it was, in ns. The
+    /// clock stands still while the run is paused, so a sink waits out a pause too.
+    pub fn wait_for_pts(&mut self, buf: &Buffer) -> u64 {
+        match buf.meta.pts {
+            Some(pts) => self.run.wait_running_time(pts),
+            None => 0,
+        }
     }
 
     /// Whether the pipeline asks sources to end the stream (Ctrl-C, or an error elsewhere).

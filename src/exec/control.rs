@@ -30,8 +30,12 @@ pub struct RunControl {
     parked_changed: std::sync::Condvar,
     /// Cycle-time distributions of rt elements, as they finish.
     cycles: Mutex<Vec<super::CycleReport>>,
-    /// When the pipeline started running: the zero of every `do-timestamp` pts.
+    /// When the pipeline started running: the base time, zero of every `do-timestamp` pts and
+    /// of every `sync=true` sink's running time.
     started: std::sync::OnceLock<std::time::Instant>,
+    /// The clock's pauses: since when it is stopped (paused now), and how long it stood still
+    /// before. Running time is monotonic and does not move while paused, as in gst's PAUSED.
+    pauses: Mutex<(Option<std::time::Instant>, std::time::Duration)>,
 }
 
 impl RunControl {
@@ -48,6 +52,7 @@ impl RunControl {
             parked_changed: std::sync::Condvar::new(),
             cycles: Mutex::new(Vec::new()),
             started: std::sync::OnceLock::new(),
+            pauses: Mutex::new((None, std::time::Duration::ZERO)),
         })
     }
 
@@ -59,9 +64,47 @@ impl RunControl {
     /// Nanoseconds since the run started (0 before): one clock for every source's
     /// `do-timestamp`, sync or async.
     pub(crate) fn running_time_ns(&self) -> u64 {
-        self.started
-            .get()
-            .map_or(0, |t| t.elapsed().as_nanos() as u64)
+        let Some(base) = self.started.get() else {
+            return 0;
+        };
+        let pauses = self.pauses.lock().unwrap_or_else(|p| p.into_inner());
+        // While paused the clock reads the moment it stopped.
+        let now = pauses.0.unwrap_or_else(std::time::Instant::now);
+        let ran = now
+            .saturating_duration_since(*base)
+            .saturating_sub(pauses.1);
+        ran.as_nanos() as u64
+    }
+
+    /// Waits until the running time reaches `target_ns` (a `sync=true` sink's buffer time), or
+    /// the run stops. Returns how late the buffer is, in ns: 0 when it was waited for.
+    pub(crate) fn wait_running_time(&self, target_ns: u64) -> u64 {
+        loop {
+            let now = self.running_time_ns();
+            if now >= target_ns {
+                return now - target_ns;
+            }
+            if self.is_stopping() {
+                return 0;
+            }
+            // Short naps, so that a pause (the clock stops) and a stop are seen quickly.
+            let left = std::time::Duration::from_nanos(target_ns - now);
+            std::thread::sleep(left.min(std::time::Duration::from_millis(20)));
+        }
+    }
+
+    fn stop_clock(&self) {
+        let mut pauses = self.pauses.lock().unwrap_or_else(|p| p.into_inner());
+        if pauses.0.is_none() {
+            pauses.0 = Some(std::time::Instant::now());
+        }
+    }
+
+    fn start_clock(&self) {
+        let mut pauses = self.pauses.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(since) = pauses.0.take() {
+            pauses.1 += since.elapsed();
+        }
     }
 
     fn parking(&self) -> std::sync::MutexGuard<'_, (usize, usize)> {
@@ -120,6 +163,7 @@ impl RunControl {
     /// blocked reading; it parks when its read returns).
     pub fn pause(&self, timeout: std::time::Duration) -> bool {
         self.paused.store(true, Ordering::SeqCst);
+        self.stop_clock();
         let deadline = std::time::Instant::now() + timeout;
         let mut p = self.parking();
         while p.0 < p.1 {
@@ -138,6 +182,7 @@ impl RunControl {
 
     /// Lets paused sources go on.
     pub fn resume(&self) {
+        self.start_clock();
         self.paused.store(false, Ordering::SeqCst);
         let _p = self.parking();
         self.parked_changed.notify_all();
@@ -245,6 +290,10 @@ impl crate::element::RunState for RunControl {
 
     fn running_time_ns(&self) -> u64 {
         RunControl::running_time_ns(self)
+    }
+
+    fn wait_running_time(&self, target_ns: u64) -> u64 {
+        RunControl::wait_running_time(self, target_ns)
     }
 
     fn wait_readable(&self, fd: BorrowedFd<'_>) -> Result<bool, ElementError> {

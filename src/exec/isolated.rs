@@ -273,6 +273,10 @@ impl Link {
             factory: node.factory.name.to_owned(),
             name: node.name.clone(),
             props: node.written.clone(),
+            caps: (
+                node.props.sink_caps().to_string(),
+                node.props.src_caps().to_string(),
+            ),
         };
         send_frame(&link.sock, &start, &[]).map_err(|_| link.lost())?;
         match recv_frame(&link.sock) {
@@ -731,15 +735,16 @@ pub fn worker_main() -> i32 {
 }
 
 fn serve(sock: &OwnedFd) -> Result<(), String> {
-    let (factory, name, written) = match recv_frame(sock).map_err(|e| e.to_string())? {
+    let (factory, name, written, caps) = match recv_frame(sock).map_err(|e| e.to_string())? {
         Some((
             Frame::Start {
                 factory,
                 name,
                 props,
+                caps,
             },
             _,
-        )) => (factory, name, props),
+        )) => (factory, name, props, caps),
         _ => return Err("expected the element to run".into()),
     };
     let f = crate::registry::find(&factory).ok_or(format!("no element `{factory}`"))?;
@@ -749,6 +754,9 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
         let value = spec.parse(v).map_err(|e| format!("property `{k}`: {e}"))?;
         props.set(k, value);
     }
+    let parse_caps =
+        |text: &str| crate::caps::Caps::parse(text).map_err(|e| format!("caps `{text}`: {e}"));
+    props.set_caps(parse_caps(&caps.0)?, parse_caps(&caps.1)?);
     let element = (f.build)(&props).map_err(|e| e.to_string())?;
     // Built, so it holds what it opened; from here on it gets nothing new (fail closed: an
     // untrusted element never runs outside the sandbox).

@@ -1,6 +1,6 @@
 //! Graphviz export (graphviz-rust): a node per element with its name, factory and the
-//! properties set in the description; an edge per link labelled with its pads (and caps where a
-//! capsfilter sets them); a cluster per thread, and one for the async domain (the tokio
+//! properties set in the description; an edge per link labelled with its pads (and the caps
+//! negotiated for it, unless it carries untyped bytes); a cluster per thread, and one for the async domain (the tokio
 //! runtime's tasks). After a run, edges carry buffer and byte counts and nodes their busy time.
 
 use graphviz_rust::dot_structures::{
@@ -123,8 +123,8 @@ pub fn to_dot(graph: &Graph, counts: Option<&RunCounts>) -> String {
         let (a, b) = dag.edge_endpoints(e).expect("edge exists");
         let link = &dag[e];
         let mut label = format!("{} -> {}", link.src_pad, link.sink_pad);
-        if let Ok(Some(caps)) = dag[b].props.string("caps") {
-            label.push_str(&format!("\n{caps}"));
+        if !link.caps.is_any() {
+            label.push_str(&format!("\n{}", link.caps));
         }
         if let Some(c) = counts.and_then(|c| c.links.get(e.index())) {
             let buffers = crate::exec::counted(c.buffers, "buffer");

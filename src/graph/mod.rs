@@ -10,11 +10,13 @@ use std::ops::Range;
 
 use daggy::{Dag, NodeIndex, Walker};
 
+use crate::caps::Caps;
 use crate::parse::ast::{self, Chain, Item};
 use crate::parse::Diagnostic;
 use crate::registry::{self, Domain, Effect, Exec, Factory, Latency, PadPresence, Props, Trust};
 
 pub mod dot;
+mod negotiate;
 pub mod preflight;
 
 /// One element instance.
@@ -70,6 +72,10 @@ pub struct Link {
     pub src_pad: String,
     /// Downstream pad (`sink`, `sink_1`).
     pub sink_pad: String,
+    /// Where the link was written: its `!`, for a caret under a link that cannot agree.
+    pub span: Range<usize>,
+    /// The caps negotiated for the stream on this link: fixed, or ANY for bytes.
+    pub caps: Caps,
 }
 
 /// A validated pipeline graph.
@@ -245,7 +251,9 @@ impl Builder<'_> {
             self.link_chain(chain, items)?;
         }
         self.check_unlinked()?;
-        Ok(Graph { dag: self.dag })
+        let mut graph = Graph { dag: self.dag };
+        negotiate::negotiate(&mut graph)?;
+        Ok(graph)
     }
 
     /// Creates the nodes of a chain's elements; references stay unresolved (`None`).
@@ -517,6 +525,21 @@ impl Builder<'_> {
 
     fn add_caps(&mut self, caps: &ast::Spanned<String>) -> Result<NodeIndex<u32>, Diagnostic> {
         let factory = registry::find("capsfilter").expect("capsfilter is built in");
+        if let Err(e) = Caps::parse(&caps.value) {
+            // The value lost its spaces and quotes; the text as written gives the column.
+            let raw = self.text.get(caps.span.clone()).unwrap_or("");
+            let (skip, raw) = match raw.chars().next() {
+                Some(q @ ('"' | '\'')) => (1, raw.trim_start_matches(q).trim_end_matches(q)),
+                _ => (0, raw),
+            };
+            let at = match Caps::parse(raw) {
+                Err(raw_e) => caps.span.start + skip + raw_e.at,
+                Ok(_) => caps.span.start,
+            };
+            let end = (at + 1).min(caps.span.end.max(at));
+            return Err(Diagnostic::new(format!("caps: {e}"), at..end)
+                .with_help("caps are `type/subtype,field=value,...`: `video/x-raw,width=320`"));
+        }
         let prop = ast::Property {
             key: ast::Spanned {
                 value: "caps".into(),
@@ -687,18 +710,29 @@ impl Builder<'_> {
                 to.span.clone(),
             ));
         }
-        self.dag
-            .add_edge(from.node, to.node, Link { src_pad, sink_pad })
-            .map_err(|_| {
-                Diagnostic::new(
-                    format!(
-                        "linking `{}` to `{}` would make a cycle",
-                        self.dag[from.node].name, self.dag[to.node].name
-                    ),
-                    to.span.clone(),
-                )
-                .with_help("a pipeline is a DAG: data cannot flow back upstream")
-            })?;
+        // The caret of a link that cannot agree goes under its `!`.
+        let bang = (from.span.end <= to.span.start)
+            .then(|| self.text.get(from.span.end..to.span.start))
+            .flatten()
+            .and_then(|between| between.find('!'))
+            .map(|at| from.span.end + at);
+        let span = bang.map_or(to.span.clone(), |at| at..at + 1);
+        let link = Link {
+            src_pad,
+            sink_pad,
+            span,
+            caps: Caps::Any,
+        };
+        self.dag.add_edge(from.node, to.node, link).map_err(|_| {
+            Diagnostic::new(
+                format!(
+                    "linking `{}` to `{}` would make a cycle",
+                    self.dag[from.node].name, self.dag[to.node].name
+                ),
+                to.span.clone(),
+            )
+            .with_help("a pipeline is a DAG: data cannot flow back upstream")
+        })?;
         Ok(())
     }
 

@@ -217,6 +217,9 @@ pub enum Frame {
         name: String,
         /// `key=value` pairs, unparsed.
         props: Vec<(String, String)>,
+        /// The caps negotiated on its sink and src pads, in gst's text form: the element is
+        /// built for the stream it will get, as in the parent.
+        caps: (String, String),
     },
     /// The worker processed one buffer and has nothing to pass on (dropped or held).
     Nothing,
@@ -230,8 +233,8 @@ pub enum Frame {
 }
 
 /// Version of the frame protocol; bumped on any incompatible change (2: metadata carries dts,
-/// offset_end and user fields).
-pub const PROTOCOL: u32 = 2;
+/// offset_end and user fields; 3: the start frame carries the negotiated caps).
+pub const PROTOCOL: u32 = 3;
 
 /// What can go wrong receiving a frame.
 #[derive(Debug, thiserror::Error)]

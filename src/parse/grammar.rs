@@ -263,6 +263,9 @@ fn value(i: &mut In<'_>, in_caps: bool) -> ModalResult<Spanned<String>> {
                 match c {
                     '(' => parens += 1,
                     ')' => parens -= 1,
+                    // Lists, ranges and arrays of caps values hold commas of their own.
+                    '{' | '[' | '<' if in_caps => parens += 1,
+                    '}' | ']' | '>' if in_caps => parens = parens.saturating_sub(1),
                     _ => {}
                 }
                 out.push(c);
@@ -342,6 +345,8 @@ fn caps(i: &mut In<'_>) -> ModalResult<Spanned<String>> {
         take_while(1.., |c: char| {
             c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+' | '.')
         }),
+        // Caps features: `video/x-raw(memory:SystemMemory)`.
+        opt(('(', take_while(0.., |c: char| c != ')' && c != '!'), ')')),
     )
         .take()
         .parse_next(i)?;

@@ -8,7 +8,7 @@
 //! item        := element | reference | caps | uri | bin
 //! element     := NAME ( KEY '=' value )*
 //! reference   := NAME '.' PAD?                  -- t.   t.src_1   f.sink_0
-//! caps        := TYPE '/' SUBTYPE ( ',' KEY '=' value )*
+//! caps        := TYPE '/' SUBTYPE ( '(' FEATURES ')' )? ( ',' KEY '=' value )*
 //! uri         := SCHEME '://' REST              -- file:///tmp/x is filesrc or filesink
 //! bin         := ( NAME '.' )? '(' chain* ')'
 //! value       := "double quoted" | 'single quoted' | bare\ word

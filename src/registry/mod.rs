@@ -11,6 +11,7 @@ pub use props::{
     format_time, Check, Effect, EnumValue, PropKind, PropSpec, Props, Role, Value, ValueError,
 };
 
+use crate::caps::Caps;
 use crate::element::ElementImpl;
 
 /// What an element is for; drives the grouping in `parallax-inspect`.
@@ -76,13 +77,116 @@ impl PadPresence {
     }
 }
 
-/// The pad templates of an element: one sink side, one src side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How caps cross an element from its sink pads to its src pads (gst's `transform_caps`).
+#[derive(Clone, Copy)]
+pub enum CapsRule {
+    /// What comes out is what went in (queue, tee, identity): bytes are not changed.
+    Passthrough,
+    /// What comes out is the src template whatever went in (an element that rewrites bytes
+    /// declares ANY; wavenc declares `audio/x-wav`).
+    Fixed,
+    /// What comes out is a function of what went in and of the properties (converters,
+    /// capsfilter, sources whose output the properties shape).
+    Derived(&'static CapsFns),
+}
+
+impl std::fmt::Debug for CapsRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CapsRule::Passthrough => "Passthrough",
+            CapsRule::Fixed => "Fixed",
+            CapsRule::Derived(_) => "Derived",
+        })
+    }
+}
+
+/// The functions of a [`CapsRule::Derived`] element, each run once, when the description is
+/// validated.
+pub struct CapsFns {
+    /// What may come out, given the (fixed, or ANY) caps that come in; a source gets ANY.
+    pub forward: fn(&Caps, &Props) -> Caps,
+    /// What may go in, given what downstream takes (ANY when anything).
+    pub backward: fn(&Caps, &Props) -> Caps,
+    /// Picks the one format that comes out from what may (gst's `fixate_caps`): sources prefer
+    /// gst's defaults here (44100 Hz, 320x240 at 30/1).
+    pub fixate: fn(Caps, &Props) -> Caps,
+}
+
+impl CapsFns {
+    /// The forward and backward functions of an element that lets anything through and
+    /// fixates with gst's default rule (for [`CapsFns`] built field by field).
+    pub fn identity(caps: &Caps, _: &Props) -> Caps {
+        caps.clone()
+    }
+
+    /// gst's default fixation: first of a list, smallest of a range.
+    pub fn default_fixate(caps: Caps, _: &Props) -> Caps {
+        caps.fixate()
+    }
+}
+
+/// The pad templates of an element: one sink side, one src side, with their caps and how caps
+/// cross the element.
+#[derive(Debug, Clone, Copy)]
 pub struct Pads {
     /// Inputs.
     pub sink: PadPresence,
     /// Outputs.
     pub src: PadPresence,
+    /// Caps every sink pad accepts, in gst's text form (`ANY` for byte streams).
+    pub sink_caps: &'static str,
+    /// Caps every src pad may produce, in gst's text form.
+    pub src_caps: &'static str,
+    /// How the caps that come in become the caps that go out.
+    pub rule: CapsRule,
+}
+
+impl Pads {
+    /// No pads, ANY caps passed through: the base the other constants extend.
+    const BYTES: Pads = Pads {
+        sink: PadPresence::None,
+        src: PadPresence::None,
+        sink_caps: "ANY",
+        src_caps: "ANY",
+        rule: CapsRule::Passthrough,
+    };
+    /// A filter that rewrites bytes: whatever comes in, untyped bytes (ANY) come out.
+    pub const BYTES_TO_BYTES: Pads = Pads {
+        rule: CapsRule::Fixed,
+        ..Pads::ONE_TO_ONE
+    };
+
+    /// These pads with `sink` and `src` template caps.
+    pub const fn with_caps(self, sink_caps: &'static str, src_caps: &'static str) -> Pads {
+        Pads {
+            sink_caps,
+            src_caps,
+            ..self
+        }
+    }
+
+    /// These pads with caps crossing by `rule`.
+    pub const fn with_rule(self, rule: CapsRule) -> Pads {
+        Pads { rule, ..self }
+    }
+
+    /// The sink template's caps (ANY when the element has no sink pad).
+    pub fn sink_template(&self) -> Caps {
+        template(self.sink_caps, self.sink)
+    }
+
+    /// The src template's caps (ANY when the element has no src pad).
+    pub fn src_template(&self) -> Caps {
+        template(self.src_caps, self.src)
+    }
+}
+
+fn template(text: &str, presence: PadPresence) -> Caps {
+    if presence == PadPresence::None {
+        return Caps::Any;
+    }
+    // Every template parses: `every_template_parses` checks each factory's.
+    Caps::parse(text).expect("a factory's template caps parse")
 }
 
 impl Pads {
@@ -90,26 +194,31 @@ impl Pads {
     pub const SOURCE: Pads = Pads {
         sink: PadPresence::None,
         src: PadPresence::Always("src"),
+        ..Pads::BYTES
     };
     /// A sink: one always sink pad.
     pub const SINK: Pads = Pads {
         sink: PadPresence::Always("sink"),
         src: PadPresence::None,
+        ..Pads::BYTES
     };
     /// A filter: one sink pad, one src pad.
     pub const ONE_TO_ONE: Pads = Pads {
         sink: PadPresence::Always("sink"),
         src: PadPresence::Always("src"),
+        ..Pads::BYTES
     };
     /// A fan-out: one sink pad, `src_%u` on request.
     pub const ONE_TO_MANY: Pads = Pads {
         sink: PadPresence::Always("sink"),
         src: PadPresence::Request("src_%u"),
+        ..Pads::BYTES
     };
     /// A fan-in: `sink_%u` on request, one src pad.
     pub const MANY_TO_ONE: Pads = Pads {
         sink: PadPresence::Request("sink_%u"),
         src: PadPresence::Always("src"),
+        ..Pads::BYTES
     };
 }
 
@@ -570,6 +679,17 @@ mod tests {
         assert!(!t.matches("src_") && !t.matches("src") && !t.matches("src_x"));
         assert!(PadPresence::Always("src").matches("src"));
         assert!(!PadPresence::None.matches("src"));
+    }
+
+    #[test]
+    fn every_template_parses() {
+        for f in all() {
+            for text in [f.pads.sink_caps, f.pads.src_caps] {
+                if let Err(e) = Caps::parse(text) {
+                    panic!("{}: template `{text}`: {e} at byte {}", f.name, e.at);
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! enums by nick or by number (as gst); times as `10ms`, `2s`, `1.5s`, `250us`, `100ns` or a
 //! bare integer of nanoseconds (gst's unit).
 
+use crate::caps::Caps;
 use crate::element::ElementError;
 
 /// One named value of an enum property.
@@ -544,6 +545,9 @@ fn parse_time(t: &str) -> Option<i128> {
     }
 }
 
+/// What an instance's caps are before negotiation, and on a byte stream.
+static ANY: Caps = Caps::Any;
+
 /// The validated properties of one element instance: every spec of the factory, with the
 /// default where the description set nothing.
 #[derive(Debug, Clone)]
@@ -552,6 +556,8 @@ pub struct Props {
     /// The instance name in the pipeline (`fakesink0`), where `element` may be the factory's.
     instance: String,
     values: Vec<(&'static PropSpec, Value, bool)>,
+    /// The caps negotiated on the sink and src pads, once the graph is validated.
+    caps: Option<Box<(Caps, Caps)>>,
 }
 
 impl Props {
@@ -564,6 +570,7 @@ impl Props {
                 .iter()
                 .map(|s| (s, s.kind.default_value(), false))
                 .collect(),
+            caps: None,
         }
     }
 
@@ -577,6 +584,22 @@ impl Props {
             }
             None => false,
         }
+    }
+
+    /// Records the caps negotiated for the instance: what comes in and what goes out.
+    pub fn set_caps(&mut self, sink: Caps, src: Caps) {
+        self.caps = Some(Box::new((sink, src)));
+    }
+
+    /// The caps negotiated on the sink pad: fixed, or ANY for a byte stream (and before
+    /// negotiation).
+    pub fn sink_caps(&self) -> &Caps {
+        self.caps.as_ref().map_or(&ANY, |c| &c.0)
+    }
+
+    /// The caps negotiated on the src pad: fixed, or ANY for a byte stream.
+    pub fn src_caps(&self) -> &Caps {
+        self.caps.as_ref().map_or(&ANY, |c| &c.1)
     }
 
     /// The name errors about these properties use: the `name=` given, else the factory's.

@@ -146,16 +146,32 @@ fn every_card_is_complete() {
 }
 
 /// A description that uses `name` once, with `props`, linked as its pads need.
+/// Caps to put before an element whose sink pad takes typed streams only (raw audio, video):
+/// its template fixed, as a quoted caps item and a `!`; nothing for a byte-stream element.
+fn typed(card: &serde_json::Value) -> String {
+    let pads = card["pads"].as_array().unwrap();
+    let Some(sink) = pads.iter().find(|p| p["direction"] == "sink") else {
+        return String::new();
+    };
+    let caps = parallax::caps::Caps::parse(sink["caps"].as_str().unwrap()).unwrap();
+    if caps.is_any() {
+        String::new()
+    } else {
+        format!("'{}' ! ", caps.fixate())
+    }
+}
+
 fn around(card: &serde_json::Value, props: &str) -> Option<String> {
     let name = card["name"].as_str().unwrap();
     let pads = card["pads"].as_array().unwrap();
     let has = |dir: &str| pads.iter().find(|p| p["direction"] == dir);
     let el = format!("{name} name=x {props}");
+    let caps = typed(card);
     Some(match (has("sink"), has("src")) {
         (None, Some(_)) => format!("{el} ! fakesink"),
-        (Some(_), None) => format!("fakesrc num-buffers=0 ! {el}"),
+        (Some(_), None) => format!("fakesrc num-buffers=0 ! {caps}{el}"),
         (Some(sink), Some(src)) if sink["presence"] == "always" && src["presence"] == "always" => {
-            format!("fakesrc num-buffers=0 ! {el} ! fakesink")
+            format!("fakesrc num-buffers=0 ! {caps}{el} ! fakesink")
         }
         (Some(sink), Some(src)) => {
             let into = if sink["presence"] == "request" {
@@ -284,7 +300,7 @@ fn every_filter_passes_eos_an_empty_stream_and_zero_length_buffers() {
             "fakesrc num-buffers=5 sizetype=empty",
             "fakesrc num-buffers=5 sizetype=fixed sizemax=64 filltype=pattern",
         ] {
-            let desc = format!("{src} ! {name} {needs} ! fakesink");
+            let desc = format!("{src} ! {}{name} {needs} ! fakesink", typed(&card));
             let out = run(launch(&["-q", &desc]));
             assert_eq!(code(&out), 0, "`{desc}`: {}", stderr(&out));
         }
@@ -309,9 +325,10 @@ fn every_filter_gives_the_same_bytes_and_metadata_in_a_worker_process() {
         let needs = required_props(&card, dir.path());
         let run_with = |exec: &str| {
             let desc = format!(
-                "filesrc location={} blocksize=500 ! {name} name=x {needs} exec={exec} ! \
+                "filesrc location={} blocksize=500 ! {}{name} name=x {needs} exec={exec} ! \
                  identity name=after ! fdsink",
-                input.display()
+                input.display(),
+                typed(&card)
             );
             let out = run(launch(&["-q", "--tap=after", "--tap-format=json", &desc]));
             assert_eq!(code(&out), 0, "`{desc}`: {}", stderr(&out));

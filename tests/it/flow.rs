@@ -195,7 +195,7 @@ fn verbose_prints_properties_and_links() {
 fn caps_between_links_make_a_capsfilter() {
     let out = run(launch(&[
         "--stats=json",
-        "fakesrc num-buffers=4 ! application/octet-stream ! video/x-raw,width=320 ! fakesink",
+        "fakesrc num-buffers=4 ! video/x-raw ! video/x-raw,width=320 ! fakesink",
     ]));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let s = stats(&out);

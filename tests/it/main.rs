@@ -12,6 +12,7 @@ mod generated;
 mod inspect;
 mod isolated;
 mod issue20;
+mod media;
 mod metadata;
 mod net;
 mod parser_fuzz;

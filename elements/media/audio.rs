@@ -1,0 +1,477 @@
+//! Raw audio: `audiotestsrc`, `volume` and `audioconvert`.
+
+use super::{frames_to_ns, negotiated_or, AudioInfo, SampleFormat, AUDIO_FORMATS};
+use crate::element::prelude::*;
+
+/// The template of every raw audio pad here.
+const AUDIO_CAPS: &str = concat!(
+    "audio/x-raw, format=(string){ S16LE, S32LE, F32LE, F64LE, S24LE, U8 }, ",
+    "layout=(string)interleaved, rate=(int)[ 1, 2147483647 ], channels=(int)[ 1, 2147483647 ]"
+);
+
+// --- audiotestsrc --------------------------------------------------------------------------
+
+const WAVES: &[EnumValue] = &[
+    EnumValue {
+        nick: "sine",
+        value: 0,
+        doc: "Sine",
+    },
+    EnumValue {
+        nick: "square",
+        value: 1,
+        doc: "Square",
+    },
+    EnumValue {
+        nick: "saw",
+        value: 2,
+        doc: "Saw",
+    },
+    EnumValue {
+        nick: "triangle",
+        value: 3,
+        doc: "Triangle",
+    },
+    EnumValue {
+        nick: "silence",
+        value: 4,
+        doc: "Silence",
+    },
+    EnumValue {
+        nick: "white-noise",
+        value: 5,
+        doc: "White uniform noise",
+    },
+    EnumValue {
+        nick: "ticks",
+        value: 8,
+        doc: "Periodic Ticks",
+    },
+];
+
+/// Picks gst's defaults (44100 Hz, mono, the first format) from what downstream allows.
+static AUDIOTESTSRC_CAPS: CapsFns = CapsFns {
+    forward: |_, _| Caps::parse(AUDIO_CAPS).expect("the template parses"),
+    backward: CapsFns::identity,
+    fixate: |caps, _| {
+        let Some(mut s) = caps.first().cloned() else {
+            return caps;
+        };
+        s.fixate_nearest_int("rate", 44100);
+        s.fixate_nearest_int("channels", 1);
+        s.fixate();
+        Caps::one(s)
+    },
+};
+
+pub(crate) static AUDIOTESTSRC: Factory = Factory {
+    name: "audiotestsrc",
+    aliases: &[],
+    klass: Klass::Source,
+    summary: "Creates audio test signals of given frequency and volume",
+    doc: "Interleaved raw audio in the format negotiated downstream (S16LE at 44100 Hz, mono, \
+          unless caps after it say otherwise): a sine, square, saw or triangle wave at `freq`, \
+          silence, white noise or ticks, `samplesperbuffer` frames a buffer, each stamped with \
+          its pts and duration. With is-live=true it produces each buffer when the pipeline \
+          clock reaches its end, as a capture device would.",
+    pads: Pads::SOURCE
+        .with_caps("ANY", AUDIO_CAPS)
+        .with_rule(CapsRule::Derived(&AUDIOTESTSRC_CAPS)),
+    props: super::super::basesrc_props![
+        PropSpec::int(
+            "samplesperbuffer",
+            1024,
+            1,
+            i32::MAX as i64,
+            "Number of samples in each outgoing buffer"
+        ),
+        PropSpec::enumeration("wave", "sine", WAVES, "Oscillator waveform"),
+        PropSpec::float(
+            "freq",
+            440.0,
+            0.0,
+            20000.0,
+            "Frequency of test signal. The sample rate needs to be at least 2 times higher"
+        ),
+        PropSpec::float("volume", 0.8, 0.0, 1.0, "Volume of test signal"),
+        PropSpec::bool("is-live", false, "Whether to act as a live source"),
+        PropSpec::uint(
+            "seed",
+            0,
+            0,
+            u32::MAX as u64,
+            "Seed of the white noise (parallax: gst's is random)"
+        ),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        let info = AudioInfo::from_caps(p.src_caps(), p.instance()).or_else(|_| {
+            AudioInfo::from_caps(
+                &(AUDIOTESTSRC_CAPS.fixate)(Caps::parse(AUDIO_CAPS).expect("parses"), p),
+                p.instance(),
+            )
+        })?;
+        Ok(ElementImpl::Source(Box::new(AudioTestSrc {
+            info,
+            frames_per_buffer: p.int("samplesperbuffer")? as usize,
+            wave: p.nick("wave")?,
+            freq: p.float("freq")?,
+            volume: p.float("volume")?,
+            live: p.bool("is-live")?,
+            remaining: u64::try_from(p.int("num-buffers")?).ok(),
+            accumulator: 0.0,
+            frames: 0,
+            noise: u64::from(p.uint("seed")? as u32) | 1,
+            scratch: Vec::new(),
+        })))
+    },
+};
+
+/// audiotestsrc's state: the oscillator's phase and the frames produced so far.
+struct AudioTestSrc {
+    info: AudioInfo,
+    frames_per_buffer: usize,
+    wave: &'static str,
+    freq: f64,
+    volume: f64,
+    live: bool,
+    remaining: Option<u64>,
+    /// Phase in radians, in [0, 2π), advanced before each frame as gst does.
+    accumulator: f64,
+    frames: u64,
+    noise: u64,
+    scratch: Vec<f64>,
+}
+
+impl AudioTestSrc {
+    /// One frame's value of the wave, in [-volume, volume].
+    fn next_value(&mut self) -> f64 {
+        let two_pi = std::f64::consts::TAU;
+        let step = two_pi * self.freq / self.info.rate as f64;
+        self.accumulator += step;
+        if self.accumulator >= two_pi {
+            self.accumulator -= two_pi;
+        }
+        let a = self.accumulator;
+        let v = match self.wave {
+            "square" => {
+                if a < std::f64::consts::PI {
+                    1.0
+                } else {
+                    -1.0
+                }
+            }
+            "saw" => a / std::f64::consts::PI - 1.0,
+            "triangle" => {
+                let x = a / std::f64::consts::PI;
+                if x < 0.5 {
+                    2.0 * x
+                } else if x < 1.5 {
+                    2.0 - 2.0 * x
+                } else {
+                    2.0 * x - 4.0
+                }
+            }
+            "silence" => 0.0,
+            "white-noise" => {
+                // xorshift64*: deterministic for a seed, unlike gst's g_random.
+                self.noise ^= self.noise >> 12;
+                self.noise ^= self.noise << 25;
+                self.noise ^= self.noise >> 27;
+                let r = self.noise.wrapping_mul(0x2545_f491_4f6c_dd1d);
+                (r >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+            }
+            "ticks" => {
+                // A sine burst of one period at the start of every second.
+                let in_second = self.frames % self.info.rate as u64;
+                let period = (self.info.rate as f64 / self.freq.max(1.0)) as u64;
+                if in_second < period {
+                    a.sin()
+                } else {
+                    0.0
+                }
+            }
+            _ => a.sin(),
+        };
+        v * self.volume
+    }
+}
+
+impl Source for AudioTestSrc {
+    fn pool_request(&self) -> Option<PoolRequest> {
+        Some(PoolRequest {
+            slot_size: self.frames_per_buffer * self.info.bpf(),
+            slots: 0,
+        })
+    }
+
+    fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
+        if let Some(n) = &mut self.remaining {
+            if *n == 0 {
+                return Ok(None);
+            }
+            *n -= 1;
+        }
+        let frames = self.frames_per_buffer;
+        let channels = self.info.channels as usize;
+        let size = frames * self.info.bpf();
+        let mut values = std::mem::take(&mut self.scratch);
+        values.clear();
+        for _ in 0..frames {
+            let v = self.next_value();
+            values.push(v);
+            self.frames += 1;
+        }
+        let mut slot = cx.loan()?;
+        let out = &mut slot.as_mut_slice()[..size];
+        let format = self.info.format;
+        for (f, v) in values.iter().enumerate() {
+            for c in 0..channels {
+                write_generated(format, out, f * channels + c, *v);
+            }
+        }
+        self.scratch = values;
+        let mut buf = slot.freeze(size);
+        let start = self.frames - frames as u64;
+        let rate = self.info.rate as u64;
+        let pts = frames_to_ns(start, rate);
+        let end = frames_to_ns(self.frames, rate);
+        buf.meta.pts = Some(pts);
+        buf.meta.duration = Some(end - pts);
+        buf.meta.offset = Some(start);
+        buf.meta.set_offset_end(Some(self.frames));
+        if self.live {
+            cx.wait_until_running_time(end);
+        }
+        Ok(Some(buf))
+    }
+}
+
+/// Writes a generated value as gst's audiotestsrc does: integers truncated toward zero from
+/// `value * max`, not rounded (so its sine is byte for byte gst's).
+fn write_generated(format: SampleFormat, out: &mut [u8], i: usize, v: f64) {
+    let at = i * format.width();
+    let o = &mut out[at..at + format.width()];
+    match format {
+        SampleFormat::S16 => o.copy_from_slice(&((v * 32767.0) as i16).to_le_bytes()),
+        SampleFormat::S32 => o.copy_from_slice(&((v * 2_147_483_647.0) as i32).to_le_bytes()),
+        SampleFormat::S24 => o.copy_from_slice(&((v * 8_388_607.0) as i32).to_le_bytes()[..3]),
+        SampleFormat::U8 => o[0] = ((v * 127.0) as i32 + 128) as u8,
+        SampleFormat::F32 | SampleFormat::F64 => format.write(out, i, v),
+    }
+}
+
+// --- volume --------------------------------------------------------------------------------
+
+pub(crate) static VOLUME: Factory = Factory {
+    name: "volume",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Set volume on audio/raw streams",
+    doc: "Multiplies every sample by `volume` (0 to 10, 1 leaves the stream as it is), clipping \
+          integer samples at their range; mute=true makes silence. The format passes through.",
+    pads: Pads::ONE_TO_ONE.with_caps(AUDIO_CAPS, AUDIO_CAPS),
+    props: &[
+        PropSpec::float("volume", 1.0, 0.0, 10.0, "volume factor, 1.0=100%").mutable(),
+        PropSpec::bool("mute", false, "mute channel").mutable(),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        let info = AudioInfo::from_caps(&negotiated_or(p.sink_caps(), AUDIO_CAPS), p.instance())?;
+        let factor = if p.bool("mute")? {
+            0.0
+        } else {
+            p.float("volume")?
+        };
+        Ok(ElementImpl::Transform(Box::new(Volume { info, factor })))
+    },
+};
+
+/// volume's state: the format and the factor.
+struct Volume {
+    info: AudioInfo,
+    factor: f64,
+}
+
+impl Transform for Volume {
+    fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        if self.factor == 1.0 {
+            return Ok(Flow::Push(buf));
+        }
+        let format = self.info.format;
+        let n = buf.len() / format.width();
+        let mut out = vec![0u8; buf.len()];
+        let data = buf.data();
+        for i in 0..n {
+            format.write(
+                &mut out,
+                i,
+                (format.read(data, i) * self.factor).clamp(-1.0, 1.0),
+            );
+        }
+        let mut o = Buffer::from_vec(out);
+        o.meta = buf.meta.clone();
+        Ok(Flow::Push(o))
+    }
+}
+
+// --- audioconvert --------------------------------------------------------------------------
+
+/// Any format and channel count in, any out: the format and channels fields are dropped both
+/// ways, so what comes out is the input unless downstream asks for other.
+static AUDIOCONVERT_CAPS: CapsFns = CapsFns {
+    forward: |input, _| widen(input),
+    backward: |down, _| widen(down),
+    fixate: |caps, _| caps.fixate(),
+};
+
+/// `caps` with format and channels free (gst's audioconvert transform_caps).
+fn widen(caps: &Caps) -> Caps {
+    let mut out = caps.clone();
+    for s in out.structures_mut() {
+        s.set(
+            "format",
+            Caps::parse(&format!("a/b, f=(string){AUDIO_FORMATS}"))
+                .ok()
+                .and_then(|c| c.first().and_then(|s| s.get("f").cloned()))
+                .expect("the format list parses"),
+        );
+        s.remove("channels");
+        s.remove("channel-mask");
+    }
+    out.intersect(&Caps::parse(AUDIO_CAPS).expect("the template parses"))
+}
+
+pub(crate) static AUDIOCONVERT: Factory = Factory {
+    name: "audioconvert",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Convert audio to different formats",
+    doc: "Converts between sample formats (S16LE, S32LE, F32LE, F64LE, S24LE, U8) and channel \
+          counts (mono is copied to every channel; more channels are averaged into fewer), as \
+          negotiated with what is downstream. Integers are rounded, not dithered \
+          (dithering=none in gst); when nothing changes buffers pass untouched.",
+    pads: Pads::ONE_TO_ONE
+        .with_caps(AUDIO_CAPS, AUDIO_CAPS)
+        .with_rule(CapsRule::Derived(&AUDIOCONVERT_CAPS)),
+    props: &[
+        PropSpec::enumeration(
+            "dithering",
+            "none",
+            DITHER,
+            "Selects between different dithering methods.",
+        )
+        .ignored("samples are rounded, never dithered, so that output is reproducible"),
+        PropSpec::enumeration(
+            "noise-shaping",
+            "none",
+            NOISE_SHAPING,
+            "Selects between different noise shaping methods.",
+        )
+        .ignored("samples are rounded, never noise-shaped"),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        let from = AudioInfo::from_caps(&negotiated_or(p.sink_caps(), AUDIO_CAPS), p.instance())?;
+        let to = AudioInfo::from_caps(&negotiated_or(p.src_caps(), AUDIO_CAPS), p.instance())?;
+        if from.rate != to.rate {
+            return Err(ElementError::Config(format!(
+                "{}: audioconvert keeps the rate ({} Hz), but {} Hz is asked for: put audioresample after it",
+                p.instance(),
+                from.rate,
+                to.rate
+            )));
+        }
+        Ok(ElementImpl::Transform(Box::new(AudioConvert { from, to })))
+    },
+};
+
+const DITHER: &[EnumValue] = &[
+    EnumValue {
+        nick: "none",
+        value: 0,
+        doc: "No dithering",
+    },
+    EnumValue {
+        nick: "rpdf",
+        value: 1,
+        doc: "Rectangular dithering",
+    },
+    EnumValue {
+        nick: "tpdf",
+        value: 2,
+        doc: "Triangular dithering (default)",
+    },
+    EnumValue {
+        nick: "tpdf-hf",
+        value: 3,
+        doc: "High frequency triangular dithering",
+    },
+];
+
+const NOISE_SHAPING: &[EnumValue] = &[
+    EnumValue {
+        nick: "none",
+        value: 0,
+        doc: "No noise shaping (default)",
+    },
+    EnumValue {
+        nick: "error-feedback",
+        value: 1,
+        doc: "Error feedback",
+    },
+    EnumValue {
+        nick: "simple",
+        value: 2,
+        doc: "Simple 2-pole noise shaping",
+    },
+    EnumValue {
+        nick: "medium",
+        value: 3,
+        doc: "Medium 5-pole noise shaping",
+    },
+    EnumValue {
+        nick: "high",
+        value: 4,
+        doc: "High 8-pole noise shaping",
+    },
+];
+
+/// audioconvert's state: the formats on both sides.
+struct AudioConvert {
+    from: AudioInfo,
+    to: AudioInfo,
+}
+
+impl Transform for AudioConvert {
+    fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        if self.from == self.to {
+            return Ok(Flow::Push(buf));
+        }
+        let (fc, tc) = (self.from.channels as usize, self.to.channels as usize);
+        let frames = buf.len() / self.from.bpf();
+        let size = frames * self.to.bpf();
+        let mut out = vec![0u8; size];
+        let data = buf.data();
+        for f in 0..frames {
+            let read = |c: usize| self.from.format.read(data, f * fc + c);
+            for c in 0..tc {
+                let v = if fc == tc {
+                    read(c)
+                } else if fc == 1 {
+                    read(0)
+                } else if tc == 1 {
+                    (0..fc).map(read).sum::<f64>() / fc as f64
+                } else {
+                    read(c % fc)
+                };
+                self.to.format.write(&mut out, f * tc + c, v);
+            }
+        }
+        let mut o = Buffer::from_vec(out);
+        o.meta = buf.meta.clone();
+        Ok(Flow::Push(o))
+    }
+}
+
+pub(crate) const FACTORIES: &[&Factory] = &[&AUDIOTESTSRC, &VOLUME, &AUDIOCONVERT];

@@ -1,0 +1,145 @@
+//! Raw media and caps negotiation (issue 13): sizes, headers-free layouts and signal content
+//! as gst-launch-1.0 gives them for the same lines, and negotiation failures as exit 2.
+
+use crate::support::*;
+
+fn samples_s16(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
+
+#[test]
+fn audiotestsrc_sine_has_gst_size_frequency_and_level() {
+    let dir = tmp();
+    let out = dir.path().join("sine.raw");
+    let o = run(launch(&[
+        "-q",
+        "audiotestsrc",
+        "num-buffers=10",
+        "freq=1000",
+        "!",
+        "filesink",
+        &prop("location", &out),
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    // S16LE, mono, 1024 samples a buffer: gst's defaults.
+    assert_eq!(bytes.len(), 10 * 1024 * 2);
+    let s = samples_s16(&bytes);
+    // gst's first samples: sin(2π·1000/44100·n)·0.8·32767 truncated, from n = 1.
+    assert_eq!(
+        s[0],
+        (((std::f64::consts::TAU * 1000.0 / 44100.0).sin()) * 0.8 * 32767.0) as i16
+    );
+    let peak = s.iter().map(|v| v.unsigned_abs()).max().unwrap();
+    assert!((26_000..=26_214).contains(&peak), "peak {peak}");
+    let rising = s.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
+    // 10240 samples at 44100 Hz are 0.232 s: 232 periods of 1 kHz.
+    assert!((231..=233).contains(&rising), "{rising} periods");
+}
+
+#[test]
+fn caps_after_a_source_choose_its_format() {
+    let dir = tmp();
+    let out = dir.path().join("f32.raw");
+    let o = run(launch(&[
+        "-q",
+        "audiotestsrc num-buffers=2 samplesperbuffer=100 ! audio/x-raw,format=F32LE,rate=8000,channels=2 ! filesink",
+        &prop("location", &out),
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(bytes.len(), 2 * 100 * 2 * 4);
+    // Both channels carry the same wave.
+    assert_eq!(bytes[0..4], bytes[4..8]);
+}
+
+#[test]
+fn audioconvert_converts_format_and_channels() {
+    let dir = tmp();
+    let a = dir.path().join("a.raw");
+    let b = dir.path().join("b.raw");
+    let o = run(launch(&[
+        "-q",
+        "audiotestsrc num-buffers=1 wave=square volume=0.5 ! audioconvert ! audio/x-raw,format=S32LE,channels=2 ! filesink",
+        &prop("location", &a),
+        "audiotestsrc num-buffers=1 wave=square volume=0.5 ! audio/x-raw,format=S16LE ! filesink",
+        &prop("location", &b),
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (a, b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(a.len(), 1024 * 2 * 4);
+    let s16 = samples_s16(&b);
+    for (f, s) in s16.iter().enumerate() {
+        let left = i32::from_le_bytes(a[f * 8..f * 8 + 4].try_into().unwrap());
+        let right = i32::from_le_bytes(a[f * 8 + 4..f * 8 + 8].try_into().unwrap());
+        assert_eq!(left, right);
+        assert_eq!(left >> 16, *s as i32, "frame {f}");
+    }
+}
+
+#[test]
+fn videotestsrc_frames_have_gst_sizes_and_colours() {
+    let dir = tmp();
+    let out = dir.path().join("red.yuv");
+    let o = run(launch(&[
+        "-q",
+        "videotestsrc num-buffers=3 pattern=red ! video/x-raw,format=I420,width=640,height=480,framerate=30/1 ! filesink",
+        &prop("location", &out),
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(bytes.len(), 3 * 460_800);
+    assert!(bytes[..307_200].iter().all(|&y| y == 81));
+    assert!(bytes[307_200..384_000].iter().all(|&u| u == 90));
+    assert!(bytes[384_000..460_800].iter().all(|&v| v == 240));
+}
+
+#[test]
+fn a_link_that_cannot_agree_is_exit_2_with_both_caps() {
+    let o = run_expecting(launch(&["audiotestsrc ! video/x-raw ! fakesink"]), 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains("error: `audiotestsrc0` and `capsfilter0` cannot agree on caps: audiotestsrc0 gives audio/x-raw"),
+        "{err}"
+    );
+    assert!(err.contains("capsfilter0 takes video/x-raw"), "{err}");
+    assert!(
+        err.contains("  audiotestsrc ! video/x-raw ! fakesink\n               ^\n"),
+        "{err}"
+    );
+    // Untyped bytes into an element that needs audio.
+    let o = run_expecting(launch(&["fakesrc ! audioconvert ! fakesink"]), 2);
+    assert!(stderr(&o).contains("fakesrc0 gives ANY"), "{}", stderr(&o));
+}
+
+#[test]
+fn verbose_prints_negotiated_caps_of_every_pad() {
+    let o = run(launch(&["-v", "audiotestsrc num-buffers=1 ! fakesink"]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let caps = "caps = audio/x-raw, format=(string)S16LE, layout=(string)interleaved, \
+                rate=(int)44100, channels=(int)1";
+    assert!(
+        text.contains(&format!("/pipeline0/audiotestsrc0.src: {caps}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("/pipeline0/fakesink0.sink: {caps}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn sync_true_renders_at_running_time() {
+    // Six frames at 10/1: the last one's pts is 0.5 s, so a synced sink cannot finish sooner.
+    let started = std::time::Instant::now();
+    let o = run(launch(&[
+        "-q",
+        "videotestsrc num-buffers=6 pattern=black ! video/x-raw,width=16,height=16,framerate=10/1 ! fakesink sync=true",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+}
