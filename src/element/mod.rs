@@ -404,6 +404,12 @@ impl<'a> Ctx<'a> {
         self.out.push(buf);
     }
 
+    /// Takes what the element pushed so far, in order: for element tests and benches that
+    /// call an element outside a pipeline.
+    pub fn take_pushed(&mut self) -> std::vec::Drain<'_, Buffer> {
+        self.out.drain(..)
+    }
+
     /// Counts `bytes` that a sink had the kernel copy from their source file
     /// (`copy_file_range`) rather than writing them itself.
     pub fn count_kernel_copied(&mut self, bytes: u64) {
