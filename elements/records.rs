@@ -118,10 +118,18 @@ impl BufferSplit {
     /// (which differs from the record's own length when truncated or with a kept delimiter).
     fn emit(&mut self, mut record: Buffer, meta: &Metadata, consumed: usize, cx: &mut Ctx<'_>) {
         record.meta = meta.clone();
+        self.number(record, consumed, cx);
+    }
+
+    /// Passes `record` (whose metadata is its input buffer's already, as a slice's is) on as
+    /// the stream's next record, spanning `consumed` input bytes.
+    fn number(&mut self, mut record: Buffer, consumed: usize, cx: &mut Ctx<'_>) {
+        let end = self.offset + consumed as u64;
         record.meta.sequence = self.sequence;
         record.meta.offset = Some(self.offset);
+        record.meta.set_offset_end(Some(end));
         self.sequence += 1;
-        self.offset += consumed as u64;
+        self.offset = end;
         cx.push(record);
     }
 
@@ -240,7 +248,7 @@ impl BufferSplit {
                     (to, to - at)
                 };
                 let piece = buf.slice(at..out_end).expect("within the buffer");
-                self.emit(piece, &buf.meta, used, cx);
+                self.number(piece, used, cx);
                 at = to;
             }
             return Ok(());
@@ -251,15 +259,14 @@ impl BufferSplit {
             start + keep
         };
         let record = buf.slice(start..out_end).expect("within the buffer");
-        let record = if self.keep && keep < body {
+        if self.keep && keep < body {
             // Cut, then the delimiter: the two are not adjacent in the input.
             let mut owned = record.data().to_vec();
             owned.extend_from_slice(&self.delimiter);
-            Buffer::from_vec(owned)
+            self.emit(Buffer::from_vec(owned), &buf.meta, body + delim_len, cx);
         } else {
-            record
-        };
-        self.emit(record, &buf.meta, body + delim_len, cx);
+            self.number(record, body + delim_len, cx);
+        }
         Ok(())
     }
 

@@ -369,8 +369,9 @@ pub struct Ctx<'a> {
     pub(crate) pool: Option<&'a MemoryPool>,
     /// Bytes this call had the kernel copy file to file, for `--stats` and `-m`.
     pub(crate) kernel_copied: u64,
-    /// What the element passed on with [`Ctx::push`], in order.
-    pub(crate) out: Vec<Buffer>,
+    /// What the element passed on with [`Ctx::push`], in order; `None` until it pushes, so
+    /// that a context that never does (every source and sink call) costs no drop of a vector.
+    out: Option<Vec<Buffer>>,
     /// Buffers an element run on a thread of its own dropped during this call, for `--stats`.
     pub(crate) dropped: u64,
 }
@@ -381,18 +382,7 @@ impl<'a> Ctx<'a> {
             run,
             pool,
             kernel_copied: 0,
-            out: Vec::new(),
-            dropped: 0,
-        }
-    }
-
-    /// A context whose pushed buffers go into `out` (kept empty, reused for its allocation).
-    pub(crate) fn with_out(run: &'a dyn RunState, out: Vec<Buffer>) -> Ctx<'a> {
-        Ctx {
-            run,
-            pool: None,
-            kernel_copied: 0,
-            out,
+            out: None,
             dropped: 0,
         }
     }
@@ -401,13 +391,29 @@ impl<'a> Ctx<'a> {
     /// [`Flow::Push`] returns. This is how a transform outputs several buffers for one input
     /// (a split, an unbatch) or outputs at end of stream ([`Transform::flush`]).
     pub fn push(&mut self, buf: Buffer) {
-        self.out.push(buf);
+        self.out.get_or_insert_with(Vec::new).push(buf);
     }
 
     /// Takes what the element pushed so far, in order: for element tests and benches that
     /// call an element outside a pipeline.
-    pub fn take_pushed(&mut self) -> std::vec::Drain<'_, Buffer> {
-        self.out.drain(..)
+    pub fn take_pushed(&mut self) -> std::vec::IntoIter<Buffer> {
+        self.take_out().into_iter()
+    }
+
+    /// Takes what the element pushed, in order (empty if nothing).
+    pub(crate) fn take_out(&mut self) -> Vec<Buffer> {
+        self.out.take().unwrap_or_default()
+    }
+
+    /// Takes what the element pushed; `None` when it pushed nothing (no vector was made).
+    pub(crate) fn pushed(&mut self) -> Option<Vec<Buffer>> {
+        self.out.take()
+    }
+
+    /// Whether the element pushed anything since the last [`Ctx::take_out`].
+    #[inline]
+    pub(crate) fn has_pushed(&self) -> bool {
+        self.out.is_some()
     }
 
     /// Counts `bytes` that a sink had the kernel copy from their source file

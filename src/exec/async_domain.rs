@@ -299,7 +299,6 @@ async fn run_transform(
     use crate::element::{Ctx, Flow};
     let stopped = control.stop();
     tokio::pin!(stopped);
-    let mut spare = Vec::new();
     loop {
         // A timed element is also called when its deadline passes first.
         let deadline = imp.deadline();
@@ -316,7 +315,7 @@ async fn run_transform(
             () = due => None,
         };
         let started = Instant::now();
-        let mut cx = Ctx::with_out(control, std::mem::take(&mut spare));
+        let mut cx = Ctx::new(control, None);
         let flow = match item {
             None => imp.on_deadline(&mut cx).map(|()| Flow::Held),
             Some(Ok(Item::Buffer(buf))) => imp.process(buf, &mut cx),
@@ -326,7 +325,7 @@ async fn run_transform(
             Some(Err(_)) => return Ok(Outcome::Stopped),
         };
         stats.busy_ns += started.elapsed().as_nanos() as u64;
-        let mut out = std::mem::take(&mut cx.out);
+        let mut out = cx.take_out();
         let flow = match flow {
             Ok(flow) => flow,
             // Interrupted by a stop: like the fused loop, not an error of its own.
@@ -341,12 +340,11 @@ async fn run_transform(
             Flow::Drop | Flow::Held => false,
             Flow::Eos => true,
         };
-        for b in out.drain(..) {
+        for b in out {
             if tx.send(Item::Buffer(b)).await.is_err() {
                 return Ok(Outcome::Eos);
             }
         }
-        spare = out;
         if end {
             let _ = tx.send(Item::Eos).await;
             return Ok(Outcome::Eos);

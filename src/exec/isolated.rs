@@ -872,7 +872,7 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 if !side.wait_input(at)? {
                     let mut cx = Ctx::new(&run, None);
                     t.on_deadline(&mut cx).map_err(|e| e.to_string())?;
-                    for out in cx.out.drain(..) {
+                    for out in cx.take_out() {
                         side.reply(out, &run)?;
                     }
                     continue;
@@ -881,15 +881,16 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
             let mut cx = Ctx::new(&run, None);
             let Some(buf) = side.next_buffer()? else {
                 t.flush(&mut cx).map_err(|e| e.to_string())?;
-                for out in cx.out.drain(..) {
+                for out in cx.take_out() {
                     side.reply(out, &run)?;
                 }
                 side.send(&Frame::Eos)?;
                 return Ok(());
             };
             let flow = t.process(buf, &mut cx).map_err(|e| e.to_string())?;
-            let answered = !cx.out.is_empty();
-            for out in cx.out.drain(..) {
+            let outs = cx.take_out();
+            let answered = !outs.is_empty();
+            for out in outs {
                 side.reply(out, &run)?;
             }
             match flow {

@@ -179,7 +179,7 @@ impl Source for RtThread {
                         Err(kanal::ReceiveErrorTimeout::Timeout) => {
                             let started = Instant::now();
                             self.imp.on_deadline(cx)?;
-                            self.out.extend(cx.out.drain(..));
+                            self.out.extend(cx.take_out());
                             self.record(started);
                             continue;
                         }
@@ -203,7 +203,7 @@ impl Source for RtThread {
             let mut cut = false;
             for buf in self.taken.drain(..) {
                 let flow = self.imp.process(buf, cx)?;
-                self.out.extend(cx.out.drain(..));
+                self.out.extend(cx.take_out());
                 match flow {
                     Flow::Push(out) => self.out.push_back(out),
                     Flow::Drop => cx.dropped += 1,
@@ -217,7 +217,7 @@ impl Source for RtThread {
             if self.ended && !cut {
                 // End of stream from upstream: what the element holds goes out first.
                 self.imp.flush(cx)?;
-                self.out.extend(cx.out.drain(..));
+                self.out.extend(cx.take_out());
             }
             self.ended |= cut;
             self.taken.clear();

@@ -403,8 +403,6 @@ pub(super) struct Segment {
     input_stats: ElementStats,
     live: usize,
     stack: Vec<(usize, Buffer)>,
-    /// What transforms push besides their answer, kept for its allocation.
-    spare: Vec<Buffer>,
     current: usize,
     last: Instant,
     /// The sampler's random state (0 before the first iteration).
@@ -412,10 +410,14 @@ pub(super) struct Segment {
     /// What one measured interval counts for: `SAMPLE_EVERY` on sampled buffers, 0 on the
     /// others (no clock read at all), 1 while finishing.
     scale: u64,
-    /// Set once a timed buffer took longer than [`SLOW_BUFFER`] below the input: clock reads
-    /// are then noise, so every buffer is timed (scale 1) and busy times are measured, not
-    /// estimated. Sampling slow buffers made a sleeping identity busier than the run was long.
+    /// Set while timed buffers take longer than [`SLOW_BUFFER`] per element call below the
+    /// input: clock reads are then noise, so every buffer is timed (scale 1) and busy times are
+    /// measured, not estimated. Sampling slow buffers made a sleeping identity busier than the
+    /// run was long.
     exact: bool,
+    /// Element calls timed in this iteration: a buffer split into thousands of records is
+    /// slow as a whole but cheap per call, and must not switch timing to every call.
+    timed_calls: u64,
 }
 
 /// What a panic said, for the error that names its element.
@@ -431,8 +433,8 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// per buffer would cost more than a fused element itself.
 const SAMPLE_EVERY: u64 = 32;
 
-/// A buffer whose elements took this long makes the segment time every buffer: a clock read
-/// (about 25 ns) is then less than a thousandth of the work it measures.
+/// A buffer whose elements took this long, per element call, makes the segment time every
+/// buffer: a clock read (about 25 ns) is then less than a thousandth of the work it measures.
 const SLOW_BUFFER: Duration = Duration::from_micros(50);
 
 impl Segment {
@@ -475,12 +477,12 @@ impl Segment {
             input_stats: ElementStats::default(),
             live,
             stack: Vec::new(),
-            spare: Vec::new(),
             current,
             last: Instant::now(),
             iteration: 0,
             scale: 0,
             exact: false,
+            timed_calls: 0,
         }
     }
 
@@ -780,10 +782,16 @@ impl Segment {
                 },
             };
             let entry = self.entry;
-            if self.scale != 0 && !self.exact {
+            // Re-judged on every timed buffer: a wait (a full queue downstream) makes one buffer
+            // slow, not the stream, and must not leave every later buffer timed.
+            if self.scale != 0 {
                 let pushed = Instant::now();
+                self.timed_calls = 0;
                 self.push(entry, buf, run)?;
-                self.exact = pushed.elapsed() >= SLOW_BUFFER;
+                let took = pushed.elapsed();
+                self.exact = took >= SLOW_BUFFER
+                    && took / u32::try_from(self.timed_calls.max(1)).unwrap_or(u32::MAX)
+                        >= SLOW_BUFFER;
             } else {
                 self.push(entry, buf, run)?;
             }
@@ -822,6 +830,7 @@ impl Segment {
         if self.scale == 0 {
             return;
         }
+        self.timed_calls += 1;
         let now = Instant::now();
         self.ops[id].stats.busy_ns += (now - self.last).as_nanos() as u64 * self.scale;
         self.last = now;
@@ -947,6 +956,8 @@ impl Segment {
     fn push(&mut self, entry: usize, buf: Buffer, run: &RunControl) -> Result<(), RunError> {
         // A linear chain never touches the stack: `next` carries the buffer to the next op.
         let mut pending = Some((entry, buf));
+        // One context for every transform call of this push.
+        let mut cx = Ctx::new(run, None);
         loop {
             let Some((id, buf)) = pending.take().or_else(|| self.stack.pop()) else {
                 return Ok(());
@@ -959,36 +970,29 @@ impl Segment {
                 Op::Transform { el, imp, next } => {
                     let (el, next) = (*el, *next);
                     self.current = el;
-                    let mut cx = Ctx::with_out(run, std::mem::take(&mut self.spare));
                     let about = (buf.len(), buf.meta.sequence);
                     let flow = self.obs.around(id, about, "Processing a buffer", || {
                         imp.process(buf, &mut cx)
                     });
-                    let mut out = std::mem::take(&mut cx.out);
                     self.charge(id);
+                    // One test when the element pushed nothing: the one-in-one-out path stays
+                    // bare.
+                    if cx.has_pushed() {
+                        let out = cx.take_out();
+                        self.after_pushes(id, (el, next), flow, out, run)?;
+                        continue;
+                    }
                     match flow {
-                        // The common case: one in, one out, nothing else pushed.
-                        Ok(Flow::Push(b)) if out.is_empty() => pending = Some((next, b)),
-                        Ok(Flow::Push(b)) => {
-                            out.push(b);
-                            pending = self.stack_outputs(next, &mut out);
-                        }
-                        Ok(Flow::Drop) => {
-                            self.ops[id].stats.dropped += 1;
-                            pending = self.stack_outputs(next, &mut out);
-                        }
-                        Ok(Flow::Held) => pending = self.stack_outputs(next, &mut out),
+                        Ok(Flow::Push(b)) => pending = Some((next, b)),
+                        Ok(Flow::Drop) => self.ops[id].stats.dropped += 1,
+                        Ok(Flow::Held) => {}
                         Ok(Flow::Eos) => {
-                            for b in out.drain(..) {
-                                self.push(next, b, run)?;
-                            }
                             self.finish_from(next, run)?;
                             self.ops[id].done = true;
                         }
-                        Err(ElementError::Interrupted) => out.clear(),
+                        Err(ElementError::Interrupted) => {}
                         Err(e) => return Err(self.fail(el, e)),
                     }
-                    self.spare = out;
                 }
                 Op::Route {
                     el,
@@ -1145,15 +1149,50 @@ impl Segment {
         }
     }
 
-    /// Sends a transform's outputs `out` on to op `next` in order: the first is returned to be
-    /// carried on at once, the rest wait on the stack. Leaves `out` empty.
-    fn stack_outputs(&mut self, next: usize, out: &mut Vec<Buffer>) -> Option<(usize, Buffer)> {
-        if out.len() > 1 {
-            for b in out.drain(1..).rev() {
-                self.stack.push((next, b));
+    /// What transform op `id` (element `el`, feeding op `next`) answered after it pushed `out`:
+    /// the pushed buffers go first, then its answer.
+    #[cold]
+    fn after_pushes(
+        &mut self,
+        id: usize,
+        (el, next): (usize, usize),
+        flow: Result<Flow, ElementError>,
+        mut out: Vec<Buffer>,
+        run: &RunControl,
+    ) -> Result<(), RunError> {
+        match flow {
+            Ok(Flow::Push(b)) => {
+                out.push(b);
+                self.push_each(next, out, run)
             }
+            Ok(Flow::Drop) => {
+                self.ops[id].stats.dropped += 1;
+                self.push_each(next, out, run)
+            }
+            Ok(Flow::Held) => self.push_each(next, out, run),
+            Ok(Flow::Eos) => {
+                self.push_each(next, out, run)?;
+                self.finish_from(next, run)?;
+                self.ops[id].done = true;
+                Ok(())
+            }
+            Err(ElementError::Interrupted) => Ok(()),
+            Err(e) => Err(self.fail(el, e)),
         }
-        out.pop().map(|b| (next, b))
+    }
+
+    /// Sends a transform's outputs `out` on to op `next`, each through the whole subtree below
+    /// before the next (depth first, so every branch sees them in order).
+    fn push_each(
+        &mut self,
+        next: usize,
+        out: Vec<Buffer>,
+        run: &RunControl,
+    ) -> Result<(), RunError> {
+        for b in out {
+            self.push(next, b, run)?;
+        }
+        Ok(())
     }
 
     /// End of stream for the subtree at `from`: sinks finish, channels get EOS.
@@ -1175,7 +1214,7 @@ impl Segment {
                         let _in = self.obs.enter(id);
                         imp.flush(&mut cx)
                     };
-                    let out = std::mem::take(&mut cx.out);
+                    let out = cx.pushed().unwrap_or_default();
                     self.charge(id);
                     match flushed {
                         Ok(()) | Err(ElementError::Interrupted) => {}
