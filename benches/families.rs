@@ -205,7 +205,9 @@ fn filters(c: &mut Criterion) {
     buf.meta.sequence = 10;
     // The same buffer with a user field `kind`, for the expressions that read it.
     let mut tagged = buf.clone();
-    tagged.meta.set_field("kind", FieldValue::Str("audio".into()));
+    tagged
+        .meta
+        .set_field("kind", FieldValue::Str("audio".into()));
     let mut g = c.benchmark_group("filter per buffer");
     for (name, factory, props) in [
         ("floor: identity", "identity", &[][..]),
@@ -219,13 +221,19 @@ fn filters(c: &mut Criterion) {
             // Issue 12's example; the 100-byte buffer stops it at `size > 100`.
             "filter size > 100 && seq % 10 == 0 && meta.kind == \"audio\"",
             "filter",
-            &[("expr", r#"size > 100 && seq % 10 == 0 && meta.kind == "audio""#)][..],
+            &[(
+                "expr",
+                r#"size > 100 && seq % 10 == 0 && meta.kind == "audio""#,
+            )][..],
         ),
         (
             // The same, every term evaluated (the buffer's `kind` is "audio").
             "filter size > 50 && seq % 10 == 0 && meta.kind == \"audio\"",
             "filter",
-            &[("expr", r#"size > 50 && seq % 10 == 0 && meta.kind == "audio""#)][..],
+            &[(
+                "expr",
+                r#"size > 50 && seq % 10 == 0 && meta.kind == "audio""#,
+            )][..],
         ),
         (
             "regexfilter ERROR (no match)",
@@ -255,7 +263,11 @@ fn filters(c: &mut Criterion) {
     ] {
         let mut t = transform(factory, props);
         let mut cx = run.ctx();
-        let buf = if name.contains("meta.") { &tagged } else { &buf };
+        let buf = if name.contains("meta.") {
+            &tagged
+        } else {
+            &buf
+        };
         g.bench_function(name, |b| {
             b.iter(|| {
                 let out = t.process(buf.clone(), &mut cx).unwrap();
