@@ -105,7 +105,78 @@ pub(super) enum Node {
     Cmp(Cmp, Box<Node>, Box<Node>),
     /// `VAR op INT`, the commonest comparison, without the value round trip.
     CmpVarInt(Cmp, Var, i64),
+    /// A comparison of two ints known as such when compiled (`seq % 10 == 0`).
+    CmpInt(Cmp, Box<IntNode>, Box<IntNode>),
+    /// `meta.KEY op LITERAL`.
+    CmpMeta(Cmp, Box<str>, V<'static>),
     Arith(Arith, Box<Node>, Box<Node>),
+    /// Arithmetic known to be on ints when compiled.
+    Int(Box<IntNode>),
+}
+
+/// An int expression: its value is an int, or it fails (an overflow, a division by zero, an
+/// unset variable in arithmetic, where null has no operators). Evaluated in registers, with
+/// no value enum to pass around.
+#[derive(Debug)]
+pub(super) enum IntNode {
+    Lit(i64),
+    /// A variable; null (an unset time) fails.
+    Var(Var),
+    Neg(Box<IntNode>),
+    Arith(Arith, Box<IntNode>, Box<IntNode>),
+}
+
+impl IntNode {
+    /// `n` as an int expression, if it is one whatever the buffer. A variable that may be
+    /// null is one only as an operand of arithmetic (`pts + 1` fails on a null pts; `pts ==
+    /// 1` is false).
+    fn of(n: &Node, in_arith: bool) -> Option<IntNode> {
+        Some(match n {
+            Node::Lit(V::Int(i)) => IntNode::Lit(*i),
+            Node::Var(v) if in_arith || !v.nullable() => IntNode::Var(*v),
+            Node::Neg(x) => IntNode::Neg(Box::new(IntNode::of(x, true)?)),
+            Node::Arith(op, l, r) => IntNode::Arith(
+                *op,
+                Box::new(IntNode::of(l, true)?),
+                Box::new(IntNode::of(r, true)?),
+            ),
+            Node::Int(x) => IntNode::of_int(x),
+            _ => return None,
+        })
+    }
+
+    /// A copy of `n`.
+    fn of_int(n: &IntNode) -> IntNode {
+        match n {
+            IntNode::Lit(i) => IntNode::Lit(*i),
+            IntNode::Var(v) => IntNode::Var(*v),
+            IntNode::Neg(x) => IntNode::Neg(Box::new(IntNode::of_int(x))),
+            IntNode::Arith(op, l, r) => IntNode::Arith(
+                *op,
+                Box::new(IntNode::of_int(l)),
+                Box::new(IntNode::of_int(r)),
+            ),
+        }
+    }
+
+    fn eval(&self, buf: &Buffer) -> Result<i64, Failed> {
+        match self {
+            IntNode::Lit(i) => Ok(*i),
+            IntNode::Var(v) => v.get(buf).ok_or(Failed),
+            IntNode::Neg(x) => x.eval(buf)?.checked_neg().ok_or(Failed),
+            IntNode::Arith(op, l, r) => {
+                let (a, b) = (l.eval(buf)?, r.eval(buf)?);
+                match op {
+                    Arith::Add => a.checked_add(b),
+                    Arith::Sub => a.checked_sub(b),
+                    Arith::Mul => a.checked_mul(b),
+                    Arith::Div => a.checked_div(b),
+                    Arith::Rem => a.checked_rem(b),
+                }
+                .ok_or(Failed)
+            }
+        }
+    }
 }
 
 /// `e` compiled, if it lies in the subset the fast path knows.
@@ -146,7 +217,7 @@ pub(super) fn compile(e: &IdedExpr) -> Option<Node> {
             let arg = |i: usize| compile(&call.args[i]).map(Box::new);
             match (call.func_name.as_str(), call.args.len()) {
                 (operators::LOGICAL_NOT, 1) => Node::Not(arg(0)?),
-                (operators::NEGATE, 1) => Node::Neg(arg(0)?),
+                (operators::NEGATE, 1) => int_or(Node::Neg(arg(0)?)),
                 (operators::LOGICAL_AND, 2) => Node::And(arg(0)?, arg(1)?),
                 (operators::LOGICAL_OR, 2) => Node::Or(arg(0)?, arg(1)?),
                 (operators::CONDITIONAL, 3) => Node::Cond(Box::new([
@@ -159,10 +230,14 @@ pub(super) fn compile(e: &IdedExpr) -> Option<Node> {
                         let (l, r) = (arg(0)?, arg(1)?);
                         match (*l, *r) {
                             (Node::Var(v), Node::Lit(V::Int(i))) => Node::CmpVarInt(op, v, i),
-                            (l, r) => Node::Cmp(op, Box::new(l), Box::new(r)),
+                            (Node::Meta(key), Node::Lit(lit)) => Node::CmpMeta(op, key, lit),
+                            (l, r) => match (IntNode::of(&l, false), IntNode::of(&r, false)) {
+                                (Some(a), Some(b)) => Node::CmpInt(op, Box::new(a), Box::new(b)),
+                                _ => Node::Cmp(op, Box::new(l), Box::new(r)),
+                            },
                         }
                     } else {
-                        Node::Arith(arith_op(name)?, arg(0)?, arg(1)?)
+                        int_or(Node::Arith(arith_op(name)?, arg(0)?, arg(1)?))
                     }
                 }
                 _ => return None,
@@ -171,6 +246,14 @@ pub(super) fn compile(e: &IdedExpr) -> Option<Node> {
         _ => return None,
     };
     Some(node)
+}
+
+/// `n` (arithmetic or a negation) as an int expression if it is one.
+fn int_or(n: Node) -> Node {
+    match IntNode::of(&n, false) {
+        Some(i) => Node::Int(Box::new(i)),
+        None => n,
+    }
 }
 
 fn cmp_op(name: &str) -> Option<Cmp> {
@@ -202,6 +285,11 @@ fn int(v: u64) -> i64 {
 }
 
 impl Var {
+    /// Whether the variable is null on a buffer that lacks it.
+    fn nullable(self) -> bool {
+        matches!(self, Var::Pts | Var::Dts | Var::Duration | Var::Offset)
+    }
+
     /// The variable's value on `buf`: an int, or null when unset.
     fn get(self, buf: &Buffer) -> Option<i64> {
         let m = &buf.meta;
@@ -234,10 +322,11 @@ impl Node {
                 if left == Ok(false) {
                     return Ok(false);
                 }
-                // As the interpreter: an error on the right wins over one on the left.
-                match (left, r.eval(buf)?) {
-                    (Ok(true), V::Bool(right)) => Ok(right),
-                    (Err(_), V::Bool(false)) => Ok(false),
+                // As the interpreter: an error on the right, or a right side that is not a
+                // bool, is an error whatever the left side.
+                match (left, r.eval_bool(buf)?) {
+                    (Ok(true), right) => Ok(right),
+                    (Err(_), false) => Ok(false),
                     _ => Err(Failed),
                 }
             }
@@ -246,9 +335,9 @@ impl Node {
                 if left == Ok(true) {
                     return Ok(true);
                 }
-                match (left, r.eval(buf)?) {
-                    (Ok(false), V::Bool(right)) => Ok(right),
-                    (Err(_), V::Bool(true)) => Ok(true),
+                match (left, r.eval_bool(buf)?) {
+                    (Ok(false), right) => Ok(right),
+                    (Err(_), true) => Ok(true),
                     _ => Err(Failed),
                 }
             }
@@ -259,6 +348,18 @@ impl Node {
                 None if *op == Cmp::Ne => Ok(true),
                 None => Err(Failed),
             },
+            Node::CmpInt(op, l, r) => {
+                let (a, b) = (l.eval(buf)?, r.eval(buf)?);
+                Ok(op.holds(a.cmp(&b)))
+            }
+            Node::CmpMeta(op, key, lit) => {
+                let field = match meta_field(buf, key).ok_or(Failed)? {
+                    FieldRef::Str(s) => V::Str(Cow::Borrowed(s)),
+                    FieldRef::Int(i) => V::Int(i),
+                    FieldRef::Bytes(b) => V::Bytes(Cow::Borrowed(b)),
+                };
+                compare(*op, &field, lit)
+            }
             Node::Cmp(op, l, r) => compare(*op, &l.eval(buf)?, &r.eval(buf)?),
             Node::Has(key) => Ok(buf.meta.field(key).is_some()),
             other => match other.eval(buf)? {
@@ -295,7 +396,10 @@ impl Node {
                 let l = l.eval(buf)?;
                 arith(*op, l, r.eval(buf)?)?
             }
+            Node::Int(x) => V::Int(x.eval(buf)?),
             Node::And(..)
+            | Node::CmpInt(..)
+            | Node::CmpMeta(..)
             | Node::Or(..)
             | Node::Not(_)
             | Node::Has(_)
