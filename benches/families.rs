@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use parallax::element::{DetachedRun, ElementImpl, Flow, Transform};
-use parallax::memory::Buffer;
+use parallax::memory::{Buffer, FieldValue};
 use parallax::registry::{self, Props};
 
 /// Builds the transform `factory` with `props` (`key=value` pairs), as a description would.
@@ -203,6 +203,11 @@ fn filters(c: &mut Criterion) {
     let run = DetachedRun::new();
     let mut buf = Buffer::from_vec(line());
     buf.meta.sequence = 10;
+    // The same buffer with a user field `kind`, for the expressions that read it.
+    let mut tagged = buf.clone();
+    tagged
+        .meta
+        .set_field("kind", FieldValue::Str("audio".into()));
     let mut g = c.benchmark_group("filter per buffer");
     for (name, factory, props) in [
         ("floor: identity", "identity", &[][..]),
@@ -211,6 +216,24 @@ fn filters(c: &mut Criterion) {
             "filter size > 50 && seq % 10 == 0",
             "filter",
             &[("expr", "size > 50 && seq % 10 == 0")][..],
+        ),
+        (
+            // Issue 12's example; the 100-byte buffer stops it at `size > 100`.
+            "filter size > 100 && seq % 10 == 0 && meta.kind == \"audio\"",
+            "filter",
+            &[(
+                "expr",
+                r#"size > 100 && seq % 10 == 0 && meta.kind == "audio""#,
+            )][..],
+        ),
+        (
+            // The same, every term evaluated (the buffer's `kind` is "audio").
+            "filter size > 50 && seq % 10 == 0 && meta.kind == \"audio\"",
+            "filter",
+            &[(
+                "expr",
+                r#"size > 50 && seq % 10 == 0 && meta.kind == "audio""#,
+            )][..],
         ),
         (
             "regexfilter ERROR (no match)",
@@ -240,6 +263,11 @@ fn filters(c: &mut Criterion) {
     ] {
         let mut t = transform(factory, props);
         let mut cx = run.ctx();
+        let buf = if name.contains("meta.") {
+            &tagged
+        } else {
+            &buf
+        };
         g.bench_function(name, |b| {
             b.iter(|| {
                 let out = t.process(buf.clone(), &mut cx).unwrap();

@@ -15,6 +15,7 @@ use cel::common::types::{CelBytes, CelInt, CelNull, CelString, Type, DYN_TYPE};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 
+use super::fast;
 use crate::element::prelude::*;
 
 /// The variables an expression may use, with what they hold (also shown by inspect).
@@ -160,24 +161,67 @@ fn walk_idents<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, found: &mut impl F
     }
 }
 
-/// A compiled predicate.
+/// A compiled predicate: the fast path when the expression lies in its subset, the `cel`
+/// interpreter otherwise (and, for either, to say why a buffer cannot be evaluated).
 pub(super) struct Predicate {
+    fast: Option<fast::Node>,
     program: cel::Program,
     env: Arc<cel::Env>,
 }
+
+/// The predicate cannot be evaluated on a buffer; [`Predicate::explain`] says why.
+#[derive(Debug)]
+pub(super) struct EvalError(Option<String>);
 
 /// Compiles `source` (already checked when the description was parsed).
 pub(super) fn compile(source: &str) -> Result<Predicate, String> {
     check(source).map_err(|(_, e)| e)?;
     let env = Arc::new(cel::Env::stdlib());
     let program = env.compile(source).map_err(|e| e.to_string())?;
-    Ok(Predicate { program, env })
+    // The same parser the program was compiled with, so the same tree.
+    let fast = env
+        .parser()
+        .parse(source)
+        .ok()
+        .and_then(|ast| fast::compile(&ast));
+    Ok(Predicate { fast, program, env })
 }
 
 impl Predicate {
     /// Whether `buf` satisfies the predicate; an error when it cannot be evaluated on it (a
     /// comparison with a missing value, a division by zero, a result that is not a bool).
-    pub(super) fn matches(&self, buf: &Buffer) -> Result<bool, String> {
+    pub(super) fn matches(&self, buf: &Buffer) -> Result<bool, EvalError> {
+        match &self.fast {
+            Some(node) => node.matches(buf).map_err(|_| EvalError(None)),
+            None => self.interpret(buf).map_err(|e| EvalError(Some(e))),
+        }
+    }
+
+    /// Why the predicate could not be evaluated on `buf` (`error` came from [`matches`] on
+    /// it): the fast path leaves the message to the interpreter, run once more.
+    ///
+    /// [`matches`]: Predicate::matches
+    pub(super) fn explain(&self, buf: &Buffer, error: EvalError) -> String {
+        error.0.unwrap_or_else(|| match self.interpret(buf) {
+            Err(e) => e,
+            Ok(b) => format!("the expression cannot be evaluated (the interpreter gave {b})"),
+        })
+    }
+
+    /// Whether the fast path evaluates this predicate.
+    #[cfg(test)]
+    pub(super) fn is_fast(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// The fast path's verdict on `buf`, if it has the predicate.
+    #[cfg(test)]
+    pub(super) fn fast_matches(&self, buf: &Buffer) -> Option<Result<bool, fast::Failed>> {
+        self.fast.as_ref().map(|n| n.matches(buf))
+    }
+
+    /// The `cel` interpreter's verdict on `buf`.
+    pub(super) fn interpret(&self, buf: &Buffer) -> Result<bool, String> {
         let vars = Vars::of(buf);
         let mut cx = cel::Context::with_env(Arc::clone(&self.env));
         cx.set_variable_resolver(&vars);

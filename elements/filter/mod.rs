@@ -5,6 +5,7 @@
 //! drops shows as `dropped` in `--stats`.
 
 mod expr;
+mod fast;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher as _;
@@ -94,13 +95,16 @@ impl Transform for Filter {
             Ok(pass) => pass,
             Err(e) if self.on_error == "fail" => {
                 return Err(ElementError::Failed(format!(
-                    "expr on buffer {}: {e}",
-                    buf.meta.sequence
+                    "expr on buffer {}: {}",
+                    buf.meta.sequence,
+                    self.predicate.explain(&buf, e)
                 )))
             }
             Err(e) => {
                 if !self.warned {
                     self.warned = true;
+                    // Only the first error's message is built (the fast path has none).
+                    let e = self.predicate.explain(&buf, e);
                     tracing::warn!(
                         buffer = buf.meta.sequence,
                         error = %e,
