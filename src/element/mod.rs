@@ -371,7 +371,7 @@ pub struct Ctx<'a> {
     pub(crate) kernel_copied: u64,
     /// What the element passed on with [`Ctx::push`], in order; `None` until it pushes, so
     /// that a context that never does (every source and sink call) costs no drop of a vector.
-    out: Option<Vec<Buffer>>,
+    out: Option<Box<Vec<Buffer>>>,
     /// Buffers an element run on a thread of its own dropped during this call, for `--stats`.
     pub(crate) dropped: u64,
 }
@@ -391,7 +391,7 @@ impl<'a> Ctx<'a> {
     /// [`Flow::Push`] returns. This is how a transform outputs several buffers for one input
     /// (a split, an unbatch) or outputs at end of stream ([`Transform::flush`]).
     pub fn push(&mut self, buf: Buffer) {
-        self.out.get_or_insert_with(Vec::new).push(buf);
+        self.out.get_or_insert_with(Box::default).push(buf);
     }
 
     /// Takes what the element pushed so far, in order: for element tests and benches that
@@ -402,12 +402,12 @@ impl<'a> Ctx<'a> {
 
     /// Takes what the element pushed, in order (empty if nothing).
     pub(crate) fn take_out(&mut self) -> Vec<Buffer> {
-        self.out.take().unwrap_or_default()
+        self.out.take().map(|out| *out).unwrap_or_default()
     }
 
     /// Takes what the element pushed; `None` when it pushed nothing (no vector was made).
     pub(crate) fn pushed(&mut self) -> Option<Vec<Buffer>> {
-        self.out.take()
+        self.out.take().map(|out| *out)
     }
 
     /// Whether the element pushed anything since the last [`Ctx::take_out`].

@@ -956,8 +956,8 @@ impl Segment {
     fn push(&mut self, entry: usize, buf: Buffer, run: &RunControl) -> Result<(), RunError> {
         // A linear chain never touches the stack: `next` carries the buffer to the next op.
         let mut pending = Some((entry, buf));
-        // One context for every transform call of this push.
-        let mut cx = Ctx::new(run, None);
+        // One context for every transform call of this push, made at the first.
+        let mut shared_cx: Option<Ctx<'_>> = None;
         loop {
             let Some((id, buf)) = pending.take().or_else(|| self.stack.pop()) else {
                 return Ok(());
@@ -970,10 +970,11 @@ impl Segment {
                 Op::Transform { el, imp, next } => {
                     let (el, next) = (*el, *next);
                     self.current = el;
+                    let cx = shared_cx.get_or_insert_with(|| Ctx::new(run, None));
                     let about = (buf.len(), buf.meta.sequence);
-                    let flow = self.obs.around(id, about, "Processing a buffer", || {
-                        imp.process(buf, &mut cx)
-                    });
+                    let flow = self
+                        .obs
+                        .around(id, about, "Processing a buffer", || imp.process(buf, cx));
                     self.charge(id);
                     // One test when the element pushed nothing: the one-in-one-out path stays
                     // bare.
