@@ -371,6 +371,8 @@ pub struct Ctx<'a> {
     pub(crate) kernel_copied: u64,
     /// What the element passed on with [`Ctx::push`], in order; `None` until it pushes, so
     /// that a context that never does (every source and sink call) costs no drop of a vector.
+    // One word, not three: the context is built for every call, and most never push.
+    #[allow(clippy::box_collection)]
     out: Option<Box<Vec<Buffer>>>,
     /// Buffers an element run on a thread of its own dropped during this call, for `--stats`.
     pub(crate) dropped: u64,
