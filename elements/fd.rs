@@ -96,6 +96,7 @@ pub(crate) static FDSINK: Factory = Factory {
             what: format!("fd {n}"),
             kernel_copy: takes_kernel_copies(fd),
             sync: p.bool("sync")?,
+            gathered: Vec::new(),
         })))
     },
 };
@@ -110,6 +111,25 @@ struct FdSink {
     kernel_copy: Option<KernelCopy>,
     /// Write at the buffer's running time (`sync=true`).
     sync: bool,
+    /// Small buffers not yet written: at most [`GATHER_MAX`] bytes, written before the thread
+    /// waits for input (see [`Sink::idle`]).
+    gathered: Vec<u8>,
+}
+
+/// Buffers smaller than this gather in memory until the thread waits for more input.
+const GATHER_BELOW: usize = 16 * 1024;
+/// Gathered bytes are written out once they reach this much.
+const GATHER_MAX: usize = 64 * 1024;
+
+impl FdSink {
+    fn write_gathered(&mut self) -> Result<(), ElementError> {
+        if !self.gathered.is_empty() {
+            let written = write_all(self.fd, &self.gathered, &self.what);
+            self.gathered.clear();
+            written?;
+        }
+        Ok(())
+    }
 }
 
 impl Sink for FdSink {
@@ -117,6 +137,20 @@ impl Sink for FdSink {
         if self.sync {
             cx.wait_for_pts(buf);
         }
+        let small = buf.len() < GATHER_BELOW && !self.sync;
+        if small && buf.file_extent().is_none() && (cx.more_coming() || !self.gathered.is_empty()) {
+            // Records cut from one read go out in one write: at the burst's end, or when the
+            // thread next waits (idle), whichever comes first.
+            if self.gathered.len() + buf.len() > GATHER_MAX {
+                self.write_gathered()?;
+            }
+            self.gathered.extend_from_slice(buf.data());
+            if !cx.more_coming() {
+                self.write_gathered()?;
+            }
+            return Ok(SinkFlow::Continue);
+        }
+        self.write_gathered()?;
         // Bytes of the buffer already in the output.
         let mut skip = 0;
         if let Some(how) = self.kernel_copy {
@@ -137,6 +171,22 @@ impl Sink for FdSink {
         }
         write_all(self.fd, &buf.data()[skip..], &self.what)?;
         Ok(SinkFlow::Continue)
+    }
+
+    fn gathers(&self) -> bool {
+        true
+    }
+
+    fn idle(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.write_gathered()
+    }
+
+    fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.write_gathered()
+    }
+
+    fn flush(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.write_gathered()
     }
 }
 

@@ -281,6 +281,16 @@ pub trait Sink: Send {
     fn flush(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         Ok(())
     }
+    /// Whether the sink gathers small buffers and wants [`Sink::idle`] calls. Asked once.
+    fn gathers(&self) -> bool {
+        false
+    }
+    /// Its thread has done all the work one input buffer brought and is about to wait for the
+    /// next: write out what was gathered. So a sink may gather the records one read was cut
+    /// into (one write instead of thousands) without holding any of them back while it waits.
+    fn idle(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        Ok(())
+    }
 }
 
 /// gst queue's `leaky` modes.
@@ -376,6 +386,8 @@ pub struct Ctx<'a> {
     out: Option<Box<Vec<Buffer>>>,
     /// Buffers an element run on a thread of its own dropped during this call, for `--stats`.
     pub(crate) dropped: u64,
+    /// More buffers of the same burst (the records one read was cut into) follow this one.
+    pub(crate) more_coming: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -386,6 +398,7 @@ impl<'a> Ctx<'a> {
             kernel_copied: 0,
             out: None,
             dropped: 0,
+            more_coming: false,
         }
     }
 
@@ -449,6 +462,13 @@ impl<'a> Ctx<'a> {
     /// Whether the pipeline asks sources to end the stream (Ctrl-C, or an error elsewhere).
     pub fn should_stop(&self) -> bool {
         self.run.ends_streams()
+    }
+
+    /// For a sink: whether more buffers of the same burst follow this one at once (the other
+    /// records one read was cut into), so that gathering them costs no wait. A sink that
+    /// gathers writes out at the end of a burst, and in [`Sink::idle`].
+    pub fn more_coming(&self) -> bool {
+        self.more_coming
     }
 
     /// Whether the pipeline is stopping on an error elsewhere (not a drain): what a wait for

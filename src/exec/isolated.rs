@@ -907,7 +907,10 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 side.send(&Frame::Eos)?;
                 return Ok(());
             };
-            match s.render_owned(buf, &mut cx).map_err(|e| e.to_string())? {
+            let flow = s.render_owned(buf, &mut cx).map_err(|e| e.to_string())?;
+            // Nothing gathers across buffers here: the worker cannot tell when it waits.
+            s.idle(&mut cx).map_err(|e| e.to_string())?;
+            match flow {
                 // No answer per buffer: the parent does not wait for one.
                 SinkFlow::Continue => {}
                 SinkFlow::Done => {

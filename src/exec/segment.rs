@@ -415,6 +415,10 @@ pub(super) struct Segment {
     /// measured, not estimated. Sampling slow buffers made a sleeping identity busier than the
     /// run was long.
     exact: bool,
+    /// Sink ops that gather small buffers and write them out when the thread is idle.
+    idlers: Vec<usize>,
+    /// Enclosing bursts (a transform's several outputs) with outputs still to come.
+    burst: usize,
     /// Element calls timed in this iteration: a buffer split into thousands of records is
     /// slow as a whole but cheap per call, and must not switch timing to every call.
     timed_calls: u64,
@@ -467,6 +471,12 @@ impl Segment {
                 *sinks = branches.iter().filter(|&&b| is_sink[b]).count();
             }
         }
+        let idlers = ops
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| matches!(&slot.op, Op::Sink { imp, .. } if imp.gathers()))
+            .map(|(id, _)| id)
+            .collect();
         Segment {
             name,
             input,
@@ -482,6 +492,8 @@ impl Segment {
             iteration: 0,
             scale: 0,
             exact: false,
+            idlers,
+            burst: 0,
             timed_calls: 0,
         }
     }
@@ -627,6 +639,34 @@ impl Segment {
             links,
             outcome,
         }
+    }
+
+    /// Whether the next input would make this thread wait: a channel with nothing queued. A
+    /// source is taken to wait on every call (a read).
+    fn input_idle(&self) -> bool {
+        match &self.input {
+            Input::Source { .. } => true,
+            Input::Channel { rx, .. } => rx.is_empty(),
+        }
+    }
+
+    /// Lets the gathering sinks write out what they hold: the thread is about to wait.
+    fn idle_sinks(&mut self, run: &RunControl) -> Result<(), RunError> {
+        for i in 0..self.idlers.len() {
+            let id = self.idlers[i];
+            if self.ops[id].done {
+                continue;
+            }
+            let Op::Sink { el, imp, .. } = &mut self.ops[id].op else {
+                continue;
+            };
+            self.current = *el;
+            let mut cx = Ctx::new(run, None);
+            let result = imp.idle(&mut cx).map(|()| SinkFlow::Continue);
+            self.ops[id].stats.kernel_copied += cx.kernel_copied;
+            self.settle(id, result, run)?;
+        }
+        Ok(())
     }
 
     /// The run stops on an error (here or elsewhere): every sink of this segment still open
@@ -795,6 +835,9 @@ impl Segment {
             } else {
                 self.push(entry, buf, run)?;
             }
+            if !self.idlers.is_empty() && self.input_idle() {
+                self.idle_sinks(run)?;
+            }
         }
         if run.is_stopping() {
             return Ok(Outcome::Stopped);
@@ -873,6 +916,7 @@ impl Segment {
         let el = *el;
         self.current = el;
         let mut cx = Ctx::new(run, None);
+        cx.more_coming = self.burst > 0;
         let flow = self.obs.around(id, about, "Rendering a buffer", || {
             call(imp.as_mut(), &mut cx)
         });
@@ -931,6 +975,7 @@ impl Segment {
         }
         let len = buf.len() as u64;
         let mut cx = Ctx::new(run, None);
+        cx.more_coming = self.burst > 0;
         for &b in sinks {
             let slot = &mut self.ops[b];
             let Op::Sink { el, imp, .. } = &mut slot.op else {
@@ -1190,8 +1235,14 @@ impl Segment {
         out: Vec<Buffer>,
         run: &RunControl,
     ) -> Result<(), RunError> {
-        for b in out {
-            self.push(next, b, run)?;
+        let last = out.len().saturating_sub(1);
+        for (i, b) in out.into_iter().enumerate() {
+            // Sinks may gather while more of this burst is on its way.
+            let more = i < last;
+            self.burst += usize::from(more);
+            let pushed = self.push(next, b, run);
+            self.burst -= usize::from(more);
+            pushed?;
         }
         Ok(())
     }

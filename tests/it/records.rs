@@ -226,3 +226,29 @@ fn a_batch_with_no_limit_is_refused() {
     );
     assert!(stderr(&out).contains("never close"), "{}", stderr(&out));
 }
+
+#[test]
+fn fdsink_gathers_records_but_never_holds_them_while_the_input_waits() {
+    use std::io::{Read as _, Write as _};
+    let mut child = spawn_piped(&[
+        "-q",
+        r#"fdsrc ! buffersplit delimiter="\n" ! bufferjoin delimiter="\n" ! fdsink"#,
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    for round in 0..3 {
+        let text = format!("one {round}\ntwo {round}\nthree {round}\n");
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        // The input stays open: every record of this write must come out now.
+        let mut got = vec![0u8; text.len()];
+        stdout.read_exact(&mut got).unwrap();
+        assert_eq!(got, text.as_bytes(), "round {round}");
+    }
+    drop(stdin);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    child.stdout = None;
+    assert_eq!(code(&wait(child)), 0);
+}
