@@ -313,8 +313,9 @@ impl Link {
         FieldLimits::check(buf.meta.fields()).map_err(|e| {
             ElementError::Failed(format!("cannot hand a buffer to the worker: {e}"))
         })?;
-        // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read.
-        let stop = || cx.run.is_stopping();
+        // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read. So does
+        // the worker being let go (downstream ended), which also frees what the wait is for.
+        let stop = || cx.run.is_stopping() || self.done.load(Ordering::SeqCst);
         let (buf, copied) = copies.shareable(buf, &self.name, &stop)?;
         Counts::bump(&self.counts.sent);
         if copied {
@@ -459,6 +460,39 @@ impl Link {
         ))
     }
 
+    /// Nothing downstream wants the worker's answers any more (the element's downstream ended
+    /// early, like `fakesink num-buffers=1`): the worker is told by a hang-up, reaped (killed
+    /// if it does not go at once), and every buffer it held or had in flight back to us is
+    /// reclaimed, so that a source waiting for a free slot gets one and the sending half, which
+    /// now sees `done`, ends its thread instead of waiting for answers nobody reads (issue 21).
+    fn abandon(&self) {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Wakes a sending half blocked on a full socket, and the worker (end of input).
+        let _ = rustix::net::shutdown(&self.sock, rustix::net::Shutdown::Both);
+        {
+            let mut child = Link::lock(&self.child);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+            loop {
+                match child.try_wait() {
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    Ok(Some(_)) => break,
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        // Gone for good, so nothing it held can still be touched by it.
+        let reclaimed = Link::lock(&self.exporter).reclaim_all();
+        tracing::debug!(element = %self.name, reclaimed, "Downstream ended early; the worker was let go");
+    }
+
     /// The worker answered a buffer: its round trip is timed when `-m` asked for it.
     fn answered(&self) {
         if self.messages.is_some() {
@@ -536,11 +570,15 @@ impl Sink for SendHalf {
     }
 
     fn render_owned(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
-        if self.link.done.load(Ordering::Relaxed) {
+        if self.link.done.load(Ordering::SeqCst) {
             return Ok(SinkFlow::Done);
         }
-        self.link.send(&mut self.copies, buf, true, cx)?;
-        Ok(SinkFlow::Continue)
+        match self.link.send(&mut self.copies, buf, true, cx) {
+            Ok(()) => Ok(SinkFlow::Continue),
+            // The receiving half let the worker go while this buffer was on its way.
+            Err(_) if self.link.done.load(Ordering::SeqCst) => Ok(SinkFlow::Done),
+            Err(e) => Err(e),
+        }
     }
 
     fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
@@ -556,6 +594,13 @@ impl Sink for SendHalf {
 struct ReceiveHalf {
     link: Arc<Link>,
     cache: SharedArenaCache,
+}
+
+impl Drop for ReceiveHalf {
+    /// Its thread ended before the worker's end of stream: downstream wants no more.
+    fn drop(&mut self) {
+        self.link.abandon();
+    }
 }
 
 impl Source for ReceiveHalf {

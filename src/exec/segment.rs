@@ -109,11 +109,17 @@ impl Level {
         }
     }
 
-    /// Waits while the byte limit is reached; false when the pipeline stops meanwhile.
-    fn wait_for_room(&self, run: &RunControl) -> bool {
+    /// Waits while the byte limit is reached: [`Room::Stopped`] when the pipeline stops
+    /// meanwhile, [`Room::Gone`] when the reader went away (`gone`): what it left unread never
+    /// leaves the count, so waiting on would be for ever (a tee branch whose sink was satisfied
+    /// early, issue 21).
+    fn wait_for_room(&self, run: &RunControl, gone: &dyn Fn() -> bool) -> Room {
         while self.bytes_full() {
             if run.is_stopping() {
-                return false;
+                return Room::Stopped;
+            }
+            if gone() {
+                return Room::Gone;
             }
             self.waiters.fetch_add(1, Ordering::SeqCst);
             let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,8 +131,15 @@ impl Level {
             }
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
-        true
+        Room::Free
     }
+}
+
+/// What [`Level::wait_for_room`] found.
+enum Room {
+    Free,
+    Stopped,
+    Gone,
 }
 
 /// What a fan-in element with a rule (`input-selector`, `concat`) lets through from each of its
@@ -1074,13 +1087,17 @@ impl Segment {
                     let leaky = queue.map_or(Leaky::No, |q| q.leaky);
                     let mut dropped = 0;
                     let sent = match leaky {
-                        Leaky::No => {
-                            if !level.wait_for_room(run) {
-                                return Ok(());
+                        Leaky::No => match level.wait_for_room(run, &|| tx.is_disconnected()) {
+                            Room::Stopped => return Ok(()),
+                            Room::Gone => {
+                                level.add(len);
+                                false
                             }
-                            level.add(len);
-                            tx.send(item.take().expect("item is set")).is_ok()
-                        }
+                            Room::Free => {
+                                level.add(len);
+                                tx.send(item.take().expect("item is set")).is_ok()
+                            }
+                        },
                         Leaky::Upstream => {
                             level.add(len);
                             if level.bytes_full() {

@@ -11,6 +11,7 @@ mod generated;
 mod inspect;
 mod isolated;
 mod issue20;
+mod issue21;
 mod metadata;
 mod net;
 mod parser_fuzz;
