@@ -39,6 +39,10 @@ pub const WORKER_ARG: &str = "--parallax-worker";
 /// The argument after [`WORKER_ARG`] that tells a worker to enter the seccomp sandbox once its
 /// element is built (elements that are not trusted).
 const SANDBOX_ARG: &str = "--sandbox";
+/// The argument that tells a worker it has a release socket (fd 4): it is lent read-only
+/// arenas and says on it which buffers it is done with. Said, not probed: fd 4 may be
+/// anything the user's shell left open.
+const RELEASES_ARG: &str = "--releases";
 
 /// Buffers through one worker, for the `-m` summary: counters each half bumps without a lock,
 /// and round-trip timings, kept (under a lock) only when `-m` asks for them.
@@ -215,7 +219,13 @@ enum Reply {
 }
 
 impl Link {
-    fn start(node: &Node, messages: Option<super::Console>) -> Result<Arc<Link>, ElementError> {
+    /// Starts the worker of `node`; `pools` is how every worker of the run is lent the
+    /// sources' pools.
+    fn start(
+        node: &Node,
+        pools: PeerAccess,
+        messages: Option<super::Console>,
+    ) -> Result<Arc<Link>, ElementError> {
         let io = |what: &str, e: std::io::Error| ElementError::io(what.to_owned(), e);
         let (ours, theirs) = seqpacket_pair().map_err(|e| io("creating the worker socket", e))?;
         // A program embedding the library points this at a binary that calls `worker_main`.
@@ -224,23 +234,31 @@ impl Link {
             None => std::env::current_exe().map_err(|e| io("finding this executable", e))?,
         };
         let sandbox = node.trust != Trust::Trusted;
-        let args: &[&str] = if sandbox {
-            &[WORKER_ARG, SANDBOX_ARG]
-        } else {
-            &[WORKER_ARG]
-        };
         // Code that is not trusted maps what it is lent read-only, so it cannot touch the
         // refcounts: it says what it is done with on a socket of its own, which a thread here
         // applies to the ledger (so a source waiting for a free slot is never waiting on us).
-        let (access, releases) = if sandbox {
-            let (ours, theirs) =
-                seqpacket_pair().map_err(|e| io("creating the worker's release socket", e))?;
-            (PeerAccess::ReadOnly, Some((ours, theirs)))
+        // A trusted worker is lent the run's pools read-only too once any worker is not
+        // trusted (`pools`): it needs the release socket as much, or every buffer it drops or
+        // consumes stays on loan and the source stops at the pool's size (issue 21).
+        let access = if sandbox {
+            PeerAccess::ReadOnly
         } else {
-            (PeerAccess::ReadWrite, None)
+            PeerAccess::ReadWrite
         };
+        let releases = if sandbox || pools == PeerAccess::ReadOnly {
+            Some(seqpacket_pair().map_err(|e| io("creating the worker's release socket", e))?)
+        } else {
+            None
+        };
+        let mut args = vec![WORKER_ARG];
+        if sandbox {
+            args.push(SANDBOX_ARG);
+        }
+        if releases.is_some() {
+            args.push(RELEASES_ARG);
+        }
         let (release_rx, release_tx) = releases.unzip();
-        let child = spawn_worker(&exe, args, theirs, release_tx, sandbox)
+        let child = spawn_worker(&exe, &args, theirs, release_tx, sandbox)
             .map_err(|e| io("starting a worker process", e))?;
         let pid = child.id();
         let child = Arc::new(Mutex::new(child));
@@ -721,15 +739,17 @@ pub fn splits(node: &Node) -> bool {
 }
 
 /// Builds the parent's proxy for an `exec=isolated` element and starts its worker.
+/// `pools` is how the run's pools are lent to workers (see `pool_peers`).
 pub(super) fn proxy(
     node: &Node,
+    pools: PeerAccess,
     messages: Option<super::Console>,
 ) -> Result<ElementImpl, ElementError> {
     let pads = node.factory.pads;
     if let Some(why) = node.factory.refusal(Exec::Isolated) {
         return Err(ElementError::Config(why));
     }
-    let link = Link::start(node, messages)?;
+    let link = Link::start(node, pools, messages)?;
     let access = link.access;
     Ok(if pads.sink == PadPresence::None {
         ElementImpl::Source(Box::new(IsolatedSource {
@@ -894,8 +914,12 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
         cache: SharedArenaCache::new(),
         exporter: Exporter::new(),
         copies: Copies::new(PeerAccess::ReadWrite),
-        releases: if sandboxed {
+        // Every sandboxed worker has one (fail closed); a trusted one has one when the run's
+        // pools are lent read-only.
+        releases: if std::env::args().any(|a| a == RELEASES_ARG) {
             Some(crate::ipc::release_socket().map_err(|e| format!("no release socket: {e}"))?)
+        } else if sandboxed {
+            return Err("no release socket".into());
         } else {
             None
         },

@@ -509,7 +509,7 @@ fn build_elements(
         let refused = node.factory.refusal(node.exec);
         let built = match node.exec {
             _ if refused.is_some() => Err(ElementError::Config(refused.unwrap_or_default())),
-            Exec::Isolated => isolated::proxy(node, messages.clone()),
+            Exec::Isolated => isolated::proxy(node, pool_peers(graph), messages.clone()),
             Exec::Async if isolated::splits(node) => {
                 (node.factory.build)(&node.props).and_then(|imp| match imp {
                     ElementImpl::Transform(t) => {

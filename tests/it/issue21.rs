@@ -45,3 +45,16 @@ fn a_tee_branch_satisfied_early_in_a_worker_leaves_the_other_branch_whole() {
     launch_line(&line, 0);
     assert!(std::fs::read(&output).unwrap() == data, "the other branch lost data");
 }
+
+#[test]
+fn a_trusted_worker_that_drops_with_an_untrusted_one_elsewhere_does_not_exhaust_the_pool() {
+    // Once one worker is untrusted, every worker is lent the pools read-only: a trusted one
+    // must say what it dropped too, or the source stops at the pool's 16 slots.
+    for line in [
+        "--scheduling=isolated testsrc num-buffers=50 ! identity trust=untrusted ! fakesink",
+        "testsrc num-buffers=40 ! valve drop=true exec=isolated ! fakesink trust=untrusted",
+        "testsrc num-buffers=40 ! identity drop-probability=1 exec=isolated ! fakesink trust=untrusted",
+    ] {
+        launch_line(line, 0);
+    }
+}
