@@ -111,6 +111,12 @@ struct Link {
     /// Where `-m` lines go; `None` without `-m`.
     messages: Option<super::Console>,
     done: AtomicBool,
+    /// The error the worker reported, once one of the halves read it: it wins over the exit
+    /// status that it causes, whichever half sees the worker go first.
+    said: Mutex<Option<String>>,
+    /// Held while a frame is taken off the socket and, if it is the worker's error, recorded,
+    /// so that [`Link::lost`] never misses an error another half is reading.
+    reading: Mutex<()>,
     /// How the worker may map what it is lent: read-only unless its code is trusted.
     access: PeerAccess,
 }
@@ -285,6 +291,8 @@ impl Link {
             counts: Counts::default(),
             messages,
             done: AtomicBool::new(false),
+            said: Mutex::new(None),
+            reading: Mutex::new(()),
             access,
         });
         let start = Frame::Start {
@@ -332,7 +340,8 @@ impl Link {
             ElementError::Failed(format!("cannot hand a buffer to the worker: {e}"))
         })?;
         // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read. So does
-        // the worker being let go (downstream ended), which also frees what the wait is for.
+        // the worker being done (let go, finished, failed or gone): nothing will free a slot
+        // for it then.
         let stop = || cx.run.is_stopping() || self.done.load(Ordering::SeqCst);
         let (buf, copied) = copies.shareable(buf, &self.name, &stop)?;
         Counts::bump(&self.counts.sent);
@@ -377,7 +386,16 @@ impl Link {
 
     /// One frame: `None` for an arena announcement (mapped), else the reply.
     fn recv_one(&self, cache: &mut SharedArenaCache) -> Result<Option<Reply>, ElementError> {
-        let (frame, fds) = match recv_frame(&self.sock) {
+        let got = {
+            let _reading = Link::lock(&self.reading);
+            let got = recv_frame(&self.sock);
+            if let Ok(Some((Frame::Error { message }, _))) = &got {
+                *Link::lock(&self.said) = Some(worker_says(message));
+                self.done.store(true, Ordering::SeqCst);
+            }
+            got
+        };
+        let (frame, fds) = match got {
             Ok(Some(f)) => f,
             Ok(None) => return Err(self.lost()),
             Err(e) => return Err(self.frame_error(e)),
@@ -454,8 +472,12 @@ impl Link {
                 }
             }
         };
-        self.done.store(true, Ordering::Relaxed);
+        self.done.store(true, Ordering::SeqCst);
         let reclaimed = Link::lock(&self.exporter).reclaim_all();
+        // A worker that reported an error exits because of it: its words are the cause.
+        if let Some(message) = self.last_words() {
+            return ElementError::Failed(message);
+        }
         if let Some(why) = Link::lock(&self.cut_off).take() {
             return ElementError::Failed(format!(
                 "worker process {} sent {why}; it was stopped and {reclaimed} buffers it held \
@@ -476,6 +498,27 @@ impl Link {
             "worker process {} {how}; {reclaimed} buffers it held were reclaimed",
             self.pid
         ))
+    }
+
+    /// The error the worker reported before it went: recorded by a half that read it, or still
+    /// on the socket (the worker is gone, so everything it sent is there to read).
+    fn last_words(&self) -> Option<String> {
+        let _reading = Link::lock(&self.reading);
+        if let Some(message) = Link::lock(&self.said).clone() {
+            return Some(message);
+        }
+        while self.readable() {
+            match recv_frame(&self.sock) {
+                Ok(Some((Frame::Error { message }, _))) => {
+                    let message = worker_says(&message);
+                    *Link::lock(&self.said) = Some(message.clone());
+                    return Some(message);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        None
     }
 
     /// Nothing downstream wants the worker's answers any more (the element's downstream ended
@@ -641,26 +684,86 @@ impl Source for ReceiveHalf {
     }
 }
 
-/// An isolated sink: buffers go to the worker without waiting for each to be rendered; an
-/// error the worker reports ends the run at the next buffer, and end of stream waits for the
-/// worker to finish.
+/// An isolated sink: buffers go to the worker without waiting for each to be rendered. A
+/// thread of its own listens to the worker all the time, so that a worker that fails (a full
+/// disk) or dies is heard, reaped and its loans reclaimed even while the source upstream waits
+/// for one of the slots it held; the error it reported ends the run at the next buffer, and
+/// end of stream waits for the worker to finish.
 struct IsolatedSink {
     link: Arc<Link>,
     copies: Copies,
-    cache: SharedArenaCache,
+    /// What the listener heard: the worker's sink finished (`Ok`) or failed.
+    heard: std::sync::mpsc::Receiver<Result<(), ElementError>>,
+    /// The worker's sink finished by itself (it wants no end of stream from us).
+    finished: bool,
 }
 
 impl IsolatedSink {
-    /// Takes in what the worker said so far, without waiting.
-    fn poll_worker(&mut self) -> Result<Option<SinkFlow>, ElementError> {
-        while self.link.readable() {
-            if let Some(Reply::Eos) = self.link.recv_one(&mut self.cache)? {
-                // The worker's sink finished by itself; it wants no end-of-stream from us.
-                self.link.done.store(true, Ordering::Relaxed);
-                return Ok(Some(SinkFlow::Done));
-            }
+    fn new(link: Arc<Link>, access: PeerAccess) -> Result<IsolatedSink, ElementError> {
+        let sock = link
+            .sock
+            .try_clone()
+            .map_err(|e| ElementError::io("listening to the worker".to_owned(), e))?;
+        let (tx, heard) = std::sync::mpsc::channel();
+        let weak = Arc::downgrade(&link);
+        std::thread::Builder::new()
+            .name(format!("px-hear-{}", link.name).chars().take(15).collect())
+            .spawn(move || listen(&weak, &sock, &tx))
+            .map_err(|e| ElementError::io("starting the worker's listener".to_owned(), e))?;
+        Ok(IsolatedSink {
+            link,
+            copies: Copies::new(access),
+            heard,
+            finished: false,
+        })
+    }
+
+    /// What the worker said so far, without waiting.
+    fn heard(&mut self) -> Result<Option<SinkFlow>, ElementError> {
+        if self.finished {
+            return Ok(Some(SinkFlow::Done));
         }
-        Ok(None)
+        match self.heard.try_recv() {
+            Ok(Ok(())) => {
+                self.finished = true;
+                Ok(Some(SinkFlow::Done))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+/// The sink's listener: takes every frame of an isolated sink's worker until it finishes,
+/// fails or goes. Holds the link only while it handles a frame, so that dropping the sink
+/// still drops the link (whose drop ends the worker, which wakes this thread for good).
+fn listen(
+    link: &std::sync::Weak<Link>,
+    sock: &OwnedFd,
+    tx: &std::sync::mpsc::Sender<Result<(), ElementError>>,
+) {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut cache = SharedArenaCache::new();
+    loop {
+        let mut fds = [PollFd::new(sock, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return,
+        }
+        let Some(link) = link.upgrade() else {
+            return;
+        };
+        let said = match link.recv_one(&mut cache) {
+            Ok(Some(Reply::Eos)) => Ok(()),
+            Ok(_) => continue,
+            // The worker reported an error and exits because of it: reaped here, so that the
+            // slots it held come back to a source that may be waiting for them.
+            Err(_) if Link::lock(&link.said).is_some() => Err(link.lost()),
+            Err(e) => Err(e),
+        };
+        link.done.store(true, Ordering::SeqCst);
+        let _ = tx.send(said);
+        return;
     }
 }
 
@@ -670,25 +773,50 @@ impl Sink for IsolatedSink {
     }
 
     fn render_owned(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
-        if let Some(flow) = self.poll_worker()? {
+        if let Some(flow) = self.heard()? {
             return Ok(flow);
         }
-        self.link.send(&mut self.copies, buf, false, cx)?;
-        Ok(SinkFlow::Continue)
+        match self.link.send(&mut self.copies, buf, false, cx) {
+            Ok(()) => Ok(SinkFlow::Continue),
+            // The worker failed or went while this buffer waited for a slot or was sent: what
+            // it said is the cause (issue 21), once the listener has it.
+            Err(e) => loop {
+                if let Some(flow) = self.heard()? {
+                    break Ok(flow);
+                }
+                if !self.link.done.load(Ordering::SeqCst) || cx.run.is_stopping() {
+                    break Err(e);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            },
+        }
     }
 
     fn finish(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        if self.link.done.load(Ordering::Relaxed) {
+        if self.heard()?.is_some() {
             return Ok(());
         }
-        self.link.send_frame(&Frame::Eos)?;
+        if !self.link.done.load(Ordering::SeqCst) {
+            // A worker gone meanwhile is the listener's to report.
+            let _ = self.link.send_frame(&Frame::Eos);
+        }
         loop {
-            match self.link.recv(&mut self.cache, cx, false)? {
-                Reply::Eos => break,
-                Reply::Nothing | Reply::Buffer(_) => {}
+            match self
+                .heard
+                .recv_timeout(std::time::Duration::from_millis(50))
+            {
+                Ok(said) => {
+                    said?;
+                    break;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !cx.run.is_stopping() => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(ElementError::Interrupted)
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        self.link.done.store(true, Ordering::Relaxed);
+        self.finished = true;
         let _ = Link::lock(&self.link.child).wait();
         Ok(())
     }
@@ -757,11 +885,7 @@ pub(super) fn proxy(
             cache: SharedArenaCache::new(),
         }))
     } else if pads.src == PadPresence::None {
-        ElementImpl::Sink(Box::new(IsolatedSink {
-            link,
-            copies: Copies::new(access),
-            cache: SharedArenaCache::new(),
-        }))
+        ElementImpl::Sink(Box::new(IsolatedSink::new(link, access)?))
     } else {
         ElementImpl::Split {
             input: Box::new(SendHalf {

@@ -58,3 +58,33 @@ fn a_trusted_worker_that_drops_with_an_untrusted_one_elsewhere_does_not_exhaust_
         launch_line(line, 0);
     }
 }
+
+#[test]
+fn an_isolated_sink_on_a_full_disk_ends_the_run_with_the_cause() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    // The worker fails at its first write while the source waits for the slots it held:
+    // nobody listened, so the run hung, and the cause was lost.
+    let out = launch_line(
+        "fakesrc num-buffers=1000 sizetype=fixed sizemax=4096 ! filesink location=/dev/full exec=isolated",
+        1,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("filesink0") && err.contains("No space left on device"), "{err}");
+    assert!(!err.contains("worker process"), "{err}");
+}
+
+#[test]
+fn the_workers_own_error_wins_over_the_exit_status_it_causes() {
+    // Which half sees the worker go first is a race; the answer must not depend on it.
+    for _ in 0..10 {
+        let out = launch_line(
+            "testsrc num-buffers=1000 ! identity error-after=5 exec=isolated ! fakesink",
+            1,
+        );
+        let err = stderr(&out);
+        assert!(err.contains("identity0: error-after=5 reached"), "{err}");
+        assert!(!err.contains("exited with status"), "{err}");
+    }
+}
