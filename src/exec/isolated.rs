@@ -354,7 +354,15 @@ impl Link {
                 .push_back(std::time::Instant::now());
         }
         let sent = send_buffer(&self.sock, &mut Link::lock(&self.exporter), &buf);
-        sent.map_err(|_| self.lost())
+        sent.map_err(|e| match e.raw_os_error() {
+            Some(_) => self.lost(),
+            // Not the socket: the buffer could not be lent (an arena with no peer column
+            // left), which is ours to say, not a worker that went.
+            None => ElementError::Failed(format!(
+                "cannot lend a buffer to worker process {}: {e}",
+                self.pid
+            )),
+        })
     }
 
     fn send_frame(&self, frame: &Frame) -> Result<(), ElementError> {

@@ -88,3 +88,24 @@ fn the_workers_own_error_wins_over_the_exit_status_it_causes() {
         assert!(!err.contains("exited with status"), "{err}");
     }
 }
+
+#[test]
+fn more_isolated_elements_below_a_source_than_an_arena_has_peers_is_refused_up_front() {
+    let chain = |n: usize| {
+        let mut line = "fakesrc num-buffers=10".to_owned();
+        for _ in 0..n {
+            line.push_str(" ! identity exec=isolated");
+        }
+        line + " ! fakesink"
+    };
+    // Fourteen is the limit and runs.
+    launch_line(&chain(14), 0);
+    // Fifteen was accepted by --validate and then killed at run time ("signal 9").
+    for args in [vec!["--validate"], vec![]] {
+        let line = chain(15);
+        let mut cmd = launch(&args);
+        cmd.args(line.split_whitespace());
+        let err = stderr(&run_expecting(cmd, 2));
+        assert!(err.contains("identity14") && err.contains("at most 14 worker processes"), "{err}");
+    }
+}
