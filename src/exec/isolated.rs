@@ -309,6 +309,10 @@ impl Link {
                     worker_says(&message)
                 )))
             }
+            // The same words and exit code as the element would give fused (issue 21).
+            Ok(Some((Frame::Refused { message }, _))) => {
+                return Err(ElementError::Config(worker_says(&message)))
+            }
             Ok(Some(_)) => return Err(link.bad("an unexpected greeting")),
             Ok(None) => return Err(link.lost()),
             Err(e) => return Err(link.frame_error(e)),
@@ -920,14 +924,38 @@ pub fn worker_main() -> i32 {
     };
     match serve(&sock) {
         Ok(()) => 0,
-        Err(message) => {
+        Err(Stop::Failed(message)) => {
             let _ = send_frame(&sock, &Frame::Error { message }, &[]);
             1
+        }
+        Err(Stop::Refused(message)) => {
+            let _ = send_frame(&sock, &Frame::Refused { message }, &[]);
+            2
         }
     }
 }
 
-fn serve(sock: &OwnedFd) -> Result<(), String> {
+/// Why a worker stops early.
+enum Stop {
+    /// A runtime error (exit 1 in the parent).
+    Failed(String),
+    /// Its element refused its properties (exit 2 in the parent, as when it is fused).
+    Refused(String),
+}
+
+impl From<String> for Stop {
+    fn from(message: String) -> Stop {
+        Stop::Failed(message)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(message: &str) -> Stop {
+        Stop::Failed(message.to_owned())
+    }
+}
+
+fn serve(sock: &OwnedFd) -> Result<(), Stop> {
     let (factory, name, written) = match recv_frame(sock).map_err(|e| e.to_string())? {
         Some((
             Frame::Start {
@@ -946,7 +974,10 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
         let value = spec.parse(v).map_err(|e| format!("property `{k}`: {e}"))?;
         props.set(k, value);
     }
-    let element = (f.build)(&props).map_err(|e| e.to_string())?;
+    let element = (f.build)(&props).map_err(|e| match e {
+        ElementError::Config(message) => Stop::Refused(message),
+        other => Stop::Failed(other.to_string()),
+    })?;
     // Built, so it holds what it opened; from here on it gets nothing new (fail closed: an
     // untrusted element never runs outside the sandbox).
     let sandboxed = std::env::args().any(|a| a == SANDBOX_ARG);
@@ -1128,7 +1159,7 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 match recv_frame(sock).map_err(|e| e.to_string())? {
                     Some((Frame::Nothing, _)) => {}
                     Some((Frame::Eos, _)) | None => return Ok(()),
-                    Some((other, _)) => return Err(format!("unexpected frame {other:?}")),
+                    Some((other, _)) => return Err(format!("unexpected frame {other:?}").into()),
                 }
                 let mut cx = Ctx::new(&run, pool.as_ref());
                 match src.produce(&mut cx).map_err(|e| e.to_string())? {
@@ -1140,7 +1171,7 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 }
             }
         }
-        _ => Err(format!("{} cannot run in a worker", side.name)),
+        _ => Err(format!("{} cannot run in a worker", side.name).into()),
     }
 }
 

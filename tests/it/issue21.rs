@@ -109,3 +109,16 @@ fn more_isolated_elements_below_a_source_than_an_arena_has_peers_is_refused_up_f
         assert!(err.contains("identity14") && err.contains("at most 14 worker processes"), "{err}");
     }
 }
+
+#[test]
+fn an_element_that_refuses_its_properties_is_exit_2_in_every_domain() {
+    let mut said = Vec::new();
+    for domain in ["", "exec=isolated", "trust=untrusted"] {
+        let line =
+            format!("fakesrc sizetype=random sizemin=4096 sizemax=0 num-buffers=3 {domain} ! fakesink");
+        let err = stderr(&launch_line(&line, 2));
+        assert!(err.contains("fakesrc0: sizemin (4096) is larger than sizemax (0)"), "{domain}: {err}");
+        said.push(err);
+    }
+    assert!(said.iter().all(|s| *s == said[0]), "{said:?}");
+}
