@@ -122,3 +122,18 @@ fn an_element_that_refuses_its_properties_is_exit_2_in_every_domain() {
     }
     assert!(said.iter().all(|s| *s == said[0]), "{said:?}");
 }
+
+#[test]
+fn an_rt_elements_cycle_count_is_the_total_past_the_sample_cap() {
+    // The quantiles keep a sample of 2^20 cycles; the count must not stop there.
+    let out = launch_line(
+        "--stats=json fakesrc num-buffers=1100000 ! identity exec=rt ! fakesink",
+        0,
+    );
+    let stats = stats(&out);
+    let cycles = stats["rt"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["element"] == "identity0"))
+        .unwrap_or_else(|| panic!("no cycles for identity0 in {stats}"));
+    assert_eq!(cycles["cycles"], 1_100_000, "{cycles}");
+}
