@@ -137,3 +137,16 @@ fn an_rt_elements_cycle_count_is_the_total_past_the_sample_cap() {
         .unwrap_or_else(|| panic!("no cycles for identity0 in {stats}"));
     assert_eq!(cycles["cycles"], 1_100_000, "{cycles}");
 }
+
+#[test]
+fn a_queue_limit_in_the_advertised_range_is_not_allocated_up_front() {
+    // max-size-buffers=4294967295 aborted with "memory allocation of 446676598680 bytes".
+    for leaky in ["no", "upstream", "downstream"] {
+        launch_line(
+            &format!(
+                "fakesrc num-buffers=1000 ! queue max-size-buffers=4294967295 leaky={leaky} ! fakesink"
+            ),
+            0,
+        );
+    }
+}
