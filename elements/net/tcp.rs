@@ -668,6 +668,9 @@ struct TcpServerSink {
 /// One connected client: its queue and the task that writes it out.
 struct Client {
     peer: SocketAddr,
+    /// The connection, as a second handle: a client dropped by a limit gets a reset through
+    /// it, not the clean close that would pass for the end of the stream.
+    socket: Option<std::os::fd::OwnedFd>,
     tx: tokio::sync::mpsc::Sender<Buffer>,
     queued_bytes: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<Result<u64, ElementError>>,
@@ -681,6 +684,7 @@ impl TcpServerSink {
                 cx.message(format_args!("{peer}: cannot set qos-dscp: {e}"));
             }
         }
+        let socket = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
         let capacity = self.max_buffers.unwrap_or(CLIENT_QUEUE);
         let (tx, rx) = tokio::sync::mpsc::channel(capacity);
         let queued_bytes = Arc::new(AtomicU64::new(0));
@@ -696,6 +700,7 @@ impl TcpServerSink {
         cx.message(format_args!("client {peer} connected"));
         self.clients.push(Client {
             peer,
+            socket,
             tx,
             queued_bytes,
             task,
@@ -726,8 +731,13 @@ impl TcpServerSink {
         let peer = client.peer;
         match why {
             Some(why) => {
+                // A reset (linger 0 at the last close), so the client sees an error, not an
+                // end of stream after a part of it (issue 21).
+                if let Some(socket) = &client.socket {
+                    let _ = rustix::net::sockopt::set_socket_linger(socket, Some(Duration::ZERO));
+                }
                 client.task.abort();
-                cx.message(format_args!("client {peer} dropped: {why}"));
+                cx.warn(format_args!("client {peer} dropped: {why}"));
             }
             None => match client.task.await {
                 Ok(Ok(sent)) => cx.message(format_args!("client {peer} left after {sent} bytes")),
@@ -735,6 +745,21 @@ impl TcpServerSink {
                 Err(e) => cx.message(format_args!("client {peer} left: {e}")),
             },
         }
+    }
+}
+
+/// A client's queue is full: lets the writers run (this runtime has one thread, and the sink
+/// takes buffers from its input without waiting, so a writer may not have had a turn since
+/// the queue filled; it then writes until its socket takes no more) and tries again. Only a
+/// client whose queue is still full after its writer had that turn has fallen behind:
+/// `Err(true)`. A fast reader with buffers-max below the pool's size was dropped at once
+/// before (issue 21). `Err(false)`: the client is gone.
+async fn give_way(tx: &tokio::sync::mpsc::Sender<Buffer>, buf: Buffer) -> Result<(), bool> {
+    tokio::task::yield_now().await;
+    match tx.try_send(buf) {
+        Ok(()) => Ok(()),
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(false),
+        Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Err(true),
     }
 }
 
@@ -790,12 +815,18 @@ impl AsyncSink for TcpServerSink {
         let mut i = 0;
         while i < self.clients.len() {
             let client = &self.clients[i];
-            let queued = client.queued_bytes.load(Ordering::Relaxed);
             // A client with nothing queued always takes the next buffer, however large.
-            if self
-                .max_bytes
-                .is_some_and(|max| queued > 0 && queued + len > max)
-            {
+            let over = |queued: u64| {
+                self.max_bytes
+                    .is_some_and(|max| queued > 0 && queued + len > max)
+            };
+            let mut queued = client.queued_bytes.load(Ordering::Relaxed);
+            if over(queued) {
+                // Its writer may just not have had a turn yet (see `give_way`).
+                tokio::task::yield_now().await;
+                queued = client.queued_bytes.load(Ordering::Relaxed);
+            }
+            if over(queued) {
                 let why = format!("{queued} bytes waiting for it (units-max)");
                 self.remove(i, Some(why), cx).await;
                 continue;
@@ -804,7 +835,9 @@ impl AsyncSink for TcpServerSink {
             let sent = match client.tx.try_send(buf.clone()) {
                 Ok(()) => Ok(()),
                 Err(tokio::sync::mpsc::error::TrySendError::Full(b)) => match self.max_buffers {
-                    Some(max) => Err(Some(format!("{max} buffers waiting for it (buffers-max)"))),
+                    Some(max) => give_way(&client.tx, b)
+                        .await
+                        .map_err(|full| full.then(|| format!("{max} buffers waiting for it (buffers-max)"))),
                     // No limit: the slowest client sets the pace.
                     None => client.tx.send(b).await.map_err(|_| None),
                 },
