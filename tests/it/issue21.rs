@@ -150,3 +150,24 @@ fn a_queue_limit_in_the_advertised_range_is_not_allocated_up_front() {
         );
     }
 }
+
+#[test]
+fn a_huge_log_filter_is_refused_at_once_and_a_large_one_still_works() {
+    // One 30 000-character name took minutes to compile into the filter's automaton.
+    let mut cmd = launch(&["-q", "fakesrc", "num-buffers=1", "!", "fakesink"]);
+    cmd.env("PARALLAX_LOG", "a".repeat(30_000));
+    let err = stderr(&run_expecting(cmd, 2));
+    assert!(err.contains("PARALLAX_LOG") && err.contains("at most 4096"), "{err}");
+    let mut cmd = launch(&["-q", "fakesrc", "num-buffers=1", "!", "fakesink"]);
+    cmd.env("PARALLAX_LOG", format!("{}=debug", "b".repeat(300)));
+    let err = stderr(&run_expecting(cmd, 2));
+    assert!(err.contains("at most 256"), "{err}");
+    // Within the limits: hundreds of directives, and names as long as allowed.
+    let many: Vec<String> = (0..350).map(|i| format!("x{i}=debug")).collect();
+    let long = format!("{}=debug", "c".repeat(250));
+    for filter in [many.join(","), long] {
+        let mut cmd = launch(&["-q", "fakesrc", "num-buffers=1", "!", "fakesink"]);
+        cmd.env("PARALLAX_LOG", &filter);
+        run_expecting(cmd, 0);
+    }
+}
