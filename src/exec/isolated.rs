@@ -1257,7 +1257,14 @@ impl WorkerSide<'_> {
     /// else is exported from this process's arenas.
     fn reply(&mut self, out: Buffer, run: &RunControl) -> Result<(), String> {
         let meta = WireMeta::try_from(&out.meta).map_err(|e| e.to_string())?;
-        match out.into_ipc_ref() {
+        // Only the parent's own memory goes back as a reference: a buffer from a third
+        // process's arena (a shmsrc's producer) is unknown to it (issue 21).
+        let out = if self.cache.maps(&out) {
+            out.into_ipc_ref()
+        } else {
+            Err(out)
+        };
+        match out {
             Ok(r) => self.send(&Frame::Buffer { at: r.into(), meta }),
             Err(out) => {
                 let stop = || run.is_stopping();

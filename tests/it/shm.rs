@@ -7,7 +7,14 @@ use super::support::*;
 
 /// Starts a consumer with `-m` and waits until it is connected (its source's "started").
 fn consumer(sock: &str, tail: &[&str]) -> (Child, BufReader<ChildStderr>) {
-    let mut args = vec!["-m", "shmsrc", sock, "!"];
+    consumer_with(&[sock], tail)
+}
+
+/// As [`consumer`], with more properties for the shmsrc (`props`, the socket-path first).
+fn consumer_with(props: &[&str], tail: &[&str]) -> (Child, BufReader<ChildStderr>) {
+    let mut args = vec!["-m", "shmsrc"];
+    args.extend_from_slice(props);
+    args.push("!");
     args.extend_from_slice(tail);
     let mut child = launch(&args)
         .stdout(Stdio::piped())
@@ -208,4 +215,35 @@ fn a_socket_that_never_greets_is_an_error_not_a_hang() {
         stderr(&out)
     );
     drop(mute);
+}
+
+#[test]
+fn issue21_shmsrc_runs_isolated_and_untrusted() {
+    // In a worker, shmsrc's buffers live in the producer's arena, which the parent never
+    // mapped: handing them back as references failed with "unknown arena". They are copied
+    // into the worker's own arena instead.
+    for domain in ["exec=isolated", "trust=untrusted"] {
+        let dir = tmp();
+        let path = dir.path().join("s");
+        let sock = prop("socket-path", &path);
+        let data = random_bytes(2 << 20, 210);
+        let mut producer = launch(&["-q", "fdsrc", "fd=0", "!", "shmsink", &sock])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        while !path.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let out = dir.path().join("out");
+        let (c, err) = consumer_with(&[&sock, domain], &["filesink", &prop("location", &out)]);
+        let mut stdin = producer.stdin.take().unwrap();
+        stdin.write_all(&data).unwrap();
+        drop(stdin);
+        let (code_c, text) = finish(c, err);
+        assert_eq!(code_c, 0, "{domain}: {text}");
+        let p = wait(producer);
+        assert_eq!(code(&p), 0, "{}", stderr(&p));
+        assert!(std::fs::read(&out).unwrap() == data, "{domain}: bytes differ");
+    }
 }
