@@ -645,6 +645,7 @@ pub(crate) static TCPSERVERSINK: Factory = Factory {
             dscp,
             listener: None,
             clients: Vec::new(),
+            had_client: false,
         })))
     },
 };
@@ -663,6 +664,8 @@ struct TcpServerSink {
     dscp: Option<u8>,
     listener: Option<(TcpListener, SocketAddr)>,
     clients: Vec<Client>,
+    /// Whether any client ever connected.
+    had_client: bool,
 }
 
 /// One connected client: its queue and the task that writes it out.
@@ -698,6 +701,7 @@ impl TcpServerSink {
             self.timeout,
         ));
         cx.message(format_args!("client {peer} connected"));
+        self.had_client = true;
         self.clients.push(Client {
             peer,
             socket,
@@ -744,6 +748,23 @@ impl TcpServerSink {
                 Ok(Err(e)) => cx.message(format_args!("client {peer} left: {e}")),
                 Err(e) => cx.message(format_args!("client {peer} left: {e}")),
             },
+        }
+    }
+}
+
+impl TcpServerSink {
+    /// Waits for a client (`wait-for-connection`): `false` when the run ends meanwhile.
+    async fn wait_for_client(&mut self, cx: &AsyncCtx) -> Result<bool, ElementError> {
+        let (listener, local) = self.listener.as_ref().expect("start ran");
+        cx.message(format_args!("waiting for a client on {local}"));
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = accepted
+                    .map_err(|e| net_error(format!("accepting a client on {local}"), e))?;
+                self.add_client(stream, peer, cx);
+                Ok(true)
+            }
+            () = cx.drain_or_stop() => Ok(false),
         }
     }
 }
@@ -799,17 +820,8 @@ impl AsyncSink for TcpServerSink {
 
     async fn render(&mut self, buf: Buffer, cx: &mut AsyncCtx) -> Result<SinkFlow, ElementError> {
         self.accept_waiting(cx).await;
-        if self.wait && self.clients.is_empty() {
-            let (listener, local) = self.listener.as_ref().expect("start ran");
-            cx.message(format_args!("waiting for a client on {local}"));
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = accepted
-                        .map_err(|e| net_error(format!("accepting a client on {local}"), e))?;
-                    self.add_client(stream, peer, cx);
-                }
-                () = cx.drain_or_stop() => return Ok(SinkFlow::Done),
-            }
+        if self.wait && self.clients.is_empty() && !self.wait_for_client(cx).await? {
+            return Ok(SinkFlow::Done);
         }
         let len = buf.len() as u64;
         let mut i = 0;
@@ -852,6 +864,14 @@ impl AsyncSink for TcpServerSink {
     }
 
     async fn finish(&mut self, cx: &mut AsyncCtx) -> Result<(), ElementError> {
+        // An empty stream still waits for its first client, which then gets the end of stream
+        // rather than a refused connection (issue 21); Ctrl-C ends the wait.
+        if self.wait && !self.had_client && self.listener.is_some() {
+            self.accept_waiting(cx).await;
+            if self.clients.is_empty() {
+                self.wait_for_client(cx).await?;
+            }
+        }
         self.listener = None;
         for client in std::mem::take(&mut self.clients) {
             // Closing the queue lets the writer send what is left, then close.

@@ -111,6 +111,8 @@ struct Link {
     /// Where `-m` lines go; `None` without `-m`.
     messages: Option<super::Console>,
     done: AtomicBool,
+    /// The worker was told of a drain (once is enough).
+    drain_asked: AtomicBool,
     /// The error the worker reported, once one of the halves read it: it wins over the exit
     /// status that it causes, whichever half sees the worker go first.
     said: Mutex<Option<String>>,
@@ -291,6 +293,7 @@ impl Link {
             counts: Counts::default(),
             messages,
             done: AtomicBool::new(false),
+            drain_asked: AtomicBool::new(false),
             said: Mutex::new(None),
             reading: Mutex::new(()),
             access,
@@ -346,7 +349,14 @@ impl Link {
         // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read. So does
         // the worker being done (let go, finished, failed or gone): nothing will free a slot
         // for it then.
-        let stop = || cx.run.is_stopping() || self.done.load(Ordering::SeqCst);
+        let stop = || {
+            if cx.run.ends_streams() {
+                // A drain while the worker holds every slot: its element may be waiting (a
+                // shmsink for its first consumer) and must hear of the drain to let go.
+                self.ask_drain();
+            }
+            cx.run.is_stopping() || self.done.load(Ordering::SeqCst)
+        };
         let (buf, copied) = copies.shareable(buf, &self.name, &stop)?;
         Counts::bump(&self.counts.sent);
         if copied {
@@ -510,6 +520,21 @@ impl Link {
             "worker process {} {how}; {reclaimed} buffers it held were reclaimed",
             self.pid
         ))
+    }
+
+    /// Passes a drain (Ctrl-C) on to the worker, as SIGTERM, which it takes as its own
+    /// drain. Through `Child`, so a worker already reaped (its pid perhaps reused) is not
+    /// signalled.
+    fn ask_drain(&self) {
+        if self.drain_asked.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut child = Link::lock(&self.child);
+        if let Ok(None) = child.try_wait() {
+            if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
     }
 
     /// The error the worker reported before it went: recorded by a half that read it, or still
@@ -808,6 +833,11 @@ impl Sink for IsolatedSink {
         if self.heard()?.is_some() {
             return Ok(());
         }
+        if cx.should_stop() {
+            // A drain: the worker's element may be waiting (for a consumer, a peer) and read
+            // no end of stream until it is told too.
+            self.link.ask_drain();
+        }
         if !self.link.done.load(Ordering::SeqCst) {
             // A worker gone meanwhile is the listener's to report.
             let _ = self.link.send_frame(&Frame::Eos);
@@ -967,6 +997,16 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
         )) => (factory, name, props),
         _ => return Err("expected the element to run".into()),
     };
+    // The parent's drain reaches a worker as SIGTERM (or the terminal's Ctrl-C, which the
+    // whole process group gets): an element waiting in the worker (shmsink for its first
+    // consumer) ends its wait as it would in the parent (issue 21). Installed before the
+    // sandbox, which allows no new thread.
+    let run = Arc::new(RunControl::new().map_err(|e| e.to_string())?);
+    {
+        let run = Arc::clone(&run);
+        ctrlc::set_handler(move || run.request_drain())
+            .map_err(|e| format!("cannot take signals: {e}"))?;
+    }
     let f = crate::registry::find(&factory).ok_or(format!("no element `{factory}`"))?;
     let mut props = crate::registry::Props::defaults(&name, f.props);
     for (k, v) in &written {
@@ -1071,7 +1111,7 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
         }
         _ => {}
     }
-    let run = RunControl::new().map_err(|e| e.to_string())?;
+    let run: &RunControl = &run;
     let mut side = WorkerSide {
         sock,
         cache: SharedArenaCache::new(),
@@ -1094,19 +1134,19 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
             // it outputs then goes to the parent unasked (the parent reads answers as a stream).
             if let Some(at) = t.deadline() {
                 if !side.wait_input(at)? {
-                    let mut cx = Ctx::new(&run, None);
+                    let mut cx = Ctx::new(run, None);
                     t.on_deadline(&mut cx).map_err(|e| e.to_string())?;
                     for out in cx.out.drain(..) {
-                        side.reply(out, &run)?;
+                        side.reply(out, run)?;
                     }
                     continue;
                 }
             }
-            let mut cx = Ctx::new(&run, None);
+            let mut cx = Ctx::new(run, None);
             let Some(buf) = side.next_buffer()? else {
                 t.flush(&mut cx).map_err(|e| e.to_string())?;
                 for out in cx.out.drain(..) {
-                    side.reply(out, &run)?;
+                    side.reply(out, run)?;
                 }
                 side.send(&Frame::Eos)?;
                 return Ok(());
@@ -1114,23 +1154,29 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
             let flow = t.process(buf, &mut cx).map_err(|e| e.to_string())?;
             let answered = !cx.out.is_empty();
             for out in cx.out.drain(..) {
-                side.reply(out, &run)?;
+                side.reply(out, run)?;
             }
             match flow {
-                Flow::Push(out) => side.reply(out, &run)?,
+                Flow::Push(out) => side.reply(out, run)?,
                 Flow::Drop | Flow::Held if !answered => side.send(&Frame::Nothing)?,
                 Flow::Drop | Flow::Held => {}
                 Flow::Eos => side.send(&Frame::Eos)?,
             }
         },
         ElementImpl::Sink(mut s) => loop {
-            let mut cx = Ctx::new(&run, None);
+            let mut cx = Ctx::new(run, None);
             let Some(buf) = side.next_buffer()? else {
                 s.finish(&mut cx).map_err(|e| e.to_string())?;
                 side.send(&Frame::Eos)?;
                 return Ok(());
             };
-            match s.render_owned(buf, &mut cx).map_err(|e| e.to_string())? {
+            let rendered = match s.render_owned(buf, &mut cx) {
+                // Asked to end while it waited (the parent's drain reached this process): not
+                // an error, as in the parent's own loop; the end of stream comes next.
+                Err(ElementError::Interrupted) => Ok(SinkFlow::Continue),
+                other => other,
+            };
+            match rendered.map_err(|e| e.to_string())? {
                 // No answer per buffer: the parent does not wait for one.
                 SinkFlow::Continue => {}
                 SinkFlow::Done => {
@@ -1161,9 +1207,9 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
                     Some((Frame::Eos, _)) | None => return Ok(()),
                     Some((other, _)) => return Err(format!("unexpected frame {other:?}").into()),
                 }
-                let mut cx = Ctx::new(&run, pool.as_ref());
+                let mut cx = Ctx::new(run, pool.as_ref());
                 match src.produce(&mut cx).map_err(|e| e.to_string())? {
-                    Some(buf) => side.reply(buf, &run)?,
+                    Some(buf) => side.reply(buf, run)?,
                     None => {
                         side.send(&Frame::Eos)?;
                         return Ok(());

@@ -576,3 +576,26 @@ fn issue21_a_client_dropped_by_a_limit_sees_a_reset_and_the_server_says_so() {
         sink.len()
     );
 }
+
+#[test]
+fn issue21_an_empty_stream_still_waits_for_its_first_client() {
+    let dir = tmp();
+    let empty = file(dir.path(), "empty", b"");
+    let location = prop("location", &empty);
+    let mut server = Proc::spawn(
+        &[
+            "-q",
+            &format!(
+                "filesrc {location} ! tcpserversink host=127.0.0.1 port=0 wait-for-connection=true"
+            ),
+        ],
+        None,
+    );
+    let port = server.port();
+    // The server's stream is over; it waits for this client and gives it the end of stream.
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    assert!(got.is_empty());
+    server.finish().ok();
+}
