@@ -202,9 +202,19 @@ async fn run_task(
             inputs,
             level,
             ..
-        } => run_sink(sink, &mut cx, &control, rx, inputs, &level, &mut stats).await,
+        } => {
+            let input = rx.clone();
+            let outcome = run_sink(sink, &mut cx, &control, rx, inputs, &level, &mut stats).await;
+            // What is still queued will never be read: dropped now, so that its buffers go
+            // back to their pools although a sender's thread goes on (issue 21).
+            let _ = input.close();
+            outcome
+        }
         AsyncTask::Transform { imp, rx, tx, .. } => {
-            run_transform(imp, &control, rx, tx, &mut stats).await
+            let input = rx.clone();
+            let outcome = run_transform(imp, &control, rx, tx, &mut stats).await;
+            let _ = input.close();
+            outcome
         }
     };
     stats.truncated += cx.truncated;

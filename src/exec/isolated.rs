@@ -437,6 +437,10 @@ impl Link {
                         Counts::bump(&self.counts.same_memory_back);
                         b
                     }
+                    // The worker went meanwhile and what it was lent was reclaimed (the other
+                    // half saw it go): an answer sent before is moot, and how it went (its
+                    // own error, most likely) is the cause, not this reference.
+                    Err(_) if self.done.load(Ordering::SeqCst) => return Err(self.lost()),
                     Err(_) => {
                         let b = cache.get_slot(r).map_err(|e| self.bad(&e.to_string()))?;
                         Counts::bump(&self.counts.from_worker_arena);

@@ -164,6 +164,14 @@ struct RtThread {
     report_cycles: bool,
 }
 
+impl Drop for RtThread {
+    /// What is still queued will never be processed: dropped now (see `Input`'s drop), so
+    /// that its buffers go back to their pools although the sender's thread goes on.
+    fn drop(&mut self) {
+        let _ = self.rx.close();
+    }
+}
+
 impl RtThread {
     /// End of stream: the cycle times go to the report (and `-m`).
     fn finished(&mut self, run: &super::RunControl) {

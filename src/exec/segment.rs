@@ -263,6 +263,18 @@ pub(super) enum Input {
     },
 }
 
+impl Drop for Input {
+    /// Whatever is still queued for a channel input that ends (its sinks were satisfied, or
+    /// the run stops) will never be read: closing the channel drops it now, so that buffers
+    /// go back to their pools at once instead of when the last sender goes (a tee goes on
+    /// feeding its other branches), and senders see the end instead of waiting (issue 21).
+    fn drop(&mut self) {
+        if let Input::Channel { rx, .. } = self {
+            let _ = rx.close();
+        }
+    }
+}
+
 impl Input {
     /// The element the buffers come from.
     fn element(&self) -> usize {

@@ -16,6 +16,7 @@ mod metadata;
 mod net;
 mod parser_fuzz;
 mod planner;
+mod random_pipelines;
 mod records;
 mod routing;
 mod session;
