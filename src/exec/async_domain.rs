@@ -392,6 +392,15 @@ struct Collect {
     rx: kanal::Receiver<Item>,
 }
 
+impl Drop for Collect {
+    /// Its thread ended (its sinks were satisfied): what the task already passed on is
+    /// dropped now, not when the task goes, which may wait for input for ever while those
+    /// buffers are the ones its source waits for (issue 21); the task's next send fails.
+    fn drop(&mut self) {
+        let _ = self.rx.close();
+    }
+}
+
 impl crate::element::Source for Collect {
     fn pool_request(&self) -> Option<crate::element::PoolRequest> {
         None
