@@ -248,7 +248,13 @@ impl ShmSink {
                     DRAIN_PATIENCE.as_secs()
                 );
                 for client in list.iter() {
-                    let _ = send_frame(&client.sock, &Frame::Error { message: message.clone() }, &[]);
+                    let _ = send_frame(
+                        &client.sock,
+                        &Frame::Error {
+                            message: message.clone(),
+                        },
+                        &[],
+                    );
                 }
                 let n = list.len();
                 list.clear();

@@ -847,9 +847,9 @@ impl AsyncSink for TcpServerSink {
             let sent = match client.tx.try_send(buf.clone()) {
                 Ok(()) => Ok(()),
                 Err(tokio::sync::mpsc::error::TrySendError::Full(b)) => match self.max_buffers {
-                    Some(max) => give_way(&client.tx, b)
-                        .await
-                        .map_err(|full| full.then(|| format!("{max} buffers waiting for it (buffers-max)"))),
+                    Some(max) => give_way(&client.tx, b).await.map_err(|full| {
+                        full.then(|| format!("{max} buffers waiting for it (buffers-max)"))
+                    }),
                     // No limit: the slowest client sets the pace.
                     None => client.tx.send(b).await.map_err(|_| None),
                 },

@@ -197,7 +197,12 @@ pub fn enter_sandbox() -> std::io::Result<()> {
     let thread = libc::CLONE_THREAD as u64;
     rules.insert(
         libc::SYS_clone,
-        vec![when(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(thread), thread)?],
+        vec![when(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(thread),
+            thread,
+        )?],
     );
     // tgkill may signal this process only (abort() raises SIGABRT with it).
     let me = u64::from(std::process::id());
@@ -208,24 +213,43 @@ pub fn enter_sandbox() -> std::io::Result<()> {
     // prctl: a thread's name, and the aux vector (the runtime reads it); nothing else.
     const PR_GET_AUXV: u64 = 0x4155_5856;
     let mut prctl = Vec::new();
-    for option in [libc::PR_SET_NAME as u64, libc::PR_GET_NAME as u64, PR_GET_AUXV] {
+    for option in [
+        libc::PR_SET_NAME as u64,
+        libc::PR_GET_NAME as u64,
+        PR_GET_AUXV,
+    ] {
         prctl.push(when(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, option)?);
     }
     rules.insert(libc::SYS_prctl, prctl);
     // ioctl: whether a descriptor is a terminal (consolesink, fdsink), nothing else.
     rules.insert(
         libc::SYS_ioctl,
-        vec![when(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::TCGETS as u64)?],
+        vec![when(
+            1,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            libc::TCGETS as u64,
+        )?],
     );
     // stat by descriptor only (AT_EMPTY_PATH): looking up a path is refused like opening it.
     let empty_path = libc::AT_EMPTY_PATH as u64;
     rules.insert(
         libc::SYS_statx,
-        vec![when(2, SeccompCmpArgLen::Dword, SeccompCmpOp::MaskedEq(empty_path), empty_path)?],
+        vec![when(
+            2,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(empty_path),
+            empty_path,
+        )?],
     );
     rules.insert(
         libc::SYS_newfstatat,
-        vec![when(3, SeccompCmpArgLen::Dword, SeccompCmpOp::MaskedEq(empty_path), empty_path)?],
+        vec![when(
+            3,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(empty_path),
+            empty_path,
+        )?],
     );
     let filter = SeccompFilter::new(
         rules,

@@ -366,7 +366,10 @@ fn isolatable_ends(dir: &std::path::Path) -> Vec<String> {
         lines.push(if source {
             format!("{line} ! fakesink")
         } else {
-            format!("filesrc location={} blocksize=1000 ! {line}", input.display())
+            format!(
+                "filesrc location={} blocksize=1000 ! {line}",
+                input.display()
+            )
         });
     }
     lines

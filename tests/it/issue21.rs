@@ -43,7 +43,10 @@ fn a_tee_branch_satisfied_early_in_a_worker_leaves_the_other_branch_whole() {
         prop("location", &output)
     );
     launch_line(&line, 0);
-    assert!(std::fs::read(&output).unwrap() == data, "the other branch lost data");
+    assert!(
+        std::fs::read(&output).unwrap() == data,
+        "the other branch lost data"
+    );
 }
 
 #[test]
@@ -71,7 +74,10 @@ fn an_isolated_sink_on_a_full_disk_ends_the_run_with_the_cause() {
         1,
     );
     let err = stderr(&out);
-    assert!(err.contains("filesink0") && err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains("filesink0") && err.contains("No space left on device"),
+        "{err}"
+    );
     assert!(!err.contains("worker process"), "{err}");
 }
 
@@ -111,7 +117,10 @@ fn more_isolated_elements_below_a_source_than_an_arena_has_peers_is_refused_up_f
         let mut cmd = launch(&args);
         cmd.args(line.split_whitespace());
         let err = stderr(&run_expecting(cmd, 2));
-        assert!(err.contains("identity14") && err.contains("at most 14 worker processes"), "{err}");
+        assert!(
+            err.contains("identity14") && err.contains("at most 14 worker processes"),
+            "{err}"
+        );
     }
 }
 
@@ -119,10 +128,14 @@ fn more_isolated_elements_below_a_source_than_an_arena_has_peers_is_refused_up_f
 fn an_element_that_refuses_its_properties_is_exit_2_in_every_domain() {
     let mut said = Vec::new();
     for domain in ["", "exec=isolated", "trust=untrusted"] {
-        let line =
-            format!("fakesrc sizetype=random sizemin=4096 sizemax=0 num-buffers=3 {domain} ! fakesink");
+        let line = format!(
+            "fakesrc sizetype=random sizemin=4096 sizemax=0 num-buffers=3 {domain} ! fakesink"
+        );
         let err = stderr(&launch_line(&line, 2));
-        assert!(err.contains("fakesrc0: sizemin (4096) is larger than sizemax (0)"), "{domain}: {err}");
+        assert!(
+            err.contains("fakesrc0: sizemin (4096) is larger than sizemax (0)"),
+            "{domain}: {err}"
+        );
         said.push(err);
     }
     assert!(said.iter().all(|s| *s == said[0]), "{said:?}");
@@ -162,7 +175,10 @@ fn a_huge_log_filter_is_refused_at_once_and_a_large_one_still_works() {
     let mut cmd = launch(&["-q", "fakesrc", "num-buffers=1", "!", "fakesink"]);
     cmd.env("PARALLAX_LOG", "a".repeat(30_000));
     let err = stderr(&run_expecting(cmd, 2));
-    assert!(err.contains("PARALLAX_LOG") && err.contains("at most 4096"), "{err}");
+    assert!(
+        err.contains("PARALLAX_LOG") && err.contains("at most 4096"),
+        "{err}"
+    );
     let mut cmd = launch(&["-q", "fakesrc", "num-buffers=1", "!", "fakesink"]);
     cmd.env("PARALLAX_LOG", format!("{}=debug", "b".repeat(300)));
     let err = stderr(&run_expecting(cmd, 2));

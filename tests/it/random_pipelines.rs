@@ -168,7 +168,10 @@ fn words(line: &Line, dir: &Path, input: &Path) -> Vec<String> {
             SinkKind::FakeSinkAfter(k) => push(&mut w, &format!("fakesink num-buffers={k}")),
             SinkKind::FileSink => push(
                 &mut w,
-                &format!("filesink {}", prop("location", &dir.join(format!("out{i}")))),
+                &format!(
+                    "filesink {}",
+                    prop("location", &dir.join(format!("out{i}")))
+                ),
             ),
         }
         push(&mut w, d);
@@ -200,8 +203,8 @@ fn expected(line: &Line) -> (Vec<i32>, Vec<bool>) {
             }
         }
     }
-    let refusal = refused(line.source_domain, true)
-        || line.branches.iter().any(|b| refused(b.sink.1, false));
+    let refusal =
+        refused(line.source_domain, true) || line.branches.iter().any(|b| refused(b.sink.1, false));
     let codes = if refusal {
         vec![2]
     } else if certain_failure {
@@ -219,7 +222,9 @@ fn expected(line: &Line) -> (Vec<i32>, Vec<bool>) {
                 && !refusal
                 && !possible_failure
                 && b.sink.0 == SinkKind::FileSink
-                && b.chain.iter().all(|(m, _)| matches!(m, Middle::Pass(_) | Middle::Queue(_)))
+                && b.chain
+                    .iter()
+                    .all(|(m, _)| matches!(m, Middle::Pass(_) | Middle::Queue(_)))
         })
         .collect();
     (codes, whole)
@@ -232,8 +237,9 @@ fn check(line: &Line) -> Result<(), TestCaseError> {
     let input = file(dir.path(), "in.bin", &data);
     let words = words(line, dir.path(), &input);
     let shown = words.join(" ");
-    let Some(out) = run_bounded(launch(&words.iter().map(String::as_str).collect::<Vec<_>>()))
-    else {
+    let Some(out) = run_bounded(launch(
+        &words.iter().map(String::as_str).collect::<Vec<_>>(),
+    )) else {
         return Err(TestCaseError::fail(format!("hang: {shown}")));
     };
     let err = stderr(&out);
@@ -241,7 +247,10 @@ fn check(line: &Line) -> Result<(), TestCaseError> {
     prop_assert!(code.is_some(), "killed by a signal: {shown}\n{err}");
     let code = code.unwrap_or_default();
     let (codes, whole) = expected(line);
-    prop_assert!(codes.contains(&code), "exit {code}, want {codes:?}: {shown}\n{err}");
+    prop_assert!(
+        codes.contains(&code),
+        "exit {code}, want {codes:?}: {shown}\n{err}"
+    );
     prop_assert!(!err.contains("panicked"), "{shown}\n{err}");
     if code == 1 {
         // The failing element's own words, never the exit status of the worker it ran in.
@@ -254,7 +263,12 @@ fn check(line: &Line) -> Result<(), TestCaseError> {
     for (i, whole) in whole.into_iter().enumerate() {
         if whole {
             let got = std::fs::read(dir.path().join(format!("out{i}"))).unwrap_or_default();
-            prop_assert!(got == data, "branch {i}: {} of {} bytes: {shown}", got.len(), data.len());
+            prop_assert!(
+                got == data,
+                "branch {i}: {} of {} bytes: {shown}",
+                got.len(),
+                data.len()
+            );
         }
     }
     Ok(())

@@ -244,7 +244,10 @@ fn issue21_shmsrc_runs_isolated_and_untrusted() {
         assert_eq!(code_c, 0, "{domain}: {text}");
         let p = wait(producer);
         assert_eq!(code(&p), 0, "{}", stderr(&p));
-        assert!(std::fs::read(&out).unwrap() == data, "{domain}: bytes differ");
+        assert!(
+            std::fs::read(&out).unwrap() == data,
+            "{domain}: bytes differ"
+        );
     }
 }
 
@@ -294,15 +297,27 @@ fn issue21_a_consumer_that_stops_reading_does_not_hold_a_drain_for_ever() {
     // A file-backed source: its buffers are copied into the sink's own arena, whose slots
     // the stuck consumer holds; the drain waited for them for ever.
     let input = file(dir.path(), "in.bin", &random_bytes(8 << 20, 213));
-    let mut producer = launch(&["-q", "filesrc", &prop("location", &input), "!", "shmsink", &sock])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut producer = launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &input),
+        "!",
+        "shmsink",
+        &sock,
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     wait_for_path(&path, &mut producer);
     // This consumer writes into a pipe nobody reads: it soon blocks, holding buffers.
     let (mut stuck, stuck_err) = consumer(&sock, &["fdsink", "fd=1"]);
     let mut first = [0u8; 4096];
-    stuck.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    stuck
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&producer),
         rustix::process::Signal::INT,
@@ -320,10 +335,17 @@ fn issue21_an_empty_stream_still_waits_for_its_first_consumer() {
     let path = dir.path().join("s");
     let sock = prop("socket-path", &path);
     let empty = file(dir.path(), "empty", b"");
-    let mut producer = launch(&["-q", "filesrc", &prop("location", &empty), "!", "shmsink", &sock])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut producer = launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &empty),
+        "!",
+        "shmsink",
+        &sock,
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     wait_for_path(&path, &mut producer);
     // Connected after the producer's stream already ended: end of stream, not a refusal.
     let c = run(launch(&["-q", "shmsrc", &sock, "!", "fakesink"]));

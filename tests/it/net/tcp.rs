@@ -543,7 +543,12 @@ fn issue21_tcpserversink_limits_below_the_pool_keep_a_reading_client() {
         client.read_to_end(&mut got).unwrap();
         let done = server.finish().ok();
         assert!(!done.stderr.contains("dropped"), "{limit}: {}", done.stderr);
-        assert!(got == data, "{limit}: {} of {} bytes", got.len(), data.len());
+        assert!(
+            got == data,
+            "{limit}: {} of {} bytes",
+            got.len(),
+            data.len()
+        );
     }
 }
 
@@ -551,7 +556,10 @@ fn issue21_tcpserversink_limits_below_the_pool_keep_a_reading_client() {
 fn issue21_a_client_dropped_by_a_limit_sees_a_reset_and_the_server_says_so() {
     let data = random_bytes(32 << 20, 212);
     let mut server = Proc::spawn(
-        &["-q", "fdsrc ! tcpserversink host=127.0.0.1 port=0 buffers-max=4"],
+        &[
+            "-q",
+            "fdsrc ! tcpserversink host=127.0.0.1 port=0 buffers-max=4",
+        ],
         None,
     );
     let port = server.port();
@@ -571,7 +579,8 @@ fn issue21_a_client_dropped_by_a_limit_sees_a_reset_and_the_server_says_so() {
     let mut sink = Vec::new();
     let read = stalled.read_to_end(&mut sink);
     assert!(
-        read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        read.as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
         "{read:?} after {} bytes",
         sink.len()
     );
