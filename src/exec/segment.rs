@@ -122,11 +122,10 @@ impl Level {
         if self.max_bytes != 0 {
             self.bytes.fetch_sub(len as u64, Ordering::SeqCst);
         }
-        if self.max_bytes != 0 || self.max_buffers != 0 {
-            if self.waiters.load(Ordering::SeqCst) > 0 {
-                let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-                self.room.notify_all();
-            }
+        if (self.max_bytes != 0 || self.max_buffers != 0) && self.waiters.load(Ordering::SeqCst) > 0
+        {
+            let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.room.notify_all();
         }
     }
 

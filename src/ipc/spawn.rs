@@ -222,14 +222,12 @@ pub fn enter_sandbox() -> std::io::Result<()> {
     }
     rules.insert(libc::SYS_prctl, prctl);
     // ioctl: whether a descriptor is a terminal (consolesink, fdsink), nothing else.
+    // The request is a c_ulong, which is u64 only on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    let tcgets = libc::TCGETS as u64;
     rules.insert(
         libc::SYS_ioctl,
-        vec![when(
-            1,
-            SeccompCmpArgLen::Dword,
-            SeccompCmpOp::Eq,
-            libc::TCGETS as u64,
-        )?],
+        vec![when(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, tcgets)?],
     );
     // stat by descriptor only (AT_EMPTY_PATH): looking up a path is refused like opening it.
     let empty_path = libc::AT_EMPTY_PATH as u64;
