@@ -208,14 +208,74 @@ impl ShmSink {
                 self.shm_size
             )));
         }
-        // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read.
-        let mut slot = pool
-            .loan_blocking(&|| cx.is_stopping())
-            .map_err(|_| ElementError::Interrupted)?;
+        // A stop ends the wait; a drain (Ctrl-C) still delivers what was read, but not to
+        // consumers that take nothing: one that connected and never reads would hold the run
+        // for ever (issue 21). During a drain, a second without a slot coming back cuts every
+        // consumer off (a reading one returns slots far sooner).
+        let drain_started = std::cell::Cell::new(None::<std::time::Instant>);
+        let given_up = || {
+            if !cx.should_stop() {
+                return false;
+            }
+            let since = drain_started.get().unwrap_or_else(|| {
+                let now = std::time::Instant::now();
+                drain_started.set(Some(now));
+                now
+            });
+            since.elapsed() >= DRAIN_PATIENCE
+        };
+        let loaned = pool.loan_blocking(&|| cx.is_stopping() || given_up());
+        let mut slot = match loaned {
+            Ok(slot) => slot,
+            Err(_) if cx.is_stopping() => return Err(ElementError::Interrupted),
+            Err(_) => {
+                let mut list = self.clients.lock();
+                let message = format!(
+                    "shmsink: this consumer is cut off: it took nothing for {} s after the \
+                     producer was interrupted",
+                    DRAIN_PATIENCE.as_secs()
+                );
+                for client in list.iter() {
+                    client.cut_off(message.clone());
+                }
+                let n = list.len();
+                list.clear();
+                drop(list);
+                tracing::warn!(
+                    consumers = n,
+                    "Consumers cut off: they took nothing during the drain"
+                );
+                return Err(ElementError::Interrupted);
+            }
+        };
         slot.as_mut_slice()[..buf.len()].copy_from_slice(buf.data());
         let mut copy = slot.freeze(buf.len());
         copy.meta = buf.meta.clone();
         Ok(copy)
+    }
+}
+
+/// How long a drain waits for a consumer to give back a slot before it cuts consumers off.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(1);
+
+impl ShmSink {
+    /// Waits until a consumer is connected (`wait-for-connection`); `Interrupted` when the
+    /// run ends meanwhile (Ctrl-C).
+    fn wait_for_consumer(&mut self, cx: &Ctx<'_>) -> Result<(), ElementError> {
+        let mut list = self.clients.lock();
+        while list.is_empty() {
+            if cx.should_stop() {
+                return Err(ElementError::Interrupted);
+            }
+            list = self
+                .clients
+                .joined
+                .wait_timeout(list, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        self.wait = false;
+        Ok(())
     }
 }
 
@@ -224,19 +284,7 @@ impl Sink for ShmSink {
     /// ledger), so the sink needs no handle of its own.
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         if self.wait {
-            let mut list = self.clients.lock();
-            while list.is_empty() {
-                if cx.should_stop() {
-                    return Err(ElementError::Interrupted);
-                }
-                list = self
-                    .clients
-                    .joined
-                    .wait_timeout(list, Duration::from_millis(50))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-            self.wait = false;
+            self.wait_for_consumer(cx)?;
         }
         // Metadata no consumer would accept is this sink's error, not a reason to cut every
         // consumer off.
@@ -263,7 +311,12 @@ impl Sink for ShmSink {
         Ok(SinkFlow::Continue)
     }
 
-    fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+    fn finish(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        // An empty stream still waits for its first consumer, which then gets the end of
+        // stream rather than a refused connection (issue 21); Ctrl-C ends the wait.
+        if self.wait && self.wait_for_consumer(cx).is_err() {
+            return Ok(());
+        }
         for client in self.clients.lock().iter() {
             client.end();
         }

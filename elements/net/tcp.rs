@@ -645,6 +645,7 @@ pub(crate) static TCPSERVERSINK: Factory = Factory {
             dscp,
             listener: None,
             clients: Vec::new(),
+            had_client: false,
         })))
     },
 };
@@ -663,11 +664,16 @@ struct TcpServerSink {
     dscp: Option<u8>,
     listener: Option<(TcpListener, SocketAddr)>,
     clients: Vec<Client>,
+    /// Whether any client ever connected.
+    had_client: bool,
 }
 
 /// One connected client: its queue and the task that writes it out.
 struct Client {
     peer: SocketAddr,
+    /// The connection, as a second handle: a client dropped by a limit gets a reset through
+    /// it, not the clean close that would pass for the end of the stream.
+    socket: Option<std::os::fd::OwnedFd>,
     tx: tokio::sync::mpsc::Sender<Buffer>,
     queued_bytes: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<Result<u64, ElementError>>,
@@ -681,6 +687,7 @@ impl TcpServerSink {
                 cx.message(format_args!("{peer}: cannot set qos-dscp: {e}"));
             }
         }
+        let socket = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
         let capacity = self.max_buffers.unwrap_or(CLIENT_QUEUE);
         let (tx, rx) = tokio::sync::mpsc::channel(capacity);
         let queued_bytes = Arc::new(AtomicU64::new(0));
@@ -694,8 +701,10 @@ impl TcpServerSink {
             self.timeout,
         ));
         cx.message(format_args!("client {peer} connected"));
+        self.had_client = true;
         self.clients.push(Client {
             peer,
+            socket,
             tx,
             queued_bytes,
             task,
@@ -726,8 +735,13 @@ impl TcpServerSink {
         let peer = client.peer;
         match why {
             Some(why) => {
+                // A reset (linger 0 at the last close), so the client sees an error, not an
+                // end of stream after a part of it (issue 21).
+                if let Some(socket) = &client.socket {
+                    let _ = rustix::net::sockopt::set_socket_linger(socket, Some(Duration::ZERO));
+                }
                 client.task.abort();
-                cx.message(format_args!("client {peer} dropped: {why}"));
+                cx.warn(format_args!("client {peer} dropped: {why}"));
             }
             None => match client.task.await {
                 Ok(Ok(sent)) => cx.message(format_args!("client {peer} left after {sent} bytes")),
@@ -735,6 +749,38 @@ impl TcpServerSink {
                 Err(e) => cx.message(format_args!("client {peer} left: {e}")),
             },
         }
+    }
+}
+
+impl TcpServerSink {
+    /// Waits for a client (`wait-for-connection`): `false` when the run ends meanwhile.
+    async fn wait_for_client(&mut self, cx: &AsyncCtx) -> Result<bool, ElementError> {
+        let (listener, local) = self.listener.as_ref().expect("start ran");
+        cx.message(format_args!("waiting for a client on {local}"));
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = accepted
+                    .map_err(|e| net_error(format!("accepting a client on {local}"), e))?;
+                self.add_client(stream, peer, cx);
+                Ok(true)
+            }
+            () = cx.drain_or_stop() => Ok(false),
+        }
+    }
+}
+
+/// A client's queue is full: lets the writers run (this runtime has one thread, and the sink
+/// takes buffers from its input without waiting, so a writer may not have had a turn since
+/// the queue filled; it then writes until its socket takes no more) and tries again. Only a
+/// client whose queue is still full after its writer had that turn has fallen behind:
+/// `Err(true)`. A fast reader with buffers-max below the pool's size was dropped at once
+/// before (issue 21). `Err(false)`: the client is gone.
+async fn give_way(tx: &tokio::sync::mpsc::Sender<Buffer>, buf: Buffer) -> Result<(), bool> {
+    tokio::task::yield_now().await;
+    match tx.try_send(buf) {
+        Ok(()) => Ok(()),
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(false),
+        Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Err(true),
     }
 }
 
@@ -774,28 +820,25 @@ impl AsyncSink for TcpServerSink {
 
     async fn render(&mut self, buf: Buffer, cx: &mut AsyncCtx) -> Result<SinkFlow, ElementError> {
         self.accept_waiting(cx).await;
-        if self.wait && self.clients.is_empty() {
-            let (listener, local) = self.listener.as_ref().expect("start ran");
-            cx.message(format_args!("waiting for a client on {local}"));
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = accepted
-                        .map_err(|e| net_error(format!("accepting a client on {local}"), e))?;
-                    self.add_client(stream, peer, cx);
-                }
-                () = cx.drain_or_stop() => return Ok(SinkFlow::Done),
-            }
+        if self.wait && self.clients.is_empty() && !self.wait_for_client(cx).await? {
+            return Ok(SinkFlow::Done);
         }
         let len = buf.len() as u64;
         let mut i = 0;
         while i < self.clients.len() {
             let client = &self.clients[i];
-            let queued = client.queued_bytes.load(Ordering::Relaxed);
             // A client with nothing queued always takes the next buffer, however large.
-            if self
-                .max_bytes
-                .is_some_and(|max| queued > 0 && queued + len > max)
-            {
+            let over = |queued: u64| {
+                self.max_bytes
+                    .is_some_and(|max| queued > 0 && queued + len > max)
+            };
+            let mut queued = client.queued_bytes.load(Ordering::Relaxed);
+            if over(queued) {
+                // Its writer may just not have had a turn yet (see `give_way`).
+                tokio::task::yield_now().await;
+                queued = client.queued_bytes.load(Ordering::Relaxed);
+            }
+            if over(queued) {
                 let why = format!("{queued} bytes waiting for it (units-max)");
                 self.remove(i, Some(why), cx).await;
                 continue;
@@ -804,7 +847,9 @@ impl AsyncSink for TcpServerSink {
             let sent = match client.tx.try_send(buf.clone()) {
                 Ok(()) => Ok(()),
                 Err(tokio::sync::mpsc::error::TrySendError::Full(b)) => match self.max_buffers {
-                    Some(max) => Err(Some(format!("{max} buffers waiting for it (buffers-max)"))),
+                    Some(max) => give_way(&client.tx, b).await.map_err(|full| {
+                        full.then(|| format!("{max} buffers waiting for it (buffers-max)"))
+                    }),
                     // No limit: the slowest client sets the pace.
                     None => client.tx.send(b).await.map_err(|_| None),
                 },
@@ -819,6 +864,14 @@ impl AsyncSink for TcpServerSink {
     }
 
     async fn finish(&mut self, cx: &mut AsyncCtx) -> Result<(), ElementError> {
+        // An empty stream still waits for its first client, which then gets the end of stream
+        // rather than a refused connection (issue 21); Ctrl-C ends the wait.
+        if self.wait && !self.had_client && self.listener.is_some() {
+            self.accept_waiting(cx).await;
+            if self.clients.is_empty() {
+                self.wait_for_client(cx).await?;
+            }
+        }
         self.listener = None;
         for client in std::mem::take(&mut self.clients) {
             // Closing the queue lets the writer send what is left, then close.

@@ -152,10 +152,45 @@ pub fn requested(flags: Option<(&'static str, String)>) -> Option<(&'static str,
     })
 }
 
+/// The longest filter accepted, in characters: hundreds of directives.
+pub const MAX_FILTER: usize = 4096;
+/// The longest directive accepted, in characters: far above any element name or module path.
+pub const MAX_DIRECTIVE: usize = 256;
+
+/// Bounds what the env-filter is given: each name becomes a regex whose automaton grows much
+/// faster than its length (a 30 000-character filter took 13 s to parse, one name of that
+/// length minutes; issue 21), so a filter or a directive over the limit is refused, named.
+fn check_size(spec: &str) -> Result<(), String> {
+    let shown = |text: &str| -> String {
+        let head: String = text.chars().take(24).collect();
+        format!("{head}…")
+    };
+    let len = spec.chars().count();
+    if len > MAX_FILTER {
+        return Err(format!(
+            "log filter `{}` is {len} characters long; at most {MAX_FILTER} are accepted",
+            shown(spec)
+        ));
+    }
+    if let Some(d) = spec
+        .split(',')
+        .map(str::trim)
+        .find(|d| d.chars().count() > MAX_DIRECTIVE)
+    {
+        return Err(format!(
+            "log filter directive `{}` is {} characters long; at most {MAX_DIRECTIVE} are accepted",
+            shown(d),
+            d.chars().count()
+        ));
+    }
+    Ok(())
+}
+
 /// Installs the subscriber for `spec`; its lines go through `console`, so that they step
 /// around a progress line. An invalid filter is an error naming it.
 /// `colour` forces colours on or off (`None`: when stderr is a terminal).
 pub fn init(spec: &str, console: Console, colour: Option<bool>) -> Result<(), String> {
+    check_size(spec)?;
     let translated = directives(spec).map_err(|e| format!("invalid log filter `{spec}`: {e}"))?;
     let filter = EnvFilter::builder()
         .parse(&translated)

@@ -708,6 +708,13 @@ impl AsyncCtx {
         }
     }
 
+    /// Prints `parallax: warning: NAME: TEXT` on stderr, `-m` or not: for data the run
+    /// loses on purpose (a client dropped by a limit), which must never go unsaid.
+    pub fn warn(&self, text: impl std::fmt::Display) {
+        self.console
+            .write_lines(&format!("parallax: warning: {}: {text}\n", self.name));
+    }
+
     /// Prints `NAME: PROPERTY = VALUE` on stderr, even with `-q`: for a value the user asked
     /// the system to choose (`port=0`), which is otherwise impossible to learn.
     pub fn report_chosen(&self, property: &str, value: impl std::fmt::Display) {

@@ -202,9 +202,19 @@ async fn run_task(
             inputs,
             level,
             ..
-        } => run_sink(sink, &mut cx, &control, rx, inputs, &level, &mut stats).await,
+        } => {
+            let input = rx.clone();
+            let outcome = run_sink(sink, &mut cx, &control, rx, inputs, &level, &mut stats).await;
+            // What is still queued will never be read: dropped now, so that its buffers go
+            // back to their pools although a sender's thread goes on (issue 21).
+            let _ = input.close();
+            outcome
+        }
         AsyncTask::Transform { imp, rx, tx, .. } => {
-            run_transform(imp, &control, rx, tx, &mut stats).await
+            let input = rx.clone();
+            let outcome = run_transform(imp, &control, rx, tx, &mut stats).await;
+            let _ = input.close();
+            outcome
         }
     };
     stats.truncated += cx.truncated;
@@ -378,6 +388,15 @@ pub(super) fn split(
 /// The downstream thread's end of an async transform.
 struct Collect {
     rx: kanal::Receiver<Item>,
+}
+
+impl Drop for Collect {
+    /// Its thread ended (its sinks were satisfied): what the task already passed on is
+    /// dropped now, not when the task goes, which may wait for input for ever while those
+    /// buffers are the ones its source waits for (issue 21); the task's next send fails.
+    fn drop(&mut self) {
+        let _ = self.rx.close();
+    }
 }
 
 impl crate::element::Source for Collect {

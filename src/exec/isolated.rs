@@ -39,6 +39,10 @@ pub const WORKER_ARG: &str = "--parallax-worker";
 /// The argument after [`WORKER_ARG`] that tells a worker to enter the seccomp sandbox once its
 /// element is built (elements that are not trusted).
 const SANDBOX_ARG: &str = "--sandbox";
+/// The argument that tells a worker it has a release socket (fd 4): it is lent read-only
+/// arenas and says on it which buffers it is done with. Said, not probed: fd 4 may be
+/// anything the user's shell left open.
+const RELEASES_ARG: &str = "--releases";
 
 /// Buffers through one worker, for the `-m` summary: counters each half bumps without a lock,
 /// and round-trip timings, kept (under a lock) only when `-m` asks for them.
@@ -107,6 +111,14 @@ struct Link {
     /// Where `-m` lines go; `None` without `-m`.
     messages: Option<super::Console>,
     done: AtomicBool,
+    /// The worker was told of a drain (once is enough).
+    drain_asked: AtomicBool,
+    /// The error the worker reported, once one of the halves read it: it wins over the exit
+    /// status that it causes, whichever half sees the worker go first.
+    said: Mutex<Option<String>>,
+    /// Held while a frame is taken off the socket and, if it is the worker's error, recorded,
+    /// so that [`Link::lost`] never misses an error another half is reading.
+    reading: Mutex<()>,
     /// How the worker may map what it is lent: read-only unless its code is trusted.
     access: PeerAccess,
 }
@@ -215,7 +227,13 @@ enum Reply {
 }
 
 impl Link {
-    fn start(node: &Node, messages: Option<super::Console>) -> Result<Arc<Link>, ElementError> {
+    /// Starts the worker of `node`; `pools` is how every worker of the run is lent the
+    /// sources' pools.
+    fn start(
+        node: &Node,
+        pools: PeerAccess,
+        messages: Option<super::Console>,
+    ) -> Result<Arc<Link>, ElementError> {
         let io = |what: &str, e: std::io::Error| ElementError::io(what.to_owned(), e);
         let (ours, theirs) = seqpacket_pair().map_err(|e| io("creating the worker socket", e))?;
         // A program embedding the library points this at a binary that calls `worker_main`.
@@ -224,23 +242,31 @@ impl Link {
             None => std::env::current_exe().map_err(|e| io("finding this executable", e))?,
         };
         let sandbox = node.trust != Trust::Trusted;
-        let args: &[&str] = if sandbox {
-            &[WORKER_ARG, SANDBOX_ARG]
-        } else {
-            &[WORKER_ARG]
-        };
         // Code that is not trusted maps what it is lent read-only, so it cannot touch the
         // refcounts: it says what it is done with on a socket of its own, which a thread here
         // applies to the ledger (so a source waiting for a free slot is never waiting on us).
-        let (access, releases) = if sandbox {
-            let (ours, theirs) =
-                seqpacket_pair().map_err(|e| io("creating the worker's release socket", e))?;
-            (PeerAccess::ReadOnly, Some((ours, theirs)))
+        // A trusted worker is lent the run's pools read-only too once any worker is not
+        // trusted (`pools`): it needs the release socket as much, or every buffer it drops or
+        // consumes stays on loan and the source stops at the pool's size (issue 21).
+        let access = if sandbox {
+            PeerAccess::ReadOnly
         } else {
-            (PeerAccess::ReadWrite, None)
+            PeerAccess::ReadWrite
         };
+        let releases = if sandbox || pools == PeerAccess::ReadOnly {
+            Some(seqpacket_pair().map_err(|e| io("creating the worker's release socket", e))?)
+        } else {
+            None
+        };
+        let mut args = vec![WORKER_ARG];
+        if sandbox {
+            args.push(SANDBOX_ARG);
+        }
+        if releases.is_some() {
+            args.push(RELEASES_ARG);
+        }
         let (release_rx, release_tx) = releases.unzip();
-        let child = spawn_worker(&exe, args, theirs, release_tx, sandbox)
+        let child = spawn_worker(&exe, &args, theirs, release_tx, sandbox)
             .map_err(|e| io("starting a worker process", e))?;
         let pid = child.id();
         let child = Arc::new(Mutex::new(child));
@@ -267,6 +293,9 @@ impl Link {
             counts: Counts::default(),
             messages,
             done: AtomicBool::new(false),
+            drain_asked: AtomicBool::new(false),
+            said: Mutex::new(None),
+            reading: Mutex::new(()),
             access,
         });
         let start = Frame::Start {
@@ -286,6 +315,10 @@ impl Link {
                     "in its worker process: {}",
                     worker_says(&message)
                 )))
+            }
+            // The same words and exit code as the element would give fused (issue 21).
+            Ok(Some((Frame::Refused { message }, _))) => {
+                return Err(ElementError::Config(worker_says(&message)))
             }
             Ok(Some(_)) => return Err(link.bad("an unexpected greeting")),
             Ok(None) => return Err(link.lost()),
@@ -317,8 +350,17 @@ impl Link {
         FieldLimits::check(buf.meta.fields()).map_err(|e| {
             ElementError::Failed(format!("cannot hand a buffer to the worker: {e}"))
         })?;
-        // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read.
-        let stop = || cx.run.is_stopping();
+        // Only a stop ends the wait: a drain (Ctrl-C) still delivers what was read. So does
+        // the worker being done (let go, finished, failed or gone): nothing will free a slot
+        // for it then.
+        let stop = || {
+            if cx.run.ends_streams() {
+                // A drain while the worker holds every slot: its element may be waiting (a
+                // shmsink for its first consumer) and must hear of the drain to let go.
+                self.ask_drain();
+            }
+            cx.run.is_stopping() || self.done.load(Ordering::SeqCst)
+        };
         let (buf, copied) = copies.shareable(buf, &self.name, &stop)?;
         Counts::bump(&self.counts.sent);
         if copied {
@@ -330,7 +372,15 @@ impl Link {
                 .push_back(std::time::Instant::now());
         }
         let sent = send_buffer(&self.sock, &mut Link::lock(&self.exporter), &buf);
-        sent.map_err(|_| self.lost())
+        sent.map_err(|e| match e.raw_os_error() {
+            Some(_) => self.lost(),
+            // Not the socket: the buffer could not be lent (an arena with no peer column
+            // left), which is ours to say, not a worker that went.
+            None => ElementError::Failed(format!(
+                "cannot lend a buffer to worker process {}: {e}",
+                self.pid
+            )),
+        })
     }
 
     fn send_frame(&self, frame: &Frame) -> Result<(), ElementError> {
@@ -362,7 +412,16 @@ impl Link {
 
     /// One frame: `None` for an arena announcement (mapped), else the reply.
     fn recv_one(&self, cache: &mut SharedArenaCache) -> Result<Option<Reply>, ElementError> {
-        let (frame, fds) = match recv_frame(&self.sock) {
+        let got = {
+            let _reading = Link::lock(&self.reading);
+            let got = recv_frame(&self.sock);
+            if let Ok(Some((Frame::Error { message }, _))) = &got {
+                *Link::lock(&self.said) = Some(worker_says(message));
+                self.done.store(true, Ordering::SeqCst);
+            }
+            got
+        };
+        let (frame, fds) = match got {
             Ok(Some(f)) => f,
             Ok(None) => return Err(self.lost()),
             Err(e) => return Err(self.frame_error(e)),
@@ -382,6 +441,10 @@ impl Link {
                         Counts::bump(&self.counts.same_memory_back);
                         b
                     }
+                    // The worker went meanwhile and what it was lent was reclaimed (the other
+                    // half saw it go): an answer sent before is moot, and how it went (its
+                    // own error, most likely) is the cause, not this reference.
+                    Err(_) if self.done.load(Ordering::SeqCst) => return Err(self.lost()),
                     Err(_) => {
                         let b = cache.get_slot(r).map_err(|e| self.bad(&e.to_string()))?;
                         Counts::bump(&self.counts.from_worker_arena);
@@ -439,8 +502,12 @@ impl Link {
                 }
             }
         };
-        self.done.store(true, Ordering::Relaxed);
+        self.done.store(true, Ordering::SeqCst);
         let reclaimed = Link::lock(&self.exporter).reclaim_all();
+        // A worker that reported an error exits because of it: its words are the cause.
+        if let Some(message) = self.last_words() {
+            return ElementError::Failed(message);
+        }
         if let Some(why) = Link::lock(&self.cut_off).take() {
             return ElementError::Failed(format!(
                 "worker process {} sent {why}; it was stopped and {reclaimed} buffers it held \
@@ -461,6 +528,75 @@ impl Link {
             "worker process {} {how}; {reclaimed} buffers it held were reclaimed",
             self.pid
         ))
+    }
+
+    /// Passes a drain (Ctrl-C) on to the worker, as SIGTERM, which it takes as its own
+    /// drain. Through `Child`, so a worker already reaped (its pid perhaps reused) is not
+    /// signalled.
+    fn ask_drain(&self) {
+        if self.drain_asked.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut child = Link::lock(&self.child);
+        if let Ok(None) = child.try_wait() {
+            if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+    }
+
+    /// The error the worker reported before it went: recorded by a half that read it, or still
+    /// on the socket (the worker is gone, so everything it sent is there to read).
+    fn last_words(&self) -> Option<String> {
+        let _reading = Link::lock(&self.reading);
+        if let Some(message) = Link::lock(&self.said).clone() {
+            return Some(message);
+        }
+        while self.readable() {
+            match recv_frame(&self.sock) {
+                Ok(Some((Frame::Error { message }, _))) => {
+                    let message = worker_says(&message);
+                    *Link::lock(&self.said) = Some(message.clone());
+                    return Some(message);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        None
+    }
+
+    /// Nothing downstream wants the worker's answers any more (the element's downstream ended
+    /// early, like `fakesink num-buffers=1`): the worker is told by a hang-up, reaped (killed
+    /// if it does not go at once), and every buffer it held or had in flight back to us is
+    /// reclaimed, so that a source waiting for a free slot gets one and the sending half, which
+    /// now sees `done`, ends its thread instead of waiting for answers nobody reads (issue 21).
+    fn abandon(&self) {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Wakes a sending half blocked on a full socket, and the worker (end of input).
+        let _ = rustix::net::shutdown(&self.sock, rustix::net::Shutdown::Both);
+        {
+            let mut child = Link::lock(&self.child);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+            loop {
+                match child.try_wait() {
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    Ok(Some(_)) => break,
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        // Gone for good, so nothing it held can still be touched by it.
+        let reclaimed = Link::lock(&self.exporter).reclaim_all();
+        tracing::debug!(element = %self.name, reclaimed, "Downstream ended early; the worker was let go");
     }
 
     /// The worker answered a buffer: its round trip is timed when `-m` asked for it.
@@ -540,11 +676,15 @@ impl Sink for SendHalf {
     }
 
     fn render_owned(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
-        if self.link.done.load(Ordering::Relaxed) {
+        if self.link.done.load(Ordering::SeqCst) {
             return Ok(SinkFlow::Done);
         }
-        self.link.send(&mut self.copies, buf, true, cx)?;
-        Ok(SinkFlow::Continue)
+        match self.link.send(&mut self.copies, buf, true, cx) {
+            Ok(()) => Ok(SinkFlow::Continue),
+            // The receiving half let the worker go while this buffer was on its way.
+            Err(_) if self.link.done.load(Ordering::SeqCst) => Ok(SinkFlow::Done),
+            Err(e) => Err(e),
+        }
     }
 
     fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
@@ -560,6 +700,13 @@ impl Sink for SendHalf {
 struct ReceiveHalf {
     link: Arc<Link>,
     cache: SharedArenaCache,
+}
+
+impl Drop for ReceiveHalf {
+    /// Its thread ended before the worker's end of stream: downstream wants no more.
+    fn drop(&mut self) {
+        self.link.abandon();
+    }
 }
 
 impl Source for ReceiveHalf {
@@ -582,26 +729,86 @@ impl Source for ReceiveHalf {
     }
 }
 
-/// An isolated sink: buffers go to the worker without waiting for each to be rendered; an
-/// error the worker reports ends the run at the next buffer, and end of stream waits for the
-/// worker to finish.
+/// An isolated sink: buffers go to the worker without waiting for each to be rendered. A
+/// thread of its own listens to the worker all the time, so that a worker that fails (a full
+/// disk) or dies is heard, reaped and its loans reclaimed even while the source upstream waits
+/// for one of the slots it held; the error it reported ends the run at the next buffer, and
+/// end of stream waits for the worker to finish.
 struct IsolatedSink {
     link: Arc<Link>,
     copies: Copies,
-    cache: SharedArenaCache,
+    /// What the listener heard: the worker's sink finished (`Ok`) or failed.
+    heard: std::sync::mpsc::Receiver<Result<(), ElementError>>,
+    /// The worker's sink finished by itself (it wants no end of stream from us).
+    finished: bool,
 }
 
 impl IsolatedSink {
-    /// Takes in what the worker said so far, without waiting.
-    fn poll_worker(&mut self) -> Result<Option<SinkFlow>, ElementError> {
-        while self.link.readable() {
-            if let Some(Reply::Eos) = self.link.recv_one(&mut self.cache)? {
-                // The worker's sink finished by itself; it wants no end-of-stream from us.
-                self.link.done.store(true, Ordering::Relaxed);
-                return Ok(Some(SinkFlow::Done));
-            }
+    fn new(link: Arc<Link>, access: PeerAccess) -> Result<IsolatedSink, ElementError> {
+        let sock = link
+            .sock
+            .try_clone()
+            .map_err(|e| ElementError::io("listening to the worker".to_owned(), e))?;
+        let (tx, heard) = std::sync::mpsc::channel();
+        let weak = Arc::downgrade(&link);
+        std::thread::Builder::new()
+            .name(format!("px-hear-{}", link.name).chars().take(15).collect())
+            .spawn(move || listen(&weak, &sock, &tx))
+            .map_err(|e| ElementError::io("starting the worker's listener".to_owned(), e))?;
+        Ok(IsolatedSink {
+            link,
+            copies: Copies::new(access),
+            heard,
+            finished: false,
+        })
+    }
+
+    /// What the worker said so far, without waiting.
+    fn heard(&mut self) -> Result<Option<SinkFlow>, ElementError> {
+        if self.finished {
+            return Ok(Some(SinkFlow::Done));
         }
-        Ok(None)
+        match self.heard.try_recv() {
+            Ok(Ok(())) => {
+                self.finished = true;
+                Ok(Some(SinkFlow::Done))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+/// The sink's listener: takes every frame of an isolated sink's worker until it finishes,
+/// fails or goes. Holds the link only while it handles a frame, so that dropping the sink
+/// still drops the link (whose drop ends the worker, which wakes this thread for good).
+fn listen(
+    link: &std::sync::Weak<Link>,
+    sock: &OwnedFd,
+    tx: &std::sync::mpsc::Sender<Result<(), ElementError>>,
+) {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut cache = SharedArenaCache::new();
+    loop {
+        let mut fds = [PollFd::new(sock, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return,
+        }
+        let Some(link) = link.upgrade() else {
+            return;
+        };
+        let said = match link.recv_one(&mut cache) {
+            Ok(Some(Reply::Eos)) => Ok(()),
+            Ok(_) => continue,
+            // The worker reported an error and exits because of it: reaped here, so that the
+            // slots it held come back to a source that may be waiting for them.
+            Err(_) if Link::lock(&link.said).is_some() => Err(link.lost()),
+            Err(e) => Err(e),
+        };
+        link.done.store(true, Ordering::SeqCst);
+        let _ = tx.send(said);
+        return;
     }
 }
 
@@ -611,25 +818,55 @@ impl Sink for IsolatedSink {
     }
 
     fn render_owned(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
-        if let Some(flow) = self.poll_worker()? {
+        if let Some(flow) = self.heard()? {
             return Ok(flow);
         }
-        self.link.send(&mut self.copies, buf, false, cx)?;
-        Ok(SinkFlow::Continue)
+        match self.link.send(&mut self.copies, buf, false, cx) {
+            Ok(()) => Ok(SinkFlow::Continue),
+            // The worker failed or went while this buffer waited for a slot or was sent: what
+            // it said is the cause (issue 21), once the listener has it.
+            Err(e) => loop {
+                if let Some(flow) = self.heard()? {
+                    break Ok(flow);
+                }
+                if !self.link.done.load(Ordering::SeqCst) || cx.run.is_stopping() {
+                    break Err(e);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            },
+        }
     }
 
     fn finish(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        if self.link.done.load(Ordering::Relaxed) {
+        if self.heard()?.is_some() {
             return Ok(());
         }
-        self.link.send_frame(&Frame::Eos)?;
+        if cx.should_stop() {
+            // A drain: the worker's element may be waiting (for a consumer, a peer) and read
+            // no end of stream until it is told too.
+            self.link.ask_drain();
+        }
+        if !self.link.done.load(Ordering::SeqCst) {
+            // A worker gone meanwhile is the listener's to report.
+            let _ = self.link.send_frame(&Frame::Eos);
+        }
         loop {
-            match self.link.recv(&mut self.cache, cx, false)? {
-                Reply::Eos => break,
-                Reply::Nothing | Reply::Buffer(_) => {}
+            match self
+                .heard
+                .recv_timeout(std::time::Duration::from_millis(50))
+            {
+                Ok(said) => {
+                    said?;
+                    break;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !cx.run.is_stopping() => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(ElementError::Interrupted)
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        self.link.done.store(true, Ordering::Relaxed);
+        self.finished = true;
         let _ = Link::lock(&self.link.child).wait();
         Ok(())
     }
@@ -680,15 +917,17 @@ pub fn splits(node: &Node) -> bool {
 }
 
 /// Builds the parent's proxy for an `exec=isolated` element and starts its worker.
+/// `pools` is how the run's pools are lent to workers (see `pool_peers`).
 pub(super) fn proxy(
     node: &Node,
+    pools: PeerAccess,
     messages: Option<super::Console>,
 ) -> Result<ElementImpl, ElementError> {
     let pads = node.factory.pads;
     if let Some(why) = node.factory.refusal(Exec::Isolated) {
         return Err(ElementError::Config(why));
     }
-    let link = Link::start(node, messages)?;
+    let link = Link::start(node, pools, messages)?;
     let access = link.access;
     Ok(if pads.sink == PadPresence::None {
         ElementImpl::Source(Box::new(IsolatedSource {
@@ -696,11 +935,7 @@ pub(super) fn proxy(
             cache: SharedArenaCache::new(),
         }))
     } else if pads.src == PadPresence::None {
-        ElementImpl::Sink(Box::new(IsolatedSink {
-            link,
-            copies: Copies::new(access),
-            cache: SharedArenaCache::new(),
-        }))
+        ElementImpl::Sink(Box::new(IsolatedSink::new(link, access)?))
     } else {
         ElementImpl::Split {
             input: Box::new(SendHalf {
@@ -727,14 +962,38 @@ pub fn worker_main() -> i32 {
     };
     match serve(&sock) {
         Ok(()) => 0,
-        Err(message) => {
+        Err(Stop::Failed(message)) => {
             let _ = send_frame(&sock, &Frame::Error { message }, &[]);
             1
+        }
+        Err(Stop::Refused(message)) => {
+            let _ = send_frame(&sock, &Frame::Refused { message }, &[]);
+            2
         }
     }
 }
 
-fn serve(sock: &OwnedFd) -> Result<(), String> {
+/// Why a worker stops early.
+enum Stop {
+    /// A runtime error (exit 1 in the parent).
+    Failed(String),
+    /// Its element refused its properties (exit 2 in the parent, as when it is fused).
+    Refused(String),
+}
+
+impl From<String> for Stop {
+    fn from(message: String) -> Stop {
+        Stop::Failed(message)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(message: &str) -> Stop {
+        Stop::Failed(message.to_owned())
+    }
+}
+
+fn serve(sock: &OwnedFd) -> Result<(), Stop> {
     let (factory, name, written, caps) = match recv_frame(sock).map_err(|e| e.to_string())? {
         Some((
             Frame::Start {
@@ -747,6 +1006,16 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
         )) => (factory, name, props, caps),
         _ => return Err("expected the element to run".into()),
     };
+    // The parent's drain reaches a worker as SIGTERM (or the terminal's Ctrl-C, which the
+    // whole process group gets): an element waiting in the worker (shmsink for its first
+    // consumer) ends its wait as it would in the parent (issue 21). Installed before the
+    // sandbox, which allows no new thread.
+    let run = Arc::new(RunControl::new().map_err(|e| e.to_string())?);
+    {
+        let run = Arc::clone(&run);
+        ctrlc::set_handler(move || run.request_drain())
+            .map_err(|e| format!("cannot take signals: {e}"))?;
+    }
     let f = crate::registry::find(&factory).ok_or(format!("no element `{factory}`"))?;
     let mut props = crate::registry::Props::defaults(&name, f.props);
     for (k, v) in &written {
@@ -757,7 +1026,10 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
     let parse_caps =
         |text: &str| crate::caps::Caps::parse(text).map_err(|e| format!("caps `{text}`: {e}"));
     props.set_caps(parse_caps(&caps.0)?, parse_caps(&caps.1)?);
-    let element = (f.build)(&props).map_err(|e| e.to_string())?;
+    let element = (f.build)(&props).map_err(|e| match e {
+        ElementError::Config(message) => Stop::Refused(message),
+        other => Stop::Failed(other.to_string()),
+    })?;
     // Built, so it holds what it opened; from here on it gets nothing new (fail closed: an
     // untrusted element never runs outside the sandbox).
     let sandboxed = std::env::args().any(|a| a == SANDBOX_ARG);
@@ -791,6 +1063,11 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 (
                     "open /etc/hostname via x32",
                     crate::ipc::open_via_x32(c"/etc/hostname"),
+                ),
+                // Not on the allowlist either (a denylist let it through): looking a path up.
+                (
+                    "stat /etc/hostname",
+                    std::fs::metadata("/etc/hostname").map(drop),
                 ),
             ];
             let report: Vec<String> = tried
@@ -851,14 +1128,18 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
         }
         _ => {}
     }
-    let run = RunControl::new().map_err(|e| e.to_string())?;
+    let run: &RunControl = &run;
     let mut side = WorkerSide {
         sock,
         cache: SharedArenaCache::new(),
         exporter: Exporter::new(),
         copies: Copies::new(PeerAccess::ReadWrite),
-        releases: if sandboxed {
+        // Every sandboxed worker has one (fail closed); a trusted one has one when the run's
+        // pools are lent read-only.
+        releases: if std::env::args().any(|a| a == RELEASES_ARG) {
             Some(crate::ipc::release_socket().map_err(|e| format!("no release socket: {e}"))?)
+        } else if sandboxed {
+            return Err("no release socket".into());
         } else {
             None
         },
@@ -870,19 +1151,19 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
             // it outputs then goes to the parent unasked (the parent reads answers as a stream).
             if let Some(at) = t.deadline() {
                 if !side.wait_input(at)? {
-                    let mut cx = Ctx::new(&run, None);
+                    let mut cx = Ctx::new(run, None);
                     t.on_deadline(&mut cx).map_err(|e| e.to_string())?;
                     for out in cx.take_out() {
-                        side.reply(out, &run)?;
+                        side.reply(out, run)?;
                     }
                     continue;
                 }
             }
-            let mut cx = Ctx::new(&run, None);
+            let mut cx = Ctx::new(run, None);
             let Some(buf) = side.next_buffer()? else {
                 t.flush(&mut cx).map_err(|e| e.to_string())?;
                 for out in cx.take_out() {
-                    side.reply(out, &run)?;
+                    side.reply(out, run)?;
                 }
                 side.send(&Frame::Eos)?;
                 return Ok(());
@@ -891,23 +1172,29 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
             let outs = cx.take_out();
             let answered = !outs.is_empty();
             for out in outs {
-                side.reply(out, &run)?;
+                side.reply(out, run)?;
             }
             match flow {
-                Flow::Push(out) => side.reply(out, &run)?,
+                Flow::Push(out) => side.reply(out, run)?,
                 Flow::Drop | Flow::Held if !answered => side.send(&Frame::Nothing)?,
                 Flow::Drop | Flow::Held => {}
                 Flow::Eos => side.send(&Frame::Eos)?,
             }
         },
         ElementImpl::Sink(mut s) => loop {
-            let mut cx = Ctx::new(&run, None);
+            let mut cx = Ctx::new(run, None);
             let Some(buf) = side.next_buffer()? else {
                 s.finish(&mut cx).map_err(|e| e.to_string())?;
                 side.send(&Frame::Eos)?;
                 return Ok(());
             };
-            let flow = s.render_owned(buf, &mut cx).map_err(|e| e.to_string())?;
+            let rendered = match s.render_owned(buf, &mut cx) {
+                // Asked to end while it waited (the parent's drain reached this process): not
+                // an error, as in the parent's own loop; the end of stream comes next.
+                Err(ElementError::Interrupted) => Ok(SinkFlow::Continue),
+                other => other,
+            };
+            let flow = rendered.map_err(|e| e.to_string())?;
             // Nothing gathers across buffers here: the worker cannot tell when it waits.
             s.idle(&mut cx).map_err(|e| e.to_string())?;
             match flow {
@@ -939,11 +1226,11 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 match recv_frame(sock).map_err(|e| e.to_string())? {
                     Some((Frame::Nothing, _)) => {}
                     Some((Frame::Eos, _)) | None => return Ok(()),
-                    Some((other, _)) => return Err(format!("unexpected frame {other:?}")),
+                    Some((other, _)) => return Err(format!("unexpected frame {other:?}").into()),
                 }
-                let mut cx = Ctx::new(&run, pool.as_ref());
+                let mut cx = Ctx::new(run, pool.as_ref());
                 match src.produce(&mut cx).map_err(|e| e.to_string())? {
-                    Some(buf) => side.reply(buf, &run)?,
+                    Some(buf) => side.reply(buf, run)?,
                     None => {
                         side.send(&Frame::Eos)?;
                         return Ok(());
@@ -951,7 +1238,7 @@ fn serve(sock: &OwnedFd) -> Result<(), String> {
                 }
             }
         }
-        _ => Err(format!("{} cannot run in a worker", side.name)),
+        _ => Err(format!("{} cannot run in a worker", side.name).into()),
     }
 }
 
@@ -1037,7 +1324,14 @@ impl WorkerSide<'_> {
     /// else is exported from this process's arenas.
     fn reply(&mut self, out: Buffer, run: &RunControl) -> Result<(), String> {
         let meta = WireMeta::try_from(&out.meta).map_err(|e| e.to_string())?;
-        match out.into_ipc_ref() {
+        // Only the parent's own memory goes back as a reference: a buffer from a third
+        // process's arena (a shmsrc's producer) is unknown to it (issue 21).
+        let out = if self.cache.maps(&out) {
+            out.into_ipc_ref()
+        } else {
+            Err(out)
+        };
+        match out {
             Ok(r) => self.send(&Frame::Buffer { at: r.into(), meta }),
             Err(out) => {
                 let stop = || run.is_stopping();

@@ -133,6 +133,9 @@ impl Default for RunOptions {
 /// Buffers a queue with `max-size-buffers=0` may hold; its byte limit or the source's pool
 /// usually binds first.
 const UNLIMITED_QUEUE_CAPACITY: usize = 1024;
+/// The largest channel capacity allocated up front; a larger limit is held by the channel's
+/// level over an unbounded channel (see `Channel::new`).
+const PREALLOCATED_CAPACITY: usize = 4096;
 /// Buffers in flight on a funnel's input channel.
 const FUNNEL_CAPACITY: usize = 16;
 /// Pool slots per source when it does not ask for a number.
@@ -509,7 +512,7 @@ fn build_elements(
         let refused = node.factory.refusal(node.exec);
         let built = match node.exec {
             _ if refused.is_some() => Err(ElementError::Config(refused.unwrap_or_default())),
-            Exec::Isolated => isolated::proxy(node, messages.clone()),
+            Exec::Isolated => isolated::proxy(node, pool_peers(graph), messages.clone()),
             Exec::Async if isolated::splits(node) => {
                 (node.factory.build)(&node.props).and_then(|imp| match imp {
                     ElementImpl::Transform(t) => {
@@ -607,12 +610,22 @@ struct Channel {
 }
 
 impl Channel {
+    /// A bounded channel of `capacity` buffers. A bounded kanal channel allocates its whole
+    /// capacity at once, so past [`PREALLOCATED_CAPACITY`] the channel is unbounded and its
+    /// level holds the limit instead: `queue max-size-buffers=4294967295` costs what it holds,
+    /// not 446 GB up front (issue 21).
     fn new(capacity: usize, max_bytes: u64, queue: Option<QueueSettings>) -> Channel {
-        let (tx, rx) = kanal::bounded(capacity);
+        let (tx, rx, level) = if capacity <= PREALLOCATED_CAPACITY {
+            let (tx, rx) = kanal::bounded(capacity);
+            (tx, rx, Level::new(max_bytes))
+        } else {
+            let (tx, rx) = kanal::unbounded();
+            (tx, rx, Level::with_limits(max_bytes, capacity))
+        };
         Channel {
             tx,
             rx,
-            level: Level::new(max_bytes),
+            level,
             queue,
             gate: None,
         }

@@ -82,6 +82,48 @@ pub fn place(graph: &mut Graph, scheduling: Scheduling) -> Result<(), Diagnostic
             node.planned = Some(why);
         }
     }
+    check_peers(graph)
+}
+
+/// Refuses a line whose buffers could be lent to more worker processes than an arena has
+/// peer columns ([`crate::memory::MAX_PEERS`]). A source's buffers may travel through every
+/// isolated element below it (each passes the same memory on), so that is what is counted;
+/// the first element over the limit is named. At run time the lend would fail instead.
+fn check_peers(graph: &Graph) -> Result<(), Diagnostic> {
+    let max = crate::memory::MAX_PEERS;
+    let order = graph.topo_order();
+    for &source in order.iter().filter(|&&n| graph.parent_count(n) == 0) {
+        let mut below = std::collections::HashSet::new();
+        let mut work = vec![source];
+        while let Some(n) = work.pop() {
+            for (_, c) in graph.children(n) {
+                if below.insert(c) {
+                    work.push(c);
+                }
+            }
+        }
+        let over = order
+            .iter()
+            .filter(|n| below.contains(n) && graph.dag[**n].exec == Exec::Isolated)
+            .nth(max);
+        if let Some(&n) = over {
+            let node = &graph.dag[n];
+            return Err(Diagnostic::new(
+                format!(
+                    "{} is the {}th isolated element below {}: one buffer pool can be lent to \
+                     at most {max} worker processes",
+                    node.name,
+                    max + 1,
+                    graph.dag[source].name
+                ),
+                node.span.clone(),
+            )
+            .with_help(format!(
+                "isolate at most {max} elements below each source (exec=auto runs the others \
+                 fused)"
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -89,24 +89,59 @@ impl Sink for Handover {
     }
 }
 
-/// Cycle times of one rt element, in nanoseconds.
+/// Cycle times kept for the quantiles, at most: memory stays bounded on a long run.
+const CYCLE_SAMPLES: usize = 1 << 20;
+
+/// Cycle times of one rt element, in nanoseconds: every cycle is counted and the longest kept,
+/// while the quantiles come from a uniform sample of at most [`CYCLE_SAMPLES`] of them
+/// (reservoir sampling), so that a long run reports its true count and its late cycles too
+/// (issue 21: the count was the sample's size, 1048576 after 30 million cycles).
 #[derive(Default)]
-struct Cycles(Vec<u64>);
+struct Cycles {
+    samples: Vec<u64>,
+    total: u64,
+    max: u64,
+    /// xorshift state for the reservoir.
+    rng: u64,
+}
 
 impl Cycles {
+    fn record(&mut self, ns: u64) {
+        self.total += 1;
+        self.max = self.max.max(ns);
+        if self.samples.len() < CYCLE_SAMPLES {
+            self.samples.push(ns);
+            return;
+        }
+        if self.rng == 0 {
+            self.rng = 0x9E37_79B9_7F4A_7C15;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let j = self.rng % self.total;
+        if let Some(slot) = self.samples.get_mut(j as usize) {
+            *slot = ns;
+        }
+    }
+
     fn report(&mut self, element: &str) -> Option<super::CycleReport> {
-        if self.0.is_empty() {
+        if self.total == 0 {
             return None;
         }
-        self.0.sort_unstable();
-        let at = |q: f64| self.0[((self.0.len() - 1) as f64 * q) as usize];
+        self.samples.sort_unstable();
+        let at = |q: f64| self.samples[((self.samples.len() - 1) as f64 * q) as usize];
         Some(super::CycleReport {
             element: element.to_owned(),
-            cycles: self.0.len() as u64,
+            cycles: self.total,
             median_ns: at(0.5),
             p99_ns: at(0.99),
-            max_ns: at(1.0),
+            max_ns: self.max,
         })
+    }
+
+    fn clear(&mut self) {
+        *self = Cycles::default();
     }
 }
 
@@ -129,6 +164,14 @@ struct RtThread {
     report_cycles: bool,
 }
 
+impl Drop for RtThread {
+    /// What is still queued will never be processed: dropped now (see `Input`'s drop), so
+    /// that its buffers go back to their pools although the sender's thread goes on.
+    fn drop(&mut self) {
+        let _ = self.rx.close();
+    }
+}
+
 impl RtThread {
     /// End of stream: the cycle times go to the report (and `-m`).
     fn finished(&mut self, run: &super::RunControl) {
@@ -145,7 +188,7 @@ impl RtThread {
             }
             run.record_cycles(r);
         }
-        self.cycles.0.clear();
+        self.cycles.clear();
     }
 }
 
@@ -231,9 +274,7 @@ impl Source for RtThread {
 impl RtThread {
     /// Times one cycle that began at `started`.
     fn record(&mut self, started: Instant) {
-        if self.cycles.0.len() < 1 << 20 {
-            self.cycles.0.push(started.elapsed().as_nanos() as u64);
-        }
+        self.cycles.record(started.elapsed().as_nanos() as u64);
     }
 }
 

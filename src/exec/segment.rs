@@ -68,6 +68,9 @@ pub(super) struct Level {
     bytes: AtomicU64,
     pub(super) high_water: AtomicUsize,
     max_bytes: u64,
+    /// The buffer limit when the level enforces it (a channel too large to allocate up
+    /// front, see [`Level::with_limits`]); 0 when the channel's own capacity does.
+    max_buffers: usize,
     waiters: AtomicUsize,
     lock: Mutex<()>,
     room: Condvar,
@@ -75,7 +78,14 @@ pub(super) struct Level {
 
 impl Level {
     pub(super) fn new(max_bytes: u64) -> Arc<Level> {
+        Level::with_limits(max_bytes, 0)
+    }
+
+    /// A level that also holds the buffer count under `max_buffers` (0: no such limit), for
+    /// a channel that is unbounded so that a large limit costs memory only as it fills.
+    pub(super) fn with_limits(max_bytes: u64, max_buffers: usize) -> Arc<Level> {
         Arc::new(Level {
+            max_buffers,
             buffers: AtomicUsize::new(0),
             bytes: AtomicU64::new(0),
             high_water: AtomicUsize::new(0),
@@ -86,12 +96,21 @@ impl Level {
         })
     }
 
-    fn bytes_full(&self) -> bool {
-        self.max_bytes != 0 && self.bytes.load(Ordering::SeqCst) >= self.max_bytes
+    /// Whether a limit is exceeded once a buffer was counted in ([`Level::add`]): the byte
+    /// limit as soon as it is reached (as before), the buffer limit only past it.
+    fn over(&self) -> bool {
+        (self.max_bytes != 0 && self.bytes.load(Ordering::SeqCst) >= self.max_bytes)
+            || (self.max_buffers != 0 && self.buffers.load(Ordering::SeqCst) > self.max_buffers)
+    }
+
+    /// Whether a limit the level enforces is reached, before a buffer is counted in.
+    fn full(&self) -> bool {
+        (self.max_bytes != 0 && self.bytes.load(Ordering::SeqCst) >= self.max_bytes)
+            || (self.max_buffers != 0 && self.buffers.load(Ordering::SeqCst) >= self.max_buffers)
     }
 
     pub(super) fn add(&self, len: usize) {
-        let n = self.buffers.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = self.buffers.fetch_add(1, Ordering::SeqCst) + 1;
         self.high_water.fetch_max(n, Ordering::Relaxed);
         if self.max_bytes != 0 {
             self.bytes.fetch_add(len as u64, Ordering::SeqCst);
@@ -99,25 +118,32 @@ impl Level {
     }
 
     pub(super) fn remove(&self, len: usize) {
-        self.buffers.fetch_sub(1, Ordering::Relaxed);
+        self.buffers.fetch_sub(1, Ordering::SeqCst);
         if self.max_bytes != 0 {
             self.bytes.fetch_sub(len as u64, Ordering::SeqCst);
-            if self.waiters.load(Ordering::SeqCst) > 0 {
-                let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-                self.room.notify_all();
-            }
+        }
+        if (self.max_bytes != 0 || self.max_buffers != 0) && self.waiters.load(Ordering::SeqCst) > 0
+        {
+            let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.room.notify_all();
         }
     }
 
-    /// Waits while the byte limit is reached; false when the pipeline stops meanwhile.
-    fn wait_for_room(&self, run: &RunControl) -> bool {
-        while self.bytes_full() {
+    /// Waits while a limit the level enforces is reached: [`Room::Stopped`] when the pipeline stops
+    /// meanwhile, [`Room::Gone`] when the reader went away (`gone`): what it left unread never
+    /// leaves the count, so waiting on would be for ever (a tee branch whose sink was satisfied
+    /// early, issue 21).
+    fn wait_for_room(&self, run: &RunControl, gone: &dyn Fn() -> bool) -> Room {
+        while self.full() {
             if run.is_stopping() {
-                return false;
+                return Room::Stopped;
+            }
+            if gone() {
+                return Room::Gone;
             }
             self.waiters.fetch_add(1, Ordering::SeqCst);
             let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-            if self.bytes_full() {
+            if self.full() {
                 let _unused = self
                     .room
                     .wait_timeout(guard, Duration::from_millis(50))
@@ -125,8 +151,15 @@ impl Level {
             }
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
-        true
+        Room::Free
     }
+}
+
+/// What [`Level::wait_for_room`] found.
+enum Room {
+    Free,
+    Stopped,
+    Gone,
 }
 
 /// What a fan-in element with a rule (`input-selector`, `concat`) lets through from each of its
@@ -228,6 +261,18 @@ pub(super) enum Input {
         /// The rule of a selector or concat, told of each input's end.
         gate: Option<Arc<Gate>>,
     },
+}
+
+impl Drop for Input {
+    /// Whatever is still queued for a channel input that ends (its sinks were satisfied, or
+    /// the run stops) will never be read: closing the channel drops it now, so that buffers
+    /// go back to their pools at once instead of when the last sender goes (a tee goes on
+    /// feeding its other branches), and senders see the end instead of waiting (issue 21).
+    fn drop(&mut self) {
+        if let Input::Channel { rx, .. } = self {
+            let _ = rx.close();
+        }
+    }
 }
 
 impl Input {
@@ -1129,16 +1174,20 @@ impl Segment {
                     let leaky = queue.map_or(Leaky::No, |q| q.leaky);
                     let mut dropped = 0;
                     let sent = match leaky {
-                        Leaky::No => {
-                            if !level.wait_for_room(run) {
-                                return Ok(());
+                        Leaky::No => match level.wait_for_room(run, &|| tx.is_disconnected()) {
+                            Room::Stopped => return Ok(()),
+                            Room::Gone => {
+                                level.add(len);
+                                false
                             }
-                            level.add(len);
-                            tx.send(item.take().expect("item is set")).is_ok()
-                        }
+                            Room::Free => {
+                                level.add(len);
+                                tx.send(item.take().expect("item is set")).is_ok()
+                            }
+                        },
                         Leaky::Upstream => {
                             level.add(len);
-                            if level.bytes_full() {
+                            if level.over() {
                                 dropped += 1;
                                 Ok(true)
                             } else {
@@ -1165,7 +1214,7 @@ impl Segment {
                             }
                             loop {
                                 match tx.try_send_option(&mut item) {
-                                    Ok(true) if !level.bytes_full() => break true,
+                                    Ok(true) if !level.over() => break true,
                                     Ok(true) | Ok(false) => {
                                         // Full: drop the oldest queued buffer and try again.
                                         if let Ok(Some(Item::Buffer(old))) = rx.try_recv() {

@@ -230,11 +230,17 @@ pub enum Frame {
         /// What went wrong.
         message: String,
     },
+    /// A worker could not build its element from the properties it was given (a
+    /// configuration error, exit 2 like the same element fused); the text says why.
+    Refused {
+        /// What is wrong with the configuration.
+        message: String,
+    },
 }
 
 /// Version of the frame protocol; bumped on any incompatible change (2: metadata carries dts,
-/// offset_end and user fields; 3: the start frame carries the negotiated caps).
-pub const PROTOCOL: u32 = 3;
+/// offset_end and user fields; 3: the start frame carries the negotiated caps; 4: `Refused`).
+pub const PROTOCOL: u32 = 4;
 
 /// What can go wrong receiving a frame.
 #[derive(Debug, thiserror::Error)]

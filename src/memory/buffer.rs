@@ -498,6 +498,15 @@ impl Buffer {
         }
     }
 
+    /// The other process's arena this buffer lives in, when it lives in one.
+    pub(super) fn peer_arena(&self) -> Option<&Arc<super::peer::PeerArena>> {
+        match &self.storage {
+            Storage::Peer(slot) => Some(slot.arena()),
+            Storage::ReadOnly(loan) => Some(loan.arena()),
+            _ => None,
+        }
+    }
+
     /// Slot index and byte range when this buffer lives in `pool`.
     pub(super) fn slot_in(&self, pool: &Arc<PoolInner>) -> Option<(u32, usize, usize)> {
         match &self.storage {

@@ -84,6 +84,10 @@ pub(super) struct PeerSlotRef {
 }
 
 impl PeerSlotRef {
+    pub(super) fn arena(&self) -> &Arc<PeerArena> {
+        &self.arena
+    }
+
     pub(super) fn bytes(&self) -> &[u8] {
         // This peer holds a counted reference, so the owner does not reuse the slot.
         self.arena.view.slot_bytes(self.index)
@@ -151,6 +155,10 @@ pub(super) struct ReadOnlyLoan {
 }
 
 impl ReadOnlyLoan {
+    pub(super) fn arena(&self) -> &Arc<PeerArena> {
+        &self.arena
+    }
+
     pub(super) fn bytes(&self) -> &[u8] {
         self.arena.view.slot_bytes(self.r.slot)
     }
@@ -256,6 +264,17 @@ impl SharedArenaCache {
             }),
         );
         Ok(arena_id)
+    }
+
+    /// Whether `buf` lives in one of the arenas this cache mapped (the same mapping, not just
+    /// the same id): only such a buffer can go back to that owner as a reference. A buffer from
+    /// a third process (a shmsrc's producer) must be copied instead.
+    pub fn maps(&self, buf: &Buffer) -> bool {
+        buf.peer_arena().is_some_and(|arena| {
+            self.arenas
+                .get(&arena.arena_id)
+                .is_some_and(|mine| Arc::ptr_eq(mine, arena))
+        })
     }
 
     /// Resolves a lent reference into a buffer over the shared bytes (no copy). Consumes the

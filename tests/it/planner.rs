@@ -181,7 +181,7 @@ fn an_untrusted_worker_cannot_open_files_listen_or_run_programs_even_through_x32
         err.contains(
             "identity0: escape attempt: open /etc/hostname: permission denied; listen on tcp: \
              permission denied; run /bin/true: permission denied; open /etc/hostname via x32: \
-             permission denied"
+             permission denied; stat /etc/hostname: permission denied"
         ),
         "{err}"
     );

@@ -7,7 +7,14 @@ use super::support::*;
 
 /// Starts a consumer with `-m` and waits until it is connected (its source's "started").
 fn consumer(sock: &str, tail: &[&str]) -> (Child, BufReader<ChildStderr>) {
-    let mut args = vec!["-m", "shmsrc", sock, "!"];
+    consumer_with(&[sock], tail)
+}
+
+/// As [`consumer`], with more properties for the shmsrc (`props`, the socket-path first).
+fn consumer_with(props: &[&str], tail: &[&str]) -> (Child, BufReader<ChildStderr>) {
+    let mut args = vec!["-m", "shmsrc"];
+    args.extend_from_slice(props);
+    args.push("!");
     args.extend_from_slice(tail);
     let mut child = launch(&args)
         .stdout(Stdio::piped())
@@ -208,4 +215,141 @@ fn a_socket_that_never_greets_is_an_error_not_a_hang() {
         stderr(&out)
     );
     drop(mute);
+}
+
+#[test]
+fn issue21_shmsrc_runs_isolated_and_untrusted() {
+    // In a worker, shmsrc's buffers live in the producer's arena, which the parent never
+    // mapped: handing them back as references failed with "unknown arena". They are copied
+    // into the worker's own arena instead.
+    for domain in ["exec=isolated", "trust=untrusted"] {
+        let dir = tmp();
+        let path = dir.path().join("s");
+        let sock = prop("socket-path", &path);
+        let data = random_bytes(2 << 20, 210);
+        let mut producer = launch(&["-q", "fdsrc", "fd=0", "!", "shmsink", &sock])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        while !path.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let out = dir.path().join("out");
+        let (c, err) = consumer_with(&[&sock, domain], &["filesink", &prop("location", &out)]);
+        let mut stdin = producer.stdin.take().unwrap();
+        stdin.write_all(&data).unwrap();
+        drop(stdin);
+        let (code_c, text) = finish(c, err);
+        assert_eq!(code_c, 0, "{domain}: {text}");
+        let p = wait(producer);
+        assert_eq!(code(&p), 0, "{}", stderr(&p));
+        assert!(
+            std::fs::read(&out).unwrap() == data,
+            "{domain}: bytes differ"
+        );
+    }
+}
+
+/// Waits until `path` exists, or fails if `child` ended first.
+fn wait_for_path(path: &std::path::Path, child: &mut std::process::Child) {
+    while !path.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("ended before {} appeared: {status:?}", path.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn issue21_an_isolated_shmsink_waiting_for_its_first_consumer_ends_at_the_first_signal() {
+    for sig in [rustix::process::Signal::INT, rustix::process::Signal::TERM] {
+        let dir = tmp();
+        let path = dir.path().join("s");
+        let sock = prop("socket-path", &path);
+        let mut producer = launch(&[
+            "-q",
+            "fakesrc",
+            "num-buffers=100",
+            "!",
+            "shmsink",
+            &sock,
+            "exec=isolated",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        wait_for_path(&path, &mut producer);
+        rustix::process::kill_process(rustix::process::Pid::from_child(&producer), sig).unwrap();
+        // The worker waited for a consumer and never heard of the drain: the first signal
+        // did nothing, and the socket file stayed behind.
+        let out = wait(producer);
+        assert_eq!(code(&out), 130, "{sig:?}: {}", stderr(&out));
+        assert!(!path.exists(), "{sig:?}: the socket file was left behind");
+    }
+}
+
+#[test]
+fn issue21_a_consumer_that_stops_reading_does_not_hold_a_drain_for_ever() {
+    let dir = tmp();
+    let path = dir.path().join("s");
+    let sock = prop("socket-path", &path);
+    // A file-backed source: its buffers are copied into the sink's own arena, whose slots
+    // the stuck consumer holds; the drain waited for them for ever.
+    let input = file(dir.path(), "in.bin", &random_bytes(8 << 20, 213));
+    let mut producer = launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &input),
+        "!",
+        "shmsink",
+        &sock,
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_path(&path, &mut producer);
+    // This consumer writes into a pipe nobody reads: it soon blocks, holding buffers.
+    let (mut stuck, stuck_err) = consumer(&sock, &["fdsink", "fd=1"]);
+    let mut first = [0u8; 4096];
+    stuck
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&producer),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let out = wait(producer);
+    assert_eq!(code(&out), 130, "{}", stderr(&out));
+    stuck.kill().unwrap();
+    let _ = finish(stuck, stuck_err);
+}
+
+#[test]
+fn issue21_an_empty_stream_still_waits_for_its_first_consumer() {
+    let dir = tmp();
+    let path = dir.path().join("s");
+    let sock = prop("socket-path", &path);
+    let empty = file(dir.path(), "empty", b"");
+    let mut producer = launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &empty),
+        "!",
+        "shmsink",
+        &sock,
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_path(&path, &mut producer);
+    // Connected after the producer's stream already ended: end of stream, not a refusal.
+    let c = run(launch(&["-q", "shmsrc", &sock, "!", "fakesink"]));
+    assert_eq!(code(&c), 0, "{}", stderr(&c));
+    let p = wait(producer);
+    assert_eq!(code(&p), 0, "{}", stderr(&p));
 }
