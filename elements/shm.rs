@@ -114,7 +114,8 @@ pub(crate) static SHMSINK: Factory = Factory {
             None,
             "The path to the control socket used to control the shared memory transport"
         )
-        .required(),
+        .required()
+        .role(Role::ListensAt),
         PropSpec::uint(
             "shm-size",
             64 << 20,

@@ -99,6 +99,9 @@ impl Timings {
 /// segment boundary: one half sends from the upstream thread, the other receives on its own).
 struct Link {
     name: String,
+    /// Sockets the element listens at: removed here once the worker is gone, for a sandboxed
+    /// worker may not remove files.
+    sockets: Vec<std::path::PathBuf>,
     sock: OwnedFd,
     pid: u32,
     /// Shared with the release thread, which may have to stop the worker.
@@ -283,8 +286,18 @@ impl Link {
                 .spawn(move || apply_releases(&sock, &exporter, &child, &cut_off))
                 .map_err(|e| io("starting the worker's release thread", e))?;
         }
+        let sockets = node
+            .props
+            .explicit()
+            .filter(|(spec, _)| spec.role == crate::registry::Role::ListensAt)
+            .filter_map(|(_, value)| match value {
+                crate::registry::Value::Str(Some(path)) => Some(path.into()),
+                _ => None,
+            })
+            .collect();
         let link = Arc::new(Link {
             name: node.name.clone(),
+            sockets,
             sock: ours,
             pid,
             child,
@@ -637,17 +650,30 @@ impl Drop for Link {
         }
         // End of stream for a worker still listening (harmless to one that is gone), a moment
         // to exit, then the kill; either way it is reaped.
-        let mut child = Link::lock(&self.child);
-        let _ = send_frame(&self.sock, &Frame::Eos, &[]);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
+        {
+            let mut child = Link::lock(&self.child);
+            let _ = send_frame(&self.sock, &Frame::Eos, &[]);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+            let mut ended = false;
+            while !ended && std::time::Instant::now() < deadline {
+                ended = matches!(child.try_wait(), Ok(Some(_)));
+                if !ended {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
             }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            if !ended {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        // What the worker listened at and could not remove (its sandbox refuses unlink): only
+        // a socket, never a file that took its place.
+        use std::os::unix::fs::FileTypeExt as _;
+        for path in &self.sockets {
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }
 

@@ -128,6 +128,9 @@ pub enum Role {
     WritesPath,
     /// A comma-separated list of `host:port` (multiudpsink's `clients`).
     HostPorts,
+    /// A unix socket the element listens at and removes when it ends (shmsink's
+    /// `socket-path`); the parent removes it for a worker whose sandbox cannot.
+    ListensAt,
 }
 
 /// One property of a factory.

@@ -407,9 +407,10 @@ fn every_isolatable_element_runs_untrusted_in_the_sandbox() {
     for card in filters() {
         let name = card["name"].as_str().unwrap();
         let needs = required_props(&card, dir.path());
+        let caps = typed(&card);
         let run_with = |trust: &str| {
             let desc = format!(
-                "filesrc location={} blocksize=500 ! {name} {needs} {trust} ! fdsink",
+                "filesrc location={} blocksize=500 ! {caps}{name} {needs} {trust} ! fdsink",
                 input.display()
             );
             let out = run(launch(&["-q", &desc]));

@@ -212,3 +212,25 @@ fn buffers_queued_for_a_branch_that_ended_go_back_to_the_pool() {
         launch_line(&line, 0);
     }
 }
+
+#[test]
+fn a_sandboxed_shmsink_leaves_no_socket_behind() {
+    // The sandbox refuses unlink: the parent removes the socket once the worker is gone.
+    let dir = tmp();
+    let sock = dir.path().join("shm.sock");
+    for trust in ["trusted", "untrusted"] {
+        launch_line(
+            &format!(
+                "fakesrc num-buffers=5 sizetype=fixed sizemax=64 ! shmsink socket-path={} \
+                 wait-for-connection=false exec=isolated trust={trust}",
+                sock.display()
+            ),
+            0,
+        );
+        assert!(
+            !sock.exists(),
+            "trust={trust}: {} is left behind",
+            sock.display()
+        );
+    }
+}
