@@ -307,16 +307,19 @@ fn every_filter_passes_eos_an_empty_stream_and_zero_length_buffers() {
     }
 }
 
+/// 300 text lines of varied lengths, the input the filters are run on.
+fn records_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = Vec::new();
+    for i in 0..300 {
+        text.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 37)).as_bytes());
+    }
+    file(dir, "records", &text)
+}
+
 #[test]
 fn every_filter_gives_the_same_bytes_and_metadata_in_a_worker_process() {
     let dir = tmp();
-    let input = file(dir.path(), "records", &{
-        let mut text = Vec::new();
-        for i in 0..300 {
-            text.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 37)).as_bytes());
-        }
-        text
-    });
+    let input = records_file(dir.path());
     for card in filters() {
         let name = card["name"].as_str().unwrap();
         if NOT_REPEATABLE.iter().any(|(n, _)| *n == name) {
@@ -397,13 +400,7 @@ fn every_isolatable_element_runs_untrusted_in_the_sandbox() {
     // Untrusted code runs under the seccomp allowlist: every element that can be isolated
     // must still do its job there (and nothing else), sources and sinks too.
     let dir = tmp();
-    let input = file(dir.path(), "records", &{
-        let mut text = Vec::new();
-        for i in 0..300 {
-            text.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 37)).as_bytes());
-        }
-        text
-    });
+    let input = records_file(dir.path());
     for card in filters() {
         let name = card["name"].as_str().unwrap();
         let needs = required_props(&card, dir.path());
