@@ -390,6 +390,24 @@ pub struct Ctx<'a> {
     pub(crate) more_coming: bool,
 }
 
+impl Drop for Ctx<'_> {
+    /// A context is made and dropped for every call: the common case (nothing pushed) must
+    /// not call out to the vector's drop.
+    #[inline]
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            drop_pushed(self.out.take());
+        }
+    }
+}
+
+/// What a context still held when it was dropped (a stop midway): off the common path.
+#[cold]
+#[inline(never)]
+fn drop_pushed<T>(out: T) {
+    drop(out);
+}
+
 impl<'a> Ctx<'a> {
     pub(crate) fn new(run: &'a dyn RunState, pool: Option<&'a MemoryPool>) -> Ctx<'a> {
         Ctx {

@@ -814,6 +814,7 @@ impl Segment {
                         self.last = now;
                     }
                     self.input_stats.dropped += cx.dropped;
+                    drop(cx);
                     match produced {
                         Ok(Some(buf)) => {
                             self.input_stats.count(&buf);
