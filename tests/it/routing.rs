@@ -81,20 +81,35 @@ fn output_selector_sends_everything_to_the_active_branch_and_ends_every_branch()
 }
 
 #[test]
-fn streamiddemux_gives_each_stream_its_own_branch() {
-    // Two sources funnelled: each keeps its stream id only if something sets it, so stamp
-    // them with metadatainject when it exists; otherwise every buffer is stream 0.
+fn streamiddemux_gives_each_stream_its_own_branch_even_one_that_appears_late() {
+    // Stream 1 appears only after stream 0's ten buffers (concat plays them in turn); stream 2
+    // never does, and its branch still gets end of stream.
     let out = run_expecting(
         launch(&[
             "--stats=json",
-            "fakesrc num-buffers=7 ! streamiddemux name=d d.src_0 ! fakesink name=zero \
-             d.src_1 ! fakesink name=one",
+            "fakesrc num-buffers=10 ! c.sink_0 \
+             fakesrc num-buffers=5 ! metadatainject stream-id=1 ! c.sink_1 \
+             concat name=c ! streamiddemux name=d \
+             d.src_0 ! fakesink name=zero d.src_1 ! fakesink name=one d.src_2 ! fakesink name=two",
         ]),
         0,
     );
     let s = stats(&out);
-    assert_eq!(element(&s, "zero")["buffers"], 7);
-    assert_eq!(element(&s, "one")["buffers"], 0);
+    assert_eq!(element(&s, "zero")["buffers"], 10);
+    assert_eq!(element(&s, "one")["buffers"], 5);
+    assert_eq!(element(&s, "two")["buffers"], 0);
+    // A stream whose pad is not linked is dropped, counted.
+    let out = run_expecting(
+        launch(&[
+            "--stats=json",
+            "fakesrc num-buffers=4 ! metadatainject stream-id=7 ! streamiddemux name=d \
+             d.src_0 ! fakesink name=zero",
+        ]),
+        0,
+    );
+    let s = stats(&out);
+    assert_eq!(element(&s, "zero")["buffers"], 0);
+    assert_eq!(element(&s, "d")["dropped"], 4);
 }
 
 #[test]
