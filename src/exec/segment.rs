@@ -1452,4 +1452,96 @@ mod tests {
         assert_eq!(pool.stats().high_water, 1);
         assert_eq!(pool.available(), 4);
     }
+
+    /// Switches its shared pad to `to` after `after` buffers (what a control command does).
+    struct Switching {
+        left: u32,
+        after: u32,
+        active: ActivePad,
+        to: u32,
+    }
+
+    impl Source for Switching {
+        fn pool_request(&self) -> Option<PoolRequest> {
+            None
+        }
+
+        fn produce(&mut self, _cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            if self.after == 0 {
+                self.active.set(self.to);
+            }
+            self.after = self.after.saturating_sub(1);
+            self.left -= 1;
+            Ok(Some(Buffer::empty()))
+        }
+    }
+
+    /// Routes to the shared active pad, as output-selector does.
+    struct ToPad(ActivePad);
+
+    impl Router for ToPad {
+        fn route(&mut self, _buf: &Buffer) -> Option<u32> {
+            Some(self.0.get())
+        }
+    }
+
+    #[test]
+    fn a_selector_switching_pads_mid_stream_sends_each_buffer_to_the_pad_active_then() {
+        let active = ActivePad::new(0);
+        let (a, b) = (
+            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(Mutex::new(Vec::new())),
+        );
+        let ops = vec![
+            OpSlot::new(Op::Route {
+                el: 1,
+                router: Box::new(ToPad(active.clone())),
+                branches: vec![(0, 1), (1, 2)],
+            }),
+            OpSlot::new(Op::Sink {
+                el: 2,
+                imp: Box::new(Recorder(Arc::clone(&a))),
+                counted: true,
+            }),
+            OpSlot::new(Op::Sink {
+                el: 3,
+                imp: Box::new(Recorder(Arc::clone(&b))),
+                counted: true,
+            }),
+        ];
+        let names = Arc::new(vec!["src".into(), "sel".into(), "a".into(), "b".into()]);
+        let input = Input::Source {
+            el: 0,
+            src: Box::new(Switching {
+                left: 10,
+                after: 4,
+                active,
+                to: 1,
+            }),
+            pool: None,
+            relay: false,
+        };
+        let seg = Segment::new("test".into(), input, 0, ops, names);
+        let control = RunControl::new().unwrap();
+        let result = seg.run_guarded(&control, false);
+        assert_eq!(result.outcome, Outcome::Eos);
+        assert_eq!(a.lock().unwrap().len(), 4, "before the switch");
+        assert_eq!(b.lock().unwrap().len(), 6, "from the switch on");
+    }
+
+    #[test]
+    fn an_input_selector_switching_pads_passes_the_new_pad_and_drops_the_old() {
+        let active = ActivePad::new(0);
+        let gate = Gate::new(GateRule::Select(active.clone()));
+        let control = RunControl::new().unwrap();
+        let (tx, _rx) = kanal::bounded::<Item>(1);
+        assert!(matches!(gate.admit(0, &control, &tx), Admit::Pass));
+        assert!(matches!(gate.admit(1, &control, &tx), Admit::Drop));
+        active.set(1);
+        assert!(matches!(gate.admit(0, &control, &tx), Admit::Drop));
+        assert!(matches!(gate.admit(1, &control, &tx), Admit::Pass));
+    }
 }
