@@ -109,6 +109,7 @@ complete -c parallax-launch -n __parallax_launch_wants_element -f -a audiotestsr
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a volume -d 'Set volume on audio/raw streams'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a audioconvert -d 'Convert audio to different formats'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a videotestsrc -d 'Creates a test video stream'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a wavenc -d 'Encode raw audio into WAV'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a tcpserversrc -d 'Accepts one TCP connection and reads it'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a tcpclientsrc -d 'Connects to a TCP server and reads what it sends'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a tcpsrc -d 'Connects to a TCP server and reads what it sends'
