@@ -231,3 +231,47 @@ fn wavenc_into_a_pipe_keeps_the_streaming_header() {
     assert_eq!((w.riff_size, w.data_size), (u32::MAX, u32::MAX));
     assert_eq!(w.data.len(), 2 * 1024 * 2);
 }
+
+#[test]
+fn the_gst_line_resamples_to_8000_hz_mono_wav() {
+    let dir = tmp();
+    let wav = dir.path().join("out.wav");
+    let raw = dir.path().join("out.raw");
+    let o = run(launch(&[
+        "-q",
+        "audiotestsrc num-buffers=20 freq=1000 ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! wavenc ! filesink",
+        &prop("location", &wav),
+        "audiotestsrc num-buffers=20 freq=1000 ! audioconvert ! audioresample quality=10 ! audio/x-raw,rate=8000,channels=1 ! filesink",
+        &prop("location", &raw),
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let bytes = std::fs::read(&wav).unwrap();
+    let w = parse_wav(&bytes);
+    assert_eq!((w.tag, w.channels, w.rate, w.bits), (1, 1, 8000, 16));
+    assert_eq!((w.block_align, w.byte_rate), (2, 16000));
+    // 20 x 1024 frames at 44100 Hz make ceil(20480 x 8000 / 44100) frames at 8000 Hz.
+    let frames = (20_480u64 * 8000).div_ceil(44100) as usize;
+    assert_eq!(frames, 3716);
+    assert_eq!(w.data.len(), frames * 2);
+    assert_eq!(w.data_size as usize, w.data.len());
+    assert_eq!(w.riff_size as usize, 36 + w.data.len());
+    assert_eq!(w.data, std::fs::read(&raw).unwrap());
+    // Still 1 kHz: 20480 / 44100 s hold 464 periods.
+    let s = samples_s16(&w.data);
+    let rising = s.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
+    assert!((463..=465).contains(&rising), "{rising} periods");
+}
+
+#[test]
+fn audioresample_keeps_the_rate_when_nothing_asks_for_another() {
+    let o = run(launch(&[
+        "-v",
+        "audiotestsrc num-buffers=1 ! audioresample ! fakesink",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(
+        text.contains("/pipeline0/audioresample0.src: caps = audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)44100"),
+        "{text}"
+    );
+}
