@@ -234,14 +234,7 @@ struct JsonLine<'a> {
 
 /// The names of the flags set, as `--tap` shows them.
 fn flag_names(flags: BufferFlags) -> Vec<&'static str> {
-    [
-        (BufferFlags::DISCONT, "discont"),
-        (BufferFlags::MARKER, "marker"),
-    ]
-    .into_iter()
-    .filter(|(f, _)| flags.contains(*f))
-    .map(|(_, n)| n)
-    .collect()
+    flags.names()
 }
 
 impl ConsoleSink {

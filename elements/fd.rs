@@ -71,7 +71,10 @@ pub(crate) static FDSINK: Factory = Factory {
           pipeline exits 0. Into a regular file (`> out`, not `>> out`), buffers that filesrc \
           serves from a mapped file are copied by the kernel (copy_file_range), as filesink does; into a \
           pipe (`| sha256sum`) they are spliced, so the pipe holds the file's own pages and only the \
-          reader copies them.",
+          reader copies them. A buffer flagged `rewrite` (wavenc's final header, which filesink \
+          writes over the file's start) is dropped: a descriptor is written as a stream, so a \
+          WAV file keeps its streaming header (sizes 0xFFFFFFFF, which most readers take as \
+          \"to the end\").",
     pads: Pads::SINK,
     props: basesink_props![
         PropSpec::int(
@@ -134,6 +137,9 @@ impl FdSink {
 
 impl Sink for FdSink {
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        if buf.meta.flags.contains(BufferFlags::REWRITE) {
+            return Ok(SinkFlow::Continue);
+        }
         if self.sync {
             cx.wait_for_pts(buf);
         }

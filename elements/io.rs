@@ -478,7 +478,9 @@ pub(crate) static FILESINK: Factory = Factory {
           append=true or o-sync=true, and written instead where the kernel refuses (another \
           filesystem). -m and --stats say how many bytes were copied so. With sync=true each buffer \
           is written at its running time (gst's clock sync) and the file is fsync'ed at end of \
-          stream. A full disk is an error that names the file.",
+          stream. A full disk is an error that names the file. A buffer flagged `rewrite` (wavenc's \
+          final header) is written over the bytes at its offset when `location` is a regular \
+          file opened without append=true, and dropped otherwise.",
     pads: Pads::SINK,
     props: basesink_props![
         PropSpec::string("location", None, "Location of the file to write")
@@ -538,8 +540,10 @@ pub(crate) static FILESINK: Factory = Factory {
             "unbuffered" => 0,
             _ => usize::try_from(p.uint("buffer-size")?).unwrap_or(usize::MAX),
         };
+        let regular = file.metadata().is_ok_and(|m| m.file_type().is_file());
         Ok(ElementImpl::Sink(Box::new(FileSink {
             kernel_copy: takes_kernel_copies(file.as_fd()),
+            rewrites: regular && !append,
             file,
             pending: Vec::with_capacity(capacity.min(1 << 24)),
             pending_run: None,
@@ -564,6 +568,9 @@ struct FileSink {
     /// How file-backed buffers are copied by the kernel, while the output takes it (see
     /// [`takes_kernel_copies`]) and the kernel has not refused yet.
     kernel_copy: Option<KernelCopy>,
+    /// Whether buffers flagged [`BufferFlags::REWRITE`] are written at their offset (a regular
+    /// file not opened for appending); otherwise they are dropped (a FIFO, a device).
+    rewrites: bool,
     fsync: bool,
     path: String,
 }
@@ -628,6 +635,21 @@ impl FileSink {
         }
     }
 
+    /// Writes a [`BufferFlags::REWRITE`] buffer over the bytes at its `meta.offset` (pwrite, so
+    /// the position where the stream goes on is kept), after what is pending; drops it when
+    /// the output cannot seek.
+    fn rewrite(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        use std::os::unix::fs::FileExt as _;
+        let Some(offset) = buf.meta.offset.filter(|_| self.rewrites) else {
+            return Ok(SinkFlow::Continue);
+        };
+        self.write_pending(cx)?;
+        self.file
+            .write_all_at(buf.data(), offset)
+            .map_err(|e| ElementError::io(format!("rewriting {} at {offset}", self.path), e))?;
+        Ok(SinkFlow::Continue)
+    }
+
     /// Gathers or copies a buffer the kernel can copy from its source file.
     fn render_extent(&mut self, x: FileExtent<'_>, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         self.flush_bytes()?;
@@ -663,6 +685,9 @@ impl Sink for FileSink {
         }
         if buf.is_empty() {
             return Ok(SinkFlow::Continue);
+        }
+        if buf.meta.flags.contains(BufferFlags::REWRITE) {
+            return self.rewrite(buf, cx);
         }
         if self.kernel_copy.is_some() {
             if let Some(x) = buf.file_extent() {

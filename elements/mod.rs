@@ -39,6 +39,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         routing::FACTORIES,
         media::AUDIO,
         media::VIDEO,
+        media::WAV,
         net::FACTORIES,
         shm::FACTORIES,
     ]

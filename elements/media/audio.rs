@@ -1,4 +1,4 @@
-//! Raw audio: `audiotestsrc`, `volume` and `audioconvert`.
+//! Raw audio: `audiotestsrc`, `volume`, `audioconvert` and `audioresample`.
 
 use super::{frames_to_ns, negotiated_or, AudioInfo, SampleFormat, AUDIO_FORMATS};
 use crate::element::prelude::*;
@@ -474,4 +474,294 @@ impl Transform for AudioConvert {
     }
 }
 
-pub(crate) const FACTORIES: &[&Factory] = &[&AUDIOTESTSRC, &VOLUME, &AUDIOCONVERT];
+// --- audioresample -------------------------------------------------------------------------
+
+/// The rate is free both ways; everything else passes. Forward, the input's rate comes first
+/// in a list with every other rate, so that fixation keeps it unless downstream asks for
+/// another (gst's audioresample fixates to the rate nearest the input's).
+static AUDIORESAMPLE_CAPS: CapsFns = CapsFns {
+    forward: |input, _| free_rate(input, true),
+    backward: |down, _| free_rate(down, false),
+    fixate: |caps, _| caps.fixate(),
+};
+
+fn free_rate(caps: &Caps, prefer_fixed: bool) -> Caps {
+    let mut out = caps.clone();
+    for s in out.structures_mut() {
+        let any = CapsValue::int_range(1, i32::MAX as i64, 1).expect("a range");
+        let rate = match s.int("rate") {
+            Some(r) if prefer_fixed => {
+                CapsValue::list(vec![CapsValue::Int(r), any.clone()]).unwrap_or(any)
+            }
+            _ => any,
+        };
+        s.set("rate", rate);
+    }
+    out
+}
+
+pub(crate) static AUDIORESAMPLE: Factory = Factory {
+    name: "audioresample",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Resamples audio",
+    doc: "Converts the sample rate (the input's unless caps downstream ask for another) by \
+          linear interpolation between the two nearest input frames, in double precision; \
+          format and channels pass unchanged (audioconvert changes those). No low-pass filter \
+          is applied, so when downsampling, content above the new Nyquist frequency aliases: \
+          fine for test signals and speech-band audio, not for mastering. Over the stream, N \
+          input frames give ceil(N x out-rate / in-rate) output frames; output buffers are \
+          stamped from the first input pts. When the rates are equal buffers pass untouched.",
+    pads: Pads::ONE_TO_ONE
+        .with_caps(AUDIO_CAPS, AUDIO_CAPS)
+        .with_rule(CapsRule::Derived(&AUDIORESAMPLE_CAPS)),
+    props: &[
+        PropSpec::int(
+            "quality",
+            4,
+            0,
+            10,
+            "Resample quality with 0 being the lowest and 10 being the best",
+        )
+        .ignored("resampling is always linear interpolation"),
+        PropSpec::enumeration(
+            "resample-method",
+            "kaiser",
+            RESAMPLE_METHODS,
+            "What resampling method to use",
+        )
+        .ignored("resampling is always linear interpolation"),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        let from = AudioInfo::from_caps(&negotiated_or(p.sink_caps(), AUDIO_CAPS), p.instance())?;
+        let to = AudioInfo::from_caps(&negotiated_or(p.src_caps(), AUDIO_CAPS), p.instance())?;
+        if (from.format, from.channels) != (to.format, to.channels) {
+            return Err(ElementError::Config(format!(
+                "{}: audioresample changes only the rate, but {:?} x{} becomes {:?} x{}: put audioconvert next to it",
+                p.instance(),
+                from.format,
+                from.channels,
+                to.format,
+                to.channels
+            )));
+        }
+        Ok(ElementImpl::Transform(Box::new(AudioResample {
+            info: from,
+            out_rate: to.rate,
+            consumed: 0,
+            produced: 0,
+            prev: vec![0.0; from.channels as usize],
+            base_pts: None,
+            meta: None,
+        })))
+    },
+};
+
+const RESAMPLE_METHODS: &[EnumValue] = &[
+    EnumValue {
+        nick: "nearest",
+        value: 0,
+        doc: "Nearest",
+    },
+    EnumValue {
+        nick: "linear",
+        value: 1,
+        doc: "Linear",
+    },
+    EnumValue {
+        nick: "cubic",
+        value: 2,
+        doc: "Cubic",
+    },
+    EnumValue {
+        nick: "blackman-nuttall",
+        value: 3,
+        doc: "Blackman Nuttall",
+    },
+    EnumValue {
+        nick: "kaiser",
+        value: 4,
+        doc: "Kaiser",
+    },
+];
+
+/// audioresample's state. Output frame `j` sits at input position `j x in / out`: it is made
+/// once the input frame after that position has arrived (or at end of stream).
+struct AudioResample {
+    /// The input format (the output's but for the rate).
+    info: AudioInfo,
+    out_rate: u32,
+    /// Input frames seen before the current buffer.
+    consumed: u64,
+    /// Output frames made.
+    produced: u64,
+    /// The last input frame of the previous buffer, per channel.
+    prev: Vec<f64>,
+    /// The first input buffer's pts: output is stamped from it.
+    base_pts: Option<u64>,
+    /// The last input buffer's metadata, for what is made at end of stream.
+    meta: Option<Metadata>,
+}
+
+impl AudioResample {
+    /// Makes every output frame whose input frames are known: `data` holds the input frames
+    /// from `self.consumed`, and `last` says the stream ends after them.
+    fn resample(&mut self, data: &[u8], last: bool) -> Option<Buffer> {
+        let format = self.info.format;
+        let ch = self.info.channels as usize;
+        let n = (data.len() / self.info.bpf()) as u64;
+        let (rin, rout) = (self.info.rate as u128, self.out_rate as u128);
+        let end = self.consumed + n;
+        let read = |i: u64, c: usize, prev: &[f64]| -> f64 {
+            if i < self.consumed {
+                prev[c]
+            } else {
+                format.read(data, ((i - self.consumed) as usize) * ch + c)
+            }
+        };
+        let start = self.produced;
+        let mut out = Vec::new();
+        let mut j = start;
+        loop {
+            let at = j as u128 * rin;
+            let i0 = (at / rout) as u64;
+            let frac = (at % rout) as f64 / rout as f64;
+            let ready = if last { i0 < end } else { i0 + 1 < end };
+            if !ready {
+                break;
+            }
+            let first = out.len() / format.width();
+            out.resize(out.len() + ch * format.width(), 0);
+            for c in 0..ch {
+                let a = read(i0, c, &self.prev);
+                let b = if i0 + 1 < end {
+                    read(i0 + 1, c, &self.prev)
+                } else {
+                    a
+                };
+                format.write(&mut out, first + c, a + (b - a) * frac);
+            }
+            j += 1;
+        }
+        if n > 0 {
+            for c in 0..ch {
+                self.prev[c] = read(end - 1, c, &self.prev);
+            }
+        }
+        self.consumed = end;
+        self.produced = j;
+        if j == start {
+            return None;
+        }
+        let mut buf = Buffer::from_vec(out);
+        if let Some(m) = &self.meta {
+            buf.meta = m.clone();
+        }
+        let rate = self.out_rate as u64;
+        let base = self.base_pts.unwrap_or(0);
+        let pts = base + frames_to_ns(start, rate);
+        buf.meta.pts = Some(pts);
+        buf.meta.duration = Some(base + frames_to_ns(j, rate) - pts);
+        buf.meta.offset = Some(start);
+        buf.meta.set_offset_end(Some(j));
+        Some(buf)
+    }
+}
+
+impl Transform for AudioResample {
+    fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        if self.info.rate == self.out_rate {
+            return Ok(Flow::Push(buf));
+        }
+        if self.base_pts.is_none() {
+            self.base_pts = Some(buf.meta.pts.unwrap_or(0));
+        }
+        self.meta = Some(buf.meta.clone());
+        Ok(match self.resample(buf.data(), false) {
+            Some(out) => Flow::Push(out),
+            None => Flow::Held,
+        })
+    }
+
+    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        if self.info.rate != self.out_rate && self.consumed > 0 {
+            if let Some(out) = self.resample(&[], true) {
+                cx.push(out);
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) const FACTORIES: &[&Factory] = &[&AUDIOTESTSRC, &VOLUME, &AUDIOCONVERT, &AUDIORESAMPLE];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// S16 mono buffers of a 1 kHz sine at 44100 Hz, `frames` each.
+    fn sine_buffers(count: usize, frames: usize) -> Vec<Buffer> {
+        let mut n = 0u64;
+        (0..count)
+            .map(|_| {
+                let mut out = vec![0u8; frames * 2];
+                for f in 0..frames {
+                    n += 1;
+                    let v = (std::f64::consts::TAU * 1000.0 * n as f64 / 44100.0).sin() * 0.8;
+                    SampleFormat::S16.write(&mut out, f, v);
+                }
+                Buffer::from_vec(out)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn resampling_44100_to_8000_keeps_count_and_frequency() {
+        let run = DetachedRun::new();
+        let mut cx = run.ctx();
+        let info = AudioInfo {
+            format: SampleFormat::S16,
+            rate: 44100,
+            channels: 1,
+        };
+        let mut r = AudioResample {
+            info,
+            out_rate: 8000,
+            consumed: 0,
+            produced: 0,
+            prev: vec![0.0],
+            base_pts: None,
+            meta: None,
+        };
+        let mut out = Vec::new();
+        let per_buffer = 1024.0 * 8000.0 / 44100.0;
+        for buf in sine_buffers(50, 1024) {
+            match r.process(buf, &mut cx).unwrap() {
+                Flow::Push(b) => {
+                    let frames = (b.len() / 2) as f64;
+                    // Each buffer gives its share, within one frame of the boundary.
+                    assert!((frames - per_buffer).abs() <= 1.0, "{frames} frames");
+                    out.extend_from_slice(b.data());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        r.flush(&mut cx).unwrap();
+        for b in cx.take_pushed() {
+            out.extend_from_slice(b.data());
+        }
+        // Exact over the stream: ceil(51200 x 8000 / 44100).
+        let frames = out.len() / 2;
+        assert_eq!(frames, (51_200u64 * 8000).div_ceil(44100) as usize);
+        let s: Vec<i16> = out
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        // 51200 / 44100 s of 1 kHz: 1161 periods, one rising zero crossing each.
+        let rising = s.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
+        assert!((1160..=1162).contains(&rising), "{rising} rising crossings");
+        let peak = s.iter().map(|v| v.unsigned_abs()).max().unwrap();
+        assert!(peak > 24_000, "peak {peak}");
+    }
+}

@@ -1,4 +1,5 @@
-//! Raw media: audio (`audiotestsrc`, `volume`, `audioconvert`) and video (`videotestsrc`), with
+//! Raw media: audio (`audiotestsrc`, `volume`, `audioconvert`), video (`videotestsrc`) and WAV
+//! (`wavenc`), with
 //! gst's caps, property names, defaults and memory layouts.
 //!
 //! Each element learns its stream's format from the caps negotiated when the description was
@@ -10,9 +11,11 @@ use crate::element::prelude::*;
 
 mod audio;
 mod video;
+mod wav;
 
 pub(crate) use audio::FACTORIES as AUDIO;
 pub(crate) use video::FACTORIES as VIDEO;
+pub(crate) use wav::FACTORIES as WAV;
 
 /// A sample format of interleaved raw audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,13 @@ impl BufferFlags {
     pub const DISCONT: BufferFlags = BufferFlags(1);
     /// The last buffer of a datagram or message boundary.
     pub const MARKER: BufferFlags = BufferFlags(2);
+    /// Not more stream but a correction of bytes already sent: these bytes replace the ones at
+    /// byte `meta.offset` of the output (wavenc's final header, with the sizes it could only
+    /// know at end of stream: gst's wavenc seeks back for this). A sink whose output can seek
+    /// (filesink on a regular file) writes them there; one writing a stream that cannot seek
+    /// (fdsink, filesink on a FIFO) drops the buffer, so the stream stays as first written.
+    /// Sinks that do not write bytes (fakesink, appsink) see it as one more buffer.
+    pub const REWRITE: BufferFlags = BufferFlags(4);
 
     /// Whether every bit of `other` is set.
     pub fn contains(self, other: BufferFlags) -> bool {
@@ -31,6 +38,9 @@ impl BufferFlags {
         }
         if self.contains(BufferFlags::MARKER) {
             names.push("marker");
+        }
+        if self.contains(BufferFlags::REWRITE) {
+            names.push("rewrite");
         }
         names
     }

@@ -143,3 +143,135 @@ fn sync_true_renders_at_running_time() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(started.elapsed() >= std::time::Duration::from_millis(500));
 }
+
+/// A parsed canonical WAV file: the fmt chunk's fields and the data chunk.
+struct Wav {
+    tag: u16,
+    channels: u16,
+    rate: u32,
+    byte_rate: u32,
+    block_align: u16,
+    bits: u16,
+    riff_size: u32,
+    data_size: u32,
+    data: Vec<u8>,
+}
+
+fn parse_wav(bytes: &[u8]) -> Wav {
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let u16_at = |at: usize| u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap());
+    assert_eq!(&bytes[0..4], b"RIFF");
+    assert_eq!(&bytes[8..12], b"WAVE");
+    assert_eq!(&bytes[12..16], b"fmt ");
+    assert_eq!(u32_at(16), 16, "fmt chunk size");
+    assert_eq!(&bytes[36..40], b"data");
+    Wav {
+        tag: u16_at(20),
+        channels: u16_at(22),
+        rate: u32_at(24),
+        byte_rate: u32_at(28),
+        block_align: u16_at(32),
+        bits: u16_at(34),
+        riff_size: u32_at(4),
+        data_size: u32_at(40),
+        data: bytes[44..].to_vec(),
+    }
+}
+
+#[test]
+fn wavenc_into_a_file_writes_a_complete_header_and_the_samples_unchanged() {
+    let dir = tmp();
+    let wav = dir.path().join("out.wav");
+    let raw = dir.path().join("out.raw");
+    let o = run(launch(&[
+        "-q",
+        "audiotestsrc num-buffers=20 ! audioconvert ! audio/x-raw,channels=2 ! wavenc ! filesink",
+        &prop("location", &wav),
+        "audiotestsrc num-buffers=20 ! audioconvert ! audio/x-raw,channels=2 ! filesink",
+        &prop("location", &raw),
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let bytes = std::fs::read(&wav).unwrap();
+    let w = parse_wav(&bytes);
+    assert_eq!((w.tag, w.channels, w.rate, w.bits), (1, 2, 44100, 16));
+    assert_eq!(w.block_align, 2 * 2);
+    assert_eq!(w.byte_rate, 44100 * 4);
+    // 20 buffers of 1024 frames of 4 bytes, and the sizes say so.
+    assert_eq!(w.data.len(), 20 * 1024 * 4);
+    assert_eq!(w.data_size as usize, w.data.len());
+    assert_eq!(w.riff_size as usize, bytes.len() - 8);
+    assert_eq!(w.data, std::fs::read(&raw).unwrap());
+}
+
+#[test]
+fn wavenc_float_samples_get_the_ieee_float_tag() {
+    let dir = tmp();
+    let wav = dir.path().join("f.wav");
+    let o = run(launch(&[
+        "-q",
+        "audiotestsrc num-buffers=3 samplesperbuffer=100 ! audio/x-raw,format=F32LE,rate=8000 ! wavenc ! filesink",
+        &prop("location", &wav),
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let w = parse_wav(&std::fs::read(&wav).unwrap());
+    assert_eq!((w.tag, w.channels, w.rate, w.bits), (3, 1, 8000, 32));
+    assert_eq!((w.block_align, w.byte_rate), (4, 32000));
+    assert_eq!(w.data_size, 3 * 100 * 4);
+}
+
+#[test]
+fn wavenc_into_a_pipe_keeps_the_streaming_header() {
+    // fdsink cannot seek back: the final header is dropped and the sizes stay "unknown".
+    let o = run(launch(&[
+        "-q",
+        "audiotestsrc num-buffers=2 ! wavenc ! fdsink",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let w = parse_wav(&o.stdout);
+    assert_eq!((w.riff_size, w.data_size), (u32::MAX, u32::MAX));
+    assert_eq!(w.data.len(), 2 * 1024 * 2);
+}
+
+#[test]
+fn the_gst_line_resamples_to_8000_hz_mono_wav() {
+    let dir = tmp();
+    let wav = dir.path().join("out.wav");
+    let raw = dir.path().join("out.raw");
+    let o = run(launch(&[
+        "-q",
+        "audiotestsrc num-buffers=20 freq=1000 ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! wavenc ! filesink",
+        &prop("location", &wav),
+        "audiotestsrc num-buffers=20 freq=1000 ! audioconvert ! audioresample quality=10 ! audio/x-raw,rate=8000,channels=1 ! filesink",
+        &prop("location", &raw),
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let bytes = std::fs::read(&wav).unwrap();
+    let w = parse_wav(&bytes);
+    assert_eq!((w.tag, w.channels, w.rate, w.bits), (1, 1, 8000, 16));
+    assert_eq!((w.block_align, w.byte_rate), (2, 16000));
+    // 20 x 1024 frames at 44100 Hz make ceil(20480 x 8000 / 44100) frames at 8000 Hz.
+    let frames = (20_480u64 * 8000).div_ceil(44100) as usize;
+    assert_eq!(frames, 3716);
+    assert_eq!(w.data.len(), frames * 2);
+    assert_eq!(w.data_size as usize, w.data.len());
+    assert_eq!(w.riff_size as usize, 36 + w.data.len());
+    assert_eq!(w.data, std::fs::read(&raw).unwrap());
+    // Still 1 kHz: 20480 / 44100 s hold 464 periods.
+    let s = samples_s16(&w.data);
+    let rising = s.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
+    assert!((463..=465).contains(&rising), "{rising} periods");
+}
+
+#[test]
+fn audioresample_keeps_the_rate_when_nothing_asks_for_another() {
+    let o = run(launch(&[
+        "-v",
+        "audiotestsrc num-buffers=1 ! audioresample ! fakesink",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(
+        text.contains("/pipeline0/audioresample0.src: caps = audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)44100"),
+        "{text}"
+    );
+}
