@@ -791,6 +791,7 @@ fn plan(
                     inputs: 1,
                     level,
                     gate: None,
+                    bridge: true,
                 }
             }
             Some(ElementImpl::Queue(_) | ElementImpl::Funnel | ElementImpl::FanIn(_)) => {
@@ -802,6 +803,7 @@ fn plan(
                     inputs: graph.parent_count(root),
                     level: Arc::clone(&ch.level),
                     gate: ch.gate.as_ref().map(|(g, _)| Arc::clone(g)),
+                    bridge: false,
                 }
             }
             _ => unreachable!("roots are sources, queues and funnels"),

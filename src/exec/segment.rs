@@ -260,6 +260,10 @@ pub(super) enum Input {
         level: Arc<Level>,
         /// The rule of a selector or concat, told of each input's end.
         gate: Option<Arc<Gate>>,
+        /// The bridge from an async source: what it read off the wire is written even when the
+        /// run stops on an error (a peer that closes with `close-is-error=true`), as a
+        /// source's own thread writes what it read. A queue's buffers are dropped, as gst's.
+        bridge: bool,
     },
 }
 
@@ -686,6 +690,34 @@ impl Segment {
         }
     }
 
+    /// On an error stop, passes on what an async source's bridge already holds (at most its
+    /// capacity): bytes read off the wire before the error reach the sinks.
+    fn drain_bridge(&mut self, run: &RunControl) {
+        let Input::Channel {
+            rx,
+            level,
+            bridge: true,
+            ..
+        } = &self.input
+        else {
+            return;
+        };
+        let mut taken = Vec::new();
+        while let Ok(Some(item)) = rx.try_recv() {
+            if let Item::Buffer(buf) = item {
+                level.remove(buf.len());
+                taken.push(buf);
+            }
+        }
+        let entry = self.entry;
+        for buf in taken {
+            self.input_stats.count(&buf);
+            if self.push(entry, buf, run).is_err() {
+                break;
+            }
+        }
+    }
+
     /// Whether the next input would make this thread wait: a channel with nothing queued. A
     /// source is taken to wait on every call (a read).
     fn input_idle(&self) -> bool {
@@ -759,6 +791,7 @@ impl Segment {
         self.last = Instant::now();
         loop {
             if run.is_stopping() {
+                self.drain_bridge(run);
                 return Ok(Outcome::Stopped);
             }
             if self.live == 0 {
