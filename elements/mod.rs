@@ -9,6 +9,7 @@ mod console;
 mod fd;
 mod filter;
 mod flow;
+mod framing;
 mod io;
 mod media;
 mod metadata;
@@ -40,6 +41,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         media::AUDIO,
         media::VIDEO,
         media::WAV,
+        framing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,
     ]

@@ -21,6 +21,7 @@ pub mod prelude {
         Leaky, PoolRequest, QueueSettings, Router, Sink, SinkFlow, Source, Transform,
     };
     pub use crate::caps::{Caps, CapsError, Fraction, Structure, Value as CapsValue};
+    pub use crate::ipc::wire as stream_frame;
     pub use crate::ipc::{
         inherited as inherited_fd, FdKind, StreamError, StreamListener, StreamReceiver,
         StreamSender,

@@ -11,6 +11,7 @@ mod frame;
 mod spawn;
 mod stream;
 mod unix;
+pub mod wire;
 
 pub use fd::{inherited, FdKind};
 pub use frame::{

@@ -7,6 +7,7 @@
 //! line they print; clients are known to be connected from their `-m` messages; datagram counts
 //! stay below what a receive buffer holds even if the receiver never ran meanwhile.
 
+mod framing;
 mod tcp;
 mod udp;
 mod unix;
