@@ -134,5 +134,7 @@ complete -c parallax-launch -n __parallax_launch_wants_element -f -a unixsrc -d 
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a asyncunixsrc -d 'Reads a Unix domain socket, stream or datagram'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a unixsink -d 'Writes to a Unix domain socket, stream or datagram'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a asyncunixsink -d 'Writes to a Unix domain socket, stream or datagram'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a websocketsrc -d 'Receives WebSocket messages, one buffer per message'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a websocketsink -d 'Sends every buffer as one WebSocket message'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a shmsink -d 'Sends buffers to other processes through shared memory'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a shmsrc -d 'Receives buffers from a shmsink in another process'

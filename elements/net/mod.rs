@@ -14,6 +14,8 @@
 mod tcp;
 mod udp;
 mod unix;
+#[cfg(feature = "websocket")]
+mod ws;
 
 use std::net::SocketAddr;
 
@@ -138,4 +140,8 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &udp::UDPMULTICASTSINK,
     &unix::UNIXSRC,
     &unix::UNIXSINK,
+    #[cfg(feature = "websocket")]
+    &ws::WEBSOCKETSRC,
+    #[cfg(feature = "websocket")]
+    &ws::WEBSOCKETSINK,
 ];

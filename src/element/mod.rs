@@ -658,6 +658,8 @@ pub struct AsyncCtx {
     pub(crate) console: Arc<dyn Lines>,
     /// Buffers cut short (datagrams longer than the element's mtu), for `--stats`.
     pub(crate) truncated: u64,
+    /// Buffers or messages the element dropped, for `--stats`.
+    pub(crate) dropped: u64,
 }
 
 impl AsyncCtx {
@@ -675,6 +677,7 @@ impl AsyncCtx {
             messages,
             console,
             truncated: 0,
+            dropped: 0,
         }
     }
 
@@ -744,6 +747,11 @@ impl AsyncCtx {
     /// Counts one buffer cut short (a datagram longer than the mtu).
     pub fn count_truncated(&mut self) {
         self.truncated += 1;
+    }
+
+    /// Counts one input the element dropped (a message of a kind it does not keep).
+    pub fn count_dropped(&mut self) {
+        self.dropped += 1;
     }
 
     /// Nanoseconds since the pipeline started running: a buffer's pts with `do-timestamp`.

@@ -218,6 +218,7 @@ async fn run_task(
         }
     };
     stats.truncated += cx.truncated;
+    stats.dropped += cx.dropped;
     let (outcome, how) = match outcome {
         Ok(o @ Outcome::Eos) => (o, "end of stream".to_owned()),
         Ok(o) => (o, "stopped".to_owned()),

@@ -11,6 +11,8 @@ mod framing;
 mod tcp;
 mod udp;
 mod unix;
+#[cfg(feature = "websocket")]
+mod ws;
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::TcpListener;

@@ -1,0 +1,126 @@
+//! websocketsrc and websocketsink, against each other and against a plain tungstenite peer.
+
+use std::net::TcpStream;
+
+use tungstenite::Message;
+
+use super::*;
+
+/// A blocking WebSocket client of the test's own, connected to `port`.
+fn client(port: u16) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/t"), stream).unwrap();
+    ws
+}
+
+#[test]
+fn websocketsink_into_websocketsrc_is_byte_identical_a_message_per_buffer() {
+    let dir = tmp();
+    let data = random_bytes(2_000_003, 81);
+    let input = file(dir.path(), "in.bin", &data);
+    let mut server = Proc::spawn(
+        &["-q", "--stats=json", "websocketsrc port=0 ! fdsink"],
+        None,
+    );
+    let port = server.port();
+    send_file(
+        &input,
+        &format!("blocksize=65521 ! websocketsink location=ws://127.0.0.1:{port}/in"),
+    );
+    let server = server.finish().ok();
+    server.assert_stdout(&data);
+    let stats = server.stats();
+    assert_eq!(
+        element(&stats, "websocketsrc0")["buffers"],
+        data.len().div_ceil(65521) as u64
+    );
+}
+
+#[test]
+fn websocketsrc_reads_a_listening_websocketsink() {
+    let dir = tmp();
+    let data = random_bytes(500_009, 82);
+    let input = file(dir.path(), "in.bin", &data);
+    let mut server = Proc::spawn(
+        &[&format!(
+            "filesrc {} ! websocketsink port=0",
+            prop("location", &input)
+        )],
+        None,
+    );
+    let port = server.port();
+    let out = run_args(&[
+        "-q",
+        &format!("websocketsrc location=ws://127.0.0.1:{port}/ ! fdsink"),
+    ])
+    .ok();
+    out.assert_stdout(&data);
+    server.finish().ok();
+}
+
+#[test]
+fn pings_are_answered_text_is_kept_and_a_close_frame_ends_the_stream() {
+    let mut server = Proc::spawn(&["-q", "websocketsrc port=0 ! fdsink"], None);
+    let mut ws = client(server.port());
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .unwrap();
+    match ws.read().unwrap() {
+        Message::Pong(p) => assert_eq!(&p[..], b"are you there"),
+        other => panic!("{other:?}"),
+    }
+    ws.send(Message::text("héllo ")).unwrap();
+    ws.send(Message::binary(b"world".to_vec())).unwrap();
+    ws.close(None).unwrap();
+    // Read until the server's answer to the close frame.
+    while ws.read().is_ok() {}
+    let done = server.finish().ok();
+    done.assert_stdout("héllo world".as_bytes());
+}
+
+#[test]
+fn a_peer_that_vanishes_without_a_close_frame_is_an_error() {
+    let mut server = Proc::spawn(&["-q", "websocketsrc port=0 ! fakesink"], None);
+    let mut ws = client(server.port());
+    ws.send(Message::binary(b"one".to_vec())).unwrap();
+    ws.flush().unwrap();
+    drop(ws);
+    server
+        .finish()
+        .fails_with(1, "went away without a close frame after 1 messages");
+}
+
+#[test]
+fn websocket_configuration_errors_name_the_problem() {
+    run_args(&["-q", "fakesrc num-buffers=1 ! websocketsink"]).fails_with(
+        2,
+        "give location=ws://HOST:PORT/PATH to connect, or port=N to listen",
+    );
+    run_args(&[
+        "-q",
+        "websocketsrc location=wss://example.invalid/ ! fakesink",
+    ])
+    .fails_with(2, "wss:// (TLS) is not built in");
+    let port = closed_port();
+    run_args(&[
+        "-q",
+        &format!("websocketsrc location=ws://127.0.0.1:{port}/ ! fakesink"),
+    ])
+    .fails_with(1, &format!("cannot connect to ws://127.0.0.1:{port}/"));
+    // Text messages must be text: the buffer that is not fails the sink, and the reader sees
+    // its peer vanish.
+    let dir = tmp();
+    let bad = file(dir.path(), "bad.bin", &[b'o', b'k', 0xff, 0xfe]);
+    let mut server = Proc::spawn(&["-q", "websocketsrc port=0 ! fakesink"], None);
+    let port = server.port();
+    run_args(&[
+        "-q",
+        &format!(
+            "filesrc {} ! websocketsink location=ws://127.0.0.1:{port}/ message-type=text",
+            prop("location", &bad)
+        ),
+    ])
+    .fails_with(1, "buffer 0 is not UTF-8 text");
+    server
+        .finish()
+        .fails_with(1, "went away without a close frame");
+}
