@@ -11,6 +11,8 @@
 //! refused`); the executor prefixes the element's name. A peer that closes a stream mid-way is
 //! end of stream for a source (an error with `close-is-error=true`) and an error for a sink.
 
+#[cfg(feature = "http")]
+mod http;
 mod tcp;
 mod udp;
 mod unix;
@@ -140,6 +142,10 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &udp::UDPMULTICASTSINK,
     &unix::UNIXSRC,
     &unix::UNIXSINK,
+    #[cfg(feature = "http")]
+    &http::HTTPSRC,
+    #[cfg(feature = "http")]
+    &http::HTTPSINK,
     #[cfg(feature = "websocket")]
     &ws::WEBSOCKETSRC,
     #[cfg(feature = "websocket")]

@@ -8,6 +8,8 @@
 //! stay below what a receive buffer holds even if the receiver never ran meanwhile.
 
 mod framing;
+#[cfg(feature = "http")]
+mod http;
 mod tcp;
 mod udp;
 mod unix;
