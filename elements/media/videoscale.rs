@@ -1,0 +1,3 @@
+//! stub
+use crate::element::prelude::*;
+pub(crate) const FACTORIES: &[&Factory] = &[];
