@@ -103,11 +103,11 @@ pub(crate) static VIDEOSCALE: Factory = Factory {
                 // Wider than the output: bars above and below.
                 let h = (to.height as u128 * out_dar / in_dar) as usize;
                 let h = h.max(1) & !1;
-                area = (0, (to.height - h) / 2 & !1, to.width, h.max(1));
+                area = (0, ((to.height - h) / 2) & !1, to.width, h.max(1));
             } else if in_dar < out_dar {
                 let w = (to.width as u128 * in_dar / out_dar) as usize;
                 let w = w.max(1) & !1;
-                area = ((to.width - w) / 2 & !1, 0, w.max(1), to.height);
+                area = (((to.width - w) / 2) & !1, 0, w.max(1), to.height);
             }
         }
         let alg = match p.nick("method")? {
