@@ -17,7 +17,18 @@ const RATE_CAPS: &str = "video/x-raw; image/jpeg; image/png";
 static VIDEORATE_CAPS: CapsFns = CapsFns {
     forward: |input, p| free_rate(input, p, true),
     backward: |down, p| free_rate(down, p, false),
-    fixate: CapsFns::default_fixate,
+    // A range left over (the input's rate was above max-rate) fixes to its top.
+    fixate: |caps, p| {
+        let Some(mut s) = caps.first().cloned() else {
+            return caps;
+        };
+        if p.is_set("max-rate") && s.fraction("framerate").is_none() {
+            let max = p.int("max-rate").unwrap_or(i32::MAX as i64) as i32;
+            s.fixate_nearest_fraction("framerate", Fraction { num: max, den: 1 });
+        }
+        s.fixate();
+        Caps::one(s)
+    },
 };
 
 fn free_rate(caps: &Caps, p: &Props, prefer_fixed: bool) -> Caps {
@@ -25,7 +36,12 @@ fn free_rate(caps: &Caps, p: &Props, prefer_fixed: bool) -> Caps {
     if caps.is_any() {
         return template;
     }
-    let max = p.int("max-rate").unwrap_or(i32::MAX as i64) as i32;
+    // max-rate caps what comes out; what goes in may be any rate.
+    let max = if prefer_fixed {
+        p.int("max-rate").unwrap_or(i32::MAX as i64) as i32
+    } else {
+        i32::MAX
+    };
     let top = Fraction { num: max, den: 1 };
     let mut out = caps.clone();
     for s in out.structures_mut() {
