@@ -1,6 +1,6 @@
-//! Raw media: audio (`audiotestsrc`, `volume`, `audioconvert`), video (`videotestsrc`) and WAV
-//! (`wavenc`), with
-//! gst's caps, property names, defaults and memory layouts.
+//! Raw media: audio (`audiotestsrc`, `volume`, `audioconvert`), video (`videotestsrc`,
+//! `videoconvert`, `videoscale`, `videoflip`, `videocrop`, `videorate`, `rawvideoparse`) and WAV
+//! (`wavenc`), with gst's caps, property names, defaults and memory layouts.
 //!
 //! Each element learns its stream's format from the caps negotiated when the description was
 //! validated (`Props::src_caps`, `Props::sink_caps`), never per buffer. The layouts here
@@ -11,10 +11,18 @@ use crate::element::prelude::*;
 
 mod audio;
 mod video;
+mod videoconvert;
+mod videogeometry;
+mod videorate;
+mod videoscale;
 mod wav;
 
 pub(crate) use audio::FACTORIES as AUDIO;
 pub(crate) use video::FACTORIES as VIDEO;
+pub(crate) use videoconvert::FACTORIES as VIDEOCONVERT;
+pub(crate) use videogeometry::FACTORIES as VIDEOGEOMETRY;
+pub(crate) use videorate::FACTORIES as VIDEORATE;
+pub(crate) use videoscale::FACTORIES as VIDEOSCALE;
 pub(crate) use wav::FACTORIES as WAV;
 
 /// A sample format of interleaved raw audio.
@@ -161,10 +169,131 @@ pub(crate) fn frames_to_ns(frames: u64, rate: u64) -> u64 {
     (frames as u128 * 1_000_000_000 / rate as u128) as u64
 }
 
+/// Every pixel format the video elements take and make, in gst's order of preference.
+pub(crate) const VIDEO_FORMATS: &str =
+    "{ I420, YV12, NV12, YUY2, UYVY, RGB, BGR, RGBA, BGRA, ARGB, \
+     ABGR, RGBx, BGRx, xRGB, xBGR, GRAY8, GRAY16_LE }";
+
+/// The template of every raw video pad here.
+pub(crate) const VIDEO_CAPS: &str = concat!(
+    "video/x-raw, format=(string){ I420, YV12, NV12, YUY2, UYVY, RGB, BGR, RGBA, BGRA, ARGB, ",
+    "ABGR, RGBx, BGRx, xRGB, xBGR, GRAY8, GRAY16_LE }, width=(int)[ 1, 2147483647 ], ",
+    "height=(int)[ 1, 2147483647 ], framerate=(fraction)[ 0/1, 2147483647/1 ]"
+);
+
+/// `VIDEO_FORMATS` as a caps value.
+pub(crate) fn format_list() -> CapsValue {
+    Caps::parse(&format!("a/b, f=(string){VIDEO_FORMATS}"))
+        .ok()
+        .and_then(|c| c.first().and_then(|s| s.get("f").cloned()))
+        .expect("the format list parses")
+}
+
+/// A caps field that prefers `fixed` (first in a list, so fixation keeps it) but allows
+/// `any`: how a converter says "unchanged unless downstream asks otherwise".
+pub(crate) fn prefer(fixed: Option<CapsValue>, any: CapsValue) -> CapsValue {
+    match fixed {
+        Some(v) if v.is_fixed() => CapsValue::list(vec![v, any.clone()]).unwrap_or(any),
+        _ => any,
+    }
+}
+
+/// The YUV matrix of a stream (gst's colorimetry, as far as conversion needs it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Matrix {
+    Bt601,
+    Bt709,
+    Bt2020,
+}
+
+impl Matrix {
+    /// gst's default for a YUV stream `height` lines high: BT.709 above 576 lines (HD),
+    /// BT.601 at and below (SD).
+    pub(crate) fn default_for(height: usize) -> Matrix {
+        if height > 576 {
+            Matrix::Bt709
+        } else {
+            Matrix::Bt601
+        }
+    }
+
+    /// The matrix a `colorimetry` caps field names, if it names one parallax knows.
+    fn parse(text: &str) -> Option<Matrix> {
+        Some(match text {
+            "bt601" | "smpte240m" => Matrix::Bt601,
+            "bt709" => Matrix::Bt709,
+            "bt2020" | "bt2100-pq" | "bt2100-hlg" => Matrix::Bt2020,
+            _ => {
+                // gst's "range:matrix:transfer:primaries" form: matrix 3 is BT.709, 4 BT.601,
+                // 6 BT.2020.
+                match text.split(':').nth(1)? {
+                    "3" => Matrix::Bt709,
+                    "4" | "5" => Matrix::Bt601,
+                    "6" => Matrix::Bt2020,
+                    _ => return None,
+                }
+            }
+        })
+    }
+
+    /// (Kr, Kb) of the matrix.
+    pub(crate) fn kr_kb(self) -> (f64, f64) {
+        match self {
+            Matrix::Bt601 => (0.299, 0.114),
+            Matrix::Bt709 => (0.2126, 0.0722),
+            Matrix::Bt2020 => (0.2627, 0.0593),
+        }
+    }
+}
+
+/// Output frames of a video transform, written into slots of a pool the element keeps, so a
+/// stream of frames reuses the same few mappings instead of allocating (and faulting in) a
+/// fresh frame each time. When every slot is still downstream it falls back to the heap.
+pub(crate) struct Frames {
+    name: String,
+    size: usize,
+    pool: Option<MemoryPool>,
+    no_pool: bool,
+}
+
+impl Frames {
+    /// Frames of `size` bytes for element `name`.
+    pub(crate) fn new(name: &str, size: usize) -> Frames {
+        Frames {
+            name: name.to_owned(),
+            size,
+            pool: None,
+            no_pool: false,
+        }
+    }
+
+    /// A frame whose bytes `fill` writes (all of them: a reused slot holds an old frame).
+    pub(crate) fn make(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), ElementError>,
+    ) -> Result<Buffer, ElementError> {
+        if self.pool.is_none() && !self.no_pool {
+            match MemoryPool::new(&PoolConfig::new(self.name.clone(), 8, self.size.max(1))) {
+                Ok(pool) => self.pool = Some(pool),
+                Err(_) => self.no_pool = true,
+            }
+        }
+        if let Some(mut slot) = self.pool.as_ref().and_then(|p| p.try_loan()) {
+            fill(&mut slot.as_mut_slice()[..self.size])?;
+            return Ok(slot.freeze(self.size));
+        }
+        let mut out = vec![0; self.size];
+        fill(&mut out)?;
+        Ok(Buffer::from_vec(out))
+    }
+}
+
 /// A fixed raw video format: gst's `GstVideoInfo`, the same strides, offsets and sizes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VideoInfo {
     pub(crate) format: PixelFormat,
+    /// The YUV matrix: from the caps' colorimetry, else gst's default for the height.
+    pub(crate) matrix: Matrix,
     pub(crate) width: usize,
     pub(crate) height: usize,
     pub(crate) fps: Fraction,
@@ -193,6 +322,12 @@ pub(crate) enum PixelFormat {
 }
 
 impl PixelFormat {
+    /// Whether the format carries YUV (or grey) rather than RGB.
+    pub(crate) fn is_yuv(self) -> bool {
+        !matches!(self, PixelFormat::Rgb3(_) | PixelFormat::Rgb4(..))
+    }
+
+    /// The format of gst's name; `None` for one parallax does not handle.
     pub(crate) fn parse(name: &str) -> Option<PixelFormat> {
         use PixelFormat::*;
         Some(match name {
@@ -238,7 +373,11 @@ impl VideoInfo {
         let fps = s
             .fraction("framerate")
             .unwrap_or(Fraction { num: 0, den: 1 });
-        Ok(VideoInfo::new(format, width, height, fps))
+        let mut info = VideoInfo::new(format, width, height, fps);
+        if let Some(m) = s.string("colorimetry").and_then(Matrix::parse) {
+            info.matrix = m;
+        }
+        Ok(info)
     }
 
     /// gst's `fill_planes` for `format` at `width` x `height`.
@@ -283,6 +422,7 @@ impl VideoInfo {
         };
         VideoInfo {
             format,
+            matrix: Matrix::default_for(height),
             width,
             height,
             fps,

@@ -1,6 +1,6 @@
 //! Raw video: `videotestsrc`.
 
-use super::{PixelFormat, VideoInfo};
+use super::{Matrix, PixelFormat, VideoInfo, VIDEO_CAPS};
 use crate::element::prelude::*;
 
 // --- videotestsrc --------------------------------------------------------------------------
@@ -110,11 +110,25 @@ const BLACK: Color = Color {
     yuv: [16, 128, 128],
 };
 
-const VIDEO_CAPS: &str = concat!(
-    "video/x-raw, format=(string){ I420, YV12, NV12, YUY2, UYVY, RGB, BGR, RGBA, BGRA, ARGB, ",
-    "ABGR, RGBx, BGRx, xRGB, xBGR, GRAY8, GRAY16_LE }, width=(int)[ 1, 2147483647 ], ",
-    "height=(int)[ 1, 2147483647 ], framerate=(fraction)[ 0/1, 2147483647/1 ]"
-);
+impl Color {
+    /// Y, U, V of the colour in `matrix`, limited range: the BT.601 table, or worked out
+    /// from RGB for HD streams, as gst's videotestsrc paints them.
+    fn yuv_in(self, matrix: Matrix) -> [u8; 3] {
+        if matrix == Matrix::Bt601 {
+            return self.yuv;
+        }
+        let (kr, kb) = matrix.kr_kb();
+        let [r, g, b] = self.rgb.map(f64::from);
+        let y = kr * r + (1.0 - kr - kb) * g + kb * b;
+        let scale = |v: f64, range: f64| (v * range / 255.0).round();
+        [
+            16.0 + scale(y, 219.0),
+            128.0 + scale((b - y) / (2.0 * (1.0 - kb)), 224.0),
+            128.0 + scale((r - y) / (2.0 * (1.0 - kr)), 224.0),
+        ]
+        .map(|v| v.clamp(0.0, 255.0) as u8)
+    }
+}
 
 /// gst's defaults where downstream leaves a choice: 320x240 at 30/1, the first format.
 static VIDEOTESTSRC_CAPS: CapsFns = CapsFns {
@@ -142,7 +156,7 @@ pub(crate) static VIDEOTESTSRC: Factory = Factory {
           (the same strides, plane offsets and frame sizes). Patterns: smpte (the colour bars \
           and reverse bars; the bottom strip is black, without gst's pluge), snow, black, white, \
           red, green, blue, checkers-1/2/4/8 (red and green squares), solid-color (white). \
-          Solid colours and checkers are byte for byte gst's. Each frame carries its pts and \
+          Solid colours and checkers are byte for byte gst's (YUV in BT.601 up to 576 lines, BT.709 above, as gst). Each frame carries its pts and \
           duration; with is-live=true a frame is produced when the pipeline clock reaches its \
           end.",
     pads: Pads::SOURCE
@@ -230,7 +244,7 @@ fn paint(info: &VideoInfo, out: &mut [u8], color_at: impl Fn(usize, usize, usize
     for y in 0..h {
         for x in 0..w {
             let c = color_at(x, y, w, h);
-            let [yy, u, v] = c.yuv;
+            let [yy, u, v] = c.yuv_in(info.matrix);
             match info.format {
                 PixelFormat::I420 | PixelFormat::Yv12 => {
                     out[y * s[0] + x] = yy;

@@ -52,13 +52,10 @@ impl Endpoint {
                 }
                 Ok(Endpoint::Client(url.to_owned()))
             }
-            (None, true) => Ok(Endpoint::Server {
+            (None, _) => Ok(Endpoint::Server {
                 host: p.string("host")?.unwrap_or("localhost").to_owned(),
                 port: port(p, "port")?,
             }),
-            (None, false) => Err(ElementError::Config(format!(
-                "{element}: give location=ws://HOST:PORT/PATH to connect, or port=N to listen"
-            ))),
         }
     }
 
@@ -128,7 +125,7 @@ const PORT: PropSpec = PropSpec::int(
     0,
     0,
     65535,
-    "Listen on this port and accept one client (0 = pick a free port and report it)",
+    "The port to listen on when location is unset, accepting one client (0 = pick a free port and report it as current-port)",
 );
 const CURRENT_PORT: PropSpec = PropSpec::int(
     "current-port",
@@ -146,7 +143,8 @@ pub(crate) static WEBSOCKETSRC: Factory = Factory {
     aliases: &[],
     klass: Klass::Source,
     summary: "Receives WebSocket messages, one buffer per message",
-    doc: "Connects to `location` (ws://host:port/path) or, with `port`, listens on `host` and \
+    doc:
+        "Connects to `location` (ws://host:port/path) or, without it, listens on `host`:`port` and \
           accepts one client. Every binary or text message becomes one buffer (text as its \
           UTF-8 bytes; `message-types` keeps only one kind). The peer's close frame is end of \
           stream; a connection that drops without one is an error naming how many messages \
@@ -287,7 +285,8 @@ pub(crate) static WEBSOCKETSINK: Factory = Factory {
     aliases: &[],
     klass: Klass::Sink,
     summary: "Sends every buffer as one WebSocket message",
-    doc: "Connects to `location` (ws://host:port/path) or, with `port`, listens on `host` and \
+    doc:
+        "Connects to `location` (ws://host:port/path) or, without it, listens on `host`:`port` and \
           waits for one client before the first buffer. Each buffer is one message, binary by \
           default (`message-type=text` sends text, and a buffer that is not UTF-8 is an error \
           naming it). At end of stream it sends a close frame and waits up to 5 s for the \

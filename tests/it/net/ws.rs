@@ -91,9 +91,13 @@ fn a_peer_that_vanishes_without_a_close_frame_is_an_error() {
 
 #[test]
 fn websocket_configuration_errors_name_the_problem() {
-    run_args(&["-q", "fakesrc num-buffers=1 ! websocketsink"]).fails_with(
+    run_args(&[
+        "-q",
+        "fakesrc num-buffers=1 ! websocketsink location=ws://127.0.0.1:1/ port=9",
+    ])
+    .fails_with(
         2,
-        "give location=ws://HOST:PORT/PATH to connect, or port=N to listen",
+        "give location= (to connect) or port= (to listen), not both",
     );
     run_args(&[
         "-q",
