@@ -572,11 +572,10 @@ impl PluginElement {
             refused: None,
         };
         let result = call(&mut self.instance, &mut out);
-        let name = &self.name;
         if let Some(why) = out.refused {
-            return Err(ElementError::Failed(format!("{name}: {why}")));
+            return Err(ElementError::Failed(why));
         }
-        result.map_err(|why| ElementError::Failed(format!("{name}: {why}")))?;
+        result.map_err(ElementError::Failed)?;
         Ok(out.done)
     }
 }
