@@ -96,13 +96,9 @@ impl Library {
     }
 }
 
+/// The loader's words, bounded (they name the file and what is wrong with it).
 fn dl_text(e: &libloading::Error) -> String {
-    let text = e.to_string();
-    text.strip_prefix("")
-        .unwrap_or(&text)
-        .chars()
-        .take(300)
-        .collect()
+    e.to_string().chars().take(300).collect()
 }
 
 /// `n` items at `ptr`, refused when null with n > 0 or when n is absurd.
@@ -116,7 +112,7 @@ fn slice<'a, T>(ptr: *const T, n: usize, what: &str) -> Result<&'a [T], String> 
     if ptr.is_null() {
         return Err(format!("{what} is NULL with a count of {n}"));
     }
-    if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
+    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
         return Err(format!("{what} is a misaligned pointer"));
     }
     // SAFETY: non-null and aligned, and by the ABI `n` initialised items that live as long as
