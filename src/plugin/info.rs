@@ -147,3 +147,75 @@ impl ElementInfo {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn element(name: &str) -> ElementInfo {
+        ElementInfo {
+            name: name.into(),
+            klass: "filter".into(),
+            summary: "s".into(),
+            doc: String::new(),
+            sink_caps: "ANY".into(),
+            src_caps: "ANY".into(),
+            caps_rule: PX_CAPS_FIXED,
+            hints: 0,
+            props: Vec::new(),
+        }
+    }
+
+    fn plugin(elements: Vec<ElementInfo>) -> PluginInfo {
+        PluginInfo {
+            name: "p".into(),
+            version: "1".into(),
+            description: String::new(),
+            elements,
+        }
+    }
+
+    #[test]
+    fn a_descriptor_that_lies_is_refused_with_the_reason() {
+        assert_eq!(plugin(vec![element("ok")]).check(), Ok(()));
+        let twice = plugin(vec![element("a"), element("a")])
+            .check()
+            .unwrap_err();
+        assert_eq!(twice, "element `a` is declared twice");
+        assert!(plugin(vec![]).check().unwrap_err().contains("no element"));
+        assert!(plugin(vec![element("Bad Name")]).check().is_err());
+        let mut e = element("e");
+        e.klass = "source".into();
+        assert!(plugin(vec![e])
+            .check()
+            .unwrap_err()
+            .contains("filters only"));
+        let mut e = element("e");
+        e.sink_caps = "audio/x-raw, rate=(int)[".into();
+        assert!(plugin(vec![e]).check().unwrap_err().contains("sink caps"));
+        let mut e = element("e");
+        e.props.push(PropInfo {
+            name: "gain".into(),
+            doc: String::new(),
+            kind: PropInfoKind::Int {
+                default: 11,
+                min: 0,
+                max: 10,
+            },
+        });
+        assert!(plugin(vec![e])
+            .check()
+            .unwrap_err()
+            .contains("out of its range"));
+        let mut e = element("e");
+        e.props.push(PropInfo {
+            name: "exec".into(),
+            doc: String::new(),
+            kind: PropInfoKind::Bool { default: false },
+        });
+        assert!(plugin(vec![e])
+            .check()
+            .unwrap_err()
+            .contains("Parallax sets itself"));
+    }
+}

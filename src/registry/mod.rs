@@ -575,10 +575,18 @@ impl Factory {
             return out;
         }
         if self.hints.native_code {
+            // Native code runs isolated unless the user vouches for it: nothing in between.
             out.push((
                 "fused",
                 "in the pipeline's own process, trusted (native code runs isolated otherwise)",
             ));
+            if self.isolatable() {
+                out.push((
+                    "isolated",
+                    "in a sandboxed worker process that loads just its library (the default)",
+                ));
+            }
+            return out;
         }
         if self.isolatable() {
             out.push((
