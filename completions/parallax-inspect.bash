@@ -23,7 +23,7 @@ _parallax__inspect() {
 
     case "${cmd}" in
         parallax__inspect)
-            opts="-t -h -V --exists --json --types --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough datasrc consolesink queue valve capsfilter buffersplit bufferjoin bufferconcat chunk batch unbatch delay asyncdelay timeout debounce filter regexfilter samplefilter duplicatefilter rangefilter buffertrim bufferslice bufferpad ratelimiter throttle sequencenumber timestamper metadatainject metadataextract metadatafilter tee funnel input-selector inputselector output-selector outputselector concat streamiddemux audiotestsrc volume audioconvert audioresample videotestsrc videoconvert videoscale videoflip videocrop videorate rawvideoparse wavenc streampay gdppay streamdepay gdpdepay tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink httpsrc souphttpsrc httpsink websocketsrc websocketsink shmsink shmsrc"
+            opts="-t -h -V --exists --json --types --plugin-path --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough datasrc consolesink queue valve capsfilter buffersplit bufferjoin bufferconcat chunk batch unbatch delay asyncdelay timeout debounce filter regexfilter samplefilter duplicatefilter rangefilter buffertrim bufferslice bufferpad ratelimiter throttle sequencenumber timestamper metadatainject metadataextract metadatafilter tee funnel input-selector inputselector output-selector outputselector concat streamiddemux audiotestsrc volume audioconvert audioresample videotestsrc videoconvert videoscale videoflip videocrop videorate rawvideoparse wavenc streampay gdppay streamdepay gdpdepay tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink httpsrc souphttpsrc httpsink websocketsrc websocketsink shmsink shmsrc"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -34,6 +34,10 @@ _parallax__inspect() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --plugin-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

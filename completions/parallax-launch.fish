@@ -1,3 +1,4 @@
+complete -c parallax-launch -l plugin-path -d 'Also load plugins from these libraries or directories (colon-separated; searched before PARALLAX_PLUGIN_PATH and ~/.local/share/parallax/plugins)' -r
 complete -c parallax-launch -s X -l exclude -d 'With -v, do not print these properties (comma separated)' -r
 complete -c parallax-launch -l tap -d 'Show every buffer passing ELEMENT (what leaves it; for a sink, what arrives) or the link at ELEMENT.PAD: size, metadata and its first 32 bytes as hex, on stderr. Does not change the data. May be repeated' -r
 complete -c parallax-launch -l tap-format -d 'How --tap prints each buffer' -r -f -a "text\t'A line per buffer (size and metadata), then its first bytes as a hex dump'

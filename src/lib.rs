@@ -21,4 +21,10 @@ pub mod ipc;
 #[allow(unsafe_code)]
 pub mod memory;
 pub mod parse;
+pub mod plugin;
 pub mod registry;
+
+/// The Rust side of the plugin ABI (`plugin/parallax_plugin.h`) for plugin authors: the
+/// `#[repr(C)]` types, [`plugin_sdk::Element`] and the `parallax_plugin!` macro.
+#[cfg(feature = "macros")]
+pub use plugin::abi as plugin_sdk;

@@ -8,11 +8,24 @@ use parallax::cli::InspectArgs;
 use parallax::registry::{self, Effect, Factory, PadPresence, PropKind};
 
 fn main() -> ExitCode {
+    if let Some(code) = parallax::plugin::probe_if_asked() {
+        return ExitCode::from(code);
+    }
     let args = InspectArgs::parse();
+    for p in &args.plugin_path {
+        parallax::plugin::add_search_path(p);
+    }
     let mut out = std::io::stdout().lock();
     let text = match &args.element {
         None if args.json => listing_json(&args.types) + "\n",
         None => listing(&args.types),
+        Some(path) if path.contains('/') => match describe_file(path, args.json) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("error: {path}: {e}");
+                return ExitCode::from(1);
+            }
+        },
         Some(name) => match registry::find(name) {
             Some(_) if args.exists => return ExitCode::SUCCESS,
             Some(f) if args.json => card_json(f).to_string() + "\n",
@@ -37,6 +50,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// `parallax-inspect path/to/libfoo.so`: the plugin, then each element's card.
+fn describe_file(path: &str, json: bool) -> Result<String, String> {
+    let (info, factories) = parallax::plugin::describe_file(std::path::Path::new(path))?;
+    if json {
+        let elements: Vec<_> = factories.iter().map(|f| card_json(f)).collect();
+        let v = serde_json::json!({
+            "schema": 1,
+            "file": path,
+            "plugin": info.name,
+            "version": info.version,
+            "description": info.description,
+            "elements": elements,
+        });
+        return Ok(v.to_string() + "\n");
+    }
+    let mut s = format!(
+        "Plugin {} {}\n  file: {path}\n  {}\n  elements: {}\n",
+        info.name,
+        info.version,
+        info.description,
+        factories
+            .iter()
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for f in factories {
+        s.push('\n');
+        s.push_str(&card(f));
+    }
+    Ok(s)
+}
+
 /// Factories of the requested classes (all when none is given), sorted by name.
 fn selected(types: &[String]) -> Vec<&'static Factory> {
     let mut factories: Vec<&Factory> = registry::all()
@@ -56,12 +102,16 @@ fn listing_json(types: &[String]) -> String {
     let elements: Vec<_> = selected(types)
         .iter()
         .map(|f| {
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "name": f.name,
                 "aliases": f.aliases,
                 "class": f.klass.as_str(),
                 "summary": f.summary,
-            })
+            });
+            if let Some(origin) = parallax::plugin::origin(f) {
+                v["origin"] = serde_json::json!(origin);
+            }
+            v
         })
         .collect();
     serde_json::json!({ "schema": 1, "elements": elements }).to_string()
@@ -135,7 +185,7 @@ fn card_json(f: &Factory) -> serde_json::Value {
             v
         })
         .collect();
-    serde_json::json!({
+    let mut card = serde_json::json!({
         "schema": 1,
         "name": f.name,
         "aliases": f.aliases,
@@ -147,7 +197,11 @@ fn card_json(f: &Factory) -> serde_json::Value {
         "hints": f.hints,
         "placement": f.placement(),
         "exec": f.exec_choices().iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(origin) = parallax::plugin::origin(f) {
+        card["origin"] = serde_json::json!(origin);
+    }
+    card
 }
 
 fn listing(types: &[String]) -> String {
@@ -160,8 +214,16 @@ fn listing(types: &[String]) -> String {
         } else {
             format!(" (alias: {})", f.aliases.join(", "))
         };
+        let origin = parallax::plugin::origin(f).map_or(String::new(), |o| {
+            format!(
+                "  [plugin {} {}: {}]",
+                o.plugin,
+                o.version,
+                o.file.display()
+            )
+        });
         s.push_str(&format!(
-            "{:width$}  {:8}  {}{aliases}\n",
+            "{:width$}  {:8}  {}{aliases}{origin}\n",
             f.name,
             f.klass.as_str(),
             f.summary
@@ -180,6 +242,14 @@ fn card(f: &Factory) -> String {
     );
     if !f.aliases.is_empty() {
         s.push_str(&format!("  aliases: {}\n", f.aliases.join(", ")));
+    }
+    if let Some(o) = parallax::plugin::origin(f) {
+        s.push_str(&format!(
+            "  plugin: {} {} ({})\n",
+            o.plugin,
+            o.version,
+            o.file.display()
+        ));
     }
     s.push_str(&format!("\n{}\n\nPads:\n", f.doc));
     for (dir, p, caps) in [

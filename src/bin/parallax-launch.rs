@@ -25,9 +25,15 @@ fn main() -> ExitCode {
         // Re-executed by an `exec=isolated` element: serve it over fd 3.
         return ExitCode::from(parallax::exec::worker_main() as u8);
     }
+    if let Some(code) = parallax::plugin::probe_if_asked() {
+        return ExitCode::from(code);
+    }
     // Options may follow the pipeline, as gst-launch's do (`... ! fakesink -e`).
     let argv = parallax::cli::options_first(&LaunchArgs::command(), std::env::args_os().collect());
     let args = LaunchArgs::parse_from(argv);
+    for p in &args.plugin_path {
+        parallax::plugin::add_search_path(p);
+    }
     if args.gst_debug_help {
         print!("{}", logs::HELP);
         return ExitCode::SUCCESS;

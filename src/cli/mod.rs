@@ -237,6 +237,11 @@ pub struct LaunchArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Also load plugins from these libraries or directories (colon-separated; searched before
+    /// PARALLAX_PLUGIN_PATH and ~/.local/share/parallax/plugins)
+    #[arg(long, value_name = "PATHS")]
+    pub plugin_path: Vec<String>,
+
     /// On Ctrl-C, end the stream at the sources and exit 0 once it is written out (the drain
     /// happens without -e too, but then the exit status is 130)
     #[arg(short = 'e', long)]
@@ -445,7 +450,12 @@ pub struct InspectArgs {
     )]
     pub types: Vec<String>,
 
-    /// The element to describe
+    /// Also load plugins from these libraries or directories (colon-separated; searched before
+    /// PARALLAX_PLUGIN_PATH and ~/.local/share/parallax/plugins)
+    #[arg(long, value_name = "PATHS")]
+    pub plugin_path: Vec<String>,
+
+    /// The element to describe, or a plugin library file (a path with a `/`) to describe
     #[arg(value_name = "ELEMENT")]
     pub element: Option<String>,
 }

@@ -518,7 +518,7 @@ mod tests {
     fn async_source(desc: &str) -> Box<dyn DynAsyncSource> {
         let g = Graph::from_description(desc).unwrap();
         let node = &g.dag[daggy::NodeIndex::new(0)];
-        match (node.factory.build)(&node.props).unwrap() {
+        match node.factory.instantiate(&node.props).unwrap() {
             ElementImpl::AsyncSource(s) => s,
             _ => panic!("{} is not an async source", node.factory.name),
         }

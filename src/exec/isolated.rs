@@ -268,6 +268,13 @@ impl Link {
         if releases.is_some() {
             args.push(RELEASES_ARG);
         }
+        // A plugin element's worker loads that one library (before its sandbox closes).
+        let library = crate::plugin::library_of(node.factory);
+        let library_text = library.as_ref().map(|p| p.to_string_lossy().into_owned());
+        if let Some(path) = &library_text {
+            args.push(crate::plugin::WORKER_PLUGIN_ARG);
+            args.push(path.as_str());
+        }
         let (release_rx, release_tx) = releases.unzip();
         let child = spawn_worker(&exe, &args, theirs, release_tx, sandbox)
             .map_err(|e| io("starting a worker process", e))?;
@@ -979,6 +986,19 @@ pub(super) fn proxy(
 /// The worker process: builds the element it is sent and serves the parent until end of stream.
 /// Returns the process exit code.
 pub fn worker_main() -> i32 {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let library = args
+        .iter()
+        .position(|a| a == crate::plugin::WORKER_PLUGIN_ARG)
+        .and_then(|i| args.get(i + 1));
+    let loaded = match library {
+        Some(path) => crate::plugin::worker_load(std::path::Path::new(path))
+            .map_err(|e| format!("plugin {}: {e}", std::path::Path::new(path).display())),
+        None => {
+            crate::plugin::disable_discovery();
+            Ok(())
+        }
+    };
     let sock = match crate::ipc::worker_socket() {
         Ok(s) => s,
         Err(e) => {
@@ -986,7 +1006,8 @@ pub fn worker_main() -> i32 {
             return 2;
         }
     };
-    match serve(&sock) {
+    let served = loaded.map_err(Stop::Failed).and_then(|()| serve(&sock));
+    match served {
         Ok(()) => 0,
         Err(Stop::Failed(message)) => {
             let _ = send_frame(&sock, &Frame::Error { message }, &[]);
@@ -1052,7 +1073,7 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
     let parse_caps =
         |text: &str| crate::caps::Caps::parse(text).map_err(|e| format!("caps `{text}`: {e}"));
     props.set_caps(parse_caps(&caps.0)?, parse_caps(&caps.1)?);
-    let element = (f.build)(&props).map_err(|e| match e {
+    let element = f.instantiate(&props).map_err(|e| match e {
         ElementError::Config(message) => Stop::Refused(message),
         other => Stop::Failed(other.to_string()),
     })?;

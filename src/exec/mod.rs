@@ -513,8 +513,10 @@ fn build_elements(
         let built = match node.exec {
             _ if refused.is_some() => Err(ElementError::Config(refused.unwrap_or_default())),
             Exec::Isolated => isolated::proxy(node, pool_peers(graph), messages.clone()),
-            Exec::Async if isolated::splits(node) => {
-                (node.factory.build)(&node.props).and_then(|imp| match imp {
+            Exec::Async if isolated::splits(node) => node
+                .factory
+                .instantiate(&node.props)
+                .and_then(|imp| match imp {
                     ElementImpl::Transform(t) => {
                         let capacity = options.bridge_capacity.unwrap_or(BRIDGE_CAPACITY);
                         let (split, task) = async_domain::split(n.index(), t, capacity);
@@ -525,38 +527,41 @@ fn build_elements(
                         "{} cannot run on the async runtime",
                         node.factory.name
                     ))),
-                })
-            }
+                }),
             Exec::Rt if isolated::splits(node) => {
-                (node.factory.build)(&node.props).and_then(|imp| match imp {
-                    ElementImpl::Transform(t) => Ok(rt::split(
-                        &node.name,
-                        t,
-                        options.bridge_capacity.unwrap_or(rt::CAPACITY),
-                        options.quantum.unwrap_or(1),
-                        messages.clone(),
-                    )),
-                    _ => Err(ElementError::Config(format!(
-                        "{} cannot run on an rt thread of its own",
-                        node.factory.name
-                    ))),
-                })
+                node.factory
+                    .instantiate(&node.props)
+                    .and_then(|imp| match imp {
+                        ElementImpl::Transform(t) => Ok(rt::split(
+                            &node.name,
+                            t,
+                            options.bridge_capacity.unwrap_or(rt::CAPACITY),
+                            options.quantum.unwrap_or(1),
+                            messages.clone(),
+                        )),
+                        _ => Err(ElementError::Config(format!(
+                            "{} cannot run on an rt thread of its own",
+                            node.factory.name
+                        ))),
+                    })
             }
             // A timed element left in the fused domain gets a thread woken at its deadline.
             _ if node.factory.hints.timed => {
-                (node.factory.build)(&node.props).and_then(|imp| match imp {
-                    ElementImpl::Transform(t) => Ok(rt::timed(
-                        &node.name,
-                        t,
-                        options.bridge_capacity.unwrap_or(rt::CAPACITY),
-                    )),
-                    _ => Err(ElementError::Config(format!(
-                        "{} is timed but not a one-in-one-out element",
-                        node.factory.name
-                    ))),
-                })
+                node.factory
+                    .instantiate(&node.props)
+                    .and_then(|imp| match imp {
+                        ElementImpl::Transform(t) => Ok(rt::timed(
+                            &node.name,
+                            t,
+                            options.bridge_capacity.unwrap_or(rt::CAPACITY),
+                        )),
+                        _ => Err(ElementError::Config(format!(
+                            "{} is timed but not a one-in-one-out element",
+                            node.factory.name
+                        ))),
+                    })
             }
-            _ => (node.factory.build)(&node.props),
+            _ => node.factory.instantiate(&node.props),
         }
         .map_err(|source| {
             tracing::error!(element = %node.name, error = %source, "Element failed to build");

@@ -25,7 +25,7 @@ fn choose(node: &Node, scheduling: Scheduling) -> Option<(Exec, &'static str)> {
             "untrusted code runs in a sandboxed worker process",
         ));
     }
-    if hints.native_code {
+    if hints.native_code && node.trust != Trust::Trusted {
         return Some((Exec::Isolated, "native code runs in a worker process"));
     }
     match scheduling {
@@ -48,7 +48,10 @@ pub fn place(graph: &mut Graph, scheduling: Scheduling) -> Result<(), Diagnostic
     let nodes: Vec<_> = graph.dag.graph().node_indices().collect();
     for n in nodes {
         let node = &graph.dag[n];
-        let untrusted = node.trust == Trust::Untrusted || node.factory.hints.native_code;
+        // exec=fused is the user vouching for the element: it runs in this process.
+        let untrusted = node.exec != Exec::Fused
+            && (node.trust == Trust::Untrusted
+                || node.factory.hints.native_code && node.trust != Trust::Trusted);
         if untrusted && !node.factory.isolatable() {
             return Err(Diagnostic::new(
                 format!(

@@ -391,11 +391,14 @@ pub enum Exec {
     Rt,
     /// In a child process (this binary re-executed as a worker), buffers shared, not copied.
     Isolated,
+    /// In the pipeline's own process, as a trusted element would run: what a plugin element
+    /// (native code, isolated by default) runs as when the user says so.
+    Fused,
 }
 
 impl Exec {
     /// The values `exec=` accepts.
-    pub const NAMES: &'static [&'static str] = &["auto", "async", "rt", "isolated"];
+    pub const NAMES: &'static [&'static str] = &["auto", "async", "rt", "isolated", "fused"];
 
     /// Parses an `exec=` value.
     pub fn parse(text: &str) -> Option<Exec> {
@@ -404,6 +407,7 @@ impl Exec {
             "async" => Exec::Async,
             "rt" => Exec::Rt,
             "isolated" => Exec::Isolated,
+            "fused" => Exec::Fused,
             _ => return None,
         })
     }
@@ -488,6 +492,10 @@ impl Factory {
 
     /// Where the planner puts an instance, in words.
     pub fn placement(&self) -> &'static str {
+        if self.hints.native_code {
+            return "isolated: native code from a plugin runs in a sandboxed worker process that \
+                    loads just its library (exec=fused or trust=trusted runs it in this process)";
+        }
         if self.domain() == Domain::Async {
             return if self.pads.sink == PadPresence::None {
                 "async: a task on the pipeline's tokio runtime (thread px-async); what it \
@@ -566,6 +574,20 @@ impl Factory {
             out.push(("async", "on the pipeline's tokio runtime (its default)"));
             return out;
         }
+        if self.hints.native_code {
+            // Native code runs isolated unless the user vouches for it: nothing in between.
+            out.push((
+                "fused",
+                "in the pipeline's own process, trusted (native code runs isolated otherwise)",
+            ));
+            if self.isolatable() {
+                out.push((
+                    "isolated",
+                    "in a sandboxed worker process that loads just its library (the default)",
+                ));
+            }
+            return out;
+        }
         if self.isolatable() {
             out.push((
                 "isolated",
@@ -587,15 +609,25 @@ impl Factory {
         out
     }
 
+    /// Builds an instance from validated properties: `build`, or for a plugin element its
+    /// library's `create`.
+    pub fn instantiate(&self, props: &Props) -> Result<ElementImpl, crate::element::ElementError> {
+        match crate::plugin::instantiate(self, props) {
+            Some(built) => built,
+            None => (self.build)(props),
+        }
+    }
+
     /// Whether `name` is this factory's name or one of its aliases.
     pub fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.aliases.contains(&name)
     }
 }
 
-/// Every built-in factory, in listing order.
+/// Every factory: the built-in ones in listing order, then the plugins' (see
+/// [`crate::plugin`]).
 pub fn all() -> impl Iterator<Item = &'static Factory> {
-    crate::elements::all()
+    crate::elements::all().chain(crate::plugin::factories())
 }
 
 /// The factory called `name` (or aliased so).

@@ -18,6 +18,7 @@ mod metadata;
 mod net;
 mod parser_fuzz;
 mod planner;
+mod plugins;
 mod random_pipelines;
 mod readme;
 mod records;

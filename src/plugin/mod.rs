@@ -1,0 +1,668 @@
+//! Plugins: elements from shared libraries through the C ABI of `plugin/parallax_plugin.h`.
+//!
+//! Discovery: `--plugin-path`, then `PARALLAX_PLUGIN_PATH` (colon-separated), then
+//! `$XDG_DATA_HOME/parallax/plugins` (`~/.local/share/parallax/plugins`); each entry a library
+//! or a directory of `*.so` files. The parent never runs plugin code itself to list it: one
+//! child process (this binary, re-executed with [`PROBE_ARG`]) loads every file and sends back
+//! its descriptor as JSON, so a library whose constructor or descriptor crashes or hangs costs
+//! a warning naming the file, and the rest loads. Each plugin element becomes a [`Factory`]
+//! like a built-in one, marked native and untrusted: the planner runs it `exec=isolated`, in a
+//! sandboxed worker that loads just that library; `exec=fused` or `trust=trusted` runs it in
+//! the pipeline's process.
+
+#[path = "../../plugin/parallax_plugin.rs"]
+#[macro_use]
+pub mod abi;
+#[allow(unsafe_code)]
+mod ffi;
+pub mod info;
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::element::{Ctx, ElementError, ElementImpl, Flow, Transform};
+use crate::memory::{Buffer, LoanedSlot, MemoryPool, Metadata, PoolConfig};
+use crate::registry::{
+    CapsRule, EnumValue, Factory, Hints, Klass, Latency, Pads, Processing, PropKind, PropSpec,
+    Props, Trust, Value,
+};
+
+pub use ffi::Library;
+pub use info::{ElementInfo, PluginInfo, PropInfo, PropInfoKind};
+
+/// The hidden first argument that makes a Parallax binary the descriptor-reading child.
+pub const PROBE_ARG: &str = "--parallax-plugin-probe";
+/// The worker argument naming the one plugin library a worker loads.
+pub const WORKER_PLUGIN_ARG: &str = "--plugin-file";
+/// How long the probe child may take over one library.
+const PROBE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One loaded plugin file.
+#[derive(Debug)]
+pub struct Plugin {
+    /// The library's path.
+    pub file: PathBuf,
+    /// Its descriptor.
+    pub info: PluginInfo,
+    /// Its elements as factories, in descriptor order (those that were accepted).
+    pub factories: Vec<(&'static Factory, usize)>,
+}
+
+/// Where a plugin element comes from, for `parallax-inspect`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Origin {
+    /// The library.
+    pub file: PathBuf,
+    /// The plugin's name.
+    pub plugin: String,
+    /// Its version.
+    pub version: String,
+}
+
+#[derive(Default)]
+struct Catalog {
+    plugins: Vec<Plugin>,
+}
+
+static EXTRA_PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static CATALOG: OnceLock<Catalog> = OnceLock::new();
+/// Libraries loaded into this process, by path (fused instances, a worker's one plugin).
+static LOADED: Mutex<Option<HashMap<PathBuf, Arc<Library>>>> = Mutex::new(None);
+
+/// Adds `--plugin-path` entries (colon-separated), searched before `PARALLAX_PLUGIN_PATH`.
+/// Takes effect when called before anything reads the registry.
+pub fn add_search_path(text: &str) {
+    let mut paths = EXTRA_PATHS.lock().unwrap_or_else(|e| e.into_inner());
+    paths.extend(text.split(':').filter(|s| !s.is_empty()).map(PathBuf::from));
+}
+
+/// The places searched, in order.
+pub fn search_path() -> Vec<PathBuf> {
+    let mut out = EXTRA_PATHS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(env) = std::env::var_os("PARALLAX_PLUGIN_PATH") {
+        out.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")));
+    if let Some(data) = data {
+        out.push(data.join("parallax/plugins"));
+    }
+    out
+}
+
+/// Library files on the search path: entries that are files, and the `*.so` files of entries
+/// that are directories (sorted), each once.
+fn library_files() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for entry in search_path() {
+        if entry.is_dir() {
+            let Ok(dir) = std::fs::read_dir(&entry) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = dir
+                .filter_map(|d| d.ok().map(|d| d.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "so") && p.is_file())
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else if entry.is_file() {
+            out.push(entry);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    out
+}
+
+fn catalog() -> &'static Catalog {
+    CATALOG.get_or_init(|| {
+        let files = library_files();
+        if files.is_empty() {
+            return Catalog::default();
+        }
+        let mut catalog = Catalog::default();
+        for (file, result) in probe(&files) {
+            match result.and_then(|info| info.check().map(|()| info)) {
+                Ok(info) => catalog.admit(file, info),
+                Err(why) => warn(&file, &why),
+            }
+        }
+        catalog
+    })
+}
+
+fn warn(file: &Path, why: &str) {
+    eprintln!("warning: plugin {}: {why}; not loaded", file.display());
+}
+
+impl Catalog {
+    /// Turns `info`'s elements into factories, refusing names taken by a built-in element
+    /// (an error: a plugin never replaces one) or by a plugin loaded before.
+    fn admit(&mut self, file: PathBuf, info: PluginInfo) {
+        let mut factories = Vec::new();
+        for (index, e) in info.elements.iter().enumerate() {
+            if crate::elements::all().any(|f| f.answers_to(&e.name)) {
+                eprintln!(
+                    "error: plugin {}: element `{}` has the name of a built-in element; a plugin \
+                     cannot replace one, so it is not loaded",
+                    file.display(),
+                    e.name
+                );
+                continue;
+            }
+            let taken = self
+                .plugins
+                .iter()
+                .find(|p| p.factories.iter().any(|(f, _)| f.name == e.name));
+            if let Some(other) = taken {
+                warn(
+                    &file,
+                    &format!(
+                        "element `{}` is already provided by {}",
+                        e.name,
+                        other.file.display()
+                    ),
+                );
+                continue;
+            }
+            factories.push((factory(e), index));
+        }
+        self.plugins.push(Plugin {
+            file,
+            info,
+            factories,
+        });
+    }
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+/// The factory of a plugin element (its strings live as long as the process, as a built-in's).
+fn factory(e: &ElementInfo) -> &'static Factory {
+    let props: Vec<PropSpec> = e.props.iter().map(prop_spec).collect();
+    let rule = if e.caps_rule == abi::PX_CAPS_FIXED {
+        CapsRule::Fixed
+    } else {
+        CapsRule::Passthrough
+    };
+    Box::leak(Box::new(Factory {
+        name: leak(&e.name),
+        aliases: &[],
+        klass: Klass::Filter,
+        summary: leak(&e.summary),
+        doc: leak(&e.doc),
+        pads: Pads::ONE_TO_ONE
+            .with_caps(leak(&e.sink_caps), leak(&e.src_caps))
+            .with_rule(rule),
+        props: Box::leak(props.into_boxed_slice()),
+        hints: Hints {
+            trust: Trust::Untrusted,
+            processing: if e.hints & abi::PX_HINT_CPU != 0 {
+                Processing::Cpu
+            } else {
+                Processing::Memory
+            },
+            latency: Latency::Normal,
+            native_code: true,
+            rt_safe: e.hints & abi::PX_HINT_RT_SAFE != 0,
+            thread_boundary: false,
+            async_io: false,
+            timed: false,
+        },
+        build: |_| {
+            Err(ElementError::Failed(
+                "a plugin element is built through its library".into(),
+            ))
+        },
+    }))
+}
+
+fn prop_spec(p: &PropInfo) -> PropSpec {
+    let (name, doc) = (leak(&p.name), leak(&p.doc));
+    match &p.kind {
+        PropInfoKind::Bool { default } => PropSpec::bool(name, *default, doc),
+        PropInfoKind::Int { default, min, max } => PropSpec::int(name, *default, *min, *max, doc),
+        PropInfoKind::Float { default, min, max } => {
+            PropSpec::float(name, *default, *min, *max, doc)
+        }
+        PropInfoKind::Str { default } => PropSpec::string(name, default.as_deref().map(leak), doc),
+        PropInfoKind::Enum { default, values } => {
+            let values: Vec<EnumValue> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| EnumValue {
+                    nick: leak(v),
+                    value: i as i64,
+                    doc: "",
+                })
+                .collect();
+            let values: &'static [EnumValue] = Box::leak(values.into_boxed_slice());
+            PropSpec::enumeration(name, values[*default as usize].nick, values, doc)
+        }
+    }
+}
+
+/// Every plugin element's factory, in discovery order.
+pub fn factories() -> impl Iterator<Item = &'static Factory> {
+    catalog()
+        .plugins
+        .iter()
+        .flat_map(|p| p.factories.iter().map(|(f, _)| *f))
+}
+
+/// The loaded plugins.
+pub fn plugins() -> &'static [Plugin] {
+    &catalog().plugins
+}
+
+fn owner(f: &Factory) -> Option<(&'static Plugin, usize)> {
+    catalog().plugins.iter().find_map(|p| {
+        p.factories
+            .iter()
+            .find(|(g, _)| std::ptr::eq(*g, f))
+            .map(|(_, i)| (p, *i))
+    })
+}
+
+/// Where `f` comes from, when it is a plugin element.
+pub fn origin(f: &Factory) -> Option<Origin> {
+    owner(f).map(|(p, _)| Origin {
+        file: p.file.clone(),
+        plugin: p.info.name.clone(),
+        version: p.info.version.clone(),
+    })
+}
+
+/// The library file of a plugin element, for its worker.
+pub fn library_of(f: &Factory) -> Option<PathBuf> {
+    owner(f).map(|(p, _)| p.file.clone())
+}
+
+/// Builds an instance of a plugin element in this process, or `None` when `f` is built in.
+pub fn instantiate(f: &Factory, props: &Props) -> Option<Result<ElementImpl, ElementError>> {
+    let (plugin, index) = owner(f)?;
+    Some(build(plugin, index, f, props))
+}
+
+fn build(
+    plugin: &Plugin,
+    index: usize,
+    f: &Factory,
+    props: &Props,
+) -> Result<ElementImpl, ElementError> {
+    let failed = |why: String| {
+        ElementError::Failed(format!(
+            "{}: plugin {}: {why}",
+            props.instance(),
+            plugin.file.display()
+        ))
+    };
+    let lib = load(&plugin.file).map_err(&failed)?;
+    // The file may have changed since it was probed: what runs must be what was listed.
+    let now = lib.info().map_err(&failed)?;
+    if now.elements.get(index).map(|e| &e.name) != Some(&plugin.info.elements[index].name) {
+        return Err(failed(format!(
+            "the library no longer has element `{}`",
+            f.name
+        )));
+    }
+    let args: Vec<(String, ffi::ArgValue)> = f
+        .props
+        .iter()
+        .map(|spec| {
+            let v = match props_value(props, spec) {
+                Value::Bool(b) => ffi::ArgValue::Bool(b),
+                Value::Int(i) | Value::Time(i) => ffi::ArgValue::Int(i),
+                Value::UInt(u) => ffi::ArgValue::Int(u as i64),
+                Value::Float(x) => ffi::ArgValue::Float(x),
+                Value::Str(s) => ffi::ArgValue::Str(s),
+                Value::Enum(nick) => ffi::ArgValue::Enum(match spec.kind {
+                    PropKind::Enum { values, .. } => {
+                        values.iter().position(|v| v.nick == nick).unwrap_or(0) as u32
+                    }
+                    _ => 0,
+                }),
+            };
+            (spec.name.to_owned(), v)
+        })
+        .collect();
+    let instance = ffi::Instance::create(&lib, index, &args, &props.sink_caps().to_string())
+        .map_err(|why| ElementError::Config(format!("{}: {why}", props.instance())))?;
+    Ok(ElementImpl::Transform(Box::new(PluginElement {
+        instance,
+        name: props.instance().to_owned(),
+        pool: None,
+    })))
+}
+
+fn props_value(props: &Props, spec: &PropSpec) -> Value {
+    props
+        .explicit()
+        .find(|(s, _)| s.name == spec.name)
+        .map_or_else(|| spec.kind.default_value(), |(_, v)| v.clone())
+}
+
+/// The library at `path`, loaded into this process once.
+fn load(path: &Path) -> Result<Arc<Library>, String> {
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    let map = loaded.get_or_insert_with(HashMap::new);
+    if let Some(lib) = map.get(path) {
+        return Ok(Arc::clone(lib));
+    }
+    let lib = Arc::new(Library::open(path)?);
+    map.insert(path.to_owned(), Arc::clone(&lib));
+    Ok(lib)
+}
+
+/// In a worker: loads the one library `path` and makes its elements the registry's plugin
+/// elements (nothing is searched, nothing else is loaded).
+pub fn worker_load(path: &Path) -> Result<(), String> {
+    let lib = load(path)?;
+    let info = lib.info()?;
+    info.check()?;
+    let mut catalog = Catalog::default();
+    catalog.admit(path.to_owned(), info);
+    CATALOG
+        .set(catalog)
+        .map_err(|_| "the registry was read before the plugin was loaded".to_owned())
+}
+
+/// In a worker without a plugin: no search either.
+pub fn disable_discovery() {
+    let _ = CATALOG.set(Catalog::default());
+}
+
+// --- the probe ------------------------------------------------------------------------------
+
+/// What the probe child says about one file.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Said {
+    Ok(PluginInfo),
+    Err(String),
+}
+
+/// The probe child: loads each file named in `args` and writes one JSON line per file to
+/// stdout. What the plugins themselves print to stdout goes to stderr instead.
+pub fn probe_main(files: &[std::ffi::OsString]) -> i32 {
+    let answers = match std::io::stdout()
+        .lock()
+        .flush()
+        .and_then(|()| rustix::io::dup(std::io::stdout()).map_err(Into::into))
+    {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("parallax plugin probe: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = rustix::stdio::dup2_stdout(std::io::stderr()) {
+        eprintln!("parallax plugin probe: {e}");
+        return 2;
+    }
+    let mut answers = std::fs::File::from(answers);
+    for file in files {
+        let said = match Library::open(Path::new(file)).and_then(|lib| lib.info()) {
+            Ok(info) => Said::Ok(info),
+            Err(e) => Said::Err(e),
+        };
+        let line = serde_json::to_string(&said).unwrap_or_default();
+        if writeln!(answers, "{line}").is_err() {
+            return 1;
+        }
+        // Kept loaded: unloading runs destructors, more code of theirs for nothing.
+    }
+    0
+}
+
+/// Reads the descriptors of `files` in child processes: one child for all of them, another
+/// for what is left after one that crashed or hung.
+fn probe(files: &[PathBuf]) -> Vec<(PathBuf, Result<PluginInfo, String>)> {
+    let mut out = Vec::new();
+    let mut pending: std::collections::VecDeque<PathBuf> = files.iter().cloned().collect();
+    let exe = match std::env::var_os("PARALLAX_WORKER_EXE") {
+        Some(path) => PathBuf::from(path),
+        None => match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                let why = format!("cannot start the process that reads plugins: {e}");
+                return files
+                    .iter()
+                    .map(|f| (f.clone(), Err(why.clone())))
+                    .collect();
+            }
+        },
+    };
+    while !pending.is_empty() {
+        let child = std::process::Command::new(&exe)
+            .arg(PROBE_ARG)
+            .args(&pending)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("cannot start the process that reads plugins: {e}");
+                out.extend(pending.drain(..).map(|f| (f, Err(why.clone()))));
+                break;
+            }
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stdout).lines() {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut hung = false;
+        while !pending.is_empty() {
+            match rx.recv_timeout(PROBE_PATIENCE) {
+                Ok(Ok(line)) => {
+                    let file = pending.pop_front().unwrap_or_default();
+                    let said = match serde_json::from_str(&line) {
+                        Ok(Said::Ok(info)) => Ok(info),
+                        Ok(Said::Err(why)) => Err(why),
+                        Err(e) => Err(format!("its descriptor came back garbled ({e})")),
+                    };
+                    out.push((file, said));
+                }
+                Ok(Err(_)) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    hung = true;
+                    break;
+                }
+            }
+        }
+        if pending.is_empty() {
+            let _ = child.wait();
+            break;
+        }
+        if hung {
+            let _ = child.kill();
+        }
+        let status = child.wait();
+        let file = pending.pop_front().unwrap_or_default();
+        let why = if hung {
+            format!(
+                "loading it or reading its descriptor did not end within {} s",
+                PROBE_PATIENCE.as_secs()
+            )
+        } else {
+            use std::os::unix::process::ExitStatusExt as _;
+            match status.ok().and_then(|s| s.signal()) {
+                Some(sig) => format!(
+                    "loading it or reading its descriptor crashed (signal {sig}: {})",
+                    signal_name(sig)
+                ),
+                None => "loading it or reading its descriptor ended the process".into(),
+            }
+        };
+        out.push((file, Err(why)));
+    }
+    out
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        _ => "a signal",
+    }
+}
+
+// --- the element ----------------------------------------------------------------------------
+
+/// Smallest slot a plugin element's pool lends.
+const MIN_SLOT: usize = 64 * 1024;
+/// Slots of a plugin element's pool.
+const SLOTS: usize = 16;
+
+/// A plugin element's instance: its outputs are slots of its own pool (memfd, so that in a
+/// worker they reach the parent without a copy).
+struct PluginElement {
+    instance: ffi::Instance,
+    name: String,
+    pool: Option<MemoryPool>,
+}
+
+impl PluginElement {
+    fn pool_for(&mut self, len: usize) -> Result<MemoryPool, ElementError> {
+        match &self.pool {
+            Some(pool) if pool.slot_size() >= len => Ok(pool.clone()),
+            _ => {
+                let size = len.max(MIN_SLOT).next_power_of_two();
+                let pool = MemoryPool::new(&PoolConfig::new(self.name.clone(), SLOTS, size))
+                    .map_err(|e| ElementError::Failed(format!("{}: {e}", self.name)))?;
+                self.pool = Some(pool.clone());
+                Ok(pool)
+            }
+        }
+    }
+
+    fn run(
+        &mut self,
+        len: usize,
+        meta: Metadata,
+        cx: &mut Ctx<'_>,
+        call: impl FnOnce(&mut ffi::Instance, &mut dyn ffi::Output) -> Result<(), String>,
+    ) -> Result<Vec<Buffer>, ElementError> {
+        let pool = self.pool_for(len)?;
+        let mut out = Outputs {
+            pool: &pool,
+            cx,
+            meta,
+            lent: None,
+            done: Vec::new(),
+            refused: None,
+        };
+        let result = call(&mut self.instance, &mut out);
+        if let Some(why) = out.refused {
+            return Err(ElementError::Failed(why));
+        }
+        result.map_err(ElementError::Failed)?;
+        Ok(out.done)
+    }
+}
+
+impl Transform for PluginElement {
+    fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        let meta = ffi::InputMeta {
+            pts: buf.meta.pts,
+            duration: buf.meta.duration,
+            offset: buf.meta.offset,
+            sequence: buf.meta.sequence,
+        };
+        let mut outs = self.run(buf.len(), buf.meta.clone(), cx, |inst, out| {
+            inst.process(buf.data(), meta, out)
+        })?;
+        let last = outs.pop();
+        for b in outs {
+            cx.push(b);
+        }
+        Ok(last.map_or(Flow::Drop, Flow::Push))
+    }
+
+    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        let outs = self.run(0, Metadata::default(), cx, |inst, out| {
+            inst.end_of_stream(out)
+        })?;
+        for b in outs {
+            cx.push(b);
+        }
+        Ok(())
+    }
+}
+
+/// The host side of one call's `px_output`.
+struct Outputs<'p, 'c, 'r> {
+    pool: &'p MemoryPool,
+    cx: &'c mut Ctx<'r>,
+    meta: Metadata,
+    lent: Option<LoanedSlot>,
+    done: Vec<Buffer>,
+    refused: Option<String>,
+}
+
+impl ffi::Output for Outputs<'_, '_, '_> {
+    fn lend(&mut self) -> Option<&mut [u8]> {
+        let cx = &*self.cx;
+        let slot = self.pool.loan_blocking(&|| cx.is_stopping()).ok()?;
+        Some(self.lent.insert(slot).as_mut_slice())
+    }
+
+    fn push(&mut self, len: usize) -> bool {
+        let Some(slot) = self.lent.take() else {
+            self.refused
+                .get_or_insert_with(|| "pushed without a lent slot".into());
+            return false;
+        };
+        if len > slot.capacity() {
+            self.refused.get_or_insert_with(|| {
+                format!(
+                    "pushed {len} bytes from a slot of {} (wrote past its output)",
+                    slot.capacity()
+                )
+            });
+            return false;
+        }
+        let mut buf = slot.freeze(len);
+        buf.meta = self.meta.clone();
+        self.done.push(buf);
+        true
+    }
+}
+
+/// Reads the descriptor of the one library `path` (in a child, as discovery does), for
+/// `parallax-inspect path/to/libfoo.so`: the plugin and its elements as factories.
+pub fn describe_file(path: &Path) -> Result<(PluginInfo, Vec<&'static Factory>), String> {
+    let (_, said) = probe(&[path.to_owned()])
+        .pop()
+        .ok_or("no answer from the process that reads plugins")?;
+    let info = said?;
+    info.check()?;
+    let factories = info.elements.iter().map(factory).collect();
+    Ok((info, factories))
+}
+
+/// When this process was started as the probe child ([`PROBE_ARG`]), reads the descriptors
+/// and returns the exit code; otherwise `None`. Binaries call it first thing.
+pub fn probe_if_asked() -> Option<u8> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    (args.get(1).is_some_and(|a| a == PROBE_ARG)).then(|| probe_main(&args[2..]) as u8)
+}

@@ -1,0 +1,453 @@
+//! Plugins: the example plugins (C and Rust) built here and run isolated and fused with output
+//! identical to the built-in transform; discovery, inspect, and plugins that misbehave.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::support::*;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where this test run's plugins are built (once per test binary).
+fn build_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+#[track_caller]
+fn check(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Compiles `source` into `dir/lib<name>.so` with `cc` and the extra flags.
+fn cc(source: &Path, dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = dir.join(format!("lib{name}.so"));
+    check(
+        Command::new("cc")
+            .args(["-shared", "-fPIC", "-O2", "-Wall", "-I"])
+            .arg(repo().join("plugin"))
+            .arg("-o")
+            .arg(&out)
+            .arg(source)
+            .args(flags)
+            .arg("-lm"),
+    );
+    out
+}
+
+/// The two example plugins, in a directory of their own.
+fn examples() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = build_dir().join("examples");
+        cc(&repo().join("plugin/examples/gain.c"), &dir, "gain", &[]);
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        check(
+            Command::new(rustc)
+                .args([
+                    "--edition",
+                    "2021",
+                    "--crate-type",
+                    "cdylib",
+                    "-C",
+                    "opt-level=1",
+                ])
+                .arg("-o")
+                .arg(dir.join("librot13.so"))
+                .arg(repo().join("plugin/examples/rot13.rs")),
+        );
+        dir
+    })
+}
+
+/// `tests/plugins/faulty.c` built with `flags` into a directory of its own.
+fn faulty(name: &str, flags: &[&str]) -> PathBuf {
+    let dir = build_dir().join(format!("faulty-{name}"));
+    cc(&repo().join("tests/plugins/faulty.c"), &dir, name, flags);
+    dir
+}
+
+fn with_plugins(mut cmd: Command, path: &Path) -> Command {
+    cmd.env("PARALLAX_PLUGIN_PATH", path);
+    cmd
+}
+
+fn launch_with(path: &Path, args: &[&str]) -> Command {
+    with_plugins(launch(args), path)
+}
+
+fn inspect_with(path: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(inspect_bin());
+    c.args(args);
+    with_plugins(c, path)
+}
+
+fn rot(data: &[u8], shift: u8) -> Vec<u8> {
+    data.iter()
+        .map(|&b| match b {
+            b'a'..=b'z' => b'a' + (b - b'a' + shift) % 26,
+            b'A'..=b'Z' => b'A' + (b - b'A' + shift) % 26,
+            _ => b,
+        })
+        .collect()
+}
+
+#[test]
+fn the_c_gain_plugin_matches_the_built_in_volume_isolated_and_fused() {
+    let plugins = examples();
+    let t = tmp();
+    let src = "audiotestsrc num-buffers=40 wave=sine freq=440 volume=0.9 ! \
+               audio/x-raw,format=S16LE,rate=44100,channels=2";
+    let run_to = |element: &str, name: &str| {
+        let out = t.path().join(name);
+        let text = format!("-v {src} ! {element} ! filesink location={}", out.display());
+        let args: Vec<&str> = text.split(' ').collect();
+        let o = run_expecting(launch_with(plugins, &args), 0);
+        (std::fs::read(out).unwrap(), stderr(&o))
+    };
+    let (built_in, _) = run_to("volume volume=1.7", "volume.raw");
+    let (isolated, said) = run_to("gain volume=1.7", "isolated.raw");
+    let (fused, fused_said) = run_to("gain volume=1.7 exec=fused", "fused.raw");
+    assert!(built_in.len() > 40_000, "{}", built_in.len());
+    assert!(built_in == isolated, "isolated gain differs from volume");
+    assert!(built_in == fused, "fused gain differs from volume");
+    // The planner isolated it by default, and exec=fused kept it in the process.
+    assert!(said.contains("exec = isolated"), "{said}");
+    assert!(!fused_said.contains("isolated"), "{fused_said}");
+}
+
+#[test]
+fn the_rust_rot13_plugin_rotates_letters_isolated_and_fused() {
+    let plugins = examples();
+    let t = tmp();
+    let mut data = random_bytes(300_000, 7);
+    data.extend_from_slice(b"Hello, World! The quick brown fox.");
+    let input = file(t.path(), "in.bin", &data);
+    for (extra, shift) in [
+        ("", 13u8),
+        ("exec=fused", 13),
+        ("shift=3", 3),
+        ("shift=5 trust=trusted", 5),
+    ] {
+        let out = t.path().join("out.bin");
+        let text = format!(
+            "filesrc location={} blocksize=4096 ! rot13 {extra} ! filesink location={}",
+            input.display(),
+            out.display()
+        );
+        let args: Vec<&str> = text.split_whitespace().collect();
+        run_expecting(launch_with(plugins, &args), 0);
+        assert!(
+            std::fs::read(&out).unwrap() == rot(&data, shift),
+            "rot13 {extra}: output differs"
+        );
+    }
+}
+
+#[test]
+fn inspect_lists_plugin_elements_with_their_origin() {
+    let plugins = examples();
+    let o = run_expecting(inspect_with(plugins, &[]), 0);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let gain = plugins.join("libgain.so");
+    let line = text.lines().find(|l| l.starts_with("gain ")).expect(&text);
+    assert!(
+        line.contains(&format!("[plugin gain 1.0.0: {}]", gain.display())),
+        "{line}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("rot13 ")), "{text}");
+
+    let o = run_expecting(inspect_with(plugins, &["--json"]), 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rot13 = v["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "rot13")
+        .unwrap();
+    assert_eq!(rot13["origin"]["plugin"], "rot13");
+    assert_eq!(rot13["origin"]["version"], "1.0.0");
+    assert!(rot13["origin"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("librot13.so"));
+    let filesrc = v["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "filesrc");
+    assert!(filesrc.unwrap().get("origin").is_none());
+
+    // One element's card, and one file described on its own (no search path needed).
+    let o = run_expecting(inspect_with(plugins, &["--json", "gain"]), 0);
+    let card: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(card["properties"][0]["name"], "volume");
+    assert_eq!(card["properties"][0]["max"], 10.0);
+    assert_eq!(card["hints"]["native_code"], true);
+    assert!(card["exec"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "fused"));
+    let mut cmd = Command::new(inspect_bin());
+    cmd.arg(plugins.join("librot13.so"))
+        .env("PARALLAX_PLUGIN_PATH", "");
+    let o = run_expecting(cmd, 0);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.starts_with("Plugin rot13 1.0.0\n"), "{text}");
+    assert!(text.contains("shift  int  default 13  (0..=25)"), "{text}");
+
+    // --plugin-path finds them as well, and so does the user's data directory.
+    let mut cmd = Command::new(inspect_bin());
+    cmd.args(["--exists", "--plugin-path"])
+        .arg(plugins)
+        .arg("gain");
+    cmd.env("PARALLAX_PLUGIN_PATH", "");
+    run_expecting(cmd, 0);
+    let home = tmp();
+    let user_dir = home.path().join(".local/share/parallax/plugins");
+    std::fs::create_dir_all(&user_dir).unwrap();
+    std::fs::copy(plugins.join("libgain.so"), user_dir.join("libgain.so")).unwrap();
+    let mut cmd = Command::new(inspect_bin());
+    cmd.args(["--exists", "gain"])
+        .env("PARALLAX_PLUGIN_PATH", "")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", home.path());
+    run_expecting(cmd, 0);
+}
+
+#[test]
+fn libraries_that_are_not_good_plugins_cost_a_warning_and_the_rest_loads() {
+    let dir = build_dir().join("mixed");
+    let src = repo().join("tests/plugins/faulty.c");
+    cc(&src, &dir, "good", &["-DNAME=copy"]);
+    cc(&src, &dir, "abi", &["-DABI_VERSION=7"]);
+    cc(&src, &dir, "ctor", &["-DCTOR_SEGV"]);
+    cc(&src, &dir, "pointer", &["-DBAD_POINTER"]);
+    cc(&src, &dir, "utf8", &["-DBAD_UTF8"]);
+    cc(&src, &dir, "dup", &["-DDUPLICATE", "-DNAME=dup"]);
+    cc(&src, &dir, "shadow", &["-DNAME=queue"]);
+    std::fs::write(dir.join("none.c"), "int nothing;\n").unwrap();
+    check(
+        Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(dir.join("libnone.so"))
+            .arg(dir.join("none.c")),
+    );
+    std::fs::write(dir.join("libjunk.so"), random_bytes(4096, 3)).unwrap();
+
+    let o = run_expecting(inspect_with(&dir, &[]), 0);
+    let err = stderr(&o);
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(stdout.lines().any(|l| l.starts_with("copy ")), "{stdout}");
+    assert!(stdout
+        .lines()
+        .any(|l| l.starts_with("queue ") && !l.contains("plugin")));
+    for (file, why) in [
+        ("libabi.so", "ABI version 7 (this Parallax loads version 1)"),
+        ("libctor.so", "crashed (signal 11: SIGSEGV)"),
+        ("libpointer.so", "crashed (signal 11: SIGSEGV)"),
+        ("libutf8.so", "name is not UTF-8"),
+        ("libdup.so", "element `dup` is declared twice"),
+        (
+            "libnone.so",
+            "not a Parallax plugin: no `parallax_plugin_v1` symbol",
+        ),
+        ("libjunk.so", "not a loadable shared library"),
+        (
+            "libshadow.so",
+            "element `queue` has the name of a built-in element",
+        ),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("{}", dir.join(file).display())))
+            .unwrap_or_else(|| panic!("nothing said about {file}: {err}"));
+        assert!(line.contains(why), "{file}: {line}");
+    }
+    // The good one runs.
+    let t = tmp();
+    let input = file(t.path(), "in.bin", &random_bytes(50_000, 9));
+    let out = t.path().join("out.bin");
+    let o = run_expecting(
+        launch_with(
+            &dir,
+            &[
+                "filesrc",
+                &prop("location", &input),
+                "!",
+                "copy",
+                "!",
+                "filesink",
+                &prop("location", &out),
+            ],
+        ),
+        0,
+    );
+    assert!(stderr(&o).contains("libjunk.so"));
+    assert_eq!(std::fs::read(out).unwrap(), std::fs::read(input).unwrap());
+}
+
+fn run_faulty(dir: &Path, element: &str, exec: &str) -> std::process::Output {
+    let t = tmp();
+    let input = file(t.path(), "in.bin", &random_bytes(10_000, 1));
+    let exec = format!("exec={exec}");
+    run(launch_with(
+        dir,
+        &[
+            "-q",
+            "filesrc",
+            &prop("location", &input),
+            "!",
+            element,
+            &exec,
+            "!",
+            "fakesink",
+        ],
+    ))
+}
+
+#[test]
+fn a_plugin_that_segfaults_in_process_costs_an_error_not_the_pipeline() {
+    let dir = faulty("segv", &["-DPROCESS_SEGV", "-DNAME=segv"]);
+    let o = run_faulty(&dir, "segv", "auto");
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("segv0: worker process") && err.contains("SIGSEGV"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_plugin_that_writes_past_its_output_is_stopped() {
+    // Claims more bytes than its slot holds: refused, isolated and fused alike.
+    let dir = faulty("over", &["-DPROCESS_OVERCLAIM", "-DNAME=over"]);
+    for exec in ["isolated", "fused"] {
+        let o = run_faulty(&dir, "over", exec);
+        assert_eq!(code(&o), 1, "{exec}: {}", stderr(&o));
+        assert!(
+            stderr(&o)
+                .contains("over0: pushed 65537 bytes from a slot of 65536 (wrote past its output)"),
+            "{exec}: {}",
+            stderr(&o)
+        );
+    }
+    // Writes far past its slot: the sandboxed worker dies, the pipeline reports it.
+    let dir = faulty("scribble", &["-DPROCESS_SCRIBBLE", "-DNAME=scribble"]);
+    let o = run_faulty(&dir, "scribble", "auto");
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("scribble0: worker process"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_plugin_that_never_returns_ends_at_ctrl_c() {
+    let dir = faulty("hang", &["-DPROCESS_HANG", "-DNAME=hang"]);
+    let t = tmp();
+    let input = file(t.path(), "in.bin", &random_bytes(10_000, 1));
+    let mut cmd = launch_with(
+        &dir,
+        &[
+            "-q",
+            "filesrc",
+            &prop("location", &input),
+            "!",
+            "hang",
+            "!",
+            "fakesink",
+        ],
+    );
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = rustix::process::Pid::from_child(&child);
+    // Stuck in the plugin: the first Ctrl-C asks for a drain the plugin never answers, the
+    // second stops the run.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for _ in 0..2 {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+    }
+    let o = wait(child);
+    assert_ne!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn the_header_matches_the_rust_definitions() {
+    use parallax::plugin::abi::*;
+    use std::mem::{offset_of, size_of};
+    let mut c = String::from("#include <stddef.h>\n#include \"parallax_plugin.h\"\n");
+    let mut check = |what: String, value: usize| {
+        c.push_str(&format!("_Static_assert({what} == {value}, \"{what}\");\n"));
+    };
+    macro_rules! layout {
+        ($ty:ident: $($field:ident),+) => {
+            check(format!("sizeof({})", stringify!($ty)), size_of::<$ty>());
+            $(check(
+                format!("offsetof({}, {})", stringify!($ty), stringify!($field)),
+                offset_of!($ty, $field),
+            );)+
+        };
+    }
+    layout!(px_prop_spec: name, doc, kind, n_enum_values, enum_values, int_default, int_min,
+        int_max, float_default, float_min, float_max, string_default);
+    layout!(px_prop_value: name, kind, reserved, int_value, float_value, string_value);
+    layout!(px_buffer: data, len, pts, duration, offset, sequence);
+    layout!(px_error: message);
+    layout!(px_output: host, lend, push);
+    layout!(px_element_vtable: create, process, end_of_stream, destroy);
+    layout!(px_element_desc: name, klass, summary, doc, sink_caps, src_caps, caps_rule, hints,
+        props, n_props, vtable);
+    layout!(px_plugin_desc: abi_version, reserved, name, version, description, elements,
+        n_elements);
+    for (name, value) in [
+        ("PX_ABI_VERSION", PX_ABI_VERSION as usize),
+        ("PX_ERROR_LEN", PX_ERROR_LEN),
+        ("PX_OK", PX_OK as usize),
+        ("PX_ERROR", PX_ERROR as usize),
+        ("PX_PROP_BOOL", PX_PROP_BOOL as usize),
+        ("PX_PROP_INT", PX_PROP_INT as usize),
+        ("PX_PROP_FLOAT", PX_PROP_FLOAT as usize),
+        ("PX_PROP_STRING", PX_PROP_STRING as usize),
+        ("PX_PROP_ENUM", PX_PROP_ENUM as usize),
+        ("PX_CAPS_PASSTHROUGH", PX_CAPS_PASSTHROUGH as usize),
+        ("PX_CAPS_FIXED", PX_CAPS_FIXED as usize),
+        ("PX_HINT_CPU", PX_HINT_CPU as usize),
+        ("PX_HINT_RT_SAFE", PX_HINT_RT_SAFE as usize),
+    ] {
+        check(name.to_owned(), value);
+    }
+    c.push_str(&format!(
+        "_Static_assert(PX_NONE == {}ull, \"PX_NONE\");\n\
+         const char entry[] = PX_ENTRY_SYMBOL;\n\
+         _Static_assert(sizeof entry == {}, \"PX_ENTRY_SYMBOL\");\n\
+         px_plugin_entry the_entry_type;\n",
+        PX_NONE,
+        PX_ENTRY_SYMBOL.len() + 1
+    ));
+    let t = tmp();
+    let source = file(t.path(), "layout.c", c.as_bytes());
+    check_cc(&source);
+}
+
+fn check_cc(source: &Path) {
+    check(
+        Command::new("cc")
+            .args(["-std=c11", "-fsyntax-only", "-Wall", "-Werror", "-I"])
+            .arg(repo().join("plugin"))
+            .arg(source),
+    );
+}
