@@ -3,7 +3,9 @@
 
 use clap::{Parser, ValueEnum};
 
+pub mod control;
 pub mod logs;
+pub mod metrics;
 pub mod progress;
 pub mod verbose;
 
@@ -171,6 +173,13 @@ pub enum StatsFormat {
     None,
 }
 
+/// How `--graph` writes the pipeline graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// One JSON object (schema 1).
+    Json,
+}
+
 /// What backs the sources' buffer pools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MemoryArg {
@@ -306,6 +315,26 @@ pub struct LaunchArgs {
     /// link, a cluster per thread; after a run, with buffer counts
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-", require_equals = true)]
     pub dot: Option<String>,
+
+    /// Write the pipeline graph as JSON to stdout (schema 1): elements with their properties,
+    /// pads, domain and thread, links with their negotiated caps, and counts. With --validate,
+    /// before anything runs; otherwise after the run, with each element's buffer and byte counts
+    #[arg(long, value_enum, value_name = "FORMAT", require_equals = true)]
+    pub graph: Option<GraphFormat>,
+
+    /// Listen for commands on a Unix socket at PATH while the pipeline runs (mode 0600, removed
+    /// at exit; a path where another process listens is refused, a stale socket replaced). One
+    /// JSON object per line in, one JSON line out: {"cmd": "get"|"set", "element": NAME,
+    /// "property": NAME, "value": V}, {"cmd": "pause"}, "resume", "eos", "stats", "graph",
+    /// "subscribe" (events: state, property, warning, message, eos, error). `parallax-top`
+    /// shows it live
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<std::path::PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while the pipeline runs: per
+    /// element buffers, bytes, busy time and drops, queue levels, link and pool high-water marks
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
 
     /// Parse, validate and plan without running anything (exit 0 when the pipeline would run,
     /// 2 with the error otherwise); with --dot, write the graph

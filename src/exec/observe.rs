@@ -31,6 +31,8 @@ pub type AroundWrite = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Console {
     around: Option<AroundWrite>,
+    /// Also gets every line written (a control socket's subscribers).
+    events: Option<Arc<dyn Fn(&str) + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Console {
@@ -46,11 +48,21 @@ impl Console {
     pub fn with_around(around: AroundWrite) -> Console {
         Console {
             around: Some(around),
+            events: None,
         }
+    }
+
+    /// The same console, also handing every text written to `events`.
+    pub fn with_events(mut self, events: Arc<dyn Fn(&str) + Send + Sync>) -> Console {
+        self.events = Some(events);
+        self
     }
 
     /// Writes `text` to stderr in one call, so lines from several threads do not interleave.
     pub fn write(&self, text: &str) {
+        if let Some(events) = &self.events {
+            events(text);
+        }
         let mut write = || {
             // Nothing sensible is left to do when stderr itself fails.
             let _ = std::io::stderr().lock().write_all(text.as_bytes());
@@ -74,6 +86,20 @@ pub(super) struct LiveCounters {
     pub(super) sink_buffers: AtomicU64,
     pub(super) sink_bytes: AtomicU64,
     pub(super) source_bytes: AtomicU64,
+    /// Per element counts as the run report has them, published every few buffers, when a
+    /// control socket or a metrics endpoint watches (`None` otherwise).
+    pub(super) elements: Option<Mutex<Vec<(usize, super::ElementStats)>>>,
+}
+
+/// What the planner leaves for live reports: the channels' levels, the pools and the threads.
+#[derive(Default)]
+struct LivePlan {
+    levels: std::collections::HashMap<usize, Arc<super::segment::Level>>,
+    bridges: std::collections::HashMap<usize, Arc<super::segment::Level>>,
+    pools: std::collections::HashMap<usize, crate::memory::MemoryPool>,
+    segment_of: Vec<usize>,
+    threads: usize,
+    started: Option<std::time::Instant>,
 }
 
 /// Live totals of a running pipeline, for a progress line. Create one, pass it in
@@ -81,13 +107,25 @@ pub(super) struct LiveCounters {
 #[derive(Debug, Default)]
 pub struct Progress {
     state: Mutex<ProgressState>,
+    /// Whether segments also publish per element counts ([`Progress::with_elements`]).
+    per_element: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct ProgressState {
     segments: Vec<Arc<LiveCounters>>,
     total_bytes: Option<u64>,
     planned: bool,
+    plan: LivePlan,
+}
+
+impl std::fmt::Debug for ProgressState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgressState")
+            .field("segments", &self.segments.len())
+            .field("planned", &self.planned)
+            .finish()
+    }
 }
 
 /// What [`Progress::snapshot`] reads.
@@ -111,8 +149,20 @@ impl Progress {
         Progress::default()
     }
 
+    /// Also collects per element counts, for live reports ([`Progress::report`]): what a
+    /// control socket and a metrics endpoint read.
+    pub fn with_elements() -> Progress {
+        Progress {
+            per_element: true,
+            ..Progress::default()
+        }
+    }
+
     pub(super) fn register(&self) -> Arc<LiveCounters> {
-        let live = Arc::new(LiveCounters::default());
+        let live = Arc::new(LiveCounters {
+            elements: self.per_element.then(|| Mutex::new(Vec::new())),
+            ..LiveCounters::default()
+        });
         self.lock().segments.push(Arc::clone(&live));
         live
     }
@@ -121,6 +171,78 @@ impl Progress {
         let mut state = self.lock();
         state.total_bytes = total_bytes;
         state.planned = true;
+    }
+
+    /// Keeps what a live report needs from the plan.
+    pub(super) fn keep_plan(
+        &self,
+        levels: &std::collections::HashMap<usize, Arc<super::segment::Level>>,
+        bridges: &std::collections::HashMap<usize, Arc<super::segment::Level>>,
+        pools: &std::collections::HashMap<usize, crate::memory::MemoryPool>,
+        segment_of: &[usize],
+        threads: usize,
+    ) {
+        if !self.per_element {
+            return;
+        }
+        self.lock().plan = LivePlan {
+            levels: levels.clone(),
+            bridges: bridges.clone(),
+            pools: pools.clone(),
+            segment_of: segment_of.to_vec(),
+            threads,
+            started: Some(std::time::Instant::now()),
+        };
+    }
+
+    /// The run report as it stands: what every segment published so far (every few buffers;
+    /// elements of the async domain count at the end), with the channels' levels and the
+    /// pools now. `None` before the run is planned or without [`Progress::with_elements`].
+    pub fn report(&self, graph: &Graph) -> Option<super::Report> {
+        let state = self.lock();
+        let started = state.plan.started?;
+        let mut per_element = vec![super::ElementStats::default(); graph.dag.node_count()];
+        for live in &state.segments {
+            let Some(elements) = &live.elements else {
+                continue;
+            };
+            for (el, s) in elements.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                if let Some(slot) = per_element.get_mut(*el) {
+                    *slot += *s;
+                }
+            }
+        }
+        let p = &state.plan;
+        Some(super::stats::report(
+            graph,
+            &per_element,
+            &std::collections::HashMap::new(),
+            &p.segment_of,
+            &p.levels,
+            &p.bridges,
+            &p.pools,
+            Vec::new(),
+            p.threads,
+            started.elapsed(),
+            super::Ending::Eos,
+        ))
+    }
+
+    /// Buffers waiting now in the channel in front of each element that has one (queues,
+    /// funnels, async sinks), by element index: (buffers, bytes).
+    pub fn queue_levels(&self) -> Vec<(usize, usize, u64)> {
+        let state = self.lock();
+        let mut out: Vec<(usize, usize, u64)> = state
+            .plan
+            .levels
+            .iter()
+            .map(|(el, l)| {
+                let (buffers, bytes) = l.now();
+                (*el, buffers, bytes)
+            })
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ProgressState> {

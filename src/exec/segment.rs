@@ -109,6 +109,14 @@ impl Level {
             || (self.max_buffers != 0 && self.buffers.load(Ordering::SeqCst) >= self.max_buffers)
     }
 
+    /// Buffers waiting now, and their bytes when the level counts bytes (0 otherwise).
+    pub(super) fn now(&self) -> (usize, u64) {
+        (
+            self.buffers.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
     pub(super) fn add(&self, len: usize) {
         let n = self.buffers.fetch_add(1, Ordering::SeqCst) + 1;
         self.high_water.fetch_max(n, Ordering::Relaxed);
@@ -471,6 +479,8 @@ pub(super) struct Segment {
     /// Element calls timed in this iteration: a buffer split into thousands of records is
     /// slow as a whole but cheap per call, and must not switch timing to every call.
     timed_calls: u64,
+    /// Input buffers since the run started, while counts are published.
+    published: u64,
 }
 
 /// What a panic said, for the error that names its element.
@@ -485,6 +495,10 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Busy time is measured on one buffer in this many and scaled up: a clock read per element
 /// per buffer would cost more than a fused element itself.
 const SAMPLE_EVERY: u64 = 32;
+
+/// Per element counts are published for live reports once in this many input buffers (and
+/// whenever the thread is about to wait long, and at its end).
+const PUBLISH_ELEMENTS_EVERY: u64 = 64;
 
 /// A buffer whose elements took this long, per element call, makes the segment time every
 /// buffer: a clock read (about 25 ns) is then less than a thousandth of the work it measures.
@@ -544,6 +558,7 @@ impl Segment {
             idlers,
             burst: 0,
             timed_calls: 0,
+            published: 0,
         }
     }
 
@@ -592,32 +607,15 @@ impl Segment {
         }
     }
 
-    /// Runs to end of stream, catching a panicking element and naming it.
-    pub(super) fn run_guarded(mut self, run: &RunControl, messages: bool) -> SegmentResult {
-        if messages {
-            self.obs
-                .console
-                .write(&format!("message: {}: started\n", self.name));
-        }
-        tracing::debug!(thread = %self.name, ops = self.ops.len(), "Thread started");
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
-        if matches!(self.input, Input::Source { relay: false, .. }) {
-            run.source_done();
-        }
-        let outcome = match result {
-            Ok(r) => r,
-            Err(payload) => {
-                let message = panic_message(payload.as_ref());
-                Err(RunError::Panic {
-                    element: self.names[self.current].clone(),
-                    message,
-                })
-            }
-        };
-        if !matches!(outcome, Ok(Outcome::Eos)) {
-            self.flush_sinks(run);
-        }
-        self.publish();
+    /// What each element counted in this segment (as the run report merges them), and what
+    /// each channel sender carried, by link.
+    #[allow(clippy::type_complexity)]
+    fn element_stats(
+        &self,
+    ) -> (
+        Vec<(usize, ElementStats)>,
+        Vec<((usize, String), ElementStats)>,
+    ) {
         let mut stats = vec![(self.root(), self.input_stats)];
         let mut links = Vec::new();
         for slot in &self.ops {
@@ -653,6 +651,45 @@ impl Segment {
             };
             stats.push((el, slot.stats));
         }
+        (stats, links)
+    }
+
+    /// Publishes the per element counts too, when someone watches them.
+    fn publish_all(&mut self) {
+        self.publish();
+        if let Some(Some(elements)) = self.obs.live.as_ref().map(|l| l.elements.as_ref()) {
+            let (stats, _) = self.element_stats();
+            *elements.lock().unwrap_or_else(|p| p.into_inner()) = stats;
+        }
+    }
+
+    /// Runs to end of stream, catching a panicking element and naming it.
+    pub(super) fn run_guarded(mut self, run: &RunControl, messages: bool) -> SegmentResult {
+        if messages {
+            self.obs
+                .console
+                .write(&format!("message: {}: started\n", self.name));
+        }
+        tracing::debug!(thread = %self.name, ops = self.ops.len(), "Thread started");
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
+        if matches!(self.input, Input::Source { relay: false, .. }) {
+            run.source_done();
+        }
+        let outcome = match result {
+            Ok(r) => r,
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                Err(RunError::Panic {
+                    element: self.names[self.current].clone(),
+                    message,
+                })
+            }
+        };
+        if !matches!(outcome, Ok(Outcome::Eos)) {
+            self.flush_sinks(run);
+        }
+        self.publish_all();
+        let (stats, links) = self.element_stats();
         let (outcome, how) = match outcome {
             Ok(o @ Outcome::Eos) => {
                 tracing::debug!(thread = %self.name, "Thread reached end of stream");
@@ -798,8 +835,14 @@ impl Segment {
                 break;
             }
             if self.obs.live.is_some() {
-                // Before waiting for the next buffer, so a slow stream shows its last one.
-                self.publish();
+                // Before waiting for the next buffer, so a slow stream shows its last one;
+                // per element counts (a control socket, metrics) every few buffers.
+                self.published = self.published.wrapping_add(1);
+                if self.published % PUBLISH_ELEMENTS_EVERY == 0 || run.is_paused() {
+                    self.publish_all();
+                } else {
+                    self.publish();
+                }
             }
             self.scale = self.next_scale();
             if self.scale != 0 {
