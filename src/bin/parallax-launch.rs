@@ -219,6 +219,7 @@ fn main() -> ExitCode {
             None => shared.event("eos", serde_json::json!({})),
         }
         shared.set_state("ended");
+        shared.close();
     }
     if let Some(l) = line {
         l.finish();
@@ -280,7 +281,12 @@ fn main() -> ExitCode {
             _,
         ) => ExitCode::from(2),
         (Some(_), _) => ExitCode::from(1),
-        (None, Ending::Interrupted) if !args.eos_on_shutdown => ExitCode::from(130),
+        // An end of stream asked for on the control socket is the run's normal end.
+        (None, Ending::Interrupted)
+            if !args.eos_on_shutdown && !steering.as_ref().is_some_and(|(_, s)| s.eos_asked()) =>
+        {
+            ExitCode::from(130)
+        }
         (None, _) => ExitCode::SUCCESS,
     }
 }

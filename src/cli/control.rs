@@ -55,6 +55,9 @@ pub struct Shared {
     subscribers: Mutex<Vec<SyncSender<String>>>,
     state: Mutex<&'static str>,
     clients: AtomicUsize,
+    eos_asked: std::sync::atomic::AtomicBool,
+    /// Subscribers still writing events.
+    streaming: AtomicUsize,
 }
 
 impl Shared {
@@ -75,6 +78,8 @@ impl Shared {
             subscribers: Mutex::new(Vec::new()),
             state: Mutex::new("running"),
             clients: AtomicUsize::new(0),
+            eos_asked: std::sync::atomic::AtomicBool::new(false),
+            streaming: AtomicUsize::new(0),
         })
     }
 
@@ -110,6 +115,24 @@ impl Shared {
     pub fn set_state(&self, state: &'static str) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
         self.event("state", json!({ "state": state }));
+    }
+
+    /// Ends every event stream once its queued events are written (waiting a second at most,
+    /// for a subscriber that does not read): called as the run ends.
+    pub fn close(&self) {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while self.streaming.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Whether a client asked for end of stream: the drain it caused is the run's normal end.
+    pub fn eos_asked(&self) -> bool {
+        self.eos_asked.load(Ordering::SeqCst)
     }
 
     fn state(&self) -> &'static str {
@@ -248,28 +271,24 @@ fn serve(stream: UnixStream, shared: &Shared) {
     }
 }
 
-/// Forwards events to a subscriber until it hangs up or the queue's sender goes away.
+/// Forwards events to a subscriber until it hangs up or the run ends ([`Shared::close`]).
 fn stream_events(mut out: UnixStream, shared: &Shared) {
     let (tx, rx): (SyncSender<String>, Receiver<String>) = sync_channel(EVENT_QUEUE);
+    shared.streaming.fetch_add(1, Ordering::SeqCst);
     shared
         .subscribers
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(tx);
-    if writeln!(
-        out,
-        "{}",
-        json!({"ok": true, "subscribed": true, "state": shared.state()})
-    )
-    .is_err()
-    {
-        return;
-    }
-    while let Ok(line) = rx.recv() {
-        if writeln!(out, "{line}").is_err() {
-            return;
+    let hello = json!({"ok": true, "subscribed": true, "state": shared.state()});
+    if writeln!(out, "{hello}").is_ok() {
+        while let Ok(line) = rx.recv() {
+            if writeln!(out, "{line}").is_err() {
+                break;
+            }
         }
     }
+    shared.streaming.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Answers one request.
@@ -293,13 +312,25 @@ pub fn handle(request: &Json, shared: &Shared) -> Json {
             json!({"ok": true, "state": "running"})
         }
         "eos" => {
+            shared.eos_asked.store(true, Ordering::SeqCst);
             shared.control.request_drain();
             shared.control.resume();
             shared.set_state("draining");
             json!({"ok": true, "state": "draining"})
         }
         "stats" => match shared.progress.report(shared.pipeline.graph()) {
-            Some(report) => json!({"ok": true, "state": shared.state(), "stats": report}),
+            Some(report) => {
+                let graph = shared.pipeline.graph();
+                let queues: Vec<Json> = shared
+                    .progress
+                    .queue_levels()
+                    .into_iter()
+                    .map(|(el, buffers, _)| {
+                        json!({"element": graph.dag[daggy::NodeIndex::new(el)].name, "buffers": buffers})
+                    })
+                    .collect();
+                json!({"ok": true, "state": shared.state(), "stats": report, "queues": queues})
+            }
             None => error("the pipeline is not running yet"),
         },
         "graph" => {
@@ -380,7 +411,7 @@ fn property(obj: &serde_json::Map<String, Json>, set: bool, shared: &Shared) -> 
             .parse::<u32>()
             .ok()
             .or_else(|| text.strip_prefix(prefix)?.parse().ok());
-        let linked: Vec<String> = if prefix.starts_with("sink") {
+        let mut linked: Vec<String> = if prefix.starts_with("sink") {
             graph
                 .dag
                 .parents(n)
@@ -394,6 +425,7 @@ fn property(obj: &serde_json::Map<String, Json>, set: bool, shared: &Shared) -> 
                 .map(|(l, _)| l.src_pad.clone())
                 .collect()
         };
+        linked.sort_by_key(|p| ActivePadNumber::of(p));
         match pad {
             Some(p) if linked.contains(&format!("{prefix}{p}")) => u64::from(p),
             _ => {
@@ -428,3 +460,12 @@ fn property(obj: &serde_json::Map<String, Json>, set: bool, shared: &Shared) -> 
 }
 
 use daggy::Walker as _;
+
+/// Sorts pads by their number (`sink_2` before `sink_10`).
+struct ActivePadNumber;
+
+impl ActivePadNumber {
+    fn of(pad: &str) -> u32 {
+        crate::element::ActivePad::parse(pad).unwrap_or(u32::MAX)
+    }
+}

@@ -478,3 +478,42 @@ pub struct InspectArgs {
     #[arg(value_name = "ELEMENT")]
     pub element: Option<String>,
 }
+
+/// How `parallax-top` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopFormat {
+    /// An aligned table, redrawn every interval (once with --once).
+    Table,
+    /// One JSON object per interval, one per line.
+    Json,
+}
+
+/// Watch a running pipeline, pw-top style: per element buffers/s, bytes/s, busy %, queue
+/// fill, drops.
+///
+/// Connects to the control socket of a `parallax-launch --control=PATH` run and asks it for
+/// its live statistics every interval. Rates are over the last interval; busy % is the share
+/// of it the element spent in its calls (sampled, as --stats). Exits 0 when the pipeline
+/// ends, 1 when the socket cannot be reached.
+#[derive(Debug, Parser)]
+#[command(name = "parallax-top", version, about, long_about)]
+#[command(
+    after_help = "Examples:\n  parallax-launch --control=/tmp/px.sock fakesrc ! queue ! fakesink &\n  parallax-top --control=/tmp/px.sock\n  parallax-top --control=/tmp/px.sock --once --format=json"
+)]
+pub struct TopArgs {
+    /// The control socket of the pipeline (parallax-launch --control=PATH)
+    #[arg(long, value_name = "PATH")]
+    pub control: std::path::PathBuf,
+
+    /// Print one sample (over one interval) and exit
+    #[arg(long)]
+    pub once: bool,
+
+    /// Seconds between samples
+    #[arg(long, value_name = "SECONDS", default_value = "1")]
+    pub interval: f64,
+
+    /// Output format
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
+    pub format: TopFormat,
+}

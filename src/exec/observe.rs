@@ -86,9 +86,42 @@ pub(super) struct LiveCounters {
     pub(super) sink_buffers: AtomicU64,
     pub(super) sink_bytes: AtomicU64,
     pub(super) source_bytes: AtomicU64,
-    /// Per element counts as the run report has them, published every few buffers, when a
+    /// Per element counts as the run report has them, published after every buffer, when a
     /// control socket or a metrics endpoint watches (`None` otherwise).
-    pub(super) elements: Option<Mutex<Vec<(usize, super::ElementStats)>>>,
+    pub(super) elements: Option<std::sync::OnceLock<Vec<(usize, LiveStats)>>>,
+}
+
+/// One element's counts in one segment, as last published by that segment's thread.
+#[derive(Debug, Default)]
+pub(super) struct LiveStats {
+    buffers: AtomicU64,
+    bytes: AtomicU64,
+    busy_ns: AtomicU64,
+    dropped: AtomicU64,
+    truncated: AtomicU64,
+    kernel_copied: AtomicU64,
+}
+
+impl LiveStats {
+    pub(super) fn store(&self, s: &super::ElementStats) {
+        self.buffers.store(s.buffers, Ordering::Relaxed);
+        self.bytes.store(s.bytes, Ordering::Relaxed);
+        self.busy_ns.store(s.busy_ns, Ordering::Relaxed);
+        self.dropped.store(s.dropped, Ordering::Relaxed);
+        self.truncated.store(s.truncated, Ordering::Relaxed);
+        self.kernel_copied.store(s.kernel_copied, Ordering::Relaxed);
+    }
+
+    fn load(&self) -> super::ElementStats {
+        super::ElementStats {
+            buffers: self.buffers.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            busy_ns: self.busy_ns.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            truncated: self.truncated.load(Ordering::Relaxed),
+            kernel_copied: self.kernel_copied.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// What the planner leaves for live reports: the channels' levels, the pools and the threads.
@@ -160,7 +193,7 @@ impl Progress {
 
     pub(super) fn register(&self) -> Arc<LiveCounters> {
         let live = Arc::new(LiveCounters {
-            elements: self.per_element.then(|| Mutex::new(Vec::new())),
+            elements: self.per_element.then(std::sync::OnceLock::new),
             ..LiveCounters::default()
         });
         self.lock().segments.push(Arc::clone(&live));
@@ -195,20 +228,20 @@ impl Progress {
         };
     }
 
-    /// The run report as it stands: what every segment published so far (every few buffers;
-    /// elements of the async domain count at the end), with the channels' levels and the
+    /// The run report as it stands: what every segment published so far (after every input
+    /// buffer; elements of the async domain count at the end), with the channels' levels and the
     /// pools now. `None` before the run is planned or without [`Progress::with_elements`].
     pub fn report(&self, graph: &Graph) -> Option<super::Report> {
         let state = self.lock();
         let started = state.plan.started?;
         let mut per_element = vec![super::ElementStats::default(); graph.dag.node_count()];
         for live in &state.segments {
-            let Some(elements) = &live.elements else {
+            let Some(elements) = live.elements.as_ref().and_then(|e| e.get()) else {
                 continue;
             };
-            for (el, s) in elements.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            for (el, s) in elements {
                 if let Some(slot) = per_element.get_mut(*el) {
-                    *slot += *s;
+                    *slot += s.load();
                 }
             }
         }

@@ -479,8 +479,6 @@ pub(super) struct Segment {
     /// Element calls timed in this iteration: a buffer split into thousands of records is
     /// slow as a whole but cheap per call, and must not switch timing to every call.
     timed_calls: u64,
-    /// Input buffers since the run started, while counts are published.
-    published: u64,
 }
 
 /// What a panic said, for the error that names its element.
@@ -495,10 +493,6 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Busy time is measured on one buffer in this many and scaled up: a clock read per element
 /// per buffer would cost more than a fused element itself.
 const SAMPLE_EVERY: u64 = 32;
-
-/// Per element counts are published for live reports once in this many input buffers (and
-/// whenever the thread is about to wait long, and at its end).
-const PUBLISH_ELEMENTS_EVERY: u64 = 64;
 
 /// A buffer whose elements took this long, per element call, makes the segment time every
 /// buffer: a clock read (about 25 ns) is then less than a thousandth of the work it measures.
@@ -558,7 +552,6 @@ impl Segment {
             idlers,
             burst: 0,
             timed_calls: 0,
-            published: 0,
         }
     }
 
@@ -607,8 +600,44 @@ impl Segment {
         }
     }
 
-    /// What each element counted in this segment (as the run report merges them), and what
-    /// each channel sender carried, by link.
+    /// Calls `f` with what each element counted in this segment (as the run report merges
+    /// them) and, for a channel sender, the link it carried buffers over.
+    fn visit_stats(
+        &self,
+        mut f: impl FnMut(usize, ElementStats, Option<(&(usize, String), ElementStats)>),
+    ) {
+        f(self.root(), self.input_stats, None);
+        for slot in &self.ops {
+            match &slot.op {
+                Op::Sink {
+                    el, counted: false, ..
+                } => f(
+                    *el,
+                    ElementStats {
+                        busy_ns: slot.stats.busy_ns,
+                        ..ElementStats::default()
+                    },
+                    None,
+                ),
+                Op::Transform { el, .. }
+                | Op::Sink { el, .. }
+                | Op::Tee { el, .. }
+                | Op::Route { el, .. } => f(*el, slot.stats, None),
+                Op::Send { target, link, .. } => f(
+                    *target,
+                    ElementStats {
+                        dropped: slot.stats.dropped,
+                        ..ElementStats::default()
+                    },
+                    Some((link, slot.stats)),
+                ),
+                Op::Tap { .. } => {}
+            }
+        }
+    }
+
+    /// What each element counted in this segment, and what each channel sender carried, by
+    /// link.
     #[allow(clippy::type_complexity)]
     fn element_stats(
         &self,
@@ -616,51 +645,35 @@ impl Segment {
         Vec<(usize, ElementStats)>,
         Vec<((usize, String), ElementStats)>,
     ) {
-        let mut stats = vec![(self.root(), self.input_stats)];
-        let mut links = Vec::new();
-        for slot in &self.ops {
-            let el = match &slot.op {
-                Op::Sink {
-                    el, counted: false, ..
-                } => {
-                    stats.push((
-                        *el,
-                        ElementStats {
-                            busy_ns: slot.stats.busy_ns,
-                            ..ElementStats::default()
-                        },
-                    ));
-                    continue;
-                }
-                Op::Transform { el, .. }
-                | Op::Sink { el, .. }
-                | Op::Tee { el, .. }
-                | Op::Route { el, .. } => *el,
-                Op::Send { target, link, .. } => {
-                    links.push((link.clone(), slot.stats));
-                    stats.push((
-                        *target,
-                        ElementStats {
-                            dropped: slot.stats.dropped,
-                            ..ElementStats::default()
-                        },
-                    ));
-                    continue;
-                }
-                Op::Tap { .. } => continue,
-            };
-            stats.push((el, slot.stats));
-        }
+        let (mut stats, mut links) = (Vec::new(), Vec::new());
+        self.visit_stats(|el, s, link| {
+            stats.push((el, s));
+            if let Some((l, ls)) = link {
+                links.push((l.clone(), ls));
+            }
+        });
         (stats, links)
     }
 
-    /// Publishes the per element counts too, when someone watches them.
+    /// Publishes the per element counts too, when someone watches them: a few relaxed
+    /// stores per element, no lock, no allocation after the first time.
     fn publish_all(&mut self) {
         self.publish();
-        if let Some(Some(elements)) = self.obs.live.as_ref().map(|l| l.elements.as_ref()) {
-            let (stats, _) = self.element_stats();
-            *elements.lock().unwrap_or_else(|p| p.into_inner()) = stats;
-        }
+        let Some(Some(elements)) = self.obs.live.as_ref().map(|l| l.elements.as_ref()) else {
+            return;
+        };
+        let slots = elements.get_or_init(|| {
+            let mut v = Vec::new();
+            self.visit_stats(|el, _, _| v.push((el, super::observe::LiveStats::default())));
+            v
+        });
+        let mut i = 0;
+        self.visit_stats(|_, s, _| {
+            if let Some((_, slot)) = slots.get(i) {
+                slot.store(&s);
+            }
+            i += 1;
+        });
     }
 
     /// Runs to end of stream, catching a panicking element and naming it.
@@ -836,13 +849,8 @@ impl Segment {
             }
             if self.obs.live.is_some() {
                 // Before waiting for the next buffer, so a slow stream shows its last one;
-                // per element counts (a control socket, metrics) every few buffers.
-                self.published = self.published.wrapping_add(1);
-                if self.published % PUBLISH_ELEMENTS_EVERY == 0 || run.is_paused() {
-                    self.publish_all();
-                } else {
-                    self.publish();
-                }
+                // per element counts (a control socket, metrics) too.
+                self.publish_all();
             }
             self.scale = self.next_scale();
             if self.scale != 0 {

@@ -553,7 +553,7 @@ static ANY: Caps = Caps::Any;
 
 /// The value of a property marked mutable while running, shared between the running element
 /// and whoever changes it (the control socket): one atomic word the element reads between
-/// buffers with a relaxed load, never a lock. Booleans are 0 or 1, floats their bits, integers
+/// buffers with an acquire load (a plain load on x86), never a lock. Booleans are 0 or 1, floats their bits, integers
 /// and times their value, enums their number, a selector's `active-pad` its pad number.
 #[derive(Debug, Clone, Default)]
 pub struct LiveValue(pub(crate) std::sync::Arc<std::sync::atomic::AtomicU64>);
@@ -565,12 +565,12 @@ impl LiveValue {
 
     /// The raw word.
     pub fn bits(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+        self.0.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Stores the raw word.
     pub fn store_bits(&self, bits: u64) {
-        self.0.store(bits, std::sync::atomic::Ordering::Relaxed);
+        self.0.store(bits, std::sync::atomic::Ordering::Release);
     }
 
     /// The word a value is stored as (`None` for a string, which has no number).
