@@ -27,12 +27,15 @@ use crate::memory::{format_clock, Buffer, BufferFlags, Metadata};
 /// Runs a closure that writes to stderr; the binary uses it to hide its progress line meanwhile.
 pub type AroundWrite = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
 
+/// Gets every text the console writes (a control socket's subscribers).
+pub type ConsoleEvents = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Where the engine's own lines go while a pipeline runs: stderr, one whole line per write.
 #[derive(Clone, Default)]
 pub struct Console {
     around: Option<AroundWrite>,
     /// Also gets every line written (a control socket's subscribers).
-    events: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    events: Option<ConsoleEvents>,
 }
 
 impl std::fmt::Debug for Console {
@@ -53,7 +56,7 @@ impl Console {
     }
 
     /// The same console, also handing every text written to `events`.
-    pub fn with_events(mut self, events: Arc<dyn Fn(&str) + Send + Sync>) -> Console {
+    pub fn with_events(mut self, events: ConsoleEvents) -> Console {
         self.events = Some(events);
         self
     }
