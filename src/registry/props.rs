@@ -911,3 +911,58 @@ mod tests {
         assert!(f.parse("1.5").is_err());
     }
 }
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+
+    #[test]
+    fn live_words_round_trip_every_kind() {
+        let kinds_values = [
+            (PropKind::Bool { default: false }, Value::Bool(true)),
+            (
+                PropKind::Float {
+                    default: 1.0,
+                    min: 0.0,
+                    max: 10.0,
+                },
+                Value::Float(0.25),
+            ),
+            (
+                PropKind::Int {
+                    default: 0,
+                    min: -5,
+                    max: 5,
+                },
+                Value::Int(-3),
+            ),
+            (
+                PropKind::UInt {
+                    default: 0,
+                    min: 0,
+                    max: 9,
+                },
+                Value::UInt(7),
+            ),
+        ];
+        for (kind, value) in kinds_values {
+            let bits = LiveValue::encode(&kind, &value).unwrap();
+            assert_eq!(LiveValue::decode(&kind, bits), Some(value));
+        }
+    }
+
+    #[test]
+    fn a_value_set_before_the_build_is_what_the_element_reads() {
+        static SPECS: [PropSpec; 2] = [
+            PropSpec::bool("drop", false, "d").mutable(),
+            PropSpec::bool("fixed", false, "f"),
+        ];
+        let mut p = Props::defaults("valve", &SPECS);
+        assert!(p.set("drop", Value::Bool(true)));
+        let live = p.live_bool("drop").unwrap();
+        assert!(live.get());
+        p.live("drop").unwrap().store_bits(0);
+        assert!(!live.get());
+        assert!(p.live_bool("fixed").is_err());
+    }
+}
