@@ -23,7 +23,7 @@ _parallax__launch() {
 
     case "${cmd}" in
         parallax__launch)
-            opts="-q -e -v -m -t -c -i -X -f -d -h -V --quiet --plugin-path --eos-on-shutdown --verbose --messages --tags --toc --index --exclude --no-fault --no-position --tap --tap-format --debug --stats --dot --validate --memory --rt-priority --bridge-capacity --scheduling --quantum --gst-debug-level --gst-debug --gst-debug-no-color --gst-debug-color-mode --gst-debug-disable --gst-debug-help --gst-version --gst-fatal-warnings --gst-plugin-spew --gst-plugin-path --gst-plugin-load --gst-disable-segtrap --gst-disable-registry-update --gst-disable-registry-fork --force-position --help-all --help-gst --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough datasrc consolesink queue valve capsfilter buffersplit bufferjoin bufferconcat chunk batch unbatch delay asyncdelay timeout debounce filter regexfilter samplefilter duplicatefilter rangefilter buffertrim bufferslice bufferpad ratelimiter throttle sequencenumber timestamper metadatainject metadataextract metadatafilter tee funnel input-selector inputselector output-selector outputselector concat streamiddemux audiotestsrc volume audioconvert audioresample videotestsrc videoconvert videoscale videoflip videocrop videorate rawvideoparse wavenc streampay gdppay streamdepay gdpdepay tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink httpsrc souphttpsrc httpsink websocketsrc websocketsink shmsink shmsrc"
+            opts="-q -e -v -m -t -c -i -X -f -d -h -V --quiet --plugin-path --eos-on-shutdown --verbose --messages --tags --toc --index --exclude --no-fault --no-position --tap --tap-format --debug --stats --dot --graph --control --metrics --validate --memory --rt-priority --bridge-capacity --scheduling --quantum --gst-debug-level --gst-debug --gst-debug-no-color --gst-debug-color-mode --gst-debug-disable --gst-debug-help --gst-version --gst-fatal-warnings --gst-plugin-spew --gst-plugin-path --gst-plugin-load --gst-disable-segtrap --gst-disable-registry-update --gst-disable-registry-fork --force-position --help-all --help-gst --help --version filesrc filesink fdsrc fdsink fakesrc nullsrc testsrc fakesink nullsink identity passthrough datasrc consolesink queue valve capsfilter buffersplit bufferjoin bufferconcat chunk batch unbatch delay asyncdelay timeout debounce filter regexfilter samplefilter duplicatefilter rangefilter buffertrim bufferslice bufferpad ratelimiter throttle sequencenumber timestamper metadatainject metadataextract metadatafilter tee funnel input-selector inputselector output-selector outputselector concat streamiddemux audiotestsrc volume audioconvert audioresample videotestsrc videoconvert videoscale videoflip videocrop videorate rawvideoparse wavenc streampay gdppay streamdepay gdpdepay tcpserversrc tcpclientsrc tcpsrc asynctcpsrc tcpserversink tcpclientsink tcpsink asynctcpsink udpsrc asyncudpsrc udpsink asyncudpsink multiudpsink udpmulticastsrc udpmulticastsink unixsrc asyncunixsrc unixsink asyncunixsink httpsrc souphttpsrc httpsink websocketsrc websocketsink shmsink shmsrc"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -62,6 +62,18 @@ _parallax__launch() {
                     return 0
                     ;;
                 --dot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --graph)
+                    COMPREPLY=($(compgen -W "json" -- "${cur}"))
+                    return 0
+                    ;;
+                --control)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

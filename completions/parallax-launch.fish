@@ -8,6 +8,9 @@ complete -c parallax-launch -l stats -d 'Statistics on exit: per element buffers
 json\t'One JSON object on one line of stderr'
 none\t'Nothing'"
 complete -c parallax-launch -l dot -d 'Write the pipeline graph as Graphviz DOT to FILE (stdout when no FILE is given, which is refused when a sink writes the pipeline\'s data there): a node per element, an edge per link, a cluster per thread; after a run, with buffer counts' -r
+complete -c parallax-launch -l graph -d 'Write the pipeline graph as JSON to stdout (schema 1): elements with their properties, pads, domain and thread, links with their negotiated caps, and counts. With --validate, before anything runs; otherwise after the run, with each element\'s buffer and byte counts' -r -f -a "json\t'One JSON object (schema 1)'"
+complete -c parallax-launch -l control -d 'Listen for commands on a Unix socket at PATH while the pipeline runs (mode 0600, removed at exit; a path where another process listens is refused, a stale socket replaced). One JSON object per line in, one JSON line out: {"cmd": "get"|"set", "element": NAME, "property": NAME, "value": V}, {"cmd": "pause"}, "resume", "eos", "stats", "graph", "subscribe" (events: state, property, warning, message, eos, error). `parallax-top` shows it live' -r -F
+complete -c parallax-launch -l metrics -d 'Serve Prometheus metrics at http://ADDR:PORT/metrics while the pipeline runs: per element buffers, bytes, busy time and drops, queue levels, link and pool high-water marks' -r
 complete -c parallax-launch -l memory -d 'What backs buffer pools' -r -f -a "memfd\t'Sealed memfd shared memory: any buffer can cross into another process without a copy'
 heap\t'Private anonymous memory'
 hugepages\t'Sealed memfd on 2 MiB huge pages (fewer TLB misses with large buffers); falls back to memfd with one warning when no huge pages are reserved (sysctl vm.nr_hugepages)'"

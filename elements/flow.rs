@@ -163,19 +163,19 @@ pub(crate) static VALVE: Factory = Factory {
     hints: Hints::FUSABLE,
     build: |p| {
         Ok(ElementImpl::Transform(Box::new(Valve {
-            drop: p.bool("drop")?,
+            drop: p.live_bool("drop")?,
         })))
     },
 };
 
-/// Drops everything while `drop` is set.
+/// Drops everything while `drop` is set (read live: the control socket flips it).
 struct Valve {
-    drop: bool,
+    drop: LiveBool,
 }
 
 impl Transform for Valve {
     fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        Ok(if self.drop {
+        Ok(if self.drop.get() {
             Flow::Drop
         } else {
             Flow::Push(buf)

@@ -110,12 +110,13 @@ const SYNC_MODES: &[EnumValue] = &[
 /// The pad number `active-pad` names (`sink_2` or `src_2`, or just `2`); `default` when unset.
 fn active_pad(p: &Props, prefix: &str, default: u32) -> Result<ActivePad, ElementError> {
     let Some(text) = p.string("active-pad")? else {
-        return Ok(ActivePad::new(default));
+        return ActivePad::live(p, "active-pad", default);
     };
     text.parse::<u32>()
         .ok()
         .or_else(|| text.strip_prefix(prefix).and_then(|_| ActivePad::parse(text)))
-        .map(ActivePad::new)
+        .map(|n| ActivePad::live(p, "active-pad", n))
+        .transpose()?
         .ok_or_else(|| {
             ElementError::Config(format!(
                 "active-pad `{text}` is not one of this element's pads: write {prefix}N, as                  {prefix}0"
@@ -135,7 +136,8 @@ pub(crate) static INPUT_SELECTOR: Factory = Factory {
             "active-pad",
             None,
             "The currently active sink pad (sink_N; sink_0 when unset)",
-        ),
+        )
+        .mutable(),
         PropSpec::uint(
             "n-pads",
             0,
@@ -210,7 +212,8 @@ pub(crate) static OUTPUT_SELECTOR: Factory = Factory {
             "active-pad",
             None,
             "Currently active src pad (src_N; src_0 when unset)",
-        ),
+        )
+        .mutable(),
         PropSpec::bool(
             "resend-latest",
             false,

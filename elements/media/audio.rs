@@ -278,24 +278,29 @@ pub(crate) static VOLUME: Factory = Factory {
     hints: Hints::FUSABLE,
     build: |p| {
         let info = AudioInfo::from_caps(&negotiated_or(p.sink_caps(), AUDIO_CAPS), p.instance())?;
-        let factor = if p.bool("mute")? {
-            0.0
-        } else {
-            p.float("volume")?
-        };
-        Ok(ElementImpl::Transform(Box::new(Volume { info, factor })))
+        Ok(ElementImpl::Transform(Box::new(Volume {
+            info,
+            volume: p.live_float("volume")?,
+            mute: p.live_bool("mute")?,
+        })))
     },
 };
 
-/// volume's state: the format and the factor.
+/// volume's state: the format and the factor's two properties, read live per buffer.
 struct Volume {
     info: AudioInfo,
-    factor: f64,
+    volume: LiveFloat,
+    mute: LiveBool,
 }
 
 impl Transform for Volume {
     fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        if self.factor == 1.0 {
+        let factor = if self.mute.get() {
+            0.0
+        } else {
+            self.volume.get()
+        };
+        if factor == 1.0 {
             return Ok(Flow::Push(buf));
         }
         let format = self.info.format;
@@ -306,7 +311,7 @@ impl Transform for Volume {
             format.write(
                 &mut out,
                 i,
-                (format.read(data, i) * self.factor).clamp(-1.0, 1.0),
+                (format.read(data, i) * factor).clamp(-1.0, 1.0),
             );
         }
         let mut o = Buffer::from_vec(out);

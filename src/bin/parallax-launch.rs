@@ -39,8 +39,14 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // Decided first, so that log lines already step around the line it will draw.
-    let mut line =
-        (progress::wanted(args.quiet, args.no_position) && !args.validate).then(ProgressLine::new);
+    // Live per element counts, only when a control socket or a metrics endpoint reads them.
+    let live = (args.control.is_some() || args.metrics.is_some())
+        .then(|| Arc::new(parallax::exec::Progress::with_elements()));
+    let mut line = (progress::wanted(args.quiet, args.no_position) && !args.validate).then(|| {
+        live.as_ref().map_or_else(ProgressLine::new, |p| {
+            ProgressLine::with_progress(Arc::clone(p))
+        })
+    });
     let console = line
         .as_ref()
         .map_or_else(Console::default, ProgressLine::console);
@@ -59,7 +65,7 @@ fn main() -> ExitCode {
     }
     let description = parallax::parse::join_argv(&args.pipeline);
     let pipeline = match Pipeline::parse_with(&description, args.scheduling.into()) {
-        Ok(p) => p,
+        Ok(p) => Arc::new(p),
         Err(d) => {
             eprint!("{}", d.render(&description));
             return ExitCode::from(2);
@@ -89,6 +95,14 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if let (Some(_), Some(writer)) = (args.graph, pipeline.graph().stdout_writer()) {
+        eprintln!(
+            "error: --graph=json writes the graph to stdout, where {} writes the pipeline's \
+             data\n  = help: use --control=PATH and its `graph` command, or --dot=FILE",
+            writer.name
+        );
+        return ExitCode::from(2);
+    }
     if progress::data_on_terminal(pipeline.graph()) {
         line = None;
     }
@@ -114,6 +128,9 @@ fn main() -> ExitCode {
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
     if args.validate {
+        if args.graph.is_some() {
+            println!("{}", parallax::graph::json::to_json(pipeline.graph(), None));
+        }
         if let Some(target) = &args.dot {
             let dot = parallax::graph::dot::to_dot(pipeline.graph(), None);
             if let Err(e) = write_dot(target, &dot) {
@@ -134,6 +151,45 @@ fn main() -> ExitCode {
     install_signal_handler(&control, args.quiet, &console);
     install_panic_hook();
 
+    let mut console = console;
+    let mut steering = None;
+    if let (Some(path), Some(live)) = (&args.control, &live) {
+        let shared = parallax::cli::control::Shared::new(
+            Arc::clone(&pipeline),
+            Arc::clone(&control),
+            Arc::clone(live),
+            console.clone(),
+            args.verbose,
+        );
+        let events = Arc::clone(&shared);
+        console = console.with_events(Arc::new(move |text: &str| events.console_line(text)));
+        match parallax::cli::control::ControlSocket::bind(path, Arc::clone(&shared)) {
+            Ok(socket) => steering = Some((socket, shared)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let (Some(addr), Some(live)) = (&args.metrics, &live) {
+        match parallax::cli::metrics::serve(
+            addr,
+            Arc::clone(&pipeline),
+            Arc::clone(live),
+            Arc::clone(&control),
+        ) {
+            Ok(local) => {
+                if args.verbose {
+                    console.write(&format!("metrics: http://{local}/metrics\n"));
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+
     if args.messages {
         console.write("pipeline: running\n");
     }
@@ -153,7 +209,7 @@ fn main() -> ExitCode {
             TapFormatArg::Text => TapFormat::Text,
             TapFormatArg::Json => TapFormat::Json,
         },
-        progress: line.as_ref().map(ProgressLine::progress),
+        progress: line.as_ref().map(ProgressLine::progress).or(live.clone()),
     };
     if let Some(l) = &mut line {
         if let Err(e) = l.start() {
@@ -163,6 +219,14 @@ fn main() -> ExitCode {
     ELEMENTS_RUNNING.store(true, Ordering::SeqCst);
     let (mut report, failed) = pipeline.run_reported(Arc::clone(&control), &options);
     ELEMENTS_RUNNING.store(false, Ordering::SeqCst);
+    if let Some((_, shared)) = &steering {
+        match &failed {
+            Some(e) => shared.event("error", serde_json::json!({ "error": e.to_string() })),
+            None => shared.event("eos", serde_json::json!({})),
+        }
+        shared.set_state("ended");
+        shared.close();
+    }
     if let Some(l) = line {
         l.finish();
     }
@@ -197,6 +261,17 @@ fn main() -> ExitCode {
         StatsFormat::None => String::new(),
     };
     let _ = std::io::stderr().write_all(text.as_bytes());
+    if args.graph.is_some() {
+        let counts: Vec<(u64, u64)> = report
+            .elements
+            .iter()
+            .map(|e| (e.buffers, e.bytes))
+            .collect();
+        println!(
+            "{}",
+            parallax::graph::json::to_json(pipeline.graph(), Some(&counts))
+        );
+    }
     if let Some(target) = &args.dot {
         if let Err(e) = dot_after_run(target, &pipeline, &report) {
             eprintln!("error: {e}");
@@ -212,7 +287,12 @@ fn main() -> ExitCode {
             _,
         ) => ExitCode::from(2),
         (Some(_), _) => ExitCode::from(1),
-        (None, Ending::Interrupted) if !args.eos_on_shutdown => ExitCode::from(130),
+        // An end of stream asked for on the control socket is the run's normal end.
+        (None, Ending::Interrupted)
+            if !args.eos_on_shutdown && !steering.as_ref().is_some_and(|(_, s)| s.eos_asked()) =>
+        {
+            ExitCode::from(130)
+        }
         (None, _) => ExitCode::SUCCESS,
     }
 }

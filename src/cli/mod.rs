@@ -3,7 +3,9 @@
 
 use clap::{Parser, ValueEnum};
 
+pub mod control;
 pub mod logs;
+pub mod metrics;
 pub mod progress;
 pub mod verbose;
 
@@ -171,6 +173,13 @@ pub enum StatsFormat {
     None,
 }
 
+/// How `--graph` writes the pipeline graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// One JSON object (schema 1).
+    Json,
+}
+
 /// What backs the sources' buffer pools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MemoryArg {
@@ -311,6 +320,26 @@ pub struct LaunchArgs {
     /// link, a cluster per thread; after a run, with buffer counts
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-", require_equals = true)]
     pub dot: Option<String>,
+
+    /// Write the pipeline graph as JSON to stdout (schema 1): elements with their properties,
+    /// pads, domain and thread, links with their negotiated caps, and counts. With --validate,
+    /// before anything runs; otherwise after the run, with each element's buffer and byte counts
+    #[arg(long, value_enum, value_name = "FORMAT", require_equals = true)]
+    pub graph: Option<GraphFormat>,
+
+    /// Listen for commands on a Unix socket at PATH while the pipeline runs (mode 0600, removed
+    /// at exit; a path where another process listens is refused, a stale socket replaced). One
+    /// JSON object per line in, one JSON line out: {"cmd": "get"|"set", "element": NAME,
+    /// "property": NAME, "value": V}, {"cmd": "pause"}, "resume", "eos", "stats", "graph",
+    /// "subscribe" (events: state, property, warning, message, eos, error). `parallax-top`
+    /// shows it live
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<std::path::PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while the pipeline runs: per
+    /// element buffers, bytes, busy time and drops, queue levels, link and pool high-water marks
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
 
     /// Parse, validate and plan without running anything (exit 0 when the pipeline would run,
     /// 2 with the error otherwise); with --dot, write the graph
@@ -458,4 +487,43 @@ pub struct InspectArgs {
     /// The element to describe, or a plugin library file (a path with a `/`) to describe
     #[arg(value_name = "ELEMENT")]
     pub element: Option<String>,
+}
+
+/// How `parallax-top` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopFormat {
+    /// An aligned table, redrawn every interval (once with --once).
+    Table,
+    /// One JSON object per interval, one per line.
+    Json,
+}
+
+/// Watch a running pipeline, pw-top style: per element buffers/s, bytes/s, busy %, queue
+/// fill, drops.
+///
+/// Connects to the control socket of a `parallax-launch --control=PATH` run and asks it for
+/// its live statistics every interval. Rates are over the last interval; busy % is the share
+/// of it the element spent in its calls (sampled, as --stats). Exits 0 when the pipeline
+/// ends, 1 when the socket cannot be reached.
+#[derive(Debug, Parser)]
+#[command(name = "parallax-top", version, about, long_about)]
+#[command(
+    after_help = "Examples:\n  parallax-launch --control=/tmp/px.sock fakesrc ! queue ! fakesink &\n  parallax-top --control=/tmp/px.sock\n  parallax-top --control=/tmp/px.sock --once --format=json"
+)]
+pub struct TopArgs {
+    /// The control socket of the pipeline (parallax-launch --control=PATH)
+    #[arg(long, value_name = "PATH")]
+    pub control: std::path::PathBuf,
+
+    /// Print one sample (over one interval) and exit
+    #[arg(long)]
+    pub once: bool,
+
+    /// Seconds between samples
+    #[arg(long, value_name = "SECONDS", default_value = "1")]
+    pub interval: f64,
+
+    /// Output format
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
+    pub format: TopFormat,
 }

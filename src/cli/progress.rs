@@ -65,12 +65,17 @@ impl Default for ProgressLine {
 impl ProgressLine {
     /// A line on stderr; nothing is drawn before [`ProgressLine::start`].
     pub fn new() -> ProgressLine {
+        ProgressLine::with_progress(Arc::new(Progress::new()))
+    }
+
+    /// A line drawn from `progress` (shared with a control socket or a metrics endpoint).
+    pub fn with_progress(progress: Arc<Progress>) -> ProgressLine {
         let shown = Arc::new(Shown::default());
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
             .with_style(style(SPINNER, &shown));
         ProgressLine {
             bar,
-            progress: Arc::new(Progress::new()),
+            progress,
             shown,
             active: Arc::new(AtomicBool::new(false)),
             stop: Arc::new((Mutex::new(false), Condvar::new())),

@@ -14,8 +14,9 @@
 //!
 //! Every property set in the description is printed as it is set on the element, in
 //! topological order, with the value as the element sees it (sizes and times normalised).
-//! Parallax elements change none of their properties while running (gst's `last-message`
-//! notifications have `--tap` as their counterpart), so nothing else follows.
+//! Elements change none of their properties themselves while running (gst's `last-message`
+//! notifications have `--tap` as their counterpart); a change made on the control socket
+//! (`--control`) is printed when it is made, in the same form.
 
 use crate::graph::Graph;
 use crate::registry::Effect;

@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::os::fd::BorrowedFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,8 +30,8 @@ pub mod prelude {
         LoanedSlot, MemoryError, MemoryPool, Metadata, PoolConfig, SourceFile,
     };
     pub use crate::registry::{
-        CapsFns, CapsRule, EnumValue, Factory, Hints, Klass, PadPresence, Pads, PropSpec, Props,
-        Role,
+        CapsFns, CapsRule, EnumValue, Factory, Hints, Klass, LiveBool, LiveFloat, PadPresence,
+        Pads, PropSpec, Props, Role,
     };
     #[cfg(test)]
     pub use crate::registry::{Value, ValueError};
@@ -227,22 +226,35 @@ pub trait Router: Send {
 /// The pad a selector passes: a number shared between the element and whoever switches it
 /// while the pipeline runs.
 #[derive(Debug, Clone, Default)]
-pub struct ActivePad(Arc<AtomicU32>);
+pub struct ActivePad(crate::registry::LiveValue);
 
 impl ActivePad {
     /// Starts at pad `n`.
     pub fn new(n: u32) -> ActivePad {
-        ActivePad(Arc::new(AtomicU32::new(n)))
+        let pad = ActivePad(crate::registry::LiveValue::default());
+        pad.set(n);
+        pad
+    }
+
+    /// Starts at pad `n`, in the shared word of the element's `name` property, so that the
+    /// control socket switches it.
+    pub fn live(
+        props: &crate::registry::Props,
+        name: &str,
+        n: u32,
+    ) -> Result<ActivePad, ElementError> {
+        Ok(ActivePad(props.live_word(name, u64::from(n))?))
     }
 
     /// The pad now active.
+    #[inline]
     pub fn get(&self) -> u32 {
-        self.0.load(Ordering::Relaxed)
+        u32::try_from(self.0.bits()).unwrap_or(u32::MAX)
     }
 
     /// Switches to pad `n`.
     pub fn set(&self, n: u32) {
-        self.0.store(n, Ordering::Relaxed);
+        self.0.store_bits(u64::from(n));
     }
 
     /// `sink_3` or `src_3` as 3; `None` for anything else.

@@ -358,6 +358,9 @@ impl Pipeline {
         );
         let thread_count = segments.len() + usize::from(!tasks.is_empty());
         let segment_count = segments.len() + tasks.len();
+        if let Some(progress) = &options.progress {
+            progress.keep_plan(&levels, &bridges, &pools, &segment_of, thread_count);
+        }
         tracing::info!(
             elements = names.len(),
             threads = thread_count,

@@ -27,10 +27,15 @@ use crate::memory::{format_clock, Buffer, BufferFlags, Metadata};
 /// Runs a closure that writes to stderr; the binary uses it to hide its progress line meanwhile.
 pub type AroundWrite = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
 
+/// Gets every text the console writes (a control socket's subscribers).
+pub type ConsoleEvents = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Where the engine's own lines go while a pipeline runs: stderr, one whole line per write.
 #[derive(Clone, Default)]
 pub struct Console {
     around: Option<AroundWrite>,
+    /// Also gets every line written (a control socket's subscribers).
+    events: Option<ConsoleEvents>,
 }
 
 impl std::fmt::Debug for Console {
@@ -46,11 +51,21 @@ impl Console {
     pub fn with_around(around: AroundWrite) -> Console {
         Console {
             around: Some(around),
+            events: None,
         }
+    }
+
+    /// The same console, also handing every text written to `events`.
+    pub fn with_events(mut self, events: ConsoleEvents) -> Console {
+        self.events = Some(events);
+        self
     }
 
     /// Writes `text` to stderr in one call, so lines from several threads do not interleave.
     pub fn write(&self, text: &str) {
+        if let Some(events) = &self.events {
+            events(text);
+        }
         let mut write = || {
             // Nothing sensible is left to do when stderr itself fails.
             let _ = std::io::stderr().lock().write_all(text.as_bytes());
@@ -74,6 +89,53 @@ pub(super) struct LiveCounters {
     pub(super) sink_buffers: AtomicU64,
     pub(super) sink_bytes: AtomicU64,
     pub(super) source_bytes: AtomicU64,
+    /// Per element counts as the run report has them, published after every buffer, when a
+    /// control socket or a metrics endpoint watches (`None` otherwise).
+    pub(super) elements: Option<std::sync::OnceLock<Vec<(usize, LiveStats)>>>,
+}
+
+/// One element's counts in one segment, as last published by that segment's thread.
+#[derive(Debug, Default)]
+pub(super) struct LiveStats {
+    buffers: AtomicU64,
+    bytes: AtomicU64,
+    busy_ns: AtomicU64,
+    dropped: AtomicU64,
+    truncated: AtomicU64,
+    kernel_copied: AtomicU64,
+}
+
+impl LiveStats {
+    pub(super) fn store(&self, s: &super::ElementStats) {
+        self.buffers.store(s.buffers, Ordering::Relaxed);
+        self.bytes.store(s.bytes, Ordering::Relaxed);
+        self.busy_ns.store(s.busy_ns, Ordering::Relaxed);
+        self.dropped.store(s.dropped, Ordering::Relaxed);
+        self.truncated.store(s.truncated, Ordering::Relaxed);
+        self.kernel_copied.store(s.kernel_copied, Ordering::Relaxed);
+    }
+
+    fn load(&self) -> super::ElementStats {
+        super::ElementStats {
+            buffers: self.buffers.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            busy_ns: self.busy_ns.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            truncated: self.truncated.load(Ordering::Relaxed),
+            kernel_copied: self.kernel_copied.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the planner leaves for live reports: the channels' levels, the pools and the threads.
+#[derive(Default)]
+struct LivePlan {
+    levels: std::collections::HashMap<usize, Arc<super::segment::Level>>,
+    bridges: std::collections::HashMap<usize, Arc<super::segment::Level>>,
+    pools: std::collections::HashMap<usize, crate::memory::MemoryPool>,
+    segment_of: Vec<usize>,
+    threads: usize,
+    started: Option<std::time::Instant>,
 }
 
 /// Live totals of a running pipeline, for a progress line. Create one, pass it in
@@ -81,13 +143,25 @@ pub(super) struct LiveCounters {
 #[derive(Debug, Default)]
 pub struct Progress {
     state: Mutex<ProgressState>,
+    /// Whether segments also publish per element counts ([`Progress::with_elements`]).
+    per_element: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct ProgressState {
     segments: Vec<Arc<LiveCounters>>,
     total_bytes: Option<u64>,
     planned: bool,
+    plan: LivePlan,
+}
+
+impl std::fmt::Debug for ProgressState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgressState")
+            .field("segments", &self.segments.len())
+            .field("planned", &self.planned)
+            .finish()
+    }
 }
 
 /// What [`Progress::snapshot`] reads.
@@ -111,8 +185,20 @@ impl Progress {
         Progress::default()
     }
 
+    /// Also collects per element counts, for live reports ([`Progress::report`]): what a
+    /// control socket and a metrics endpoint read.
+    pub fn with_elements() -> Progress {
+        Progress {
+            per_element: true,
+            ..Progress::default()
+        }
+    }
+
     pub(super) fn register(&self) -> Arc<LiveCounters> {
-        let live = Arc::new(LiveCounters::default());
+        let live = Arc::new(LiveCounters {
+            elements: self.per_element.then(std::sync::OnceLock::new),
+            ..LiveCounters::default()
+        });
         self.lock().segments.push(Arc::clone(&live));
         live
     }
@@ -121,6 +207,78 @@ impl Progress {
         let mut state = self.lock();
         state.total_bytes = total_bytes;
         state.planned = true;
+    }
+
+    /// Keeps what a live report needs from the plan.
+    pub(super) fn keep_plan(
+        &self,
+        levels: &std::collections::HashMap<usize, Arc<super::segment::Level>>,
+        bridges: &std::collections::HashMap<usize, Arc<super::segment::Level>>,
+        pools: &std::collections::HashMap<usize, crate::memory::MemoryPool>,
+        segment_of: &[usize],
+        threads: usize,
+    ) {
+        if !self.per_element {
+            return;
+        }
+        self.lock().plan = LivePlan {
+            levels: levels.clone(),
+            bridges: bridges.clone(),
+            pools: pools.clone(),
+            segment_of: segment_of.to_vec(),
+            threads,
+            started: Some(std::time::Instant::now()),
+        };
+    }
+
+    /// The run report as it stands: what every segment published so far (after every input
+    /// buffer; elements of the async domain count at the end), with the channels' levels and the
+    /// pools now. `None` before the run is planned or without [`Progress::with_elements`].
+    pub fn report(&self, graph: &Graph) -> Option<super::Report> {
+        let state = self.lock();
+        let started = state.plan.started?;
+        let mut per_element = vec![super::ElementStats::default(); graph.dag.node_count()];
+        for live in &state.segments {
+            let Some(elements) = live.elements.as_ref().and_then(|e| e.get()) else {
+                continue;
+            };
+            for (el, s) in elements {
+                if let Some(slot) = per_element.get_mut(*el) {
+                    *slot += s.load();
+                }
+            }
+        }
+        let p = &state.plan;
+        Some(super::stats::report(
+            graph,
+            &per_element,
+            &std::collections::HashMap::new(),
+            &p.segment_of,
+            &p.levels,
+            &p.bridges,
+            &p.pools,
+            Vec::new(),
+            p.threads,
+            started.elapsed(),
+            super::Ending::Eos,
+        ))
+    }
+
+    /// Buffers waiting now in the channel in front of each element that has one (queues,
+    /// funnels, async sinks), by element index: (buffers, bytes).
+    pub fn queue_levels(&self) -> Vec<(usize, usize, u64)> {
+        let state = self.lock();
+        let mut out: Vec<(usize, usize, u64)> = state
+            .plan
+            .levels
+            .iter()
+            .map(|(el, l)| {
+                let (buffers, bytes) = l.now();
+                (*el, buffers, bytes)
+            })
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ProgressState> {

@@ -109,6 +109,14 @@ impl Level {
             || (self.max_buffers != 0 && self.buffers.load(Ordering::SeqCst) >= self.max_buffers)
     }
 
+    /// Buffers waiting now, and their bytes when the level counts bytes (0 otherwise).
+    pub(super) fn now(&self) -> (usize, u64) {
+        (
+            self.buffers.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
     pub(super) fn add(&self, len: usize) {
         let n = self.buffers.fetch_add(1, Ordering::SeqCst) + 1;
         self.high_water.fetch_max(n, Ordering::Relaxed);
@@ -592,6 +600,82 @@ impl Segment {
         }
     }
 
+    /// Calls `f` with what each element counted in this segment (as the run report merges
+    /// them) and, for a channel sender, the link it carried buffers over.
+    fn visit_stats(
+        &self,
+        mut f: impl FnMut(usize, ElementStats, Option<(&(usize, String), ElementStats)>),
+    ) {
+        f(self.root(), self.input_stats, None);
+        for slot in &self.ops {
+            match &slot.op {
+                Op::Sink {
+                    el, counted: false, ..
+                } => f(
+                    *el,
+                    ElementStats {
+                        busy_ns: slot.stats.busy_ns,
+                        ..ElementStats::default()
+                    },
+                    None,
+                ),
+                Op::Transform { el, .. }
+                | Op::Sink { el, .. }
+                | Op::Tee { el, .. }
+                | Op::Route { el, .. } => f(*el, slot.stats, None),
+                Op::Send { target, link, .. } => f(
+                    *target,
+                    ElementStats {
+                        dropped: slot.stats.dropped,
+                        ..ElementStats::default()
+                    },
+                    Some((link, slot.stats)),
+                ),
+                Op::Tap { .. } => {}
+            }
+        }
+    }
+
+    /// What each element counted in this segment, and what each channel sender carried, by
+    /// link.
+    #[allow(clippy::type_complexity)]
+    fn element_stats(
+        &self,
+    ) -> (
+        Vec<(usize, ElementStats)>,
+        Vec<((usize, String), ElementStats)>,
+    ) {
+        let (mut stats, mut links) = (Vec::new(), Vec::new());
+        self.visit_stats(|el, s, link| {
+            stats.push((el, s));
+            if let Some((l, ls)) = link {
+                links.push((l.clone(), ls));
+            }
+        });
+        (stats, links)
+    }
+
+    /// Publishes the per element counts too, when someone watches them: a few relaxed
+    /// stores per element, no lock, no allocation after the first time.
+    fn publish_all(&mut self) {
+        self.publish();
+        let Some(Some(elements)) = self.obs.live.as_ref().map(|l| l.elements.as_ref()) else {
+            return;
+        };
+        let slots = elements.get_or_init(|| {
+            let mut v = Vec::new();
+            self.visit_stats(|el, _, _| v.push((el, super::observe::LiveStats::default())));
+            v
+        });
+        let mut i = 0;
+        self.visit_stats(|_, s, _| {
+            if let Some((_, slot)) = slots.get(i) {
+                slot.store(&s);
+            }
+            i += 1;
+        });
+    }
+
     /// Runs to end of stream, catching a panicking element and naming it.
     pub(super) fn run_guarded(mut self, run: &RunControl, messages: bool) -> SegmentResult {
         if messages {
@@ -617,42 +701,8 @@ impl Segment {
         if !matches!(outcome, Ok(Outcome::Eos)) {
             self.flush_sinks(run);
         }
-        self.publish();
-        let mut stats = vec![(self.root(), self.input_stats)];
-        let mut links = Vec::new();
-        for slot in &self.ops {
-            let el = match &slot.op {
-                Op::Sink {
-                    el, counted: false, ..
-                } => {
-                    stats.push((
-                        *el,
-                        ElementStats {
-                            busy_ns: slot.stats.busy_ns,
-                            ..ElementStats::default()
-                        },
-                    ));
-                    continue;
-                }
-                Op::Transform { el, .. }
-                | Op::Sink { el, .. }
-                | Op::Tee { el, .. }
-                | Op::Route { el, .. } => *el,
-                Op::Send { target, link, .. } => {
-                    links.push((link.clone(), slot.stats));
-                    stats.push((
-                        *target,
-                        ElementStats {
-                            dropped: slot.stats.dropped,
-                            ..ElementStats::default()
-                        },
-                    ));
-                    continue;
-                }
-                Op::Tap { .. } => continue,
-            };
-            stats.push((el, slot.stats));
-        }
+        self.publish_all();
+        let (stats, links) = self.element_stats();
         let (outcome, how) = match outcome {
             Ok(o @ Outcome::Eos) => {
                 tracing::debug!(thread = %self.name, "Thread reached end of stream");
@@ -798,8 +848,9 @@ impl Segment {
                 break;
             }
             if self.obs.live.is_some() {
-                // Before waiting for the next buffer, so a slow stream shows its last one.
-                self.publish();
+                // Before waiting for the next buffer, so a slow stream shows its last one;
+                // per element counts (a control socket, metrics) too.
+                self.publish_all();
             }
             self.scale = self.next_scale();
             if self.scale != 0 {

@@ -16,6 +16,7 @@ use crate::parse::Diagnostic;
 use crate::registry::{self, Domain, Effect, Exec, Factory, Latency, PadPresence, Props, Trust};
 
 pub mod dot;
+pub mod json;
 mod negotiate;
 pub mod preflight;
 

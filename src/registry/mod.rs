@@ -8,7 +8,8 @@
 mod props;
 
 pub use props::{
-    format_time, Check, Effect, EnumValue, PropKind, PropSpec, Props, Role, Value, ValueError,
+    format_time, Check, Effect, EnumValue, LiveBool, LiveFloat, LiveValue, PropKind, PropSpec,
+    Props, Role, Value, ValueError,
 };
 
 use crate::caps::Caps;

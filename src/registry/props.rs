@@ -551,10 +551,88 @@ fn parse_time(t: &str) -> Option<i128> {
 /// What an instance's caps are before negotiation, and on a byte stream.
 static ANY: Caps = Caps::Any;
 
+/// The value of a property marked mutable while running, shared between the running element
+/// and whoever changes it (the control socket): one atomic word the element reads between
+/// buffers with an acquire load (a plain load on x86), never a lock. Booleans are 0 or 1, floats their bits, integers
+/// and times their value, enums their number, a selector's `active-pad` its pad number.
+#[derive(Debug, Clone, Default)]
+pub struct LiveValue(pub(crate) std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl LiveValue {
+    fn new(bits: u64) -> LiveValue {
+        LiveValue(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(bits)))
+    }
+
+    /// The raw word.
+    pub fn bits(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Stores the raw word.
+    pub fn store_bits(&self, bits: u64) {
+        self.0.store(bits, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The word a value is stored as (`None` for a string, which has no number).
+    pub fn encode(kind: &PropKind, value: &Value) -> Option<u64> {
+        Some(match (kind, value) {
+            (_, Value::Bool(b)) => u64::from(*b),
+            (_, Value::Int(i) | Value::Time(i)) => *i as u64,
+            (_, Value::UInt(u)) => *u,
+            (_, Value::Float(x)) => x.to_bits(),
+            (PropKind::Enum { values, .. }, Value::Enum(nick)) => {
+                values.iter().find(|v| v.nick == *nick)?.value as u64
+            }
+            _ => return None,
+        })
+    }
+
+    /// The value a word stands for (`None` for a string: the element knows its meaning).
+    pub fn decode(kind: &PropKind, bits: u64) -> Option<Value> {
+        Some(match kind {
+            PropKind::Bool { .. } => Value::Bool(bits != 0),
+            PropKind::Int { .. } => Value::Int(bits as i64),
+            PropKind::Time { .. } => Value::Time(bits as i64),
+            PropKind::UInt { .. } => Value::UInt(bits),
+            PropKind::Float { .. } => Value::Float(f64::from_bits(bits)),
+            PropKind::Enum { values, .. } => {
+                Value::Enum(values.iter().find(|v| v.value as u64 == bits)?.nick)
+            }
+            PropKind::Str { .. } => return None,
+        })
+    }
+}
+
+/// A boolean property an element reads while it runs (valve's `drop`).
+#[derive(Debug, Clone)]
+pub struct LiveBool(LiveValue);
+
+impl LiveBool {
+    /// The value now.
+    #[inline]
+    pub fn get(&self) -> bool {
+        self.0.bits() != 0
+    }
+}
+
+/// A float property an element reads while it runs (volume's `volume`).
+#[derive(Debug, Clone)]
+pub struct LiveFloat(LiveValue);
+
+impl LiveFloat {
+    /// The value now.
+    #[inline]
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.bits())
+    }
+}
+
 /// The validated properties of one element instance: every spec of the factory, with the
 /// default where the description set nothing.
 #[derive(Debug, Clone)]
 pub struct Props {
+    /// The shared words of the properties marked mutable while running, by name.
+    live: Vec<(&'static str, LiveValue)>,
     element: String,
     /// The instance name in the pipeline (`fakesink0`), where `element` may be the factory's.
     instance: String,
@@ -567,6 +645,14 @@ impl Props {
     /// Every property at its default.
     pub fn defaults(element: &str, specs: &'static [PropSpec]) -> Props {
         Props {
+            live: specs
+                .iter()
+                .filter(|s| s.mutable_while_running)
+                .map(|s| {
+                    let bits = LiveValue::encode(&s.kind, &s.kind.default_value()).unwrap_or(0);
+                    (s.name, LiveValue::new(bits))
+                })
+                .collect(),
             element: element.to_owned(),
             instance: element.to_owned(),
             values: specs
@@ -581,6 +667,11 @@ impl Props {
     pub fn set(&mut self, name: &str, value: Value) -> bool {
         match self.values.iter_mut().find(|(s, _, _)| s.name == name) {
             Some(entry) => {
+                if let Some((_, live)) = self.live.iter().find(|(n, _)| *n == name) {
+                    if let Some(bits) = LiveValue::encode(&entry.0.kind, &value) {
+                        live.store_bits(bits);
+                    }
+                }
                 entry.1 = value;
                 entry.2 = true;
                 true
@@ -630,6 +721,11 @@ impl Props {
             .map(|(s, v, _)| (*s, v))
     }
 
+    /// Every property with its value and whether the description set it.
+    pub fn all(&self) -> impl Iterator<Item = (&'static PropSpec, &Value, bool)> {
+        self.values.iter().map(|(s, v, e)| (*s, v, *e))
+    }
+
     /// Whether `name` was set explicitly.
     pub fn is_set(&self, name: &str) -> bool {
         self.values.iter().any(|(s, _, e)| *e && s.name == name)
@@ -648,6 +744,40 @@ impl Props {
             "{}: property `{name}` is not a {want}",
             self.element
         ))
+    }
+
+    /// The shared word of a property marked mutable while running (`None` for any other).
+    pub fn live(&self, name: &str) -> Option<&LiveValue> {
+        self.live.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    fn live_or_err(&self, name: &str) -> Result<&LiveValue, ElementError> {
+        self.live(name).ok_or_else(|| {
+            ElementError::Config(format!(
+                "{}: property `{name}` is not mutable while running",
+                self.element
+            ))
+        })
+    }
+
+    /// A boolean property marked mutable, read live while running.
+    pub fn live_bool(&self, name: &str) -> Result<LiveBool, ElementError> {
+        self.bool(name)?;
+        Ok(LiveBool(self.live_or_err(name)?.clone()))
+    }
+
+    /// A float property marked mutable, read live while running.
+    pub fn live_float(&self, name: &str) -> Result<LiveFloat, ElementError> {
+        self.float(name)?;
+        Ok(LiveFloat(self.live_or_err(name)?.clone()))
+    }
+
+    /// The shared word of a mutable property whose element keeps its own meaning in it (a
+    /// selector's pad number), after storing `initial` in it.
+    pub fn live_word(&self, name: &str, initial: u64) -> Result<LiveValue, ElementError> {
+        let live = self.live_or_err(name)?;
+        live.store_bits(initial);
+        Ok(live.clone())
     }
 
     /// A boolean property.
@@ -779,5 +909,60 @@ mod tests {
         let f = PropSpec::float("p", 0.0, 0.0, 1.0, "d");
         assert!(f.parse("NaN").is_err());
         assert!(f.parse("1.5").is_err());
+    }
+}
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+
+    #[test]
+    fn live_words_round_trip_every_kind() {
+        let kinds_values = [
+            (PropKind::Bool { default: false }, Value::Bool(true)),
+            (
+                PropKind::Float {
+                    default: 1.0,
+                    min: 0.0,
+                    max: 10.0,
+                },
+                Value::Float(0.25),
+            ),
+            (
+                PropKind::Int {
+                    default: 0,
+                    min: -5,
+                    max: 5,
+                },
+                Value::Int(-3),
+            ),
+            (
+                PropKind::UInt {
+                    default: 0,
+                    min: 0,
+                    max: 9,
+                },
+                Value::UInt(7),
+            ),
+        ];
+        for (kind, value) in kinds_values {
+            let bits = LiveValue::encode(&kind, &value).unwrap();
+            assert_eq!(LiveValue::decode(&kind, bits), Some(value));
+        }
+    }
+
+    #[test]
+    fn a_value_set_before_the_build_is_what_the_element_reads() {
+        static SPECS: [PropSpec; 2] = [
+            PropSpec::bool("drop", false, "d").mutable(),
+            PropSpec::bool("fixed", false, "f"),
+        ];
+        let mut p = Props::defaults("valve", &SPECS);
+        assert!(p.set("drop", Value::Bool(true)));
+        let live = p.live_bool("drop").unwrap();
+        assert!(live.get());
+        p.live("drop").unwrap().store_bits(0);
+        assert!(!live.get());
+        assert!(p.live_bool("fixed").is_err());
     }
 }

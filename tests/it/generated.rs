@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory as _;
 use clap_complete::Shell;
-use parallax::cli::{InspectArgs, LaunchArgs};
+use parallax::cli::{InspectArgs, LaunchArgs, TopArgs};
 use parallax::registry;
 
 fn root() -> PathBuf {
@@ -83,7 +83,16 @@ an ETA. Off with \fB\-q\fR, \fB\-\-no\-position\fR, or when stderr is not a term
 \fB\-v\fR
 Each property set in the description, as gst\-launch \-v prints it
 (\fB/pipeline0/filesrc0: location = "in.bin"\fR), the links, and the thread each element
-runs in. Parallax elements change no property while running.
+runs in. A property changed on the control socket (\fB\-\-control\fR) is printed when it
+changes, with \fB(control socket)\fR after it.
+.TP
+\fB\-\-control\fR PATH
+A Unix socket taking one JSON command per line: get and set of the properties
+parallax\-inspect marks mutable while running (valve drop, selectors' active\-pad, volume),
+pause, resume, eos, stats, graph and subscribe. \fBparallax\-top\fR shows it live.
+.TP
+\fB\-\-metrics\fR ADDR:PORT
+Prometheus text exposition at \fB/metrics\fR, from the same live counts.
 .TP
 \fB\-\-tap\fR ELEMENT[.PAD]
 Every buffer passing that point: size, sequence, offset, timestamps, flags, and its first
@@ -109,6 +118,37 @@ parallax\-launch \-\-stats=json fakesrc num\-buffers=1000 ! fakesink
 parallax\-launch \-q \-\-tap identity0 fakesrc num\-buffers=3 sizetype=fixed ! identity ! fakesink
 parallax\-launch \-d info,filesrc=trace filesrc location=in.bin ! fakesink
 PARALLAX_LOG=*:5 parallax\-launch fdsrc ! queue ! fdsink < in.bin > out.bin
+.fi
+"#;
+
+const TOP_EXTRA: &str = r#".SH EXIT STATUS
+.TP
+0
+the pipeline ended (or, with \fB\-\-once\fR, one sample was printed)
+.TP
+1
+the control socket cannot be reached
+.TP
+2
+usage error
+.SH COLUMNS
+.TP
+BUF/S, BYTES/S
+buffers and bytes into the element (out of a source) per second over the last interval
+.TP
+BUSY%
+share of the interval spent inside the element's calls (sampled)
+.TP
+QUEUE
+buffers waiting now in the channel in front of the element (queues, funnels)
+.TP
+DROPPED
+buffers the element dropped so far (valve, selectors, leaky queues)
+.SH EXAMPLES
+.nf
+parallax\-launch \-\-control=/tmp/px.sock fakesrc ! queue ! fakesink &
+parallax\-top \-\-control=/tmp/px.sock
+parallax\-top \-\-control=/tmp/px.sock \-\-once \-\-format=json
 .fi
 "#;
 
@@ -310,6 +350,14 @@ fn man_pages_and_completions_are_up_to_date() {
         a.value_parser(clap::builder::PossibleValuesParser::new(names))
     });
     for (file, text) in completions(inspect, "parallax-inspect") {
+        check(&root().join("completions").join(file), &text, &mut stale);
+    }
+    check(
+        &root().join("man/parallax-top.1"),
+        &man_page(TopArgs::command(), TOP_EXTRA),
+        &mut stale,
+    );
+    for (file, text) in completions(TopArgs::command(), "parallax-top") {
         check(&root().join("completions").join(file), &text, &mut stale);
     }
     assert!(

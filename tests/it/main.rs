@@ -3,6 +3,7 @@
 
 mod arena;
 mod conformance;
+mod control;
 mod copies;
 mod dot;
 mod errors;

@@ -125,14 +125,13 @@ fn a_producer_that_goes_away_is_an_error_for_the_consumer() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let (c, err) = consumer(&sock, &["fakesink"]);
-    producer
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"some bytes")
-        .unwrap();
+    // Its input stays open until it is killed: a closed stdin would be a clean end of stream
+    // that could win the race against the kill.
+    let mut input = producer.stdin.take().unwrap();
+    input.write_all(b"some bytes").unwrap();
     producer.kill().unwrap();
     producer.wait().unwrap();
+    drop(input);
     let (code, text) = finish(c, err);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("went away before end of stream"), "{text}");

@@ -1,0 +1,687 @@
+//! The control socket (`--control`), the live view (`parallax-top`), the metrics endpoint
+//! (`--metrics`) and the JSON graph (`--graph=json`). Every step that depends on the pipeline
+//! having done something waits for it through the socket's own `stats` (a handshake), never
+//! on a sleep.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::support::*;
+
+/// A connection to a control socket.
+struct Client {
+    out: UnixStream,
+    input: BufReader<UnixStream>,
+}
+
+impl Client {
+    /// Connects once the socket appears (the pipeline is being built meanwhile).
+    fn connect(path: &Path) -> Client {
+        let deadline = Instant::now() + WATCHDOG;
+        loop {
+            if let Ok(out) = UnixStream::connect(path) {
+                out.set_read_timeout(Some(WATCHDOG)).unwrap();
+                let input = BufReader::new(out.try_clone().unwrap());
+                return Client { out, input };
+            }
+            assert!(Instant::now() < deadline, "no control socket at {path:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.out.write_all(bytes).unwrap();
+    }
+
+    fn line(&mut self) -> Value {
+        let mut line = String::new();
+        self.input.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    fn ask(&mut self, request: Value) -> Value {
+        self.send_raw(format!("{request}\n").as_bytes());
+        self.line()
+    }
+
+    fn ok(&mut self, request: Value) -> Value {
+        let answer = self.ask(request.clone());
+        assert_eq!(answer["ok"], true, "{request} -> {answer}");
+        answer
+    }
+
+    /// Live stats of `element`.
+    fn element(&mut self, name: &str) -> Value {
+        let stats = self.ok(json!({"cmd": "stats"}));
+        element(&stats["stats"], name).clone()
+    }
+
+    /// Waits until `element` took in `n` buffers (passed or dropped).
+    fn wait_taken(&mut self, name: &str, n: u64) {
+        let deadline = Instant::now() + WATCHDOG;
+        loop {
+            let stats = self.ask(json!({"cmd": "stats"}));
+            if stats["ok"] != true {
+                // Still being built.
+                assert!(Instant::now() < deadline, "{stats}");
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            let e = element(&stats["stats"], name).clone();
+            let seen = e["buffers"].as_u64().unwrap() + e["dropped"].as_u64().unwrap();
+            if seen >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} never took {n} buffers: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn socket_in(dir: &Path) -> PathBuf {
+    dir.join("control.sock")
+}
+
+fn spawn(args: &[&str]) -> Child {
+    launch(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+fn mkfifo(path: &Path) {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+}
+
+/// A valve switched through the socket in mid-stream: what came through is exactly what was
+/// sent while it was open. The source is a pipe the test fills one record at a time, each
+/// only once the valve has taken the previous one.
+#[test]
+fn valve_switched_mid_stream() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[
+        "-q",
+        "-v",
+        "--stats=json",
+        &control,
+        "fdsrc ! valve name=v ! fdsink",
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut c = Client::connect(&sock);
+    assert_eq!(
+        c.ok(json!({"cmd": "get", "element": "v", "property": "drop"}))["value"],
+        false
+    );
+    let mut sent = 0;
+    let mut feed = |c: &mut Client, stdin: &mut std::process::ChildStdin, text: &str| {
+        stdin.write_all(text.as_bytes()).unwrap();
+        sent += 1;
+        c.wait_taken("v", sent);
+    };
+    feed(&mut c, &mut stdin, "one ");
+    let set = c.ok(json!({"cmd": "set", "element": "v", "property": "drop", "value": true}));
+    assert_eq!(set["value"], true);
+    feed(&mut c, &mut stdin, "two ");
+    feed(&mut c, &mut stdin, "three ");
+    c.ok(json!({"cmd": "set", "element": "v", "property": "drop", "value": false}));
+    feed(&mut c, &mut stdin, "four");
+    assert_eq!(
+        c.ok(json!({"cmd": "get", "element": "v", "property": "drop"}))["value"],
+        false
+    );
+    drop(stdin);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one four");
+    let s = stats(&o);
+    assert_eq!(element(&s, "v")["dropped"], 2);
+    // -v shows the changes like any other property setting.
+    let err = stderr(&o);
+    assert!(err.contains("/pipeline0/v: drop = true"), "{err}");
+    assert!(err.contains("/pipeline0/v: drop = false"), "{err}");
+    assert!(!sock.exists(), "the socket is removed at exit");
+}
+
+/// An input-selector switched through the socket: only the active input's records leave.
+#[test]
+fn input_selector_switched_mid_stream() {
+    let dir = tmp();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    mkfifo(&a);
+    mkfifo(&b);
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let pipeline = format!(
+        "filesrc {} ! s.sink_0 filesrc {} ! s.sink_1 input-selector name=s ! fdsink",
+        prop("location", &a),
+        prop("location", &b)
+    );
+    let child = spawn(&["-q", &control, &pipeline]);
+    let mut fa = std::fs::OpenOptions::new().write(true).open(&a).unwrap();
+    let mut fb = std::fs::OpenOptions::new().write(true).open(&b).unwrap();
+    let mut c = Client::connect(&sock);
+    let steps: [(&mut std::fs::File, &str); 2] = [(&mut fa, "A1 "), (&mut fb, "B1 ")];
+    let mut n = 0;
+    for (f, text) in steps {
+        f.write_all(text.as_bytes()).unwrap();
+        n += 1;
+        c.wait_taken("s", n);
+    }
+    // Only linked pads are accepted.
+    let bad =
+        c.ask(json!({"cmd": "set", "element": "s", "property": "active-pad", "value": "sink_7"}));
+    assert_eq!(bad["ok"], false);
+    assert!(
+        bad["error"].as_str().unwrap().contains("sink_0, sink_1"),
+        "{bad}"
+    );
+    let set =
+        c.ok(json!({"cmd": "set", "element": "s", "property": "active-pad", "value": "sink_1"}));
+    assert_eq!(set["value"], "sink_1");
+    let steps: [(&mut std::fs::File, &str); 2] = [(&mut fa, "A2 "), (&mut fb, "B2")];
+    for (f, text) in steps {
+        f.write_all(text.as_bytes()).unwrap();
+        n += 1;
+        c.wait_taken("s", n);
+    }
+    drop((fa, fb));
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "A1 B2");
+}
+
+/// Paused for a while, then resumed: counts stand still meanwhile, and the output is the
+/// input, nothing lost or doubled.
+#[test]
+fn pause_and_resume_lose_nothing() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&["-q", &control, "fdsrc ! queue ! fdsink"]);
+    let data = random_bytes(4 << 20, 7);
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = {
+        let data = data.clone();
+        std::thread::spawn(move || {
+            for chunk in data.chunks(4096) {
+                stdin.write_all(chunk).unwrap();
+            }
+        })
+    };
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).unwrap();
+        v
+    });
+    let mut c = Client::connect(&sock);
+    c.wait_taken("fdsrc0", 1);
+    let paused = c.ok(json!({"cmd": "pause"}));
+    assert_eq!(paused["state"], "paused");
+    assert_eq!(paused["sources_parked"], true, "{paused}");
+    let before = c.element("fdsrc0")["bytes"].clone();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            c.element("fdsrc0")["bytes"],
+            before,
+            "a paused source moved"
+        );
+    }
+    c.ok(json!({"cmd": "resume"}));
+    writer.join().unwrap();
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the output differs from the input");
+}
+
+/// `eos` drains like the first Ctrl-C, and the run ends with status 0.
+#[test]
+fn eos_drains_and_exits_zero() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let child = spawn(&[
+        "--stats=json",
+        &control,
+        "fakesrc num-buffers=-1 sizetype=fixed sizemax=64 ! queue ! fakesink",
+    ]);
+    let mut c = Client::connect(&sock);
+    let mut events = Client::connect(&sock);
+    assert_eq!(events.ok(json!({"cmd": "subscribe"}))["subscribed"], true);
+    c.wait_taken("fakesink0", 10);
+    assert_eq!(c.ok(json!({"cmd": "eos"}))["state"], "draining");
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = stats(&o);
+    // Drained: everything the source made reached the sink.
+    assert_eq!(
+        element(&s, "fakesrc0")["buffers"],
+        element(&s, "fakesink0")["buffers"]
+    );
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        if events.input.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        let e: Value = serde_json::from_str(&line).unwrap();
+        seen.push(
+            e["event"].as_str().unwrap_or("").to_owned() + ":" + e["state"].as_str().unwrap_or(""),
+        );
+    }
+    assert!(seen.contains(&"state:draining".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"eos:".to_owned()), "{seen:?}");
+}
+
+/// Hostile clients: each gets an error line (or is dropped), the pipeline runs on undisturbed
+/// and other clients are served.
+#[test]
+fn bad_input_is_answered_and_harmless() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[
+        "-q",
+        "--stats=json",
+        &control,
+        "fdsrc ! valve name=v ! fdsink",
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut c = Client::connect(&sock);
+    // A client that never reads: its answers pile up until writes time out.
+    let mut silent = Client::connect(&sock);
+    let mut many = String::new();
+    for _ in 0..2000 {
+        many.push_str("{\"cmd\": \"graph\"}\n");
+    }
+    let writer = std::thread::spawn(move || {
+        let _ = silent.out.write_all(many.as_bytes());
+        silent
+    });
+    // A subscriber that never reads.
+    let mut deaf = Client::connect(&sock);
+    deaf.send_raw(b"{\"cmd\": \"subscribe\"}\n");
+    let cases: [(&str, &str); 9] = [
+        ("not json", "not a JSON object"),
+        ("[1, 2]", "a request is a JSON object"),
+        ("{\"cmd\": 3}", "no \"cmd\" string"),
+        ("{\"cmd\": \"fly\"}", "unknown command `fly`"),
+        (
+            "{\"cmd\": \"get\", \"element\": \"nope\", \"property\": \"drop\"}",
+            "no element `nope`",
+        ),
+        (
+            "{\"cmd\": \"get\", \"element\": \"v\", \"property\": \"nope\"}",
+            "has no property `nope`",
+        ),
+        (
+            "{\"cmd\": \"set\", \"element\": \"v\", \"property\": \"drop\", \"value\": \"maybe\"}",
+            "expected true or false",
+        ),
+        (
+            "{\"cmd\": \"set\", \"element\": \"v\", \"property\": \"drop\", \"value\": [true]}",
+            "takes a",
+        ),
+        (
+            "{\"cmd\": \"set\", \"element\": \"fdsink0\", \"property\": \"fd\", \"value\": 2}",
+            "fixed while the pipeline runs",
+        ),
+    ];
+    for (request, want) in cases {
+        c.send_raw(format!("{request}\n").as_bytes());
+        let answer = c.line();
+        assert_eq!(answer["ok"], false, "{request}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(want), "{request}: {error}");
+    }
+    // A line of a megabyte: an error, then the connection is closed.
+    let mut big = Client::connect(&sock);
+    let line = vec![b'x'; 1 << 20];
+    let _ = big.out.write_all(&line);
+    let answer = big.line();
+    assert!(
+        answer["error"].as_str().unwrap().contains("longer than"),
+        "{answer}"
+    );
+    // The pipeline was not disturbed, and the first client is still served.
+    stdin.write_all(b"still flowing").unwrap();
+    c.wait_taken("v", 1);
+    drop(stdin);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "still flowing");
+    drop(writer);
+    drop(deaf);
+}
+
+/// A path that is not a socket, or a live socket, is refused; a stale socket is replaced.
+#[test]
+fn socket_path_is_checked() {
+    let dir = tmp();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let o = run_expecting(
+        launch(&[
+            &format!("--control={}", file.display()),
+            "fakesrc num-buffers=1 ! fakesink",
+        ]),
+        2,
+    );
+    assert!(stderr(&o).contains("not a socket"), "{}", stderr(&o));
+    // A socket nobody listens at any more.
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    run_expecting(
+        launch(&[
+            &format!("--control={}", stale.display()),
+            "fakesrc num-buffers=1 ! fakesink",
+        ]),
+        0,
+    );
+    // A live one.
+    let live = dir.path().join("live.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+    let o = run_expecting(
+        launch(&[
+            &format!("--control={}", live.display()),
+            "fakesrc num-buffers=1 ! fakesink",
+        ]),
+        2,
+    );
+    assert!(
+        stderr(&o).contains("another process listens"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The socket is private to its user.
+#[test]
+fn socket_mode_is_0600() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[&control, "fdsrc ! fakesink"]);
+    let _c = Client::connect(&sock);
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    drop(child.stdin.take());
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+fn graph_is_well_formed(g: &Value) {
+    assert_eq!(g["schema"], 1);
+    let elements = g["elements"].as_array().unwrap();
+    let links = g["links"].as_array().unwrap();
+    assert_eq!(g["counts"]["elements"], elements.len());
+    assert_eq!(g["counts"]["links"], links.len());
+    assert!(g["counts"]["threads"].as_u64().unwrap() >= 1);
+    for e in elements {
+        for key in ["name", "factory", "class", "domain", "exec"] {
+            assert!(e[key].is_string(), "{key} in {e}");
+        }
+        assert!(e["thread"].is_u64() || e["thread"].is_null(), "{e}");
+        for p in e["properties"].as_array().unwrap() {
+            assert!(p["name"].is_string() && p["set"].is_boolean() && p["mutable"].is_boolean());
+            assert!(p.get("value").is_some(), "{p}");
+        }
+        for p in e["pads"].as_array().unwrap() {
+            assert!(p["name"].is_string() && p["peer"].is_string());
+            assert!(p["direction"] == "sink" || p["direction"] == "src", "{p}");
+        }
+    }
+    for l in links {
+        for key in ["from", "to", "caps"] {
+            assert!(l[key].is_string(), "{key} in {l}");
+        }
+    }
+}
+
+/// `--graph=json`: before a run with --validate, after it with counts, and on the socket.
+#[test]
+fn graph_json() {
+    let o = run_expecting(
+        launch(&[
+            "--validate",
+            "--graph=json",
+            "audiotestsrc num-buffers=2 ! volume name=vol volume=0.5 ! fakesink",
+        ]),
+        0,
+    );
+    let g: Value = serde_json::from_slice(&o.stdout).unwrap();
+    graph_is_well_formed(&g);
+    let vol = g["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "vol")
+        .unwrap();
+    let volume = vol["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "volume")
+        .unwrap();
+    assert_eq!(volume["value"], 0.5);
+    assert_eq!(volume["set"], true);
+    assert_eq!(volume["mutable"], true);
+    assert!(
+        g["links"][0]["caps"]
+            .as_str()
+            .unwrap()
+            .starts_with("audio/x-raw"),
+        "{g}"
+    );
+
+    let o = run_expecting(
+        launch(&["-q", "--graph=json", "fakesrc num-buffers=7 ! fakesink"]),
+        0,
+    );
+    let g: Value = serde_json::from_slice(&o.stdout).unwrap();
+    graph_is_well_formed(&g);
+    assert_eq!(g["elements"][1]["buffers"], 7);
+
+    // Refused where a sink writes the data to stdout.
+    let o = run_expecting(
+        launch(&["--graph=json", "fakesrc num-buffers=1 ! fdsink"]),
+        2,
+    );
+    assert!(stderr(&o).contains("--graph=json"), "{}", stderr(&o));
+
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&["-q", &control, "fdsrc ! valve name=v ! fakesink"]);
+    let mut c = Client::connect(&sock);
+    c.ok(json!({"cmd": "set", "element": "v", "property": "drop", "value": true}));
+    let g = c.ok(json!({"cmd": "graph"}))["graph"].clone();
+    graph_is_well_formed(&g);
+    let v = g["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "v")
+        .unwrap();
+    assert_eq!(v["properties"][0]["value"], true, "{v}");
+    drop(child.stdin.take());
+    assert_eq!(code(&wait(child)), 0);
+}
+
+/// A Prometheus scrape in mid-run parses with a strict text-format parser, and once the
+/// stream has passed, its counters are those of `--stats=json`.
+#[test]
+fn metrics_scraped_during_a_run() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[
+        "-v",
+        "--stats=json",
+        &control,
+        "--metrics=127.0.0.1:0",
+        "fdsrc ! queue ! valve name=v ! fakesink",
+    ]);
+    // The address is printed under -v.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no metrics line");
+        if let Some(url) = line.trim().strip_prefix("metrics: http://") {
+            break url.to_owned();
+        }
+    };
+    let addr = url.trim_end_matches("/metrics").to_owned();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut c = Client::connect(&sock);
+    for (i, chunk) in [&b"abc"[..], b"defgh", b"ij"].iter().enumerate() {
+        stdin.write_all(chunk).unwrap();
+        c.wait_taken("fakesink0", i as u64 + 1);
+    }
+    let text = scrape(&addr, "/metrics");
+    assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+    assert!(
+        text.contains("Content-Type: text/plain; version=0.0.4"),
+        "{text}"
+    );
+    let body = text.split("\r\n\r\n").nth(1).unwrap().to_owned();
+    let samples = parse_strictly(&body);
+    assert!(scrape(&addr, "/other").starts_with("HTTP/1.0 404"));
+    drop(stdin);
+    // The rest of stderr: the stats line.
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{rest}");
+    let line = rest.lines().find(|l| l.starts_with('{')).unwrap();
+    let s: Value = serde_json::from_str(line).unwrap();
+    for e in s["elements"].as_array().unwrap() {
+        let name = e["name"].as_str().unwrap();
+        for (metric, field) in [
+            ("parallax_element_buffers_total", "buffers"),
+            ("parallax_element_bytes_total", "bytes"),
+            ("parallax_element_dropped_total", "dropped"),
+        ] {
+            let got = samples
+                .iter()
+                .find(|(n, labels, _)| n == metric && labels.contains(&format!("element={name}")))
+                .unwrap_or_else(|| panic!("no {metric} for {name}: {samples:?}"));
+            assert_eq!(got.2, e[field].as_f64().unwrap(), "{metric} {name}");
+        }
+    }
+}
+
+fn scrape(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WATCHDOG)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// Parses exposition text with Python's prometheus_client (strict: a malformed line, a bad
+/// label escape or a sample of an undeclared type fails), giving (name, sorted labels, value).
+fn parse_strictly(body: &str) -> Vec<(String, Vec<String>, f64)> {
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    assert family.type in ("counter", "gauge"), family.type
+    for s in family.samples:
+        labels = ",".join(sorted(f"{k}={v}" for k, v in s.labels.items()))
+        print(f"{s.name}\t{labels}\t{s.value}")
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (with prometheus_client, installed by .ci/run)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let o = wait(child);
+    assert_eq!(
+        code(&o),
+        0,
+        "the exposition does not parse: {}\n{body}",
+        stderr(&o)
+    );
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f = l.split('\t');
+            let name = f.next().unwrap().to_owned();
+            let labels = f.next().unwrap().split(',').map(str::to_owned).collect();
+            (name, labels, f.next().unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+/// `parallax-top --once --format=json` prints one sample of the running pipeline.
+#[test]
+fn top_prints_one_sample() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&["-q", &control, "fdsrc ! queue ! fakesink"]);
+    let mut c = Client::connect(&sock);
+    child.stdin.as_mut().unwrap().write_all(b"x").unwrap();
+    c.wait_taken("fakesink0", 1);
+    let mut top = Command::new(env!("CARGO_BIN_EXE_parallax-top"));
+    top.args([&control, "--once", "--format=json", "--interval=0.05"]);
+    let o = run_expecting(top, 0);
+    let sample: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(sample["schema"], 1);
+    assert_eq!(sample["state"], "running");
+    let names: Vec<&str> = sample["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fdsrc0", "queue0", "fakesink0"]);
+    for e in sample["elements"].as_array().unwrap() {
+        for key in ["buffers_per_s", "bytes_per_s", "busy_percent"] {
+            assert!(e[key].as_f64().is_some_and(|x| x >= 0.0), "{key} in {e}");
+        }
+    }
+    let mut table = Command::new(env!("CARGO_BIN_EXE_parallax-top"));
+    table.args([&control, "--once", "--interval=0.05"]);
+    let o = run_expecting(table, 0);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("ELEMENT"));
+    drop(child.stdin.take());
+    assert_eq!(code(&wait(child)), 0);
+    // No pipeline there: exit 1 with the reason.
+    let mut gone = Command::new(env!("CARGO_BIN_EXE_parallax-top"));
+    gone.args([&control, "--once"]);
+    let o = run_expecting(gone, 1);
+    assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
+}
