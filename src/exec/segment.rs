@@ -41,6 +41,12 @@ pub struct ElementStats {
     /// Bytes of `bytes` that the kernel copied from their source file (`copy_file_range`)
     /// instead of the element writing them.
     pub kernel_copied: u64,
+    /// Buffers rendered against the clock (`sync=true`).
+    pub synced: u64,
+    /// Of those, the ones that came late (see [`crate::element::Qos`]).
+    pub late: u64,
+    /// The latest a synced buffer came, in ns after its running time.
+    pub max_lateness_ns: u64,
 }
 
 impl std::ops::AddAssign for ElementStats {
@@ -52,6 +58,9 @@ impl std::ops::AddAssign for ElementStats {
         self.dropped += other.dropped;
         self.truncated += other.truncated;
         self.kernel_copied += other.kernel_copied;
+        self.synced += other.synced;
+        self.late += other.late;
+        self.max_lateness_ns = self.max_lateness_ns.max(other.max_lateness_ns);
     }
 }
 
@@ -59,6 +68,13 @@ impl ElementStats {
     pub(super) fn count(&mut self, buf: &Buffer) {
         self.buffers += 1;
         self.bytes += buf.len() as u64;
+    }
+
+    /// Adds what an element saw of the clock (asked once, at the end of the run).
+    pub(super) fn add_qos(&mut self, qos: crate::element::Qos) {
+        self.synced += qos.synced;
+        self.late += qos.late;
+        self.max_lateness_ns = self.max_lateness_ns.max(qos.max_lateness_ns);
     }
 }
 
@@ -138,6 +154,7 @@ impl Level {
             if run.is_stopping() {
                 return Room::Stopped;
             }
+            run.hold_if_paused();
             if gone() {
                 return Room::Gone;
             }
@@ -600,6 +617,9 @@ impl Segment {
                 .write(&format!("message: {}: started\n", self.name));
         }
         tracing::debug!(thread = %self.name, ops = self.ops.len(), "Thread started");
+        if matches!(self.input, Input::Source { relay: false, .. }) {
+            super::control::mark_source_thread();
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
         if matches!(self.input, Input::Source { relay: false, .. }) {
             run.source_done();
@@ -634,10 +654,19 @@ impl Segment {
                     ));
                     continue;
                 }
-                Op::Transform { el, .. }
-                | Op::Sink { el, .. }
-                | Op::Tee { el, .. }
-                | Op::Route { el, .. } => *el,
+                Op::Transform { el, imp, .. } => {
+                    let mut s = slot.stats;
+                    s.add_qos(imp.qos());
+                    stats.push((*el, s));
+                    continue;
+                }
+                Op::Sink { el, imp, .. } => {
+                    let mut s = slot.stats;
+                    s.add_qos(imp.qos());
+                    stats.push((*el, s));
+                    continue;
+                }
+                Op::Tee { el, .. } | Op::Route { el, .. } => *el,
                 Op::Send { target, link, .. } => {
                     links.push((link.clone(), slot.stats));
                     stats.push((

@@ -2,6 +2,7 @@
 //! files, pipes, FIFOs and signals.
 
 mod arena;
+mod clock;
 mod conformance;
 mod copies;
 mod dot;
