@@ -28,6 +28,8 @@ pub(super) static FACTORIES: &[&Factory] = &[&SHMSINK, &SHMSRC];
 struct Clients {
     /// Consumers that subscribed: they are sent every buffer.
     list: Mutex<Vec<StreamSender>>,
+    /// The stream's caps now, told to each consumer as it connects.
+    caps: Mutex<String>,
     joined: Condvar,
     stop: AtomicBool,
 }
@@ -39,7 +41,7 @@ impl Clients {
 }
 
 /// Accepts new consumers and drops the ones that hung up, until told to stop.
-fn watch(listener: StreamListener, clients: Arc<Clients>, caps: String) {
+fn watch(listener: StreamListener, clients: Arc<Clients>) {
     use rustix::event::{poll, PollFd, PollFlags};
     use rustix::time::Timespec;
     // Accepted, told the caps, not subscribed yet: a shmsrc being validated reads the caps and
@@ -109,6 +111,11 @@ fn watch(listener: StreamListener, clients: Arc<Clients>, caps: String) {
                 .retain(|c| !gone.contains(&c.as_fd().as_raw_fd()));
         }
         if accept {
+            let caps = clients
+                .caps
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             if let Ok(client) = listener.accept(&caps) {
                 pending.push(client);
             }
@@ -182,13 +189,15 @@ pub(crate) static SHMSINK: Factory = Factory {
             )),
             _ => ElementError::io(format!("cannot listen on {}", path.display()), e),
         })?;
-        let clients = Arc::new(Clients::default());
-        let caps = p.sink_caps().to_string();
+        let clients = Arc::new(Clients {
+            caps: Mutex::new(p.sink_caps().to_string()),
+            ..Clients::default()
+        });
         let watcher = {
             let clients = Arc::clone(&clients);
             std::thread::Builder::new()
                 .name("px-shmsink".into())
-                .spawn(move || watch(listener, clients, caps))
+                .spawn(move || watch(listener, clients))
                 .map_err(|e| ElementError::io("starting the shmsink watcher", e))?
         };
         Ok(ElementImpl::Sink(Box::new(ShmSink {
@@ -334,6 +343,15 @@ impl Sink for ShmSink {
             }
         });
         Ok(SinkFlow::Continue)
+    }
+
+    /// A caps change in mid-stream goes to every consumer, in order with the buffers.
+    fn caps_changed(&mut self, caps: &Caps) -> Option<Result<(), ElementError>> {
+        let text = caps.to_string();
+        *self.clients.caps.lock().unwrap_or_else(|p| p.into_inner()) = text.clone();
+        let mut list = self.clients.lock();
+        list.retain(|client| client.send_caps(&text).is_ok());
+        Some(Ok(()))
     }
 
     fn finish(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
@@ -552,11 +570,10 @@ impl Source for ShmSrc {
                     let caps = Caps::parse(&text)
                         .map_err(|e| self.fail(format!("caps that do not parse: {e}")))?;
                     if !caps.is_equivalent(&self.caps) {
-                        return Err(self.fail(format!(
-                            "the caps changed in mid-stream from {} to {caps}, which the \
-                             pipeline downstream was not negotiated for",
-                            self.caps
-                        )));
+                        // In order with the buffers: the elements below re-read their format
+                        // before the next one, or end the run naming both caps.
+                        self.caps = caps.clone();
+                        cx.announce_caps(caps);
                     }
                 }
                 Ok(None) => return Ok(None),

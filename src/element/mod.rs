@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::caps::Caps;
 use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
 
 pub mod prelude {
@@ -252,6 +253,15 @@ pub trait Transform: Send {
     fn qos(&self) -> Qos {
         Qos::default()
     }
+    /// The stream's caps change in mid-stream to `caps` (the change travels in order with the
+    /// buffers: every buffer after it has the new caps). An element whose output depends on
+    /// its format re-reads it here and answers the caps of what it passes on from now on, or
+    /// refuses. `None`, the default, lets the engine apply the element's caps rule: a
+    /// passthrough element passes the change on, one whose output is untyped bytes keeps it,
+    /// and any other refuses it (the run ends with an error naming it and both caps).
+    fn caps_changed(&mut self, _caps: &Caps) -> Option<Result<Caps, ElementError>> {
+        None
+    }
 }
 
 /// Picks the src pad of a fan-out element (`output-selector`, `streamiddemux`) for each buffer.
@@ -333,6 +343,12 @@ pub trait Sink: Send {
     /// the run ends.
     fn qos(&self) -> Qos {
         Qos::default()
+    }
+    /// The stream's caps change in mid-stream to `caps`, before the next buffer (see
+    /// [`Transform::caps_changed`]). `None`, the default, lets the engine decide: a sink
+    /// that takes anything (ANY) takes it, any other refuses it.
+    fn caps_changed(&mut self, _caps: &Caps) -> Option<Result<(), ElementError>> {
+        None
     }
 }
 
@@ -435,6 +451,9 @@ pub struct Ctx<'a> {
     pub(crate) dropped: u64,
     /// More buffers of the same burst (the records one read was cut into) follow this one.
     pub(crate) more_coming: bool,
+    /// Caps a source announced for the buffer it returns and those after (a change in
+    /// mid-stream); `None` nearly always.
+    pub(crate) caps: Option<Box<Caps>>,
 }
 
 impl Drop for Ctx<'_> {
@@ -464,7 +483,15 @@ impl<'a> Ctx<'a> {
             out: None,
             dropped: 0,
             more_coming: false,
+            caps: None,
         }
+    }
+
+    /// For a source: the stream's caps change to `caps` from the buffer this call returns on
+    /// (a shmsrc whose producer changed format). The change travels downstream in order with
+    /// the buffers, and every element below re-reads its format or refuses it.
+    pub fn announce_caps(&mut self, caps: Caps) {
+        self.caps = Some(Box::new(caps));
     }
 
     /// Passes `buf` downstream, after what was pushed before it and before the buffer a

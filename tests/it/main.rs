@@ -2,6 +2,7 @@
 //! files, pipes, FIFOs and signals.
 
 mod arena;
+mod caps_changes;
 mod clock;
 mod conformance;
 mod copies;
