@@ -284,6 +284,11 @@ impl Gate {
         self.last.swap(slot, Ordering::SeqCst) != slot
     }
 
+    /// Whether the stream is at input `slot` (its last buffer came from there).
+    fn is_current(&self, slot: u32) -> bool {
+        self.last.load(Ordering::SeqCst) == slot
+    }
+
     /// The merging thread took one input's end of stream: with `concat`, the next one's turn.
     fn input_ended(&self) {
         if let GateRule::Concat { current } = &self.rule {
@@ -1448,7 +1453,18 @@ impl Segment {
                     work.extend(branches.iter().rev().map(|b| (b.1, caps.clone())));
                 }
                 Op::Tap { next, .. } => work.push((*next, caps)),
-                Op::Send { tx, .. } => {
+                Op::Send {
+                    tx, gate, announce, ..
+                } => {
+                    // Into a concat or selector: this input's caps are what it announces when
+                    // the stream switches to it; now, only if the stream is at it.
+                    if let Some((gate, slot)) = gate {
+                        let now = gate.is_current(*slot);
+                        *announce = Some(Box::new(caps.clone()));
+                        if !now {
+                            continue;
+                        }
+                    }
                     if tx.send(Item::Caps(Box::new(caps))).is_err() {
                         self.retire(id);
                     }

@@ -143,3 +143,32 @@ fn a_change_travels_over_shm_to_the_consumer() {
     assert_eq!(element(&stats(&out), "out")["buffers"], 5);
     assert_eq!(code(&wait(producer)), 0);
 }
+
+#[test]
+fn a_change_from_a_source_into_a_concat_waits_for_the_stream_to_reach_that_input() {
+    let dir = tmp();
+    let sock_path = dir.path().join("s");
+    let sock = prop("socket-path", &sock_path);
+    let producer = line(&format!(
+        "-q {} ! concat name=c ! shmsink {sock} {} ! c.",
+        input(3, "a/b,x=1"),
+        input(2, "a/b,x=2")
+    ))
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    while !sock_path.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The shmsrc's change (x=1 to x=2) goes down with its buffers, and the second input's
+    // caps (x=1) are announced when the concat reaches it: all six buffers arrive.
+    let out = run_expecting(
+        line(&format!(
+            "-q --stats=json shmsrc {sock} ! concat name=c ! fakesink name=out {} ! c.",
+            input(1, "a/b,x=1")
+        )),
+        0,
+    );
+    assert_eq!(element(&stats(&out), "out")["buffers"], 6);
+    assert_eq!(code(&wait(producer)), 0);
+}
