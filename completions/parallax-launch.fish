@@ -71,6 +71,7 @@ complete -c parallax-launch -n __parallax_launch_wants_element -f -a fakesink -d
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a nullsink -d 'Discards buffers (after counting them)'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a identity -d 'Passes buffers through, optionally dropping, delaying or failing'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a passthrough -d 'Passes buffers through, optionally dropping, delaying or failing'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a clocksync -d 'Synchronise buffers to the clock'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a datasrc -d 'Produces buffers holding data given on the command line'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a consolesink -d 'Shows each buffer on stdout as a line of text, a hex dump or a JSON object'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a queue -d 'A thread boundary with a bounded buffer queue'

@@ -99,6 +99,7 @@ pub(crate) static FDSINK: Factory = Factory {
             what: format!("fd {n}"),
             kernel_copy: takes_kernel_copies(fd),
             sync: p.bool("sync")?,
+            qos: Qos::default(),
             gathered: Vec::new(),
         })))
     },
@@ -114,6 +115,8 @@ struct FdSink {
     kernel_copy: Option<KernelCopy>,
     /// Write at the buffer's running time (`sync=true`).
     sync: bool,
+    /// How late buffers came, when synced.
+    qos: Qos,
     /// Small buffers not yet written: at most [`GATHER_MAX`] bytes, written before the thread
     /// waits for input (see [`Sink::idle`]).
     gathered: Vec<u8>,
@@ -136,12 +139,16 @@ impl FdSink {
 }
 
 impl Sink for FdSink {
+    fn qos(&self) -> Qos {
+        self.qos
+    }
+
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         if buf.meta.flags.contains(BufferFlags::REWRITE) {
             return Ok(SinkFlow::Continue);
         }
         if self.sync {
-            cx.wait_for_pts(buf);
+            self.qos.observe(cx.wait_for_pts(buf));
         }
         let small = buf.len() < GATHER_BELOW && !self.sync;
         if small && buf.file_extent().is_none() && (cx.more_coming() || !self.gathered.is_empty()) {

@@ -221,11 +221,11 @@ pub(crate) static CAPSFILTER: Factory = Factory {
             CAPS_CHANGE_MODES,
             "Filter caps change behaviour",
         )
-        .ignored("caps are negotiated once, before the run; a change in mid-stream is refused"),
+        .ignored("a change in mid-stream must fit the caps, or the run ends naming both"),
         PropSpec::bool("qos", false, "Handle Quality-of-Service events").ignored(super::NO_CLOCK),
     ],
     hints: Hints::FUSABLE,
-    build: |_| Ok(ElementImpl::Transform(Box::new(CapsFilter))),
+    build: |p| Ok(ElementImpl::Transform(Box::new(CapsFilter(filter_caps(p))))),
 };
 
 /// The `caps` property as caps: ANY when unset.
@@ -258,12 +258,22 @@ static CAPSFILTER_CAPS: CapsFns = CapsFns {
     fixate: CapsFns::default_fixate,
 };
 
-/// Passes buffers: negotiation already made the stream fit.
-struct CapsFilter;
+/// Passes buffers: negotiation already made the stream fit. Holds its caps for a change in
+/// mid-stream.
+struct CapsFilter(Caps);
 
 impl Transform for CapsFilter {
     fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
         Ok(Flow::Push(buf))
+    }
+
+    /// A change in mid-stream passes when it fits the filter.
+    fn caps_changed(&mut self, caps: &Caps) -> Option<Result<Caps, ElementError>> {
+        Some(if caps.is_subset(&self.0) {
+            Ok(caps.clone())
+        } else {
+            Err(ElementError::Failed(format!("they do not fit {}", self.0)))
+        })
     }
 }
 

@@ -549,6 +549,7 @@ pub(crate) static FILESINK: Factory = Factory {
             pending_run: None,
             capacity,
             fsync: p.bool("sync")?,
+            qos: Qos::default(),
             path,
         })))
     },
@@ -572,6 +573,8 @@ struct FileSink {
     /// file not opened for appending); otherwise they are dropped (a FIFO, a device).
     rewrites: bool,
     fsync: bool,
+    /// How late buffers came, when synced.
+    qos: Qos,
     path: String,
 }
 
@@ -679,9 +682,13 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
+    fn qos(&self) -> Qos {
+        self.qos
+    }
+
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         if self.fsync {
-            cx.wait_for_pts(buf);
+            self.qos.observe(cx.wait_for_pts(buf));
         }
         if buf.is_empty() {
             return Ok(SinkFlow::Continue);

@@ -26,7 +26,10 @@ pub(super) static FACTORIES: &[&Factory] = &[&SHMSINK, &SHMSRC];
 /// What the sink and its watcher thread share.
 #[derive(Default)]
 struct Clients {
+    /// Consumers that subscribed: they are sent every buffer.
     list: Mutex<Vec<StreamSender>>,
+    /// The stream's caps now, told to each consumer as it connects.
+    caps: Mutex<String>,
     joined: Condvar,
     stop: AtomicBool,
 }
@@ -41,7 +44,31 @@ impl Clients {
 fn watch(listener: StreamListener, clients: Arc<Clients>) {
     use rustix::event::{poll, PollFd, PollFlags};
     use rustix::time::Timespec;
+    // Accepted, told the caps, not subscribed yet: a shmsrc being validated reads the caps and
+    // goes; one that runs subscribes, and only then counts as connected (it gets every buffer
+    // rendered after).
+    let mut pending: Vec<StreamSender> = Vec::new();
     while !clients.stop.load(Ordering::Relaxed) {
+        if !pending.is_empty() {
+            let mut fds: Vec<PollFd<'_>> = pending
+                .iter()
+                .map(|c| PollFd::new(c, PollFlags::IN))
+                .collect();
+            if poll(&mut fds, Some(&Timespec::default())).is_ok() {
+                let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+                drop(fds);
+                let mut still = Vec::new();
+                for (client, ready) in pending.drain(..).zip(ready) {
+                    if !ready {
+                        still.push(client);
+                    } else if client.read_subscribe() {
+                        clients.lock().push(client);
+                        clients.joined.notify_all();
+                    }
+                }
+                pending = still;
+            }
+        }
         // Each duplicate polled with the raw fd of the client it stands for: the list may
         // change while we wait (the sink drops consumers too), so hang-ups are matched by
         // identity, never by position. Only this thread adds clients, after the retain, so a
@@ -57,6 +84,7 @@ fn watch(listener: StreamListener, clients: Arc<Clients>) {
                     .iter()
                     .map(|(_, s)| PollFd::new(s, PollFlags::empty())),
             )
+            .chain(pending.iter().map(|c| PollFd::new(c, PollFlags::IN)))
             .collect();
         let timeout = Timespec {
             tv_sec: 0,
@@ -66,7 +94,7 @@ fn watch(listener: StreamListener, clients: Arc<Clients>) {
             continue;
         }
         let accept = fds[0].revents().contains(PollFlags::IN);
-        let gone: Vec<RawFd> = fds[1..]
+        let gone: Vec<RawFd> = fds[1..=socks.len()]
             .iter()
             .zip(&socks)
             .filter(|(f, _)| {
@@ -83,12 +111,13 @@ fn watch(listener: StreamListener, clients: Arc<Clients>) {
                 .retain(|c| !gone.contains(&c.as_fd().as_raw_fd()));
         }
         if accept {
-            // Greeted under the lock the sink sends under: once the consumer has its hello,
-            // it gets every buffer rendered after.
-            let mut list = clients.lock();
-            if let Ok(client) = listener.accept() {
-                list.push(client);
-                clients.joined.notify_all();
+            let caps = clients
+                .caps
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Ok(client) = listener.accept(&caps) {
+                pending.push(client);
             }
         }
     }
@@ -105,8 +134,9 @@ pub(crate) static SHMSINK: Factory = Factory {
           (a mapped file, heap bytes) are copied once into an arena of `shm-size` bytes. A slow \
           consumer holds buffers longer and so slows the producer (backpressure); one that \
           disconnects or dies gives everything it held back. wait-for-connection=true (the \
-          default) holds the stream until the first consumer connects. The socket is removed \
-          at the end.",
+          default) holds the stream until the first consumer connects. Each consumer is told \
+          the stream's caps (negotiated on the sink pad) when it connects, so that the shmsrc \
+          downstream negotiates from them. The socket is removed at the end.",
     pads: Pads::SINK,
     props: basesink_props![
         PropSpec::string(
@@ -159,7 +189,10 @@ pub(crate) static SHMSINK: Factory = Factory {
             )),
             _ => ElementError::io(format!("cannot listen on {}", path.display()), e),
         })?;
-        let clients = Arc::new(Clients::default());
+        let clients = Arc::new(Clients {
+            caps: Mutex::new(p.sink_caps().to_string()),
+            ..Clients::default()
+        });
         let watcher = {
             let clients = Arc::clone(&clients);
             std::thread::Builder::new()
@@ -312,6 +345,15 @@ impl Sink for ShmSink {
         Ok(SinkFlow::Continue)
     }
 
+    /// A caps change in mid-stream goes to every consumer, in order with the buffers.
+    fn caps_changed(&mut self, caps: &Caps) -> Option<Result<(), ElementError>> {
+        let text = caps.to_string();
+        *self.clients.caps.lock().unwrap_or_else(|p| p.into_inner()) = text.clone();
+        let mut list = self.clients.lock();
+        list.retain(|client| client.send_caps(&text).is_ok());
+        Some(Ok(()))
+    }
+
     fn finish(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         // An empty stream still waits for its first consumer, which then gets the end of
         // stream rather than a refused connection (issue 21); Ctrl-C ends the wait.
@@ -343,8 +385,12 @@ pub(crate) static SHMSRC: Factory = Factory {
     doc: "Connects to the shmsink listening on `socket-path` and outputs every buffer it sends, \
           reading the producer's shared memory in place (no copy). Ends at the producer's end \
           of stream; a producer that goes away before it is an error. Ctrl-C ends a wait for \
-          the next buffer.",
-    pads: Pads::SOURCE,
+          the next buffer. Its caps are the producer's: when the description is validated it \
+          asks the shmsink for them (a connection that takes no buffers), so that what follows \
+          negotiates from them (gst's shmsrc needs them written by hand). `caps` says them \
+          instead, for a producer not running yet; caps that disagree with the producer's are \
+          an error naming both, as is a producer that changes its caps in mid-stream.",
+    pads: Pads::SOURCE.with_rule(CapsRule::Derived(&SHMSRC_CAPS)),
     props: basesrc_props![
         PropSpec::string(
             "socket-path",
@@ -352,6 +398,12 @@ pub(crate) static SHMSRC: Factory = Factory {
             "The path to the control socket used to control the shared memory"
         )
         .required(),
+        PropSpec::string(
+            "caps",
+            None,
+            "The caps of the stream (default: the ones the shmsink sends)"
+        )
+        .checked(check_caps),
         PropSpec::bool(
             "is-live",
             false,
@@ -398,8 +450,33 @@ pub(crate) static SHMSRC: Factory = Factory {
                 ElementError::Failed(format!("from the shmsink at {}: {other}", path.display()))
             }
         })?;
+        let theirs = Caps::parse(stream.caps()).map_err(|e| {
+            ElementError::Failed(format!(
+                "the shmsink at {} sent caps that do not parse: {e}",
+                path.display()
+            ))
+        })?;
+        if let Some(given) = given_caps(p) {
+            if !theirs.is_any() && theirs.intersect(&given).is_empty() {
+                return Err(ElementError::Config(format!(
+                    "caps={given} disagree with the shmsink at {}, which sends {theirs}",
+                    path.display()
+                )));
+            }
+        } else if !theirs.is_any() && !theirs.is_subset(p.src_caps()) {
+            // Negotiated from other caps (the producer was restarted meanwhile).
+            return Err(ElementError::Config(format!(
+                "the shmsink at {} sends {theirs}, not the {} this pipeline was negotiated for",
+                path.display(),
+                p.src_caps()
+            )));
+        }
+        stream
+            .subscribe()
+            .map_err(|e| ElementError::Failed(format!("subscribing to {}: {e}", path.display())))?;
         let num_buffers = u64::try_from(p.int("num-buffers")?).ok();
         Ok(ElementImpl::Source(Box::new(ShmSrc {
+            caps: theirs,
             path,
             stream,
             num_buffers,
@@ -409,7 +486,46 @@ pub(crate) static SHMSRC: Factory = Factory {
     },
 };
 
+/// The `caps` property, when given.
+fn given_caps(p: &Props) -> Option<Caps> {
+    p.string("caps")
+        .ok()
+        .flatten()
+        .and_then(|t| Caps::parse(t).ok())
+}
+
+/// A bad caps value is refused where it is written, with the caret at the character.
+fn check_caps(text: &str) -> Result<(), (Option<usize>, String)> {
+    Caps::parse(text)
+        .map(|_| ())
+        .map_err(|e| (Some(e.at), e.message))
+}
+
+/// How long validation waits for a shmsink to say its caps.
+const CAPS_PROBE_WAIT: Duration = Duration::from_secs(1);
+
+/// A shmsrc gives the `caps` property, else what the shmsink at `socket-path` says it sends
+/// (asked without subscribing), else ANY (no producer there yet: building it says why).
+static SHMSRC_CAPS: CapsFns = CapsFns {
+    forward: |_, p| {
+        if let Some(given) = given_caps(p) {
+            return given;
+        }
+        let Some(path) = p.string("socket-path").ok().flatten() else {
+            return Caps::Any;
+        };
+        StreamReceiver::connect(std::path::Path::new(path), CAPS_PROBE_WAIT)
+            .ok()
+            .and_then(|probe| Caps::parse(probe.caps()).ok())
+            .unwrap_or(Caps::Any)
+    },
+    backward: |_, _| Caps::Any,
+    fixate: CapsFns::default_fixate,
+};
+
 struct ShmSrc {
+    /// The caps of the stream now: a change in mid-stream is refused.
+    caps: Caps,
     path: PathBuf,
     stream: StreamReceiver,
     num_buffers: Option<u64>,
@@ -441,16 +557,28 @@ impl Source for ShmSrc {
         if !cx.wait_readable(self.stream.as_fd())? {
             return Ok(None);
         }
-        match self.stream.recv() {
-            Ok(Some(mut buf)) => {
-                if self.do_timestamp {
-                    buf.meta.pts = Some(cx.running_time_ns());
+        loop {
+            match self.stream.recv() {
+                Ok(Some(StreamItem::Buffer(mut buf))) => {
+                    if self.do_timestamp {
+                        buf.meta.pts = Some(cx.running_time_ns());
+                    }
+                    self.received += 1;
+                    return Ok(Some(buf));
                 }
-                self.received += 1;
-                Ok(Some(buf))
+                Ok(Some(StreamItem::Caps(text))) => {
+                    let caps = Caps::parse(&text)
+                        .map_err(|e| self.fail(format!("caps that do not parse: {e}")))?;
+                    if !caps.is_equivalent(&self.caps) {
+                        // In order with the buffers: the elements below re-read their format
+                        // before the next one, or end the run naming both caps.
+                        self.caps = caps.clone();
+                        cx.announce_caps(caps);
+                    }
+                }
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(self.fail(e)),
             }
-            Ok(None) => Ok(None),
-            Err(e) => Err(self.fail(e)),
         }
     }
 }

@@ -135,9 +135,9 @@ pub(crate) static FAKESRC: Factory = Factory {
         PropSpec::bool(
             "is-live",
             false,
-            "True if the element cannot produce data in PAUSED"
-        )
-        .ignored(super::NO_CLOCK),
+            "True if the element cannot produce data in PAUSED: each buffer is stamped with \
+             the running time it is produced at (with datarate, produced at its time)"
+        ),
         PropSpec::string("last-message", None, "The last status message").read_only(),
         PropSpec::int(
             "parentsize",
@@ -185,9 +185,9 @@ pub(crate) static FAKESRC: Factory = Factory {
             sizemax,
             filltype,
             datarate: p.int("datarate")? as u64,
-            sync: p.bool("sync")?,
+            sync: p.bool("sync")? || p.bool("is-live")?,
             dump: p.bool("dump")?,
-            do_timestamp: p.bool("do-timestamp")?,
+            do_timestamp: p.bool("do-timestamp")? || p.bool("is-live")?,
             pattern_byte: 0,
             rng: Rng::from_time(),
             sequence: 0,
@@ -284,12 +284,10 @@ impl Source for FakeSrc {
         if let Some(pts) = ns_at_rate(self.bytes, self.datarate) {
             buf.meta.pts = Some(pts);
             buf.meta.duration = ns_at_rate(size as u64, self.datarate);
-            // Paced against the pipeline's running time, the clock do-timestamp stamps with.
+            // Paced against the pipeline's running time, the clock do-timestamp stamps with
+            // (it stands still while the pipeline is paused).
             if self.sync {
-                let now = cx.running_time_ns();
-                if pts > now {
-                    std::thread::sleep(Duration::from_nanos(pts - now));
-                }
+                cx.wait_until_running_time(pts);
             }
         } else if self.do_timestamp {
             buf.meta.pts = Some(cx.running_time_ns());
@@ -510,6 +508,7 @@ pub(crate) static FAKESINK: Factory = Factory {
                 dump: p.bool("dump")?,
                 last_message: (!p.bool("silent")?).then(|| p.instance().to_owned()),
                 sync: p.bool("sync")?,
+                qos: Qos::default(),
             }
             .judged(),
         )))
@@ -526,6 +525,8 @@ struct FakeSink {
     last_message: Option<String>,
     /// Render at the buffer's running time (`sync=true`).
     sync: bool,
+    /// How late buffers came, when synced.
+    qos: Qos,
 }
 
 /// gst's fakesink `last-message` for `buf`, in `-v`'s path form, followed by what gst has no
@@ -577,7 +578,7 @@ impl FakeSink {
     #[cold]
     fn render_slow(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         if self.sync {
-            cx.wait_for_pts(buf);
+            self.qos.observe(cx.wait_for_pts(buf));
         }
         if let Some(name) = &self.last_message {
             use std::io::Write as _;
@@ -594,6 +595,10 @@ impl FakeSink {
 }
 
 impl Sink for FakeSink {
+    fn qos(&self) -> Qos {
+        self.qos
+    }
+
     #[inline]
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         if !self.plain {
@@ -684,15 +689,18 @@ pub(crate) static IDENTITY: Factory = Factory {
             "Timestamp buffers and eat segments",
         )
         .ignored("parallax has no segments"),
-        PropSpec::bool("sync", false, "Synchronize to pipeline clock").ignored(super::NO_CLOCK),
+        PropSpec::bool(
+            "sync",
+            false,
+            "Synchronize to pipeline clock: pass each buffer on at its running time (its pts)",
+        ),
         PropSpec::time(
             "ts-offset",
             0,
             i64::MIN,
             i64::MAX,
             "Timestamp offset for synchronisation",
-        )
-        .ignored(super::NO_CLOCK),
+        ),
         PropSpec::bool("qos", false, "Handle Quality-of-Service events").ignored(super::NO_CLOCK),
         PropSpec::bool("drop-allocation", false, "Don't forward allocation queries")
             .ignored("parallax has no allocation queries"),
@@ -729,6 +737,9 @@ pub(crate) static IDENTITY: Factory = Factory {
             panic_after: after("panic-after")?,
             dump: p.bool("dump")?,
             datarate: p.int("datarate")? as u64,
+            sync: p
+                .bool("sync")?
+                .then_some(ClockSync::new(p.time("ts-offset")?)),
             seen: 0,
             bytes: 0,
             rng: Rng::from_time(),
@@ -748,6 +759,8 @@ struct Identity {
     panic_after: Option<u64>,
     dump: bool,
     datarate: u64,
+    /// `sync=true`: passes each buffer on at its running time.
+    sync: Option<ClockSync>,
     seen: u64,
     bytes: u64,
     rng: Rng,
@@ -764,12 +777,17 @@ impl Identity {
             && self.sleep.is_zero()
             && self.drop_probability <= 0.0
             && self.datarate == 0
+            && self.sync.is_none()
             && !self.dump
     }
 }
 
 impl Transform for Identity {
-    fn process(&mut self, mut buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+    fn qos(&self) -> Qos {
+        self.sync.map(|s| s.qos).unwrap_or_default()
+    }
+
+    fn process(&mut self, mut buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
         if self.plain {
             return Ok(Flow::Push(buf));
         }
@@ -800,6 +818,9 @@ impl Transform for Identity {
             buf.meta.duration = ns_at_rate(buf.len() as u64, self.datarate);
         }
         self.bytes += buf.len() as u64;
+        if let Some(sync) = &mut self.sync {
+            sync.wait(&buf, cx);
+        }
         if self.dump {
             hex_dump(buf.data())?;
         }
@@ -807,4 +828,92 @@ impl Transform for Identity {
     }
 }
 
-pub(crate) const FACTORIES: &[&Factory] = &[&FAKESRC, &TESTSRC, &FAKESINK, &IDENTITY];
+/// gst's `sync=true` with a `ts-offset` on a transform: waits until the running time reaches
+/// the buffer's pts plus the offset, and counts how late buffers came.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClockSync {
+    ts_offset: i64,
+    qos: Qos,
+}
+
+impl ClockSync {
+    pub(crate) fn new(ts_offset: i64) -> ClockSync {
+        ClockSync {
+            ts_offset,
+            qos: Qos::default(),
+        }
+    }
+
+    /// Waits for `buf`'s running time (a buffer without a pts passes at once).
+    pub(crate) fn wait(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) {
+        if let Some(pts) = buf.meta.pts {
+            let at = (i128::from(pts) + i128::from(self.ts_offset)).max(0);
+            let at = u64::try_from(at).unwrap_or(u64::MAX);
+            self.qos.observe(cx.wait_until_running_time(at));
+        }
+    }
+}
+
+// --- clocksync -----------------------------------------------------------------------------
+
+pub(crate) static CLOCKSYNC: Factory = Factory {
+    name: "clocksync",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Synchronise buffers to the clock",
+    doc: "Passes every buffer unchanged (no copy) at its running time: the buffer waits until           the pipeline clock reaches its pts plus ts-offset (a buffer without a pts passes at           once). The clock stands still while the pipeline is paused. Buffers that come more           than 20 ms after their time are counted late in --stats. sync=false passes           everything at once.",
+    pads: Pads::ONE_TO_ONE,
+    props: &[
+        PropSpec::bool("sync", true, "Synchronize to pipeline clock"),
+        PropSpec::time(
+            "ts-offset",
+            0,
+            i64::MIN,
+            i64::MAX,
+            "Timestamp offset for synchronisation",
+        ),
+        PropSpec::bool(
+            "sync-to-first",
+            false,
+            "Automatically set ts-offset based on running time of the first buffer and pipeline's base time",
+        ),
+        PropSpec::bool("qos", false, "Generate Quality-of-Service events upstream")
+            .ignored("lateness is counted in --stats; no QoS events travel upstream"),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        Ok(ElementImpl::Transform(Box::new(ClockSyncElement {
+            sync: p.bool("sync")?.then_some(ClockSync::new(p.time("ts-offset")?)),
+            to_first: p.bool("sync-to-first")?,
+        })))
+    },
+};
+
+/// clocksync's state.
+struct ClockSyncElement {
+    sync: Option<ClockSync>,
+    /// `sync-to-first=true`: the first buffer sets ts-offset so that it passes at once.
+    to_first: bool,
+}
+
+impl Transform for ClockSyncElement {
+    fn qos(&self) -> Qos {
+        self.sync.map(|s| s.qos).unwrap_or_default()
+    }
+
+    fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        if let Some(sync) = &mut self.sync {
+            if self.to_first {
+                self.to_first = false;
+                if let Some(pts) = buf.meta.pts {
+                    let now = i128::from(cx.running_time_ns());
+                    sync.ts_offset = i64::try_from(now - i128::from(pts)).unwrap_or(0);
+                }
+            }
+            sync.wait(&buf, cx);
+        }
+        Ok(Flow::Push(buf))
+    }
+}
+
+pub(crate) const FACTORIES: &[&Factory] = &[&FAKESRC, &TESTSRC, &FAKESINK, &IDENTITY, &CLOCKSYNC];

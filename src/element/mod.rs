@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::caps::Caps;
 use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
 
 pub mod prelude {
@@ -17,13 +18,13 @@ pub mod prelude {
     pub use super::DetachedRun;
     pub use super::{
         ActivePad, AsyncCtx, AsyncSink, AsyncSource, Ctx, ElementError, ElementImpl, FanIn, Flow,
-        Leaky, PoolRequest, QueueSettings, Router, Sink, SinkFlow, Source, Transform,
+        Leaky, PoolRequest, Qos, QueueSettings, Router, Sink, SinkFlow, Source, Transform,
     };
     pub use crate::caps::{Caps, CapsError, Fraction, Structure, Value as CapsValue};
     pub use crate::ipc::wire as stream_frame;
     pub use crate::ipc::{
-        inherited as inherited_fd, FdKind, StreamError, StreamListener, StreamReceiver,
-        StreamSender,
+        inherited as inherited_fd, FdKind, Received as StreamItem, StreamError, StreamListener,
+        StreamReceiver, StreamSender,
     };
     pub use crate::memory::{
         format_clock, Buffer, BufferFlags, FieldLimits, FieldValue, FileExtent, FileWindows,
@@ -73,10 +74,14 @@ impl RunState for DetachedRun {
     }
 
     fn wait_running_time(&self, target_ns: u64) -> u64 {
+        let now = self.running_time_ns();
+        if now >= target_ns {
+            return now - target_ns;
+        }
         while self.running_time_ns() < target_ns {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        self.running_time_ns() - target_ns
+        0
     }
 
     fn wait_readable(&self, _fd: BorrowedFd<'_>) -> Result<bool, ElementError> {
@@ -147,6 +152,34 @@ pub enum Flow {
     Eos,
 }
 
+/// What an element that renders against the pipeline clock (`sync=true` sinks, `identity
+/// sync=true`, `clocksync`) saw of its timing: gst's QoS counters, shown by `--stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Qos {
+    /// Buffers rendered against the clock.
+    pub synced: u64,
+    /// Of those, buffers that came later than [`Qos::LATE_NS`] after their running time.
+    pub late: u64,
+    /// The latest any buffer came, in ns after its running time.
+    pub max_lateness_ns: u64,
+}
+
+impl Qos {
+    /// How late a buffer may come and still count as on time: gst's video sinks'
+    /// `max-lateness` default (20 ms).
+    pub const LATE_NS: u64 = 20_000_000;
+
+    /// Counts one buffer rendered `lateness_ns` after its running time (what
+    /// [`Ctx::wait_for_pts`] returns).
+    pub fn observe(&mut self, lateness_ns: u64) {
+        self.synced += 1;
+        if lateness_ns > Qos::LATE_NS {
+            self.late += 1;
+        }
+        self.max_lateness_ns = self.max_lateness_ns.max(lateness_ns);
+    }
+}
+
 /// Whether a sink wants more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkFlow {
@@ -213,6 +246,20 @@ pub trait Transform: Send {
     /// The deadline passed: pass on (with [`Ctx::push`]) what is due.
     fn on_deadline(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         Ok(())
+    }
+    /// What the element saw of the clock, when it syncs on it (`identity sync=true`,
+    /// `clocksync`): asked once, when the run ends.
+    fn qos(&self) -> Qos {
+        Qos::default()
+    }
+    /// The stream's caps change in mid-stream to `caps` (the change travels in order with the
+    /// buffers: every buffer after it has the new caps). An element whose output depends on
+    /// its format re-reads it here and answers the caps of what it passes on from now on, or
+    /// refuses. `None`, the default, lets the engine apply the element's caps rule: a
+    /// passthrough element passes the change on, one whose output is untyped bytes keeps it,
+    /// and any other refuses it (the run ends with an error naming it and both caps).
+    fn caps_changed(&mut self, _caps: &Caps) -> Option<Result<Caps, ElementError>> {
+        None
     }
 }
 
@@ -304,6 +351,17 @@ pub trait Sink: Send {
     fn idle(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         Ok(())
     }
+    /// What the sink saw of the clock, when it syncs on it (`sync=true`): asked once, when
+    /// the run ends.
+    fn qos(&self) -> Qos {
+        Qos::default()
+    }
+    /// The stream's caps change in mid-stream to `caps`, before the next buffer (see
+    /// [`Transform::caps_changed`]). `None`, the default, lets the engine decide: a sink
+    /// that takes anything (ANY) takes it, any other refuses it.
+    fn caps_changed(&mut self, _caps: &Caps) -> Option<Result<(), ElementError>> {
+        None
+    }
 }
 
 /// gst queue's `leaky` modes.
@@ -367,6 +425,10 @@ pub trait RunState: Send + Sync {
     fn ends_streams(&self) -> bool;
     /// Whether the run is stopping on an error (not a drain).
     fn is_stopping(&self) -> bool;
+    /// Holds a source's thread still while the run is paused (see `RunControl`); always false.
+    fn hold_while_paused(&self) -> bool {
+        false
+    }
     /// Nanoseconds the run has been running: the pipeline clock, stopped while paused.
     fn running_time_ns(&self) -> u64;
     /// Waits until the running time reaches `target_ns` or the run stops; how late it was.
@@ -401,6 +463,9 @@ pub struct Ctx<'a> {
     pub(crate) dropped: u64,
     /// More buffers of the same burst (the records one read was cut into) follow this one.
     pub(crate) more_coming: bool,
+    /// Caps a source announced for the buffer it returns and those after (a change in
+    /// mid-stream); `None` nearly always.
+    pub(crate) caps: Option<Box<Caps>>,
 }
 
 impl Drop for Ctx<'_> {
@@ -430,7 +495,15 @@ impl<'a> Ctx<'a> {
             out: None,
             dropped: 0,
             more_coming: false,
+            caps: None,
         }
+    }
+
+    /// For a source: the stream's caps change to `caps` from the buffer this call returns on
+    /// (a shmsrc whose producer changed format). The change travels downstream in order with
+    /// the buffers, and every element below re-reads its format or refuses it.
+    pub fn announce_caps(&mut self, caps: Caps) {
+        self.caps = Some(Box::new(caps));
     }
 
     /// Passes `buf` downstream, after what was pushed before it and before the buffer a
@@ -481,8 +554,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// gst's `sync=true`: waits until the pipeline clock's running time reaches the buffer's
-    /// pts (a buffer without one renders at once), and returns how late it was, in ns. The
-    /// clock stands still while the run is paused, so a sink waits out a pause too.
+    /// pts (a buffer without one renders at once), and returns how late it came, in ns (0 when
+    /// it was early and waited): what [`Qos::observe`] counts. The clock stands still while
+    /// the run is paused, so a sink waits out a pause too.
     pub fn wait_for_pts(&mut self, buf: &Buffer) -> u64 {
         match buf.meta.pts {
             Some(pts) => self.run.wait_running_time(pts),
@@ -515,7 +589,7 @@ impl<'a> Ctx<'a> {
             ElementError::Failed("no buffer pool was set up for this element".into())
         })?;
         let run = self.run;
-        pool.loan_blocking(&|| run.ends_streams())
+        pool.loan_blocking(&|| run.hold_while_paused() || run.ends_streams())
             .map_err(|e| match e {
                 MemoryError::Cancelled => ElementError::Interrupted,
                 other => ElementError::Failed(other.to_string()),

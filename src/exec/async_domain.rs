@@ -332,6 +332,8 @@ async fn run_transform(
             Some(Ok(Item::Buffer(buf))) => imp.process(buf, &mut cx),
             // End of stream: what the element still holds goes first.
             Some(Ok(Item::Eos)) => imp.flush(&mut cx).map(|()| Flow::Eos),
+            // Handed over only by a thread that refuses caps changes for it (see `Handover`).
+            Some(Ok(Item::Caps(_))) => Ok(Flow::Held),
             // The upstream thread went away without end of stream: it stopped.
             Some(Err(_)) => return Ok(Outcome::Stopped),
         };
@@ -409,10 +411,14 @@ impl crate::element::Source for Collect {
         &mut self,
         _cx: &mut crate::element::Ctx<'_>,
     ) -> Result<Option<crate::memory::Buffer>, ElementError> {
-        Ok(match self.rx.recv() {
-            Ok(Item::Buffer(b)) => Some(b),
-            Ok(Item::Eos) | Err(_) => None,
-        })
+        loop {
+            return Ok(match self.rx.recv() {
+                Ok(Item::Buffer(b)) => Some(b),
+                // Never sent into a bridge (see `Handover`).
+                Ok(Item::Caps(_)) => continue,
+                Ok(Item::Eos) | Err(_) => None,
+            });
+        }
     }
 }
 
@@ -459,6 +465,8 @@ async fn run_sink(
                     Err(e) => return Err(e),
                 }
             }
+            // An async sink writes bytes to a peer: the format of what it sends may change.
+            Ok(Item::Caps(_)) => {}
             Ok(Item::Eos) => {
                 eos_seen += 1;
                 if eos_seen >= inputs {

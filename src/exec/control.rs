@@ -11,6 +11,17 @@ use rustix::event::{EventfdFlags, PollFd, PollFlags};
 use super::RunError;
 use crate::element::ElementError;
 
+thread_local! {
+    /// Whether this thread runs a source (it parks when the run pauses).
+    static SOURCE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as a source's: a wait on the clock there parks when the run pauses
+/// (the element waiting is between two buffers of the source, as a parked source is).
+pub(crate) fn mark_source_thread() {
+    SOURCE_THREAD.with(|s| s.set(true));
+}
+
 /// Shared by every segment thread and the signal handler.
 #[derive(Debug)]
 pub struct RunControl {
@@ -77,15 +88,23 @@ impl RunControl {
     }
 
     /// Waits until the running time reaches `target_ns` (a `sync=true` sink's buffer time), or
-    /// the run stops. Returns how late the buffer is, in ns: 0 when it was waited for.
+    /// the run stops. Returns how late the buffer came, in ns: 0 when it was waited for (how
+    /// long the last nap overslept is the scheduler's, not the stream's).
     pub(crate) fn wait_running_time(&self, target_ns: u64) -> u64 {
+        let mut waited = false;
         loop {
             let now = self.running_time_ns();
             if now >= target_ns {
-                return now - target_ns;
+                return if waited { 0 } else { now - target_ns };
             }
+            waited = true;
             if self.is_stopping() {
                 return 0;
+            }
+            if self.hold_if_paused() {
+                // The clock stood still: a source's thread waiting on it (a live source, or a
+                // sync=true sink fused with its source) held still as a parked source does.
+                continue;
             }
             // Short naps, so that a pause (the clock stops) and a stop are seen quickly.
             let left = std::time::Duration::from_nanos(target_ns - now);
@@ -156,6 +175,19 @@ impl RunControl {
                 .0;
         }
         p.0 -= 1;
+    }
+
+    /// Parks the calling thread while the run is paused, when it is a source's thread waiting
+    /// for something that a pause holds back (the clock, room in a queue whose reader waits on
+    /// the clock, a free buffer): it is between two buffers, as a parked source is. True when
+    /// it parked.
+    pub(crate) fn hold_if_paused(&self) -> bool {
+        if self.is_paused() && SOURCE_THREAD.with(std::cell::Cell::get) {
+            self.park();
+            true
+        } else {
+            false
+        }
     }
 
     /// Asks every source to hold still at its next buffer, and waits until all of them do (or
@@ -290,6 +322,11 @@ impl crate::element::RunState for RunControl {
 
     fn running_time_ns(&self) -> u64 {
         RunControl::running_time_ns(self)
+    }
+
+    fn hold_while_paused(&self) -> bool {
+        self.hold_if_paused();
+        false
     }
 
     fn wait_running_time(&self, target_ns: u64) -> u64 {

@@ -704,6 +704,12 @@ struct SendHalf {
 }
 
 impl Sink for SendHalf {
+    fn caps_changed(&mut self, _caps: &crate::caps::Caps) -> Option<Result<(), ElementError>> {
+        Some(Err(ElementError::Failed(
+            "it runs in a worker process, which a caps change in mid-stream cannot reach".into(),
+        )))
+    }
+
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         self.render_owned(buf.clone(), cx)
     }
@@ -846,6 +852,12 @@ fn listen(
 }
 
 impl Sink for IsolatedSink {
+    fn caps_changed(&mut self, _caps: &crate::caps::Caps) -> Option<Result<(), ElementError>> {
+        Some(Err(ElementError::Failed(
+            "it runs in a worker process, which a caps change in mid-stream cannot reach".into(),
+        )))
+    }
+
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         self.render_owned(buf.clone(), cx)
     }

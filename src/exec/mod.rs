@@ -49,7 +49,8 @@ use crate::registry::Exec;
 use async_domain::{AsyncTask, DomainContext};
 use observe::TapPoint;
 use segment::{
-    Gate, GateRule, Input, Item, Level, Observe, Op, OpSlot, Outcome, Segment, SegmentResult,
+    CapsState, ChangeRule, Gate, GateRule, Input, Item, Level, Observe, Op, OpSlot, Outcome,
+    Segment, SegmentResult,
 };
 
 /// A runtime failure; the binary exits 1 with it.
@@ -615,6 +616,9 @@ struct Channel {
     queue: Option<QueueSettings>,
     /// A selector's or concat's rule, and each input pad's slot in it.
     gate: Option<(Arc<Gate>, HashMap<String, u32>)>,
+    /// A selector's or concat's inputs whose caps differ: each input pad's caps, announced in
+    /// the stream when it switches to that input (empty when they all agree).
+    announce: HashMap<String, crate::caps::Caps>,
 }
 
 impl Channel {
@@ -636,6 +640,7 @@ impl Channel {
             level,
             queue,
             gate: None,
+            announce: HashMap::new(),
         }
     }
 
@@ -647,6 +652,56 @@ impl Channel {
             slots.get(sink_pad).copied().unwrap_or(u32::MAX),
         ))
     }
+}
+
+/// The caps of each input pad of fan-in `n` when they differ (a concat of two formats, a
+/// selector between them); empty when they agree.
+fn fan_in_caps(graph: &Graph, n: NodeIndex<u32>) -> HashMap<String, crate::caps::Caps> {
+    let links: Vec<_> = graph
+        .dag
+        .parents(n)
+        .iter(&graph.dag)
+        .map(|(e, _)| &graph.dag[e])
+        .collect();
+    let agree = links
+        .windows(2)
+        .all(|w| w[0].caps.is_equivalent(&w[1].caps));
+    if agree {
+        return HashMap::new();
+    }
+    links
+        .into_iter()
+        .map(|l| (l.sink_pad.clone(), l.caps.clone()))
+        .collect()
+}
+
+/// What each element does with a caps change in mid-stream when it does not say, and the caps
+/// it starts with (its negotiated input), by element.
+fn caps_states(graph: &Graph) -> Vec<CapsState> {
+    use crate::registry::{CapsRule, PadPresence};
+    (0..graph.dag.node_count())
+        .map(|i| {
+            let node = &graph.dag[NodeIndex::new(i)];
+            let pads = &node.factory.pads;
+            let rule = if pads.src == PadPresence::None {
+                if pads.sink_template().is_any() {
+                    ChangeRule::Pass
+                } else {
+                    ChangeRule::Refuse
+                }
+            } else {
+                match pads.rule {
+                    CapsRule::Passthrough => ChangeRule::Pass,
+                    CapsRule::Fixed if pads.src_template().is_any() => ChangeRule::Keep,
+                    _ => ChangeRule::Refuse,
+                }
+            };
+            CapsState {
+                rule,
+                current: node.props.sink_caps().clone(),
+            }
+        })
+        .collect()
 }
 
 /// The gate of a selector or concat `n`, with the slot of each of its input pads: a pad's
@@ -691,6 +746,7 @@ fn plan(
     options: &RunOptions,
 ) -> Result<Plan, RunError> {
     let (roots, thread_of) = graph.segments();
+    let caps_states = caps_states(graph);
     let peers = pool_peers(graph);
     let mut channels: HashMap<usize, Channel> = HashMap::new();
     for &n in &roots {
@@ -716,6 +772,7 @@ fn plan(
             Some(ElementImpl::FanIn(rule)) => {
                 let mut ch = Channel::new(FUNNEL_CAPACITY, 0, None);
                 ch.gate = fan_in_gate(graph, n, rule);
+                ch.announce = fan_in_caps(graph, n);
                 channels.insert(n.index(), ch);
             }
             Some(
@@ -862,6 +919,7 @@ fn plan(
             tracing::debug!(thread = %name, elements = ?members, "Planned a thread");
         }
         let mut segment = Segment::new(name, input, entry, ops, Arc::clone(names));
+        segment.caps = caps_states.clone();
         segment.observe(
             Observe {
                 console: options.console.clone(),
@@ -1034,6 +1092,7 @@ fn add_op(
             level: Arc::clone(&ch.level),
             target: el,
             gate: ch.gate_for(sink_pad),
+            announce: ch.announce.get(sink_pad).cloned().map(Box::new),
             link: (usize::MAX, String::new()),
         }
     } else {

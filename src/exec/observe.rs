@@ -123,6 +123,8 @@ impl LiveStats {
             dropped: self.dropped.load(Ordering::Relaxed),
             truncated: self.truncated.load(Ordering::Relaxed),
             kernel_copied: self.kernel_copied.load(Ordering::Relaxed),
+            // QoS counts are read from the elements at the end of the run.
+            ..Default::default()
         }
     }
 }

@@ -71,6 +71,14 @@ pub(super) struct Handover {
 }
 
 impl Sink for Handover {
+    fn caps_changed(&mut self, _caps: &crate::caps::Caps) -> Option<Result<(), ElementError>> {
+        Some(Err(ElementError::Failed(
+            "it runs apart (an rt thread or an async task), which a caps change in mid-stream \
+             cannot reach"
+                .into(),
+        )))
+    }
+
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         self.render_owned(buf.clone(), cx)
     }
@@ -232,11 +240,14 @@ impl Source for RtThread {
             };
             match first {
                 Some(Item::Buffer(b)) => self.taken.push(b),
+                // Never handed over (see `Handover`).
+                Some(Item::Caps(_)) => {}
                 Some(Item::Eos) | None => self.ended = true,
             }
             while !self.ended && self.taken.len() < self.quantum {
                 match self.rx.try_recv() {
                     Ok(Some(Item::Buffer(b))) => self.taken.push(b),
+                    Ok(Some(Item::Caps(_))) => {}
                     Ok(None) => break,
                     Ok(Some(Item::Eos)) | Err(_) => self.ended = true,
                 }

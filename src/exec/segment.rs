@@ -13,6 +13,7 @@ use kanal::{Receiver, Sender};
 use super::control::RunControl;
 use super::observe::{Console, LiveCounters, TapPoint};
 use super::RunError;
+use crate::caps::Caps;
 use crate::element::{
     ActivePad, Ctx, ElementError, Flow, Leaky, QueueSettings, Router, Sink, SinkFlow, Source,
     Transform,
@@ -22,7 +23,31 @@ use crate::memory::{Buffer, MemoryPool};
 /// What travels on a channel between segments.
 pub(super) enum Item {
     Buffer(Buffer),
+    /// The stream's caps change in mid-stream, before the buffers that follow (rare: boxed, so
+    /// that an item stays two words).
+    Caps(Box<Caps>),
     Eos,
+}
+
+/// What the engine does with a caps change in mid-stream at an element that does not say
+/// (see [`Transform::caps_changed`]): what its caps rule allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChangeRule {
+    /// Passthrough (and sinks that take anything): the change goes on.
+    Pass,
+    /// Its output is untyped bytes whatever comes in: the change stops here.
+    Keep,
+    /// Its output depends on its input's format: the change ends the run.
+    Refuse,
+}
+
+/// An element's caps as the thread that runs it knows them: what a change in mid-stream is
+/// checked against.
+#[derive(Debug, Clone)]
+pub(super) struct CapsState {
+    pub(super) rule: ChangeRule,
+    /// The caps on its input now (negotiated, then as changed).
+    pub(super) current: Caps,
 }
 
 /// Per-element counters, kept by the thread that runs the element.
@@ -41,6 +66,12 @@ pub struct ElementStats {
     /// Bytes of `bytes` that the kernel copied from their source file (`copy_file_range`)
     /// instead of the element writing them.
     pub kernel_copied: u64,
+    /// Buffers rendered against the clock (`sync=true`).
+    pub synced: u64,
+    /// Of those, the ones that came late (see [`crate::element::Qos`]).
+    pub late: u64,
+    /// The latest a synced buffer came, in ns after its running time.
+    pub max_lateness_ns: u64,
 }
 
 impl std::ops::AddAssign for ElementStats {
@@ -52,6 +83,9 @@ impl std::ops::AddAssign for ElementStats {
         self.dropped += other.dropped;
         self.truncated += other.truncated;
         self.kernel_copied += other.kernel_copied;
+        self.synced += other.synced;
+        self.late += other.late;
+        self.max_lateness_ns = self.max_lateness_ns.max(other.max_lateness_ns);
     }
 }
 
@@ -59,6 +93,13 @@ impl ElementStats {
     pub(super) fn count(&mut self, buf: &Buffer) {
         self.buffers += 1;
         self.bytes += buf.len() as u64;
+    }
+
+    /// Adds what an element saw of the clock (asked once, at the end of the run).
+    pub(super) fn add_qos(&mut self, qos: crate::element::Qos) {
+        self.synced += qos.synced;
+        self.late += qos.late;
+        self.max_lateness_ns = self.max_lateness_ns.max(qos.max_lateness_ns);
     }
 }
 
@@ -146,6 +187,7 @@ impl Level {
             if run.is_stopping() {
                 return Room::Stopped;
             }
+            run.hold_if_paused();
             if gone() {
                 return Room::Gone;
             }
@@ -177,6 +219,9 @@ pub(super) struct Gate {
     rule: GateRule,
     lock: Mutex<()>,
     turn: Condvar,
+    /// The slot a buffer was last admitted from (`u32::MAX` before the first): inputs whose
+    /// caps differ announce theirs when the stream switches to them.
+    last: std::sync::atomic::AtomicU32,
 }
 
 pub(super) enum GateRule {
@@ -201,6 +246,7 @@ impl Gate {
             rule,
             lock: Mutex::new(()),
             turn: Condvar::new(),
+            last: std::sync::atomic::AtomicU32::new(u32::MAX),
         })
     }
 
@@ -238,6 +284,17 @@ impl Gate {
                 .0;
         }
         true
+    }
+
+    /// Whether the stream switches to input `slot` with this buffer (another input, or none,
+    /// passed the one before).
+    fn switched_to(&self, slot: u32) -> bool {
+        self.last.swap(slot, Ordering::SeqCst) != slot
+    }
+
+    /// Whether the stream is at input `slot` (its last buffer came from there).
+    fn is_current(&self, slot: u32) -> bool {
+        self.last.load(Ordering::SeqCst) == slot
     }
 
     /// The merging thread took one input's end of stream: with `concat`, the next one's turn.
@@ -336,6 +393,9 @@ pub(super) enum Op {
         target: usize,
         /// A selector's or concat's rule, and this input's slot in it.
         gate: Option<(Arc<Gate>, u32)>,
+        /// The caps of this input of a concat or selector whose inputs differ: announced in
+        /// the stream when it switches to this input.
+        announce: Option<Box<Caps>>,
         /// The link it carries: upstream element and pad, so that each of a funnel's inputs
         /// is counted on its own (set by the planner once the op is placed).
         link: (usize, String),
@@ -479,6 +539,9 @@ pub(super) struct Segment {
     /// Element calls timed in this iteration: a buffer split into thousands of records is
     /// slow as a whole but cheap per call, and must not switch timing to every call.
     timed_calls: u64,
+    /// By element: the caps each element of this thread takes now, and its rule for a change
+    /// (empty: everything passes, as in unit tests).
+    pub(super) caps: Vec<CapsState>,
 }
 
 /// What a panic said, for the error that names its element.
@@ -552,6 +615,7 @@ impl Segment {
             idlers,
             burst: 0,
             timed_calls: 0,
+            caps: Vec::new(),
         }
     }
 
@@ -619,10 +683,17 @@ impl Segment {
                     },
                     None,
                 ),
-                Op::Transform { el, .. }
-                | Op::Sink { el, .. }
-                | Op::Tee { el, .. }
-                | Op::Route { el, .. } => f(*el, slot.stats, None),
+                Op::Transform { el, imp, .. } => {
+                    let mut s = slot.stats;
+                    s.add_qos(imp.qos());
+                    f(*el, s, None)
+                }
+                Op::Sink { el, imp, .. } => {
+                    let mut s = slot.stats;
+                    s.add_qos(imp.qos());
+                    f(*el, s, None)
+                }
+                Op::Tee { el, .. } | Op::Route { el, .. } => f(*el, slot.stats, None),
                 Op::Send { target, link, .. } => f(
                     *target,
                     ElementStats {
@@ -684,6 +755,9 @@ impl Segment {
                 .write(&format!("message: {}: started\n", self.name));
         }
         tracing::debug!(thread = %self.name, ops = self.ops.len(), "Thread started");
+        if matches!(self.input, Input::Source { relay: false, .. }) {
+            super::control::mark_source_thread();
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
         if matches!(self.input, Input::Source { relay: false, .. }) {
             run.source_done();
@@ -898,10 +972,15 @@ impl Segment {
                         self.last = now;
                     }
                     self.input_stats.dropped += cx.dropped;
+                    let announced = cx.caps.take();
                     drop(cx);
                     match produced {
                         Ok(Some(buf)) => {
                             self.input_stats.count(&buf);
+                            if let Some(caps) = announced {
+                                let entry = self.entry;
+                                self.push_caps(entry, *caps)?;
+                            }
                             buf
                         }
                         Ok(None) => {
@@ -935,6 +1014,11 @@ impl Segment {
                             self.last = Instant::now();
                         }
                         buf
+                    }
+                    Ok(Item::Caps(caps)) => {
+                        let entry = self.entry;
+                        self.push_caps(entry, *caps)?;
+                        continue;
                     }
                     Ok(Item::Eos) => {
                         eos_seen += 1;
@@ -1238,11 +1322,18 @@ impl Segment {
                     queue,
                     level,
                     gate,
+                    announce,
                     ..
                 } => {
                     if let Some((gate, slot)) = gate {
                         match gate.admit(*slot, run, tx) {
-                            Admit::Pass => {}
+                            Admit::Pass => {
+                                if let Some(caps) = announce {
+                                    if gate.switched_to(*slot) {
+                                        let _ = tx.send(Item::Caps(caps.clone()));
+                                    }
+                                }
+                            }
                             Admit::Drop => {
                                 self.ops[id].stats.dropped += 1;
                                 continue;
@@ -1327,6 +1418,109 @@ impl Segment {
                 }
             }
         }
+    }
+
+    /// Element `el` gets a caps change to `caps`: the caps it was at when they differ (it must
+    /// react), `None` when they are what it has (nothing changes below it either).
+    fn caps_differ(&mut self, el: usize, caps: &Caps) -> Option<(Caps, ChangeRule)> {
+        let state = self.caps.get_mut(el)?;
+        if state.current.is_equivalent(caps) {
+            return None;
+        }
+        let old = std::mem::replace(&mut state.current, caps.clone());
+        Some((old, state.rule))
+    }
+
+    /// Element `el` refused a caps change from `old` to `new` (its own reason, if it gave one).
+    fn refused(&self, el: usize, old: &Caps, new: &Caps, why: Option<ElementError>) -> RunError {
+        let why = why.map_or(String::new(), |e| format!(": {e}"));
+        self.fail(
+            el,
+            ElementError::Failed(format!(
+                "cannot take a caps change in mid-stream from {old} to {new}{why}"
+            )),
+        )
+    }
+
+    /// A caps change in mid-stream, from op `from` down: every element below sees it in order
+    /// with the buffers, re-reads its format (or keeps or passes it, as its rule says), and
+    /// channels carry it to the next thread. One that cannot take it ends the run.
+    #[cold]
+    #[inline(never)]
+    fn push_caps(&mut self, from: usize, caps: Caps) -> Result<(), RunError> {
+        let mut work = vec![(from, caps)];
+        while let Some((id, caps)) = work.pop() {
+            if self.ops[id].done {
+                continue;
+            }
+            let el = match &self.ops[id].op {
+                Op::Transform { el, .. } | Op::Sink { el, .. } => *el,
+                _ => usize::MAX,
+            };
+            let change = if el == usize::MAX {
+                None
+            } else {
+                match self.caps_differ(el, &caps) {
+                    Some(change) => Some(change),
+                    // Already these caps (or not tracked): nothing to re-read.
+                    None if self.caps.get(el).is_some() => continue,
+                    None => Some((Caps::Any, ChangeRule::Pass)),
+                }
+            };
+            self.current = if el == usize::MAX { self.current } else { el };
+            match &mut self.ops[id].op {
+                Op::Transform { imp, next, .. } => {
+                    let next = *next;
+                    let (old, rule) = change.expect("a transform has a state");
+                    let answer = imp.caps_changed(&caps);
+                    let out = match (answer, rule) {
+                        (Some(Ok(out)), _) => out,
+                        (Some(Err(e)), _) => return Err(self.refused(el, &old, &caps, Some(e))),
+                        (None, ChangeRule::Pass) => caps,
+                        (None, ChangeRule::Keep) => continue,
+                        (None, ChangeRule::Refuse) => {
+                            return Err(self.refused(el, &old, &caps, None))
+                        }
+                    };
+                    tracing::debug!(element = %self.names[el], caps = %out, "Caps changed in mid-stream");
+                    work.push((next, out));
+                }
+                Op::Sink { imp, .. } => {
+                    let (old, rule) = change.expect("a sink has a state");
+                    match (imp.caps_changed(&caps), rule) {
+                        (Some(Ok(())), _) | (None, ChangeRule::Pass | ChangeRule::Keep) => {}
+                        (Some(Err(e)), _) => return Err(self.refused(el, &old, &caps, Some(e))),
+                        (None, ChangeRule::Refuse) => {
+                            return Err(self.refused(el, &old, &caps, None))
+                        }
+                    }
+                }
+                Op::Tee { branches, .. } => {
+                    work.extend(branches.iter().rev().map(|&b| (b, caps.clone())));
+                }
+                Op::Route { branches, .. } => {
+                    work.extend(branches.iter().rev().map(|b| (b.1, caps.clone())));
+                }
+                Op::Tap { next, .. } => work.push((*next, caps)),
+                Op::Send {
+                    tx, gate, announce, ..
+                } => {
+                    // Into a concat or selector: this input's caps are what it announces when
+                    // the stream switches to it; now, only if the stream is at it.
+                    if let Some((gate, slot)) = gate {
+                        let now = gate.is_current(*slot);
+                        *announce = Some(Box::new(caps.clone()));
+                        if !now {
+                            continue;
+                        }
+                    }
+                    if tx.send(Item::Caps(Box::new(caps))).is_err() {
+                        self.retire(id);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What transform op `id` (element `el`, feeding op `next`) answered after it pushed `out`:
@@ -1614,6 +1808,19 @@ mod tests {
         assert_eq!(result.outcome, Outcome::Eos);
         assert_eq!(a.lock().unwrap().len(), 4, "before the switch");
         assert_eq!(b.lock().unwrap().len(), 6, "from the switch on");
+    }
+
+    #[test]
+    fn a_gate_says_when_the_stream_switches_inputs_so_that_differing_caps_are_announced() {
+        let gate = Gate::new(GateRule::Select(ActivePad::new(0)));
+        assert!(
+            gate.switched_to(0),
+            "the first buffer announces its input's caps"
+        );
+        assert!(!gate.switched_to(0), "later ones of the same input do not");
+        assert!(gate.switched_to(1));
+        assert!(!gate.switched_to(1));
+        assert!(gate.switched_to(0), "switching back announces again");
     }
 
     #[test]

@@ -37,6 +37,13 @@ pub struct ElementReport {
     /// Of `bytes`, how many the kernel copied from their source file (`copy_file_range`)
     /// instead of the element writing them.
     pub kernel_copied: u64,
+    /// Buffers it rendered against the pipeline clock (`sync=true`), as gst's QoS counts them.
+    pub synced: u64,
+    /// Of those, how many came more than 20 ms after their running time (gst's video sinks'
+    /// `max-lateness`).
+    pub late: u64,
+    /// The latest a synced buffer came after its running time, in ns.
+    pub max_lateness_ns: u64,
 }
 
 /// One link's line of the report.
@@ -149,6 +156,9 @@ pub(super) fn report(
             dropped: s.dropped,
             truncated: s.truncated,
             kernel_copied: s.kernel_copied,
+            synced: s.synced,
+            late: s.late,
+            max_lateness_ns: s.max_lateness_ns,
         });
     }
     let mut links = Vec::new();
@@ -316,6 +326,15 @@ impl Report {
                 human_bytes(e.bytes.saturating_sub(e.kernel_copied) as f64)
             ));
         }
+        for e in self.elements.iter().filter(|e| e.synced > 0) {
+            out.push_str(&format!(
+                "{}: qos: {} synced to the clock, {} late (over 20 ms), max lateness {}\n",
+                e.name,
+                counted(e.synced, "buffer"),
+                e.late,
+                format_lateness(e.max_lateness_ns)
+            ));
+        }
         for l in self.links.iter().filter(|l| l.crosses_threads) {
             out.push_str(&format!(
                 "link {} -> {}: {}, high-water {}\n",
@@ -375,5 +394,14 @@ impl Report {
         }
         out.push('\n');
         out
+    }
+}
+
+/// A lateness as `0 ms` or `123.4 ms`.
+fn format_lateness(ns: u64) -> String {
+    if ns == 0 {
+        "0 ms".to_owned()
+    } else {
+        format!("{:.1} ms", ns as f64 / 1e6)
     }
 }

@@ -157,6 +157,12 @@ fn input_caps(graph: &Graph, n: NodeIndex<u32>) -> Result<Caps, Diagnostic> {
     let Some(first) = links.first() else {
         return Ok(Caps::Any);
     };
+    // One input at a time: concat and input-selector may switch between formats. Downstream
+    // negotiates for the first input's; a switch announces the next input's caps in the
+    // stream, and every element below re-reads its format or ends the run, naming both caps.
+    if matches!(graph.dag[n].factory.name, "concat" | "input-selector") {
+        return Ok(first.caps.clone());
+    }
     for other in &links[1..] {
         if !other.caps.is_equivalent(&first.caps) {
             let name = &graph.dag[n].name;

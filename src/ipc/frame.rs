@@ -223,6 +223,15 @@ pub enum Frame {
     },
     /// The worker processed one buffer and has nothing to pass on (dropped or held).
     Nothing,
+    /// The caps of the stream from here on, in gst's text form: a stream producer sends them
+    /// right after its greeting and again, in order with its buffers, where the format changes.
+    Caps {
+        /// The caps, as [`crate::caps::Caps`] prints them.
+        caps: String,
+    },
+    /// A stream consumer takes the stream from now on. One that only asked for the caps (a
+    /// description being validated) never sends it, and is not waited for nor sent buffers.
+    Subscribe,
     /// End of stream.
     Eos,
     /// The sender failed; the text says why.
@@ -239,8 +248,9 @@ pub enum Frame {
 }
 
 /// Version of the frame protocol; bumped on any incompatible change (2: metadata carries dts,
-/// offset_end and user fields; 3: the start frame carries the negotiated caps; 4: `Refused`).
-pub const PROTOCOL: u32 = 4;
+/// offset_end and user fields; 3: the start frame carries the negotiated caps; 4: `Refused`;
+/// 5: streams carry their caps, and consumers subscribe).
+pub const PROTOCOL: u32 = 5;
 
 /// What can go wrong receiving a frame.
 #[derive(Debug, thiserror::Error)]

@@ -23,5 +23,5 @@ pub use spawn::{
     enter_sandbox, open_via_x32, release_socket, set_realtime, spawn_worker, worker_socket,
     RELEASE_FD, WORKER_FD,
 };
-pub use stream::{StreamError, StreamListener, StreamReceiver, StreamSender};
+pub use stream::{Received, StreamError, StreamListener, StreamReceiver, StreamSender};
 pub use unix::{recv_with_fds, send_with_fds, MAX_FDS};

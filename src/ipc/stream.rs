@@ -32,10 +32,18 @@ impl StreamListener {
         })
     }
 
-    /// Accepts a waiting consumer and greets it; from then on it may be sent buffers.
-    pub fn accept(&self) -> std::io::Result<StreamSender> {
+    /// Accepts a waiting consumer, greets it and tells it the stream's `caps`. It may be sent
+    /// buffers once it subscribed ([`StreamSender::read_subscribe`]).
+    pub fn accept(&self, caps: &str) -> std::io::Result<StreamSender> {
         let sock = accept(&self.sock)?;
         send_frame(&sock, &Frame::Hello { version: PROTOCOL }, &[])?;
+        send_frame(
+            &sock,
+            &Frame::Caps {
+                caps: caps.to_owned(),
+            },
+            &[],
+        )?;
         Ok(StreamSender {
             sock,
             exporter: Exporter::new(),
@@ -60,6 +68,24 @@ impl StreamSender {
     /// Lends `buf` (which must live in a shareable arena) to the consumer.
     pub fn send(&mut self, buf: &Buffer) -> std::io::Result<()> {
         send_buffer(&self.sock, &mut self.exporter, buf)
+    }
+
+    /// Reads what a consumer that was just accepted sent (its socket is readable): true when it
+    /// subscribed, false when it went away or sent anything else (a consumer that only asked
+    /// for the caps, or not a consumer at all).
+    pub fn read_subscribe(&self) -> bool {
+        matches!(recv_frame(&self.sock), Ok(Some((Frame::Subscribe, _))))
+    }
+
+    /// Tells the consumer the stream's caps change to `caps` from the next buffer on.
+    pub fn send_caps(&self, caps: &str) -> std::io::Result<()> {
+        send_frame(
+            &self.sock,
+            &Frame::Caps {
+                caps: caps.to_owned(),
+            },
+            &[],
+        )
     }
 
     /// Tells the consumer why it is cut off (it reads this as the producer's error).
@@ -110,16 +136,28 @@ pub enum StreamError {
     Io(#[from] std::io::Error),
 }
 
+/// What a consumer receives.
+#[derive(Debug)]
+pub enum Received {
+    /// The next buffer.
+    Buffer(Buffer),
+    /// The stream's caps change (gst's text form) from the next buffer on.
+    Caps(String),
+}
+
 /// A consumer's end: buffers in the producer's memory, mapped read as they are announced.
 #[derive(Debug)]
 pub struct StreamReceiver {
     sock: OwnedFd,
     cache: SharedArenaCache,
+    /// The caps the producer announced when it greeted.
+    caps: String,
 }
 
 impl StreamReceiver {
     /// Connects to the producer at `path` and waits at most `patience` for its greeting (a
-    /// socket that is not a producer's may never speak).
+    /// socket that is not a producer's may never speak) and its caps. Nothing is sent until
+    /// [`StreamReceiver::subscribe`]: a connection that only asks for the caps drops it.
     pub fn connect(path: &Path, patience: Duration) -> Result<StreamReceiver, StreamError> {
         let sock = connect(path)?;
         let mut greeting = [rustix::event::PollFd::new(
@@ -144,15 +182,45 @@ impl StreamReceiver {
             Ok(_) => return Err(StreamError::NotAProducer),
             Err(e) => return Err(StreamError::Invalid(e.to_string())),
         }
+        // The caps follow the greeting at once (the producer sends both as it accepts).
+        let mut follows = [rustix::event::PollFd::new(
+            &sock,
+            rustix::event::PollFlags::IN,
+        )];
+        if rustix::event::poll(&mut follows, Some(&wait)).is_ok_and(|n| n == 0) {
+            return Err(StreamError::Invalid("no caps after the greeting".into()));
+        }
+        let caps = match recv_frame(&sock) {
+            Ok(Some((Frame::Caps { caps }, _))) => caps,
+            Ok(Some((other, _))) => {
+                return Err(StreamError::Invalid(format!(
+                    "expected the stream's caps after the greeting, got {other:?}"
+                )))
+            }
+            Ok(None) => return Err(StreamError::Gone),
+            Err(e) => return Err(StreamError::Invalid(e.to_string())),
+        };
         Ok(StreamReceiver {
             sock,
             cache: SharedArenaCache::new(),
+            caps,
         })
     }
 
-    /// The next buffer, `None` at end of stream. Blocks; wait for [`AsFd`] readability first
-    /// to stay interruptible.
-    pub fn recv(&mut self) -> Result<Option<Buffer>, StreamError> {
+    /// The caps the producer announced when it greeted (gst's text form).
+    pub fn caps(&self) -> &str {
+        &self.caps
+    }
+
+    /// Asks the producer for the stream: buffers follow.
+    pub fn subscribe(&self) -> Result<(), StreamError> {
+        send_frame(&self.sock, &Frame::Subscribe, &[])?;
+        Ok(())
+    }
+
+    /// The next buffer or caps change, `None` at end of stream. Blocks; wait for [`AsFd`]
+    /// readability first to stay interruptible.
+    pub fn recv(&mut self) -> Result<Option<Received>, StreamError> {
         loop {
             let frame = match recv_frame(&self.sock) {
                 Ok(Some(frame)) => frame,
@@ -177,8 +245,9 @@ impl StreamReceiver {
                         .map_err(|e| StreamError::Invalid(e.to_string()))?;
                     buf.meta = Metadata::try_from(meta)
                         .map_err(|e| StreamError::Invalid(e.to_string()))?;
-                    return Ok(Some(buf));
+                    return Ok(Some(Received::Buffer(buf)));
                 }
+                (Frame::Caps { caps }, _) => return Ok(Some(Received::Caps(caps))),
                 (Frame::Eos, _) => return Ok(None),
                 (Frame::Error { message }, _) => return Err(StreamError::Producer(message)),
                 (other, _) => {

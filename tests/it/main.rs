@@ -2,6 +2,8 @@
 //! files, pipes, FIFOs and signals.
 
 mod arena;
+mod caps_changes;
+mod clock;
 mod conformance;
 mod control;
 mod copies;

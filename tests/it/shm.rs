@@ -147,12 +147,18 @@ fn garbage_from_the_socket_is_an_error_not_a_crash() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let conn = parallax::ipc::accept(&listener).unwrap();
-    let hello = parallax::ipc::Frame::Hello {
-        version: parallax::ipc::PROTOCOL,
-    };
-    parallax::ipc::send_frame(&conn, &hello, &[]).unwrap();
-    parallax::ipc::send_with_fds(&conn, &[0xab; 40], &[]).unwrap();
+    // Twice: validation asks for the caps (and, given garbage, takes the stream as bytes),
+    // then the built shmsrc connects for the stream.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let conn = parallax::ipc::accept(&listener).unwrap();
+        let hello = parallax::ipc::Frame::Hello {
+            version: parallax::ipc::PROTOCOL,
+        };
+        parallax::ipc::send_frame(&conn, &hello, &[]).unwrap();
+        parallax::ipc::send_with_fds(&conn, &[0xab; 40], &[]).unwrap();
+        held.push(conn);
+    }
     let out = wait(child);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("malformed frame"), "{}", stderr(&out));
@@ -351,4 +357,126 @@ fn issue21_an_empty_stream_still_waits_for_its_first_consumer() {
     assert_eq!(code(&c), 0, "{}", stderr(&c));
     let p = wait(producer);
     assert_eq!(code(&p), 0, "{}", stderr(&p));
+}
+
+/// A producer of 5 GRAY8 frames on `sock`, waiting for its first consumer.
+fn video_producer(dir: &std::path::Path) -> (Child, String) {
+    let sock = prop("socket-path", &dir.join("v"));
+    let mut producer = launch(&[
+        "-q",
+        "videotestsrc",
+        "num-buffers=5",
+        "!",
+        "video/x-raw,format=GRAY8,width=16,height=8,framerate=30/1",
+        "!",
+        "shmsink",
+        &sock,
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_path(&dir.join("v"), &mut producer);
+    (producer, sock)
+}
+
+const GRAY8: &str = "video/x-raw, format=(string)GRAY8, width=(int)16, height=(int)8, \
+                     framerate=(fraction)30/1";
+
+#[test]
+fn the_caps_travel_with_the_stream_and_shmsrc_negotiates_from_them() {
+    let dir = tmp();
+    let (producer, sock) = video_producer(dir.path());
+    // Validating asks the producer for its caps without subscribing: the producer still waits.
+    let out = run_expecting(
+        launch(&["--validate", "-v", "shmsrc", &sock, "!", "fakesink"]),
+        0,
+    );
+    assert!(
+        stderr(&out).contains(&format!("/pipeline0/shmsrc0.src: caps = {GRAY8}"))
+            || String::from_utf8_lossy(&out.stdout)
+                .contains(&format!("/pipeline0/shmsrc0.src: caps = {GRAY8}")),
+        "{}",
+        stderr(&out)
+    );
+    // Downstream negotiates from the writer's caps: a filter that disagrees is refused before
+    // anything runs, naming them.
+    let out = run_expecting(
+        launch(&["shmsrc", &sock, "!", "audio/x-raw", "!", "fakesink"]),
+        2,
+    );
+    let text = stderr(&out);
+    assert!(
+        text.contains("cannot agree on caps") && text.contains(GRAY8),
+        "{text}"
+    );
+    // Caps said by hand that disagree with the writer's are an error naming both.
+    let out = run(launch(&[
+        "shmsrc",
+        &sock,
+        "caps=video/x-raw,format=RGB",
+        "!",
+        "fakesink",
+    ]));
+    assert_ne!(code(&out), 0);
+    let text = stderr(&out);
+    assert!(
+        text.contains("caps=video/x-raw, format=(string)RGB disagree with the shmsink at")
+            && text.contains(&format!("which sends {GRAY8}")),
+        "{text}"
+    );
+    // None of those connections was a consumer: the real one gets every frame.
+    let out = run_expecting(
+        launch(&[
+            "-q",
+            "--stats=json",
+            "shmsrc",
+            &sock,
+            "!",
+            "video/x-raw,format=GRAY8",
+            "!",
+            "fakesink",
+            "name=out",
+        ]),
+        0,
+    );
+    let st = stats(&out);
+    assert_eq!(element(&st, "out")["buffers"], 5);
+    assert_eq!(element(&st, "out")["bytes"], 5 * 16 * 8);
+    let out = wait(producer);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn caps_given_by_hand_that_match_the_writer_are_taken() {
+    let dir = tmp();
+    let (producer, sock) = video_producer(dir.path());
+    let out = run_expecting(
+        launch(&[
+            "-q",
+            "--stats=json",
+            "shmsrc",
+            &sock,
+            "caps=video/x-raw,format=GRAY8,width=16,height=8,framerate=30/1",
+            "!",
+            "fakesink",
+            "name=out",
+        ]),
+        0,
+    );
+    assert_eq!(element(&stats(&out), "out")["buffers"], 5);
+    assert_eq!(code(&wait(producer)), 0);
+    // Without a producer, caps given by hand still let the description validate.
+    run_expecting(
+        launch(&[
+            "--validate",
+            "shmsrc",
+            "socket-path=/nonexistent/socket",
+            "caps=audio/x-raw,rate=8000",
+            "!",
+            "audio/x-raw",
+            "!",
+            "fakesink",
+        ]),
+        0,
+    );
 }
