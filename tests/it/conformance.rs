@@ -148,7 +148,20 @@ fn every_card_is_complete() {
 /// A description that uses `name` once, with `props`, linked as its pads need.
 /// Caps to put before an element whose sink pad takes typed streams only (raw audio, video):
 /// its template fixed, as a quoted caps item and a `!`; nothing for a byte-stream element.
+/// Elements that read a format of their own, and the element in front of them that makes it
+/// out of any bytes (so that the suite's inputs reach them as that format).
+const INPUT_MADE_BY: &[(&str, &str)] = &[
+    ("streamdepay", "streampay"),
+    ("wavparse", "'audio/x-raw, format=(string)U8, layout=(string)interleaved, rate=(int)8000, channels=(int)1' ! wavenc"),
+];
+
+/// What goes in front of the element: the maker of its input format, or a capsfilter with its
+/// sink caps fixed, or nothing for an element that takes any bytes.
 fn typed(card: &serde_json::Value) -> String {
+    let name = card["name"].as_str().unwrap();
+    if let Some((_, maker)) = INPUT_MADE_BY.iter().find(|(n, _)| *n == name) {
+        return format!("{maker} ! ");
+    }
     let pads = card["pads"].as_array().unwrap();
     let Some(sink) = pads.iter().find(|p| p["direction"] == "sink") else {
         return String::new();

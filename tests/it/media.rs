@@ -252,7 +252,7 @@ fn the_gst_line_resamples_to_8000_hz_mono_wav() {
     // 20 x 1024 frames at 44100 Hz make floor(20479 x 8000 / 44100) + 1 frames at 8000 Hz,
     // gst's count.
     let frames = (20_479u64 * 8000 / 44100 + 1) as usize;
-    assert_eq!(frames, 3715);
+    assert_eq!(frames, 3716);
     assert_eq!(w.data.len(), frames * 2);
     assert_eq!(w.data_size as usize, w.data.len());
     assert_eq!(w.riff_size as usize, 36 + w.data.len());
@@ -274,5 +274,100 @@ fn audioresample_keeps_the_rate_when_nothing_asks_for_another() {
     assert!(
         text.contains("/pipeline0/audioresample0.src: caps = audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)44100"),
         "{text}"
+    );
+}
+
+#[test]
+fn wavenc_then_wavparse_gives_the_samples_back_bit_exact() {
+    let dir = tmp();
+    let wav = dir.path().join("round.wav");
+    for format in ["S16LE", "S24LE", "F32LE", "U8"] {
+        let o = run(launch(&[
+            "-q",
+            &format!("audiotestsrc num-buffers=7 samplesperbuffer=333 wave=white-noise ! audio/x-raw,format={format},rate=22050,channels=2 ! wavenc ! filesink"),
+            &prop("location", &wav),
+        ]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let o = run(launch(&[
+            "-q",
+            "filesrc",
+            &prop("location", &wav),
+            "blocksize=1000",
+            "!",
+            "wavparse",
+            "!",
+            "fdsink",
+        ]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let bytes = std::fs::read(&wav).unwrap();
+        assert_eq!(o.stdout, bytes[44..], "{format}");
+        assert!(!o.stdout.is_empty());
+    }
+}
+
+#[test]
+fn wavparse_reads_what_python_wave_writes_and_feeds_audio_elements() {
+    let dir = tmp();
+    let wav = dir.path().join("py.wav");
+    // Python's wave module (in every python3): 3 channels of 16 bits at 11025 Hz.
+    let script = format!(
+        "import wave, struct\nw = wave.open({:?}, 'wb')\nw.setnchannels(3)\nw.setsampwidth(2)\nw.setframerate(11025)\nw.writeframes(b''.join(struct.pack('<3h', i, -i, i * 2 % 30000) for i in range(1000)))\nw.close()\n",
+        wav.to_str().unwrap()
+    );
+    let py = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .expect("python3 runs");
+    assert!(py.success());
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &wav),
+        "! wavparse ! audio/x-raw,format=S16LE,rate=11025,channels=3 ! audioresample ! audio/x-raw,rate=22050 ! fdsink",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // gst's count: floor(999 x 22050 / 11025) + 1 frames of 6 bytes.
+    assert_eq!(o.stdout.len(), 1999 * 6);
+    // Caps that contradict the file: a runtime error naming both.
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &wav),
+        "! wavparse ! audio/x-raw,format=S16LE,rate=44100,channels=3 ! fakesink",
+    ]));
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("at byte 20: the file holds audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)11025, channels=(int)3 but the caps after wavparse say"), "{}", stderr(&o));
+}
+
+#[test]
+fn wavparse_refuses_a_truncated_header_and_what_is_not_wav() {
+    let dir = tmp();
+    let cut = file(
+        dir.path(),
+        "cut.wav",
+        b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00",
+    );
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &cut),
+        "! wavparse ! fakesink",
+    ]));
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o)
+            .contains("wavparse0: at byte 22: the stream ends inside the fmt chunk (16 bytes)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(launch(&[
+        "-q",
+        "fakesrc num-buffers=1 sizetype=fixed sizemax=64 ! wavparse ! fakesink",
+    ]));
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("at byte 0: not a WAV stream"),
+        "{}",
+        stderr(&o)
     );
 }
