@@ -1,4 +1,4 @@
-//! Raw audio: `audiotestsrc`, `volume` and `audioconvert`.
+//! Raw audio: `audiotestsrc`, `volume`, `audioconvert` and `rawaudioparse`.
 
 use super::{frames_to_ns, negotiated_or, AudioInfo, SampleFormat, AUDIO_FORMATS};
 use crate::element::prelude::*;
@@ -474,4 +474,203 @@ impl Transform for AudioConvert {
     }
 }
 
-pub(crate) const FACTORIES: &[&Factory] = &[&AUDIOTESTSRC, &VOLUME, &AUDIOCONVERT];
+// --- rawaudioparse -------------------------------------------------------------------------
+
+/// gst's `GstAudioFormat` nicks and values for the formats rawaudioparse reads.
+const PCM_FORMATS: &[EnumValue] = &[
+    EnumValue {
+        nick: "u8",
+        value: 3,
+        doc: "GST_AUDIO_FORMAT_U8",
+    },
+    EnumValue {
+        nick: "s16le",
+        value: 4,
+        doc: "GST_AUDIO_FORMAT_S16LE",
+    },
+    EnumValue {
+        nick: "s32le",
+        value: 12,
+        doc: "GST_AUDIO_FORMAT_S32LE",
+    },
+    EnumValue {
+        nick: "s24le",
+        value: 16,
+        doc: "GST_AUDIO_FORMAT_S24LE",
+    },
+    EnumValue {
+        nick: "f32le",
+        value: 28,
+        doc: "GST_AUDIO_FORMAT_F32LE",
+    },
+    EnumValue {
+        nick: "f64le",
+        value: 30,
+        doc: "GST_AUDIO_FORMAT_F64LE",
+    },
+];
+
+const RAW_FORMATS: &[EnumValue] = &[
+    EnumValue {
+        nick: "pcm",
+        value: 0,
+        doc: "PCM",
+    },
+    EnumValue {
+        nick: "mulaw",
+        value: 1,
+        doc: "µ-Law",
+    },
+    EnumValue {
+        nick: "alaw",
+        value: 2,
+        doc: "A-Law",
+    },
+];
+
+/// The format rawaudioparse gives: the sink caps' with use-sink-caps=true, else its properties'.
+fn rawaudioparse_info(input: &Caps, p: &Props) -> Result<AudioInfo, ElementError> {
+    if p.bool("use-sink-caps")? {
+        return AudioInfo::from_caps(input, p.instance()).map_err(|_| {
+            ElementError::Config(format!(
+                "{}: use-sink-caps=true needs fixed audio/x-raw caps before it, not {input}",
+                p.instance()
+            ))
+        });
+    }
+    if p.nick("format")? != "pcm" {
+        return Err(ElementError::Config(format!(
+            "{}: format={} is not supported: only pcm",
+            p.instance(),
+            p.nick("format")?
+        )));
+    }
+    let format = SampleFormat::parse(&p.nick("pcm-format")?.to_uppercase())
+        .ok_or_else(|| ElementError::Config(format!("{}: unknown pcm-format", p.instance())))?;
+    Ok(AudioInfo {
+        format,
+        rate: p.int("sample-rate")? as u32,
+        channels: p.int("num-channels")? as u32,
+    })
+}
+
+static RAWAUDIOPARSE_CAPS: CapsFns = CapsFns {
+    forward: |input, p| match rawaudioparse_info(input, p) {
+        Ok(info) => info.caps(),
+        // Refused when the element is built, with the reason.
+        Err(_) => Caps::parse(AUDIO_CAPS).expect("the template parses"),
+    },
+    backward: |_, _| Caps::Any,
+    fixate: |caps, _| caps.fixate(),
+};
+
+pub(crate) static RAWAUDIOPARSE: Factory = Factory {
+    name: "rawaudioparse",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Converts unformatted data streams into timestamped raw audio frames",
+    doc: "Cuts a byte stream into whole frames of raw audio in the format its properties say \
+          (pcm-format, sample-rate, num-channels; S16LE stereo at 44100 Hz by default) or, with \
+          use-sink-caps=true, the raw audio caps in front of it; each buffer is stamped with \
+          pts, duration and offsets in frames. A frame cut by a buffer boundary is joined to \
+          the next; a last partial frame is dropped. Only format=pcm and interleaved layouts.",
+    pads: Pads::ONE_TO_ONE
+        .with_caps("ANY", AUDIO_CAPS)
+        .with_rule(CapsRule::Derived(&RAWAUDIOPARSE_CAPS)),
+    props: &[
+        PropSpec::enumeration(
+            "format",
+            "pcm",
+            RAW_FORMATS,
+            "Format of the raw audio stream",
+        ),
+        PropSpec::enumeration(
+            "pcm-format",
+            "s16le",
+            PCM_FORMATS,
+            "Format of audio samples in PCM stream (ignored if format property is not set to pcm)",
+        ),
+        PropSpec::int(
+            "sample-rate",
+            44100,
+            1,
+            i32::MAX as i64,
+            "Rate of audio samples in raw stream",
+        ),
+        PropSpec::int(
+            "num-channels",
+            2,
+            1,
+            i32::MAX as i64,
+            "Number of channels in raw stream",
+        ),
+        PropSpec::bool("interleaved", true, "True if audio has interleaved layout")
+            .ignored("only interleaved layouts"),
+        PropSpec::bool(
+            "use-sink-caps",
+            false,
+            "Use the sink caps for defining the output format",
+        ),
+        PropSpec::bool(
+            "disable-passthrough",
+            false,
+            "Force processing (disables passthrough)",
+        )
+        .ignored("buffers are always cut into whole frames and stamped"),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        let info = rawaudioparse_info(p.sink_caps(), p)?;
+        Ok(ElementImpl::Transform(Box::new(RawAudioParse {
+            info,
+            frames: 0,
+            partial: Vec::new(),
+        })))
+    },
+};
+
+/// rawaudioparse's state: frames given, and the start of a frame cut by a boundary.
+struct RawAudioParse {
+    info: AudioInfo,
+    frames: u64,
+    partial: Vec<u8>,
+}
+
+impl Transform for RawAudioParse {
+    fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        let bpf = self.info.bpf();
+        let mut out = if self.partial.is_empty() && buf.len() % bpf == 0 {
+            buf
+        } else if self.partial.is_empty() {
+            let whole = buf.len() / bpf * bpf;
+            self.partial.extend_from_slice(&buf.data()[whole..]);
+            match buf.slice(0..whole) {
+                Some(b) if whole > 0 => b,
+                _ => return Ok(Flow::Held),
+            }
+        } else {
+            let mut bytes = std::mem::take(&mut self.partial);
+            bytes.extend_from_slice(buf.data());
+            let whole = bytes.len() / bpf * bpf;
+            self.partial = bytes.split_off(whole);
+            if whole == 0 {
+                return Ok(Flow::Held);
+            }
+            Buffer::from_vec(bytes)
+        };
+        if out.is_empty() {
+            return Ok(Flow::Held);
+        }
+        let n = (out.len() / bpf) as u64;
+        let rate = self.info.rate as u64;
+        let pts = frames_to_ns(self.frames, rate);
+        out.meta.pts = Some(pts);
+        out.meta.duration = Some(frames_to_ns(self.frames + n, rate) - pts);
+        out.meta.offset = Some(self.frames);
+        out.meta.set_offset_end(Some(self.frames + n));
+        self.frames += n;
+        Ok(Flow::Push(out))
+    }
+}
+
+pub(crate) const FACTORIES: &[&Factory] = &[&AUDIOTESTSRC, &VOLUME, &AUDIOCONVERT, &RAWAUDIOPARSE];

@@ -371,3 +371,58 @@ fn wavparse_refuses_a_truncated_header_and_what_is_not_wav() {
         stderr(&o)
     );
 }
+
+#[test]
+fn rawaudioparse_cuts_bytes_into_whole_frames_of_the_format_it_is_told() {
+    let dir = tmp();
+    let raw = file(dir.path(), "r.raw", &random_bytes(10_003, 7));
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &raw),
+        "blocksize=777",
+        "!",
+        "rawaudioparse",
+        "pcm-format=s24le",
+        "num-channels=1",
+        "sample-rate=8000",
+        "!",
+        "fdsink",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // 3334 whole frames of 3 bytes; the last partial frame is dropped.
+    assert_eq!(o.stdout, random_bytes(10_003, 7)[..10_002]);
+    // Defaults: S16LE stereo at 44100 Hz, which audioresample then takes.
+    let o = run(launch(&[
+        "-v",
+        "filesrc",
+        &prop("location", &raw),
+        "!",
+        "rawaudioparse",
+        "!",
+        "audioresample",
+        "!",
+        "audio/x-raw,rate=8000",
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("/pipeline0/rawaudioparse0.src: caps = audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)44100, channels=(int)2"), "{}", stderr(&o));
+    // use-sink-caps=true without raw audio caps in front is refused, saying why.
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &raw),
+        "!",
+        "rawaudioparse",
+        "use-sink-caps=true",
+        "!",
+        "fakesink",
+    ]));
+    assert_ne!(code(&o), 0);
+    assert!(
+        stderr(&o).contains("use-sink-caps=true needs fixed audio/x-raw caps"),
+        "{}",
+        stderr(&o)
+    );
+}
