@@ -109,6 +109,7 @@ complete -c parallax-launch -n __parallax_launch_wants_element -f -a audiotestsr
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a volume -d 'Set volume on audio/raw streams'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a audioconvert -d 'Convert audio to different formats'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a rawaudioparse -d 'Converts unformatted data streams into timestamped raw audio frames'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a audiorate -d 'Drops/duplicates/adjusts timestamps on audio samples to make a perfect stream'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a audioresample -d 'Resamples audio'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a videotestsrc -d 'Creates a test video stream'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a wavenc -d 'Encode raw audio into WAV'

@@ -1,4 +1,4 @@
-//! Raw audio: `audiotestsrc`, `volume`, `audioconvert` and `rawaudioparse`.
+//! Raw audio: `audiotestsrc`, `volume`, `audioconvert`, `rawaudioparse` and `audiorate`.
 
 use super::{frames_to_ns, negotiated_or, AudioInfo, SampleFormat, AUDIO_FORMATS};
 use crate::element::prelude::*;
@@ -673,4 +673,216 @@ impl Transform for RawAudioParse {
     }
 }
 
-pub(crate) const FACTORIES: &[&Factory] = &[&AUDIOTESTSRC, &VOLUME, &AUDIOCONVERT, &RAWAUDIOPARSE];
+// --- audiorate -----------------------------------------------------------------------------
+
+pub(crate) static AUDIORATE: Factory = Factory {
+    name: "audiorate",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Drops/duplicates/adjusts timestamps on audio samples to make a perfect stream",
+    doc: "Makes the stream continuous by its timestamps: a gap longer than `tolerance` (40 ms) \
+          is filled with silence, an overlap longer than it is cut off (whole buffers dropped \
+          when they lie before what was given), and within the tolerance buffers are restamped \
+          to follow on. The stream starts at time 0 (silence before a late first buffer) \
+          unless skip-to-first=true. Output buffers carry pts, duration and offsets in frames. \
+          The in, out, add and drop counts (in frames) are logged at end of stream \
+          (PARALLAX_LOG=info).",
+    pads: Pads::ONE_TO_ONE.with_caps(AUDIO_CAPS, AUDIO_CAPS),
+    props: &[
+        PropSpec::uint("in", 0, 0, u64::MAX, "Number of input samples").read_only(),
+        PropSpec::uint("out", 0, 0, u64::MAX, "Number of output samples").read_only(),
+        PropSpec::uint("add", 0, 0, u64::MAX, "Number of added samples").read_only(),
+        PropSpec::uint("drop", 0, 0, u64::MAX, "Number of dropped samples").read_only(),
+        PropSpec::bool(
+            "silent",
+            true,
+            "Don't emit notify for dropped and duplicated frames",
+        )
+        .ignored("no notifications; the counts are logged at end of stream"),
+        PropSpec::uint(
+            "tolerance",
+            40_000_000,
+            0,
+            u64::MAX,
+            "Only act if timestamp jitter/imperfection exceeds indicated tolerance (ns)",
+        ),
+        PropSpec::bool(
+            "skip-to-first",
+            false,
+            "Don't produce buffers before the first one we receive",
+        ),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        let info = AudioInfo::from_caps(&negotiated_or(p.sink_caps(), AUDIO_CAPS), p.instance())?;
+        Ok(ElementImpl::Transform(Box::new(AudioRate::new(
+            info,
+            p.uint("tolerance")?,
+            p.bool("skip-to-first")?,
+        ))))
+    },
+};
+
+/// audiorate's state: the next frame the stream expects, and the counts.
+struct AudioRate {
+    info: AudioInfo,
+    tolerance: u64,
+    skip_to_first: bool,
+    /// The frame offset the next output starts at (`None` before the first buffer).
+    next: Option<u64>,
+    counts: RateCounts,
+}
+
+/// Frames in, out, added as silence and dropped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct RateCounts {
+    inp: u64,
+    out: u64,
+    add: u64,
+    drop: u64,
+}
+
+impl AudioRate {
+    fn new(info: AudioInfo, tolerance: u64, skip_to_first: bool) -> AudioRate {
+        AudioRate {
+            info,
+            tolerance,
+            skip_to_first,
+            next: None,
+            counts: RateCounts::default(),
+        }
+    }
+
+    /// `buf` made to start at the expected frame: silence before it, or its start cut off.
+    fn fix(&mut self, buf: Buffer) -> Option<Buffer> {
+        let bpf = self.info.bpf();
+        let rate = self.info.rate as u64;
+        let frames = (buf.len() / bpf) as u64;
+        self.counts.inp += frames;
+        // The buffer's frame offset by its pts (rounded), or where the stream is.
+        let at = buf
+            .meta
+            .pts
+            .map(|t| ((t as u128 * rate as u128 + 500_000_000) / 1_000_000_000) as u64);
+        let next = *self.next.get_or_insert(match at {
+            Some(a) if self.skip_to_first => a,
+            _ => 0,
+        });
+        let at = at.unwrap_or(next);
+        let tol = (self.tolerance as u128 * rate as u128 / 1_000_000_000) as u64;
+        let mut out = if at > next + tol {
+            // A gap: silence from `next` to `at`, then the buffer.
+            let gap = (at - next) as usize;
+            let silence = if self.info.format == SampleFormat::U8 {
+                0x80
+            } else {
+                0
+            };
+            let mut bytes = vec![silence; gap * bpf];
+            bytes.extend_from_slice(buf.data());
+            self.counts.add += gap as u64;
+            Buffer::from_vec(bytes)
+        } else if at + tol < next {
+            // An overlap: what lies before `next` is dropped.
+            let cut = (next - at).min(frames);
+            self.counts.drop += cut;
+            if cut == frames {
+                return None;
+            }
+            buf.slice(cut as usize * bpf..frames as usize * bpf)?
+        } else {
+            buf
+        };
+        let n = (out.len() / bpf) as u64;
+        let pts = frames_to_ns(next, rate);
+        out.meta.pts = Some(pts);
+        out.meta.duration = Some(frames_to_ns(next + n, rate) - pts);
+        out.meta.offset = Some(next);
+        out.meta.set_offset_end(Some(next + n));
+        self.next = Some(next + n);
+        self.counts.out += n;
+        Some(out)
+    }
+}
+
+impl Transform for AudioRate {
+    fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        Ok(match self.fix(buf) {
+            Some(out) => Flow::Push(out),
+            None => Flow::Drop,
+        })
+    }
+
+    fn flush(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        let c = self.counts;
+        tracing::info!(
+            r#in = c.inp,
+            out = c.out,
+            add = c.add,
+            drop = c.drop,
+            "Audio rate counts"
+        );
+        Ok(())
+    }
+}
+
+pub(crate) const FACTORIES: &[&Factory] = &[
+    &AUDIOTESTSRC,
+    &VOLUME,
+    &AUDIOCONVERT,
+    &RAWAUDIOPARSE,
+    &AUDIORATE,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s16(frames: usize, pts_ms: u64) -> Buffer {
+        let mut b = Buffer::from_vec(vec![1u8; frames * 2]);
+        b.meta.pts = Some(pts_ms * 1_000_000);
+        b
+    }
+
+    #[test]
+    fn audiorate_fills_gaps_drops_overlaps_and_counts() {
+        let info = AudioInfo {
+            format: SampleFormat::S16,
+            rate: 1000,
+            channels: 1,
+        };
+        let mut r = AudioRate::new(info, 40_000_000, false);
+        // Starts at 100 ms: 100 frames of silence first (skip-to-first=false).
+        let b = r.fix(s16(50, 100)).unwrap();
+        assert_eq!(b.len(), 150 * 2);
+        assert_eq!(&b.data()[..200], &[0u8; 200][..]);
+        assert_eq!((b.meta.offset, b.meta.pts), (Some(0), Some(0)));
+        // Within tolerance (10 ms late): restamped to follow on.
+        let b = r.fix(s16(50, 160)).unwrap();
+        assert_eq!((b.len(), b.meta.offset), (100, Some(150)));
+        // An overlap of 60 ms (starts at 140 ms, 200 expected): 60 frames cut off.
+        let b = r.fix(s16(100, 140)).unwrap();
+        assert_eq!(
+            (b.len(), b.meta.offset, b.meta.pts),
+            (80, Some(200), Some(200_000_000))
+        );
+        // Wholly before: dropped.
+        assert!(r.fix(s16(20, 0)).is_none());
+        assert_eq!(
+            r.counts,
+            RateCounts {
+                inp: 220,
+                out: 240,
+                add: 100,
+                drop: 80
+            }
+        );
+        let mut r = AudioRate::new(info, 40_000_000, true);
+        let b = r.fix(s16(50, 100)).unwrap();
+        assert_eq!((b.len(), b.meta.offset), (100, Some(100)));
+        // tolerance=0: a 1 ms gap is filled.
+        let mut r = AudioRate::new(info, 0, true);
+        r.fix(s16(10, 0)).unwrap();
+        assert_eq!(r.fix(s16(10, 11)).unwrap().len(), 22);
+    }
+}
