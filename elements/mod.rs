@@ -39,6 +39,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         metadata::FACTORIES,
         routing::FACTORIES,
         media::AUDIO,
+        media::RESAMPLE,
         media::VIDEO,
         media::VIDEOCONVERT,
         media::VIDEOSCALE,

@@ -1,10 +1,10 @@
-//! Raw audio: `audiotestsrc`, `volume`, `audioconvert` and `audioresample`.
+//! Raw audio: `audiotestsrc`, `volume`, `audioconvert`, `rawaudioparse` and `audiorate`.
 
 use super::{frames_to_ns, negotiated_or, AudioInfo, SampleFormat, AUDIO_FORMATS};
 use crate::element::prelude::*;
 
 /// The template of every raw audio pad here.
-const AUDIO_CAPS: &str = concat!(
+pub(crate) const AUDIO_CAPS: &str = concat!(
     "audio/x-raw, format=(string){ S16LE, S32LE, F32LE, F64LE, S24LE, U8 }, ",
     "layout=(string)interleaved, rate=(int)[ 1, 2147483647 ], channels=(int)[ 1, 2147483647 ]"
 );
@@ -479,294 +479,415 @@ impl Transform for AudioConvert {
     }
 }
 
-// --- audioresample -------------------------------------------------------------------------
+// --- rawaudioparse -------------------------------------------------------------------------
 
-/// The rate is free both ways; everything else passes. Forward, the input's rate comes first
-/// in a list with every other rate, so that fixation keeps it unless downstream asks for
-/// another (gst's audioresample fixates to the rate nearest the input's).
-static AUDIORESAMPLE_CAPS: CapsFns = CapsFns {
-    forward: |input, _| free_rate(input, true),
-    backward: |down, _| free_rate(down, false),
+/// gst's `GstAudioFormat` nicks and values for the formats rawaudioparse reads.
+const PCM_FORMATS: &[EnumValue] = &[
+    EnumValue {
+        nick: "u8",
+        value: 3,
+        doc: "GST_AUDIO_FORMAT_U8",
+    },
+    EnumValue {
+        nick: "s16le",
+        value: 4,
+        doc: "GST_AUDIO_FORMAT_S16LE",
+    },
+    EnumValue {
+        nick: "s32le",
+        value: 12,
+        doc: "GST_AUDIO_FORMAT_S32LE",
+    },
+    EnumValue {
+        nick: "s24le",
+        value: 16,
+        doc: "GST_AUDIO_FORMAT_S24LE",
+    },
+    EnumValue {
+        nick: "f32le",
+        value: 28,
+        doc: "GST_AUDIO_FORMAT_F32LE",
+    },
+    EnumValue {
+        nick: "f64le",
+        value: 30,
+        doc: "GST_AUDIO_FORMAT_F64LE",
+    },
+];
+
+const RAW_FORMATS: &[EnumValue] = &[
+    EnumValue {
+        nick: "pcm",
+        value: 0,
+        doc: "PCM",
+    },
+    EnumValue {
+        nick: "mulaw",
+        value: 1,
+        doc: "µ-Law",
+    },
+    EnumValue {
+        nick: "alaw",
+        value: 2,
+        doc: "A-Law",
+    },
+];
+
+/// The format rawaudioparse gives: the sink caps' with use-sink-caps=true, else its properties'.
+fn rawaudioparse_info(input: &Caps, p: &Props) -> Result<AudioInfo, ElementError> {
+    if p.bool("use-sink-caps")? {
+        return AudioInfo::from_caps(input, p.instance()).map_err(|_| {
+            ElementError::Config(format!(
+                "{}: use-sink-caps=true needs fixed audio/x-raw caps before it, not {input}",
+                p.instance()
+            ))
+        });
+    }
+    if p.nick("format")? != "pcm" {
+        return Err(ElementError::Config(format!(
+            "{}: format={} is not supported: only pcm",
+            p.instance(),
+            p.nick("format")?
+        )));
+    }
+    let format = SampleFormat::parse(&p.nick("pcm-format")?.to_uppercase())
+        .ok_or_else(|| ElementError::Config(format!("{}: unknown pcm-format", p.instance())))?;
+    Ok(AudioInfo {
+        format,
+        rate: p.int("sample-rate")? as u32,
+        channels: p.int("num-channels")? as u32,
+    })
+}
+
+static RAWAUDIOPARSE_CAPS: CapsFns = CapsFns {
+    forward: |input, p| match rawaudioparse_info(input, p) {
+        Ok(info) => info.caps(),
+        // Refused when the element is built, with the reason.
+        Err(_) => Caps::parse(AUDIO_CAPS).expect("the template parses"),
+    },
+    backward: |_, _| Caps::Any,
     fixate: |caps, _| caps.fixate(),
 };
 
-fn free_rate(caps: &Caps, prefer_fixed: bool) -> Caps {
-    let mut out = caps.clone();
-    for s in out.structures_mut() {
-        let any = CapsValue::int_range(1, i32::MAX as i64, 1).expect("a range");
-        let rate = match s.int("rate") {
-            Some(r) if prefer_fixed => {
-                CapsValue::list(vec![CapsValue::Int(r), any.clone()]).unwrap_or(any)
-            }
-            _ => any,
-        };
-        s.set("rate", rate);
-    }
-    out
-}
-
-pub(crate) static AUDIORESAMPLE: Factory = Factory {
-    name: "audioresample",
+pub(crate) static RAWAUDIOPARSE: Factory = Factory {
+    name: "rawaudioparse",
     aliases: &[],
     klass: Klass::Filter,
-    summary: "Resamples audio",
-    doc: "Converts the sample rate (the input's unless caps downstream ask for another) by \
-          linear interpolation between the two nearest input frames, in double precision; \
-          format and channels pass unchanged (audioconvert changes those). No low-pass filter \
-          is applied, so when downsampling, content above the new Nyquist frequency aliases: \
-          fine for test signals and speech-band audio, not for mastering. Over the stream, N \
-          input frames give ceil(N x out-rate / in-rate) output frames; output buffers are \
-          stamped from the first input pts. When the rates are equal buffers pass untouched.",
+    summary: "Converts unformatted data streams into timestamped raw audio frames",
+    doc: "Cuts a byte stream into whole frames of raw audio in the format its properties say \
+          (pcm-format, sample-rate, num-channels; S16LE stereo at 44100 Hz by default) or, with \
+          use-sink-caps=true, the raw audio caps in front of it; each buffer is stamped with \
+          pts, duration and offsets in frames. A frame cut by a buffer boundary is joined to \
+          the next; a last partial frame is dropped. Only format=pcm and interleaved layouts.",
     pads: Pads::ONE_TO_ONE
-        .with_caps(AUDIO_CAPS, AUDIO_CAPS)
-        .with_rule(CapsRule::Derived(&AUDIORESAMPLE_CAPS)),
+        .with_caps("ANY", AUDIO_CAPS)
+        .with_rule(CapsRule::Derived(&RAWAUDIOPARSE_CAPS)),
     props: &[
-        PropSpec::int(
-            "quality",
-            4,
-            0,
-            10,
-            "Resample quality with 0 being the lowest and 10 being the best",
-        )
-        .ignored("resampling is always linear interpolation"),
         PropSpec::enumeration(
-            "resample-method",
-            "kaiser",
-            RESAMPLE_METHODS,
-            "What resampling method to use",
+            "format",
+            "pcm",
+            RAW_FORMATS,
+            "Format of the raw audio stream",
+        ),
+        PropSpec::enumeration(
+            "pcm-format",
+            "s16le",
+            PCM_FORMATS,
+            "Format of audio samples in PCM stream (ignored if format property is not set to pcm)",
+        ),
+        PropSpec::int(
+            "sample-rate",
+            44100,
+            1,
+            i32::MAX as i64,
+            "Rate of audio samples in raw stream",
+        ),
+        PropSpec::int(
+            "num-channels",
+            2,
+            1,
+            i32::MAX as i64,
+            "Number of channels in raw stream",
+        ),
+        PropSpec::bool("interleaved", true, "True if audio has interleaved layout")
+            .ignored("only interleaved layouts"),
+        PropSpec::bool(
+            "use-sink-caps",
+            false,
+            "Use the sink caps for defining the output format",
+        ),
+        PropSpec::bool(
+            "disable-passthrough",
+            false,
+            "Force processing (disables passthrough)",
         )
-        .ignored("resampling is always linear interpolation"),
+        .ignored("buffers are always cut into whole frames and stamped"),
     ],
     hints: Hints::FUSABLE,
     build: |p| {
-        let from = AudioInfo::from_caps(&negotiated_or(p.sink_caps(), AUDIO_CAPS), p.instance())?;
-        let to = AudioInfo::from_caps(&negotiated_or(p.src_caps(), AUDIO_CAPS), p.instance())?;
-        if (from.format, from.channels) != (to.format, to.channels) {
-            return Err(ElementError::Config(format!(
-                "{}: audioresample changes only the rate, but {:?} x{} becomes {:?} x{}: put audioconvert next to it",
-                p.instance(),
-                from.format,
-                from.channels,
-                to.format,
-                to.channels
-            )));
-        }
-        Ok(ElementImpl::Transform(Box::new(AudioResample {
-            info: from,
-            out_rate: to.rate,
-            consumed: 0,
-            produced: 0,
-            prev: vec![0.0; from.channels as usize],
-            base_pts: None,
-            meta: None,
+        let info = rawaudioparse_info(p.sink_caps(), p)?;
+        Ok(ElementImpl::Transform(Box::new(RawAudioParse {
+            info,
+            frames: 0,
+            partial: Vec::new(),
         })))
     },
 };
 
-const RESAMPLE_METHODS: &[EnumValue] = &[
-    EnumValue {
-        nick: "nearest",
-        value: 0,
-        doc: "Nearest",
-    },
-    EnumValue {
-        nick: "linear",
-        value: 1,
-        doc: "Linear",
-    },
-    EnumValue {
-        nick: "cubic",
-        value: 2,
-        doc: "Cubic",
-    },
-    EnumValue {
-        nick: "blackman-nuttall",
-        value: 3,
-        doc: "Blackman Nuttall",
-    },
-    EnumValue {
-        nick: "kaiser",
-        value: 4,
-        doc: "Kaiser",
-    },
-];
-
-/// audioresample's state. Output frame `j` sits at input position `j x in / out`: it is made
-/// once the input frame after that position has arrived (or at end of stream).
-struct AudioResample {
-    /// The input format (the output's but for the rate).
+/// rawaudioparse's state: frames given, and the start of a frame cut by a boundary.
+struct RawAudioParse {
     info: AudioInfo,
-    out_rate: u32,
-    /// Input frames seen before the current buffer.
-    consumed: u64,
-    /// Output frames made.
-    produced: u64,
-    /// The last input frame of the previous buffer, per channel.
-    prev: Vec<f64>,
-    /// The first input buffer's pts: output is stamped from it.
-    base_pts: Option<u64>,
-    /// The last input buffer's metadata, for what is made at end of stream.
-    meta: Option<Metadata>,
+    frames: u64,
+    partial: Vec<u8>,
 }
 
-impl AudioResample {
-    /// Makes every output frame whose input frames are known: `data` holds the input frames
-    /// from `self.consumed`, and `last` says the stream ends after them.
-    fn resample(&mut self, data: &[u8], last: bool) -> Option<Buffer> {
-        let format = self.info.format;
-        let ch = self.info.channels as usize;
-        let n = (data.len() / self.info.bpf()) as u64;
-        let (rin, rout) = (self.info.rate as u128, self.out_rate as u128);
-        let end = self.consumed + n;
-        let read = |i: u64, c: usize, prev: &[f64]| -> f64 {
-            if i < self.consumed {
-                prev[c]
-            } else {
-                format.read(data, ((i - self.consumed) as usize) * ch + c)
+impl Transform for RawAudioParse {
+    fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        let bpf = self.info.bpf();
+        let mut out = if self.partial.is_empty() && buf.len() % bpf == 0 {
+            buf
+        } else if self.partial.is_empty() {
+            let whole = buf.len() / bpf * bpf;
+            self.partial.extend_from_slice(&buf.data()[whole..]);
+            match buf.slice(0..whole) {
+                Some(b) if whole > 0 => b,
+                _ => return Ok(Flow::Held),
             }
+        } else {
+            let mut bytes = std::mem::take(&mut self.partial);
+            bytes.extend_from_slice(buf.data());
+            let whole = bytes.len() / bpf * bpf;
+            self.partial = bytes.split_off(whole);
+            if whole == 0 {
+                return Ok(Flow::Held);
+            }
+            Buffer::from_vec(bytes)
         };
-        let start = self.produced;
-        let mut out = Vec::new();
-        let mut j = start;
-        loop {
-            let at = j as u128 * rin;
-            let i0 = (at / rout) as u64;
-            let frac = (at % rout) as f64 / rout as f64;
-            let ready = if last { i0 < end } else { i0 + 1 < end };
-            if !ready {
-                break;
-            }
-            let first = out.len() / format.width();
-            out.resize(out.len() + ch * format.width(), 0);
-            for c in 0..ch {
-                let a = read(i0, c, &self.prev);
-                let b = if i0 + 1 < end {
-                    read(i0 + 1, c, &self.prev)
-                } else {
-                    a
-                };
-                format.write(&mut out, first + c, a + (b - a) * frac);
-            }
-            j += 1;
+        if out.is_empty() {
+            return Ok(Flow::Held);
         }
-        if n > 0 {
-            for c in 0..ch {
-                self.prev[c] = read(end - 1, c, &self.prev);
-            }
-        }
-        self.consumed = end;
-        self.produced = j;
-        if j == start {
-            return None;
-        }
-        let mut buf = Buffer::from_vec(out);
-        if let Some(m) = &self.meta {
-            buf.meta = m.clone();
-        }
-        let rate = self.out_rate as u64;
-        let base = self.base_pts.unwrap_or(0);
-        let pts = base + frames_to_ns(start, rate);
-        buf.meta.pts = Some(pts);
-        buf.meta.duration = Some(base + frames_to_ns(j, rate) - pts);
-        buf.meta.offset = Some(start);
-        buf.meta.set_offset_end(Some(j));
-        Some(buf)
+        let n = (out.len() / bpf) as u64;
+        let rate = self.info.rate as u64;
+        let pts = frames_to_ns(self.frames, rate);
+        out.meta.pts = Some(pts);
+        out.meta.duration = Some(frames_to_ns(self.frames + n, rate) - pts);
+        out.meta.offset = Some(self.frames);
+        out.meta.set_offset_end(Some(self.frames + n));
+        self.frames += n;
+        Ok(Flow::Push(out))
     }
 }
 
-impl Transform for AudioResample {
+// --- audiorate -----------------------------------------------------------------------------
+
+pub(crate) static AUDIORATE: Factory = Factory {
+    name: "audiorate",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Drops/duplicates/adjusts timestamps on audio samples to make a perfect stream",
+    doc: "Makes the stream continuous by its timestamps: a gap longer than `tolerance` (40 ms) \
+          is filled with silence, an overlap longer than it is cut off (whole buffers dropped \
+          when they lie before what was given), and within the tolerance buffers are restamped \
+          to follow on. The stream starts at time 0 (silence before a late first buffer) \
+          unless skip-to-first=true. Output buffers carry pts, duration and offsets in frames. \
+          The in, out, add and drop counts (in frames) are logged at end of stream \
+          (PARALLAX_LOG=info).",
+    pads: Pads::ONE_TO_ONE.with_caps(AUDIO_CAPS, AUDIO_CAPS),
+    props: &[
+        PropSpec::uint("in", 0, 0, u64::MAX, "Number of input samples").read_only(),
+        PropSpec::uint("out", 0, 0, u64::MAX, "Number of output samples").read_only(),
+        PropSpec::uint("add", 0, 0, u64::MAX, "Number of added samples").read_only(),
+        PropSpec::uint("drop", 0, 0, u64::MAX, "Number of dropped samples").read_only(),
+        PropSpec::bool(
+            "silent",
+            true,
+            "Don't emit notify for dropped and duplicated frames",
+        )
+        .ignored("no notifications; the counts are logged at end of stream"),
+        PropSpec::uint(
+            "tolerance",
+            40_000_000,
+            0,
+            u64::MAX,
+            "Only act if timestamp jitter/imperfection exceeds indicated tolerance (ns)",
+        ),
+        PropSpec::bool(
+            "skip-to-first",
+            false,
+            "Don't produce buffers before the first one we receive",
+        ),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        let info = AudioInfo::from_caps(&negotiated_or(p.sink_caps(), AUDIO_CAPS), p.instance())?;
+        Ok(ElementImpl::Transform(Box::new(AudioRate::new(
+            info,
+            p.uint("tolerance")?,
+            p.bool("skip-to-first")?,
+        ))))
+    },
+};
+
+/// audiorate's state: the next frame the stream expects, and the counts.
+struct AudioRate {
+    info: AudioInfo,
+    tolerance: u64,
+    skip_to_first: bool,
+    /// The frame offset the next output starts at (`None` before the first buffer).
+    next: Option<u64>,
+    counts: RateCounts,
+}
+
+/// Frames in, out, added as silence and dropped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct RateCounts {
+    inp: u64,
+    out: u64,
+    add: u64,
+    drop: u64,
+}
+
+impl AudioRate {
+    fn new(info: AudioInfo, tolerance: u64, skip_to_first: bool) -> AudioRate {
+        AudioRate {
+            info,
+            tolerance,
+            skip_to_first,
+            next: None,
+            counts: RateCounts::default(),
+        }
+    }
+
+    /// `buf` made to start at the expected frame: silence before it, or its start cut off.
+    fn fix(&mut self, buf: Buffer) -> Option<Buffer> {
+        let bpf = self.info.bpf();
+        let rate = self.info.rate as u64;
+        let frames = (buf.len() / bpf) as u64;
+        self.counts.inp += frames;
+        // The buffer's frame offset by its pts (rounded), or where the stream is.
+        let at = buf
+            .meta
+            .pts
+            .map(|t| ((t as u128 * rate as u128 + 500_000_000) / 1_000_000_000) as u64);
+        let next = *self.next.get_or_insert(match at {
+            Some(a) if self.skip_to_first => a,
+            _ => 0,
+        });
+        let at = at.unwrap_or(next);
+        let tol = (self.tolerance as u128 * rate as u128 / 1_000_000_000) as u64;
+        let mut out = if at > next + tol {
+            // A gap: silence from `next` to `at`, then the buffer.
+            let gap = (at - next) as usize;
+            let silence = if self.info.format == SampleFormat::U8 {
+                0x80
+            } else {
+                0
+            };
+            let mut bytes = vec![silence; gap * bpf];
+            bytes.extend_from_slice(buf.data());
+            self.counts.add += gap as u64;
+            Buffer::from_vec(bytes)
+        } else if at + tol < next {
+            // An overlap: what lies before `next` is dropped.
+            let cut = (next - at).min(frames);
+            self.counts.drop += cut;
+            if cut == frames {
+                return None;
+            }
+            buf.slice(cut as usize * bpf..frames as usize * bpf)?
+        } else {
+            buf
+        };
+        let n = (out.len() / bpf) as u64;
+        let pts = frames_to_ns(next, rate);
+        out.meta.pts = Some(pts);
+        out.meta.duration = Some(frames_to_ns(next + n, rate) - pts);
+        out.meta.offset = Some(next);
+        out.meta.set_offset_end(Some(next + n));
+        self.next = Some(next + n);
+        self.counts.out += n;
+        Some(out)
+    }
+}
+
+impl Transform for AudioRate {
     fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        if self.info.rate == self.out_rate {
-            return Ok(Flow::Push(buf));
-        }
-        if self.base_pts.is_none() {
-            self.base_pts = Some(buf.meta.pts.unwrap_or(0));
-        }
-        self.meta = Some(buf.meta.clone());
-        Ok(match self.resample(buf.data(), false) {
+        Ok(match self.fix(buf) {
             Some(out) => Flow::Push(out),
-            None => Flow::Held,
+            None => Flow::Drop,
         })
     }
 
-    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        if self.info.rate != self.out_rate && self.consumed > 0 {
-            if let Some(out) = self.resample(&[], true) {
-                cx.push(out);
-            }
-        }
+    fn flush(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        let c = self.counts;
+        tracing::info!(
+            r#in = c.inp,
+            out = c.out,
+            add = c.add,
+            drop = c.drop,
+            "Audio rate counts"
+        );
         Ok(())
     }
 }
 
-pub(crate) const FACTORIES: &[&Factory] = &[&AUDIOTESTSRC, &VOLUME, &AUDIOCONVERT, &AUDIORESAMPLE];
+pub(crate) const FACTORIES: &[&Factory] = &[
+    &AUDIOTESTSRC,
+    &VOLUME,
+    &AUDIOCONVERT,
+    &RAWAUDIOPARSE,
+    &AUDIORATE,
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// S16 mono buffers of a 1 kHz sine at 44100 Hz, `frames` each.
-    fn sine_buffers(count: usize, frames: usize) -> Vec<Buffer> {
-        let mut n = 0u64;
-        (0..count)
-            .map(|_| {
-                let mut out = vec![0u8; frames * 2];
-                for f in 0..frames {
-                    n += 1;
-                    let v = (std::f64::consts::TAU * 1000.0 * n as f64 / 44100.0).sin() * 0.8;
-                    SampleFormat::S16.write(&mut out, f, v);
-                }
-                Buffer::from_vec(out)
-            })
-            .collect()
+    fn s16(frames: usize, pts_ms: u64) -> Buffer {
+        let mut b = Buffer::from_vec(vec![1u8; frames * 2]);
+        b.meta.pts = Some(pts_ms * 1_000_000);
+        b
     }
 
     #[test]
-    fn resampling_44100_to_8000_keeps_count_and_frequency() {
-        let run = DetachedRun::new();
-        let mut cx = run.ctx();
+    fn audiorate_fills_gaps_drops_overlaps_and_counts() {
         let info = AudioInfo {
             format: SampleFormat::S16,
-            rate: 44100,
+            rate: 1000,
             channels: 1,
         };
-        let mut r = AudioResample {
-            info,
-            out_rate: 8000,
-            consumed: 0,
-            produced: 0,
-            prev: vec![0.0],
-            base_pts: None,
-            meta: None,
-        };
-        let mut out = Vec::new();
-        let per_buffer = 1024.0 * 8000.0 / 44100.0;
-        for buf in sine_buffers(50, 1024) {
-            match r.process(buf, &mut cx).unwrap() {
-                Flow::Push(b) => {
-                    let frames = (b.len() / 2) as f64;
-                    // Each buffer gives its share, within one frame of the boundary.
-                    assert!((frames - per_buffer).abs() <= 1.0, "{frames} frames");
-                    out.extend_from_slice(b.data());
-                }
-                other => panic!("{other:?}"),
+        let mut r = AudioRate::new(info, 40_000_000, false);
+        // Starts at 100 ms: 100 frames of silence first (skip-to-first=false).
+        let b = r.fix(s16(50, 100)).unwrap();
+        assert_eq!(b.len(), 150 * 2);
+        assert_eq!(&b.data()[..200], &[0u8; 200][..]);
+        assert_eq!((b.meta.offset, b.meta.pts), (Some(0), Some(0)));
+        // Within tolerance (10 ms late): restamped to follow on.
+        let b = r.fix(s16(50, 160)).unwrap();
+        assert_eq!((b.len(), b.meta.offset), (100, Some(150)));
+        // An overlap of 60 ms (starts at 140 ms, 200 expected): 60 frames cut off.
+        let b = r.fix(s16(100, 140)).unwrap();
+        assert_eq!(
+            (b.len(), b.meta.offset, b.meta.pts),
+            (80, Some(200), Some(200_000_000))
+        );
+        // Wholly before: dropped.
+        assert!(r.fix(s16(20, 0)).is_none());
+        assert_eq!(
+            r.counts,
+            RateCounts {
+                inp: 220,
+                out: 240,
+                add: 100,
+                drop: 80
             }
-        }
-        r.flush(&mut cx).unwrap();
-        for b in cx.take_pushed() {
-            out.extend_from_slice(b.data());
-        }
-        // Exact over the stream: ceil(51200 x 8000 / 44100).
-        let frames = out.len() / 2;
-        assert_eq!(frames, (51_200u64 * 8000).div_ceil(44100) as usize);
-        let s: Vec<i16> = out
-            .chunks_exact(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        // 51200 / 44100 s of 1 kHz: 1161 periods, one rising zero crossing each.
-        let rising = s.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
-        assert!((1160..=1162).contains(&rising), "{rising} rising crossings");
-        let peak = s.iter().map(|v| v.unsigned_abs()).max().unwrap();
-        assert!(peak > 24_000, "peak {peak}");
+        );
+        let mut r = AudioRate::new(info, 40_000_000, true);
+        let b = r.fix(s16(50, 100)).unwrap();
+        assert_eq!((b.len(), b.meta.offset), (100, Some(100)));
+        // tolerance=0: a 1 ms gap is filled.
+        let mut r = AudioRate::new(info, 0, true);
+        r.fix(s16(10, 0)).unwrap();
+        assert_eq!(r.fix(s16(10, 11)).unwrap().len(), 22);
     }
 }

@@ -10,6 +10,7 @@
 use crate::element::prelude::*;
 
 mod audio;
+mod resample;
 mod video;
 mod videoconvert;
 mod videogeometry;
@@ -18,6 +19,7 @@ mod videoscale;
 mod wav;
 
 pub(crate) use audio::FACTORIES as AUDIO;
+pub(crate) use resample::FACTORIES as RESAMPLE;
 pub(crate) use video::FACTORIES as VIDEO;
 pub(crate) use videoconvert::FACTORIES as VIDEOCONVERT;
 pub(crate) use videogeometry::FACTORIES as VIDEOGEOMETRY;
@@ -48,6 +50,18 @@ impl SampleFormat {
             "F64LE" => SampleFormat::F64,
             _ => return None,
         })
+    }
+
+    /// gst's name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SampleFormat::U8 => "U8",
+            SampleFormat::S16 => "S16LE",
+            SampleFormat::S24 => "S24LE",
+            SampleFormat::S32 => "S32LE",
+            SampleFormat::F32 => "F32LE",
+            SampleFormat::F64 => "F64LE",
+        }
     }
 
     /// Bytes per sample.
@@ -141,6 +155,17 @@ impl AudioInfo {
             rate: rate as u32,
             channels: channels as u32,
         })
+    }
+
+    /// Its fixed caps.
+    pub(crate) fn caps(&self) -> Caps {
+        Caps::parse(&format!(
+            "audio/x-raw, format=(string){}, layout=(string)interleaved, rate=(int){}, channels=(int){}",
+            self.format.name(),
+            self.rate,
+            self.channels
+        ))
+        .expect("fixed audio caps parse")
     }
 
     /// Bytes per frame (one sample of every channel).

@@ -12,8 +12,10 @@
 //!    meet, then fixed to one format (the element's fixation, else gst's). Each link then checks
 //!    that the element below takes it; fan-ins check that every input carries the same caps.
 //!
-//! Untyped bytes (ANY) stay ANY: only an element whose sink template is ANY takes them, so
-//! `filesrc ! audioconvert` is refused while `filesrc ! audio/x-raw,... ! audioconvert` is not.
+//! Untyped bytes (ANY) stay ANY: only an element whose sink template is ANY or names an encoded
+//! or container type (a parser: `wavparse` takes `audio/x-wav`) takes them, so
+//! `filesrc ! audioconvert` is refused while `filesrc ! audio/x-raw,... ! audioconvert` and
+//! `filesrc ! wavparse` are not.
 
 use daggy::petgraph::visit::EdgeRef;
 use daggy::NodeIndex;
@@ -103,7 +105,7 @@ pub(crate) fn negotiate(graph: &mut Graph) -> Result<(), Diagnostic> {
             let up = &graph.dag[n];
             let below = &graph.dag[c];
             let refused = if out.is_any() {
-                !child.sink_t.is_any()
+                !takes_bytes(&child.sink_t)
             } else {
                 !out.is_subset(&child.local)
             };
@@ -143,6 +145,16 @@ pub(crate) fn negotiate(graph: &mut Graph) -> Result<(), Diagnostic> {
         graph.dag[n].props.set_caps(input, out);
     }
     Ok(())
+}
+
+/// Whether a sink template takes untyped bytes: ANY, or a stream type that is not raw media
+/// (`audio/x-wav`): a parser checks its bytes itself, as gst's typefinding does.
+fn takes_bytes(sink: &Caps) -> bool {
+    sink.is_any()
+        || sink
+            .structures()
+            .iter()
+            .any(|s| !s.name.ends_with("/x-raw"))
 }
 
 /// The caps on `n`'s inputs: ANY for a source; every input must carry the same.

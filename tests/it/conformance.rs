@@ -150,7 +150,10 @@ fn every_card_is_complete() {
 /// its template fixed, as a quoted caps item and a `!`; nothing for a byte-stream element.
 /// Elements that read a format of their own, and the element in front of them that makes it
 /// out of any bytes (so that the suite's inputs reach them as that format).
-const INPUT_MADE_BY: &[(&str, &str)] = &[("streamdepay", "streampay")];
+const INPUT_MADE_BY: &[(&str, &str)] = &[
+    ("streamdepay", "streampay"),
+    ("wavparse", "'audio/x-raw, format=(string)U8, layout=(string)interleaved, rate=(int)8000, channels=(int)1' ! wavenc"),
+];
 
 /// What goes in front of the element: the maker of its input format, or a capsfilter with its
 /// sink caps fixed, or nothing for an element that takes any bytes.

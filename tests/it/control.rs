@@ -217,16 +217,28 @@ fn pause_and_resume_lose_nothing() {
     let mut child = spawn(&["-q", &control, "fdsrc ! queue ! fdsink"]);
     let data = random_bytes(4 << 20, 7);
     let mut stdin = child.stdin.take().unwrap();
+    // The first half goes in at once, the second only after the pause was checked: the input
+    // is still open while paused, so the run cannot have ended before the pause.
+    let (go_on, may_go_on) = std::sync::mpsc::channel::<()>();
     let writer = {
         let data = data.clone();
         std::thread::spawn(move || {
-            for chunk in data.chunks(4096) {
+            let (first, second) = data.split_at(data.len() / 2);
+            for chunk in first.chunks(4096) {
+                stdin.write_all(chunk).unwrap();
+            }
+            may_go_on.recv().unwrap();
+            for chunk in second.chunks(4096) {
                 stdin.write_all(chunk).unwrap();
             }
         })
     };
+    // Nobody reads the output until after the pause either: the pipeline backs up to a
+    // source waiting on a full queue, which is where a pause parks it.
+    let (read_on, may_read) = std::sync::mpsc::channel::<()>();
     let mut out = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
+        may_read.recv().unwrap();
         let mut v = Vec::new();
         out.read_to_end(&mut v).unwrap();
         v
@@ -246,6 +258,8 @@ fn pause_and_resume_lose_nothing() {
         );
     }
     c.ok(json!({"cmd": "resume"}));
+    go_on.send(()).unwrap();
+    read_on.send(()).unwrap();
     writer.join().unwrap();
     let o = wait(child);
     assert_eq!(code(&o), 0, "{}", stderr(&o));

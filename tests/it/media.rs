@@ -241,7 +241,7 @@ fn the_gst_line_resamples_to_8000_hz_mono_wav() {
         "-q",
         "audiotestsrc num-buffers=20 freq=1000 ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! wavenc ! filesink",
         &prop("location", &wav),
-        "audiotestsrc num-buffers=20 freq=1000 ! audioconvert ! audioresample quality=10 ! audio/x-raw,rate=8000,channels=1 ! filesink",
+        "audiotestsrc num-buffers=20 freq=1000 ! audioconvert ! audioresample quality=4 ! audio/x-raw,rate=8000,channels=1 ! filesink",
         &prop("location", &raw),
     ]));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -249,8 +249,9 @@ fn the_gst_line_resamples_to_8000_hz_mono_wav() {
     let w = parse_wav(&bytes);
     assert_eq!((w.tag, w.channels, w.rate, w.bits), (1, 1, 8000, 16));
     assert_eq!((w.block_align, w.byte_rate), (2, 16000));
-    // 20 x 1024 frames at 44100 Hz make ceil(20480 x 8000 / 44100) frames at 8000 Hz.
-    let frames = (20_480u64 * 8000).div_ceil(44100) as usize;
+    // 20 x 1024 frames at 44100 Hz make floor(20479 x 8000 / 44100) + 1 frames at 8000 Hz,
+    // gst's count.
+    let frames = (20_479u64 * 8000 / 44100 + 1) as usize;
     assert_eq!(frames, 3716);
     assert_eq!(w.data.len(), frames * 2);
     assert_eq!(w.data_size as usize, w.data.len());
@@ -273,5 +274,155 @@ fn audioresample_keeps_the_rate_when_nothing_asks_for_another() {
     assert!(
         text.contains("/pipeline0/audioresample0.src: caps = audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)44100"),
         "{text}"
+    );
+}
+
+#[test]
+fn wavenc_then_wavparse_gives_the_samples_back_bit_exact() {
+    let dir = tmp();
+    let wav = dir.path().join("round.wav");
+    for format in ["S16LE", "S24LE", "F32LE", "U8"] {
+        let o = run(launch(&[
+            "-q",
+            &format!("audiotestsrc num-buffers=7 samplesperbuffer=333 wave=white-noise ! audio/x-raw,format={format},rate=22050,channels=2 ! wavenc ! filesink"),
+            &prop("location", &wav),
+        ]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let o = run(launch(&[
+            "-q",
+            "filesrc",
+            &prop("location", &wav),
+            "blocksize=1000",
+            "!",
+            "wavparse",
+            "!",
+            "fdsink",
+        ]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let bytes = std::fs::read(&wav).unwrap();
+        assert_eq!(o.stdout, bytes[44..], "{format}");
+        assert!(!o.stdout.is_empty());
+    }
+}
+
+#[test]
+fn wavparse_reads_what_python_wave_writes_and_feeds_audio_elements() {
+    let dir = tmp();
+    let wav = dir.path().join("py.wav");
+    // Python's wave module (in every python3): 3 channels of 16 bits at 11025 Hz.
+    let script = format!(
+        "import wave, struct\nw = wave.open({:?}, 'wb')\nw.setnchannels(3)\nw.setsampwidth(2)\nw.setframerate(11025)\nw.writeframes(b''.join(struct.pack('<3h', i, -i, i * 2 % 30000) for i in range(1000)))\nw.close()\n",
+        wav.to_str().unwrap()
+    );
+    let py = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .expect("python3 runs");
+    assert!(py.success());
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &wav),
+        "! wavparse ! audio/x-raw,format=S16LE,rate=11025,channels=3 ! audioresample ! audio/x-raw,rate=22050 ! fdsink",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // gst's count: floor(999 x 22050 / 11025) + 1 frames of 6 bytes.
+    assert_eq!(o.stdout.len(), 1999 * 6);
+    // Caps that contradict the file: a runtime error naming both.
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &wav),
+        "! wavparse ! audio/x-raw,format=S16LE,rate=44100,channels=3 ! fakesink",
+    ]));
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("at byte 20: the file holds audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)11025, channels=(int)3 but the caps after wavparse say"), "{}", stderr(&o));
+}
+
+#[test]
+fn wavparse_refuses_a_truncated_header_and_what_is_not_wav() {
+    let dir = tmp();
+    let cut = file(
+        dir.path(),
+        "cut.wav",
+        b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00",
+    );
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &cut),
+        "! wavparse ! fakesink",
+    ]));
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o)
+            .contains("wavparse0: at byte 22: the stream ends inside the fmt chunk (16 bytes)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(launch(&[
+        "-q",
+        "fakesrc num-buffers=1 sizetype=fixed sizemax=64 ! wavparse ! fakesink",
+    ]));
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("at byte 0: not a WAV stream"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn rawaudioparse_cuts_bytes_into_whole_frames_of_the_format_it_is_told() {
+    let dir = tmp();
+    let raw = file(dir.path(), "r.raw", &random_bytes(10_003, 7));
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &raw),
+        "blocksize=777",
+        "!",
+        "rawaudioparse",
+        "pcm-format=s24le",
+        "num-channels=1",
+        "sample-rate=8000",
+        "!",
+        "fdsink",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // 3334 whole frames of 3 bytes; the last partial frame is dropped.
+    assert_eq!(o.stdout, random_bytes(10_003, 7)[..10_002]);
+    // Defaults: S16LE stereo at 44100 Hz, which audioresample then takes.
+    let o = run(launch(&[
+        "-v",
+        "filesrc",
+        &prop("location", &raw),
+        "!",
+        "rawaudioparse",
+        "!",
+        "audioresample",
+        "!",
+        "audio/x-raw,rate=8000",
+        "!",
+        "fakesink",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("/pipeline0/rawaudioparse0.src: caps = audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)44100, channels=(int)2"), "{}", stderr(&o));
+    // use-sink-caps=true without raw audio caps in front is refused, saying why.
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &raw),
+        "!",
+        "rawaudioparse",
+        "use-sink-caps=true",
+        "!",
+        "fakesink",
+    ]));
+    assert_ne!(code(&o), 0);
+    assert!(
+        stderr(&o).contains("use-sink-caps=true needs fixed audio/x-raw caps"),
+        "{}",
+        stderr(&o)
     );
 }
