@@ -278,5 +278,52 @@ fn filters(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, filters, records, bytes_and_metadata, routing);
+/// One 1080p frame through videoconvert (I420 to BGRx) and videoscale (to 720p), with the caps
+/// negotiation would give them: gst-launch-1.0's orc code is the yardstick (see the README).
+fn video(c: &mut Criterion) {
+    use parallax::caps::Caps;
+    let caps = |format: &str, w: u32, h: u32| {
+        Caps::parse(&format!(
+            "video/x-raw, format=(string){format}, width=(int){w}, height=(int){h}, framerate=(fraction)30/1"
+        ))
+        .unwrap()
+    };
+    let run = DetachedRun::new();
+    let mut g = c.benchmark_group("video");
+    g.throughput(Throughput::Elements(1));
+    let frame = Buffer::from_vec(vec![100; 1920 * 1080 * 3 / 2]);
+    for (name, factory, to) in [
+        (
+            "videoconvert I420->BGRx 1080p",
+            "videoconvert",
+            caps("BGRx", 1920, 1080),
+        ),
+        (
+            "videoscale I420 1080p->720p",
+            "videoscale",
+            caps("I420", 1280, 720),
+        ),
+    ] {
+        let f = registry::find(factory).unwrap();
+        let mut p = Props::defaults(f.name, f.props);
+        p.set_caps(caps("I420", 1920, 1080), to);
+        let ElementImpl::Transform(mut t) = (f.build)(&p).unwrap() else {
+            panic!("{factory} is a transform");
+        };
+        let mut cx = run.ctx();
+        g.bench_function(name, |b| {
+            b.iter(|| matches!(t.process(frame.clone(), &mut cx).unwrap(), Flow::Push(_)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    filters,
+    records,
+    bytes_and_metadata,
+    routing,
+    video
+);
 criterion_main!(benches);

@@ -313,6 +313,10 @@ impl Frames {
     }
 }
 
+/// The largest frame the video elements make or take (2 GiB): larger caps are refused when the
+/// element is built, before any memory is asked for.
+const MAX_FRAME_BYTES: u128 = 1 << 31;
+
 /// A fixed raw video format: gst's `GstVideoInfo`, the same strides, offsets and sizes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VideoInfo {
@@ -398,6 +402,14 @@ impl VideoInfo {
         let fps = s
             .fraction("framerate")
             .unwrap_or(Fraction { num: 0, den: 1 });
+        // A frame's bytes must fit comfortably in memory: 4 bytes a pixel at most, 2 GiB.
+        let bytes = width as u128 * height as u128 * 4;
+        if bytes > MAX_FRAME_BYTES {
+            return Err(bad(&format!(
+                "describe a {width}x{height} frame of up to {bytes} bytes; parallax takes frames \
+                 of at most {MAX_FRAME_BYTES} bytes"
+            )));
+        }
         let mut info = VideoInfo::new(format, width, height, fps);
         if let Some(m) = s.string("colorimetry").and_then(Matrix::parse) {
             info.matrix = m;

@@ -17,12 +17,13 @@ const RATE_CAPS: &str = "video/x-raw; image/jpeg; image/png";
 static VIDEORATE_CAPS: CapsFns = CapsFns {
     forward: |input, p| free_rate(input, p, true),
     backward: |down, p| free_rate(down, p, false),
-    // A range left over (the input's rate was above max-rate) fixes to its top.
+    // A range left over (the input's rate was above max-rate) fixes to its top; a list
+    // (the input's rate first) to the input's rate.
     fixate: |caps, p| {
         let Some(mut s) = caps.first().cloned() else {
             return caps;
         };
-        if p.is_set("max-rate") && s.fraction("framerate").is_none() {
+        if matches!(s.get("framerate"), Some(CapsValue::FractionRange(..))) {
             let max = p.int("max-rate").unwrap_or(i32::MAX as i64) as i32;
             s.fixate_nearest_fraction("framerate", Fraction { num: max, den: 1 });
         }
@@ -42,7 +43,15 @@ fn free_rate(caps: &Caps, p: &Props, prefer_fixed: bool) -> Caps {
     } else {
         i32::MAX
     };
-    let top = Fraction { num: max, den: 1 };
+    let mut top = Fraction { num: max, den: 1 };
+    // drop-only never makes more frames than come in: at most the input's rate (as gst).
+    if prefer_fixed && p.bool("drop-only").unwrap_or(false) {
+        if let Some(f) = caps.first().and_then(|s| s.fraction("framerate")) {
+            if f.as_f64() < top.as_f64() {
+                top = f;
+            }
+        }
+    }
     let mut out = caps.clone();
     for s in out.structures_mut() {
         let any =
@@ -66,8 +75,10 @@ pub(crate) static VIDEORATE: Factory = Factory {
           it free; at most max-rate). Output frame k is stamped k / framerate and carries the \
           input frame whose pts is nearest to that time: frames between two output times are \
           dropped, and a frame is repeated (the same memory, not a copy) until the next one \
-          is nearer. drop-only=true never repeats a frame. At end of stream the last frame \
-          fills the time up to its end. Frames in and out show in --stats; the counts of \
+          is nearer. drop-only=true never repeats a frame (and refuses a rate above the \
+          input's, as gst). At end of stream the last frame goes out once, at the next slot, \
+          so the counts are gst's: 30 frames at 30/1 give 11 at 10/1, 10 at 10/1 give 27 at \
+          30/1. Frames in and out show in --stats; the counts of \
           frames in, out, duplicated and dropped (gst's read-only properties) are logged at \
           end of stream with PARALLAX_LOG=debug.",
     pads: Pads::ONE_TO_ONE
@@ -212,26 +223,12 @@ impl Transform for VideoRate {
     }
 
     fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        let Some(prev) = &self.prev else {
-            return Ok(());
-        };
-        // The last frame lasts its duration (or one input frame): fill the slots before its end.
-        let pts = prev.meta.pts.unwrap_or(0);
-        let duration = prev.meta.duration.unwrap_or_else(|| {
-            if self.fps_in.num > 0 {
-                frame_time(1, self.fps_in)
-            } else {
-                0
-            }
-        });
-        let end = pts + duration;
-        let mut sent_any = false;
-        while self.slot_time(self.next) < end && !(self.drop_only && self.prev_sent) {
+        // The last frame goes out once, at the next slot (gst's videorate at EOS).
+        if self.prev.is_some() && !self.prev_sent {
+            self.prev_sent = false;
+            let drop_only = std::mem::replace(&mut self.drop_only, false);
             self.emit_prev(cx);
-            sent_any = true;
-        }
-        if !sent_any && !self.prev_sent && duration == 0 {
-            self.emit_prev(cx);
+            self.drop_only = drop_only;
         }
         self.retire_prev();
         self.prev = None;
@@ -593,26 +590,27 @@ mod tests {
     #[test]
     fn thirty_to_ten_drops_two_of_three() {
         let (out, s) = rate(30, 10, false, 30);
-        assert_eq!(out.len(), 10);
+        // gst's count: ten slots by nearest frame, and the last frame at EOS.
+        assert_eq!(out.len(), 11);
         let firsts: Vec<u8> = out.iter().map(|b| b.data()[0]).collect();
-        assert_eq!(firsts, [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]);
+        assert_eq!(firsts, [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 29]);
         assert_eq!(out[1].meta.pts, Some(100_000_000));
         assert_eq!(
             s,
             RateStats {
                 input: 30,
-                output: 10,
+                output: 11,
                 duplicated: 0,
-                dropped: 20
+                dropped: 19
             }
         );
     }
 
     #[test]
-    fn ten_to_thirty_repeats_each_frame_three_times() {
+    fn ten_to_thirty_repeats_frames_until_the_next_is_nearer() {
         let (out, s) = rate(10, 30, false, 10);
-        assert_eq!(out.len(), 30);
-        assert_eq!(s.duplicated, 20);
+        assert_eq!(out.len(), 27);
+        assert_eq!(s.duplicated, 17);
         assert_eq!(s.dropped, 0);
         let firsts: Vec<u8> = out.iter().map(|b| b.data()[0]).collect();
         assert_eq!(firsts[..7], [0, 0, 1, 1, 1, 2, 2]);
