@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let args = InspectArgs::parse();
     let mut out = std::io::stdout().lock();
     let text = match &args.element {
+        None if args.features => features(),
         None if args.json => listing_json(&args.types) + "\n",
         None => listing(&args.types),
         Some(name) => match registry::find(name) {
@@ -35,6 +36,21 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--features`: every optional feature, whether this build has it, and what it brings.
+fn features() -> String {
+    let mut out = String::new();
+    for f in registry::features::FEATURES {
+        let mark = if f.built { "+" } else { "-" };
+        out += &format!(
+            "{mark} {:<14} {} [{}]\n",
+            f.name,
+            f.doc,
+            f.elements.join(", ")
+        );
+    }
+    out
 }
 
 /// Factories of the requested classes (all when none is given), sorted by name.

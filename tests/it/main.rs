@@ -2,6 +2,7 @@
 //! files, pipes, FIFOs and signals.
 
 mod arena;
+mod codecs;
 mod conformance;
 mod copies;
 mod dot;
