@@ -8,6 +8,8 @@
 
 use crate::element::prelude::*;
 
+#[cfg(feature = "audio-flac")]
+mod flac;
 #[cfg(any(feature = "image-png", feature = "image-jpeg"))]
 mod image;
 mod typefind;
@@ -24,6 +26,10 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &image::JPEGDEC,
     #[cfg(feature = "image-jpeg")]
     &image::JPEGENC,
+    #[cfg(feature = "audio-flac")]
+    &flac::FLACPARSE,
+    #[cfg(feature = "audio-flac")]
+    &flac::FLACDEC,
 ];
 
 /// A decoder's hints: computation on bytes from outside, reviewed Rust code.

@@ -21,6 +21,10 @@ pub(crate) fn sniff(head: &[u8]) -> Option<Caps> {
     if let Some(c) = jpeg(head) {
         return Some(c);
     }
+    #[cfg(feature = "audio-flac")]
+    if let Some(c) = super::flac::sniff(head) {
+        return Some(c);
+    }
     let _ = head;
     None
 }

@@ -31,6 +31,12 @@ pub const FEATURES: &[Feature] = &[
         doc: "JPEG decoder (zune-jpeg) and encoder (jpeg-encoder), pure Rust",
         elements: &["jpegdec", "jpegenc"],
     },
+    Feature {
+        name: "audio-flac",
+        built: cfg!(feature = "audio-flac"),
+        doc: "FLAC parser and decoder (Symphonia, pure Rust)",
+        elements: &["flacparse", "flacdec"],
+    },
 ];
 
 /// The groups of features, and what each turns on.

@@ -129,3 +129,125 @@ fn inspect_reports_features_and_version() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("features: image-png image-jpeg"), "{out}");
 }
+
+/// The `flac` tool, which `.ci/run` installs; elsewhere the FLAC tests say they are skipped.
+fn flac_tool() -> bool {
+    let found = std::process::Command::new("flac")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs the flac tool (.ci/run)"
+        );
+        eprintln!("skipped: no `flac` tool (apt-get install flac)");
+    }
+    found
+}
+
+/// A FLAC file of 16-bit stereo noise and tone made by the reference encoder, and the reference
+/// decoder's raw samples of it.
+fn flac_fixture(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+    let wav = dir.join("in.wav");
+    let o = run(launch(&[
+        "-q",
+        "audiotestsrc num-buffers=40 wave=white-noise volume=0.5 ! audio/x-raw,format=S16LE,channels=2,rate=44100 ! wavenc ! filesink",
+        &prop("location", &wav),
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let flac = dir.join("in.flac");
+    let st = std::process::Command::new("flac")
+        .args(["-s", "-f", "-o"])
+        .arg(&flac)
+        .arg(&wav)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let raw = dir.join("ref.raw");
+    let st = std::process::Command::new("flac")
+        .args([
+            "-s",
+            "-d",
+            "-f",
+            "--force-raw-format",
+            "--endian=little",
+            "--sign=signed",
+            "-o",
+        ])
+        .arg(&raw)
+        .arg(&flac)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    (flac, std::fs::read(raw).unwrap())
+}
+
+#[test]
+fn flac_decodes_bit_exact_against_the_reference_decoder() {
+    if !flac_tool() {
+        return;
+    }
+    let dir = tmp();
+    let (flac, reference) = flac_fixture(dir.path());
+    assert_eq!(reference.len(), 40 * 1024 * 4);
+    for line in ["flacparse ! flacdec", "flacdec"] {
+        let out = dir.path().join("out.raw");
+        let o = run(launch(&[
+            "-q",
+            "filesrc",
+            &prop("location", &flac),
+            &format!("! {line} ! filesink"),
+            &prop("location", &out),
+        ]));
+        assert_eq!(code(&o), 0, "{line}: {}", stderr(&o));
+        assert!(
+            std::fs::read(&out).unwrap() == reference,
+            "{line}: samples differ"
+        );
+    }
+    // The caps come from the file's STREAMINFO, so wavenc writes the right header.
+    let wav = dir.path().join("out.wav");
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &flac),
+        "! flacparse ! flacdec ! wavenc ! filesink",
+        &prop("location", &wav),
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let wav = std::fs::read(&wav).unwrap();
+    assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 44100);
+    assert_eq!(u16::from_le_bytes(wav[22..24].try_into().unwrap()), 2);
+    assert!(wav[44..] == reference[..]);
+}
+
+#[test]
+fn damaged_flac_fails_naming_element_and_byte() {
+    if !flac_tool() {
+        return;
+    }
+    let dir = tmp();
+    let (flac, _) = flac_fixture(dir.path());
+    let bytes = std::fs::read(&flac).unwrap();
+    let cut = file(dir.path(), "cut.flac", &bytes[..bytes.len() / 2]);
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    for b in &mut flipped[mid..mid + 16] {
+        *b ^= 0x5A;
+    }
+    let flipped = file(dir.path(), "flipped.flac", &flipped);
+    for (path, what) in [(&cut, "cut"), (&flipped, "flipped")] {
+        let o = run(launch(&[
+            "filesrc",
+            &prop("location", path),
+            "! flacparse ! flacdec ! fakesink",
+        ]));
+        assert_eq!(code(&o), 1, "{what}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("flacparse0: ") && e.contains("(at byte "),
+            "{what}: {e}"
+        );
+    }
+}
