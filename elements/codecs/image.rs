@@ -507,7 +507,14 @@ impl JpegDec {
 
 impl Transform for JpegDec {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        // An image can only end in a chunk that holds an EOI marker (or its second byte):
+        // walking the whole image again for every chunk would be quadratic.
+        let fresh = self.pending.bytes.len().saturating_sub(1);
         self.pending.push(&buf);
+        let started = self.pending.bytes.len() <= buf.len() + 1;
+        if !started && memchr::memmem::find(&self.pending.bytes[fresh..], b"\xFF\xD9").is_none() {
+            return Ok(Flow::Held);
+        }
         loop {
             let at = self.pending.at;
             match jpeg_len(&self.pending.bytes) {
