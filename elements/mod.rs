@@ -5,6 +5,7 @@
 //! factory, its state, its trait impl, its tests and its line in the family's `FACTORIES`.
 
 mod bytes;
+mod codecs;
 mod console;
 mod fd;
 mod filter;
@@ -22,6 +23,8 @@ mod testing;
 mod timing;
 
 use crate::element::prelude::*;
+
+pub(crate) use codecs::{sniff, HEAD_LEN as SNIFF_LEN};
 
 /// Every factory, in listing order.
 pub fn all() -> impl Iterator<Item = &'static Factory> {
@@ -46,6 +49,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         media::VIDEOGEOMETRY,
         media::VIDEORATE,
         media::WAV,
+        codecs::FACTORIES,
         framing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,

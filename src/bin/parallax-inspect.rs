@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     }
     let mut out = std::io::stdout().lock();
     let text = match &args.element {
+        None if args.features => features(),
         None if args.json => listing_json(&args.types) + "\n",
         None => listing(&args.types),
         Some(path) if path.contains('/') => match describe_file(path, args.json) {
@@ -81,6 +82,21 @@ fn describe_file(path: &str, json: bool) -> Result<String, String> {
         s.push_str(&card(f));
     }
     Ok(s)
+}
+
+/// `--features`: every optional feature, whether this build has it, and what it brings.
+fn features() -> String {
+    let mut out = String::new();
+    for f in registry::features::FEATURES {
+        let mark = if f.built { "+" } else { "-" };
+        out += &format!(
+            "{mark} {:<14} {} [{}]\n",
+            f.name,
+            f.doc,
+            f.elements.join(", ")
+        );
+    }
+    out
 }
 
 /// Factories of the requested classes (all when none is given), sorted by name.

@@ -460,8 +460,18 @@ pub struct LaunchArgs {
 /// Exit status: 0 on success, 1 when the element does not exist (or, with --exists, is absent),
 /// 2 on a usage error.
 #[derive(Debug, Parser)]
-#[command(name = "parallax-inspect", version, about, long_about)]
+#[command(
+    name = "parallax-inspect",
+    version,
+    long_version = crate::registry::features::long_version(),
+    about,
+    long_about
+)]
 pub struct InspectArgs {
+    /// List the optional features (codecs) this binary was built with, and the elements each brings
+    #[arg(long)]
+    pub features: bool,
+
     /// Exit 0 if the element exists, 1 if not; print nothing
     #[arg(long)]
     pub exists: bool,

@@ -32,7 +32,7 @@ pub mod prelude {
     };
     pub use crate::registry::{
         CapsFns, CapsRule, EnumValue, Factory, Hints, Klass, LiveBool, LiveFloat, PadPresence,
-        Pads, PropSpec, Props, Role,
+        Pads, Processing, PropSpec, Props, Role, Trust,
     };
     #[cfg(test)]
     pub use crate::registry::{Value, ValueError};

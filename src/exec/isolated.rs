@@ -528,7 +528,8 @@ impl Link {
         if let Some(message) = self.last_words() {
             return ElementError::Failed(message);
         }
-        if let Some(why) = Link::lock(&self.cut_off).take() {
+        // Cloned, not taken: every path that finds the worker gone reports the same cause.
+        if let Some(why) = Link::lock(&self.cut_off).clone() {
             return ElementError::Failed(format!(
                 "worker process {} sent {why}; it was stopped and {reclaimed} buffers it held \
                  were reclaimed",

@@ -23,7 +23,7 @@ use daggy::NodeIndex;
 use super::Graph;
 use crate::caps::Caps;
 use crate::parse::Diagnostic;
-use crate::registry::{CapsRule, PadPresence};
+use crate::registry::{CapsRule, PadPresence, Role, Value};
 
 /// What one element takes and gives, as far as its templates and rule say.
 struct Side {
@@ -104,6 +104,16 @@ pub(crate) fn negotiate(graph: &mut Graph) -> Result<(), Diagnostic> {
             let child = side(c);
             let up = &graph.dag[n];
             let below = &graph.dag[c];
+            // Untyped bytes from a regular file: its head may say what they are.
+            let sniffed = if out.is_any() && !child.sink_t.is_any() {
+                sniff_input(graph, c).filter(|found| found.is_subset(&child.local))
+            } else {
+                None
+            };
+            if let Some(found) = sniffed {
+                graph.dag[e].caps = found;
+                continue;
+            }
             let refused = if out.is_any() {
                 !takes_bytes(&child.sink_t)
             } else {
@@ -189,6 +199,49 @@ fn input_caps(graph: &Graph, n: NodeIndex<u32>) -> Result<Caps, Diagnostic> {
         }
     }
     Ok(first.caps.clone())
+}
+
+/// The caps of the regular file that feeds `n` through elements that pass bytes unchanged
+/// (queue, identity), found from its first bytes; `None` when no file feeds it or its bytes
+/// are of no known type. This is how `filesrc location=a.png ! pngdec` learns the image's size
+/// before anything runs: only a regular file is read, never a pipe or a device.
+fn sniff_input(graph: &Graph, n: NodeIndex<u32>) -> Option<Caps> {
+    use std::io::Read as _;
+    let mut at = n;
+    let source = loop {
+        let mut parents = graph
+            .dag
+            .graph()
+            .neighbors_directed(at, daggy::petgraph::Direction::Incoming);
+        let parent = parents.next()?;
+        if parents.next().is_some() {
+            return None;
+        }
+        let node = &graph.dag[parent];
+        if node.factory.pads.sink == PadPresence::None {
+            break node;
+        }
+        if !matches!(node.factory.pads.rule, CapsRule::Passthrough) {
+            return None;
+        }
+        at = parent;
+    };
+    let path = source
+        .props
+        .explicit()
+        .find_map(|(spec, value)| match value {
+            Value::Str(Some(path)) if spec.role == Role::ReadsPath => Some(path.clone()),
+            _ => None,
+        })?;
+    let file = std::fs::File::open(&path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut head = Vec::with_capacity(crate::elements::SNIFF_LEN);
+    file.take(crate::elements::SNIFF_LEN as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    crate::elements::sniff(&head)
 }
 
 fn forward(graph: &Graph, n: NodeIndex<u32>, input: &Caps) -> Caps {

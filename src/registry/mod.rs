@@ -5,6 +5,7 @@
 //! ([`Hints`]); the registry parses and range-checks property values before the factory's
 //! `build` runs, so elements only ever see typed, valid [`Props`].
 
+pub mod features;
 mod props;
 
 pub use props::{
@@ -680,6 +681,13 @@ pub fn is_gst_element(name: &str) -> bool {
 /// be one (with the element of Parallax that does the same job, when there is one), anything
 /// else gets the nearest spelling or the way to list elements.
 pub fn unknown_element_help(wanted: &str) -> String {
+    if let Some(f) = features::bringing(wanted).filter(|f| !f.built) {
+        return format!(
+            "`{wanted}` comes with the `{}` feature, which this build lacks: build with \
+             `--features {}`",
+            f.name, f.name
+        );
+    }
     if is_gst_element(wanted) {
         return match SAME_JOB.iter().find(|(gst, _)| *gst == wanted) {
             Some((_, ours)) => format!(

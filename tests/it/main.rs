@@ -4,6 +4,7 @@
 mod arena;
 mod caps_changes;
 mod clock;
+mod codecs;
 mod conformance;
 mod control;
 mod copies;

@@ -1,0 +1,75 @@
+//! Codecs: encoded images and audio in, raw `video/x-raw` and `audio/x-raw` out (and back),
+//! each family behind the Cargo feature that brings it (`image-png`, `image-jpeg`, ...).
+//!
+//! Decoders read bytes that came from outside: their hints say so (semi-trusted), and a
+//! malformed stream is an error that names the element and the byte offset where it went
+//! wrong, never a panic. Encoded streams arrive in arbitrary chunks (4096 bytes from filesrc),
+//! so each decoder finds its own frame boundaries and keeps what it has not used yet.
+
+use crate::element::prelude::*;
+
+#[cfg(feature = "audio-flac")]
+mod flac;
+#[cfg(any(feature = "image-png", feature = "image-jpeg"))]
+mod image;
+mod typefind;
+
+pub(crate) use typefind::{sniff, HEAD_LEN};
+
+/// Every codec factory this build has.
+pub(crate) const FACTORIES: &[&Factory] = &[
+    #[cfg(feature = "image-png")]
+    &image::PNGDEC,
+    #[cfg(feature = "image-png")]
+    &image::PNGENC,
+    #[cfg(feature = "image-jpeg")]
+    &image::JPEGDEC,
+    #[cfg(feature = "image-jpeg")]
+    &image::JPEGENC,
+    #[cfg(feature = "audio-flac")]
+    &flac::FLACPARSE,
+    #[cfg(feature = "audio-flac")]
+    &flac::FLACDEC,
+];
+
+/// A decoder's hints: computation on bytes from outside, reviewed Rust code.
+#[allow(dead_code)]
+pub(crate) const DECODER: Hints = Hints {
+    trust: Trust::SemiTrusted,
+    processing: Processing::Cpu,
+    rt_safe: false,
+    ..Hints::FUSABLE
+};
+
+/// An encoder's hints: computation on raw frames we made.
+#[allow(dead_code)]
+pub(crate) const ENCODER: Hints = Hints {
+    processing: Processing::Cpu,
+    rt_safe: false,
+    ..Hints::FUSABLE
+};
+
+/// `template` narrowed to the fields `fields` of `from`'s first structure (where it has
+/// them): how a codec carries width, height, framerate, rate or channels across itself.
+#[allow(dead_code)]
+pub(crate) fn carry(from: &Caps, template: &str, fields: &[&str]) -> Caps {
+    let t = Caps::parse(template).expect("a codec's template parses");
+    let Some(s) = from.first() else {
+        return t;
+    };
+    let mut out = t.clone();
+    for o in out.structures_mut() {
+        for f in fields {
+            if let Some(v) = s.get(f) {
+                o.set(f, v.clone());
+            }
+        }
+    }
+    out.intersect(&t)
+}
+
+/// A decoder's error about the stream at byte `offset` (the executor adds the element's name).
+#[allow(dead_code)]
+pub(crate) fn bad_stream(offset: u64, what: impl std::fmt::Display) -> ElementError {
+    ElementError::Failed(format!("{what} (at byte {offset})"))
+}

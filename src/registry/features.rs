@@ -1,0 +1,110 @@
+//! The optional features a binary can be built with, and the elements each brings: what
+//! `parallax-inspect --features` prints, and how an element the build lacks is explained.
+//!
+//! A feature that needs only Rust code is on by default; one that needs a system library is
+//! opt-in. Adding a codec adds one line to [`FEATURES`].
+
+/// One Cargo feature of the build.
+#[derive(Debug, Clone, Copy)]
+pub struct Feature {
+    /// The Cargo feature's name (`image-png`).
+    pub name: &'static str,
+    /// Whether this binary was built with it.
+    pub built: bool,
+    /// What it brings, in a few words.
+    pub doc: &'static str,
+    /// The elements it brings (gst names and aliases).
+    pub elements: &'static [&'static str],
+}
+
+/// Every optional feature, one line each.
+pub const FEATURES: &[Feature] = &[
+    Feature {
+        name: "image-png",
+        built: cfg!(feature = "image-png"),
+        doc: "PNG decoder and encoder (png crate, pure Rust)",
+        elements: &["pngdec", "pngenc"],
+    },
+    Feature {
+        name: "image-jpeg",
+        built: cfg!(feature = "image-jpeg"),
+        doc: "JPEG decoder (zune-jpeg) and encoder (jpeg-encoder), pure Rust",
+        elements: &["jpegdec", "jpegenc"],
+    },
+    Feature {
+        name: "audio-flac",
+        built: cfg!(feature = "audio-flac"),
+        doc: "FLAC parser and decoder (Symphonia, pure Rust)",
+        elements: &["flacparse", "flacdec"],
+    },
+    Feature {
+        name: "http",
+        built: cfg!(feature = "http"),
+        doc: "HTTP/1.1 source and sink (hyper, pure Rust)",
+        elements: &["httpsrc", "souphttpsrc", "httpsink"],
+    },
+    Feature {
+        name: "websocket",
+        built: cfg!(feature = "websocket"),
+        doc: "WebSocket source and sink (tungstenite, pure Rust)",
+        elements: &["websocketsrc", "websocketsink"],
+    },
+];
+
+/// The groups of features, and what each turns on.
+pub const GROUPS: &[(&str, &[&str])] = &[("image-codecs", &["image-png", "image-jpeg"])];
+
+/// The names of the features this binary was built with, in [`FEATURES`] order.
+pub fn built() -> impl Iterator<Item = &'static str> {
+    FEATURES.iter().filter(|f| f.built).map(|f| f.name)
+}
+
+/// The feature that brings element `name`, when the element comes with one.
+pub fn bringing(name: &str) -> Option<&'static Feature> {
+    FEATURES.iter().find(|f| f.elements.contains(&name))
+}
+
+/// `--version`'s long text: the version and the features built in.
+pub fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let features: Vec<&str> = built().collect();
+        format!(
+            "{}\nfeatures: {}",
+            env!("CARGO_PKG_VERSION"),
+            if features.is_empty() {
+                "none".to_owned()
+            } else {
+                features.join(" ")
+            }
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_features_bring_their_elements_and_missing_ones_do_not() {
+        for f in FEATURES {
+            for e in f.elements {
+                assert_eq!(
+                    crate::registry::find(e).is_some(),
+                    f.built,
+                    "{e} of feature {}",
+                    f.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn groups_name_known_features() {
+        for (_, members) in GROUPS {
+            for m in *members {
+                assert!(FEATURES.iter().any(|f| f.name == *m), "{m}");
+            }
+        }
+    }
+}
