@@ -22,3 +22,4 @@ pub mod ipc;
 pub mod memory;
 pub mod parse;
 pub mod registry;
+pub mod typed;
