@@ -137,16 +137,20 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_naming_the_type_not_a_crash() {
-        let mut bytes = Reading {
+        let bytes = Reading {
             sensor: 1,
             celsius: 0.0,
-            label: "x".into(),
+            label: "abc".into(),
         }
         .encode()
         .unwrap();
-        bytes.iter_mut().for_each(|b| *b = 0xff);
-        let err = Reading::decode(&bytes).unwrap_err().to_string();
+        // The string's length now points past the end: bytecheck refuses it.
+        let at = bytes.windows(3).position(|w| w == b"abc").unwrap();
+        let short = &bytes[at + 1..];
+        let err = Reading::decode(short).unwrap_err().to_string();
         assert!(err.contains("Reading"), "{err}");
+        assert!(Reading::decode(&bytes[..2]).is_err());
         assert!(u64::decode(&[1, 2, 3]).is_err());
+        assert!(bool::decode(&[2]).is_err());
     }
 }
