@@ -6,6 +6,7 @@ mod conformance;
 mod copies;
 mod dot;
 mod errors;
+mod examples;
 mod filters;
 mod flow;
 mod generated;
