@@ -29,3 +29,4 @@ mod shm;
 mod signals;
 mod support;
 mod timing;
+mod typed;
