@@ -136,3 +136,7 @@ complete -c parallax-launch -n __parallax_launch_wants_element -f -a unixsink -d
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a asyncunixsink -d 'Writes to a Unix domain socket, stream or datagram'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a shmsink -d 'Sends buffers to other processes through shared memory'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a shmsrc -d 'Receives buffers from a shmsink in another process'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a appsrc -d 'Buffers pushed by the program that runs the pipeline'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a memorysrc -d 'Buffers pushed by the program that runs the pipeline'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a appsink -d 'Hands buffers to the program that runs the pipeline'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a memorysink -d 'Hands buffers to the program that runs the pipeline'
