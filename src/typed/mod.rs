@@ -518,7 +518,42 @@ impl<T: Payload> Stream<T> {
         }
     }
 
-    /// Links `stage`, which must take `T`.
+    /// Links `stage`, which must take `T`: a mismatched link does not compile.
+    ///
+    /// A stage that takes `String` cannot follow a stream of `u32`:
+    /// ```compile_fail,E0271
+    /// use parallax::typed::{from_iter, map};
+    /// from_iter(0u32..3).then(map(|s: String| s.len() as u64));
+    /// ```
+    /// nor can a sink of another type end it:
+    /// ```compile_fail,E0271
+    /// use parallax::typed::{collect, from_iter};
+    /// from_iter(0u32..3).map(|x: u32| x * 2).sink(collect::<String>());
+    /// ```
+    /// a closure must take what flows:
+    /// ```compile_fail,E0631
+    /// use parallax::typed::from_iter;
+    /// from_iter(0u32..3).filter(|s: &String| s.is_empty());
+    /// ```
+    /// and a named stage must fit too:
+    /// ```compile_fail,E0308
+    /// use parallax::typed::{from_iter, NamedStage};
+    /// fn twice(x: u64) -> u64 { x * 2 }
+    /// static TWICE: NamedStage<u64, u64> = NamedStage::new("twice", twice);
+    /// from_iter(["a".to_string()]).then_named(&TWICE);
+    /// ```
+    /// The same chains with matching types compile:
+    /// ```
+    /// use parallax::typed::{collect, from_iter, map, NamedStage};
+    /// fn twice(x: u64) -> u64 { x * 2 }
+    /// static TWICE: NamedStage<u64, u64> = NamedStage::new("twice", twice);
+    /// let _ = from_iter(0u32..3)
+    ///     .then(map(|x: u32| x.to_string()))
+    ///     .filter(|s: &String| !s.is_empty())
+    ///     .map(|s: String| s.len() as u64)
+    ///     .then_named(&TWICE)
+    ///     .sink(collect::<u64>());
+    /// ```
     pub fn then<S: Stage<In = T>>(self, stage: S) -> Stream<S::Out> {
         let name = self.draft.borrow_mut().name("typed");
         let step = stage.into_step().0;
