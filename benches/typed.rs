@@ -75,9 +75,10 @@ fn payloads(c: &mut Criterion) {
         label: "hall, north side".into(),
     };
     let bytes = reading.encode().expect("encodes");
-    g.bench_function("validate Reading once (bytecheck), then read in place", |b| {
-        b.iter(|| Reading::view(black_box(&bytes)).expect("valid").sensor)
-    });
+    g.bench_function(
+        "validate Reading once (bytecheck), then read in place",
+        |b| b.iter(|| Reading::view(black_box(&bytes)).expect("valid").sensor),
+    );
     g.bench_function("validate and deserialize Reading", |b| {
         b.iter(|| Reading::decode(black_box(&bytes)).expect("valid"))
     });

@@ -120,10 +120,7 @@ impl AppQueue {
             if !self.block.load(Ordering::Relaxed) {
                 return Err(AppError::Full(q.bytes));
             }
-            q = self
-                .changed
-                .wait(q)
-                .unwrap_or_else(|p| p.into_inner());
+            q = self.changed.wait(q).unwrap_or_else(|p| p.into_inner());
         }
         q.bytes += buf.len() as u64;
         q.items.push_back(Item::Buffer(buf));
@@ -294,8 +291,12 @@ pub(crate) static APPSRC: Factory = Factory {
           Without a program attached (`parallax-launch`), the stream ends at once.",
     pads: Pads::SOURCE.with_rule(CapsRule::Derived(&APP_CAPS)),
     props: basesrc_props![
-        PropSpec::string("caps", None, "The caps of the buffers pushed (NULL means ANY)")
-            .checked(check_caps),
+        PropSpec::string(
+            "caps",
+            None,
+            "The caps of the buffers pushed (NULL means ANY)"
+        )
+        .checked(check_caps),
         PropSpec::bool("is-live", false, "Whether to act as a live source")
             .ignored("buffers are passed on as soon as they are pushed, live or not"),
         PropSpec::uint(
@@ -317,15 +318,20 @@ pub(crate) static APPSRC: Factory = Factory {
             false,
             "Block push-buffer when max-bytes are queued (false: the push is refused)"
         ),
-        PropSpec::bool("emit-signals", true, "Emit need-data, enough-data and seek-data")
-            .ignored(super::NO_SIGNALS),
+        PropSpec::bool(
+            "emit-signals",
+            true,
+            "Emit need-data, enough-data and seek-data"
+        )
+        .ignored(super::NO_SIGNALS),
     ],
     hints: Hints::BLOCKING_IO,
     build: |p| {
         let queue = p.attached::<AppQueue>();
         if let Some(q) = &queue {
             q.max_bytes.store(p.uint("max-bytes")?, Ordering::Relaxed);
-            q.max_buffers.store(p.uint("max-buffers")?, Ordering::Relaxed);
+            q.max_buffers
+                .store(p.uint("max-buffers")?, Ordering::Relaxed);
             q.block.store(p.bool("block")?, Ordering::Relaxed);
             q.attached.store(true, Ordering::Relaxed);
         }
@@ -411,14 +417,21 @@ pub(crate) static APPSINK: Factory = Factory {
         ),
         PropSpec::bool("emit-signals", false, "Emit new-preroll and new-sample")
             .ignored(super::NO_SIGNALS),
-        PropSpec::bool("wait-on-eos", true, "Wait for all buffers to be consumed at EOS")
-            .ignored("end of stream is queued after the buffers; the run does not wait for the program"),
+        PropSpec::bool(
+            "wait-on-eos",
+            true,
+            "Wait for all buffers to be consumed at EOS"
+        )
+        .ignored(
+            "end of stream is queued after the buffers; the run does not wait for the program"
+        ),
     ],
     hints: Hints::BLOCKING_IO,
     build: |p| {
         let queue = p.attached::<AppQueue>();
         if let Some(q) = &queue {
-            q.max_buffers.store(p.uint("max-buffers")?, Ordering::Relaxed);
+            q.max_buffers
+                .store(p.uint("max-buffers")?, Ordering::Relaxed);
             q.max_bytes.store(p.uint("max-bytes")?, Ordering::Relaxed);
             q.drop_old.store(p.bool("drop")?, Ordering::Relaxed);
             q.attached.store(true, Ordering::Relaxed);

@@ -15,8 +15,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         buf.data().as_ptr() == clone.data().as_ptr()
     );
     let second = pool.try_loan().expect("one slot left");
-    println!("third loan while two are out: {}", if pool.try_loan().is_none() { "none (backpressure)" } else { "a slot" });
+    println!(
+        "third loan while two are out: {}",
+        if pool.try_loan().is_none() {
+            "none (backpressure)"
+        } else {
+            "a slot"
+        }
+    );
     drop((buf, clone, second));
-    println!("after the buffers are dropped: {}", if pool.try_loan().is_some() { "a slot again" } else { "none" });
+    println!(
+        "after the buffers are dropped: {}",
+        if pool.try_loan().is_some() {
+            "a slot again"
+        } else {
+            "none"
+        }
+    );
     Ok(())
 }

@@ -21,7 +21,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .tee();
     let _alerts = hot
         .filter(|r: &Reading| r.celsius > 25.0)
-        .filter_map(|r: Reading| (r.sensor != 0).then(|| format!("sensor {} at {}", r.sensor, r.celsius)))
+        .filter_map(|r: Reading| {
+            (r.sensor != 0).then(|| format!("sensor {} at {}", r.sensor, r.celsius))
+        })
         .sink(collect::<String>());
     let sealed = all
         .inspect(|r| assert!(r.celsius.to_native() >= 15.0))

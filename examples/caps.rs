@@ -11,7 +11,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = pipeline.appsink("out")?;
     pipeline.run(Arc::new(RunControl::new()?), &RunOptions::default())?;
     let got = out.collect();
-    println!("negotiated {text:?}: {} buffers of {} bytes", got.len(), got.first().map_or(0, |b| b.len()));
+    println!(
+        "negotiated {text:?}: {} buffers of {} bytes",
+        got.len(),
+        got.first().map_or(0, |b| b.len())
+    );
 
     let refused = "audiotestsrc ! appsink caps=video/x-raw";
     match Pipeline::parse(refused) {

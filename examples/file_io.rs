@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "copied {} bytes in {} buffers: identical = {}",
         copied.len(),
-        report.elements.iter().find(|e| e.name.starts_with("filesink")).map_or(0, |e| e.buffers),
+        report
+            .elements
+            .iter()
+            .find(|e| e.name.starts_with("filesink"))
+            .map_or(0, |e| e.buffers),
         copied == bytes
     );
     std::fs::remove_dir_all(&dir)?;

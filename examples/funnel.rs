@@ -15,6 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let got = out.collect();
     let ones = got.iter().filter(|b| b.len() == 1).count();
     let twos = got.iter().filter(|b| b.len() == 2).count();
-    println!("merged {} buffers: {ones} from the first source, {twos} from the second", got.len());
+    println!(
+        "merged {} buffers: {ones} from the first source, {twos} from the second",
+        got.len()
+    );
     Ok(())
 }

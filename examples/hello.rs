@@ -14,6 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (i, buf) in out.collect().iter().enumerate() {
         println!("buffer {i}: {:?}", buf.data());
     }
-    println!("ended with {:?} after {} elements ran", report.ending, report.elements.len());
+    println!(
+        "ended with {:?} after {} elements ran",
+        report.ending,
+        report.elements.len()
+    );
     Ok(())
 }

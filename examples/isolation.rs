@@ -26,7 +26,12 @@ static STAGES: &[&dyn AnyNamedStage] = &[&FAHRENHEIT];
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A worker starts here, serves its stage and exits.
     parallax::typed::serve_worker(STAGES);
-    let readings: Vec<Reading> = (0..8).map(|i| Reading { sensor: i, celsius: 10.0 * i as f32 }).collect();
+    let readings: Vec<Reading> = (0..8)
+        .map(|i| Reading {
+            sensor: i,
+            celsius: 10.0 * i as f32,
+        })
+        .collect();
     let options = RunOptions {
         messages: true,
         ..RunOptions::default()
@@ -38,7 +43,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .run_with(&options)?
         .into_inner();
     let expected: Vec<Reading> = readings.into_iter().map(to_fahrenheit).collect();
-    println!("{} readings converted in a worker process, as expected: {}", out.len(), out == expected);
-    println!("typed buffers copied for alignment: {}", parallax::typed::misaligned_copies());
+    println!(
+        "{} readings converted in a worker process, as expected: {}",
+        out.len(),
+        out == expected
+    );
+    println!(
+        "typed buffers copied for alignment: {}",
+        parallax::typed::misaligned_copies()
+    );
     Ok(())
 }

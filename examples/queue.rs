@@ -14,12 +14,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (input, out) = (pipeline.appsrc("in")?, pipeline.appsink("out")?);
     let producer = std::thread::spawn(move || {
         for i in 0..100u32 {
-            input.push_bytes(&i.to_le_bytes()).expect("the pipeline takes it");
+            input
+                .push_bytes(&i.to_le_bytes())
+                .expect("the pipeline takes it");
         }
         input.end_of_stream().expect("not ended before");
     });
     let runner = std::thread::spawn(move || {
-        pipeline.run(Arc::new(RunControl::new().expect("control")), &RunOptions::default())
+        pipeline.run(
+            Arc::new(RunControl::new().expect("control")),
+            &RunOptions::default(),
+        )
     });
     let mut sum = 0u64;
     let mut n = 0;

@@ -14,8 +14,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         peer.read_to_end(&mut got)?;
         Ok(got)
     });
-    let mut pipeline =
-        Pipeline::parse(&format!("appsrc name=in ! tcpclientsink host=127.0.0.1 port={port}"))?;
+    let mut pipeline = Pipeline::parse(&format!(
+        "appsrc name=in ! tcpclientsink host=127.0.0.1 port={port}"
+    ))?;
     let input = pipeline.appsrc("in")?;
     for i in 0..10 {
         input.push_bytes(format!("line {i}\n").as_bytes())?;

@@ -18,7 +18,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .zip(&b)
         .filter(|(x, y)| x.data().as_ptr() == y.data().as_ptr())
         .count();
-    println!("branch a: {} buffers, branch b: {} buffers", a.len(), b.len());
-    println!("{same} of {} buffers are the same memory in both branches", a.len());
+    println!(
+        "branch a: {} buffers, branch b: {} buffers",
+        a.len(),
+        b.len()
+    );
+    println!(
+        "{same} of {} buffers are the same memory in both branches",
+        a.len()
+    );
     Ok(())
 }

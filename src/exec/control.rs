@@ -223,9 +223,10 @@ impl RunControl {
                     RunError::Element { element, source } => {
                         (Some(element.clone()), source.to_string())
                     }
-                    RunError::Panic { element, message } => {
-                        (Some(element.clone()), format!("element panicked: {message}"))
-                    }
+                    RunError::Panic { element, message } => (
+                        Some(element.clone()),
+                        format!("element panicked: {message}"),
+                    ),
                     RunError::Setup(m) => (None, format!("cannot start the pipeline: {m}")),
                 };
                 self.events

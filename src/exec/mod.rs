@@ -202,10 +202,7 @@ impl Pipeline {
     }
 
     /// The program's end of the `appsink` named `name`: pull buffers until end of stream.
-    pub fn appsink(
-        &mut self,
-        name: &str,
-    ) -> Result<Arc<crate::elements::app::AppQueue>, RunError> {
+    pub fn appsink(&mut self, name: &str) -> Result<Arc<crate::elements::app::AppQueue>, RunError> {
         self.app_queue(name, "appsink")
     }
 
@@ -224,7 +221,10 @@ impl Pipeline {
             None => return Err(RunError::Setup(format!("no element named `{name}`"))),
         }
         let queue = crate::elements::app::AppQueue::new();
-        self.attach(name, Arc::clone(&queue) as Arc<dyn std::any::Any + Send + Sync>)?;
+        self.attach(
+            name,
+            Arc::clone(&queue) as Arc<dyn std::any::Any + Send + Sync>,
+        )?;
         Ok(queue)
     }
 

@@ -589,9 +589,7 @@ impl Props {
 
     /// What the program attached to this instance, if it is a `T`.
     pub fn attached<T: std::any::Any + Send + Sync>(&self) -> Option<std::sync::Arc<T>> {
-        self.attached
-            .clone()
-            .and_then(|a| a.downcast::<T>().ok())
+        self.attached.clone().and_then(|a| a.downcast::<T>().ok())
     }
 
     /// Sets an already parsed value.

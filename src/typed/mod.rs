@@ -114,7 +114,9 @@ pub fn map<I: Payload, O: Payload>(
     mut f: impl FnMut(I) -> O + Send + 'static,
 ) -> Op<I, O, impl FnOnce() -> StepFn> {
     op(Box::new(move |bytes| {
-        Ok(Step::Emit(f(payload::with_aligned::<I, _>(bytes, I::decode)?).encode()?))
+        Ok(Step::Emit(
+            f(payload::with_aligned::<I, _>(bytes, I::decode)?).encode()?,
+        ))
     }))
 }
 
@@ -418,9 +420,8 @@ pub(crate) static TYPEDSINK: Factory = Factory {
     props: &[],
     hints: Hints::FUSABLE,
     build: |p| {
-        let each = Attached::<EachFn>::take(p).ok_or_else(|| {
-            ElementError::Config("typedsink is made by a typed pipeline".into())
-        })?;
+        let each = Attached::<EachFn>::take(p)
+            .ok_or_else(|| ElementError::Config("typedsink is made by a typed pipeline".into()))?;
         Ok(ElementImpl::Sink(Box::new(TypedSinkImpl { each })))
     },
 };
@@ -732,7 +733,8 @@ impl<T: Payload> TypedSink for Collect<T> {
             into.lock().unwrap_or_else(|e| e.into_inner()).push(item);
             Ok(())
         });
-        let out = Box::new(move || std::mem::take(&mut *items.lock().unwrap_or_else(|e| e.into_inner())));
+        let out =
+            Box::new(move || std::mem::take(&mut *items.lock().unwrap_or_else(|e| e.into_inner())));
         (each, out)
     }
 }
@@ -750,9 +752,8 @@ impl<T: Payload, F: FnMut(&T::Archived) + Send + 'static> TypedSink for ForEach<
     type Output = ();
     fn into_parts(self) -> (EachFnBox, Box<dyn FnOnce()>) {
         let mut f = self.0;
-        let each: EachFnBox = Box::new(move |bytes| {
-            payload::with_aligned::<T, _>(bytes, |b| T::view(b).map(&mut f))
-        });
+        let each: EachFnBox =
+            Box::new(move |bytes| payload::with_aligned::<T, _>(bytes, |b| T::view(b).map(&mut f)));
         (each, Box::new(|| ()))
     }
 }

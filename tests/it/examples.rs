@@ -31,7 +31,11 @@ fn run(name: &str) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     );
-    assert!(out.status.success(), "example {name}: {}\n{stdout}{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "example {name}: {}\n{stdout}{stderr}",
+        out.status
+    );
     (stdout, stderr)
 }
 
@@ -41,14 +45,26 @@ fn every_example_runs_and_shows_what_it_says() {
         ("hello", "buffer 2: [0, 1, 2, 3, 4]"),
         ("transform", "PARALLAX (8 bytes)"),
         ("tee", "4 of 4 buffers are the same memory in both branches"),
-        ("funnel", "merged 8 buffers: 3 from the first source, 5 from the second"),
+        (
+            "funnel",
+            "merged 8 buffers: 3 from the first source, 5 from the second",
+        ),
         ("queue", "pulled 100 buffers, sum 4950"),
-        ("appsrc", "an error pushed by the program: in: the sensor went away"),
+        (
+            "appsrc",
+            "an error pushed by the program: in: the sensor went away",
+        ),
         ("file_io", "copied 100000 bytes in"),
         ("tcp", "the server received 70 bytes, 10 lines"),
         ("typed", "result: [20, 40, 60, 80, 100]"),
-        ("builder", "sensors seen: [2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1]"),
-        ("buffer_pool", "third loan while two are out: none (backpressure)"),
+        (
+            "builder",
+            "sensors seen: [2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1]",
+        ),
+        (
+            "buffer_pool",
+            "third loan while two are out: none (backpressure)",
+        ),
         ("caps", "refused before running"),
     ];
     for (name, shows) in cases {
@@ -69,7 +85,9 @@ fn a_typed_map_crosses_into_a_worker_and_back_without_a_payload_copy() {
     // Counter identity: every item went to the worker as a reference into the parent's pool
     // (0 copied) and came back as a reference into the worker's own pool.
     assert!(
-        stderr.contains("8 buffers sent, 0 came back as the same memory, 8 from the worker's arena, 0 copied"),
+        stderr.contains(
+            "8 buffers sent, 0 came back as the same memory, 8 from the worker's arena, 0 copied"
+        ),
         "{stderr}"
     );
     assert!(stdout.contains("copied for alignment: 0"), "{stdout}");

@@ -110,8 +110,14 @@ fn a_session_publishes_state_changes_element_messages_and_end_of_stream() {
             PipelineState::Suspended
         ]
     );
-    assert!(got.iter().any(|e| matches!(e, Event::Element { message, .. } if message == "started")));
-    assert_eq!(got.iter().filter(|e| **e == Event::Eos).count(), 1, "{got:?}");
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, Event::Element { message, .. } if message == "started")));
+    assert_eq!(
+        got.iter().filter(|e| **e == Event::Eos).count(),
+        1,
+        "{got:?}"
+    );
 }
 
 #[test]
