@@ -241,7 +241,7 @@ fn named(name: &str) -> Option<&'static dyn AnyNamedStage> {
 struct Attached<T>(Mutex<Option<T>>);
 
 impl<T> Attached<T> {
-    fn new(value: T) -> Arc<dyn std::any::Any + Send + Sync>
+    fn shared(value: T) -> Arc<dyn std::any::Any + Send + Sync>
     where
         T: Send + 'static,
     {
@@ -502,7 +502,7 @@ where
     draft
         .borrow_mut()
         .attachments
-        .push((name.clone(), Attached::new(iter)));
+        .push((name.clone(), Attached::shared(iter)));
     Stream {
         draft,
         chain: format!("typedsrc name={name}"),
@@ -561,7 +561,7 @@ impl<T: Payload> Stream<T> {
         self.draft
             .borrow_mut()
             .attachments
-            .push((name.clone(), Attached::new(step)));
+            .push((name.clone(), Attached::shared(step)));
         self.grow(&format!("typed name={name}"))
     }
 
@@ -640,7 +640,7 @@ impl<T: Payload> Stream<T> {
         self.draft
             .borrow_mut()
             .attachments
-            .push((name.clone(), Attached::new(each)));
+            .push((name.clone(), Attached::shared(each)));
         let chain = format!("{} ! typedsink name={name}", self.chain);
         self.draft.borrow_mut().chains.push(chain);
         Sealed {
