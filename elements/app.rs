@@ -384,7 +384,7 @@ impl Drop for AppSrc {
 
 pub(crate) static APPSINK: Factory = Factory {
     name: "appsink",
-    aliases: &["memorysink"],
+    aliases: &["memorysink", "sharedmemorysink"],
     klass: Klass::Sink,
     summary: "Hands buffers to the program that runs the pipeline",
     doc: "The program gets this element's queue with `Pipeline::appsink(name)` and pulls \
