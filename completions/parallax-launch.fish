@@ -161,3 +161,8 @@ complete -c parallax-launch -n __parallax_launch_wants_element -f -a websocketsr
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a websocketsink -d 'Sends every buffer as one WebSocket message'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a shmsink -d 'Sends buffers to other processes through shared memory'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a shmsrc -d 'Receives buffers from a shmsink in another process'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a appsrc -d 'Buffers pushed by the program that runs the pipeline'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a memorysrc -d 'Buffers pushed by the program that runs the pipeline'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a appsink -d 'Hands buffers to the program that runs the pipeline'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a memorysink -d 'Hands buffers to the program that runs the pipeline'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a sharedmemorysink -d 'Hands buffers to the program that runs the pipeline'

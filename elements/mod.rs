@@ -4,6 +4,7 @@
 //! them can change without touching them. Adding an element touches its family file only: its
 //! factory, its state, its trait impl, its tests and its line in the family's `FACTORIES`.
 
+pub mod app;
 mod bytes;
 mod codecs;
 mod console;
@@ -53,6 +54,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         framing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,
+        app::FACTORIES,
     ]
     .into_iter()
     .flatten()

@@ -28,3 +28,4 @@ pub mod registry;
 /// `#[repr(C)]` types, [`plugin_sdk::Element`] and the `parallax_plugin!` macro.
 #[cfg(feature = "macros")]
 pub use plugin::abi as plugin_sdk;
+pub mod typed;

@@ -47,6 +47,8 @@ pub struct RunControl {
     /// The clock's pauses: since when it is stopped (paused now), and how long it stood still
     /// before. Running time is monotonic and does not move while paused, as in gst's PAUSED.
     pauses: Mutex<(Option<std::time::Instant>, std::time::Duration)>,
+    /// What the run says about itself, for whoever subscribed.
+    events: super::events::Events,
 }
 
 impl RunControl {
@@ -64,7 +66,20 @@ impl RunControl {
             cycles: Mutex::new(Vec::new()),
             started: std::sync::OnceLock::new(),
             pauses: Mutex::new((None, std::time::Duration::ZERO)),
+            events: super::events::Events::new(),
         })
+    }
+
+    /// The same control block publishing to `events` (a session keeps one broadcast across
+    /// its runs).
+    pub fn with_events(mut self, events: super::events::Events) -> RunControl {
+        self.events = events;
+        self
+    }
+
+    /// The run's events: subscribe to get them as they happen.
+    pub fn events(&self) -> &super::events::Events {
+        &self.events
     }
 
     /// Marks the start of the run (the first call counts).
@@ -235,6 +250,20 @@ impl RunControl {
     pub(crate) fn fail(&self, err: RunError) {
         let mut slot = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
+            if self.events.is_subscribed() {
+                let (element, message) = match &err {
+                    RunError::Element { element, source } => {
+                        (Some(element.clone()), source.to_string())
+                    }
+                    RunError::Panic { element, message } => (
+                        Some(element.clone()),
+                        format!("element panicked: {message}"),
+                    ),
+                    RunError::Setup(m) => (None, format!("cannot start the pipeline: {m}")),
+                };
+                self.events
+                    .publish(super::events::Event::Error { element, message });
+            }
             *slot = Some(err);
         }
         drop(slot);

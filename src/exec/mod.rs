@@ -16,6 +16,7 @@
 
 mod async_domain;
 mod control;
+pub mod events;
 mod isolated;
 pub mod planner;
 mod rt;
@@ -176,6 +177,66 @@ impl Pipeline {
     /// The validated graph.
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// Hands the element named `name` something from the program (an `appsrc`'s channel, a
+    /// typed stage's closure); its factory's `build` finds it with `Props::attached`.
+    pub fn attach(
+        &mut self,
+        name: &str,
+        value: Arc<dyn std::any::Any + Send + Sync>,
+    ) -> Result<(), RunError> {
+        let node = self
+            .graph
+            .dag
+            .node_weights_mut()
+            .find(|n| n.name == name)
+            .ok_or_else(|| RunError::Setup(format!("no element named `{name}`")))?;
+        node.props.attach(value);
+        Ok(())
+    }
+
+    /// The program's end of the `appsrc` named `name`: push buffers, end of stream or an
+    /// error into it (see `elements::app`). Call before the run; each call attaches a new queue.
+    pub fn appsrc(&mut self, name: &str) -> Result<Arc<crate::elements::app::AppQueue>, RunError> {
+        self.app_queue(name, "appsrc")
+    }
+
+    /// The program's end of the `appsink` named `name`: pull buffers until end of stream.
+    pub fn appsink(&mut self, name: &str) -> Result<Arc<crate::elements::app::AppQueue>, RunError> {
+        self.app_queue(name, "appsink")
+    }
+
+    fn app_queue(
+        &mut self,
+        name: &str,
+        factory: &str,
+    ) -> Result<Arc<crate::elements::app::AppQueue>, RunError> {
+        match self.factory_of(name) {
+            Some(f) if f == factory => {}
+            Some(f) => {
+                return Err(RunError::Setup(format!(
+                    "`{name}` is a {f}, not an {factory}"
+                )))
+            }
+            None => return Err(RunError::Setup(format!("no element named `{name}`"))),
+        }
+        let queue = crate::elements::app::AppQueue::new();
+        self.attach(
+            name,
+            Arc::clone(&queue) as Arc<dyn std::any::Any + Send + Sync>,
+        )?;
+        Ok(queue)
+    }
+
+    /// The factory name of the element named `name`.
+    pub fn factory_of(&self, name: &str) -> Option<&'static str> {
+        self.graph
+            .dag
+            .graph()
+            .node_weights()
+            .find(|n| n.name == name)
+            .map(|n| n.factory.name)
     }
 
     /// The plan in words, for `-v`: each thread and the async domain with their elements, and
@@ -479,6 +540,9 @@ impl Pipeline {
             Ending::Eos
         };
         tracing::info!(?ending, wall = ?started.elapsed(), "Pipeline finished");
+        if ending != Ending::Error {
+            control.events().publish(events::Event::Eos);
+        }
         let mut report = stats::report(
             graph,
             &per_element,

@@ -758,6 +758,10 @@ impl Segment {
         if matches!(self.input, Input::Source { relay: false, .. }) {
             super::control::mark_source_thread();
         }
+        run.events().publish(super::events::Event::Element {
+            element: self.name.clone(),
+            message: "started".into(),
+        });
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
         if matches!(self.input, Input::Source { relay: false, .. }) {
             run.source_done();
@@ -794,6 +798,12 @@ impl Segment {
                 (Outcome::Failed, how)
             }
         };
+        if run.events().is_subscribed() {
+            run.events().publish(super::events::Event::Element {
+                element: self.name.clone(),
+                message: how.clone(),
+            });
+        }
         if messages {
             for (el, s) in stats.iter().filter(|(_, s)| s.kernel_copied > 0) {
                 self.obs.console.write(&format!(

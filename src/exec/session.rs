@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::events::{Event, Events, PipelineState, Subscription};
 use super::{Pipeline, Prepared, Report, RunControl, RunError, RunOptions};
 
 /// Where a [`Session`] is.
@@ -42,6 +43,7 @@ pub struct Session {
     control: Arc<RunControl>,
     held: Held,
     state: State,
+    events: Events,
 }
 
 impl std::fmt::Debug for Session {
@@ -55,15 +57,33 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// A session in the Suspended state.
     pub fn new(pipeline: Pipeline, options: RunOptions) -> Result<Session, RunError> {
+        let events = Events::new();
         let control = RunControl::new()
-            .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?;
+            .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?
+            .with_events(events.clone());
         Ok(Session {
             pipeline: Arc::new(pipeline),
             options,
             control: Arc::new(control),
             held: Held::Nothing,
             state: State::Suspended,
+            events,
         })
+    }
+
+    /// Subscribes to the session's events (state changes, end of stream, errors, element
+    /// messages) for every run from now on.
+    pub fn subscribe(&self) -> Subscription {
+        self.events.subscribe()
+    }
+
+    fn enter(&mut self, to: State) {
+        let from = self.state;
+        self.state = to;
+        self.events.publish(Event::StateChanged {
+            from: from.into(),
+            to: to.into(),
+        });
     }
 
     /// The current state.
@@ -90,7 +110,7 @@ impl Session {
         }
         let prepared = self.pipeline.prepare(&self.options)?;
         self.held = Held::Prepared(Box::new(prepared));
-        self.state = State::Idle;
+        self.enter(State::Idle);
         Ok(())
     }
 
@@ -116,7 +136,7 @@ impl Session {
             }
             Held::Nothing => unreachable!("an Idle session holds its elements"),
         }
-        self.state = State::Running;
+        self.enter(State::Running);
         Ok(())
     }
 
@@ -132,7 +152,7 @@ impl Session {
                 "a source did not reach a pause within {timeout:?} (it may be blocked reading)"
             )));
         }
-        self.state = State::Idle;
+        self.enter(State::Idle);
         Ok(())
     }
 
@@ -144,7 +164,7 @@ impl Session {
             return Err(self.wrong("suspend", State::Idle));
         }
         let held = std::mem::replace(&mut self.held, Held::Nothing);
-        self.state = State::Suspended;
+        self.enter(State::Suspended);
         let report = match held {
             Held::Started(driver) => {
                 // Sources end their streams where they stand; the rest drains and ends.
@@ -166,8 +186,8 @@ impl Session {
         let Held::Started(driver) = std::mem::replace(&mut self.held, Held::Nothing) else {
             unreachable!("a Running session has started")
         };
-        self.state = State::Suspended;
         let report = join(driver);
+        self.enter(State::Suspended);
         self.fresh_control()?;
         report
     }
@@ -176,9 +196,20 @@ impl Session {
     /// new one.
     fn fresh_control(&mut self) -> Result<(), RunError> {
         let control = RunControl::new()
-            .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?;
+            .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?
+            .with_events(self.events.clone());
         self.control = Arc::new(control);
         Ok(())
+    }
+}
+
+impl From<State> for PipelineState {
+    fn from(s: State) -> PipelineState {
+        match s {
+            State::Suspended => PipelineState::Suspended,
+            State::Idle => PipelineState::Idle,
+            State::Running => PipelineState::Running,
+        }
     }
 }
 

@@ -30,6 +30,15 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
+impl std::fmt::Display for Diagnostic {
+    /// The message alone; [`Diagnostic::render`] adds the caret and the hint.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
 impl Diagnostic {
     /// A diagnostic without a hint.
     pub fn new(message: impl Into<String>, span: std::ops::Range<usize>) -> Diagnostic {

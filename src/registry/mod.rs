@@ -633,8 +633,12 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
 }
 
 /// The factory called `name` (or aliased so).
+/// The typed elements (`typedsrc`, `typed`, `typedsink`) answer too, though `all` leaves them
+/// out: they mean something only to a program that builds a typed pipeline.
 pub fn find(name: &str) -> Option<&'static Factory> {
-    all().find(|f| f.answers_to(name))
+    all()
+        .chain(crate::typed::FACTORIES.iter().copied())
+        .find(|f| f.answers_to(name))
 }
 
 /// The candidates closest to `wanted`, best first, for "did you mean" hints.

@@ -639,6 +639,9 @@ pub struct Props {
     values: Vec<(&'static PropSpec, Value, bool)>,
     /// The caps negotiated on the sink and src pads, once the graph is validated.
     caps: Option<Box<(Caps, Caps)>>,
+    /// What a program embedding the pipeline handed this instance (an appsrc's channel, a
+    /// typed stage's closure): not a property, never written in a description.
+    attached: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Props {
@@ -660,7 +663,19 @@ impl Props {
                 .map(|s| (s, s.kind.default_value(), false))
                 .collect(),
             caps: None,
+            attached: None,
         }
+    }
+
+    /// Hands the instance something from the program that embeds the pipeline (see
+    /// [`Props::attached`]).
+    pub fn attach(&mut self, value: std::sync::Arc<dyn std::any::Any + Send + Sync>) {
+        self.attached = Some(value);
+    }
+
+    /// What the program attached to this instance, if it is a `T`.
+    pub fn attached<T: std::any::Any + Send + Sync>(&self) -> Option<std::sync::Arc<T>> {
+        self.attached.clone().and_then(|a| a.downcast::<T>().ok())
     }
 
     /// Sets an already parsed value.

@@ -512,7 +512,7 @@ fn suggestions_do_not_mislead() {
     let dir = tmp();
     let input = file(dir.path(), "in", b"x");
     let cases: [(String, &str, &str); 4] = [
-        ("fakesrc ! appsink".into(), "appsink", "tcpsink"),
+        ("fakesrc ! ximagesink".into(), "ximagesink", "tcpsink"),
         (
             "fakesrc ! multifilesink".into(),
             "multifilesink",
@@ -542,7 +542,7 @@ fn suggestions_do_not_mislead() {
     let err = stderr(&run_expecting(launch(&["fakesrc ! queue2 ! fakesink"]), 2));
     assert!(err.contains("`queue` does the same job"), "{err}");
     let mut c = std::process::Command::new(inspect_bin());
-    c.arg("appsink");
+    c.arg("ximagesink");
     let o = run_expecting(c, 1);
     assert!(stderr(&o).contains("GStreamer element Parallax does not have"));
 }
