@@ -111,6 +111,7 @@ complete -c parallax-launch -n __parallax_launch_wants_element -f -a audioconver
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a audioresample -d 'Resamples audio'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a videotestsrc -d 'Creates a test video stream'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a wavenc -d 'Encode raw audio into WAV'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a rav1enc -d 'rav1e AV1 encoder'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a streampay -d 'Frames buffers with their metadata and caps for a byte transport'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a gdppay -d 'Frames buffers with their metadata and caps for a byte transport'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a streamdepay -d 'Reads buffers, metadata and end of stream back out of streampay'\''s frames'

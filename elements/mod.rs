@@ -41,6 +41,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         media::AUDIO,
         media::VIDEO,
         media::WAV,
+        media::AV1,
         framing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,

@@ -10,10 +10,12 @@
 use crate::element::prelude::*;
 
 mod audio;
+mod av1;
 mod video;
 mod wav;
 
 pub(crate) use audio::FACTORIES as AUDIO;
+pub(crate) use av1::FACTORIES as AV1;
 pub(crate) use video::FACTORIES as VIDEO;
 pub(crate) use wav::FACTORIES as WAV;
 

@@ -643,10 +643,20 @@ pub fn is_gst_element(name: &str) -> bool {
         .any(|l| l == name)
 }
 
+/// Elements that only some builds have, and the feature that brings each.
+pub const BEHIND_FEATURES: &[(&str, &str)] =
+    &[("rav1enc", "av1-encode"), ("dav1ddec", "av1-decode")];
+
 /// The hint for an element name that Parallax does not have: a GStreamer element is said to
 /// be one (with the element of Parallax that does the same job, when there is one), anything
 /// else gets the nearest spelling or the way to list elements.
 pub fn unknown_element_help(wanted: &str) -> String {
+    if let Some((_, feature)) = BEHIND_FEATURES.iter().find(|(name, _)| *name == wanted) {
+        return format!(
+            "`{wanted}` comes with the `{feature}` feature, which this build lacks \
+             (cargo build --features {feature})"
+        );
+    }
     if is_gst_element(wanted) {
         return match SAME_JOB.iter().find(|(gst, _)| *gst == wanted) {
             Some((_, ours)) => format!(

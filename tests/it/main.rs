@@ -28,3 +28,4 @@ mod shm;
 mod signals;
 mod support;
 mod timing;
+mod video_codecs;
