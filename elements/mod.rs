@@ -42,6 +42,7 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         media::VIDEO,
         media::WAV,
         media::AV1,
+        media::H264,
         framing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,

@@ -11,7 +11,8 @@ use super::PixelFormat;
 use super::{negotiated_or, VideoInfo};
 use crate::element::prelude::*;
 
-/// The raw side: 8-bit 4:2:0 planar, the one layout both elements handle.
+/// The raw side of dav1ddec: 8-bit 4:2:0 planar.
+#[cfg(feature = "av1-decode")]
 const RAW_CAPS: &str = concat!(
     "video/x-raw, format=(string)I420, width=(int)[ 1, 65535 ], height=(int)[ 1, 65535 ], ",
     "framerate=(fraction)[ 0/1, 2147483647/1 ]"
@@ -421,6 +422,10 @@ mod dec {
     impl Transform for Dav1dDec {
         fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
             let at = self.offset as i64;
+            if buf.is_empty() {
+                // No OBU in it: nothing to decode.
+                return Ok(Flow::Held);
+            }
             self.offset += buf.len() as u64;
             self.stamps.push((at, buf.meta.pts, buf.meta.duration));
             if self.stamps.len() > 64 {

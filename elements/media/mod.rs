@@ -11,11 +11,18 @@ use crate::element::prelude::*;
 
 mod audio;
 mod av1;
+#[cfg(feature = "h264")]
+mod h264;
 mod video;
 mod wav;
 
 pub(crate) use audio::FACTORIES as AUDIO;
 pub(crate) use av1::FACTORIES as AV1;
+#[cfg(feature = "h264")]
+pub(crate) use h264::FACTORIES as H264;
+/// Without the `h264` feature there are no H.264 elements.
+#[cfg(not(feature = "h264"))]
+pub(crate) const H264: &[&Factory] = &[];
 pub(crate) use video::FACTORIES as VIDEO;
 pub(crate) use wav::FACTORIES as WAV;
 

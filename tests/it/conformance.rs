@@ -70,6 +70,26 @@ const CODED_INPUT: &[(&str, &str, bool)] = &[
         "a buffer shorter than one frame of its caps is an error",
         false,
     ),
+    (
+        "openh264enc",
+        "a buffer shorter than one frame of its caps is an error",
+        false,
+    ),
+    (
+        "openh264dec",
+        "decodes H.264 only: other bytes are an error naming the byte offset",
+        false,
+    ),
+    (
+        "h264parse",
+        "bytes without a start code are an error naming the offset",
+        false,
+    ),
+    (
+        "streamdepay",
+        "takes STRM frames only: other bytes are an error naming the byte",
+        false,
+    ),
 ];
 
 fn takes_text(name: &str) -> bool {

@@ -159,3 +159,188 @@ fn dav1ddec_rejects_garbage_naming_itself_and_the_offset() {
     );
     assert!(err.contains("byte offset"), "{err}");
 }
+
+#[cfg(feature = "h264")]
+mod h264 {
+    use super::*;
+
+    /// Annex B NAL unit types of a byte stream, in order.
+    fn nal_types(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i + 3 < bytes.len() {
+            if bytes[i] == 0 && bytes[i + 1] == 0 && bytes[i + 2] == 1 {
+                out.push(bytes[i + 3] & 0x1f);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn openh264enc_parse_and_decode_keep_size_and_quality() {
+        let dir = tmp();
+        let (raw, h264, dec) = (
+            dir.path().join("raw.yuv"),
+            dir.path().join("a.h264"),
+            dir.path().join("dec.yuv"),
+        );
+        let o = run(launch(&[
+            "-q",
+            "videotestsrc num-buffers=10 ! video/x-raw,width=64,height=48 ! tee name=t",
+            "t. ! queue ! filesink",
+            &prop("location", &raw),
+            "t. ! queue ! openh264enc ! filesink",
+            &prop("location", &h264),
+        ]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let stream = std::fs::read(&h264).unwrap();
+        let types = nal_types(&stream);
+        // SPS, PPS, then an IDR slice; the rest are P slices.
+        assert_eq!(&types[..3], &[7, 8, 5], "{types:?}");
+        assert_eq!(types.iter().filter(|t| matches!(t, 1 | 5)).count(), 10);
+        // Read back in odd-sized blocks: h264parse finds the access units again.
+        let o = run(launch(&[
+            "-v",
+            "filesrc",
+            &prop("location", &h264),
+            "blocksize=37",
+            "!",
+            "video/x-h264",
+            "!",
+            "h264parse",
+            "!",
+            "video/x-h264,width=64,height=48",
+            "!",
+            "openh264dec",
+            "!",
+            "filesink",
+            &prop("location", &dec),
+        ]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
+        assert!(
+            text.contains(
+                "openh264dec0: exec = isolated (planner: native code runs in a worker process)"
+            ),
+            "{text}"
+        );
+        let (raw, dec) = (std::fs::read(&raw).unwrap(), std::fs::read(&dec).unwrap());
+        assert_eq!(raw.len(), 10 * FRAME);
+        assert_eq!(dec.len(), raw.len());
+        let mse = raw
+            .iter()
+            .zip(&dec)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>()
+            / raw.len() as f64;
+        let psnr = 10.0 * (255.0f64 * 255.0 / mse).log10();
+        // OpenH264's quality mode on the colour bars gives about 45 dB.
+        assert!(psnr > 35.0, "PSNR {psnr:.1} dB");
+    }
+
+    #[test]
+    fn h264parse_and_openh264dec_reject_garbage_naming_the_offset() {
+        let dir = tmp();
+        let junk = file(
+            dir.path(),
+            "junk.h264",
+            &[b"not h264 at all".as_slice(); 10].concat(),
+        );
+        let o = run(launch(&[
+            "filesrc",
+            &prop("location", &junk),
+            "!",
+            "video/x-h264",
+            "!",
+            "h264parse",
+            "!",
+            "fakesink",
+        ]));
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("h264parse0: no start code at byte offset 0"),
+            "{}",
+            stderr(&o)
+        );
+        // Start codes around random bytes reach the decoder, which refuses them.
+        let mut bytes = Vec::new();
+        for seed in 0..5 {
+            bytes.extend_from_slice(&[0, 0, 0, 1, 0x65]);
+            bytes.extend_from_slice(&random_bytes(200, seed));
+        }
+        let junk = file(dir.path(), "nals.h264", &bytes);
+        let o = run(launch(&[
+            "filesrc",
+            &prop("location", &junk),
+            "!",
+            "video/x-h264",
+            "!",
+            "h264parse",
+            "!",
+            "video/x-h264,width=64,height=48",
+            "!",
+            "openh264dec",
+            "!",
+            "fakesink",
+        ]));
+        // No picture comes out of it, and never a crash of the pipeline.
+        assert!(matches!(code(&o), 0 | 1), "{}", stderr(&o));
+        if code(&o) == 1 {
+            assert!(stderr(&o).contains("openh264dec0"), "{}", stderr(&o));
+        }
+    }
+
+    #[test]
+    fn a_stream_gst_encodes_decodes_as_gst_decodes_it() {
+        let dir = tmp();
+        let (h264, ours, theirs) = (
+            dir.path().join("gst.h264"),
+            dir.path().join("ours.yuv"),
+            dir.path().join("theirs.yuv"),
+        );
+        let gst = |args: &str| {
+            let ok = std::process::Command::new("gst-launch-1.0")
+                .arg("-q")
+                .args(args.split(' '))
+                .status()
+                .expect("gst-launch-1.0 is installed by .ci/run")
+                .success();
+            assert!(ok, "gst-launch-1.0 {args}");
+        };
+        gst(&format!(
+            "videotestsrc num-buffers=8 pattern=ball ! video/x-raw,format=I420,width=96,height=64 ! openh264enc ! video/x-h264,stream-format=byte-stream ! filesink location={}",
+            h264.display()
+        ));
+        gst(&format!(
+            "filesrc location={} ! h264parse ! openh264dec ! video/x-raw,format=I420 ! filesink location={}",
+            h264.display(),
+            theirs.display()
+        ));
+        let o = run(launch(&[
+            "-q",
+            "filesrc",
+            &prop("location", &h264),
+            "!",
+            "video/x-h264",
+            "!",
+            "h264parse",
+            "!",
+            "video/x-h264,width=96,height=64",
+            "!",
+            "openh264dec",
+            "!",
+            "filesink",
+            &prop("location", &ours),
+        ]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let (ours, theirs) = (
+            std::fs::read(&ours).unwrap(),
+            std::fs::read(&theirs).unwrap(),
+        );
+        assert_eq!(ours.len(), 8 * 96 * 64 * 3 / 2);
+        assert!(ours == theirs, "decoded frames differ from gst's");
+    }
+}
