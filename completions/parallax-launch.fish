@@ -131,6 +131,7 @@ complete -c parallax-launch -n __parallax_launch_wants_element -f -a jpegdec -d 
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a jpegenc -d 'Encode images in JPEG format'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a flacparse -d 'Parses audio with the FLAC lossless audio codec'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a flacdec -d 'Decodes FLAC lossless audio streams'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a rav1enc -d 'rav1e AV1 encoder'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a streampay -d 'Frames buffers with their metadata and caps for a byte transport'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a gdppay -d 'Frames buffers with their metadata and caps for a byte transport'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a streamdepay -d 'Reads buffers, metadata and end of stream back out of streampay'\''s frames'

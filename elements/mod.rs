@@ -51,6 +51,8 @@ pub fn all() -> impl Iterator<Item = &'static Factory> {
         media::VIDEORATE,
         media::WAV,
         codecs::FACTORIES,
+        media::AV1,
+        media::H264,
         framing::FACTORIES,
         net::FACTORIES,
         shm::FACTORIES,

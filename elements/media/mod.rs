@@ -10,6 +10,9 @@
 use crate::element::prelude::*;
 
 mod audio;
+mod av1;
+#[cfg(feature = "h264")]
+mod h264;
 mod resample;
 mod video;
 mod videoconvert;
@@ -19,7 +22,13 @@ mod videoscale;
 mod wav;
 
 pub(crate) use audio::FACTORIES as AUDIO;
+pub(crate) use av1::FACTORIES as AV1;
+#[cfg(feature = "h264")]
+pub(crate) use h264::FACTORIES as H264;
 pub(crate) use resample::FACTORIES as RESAMPLE;
+/// Without the `h264` feature there are no H.264 elements.
+#[cfg(not(feature = "h264"))]
+pub(crate) const H264: &[&Factory] = &[];
 pub(crate) use video::FACTORIES as VIDEO;
 pub(crate) use videoconvert::FACTORIES as VIDEOCONVERT;
 pub(crate) use videogeometry::FACTORIES as VIDEOGEOMETRY;

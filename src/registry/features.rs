@@ -38,6 +38,24 @@ pub const FEATURES: &[Feature] = &[
         elements: &["flacparse", "flacdec"],
     },
     Feature {
+        name: "av1-encode",
+        built: cfg!(feature = "av1-encode"),
+        doc: "AV1 encoder (rav1e, pure Rust)",
+        elements: &["rav1enc"],
+    },
+    Feature {
+        name: "av1-decode",
+        built: cfg!(feature = "av1-decode"),
+        doc: "AV1 decoder (the system's libdav1d; opt-in)",
+        elements: &["dav1ddec"],
+    },
+    Feature {
+        name: "h264",
+        built: cfg!(feature = "h264"),
+        doc: "H.264 encoder, decoder and parser (OpenH264 built from source; opt-in)",
+        elements: &["openh264enc", "openh264dec", "h264parse"],
+    },
+    Feature {
         name: "http",
         built: cfg!(feature = "http"),
         doc: "HTTP/1.1 source and sink (hyper, pure Rust)",

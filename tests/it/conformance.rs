@@ -56,6 +56,49 @@ fn required_value(element: &str, prop: &str, dir: &std::path::Path) -> String {
     }
 }
 
+/// Codecs whose input must be what their caps say, and why: other bytes are an error naming the
+/// element (and an offset), never a crash. They get the empty streams only; `true` when the
+/// suite's text file makes valid input too.
+const CODED_INPUT: &[(&str, &str, bool)] = &[
+    (
+        "dav1ddec",
+        "decodes AV1 only: other bytes are an error naming the byte offset",
+        false,
+    ),
+    (
+        "rav1enc",
+        "a buffer shorter than one frame of its caps is an error",
+        false,
+    ),
+    (
+        "openh264enc",
+        "a buffer shorter than one frame of its caps is an error",
+        false,
+    ),
+    (
+        "openh264dec",
+        "decodes H.264 only: other bytes are an error naming the byte offset",
+        false,
+    ),
+    (
+        "h264parse",
+        "bytes without a start code are an error naming the offset",
+        false,
+    ),
+    (
+        "streamdepay",
+        "takes STRM frames only: other bytes are an error naming the byte",
+        false,
+    ),
+];
+
+fn takes_text(name: &str) -> bool {
+    CODED_INPUT
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .is_none_or(|c| c.2)
+}
+
 /// Elements whose output depends on the clock or on chance, and why: their isolated run is
 /// not compared byte for byte with the threaded one.
 const NOT_REPEATABLE: &[(&str, &str)] = &[
@@ -334,6 +377,9 @@ fn every_filter_passes_eos_an_empty_stream_and_zero_length_buffers() {
             "fakesrc num-buffers=5 sizetype=empty",
             "fakesrc num-buffers=5 sizetype=fixed sizemax=64 filltype=pattern",
         ] {
+            if src.contains("pattern") && CODED_INPUT.iter().any(|(n, ..)| *n == name) {
+                continue;
+            }
             let desc = format!("{src} ! {}{name} {needs} ! fakesink", typed(&card));
             let out = run(launch(&["-q", &desc]));
             let bytes = src.contains("sizemax");
@@ -357,7 +403,7 @@ fn every_filter_gives_the_same_bytes_and_metadata_in_a_worker_process() {
     let input = records_file(dir.path());
     for card in filters() {
         let name = card["name"].as_str().unwrap();
-        if NOT_REPEATABLE.iter().any(|(n, _)| *n == name) {
+        if NOT_REPEATABLE.iter().any(|(n, _)| *n == name) || !takes_text(name) {
             continue;
         }
         let needs = required_props(&card, dir.path());
@@ -438,6 +484,9 @@ fn every_isolatable_element_runs_untrusted_in_the_sandbox() {
     let input = records_file(dir.path());
     for card in filters() {
         let name = card["name"].as_str().unwrap();
+        if !takes_text(name) {
+            continue;
+        }
         let needs = required_props(&card, dir.path());
         let caps = typed(&card);
         let run_with = |trust: &str| {

@@ -326,6 +326,10 @@ fn check(path: &Path, want: &str, stale: &mut Vec<String>) {
 
 #[test]
 fn man_pages_and_completions_are_up_to_date() {
+    // The checked-in files describe the default build; opt-in features add elements.
+    if cfg!(any(feature = "av1-decode", feature = "h264")) {
+        return;
+    }
     let mut stale = Vec::new();
     let launch_extra = format!("{}{LAUNCH_EXTRA}", elements_section());
     check(

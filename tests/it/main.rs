@@ -36,3 +36,4 @@ mod support;
 mod timing;
 mod typed;
 mod video;
+mod video_codecs;
