@@ -18,7 +18,10 @@ use crate::element::prelude::*;
 
 /// Listens on the first address `host` resolves to (only that one: never a wildcard the user
 /// did not ask for).
-async fn listen(host: &str, port: u16) -> Result<(TcpListener, SocketAddr), ElementError> {
+pub(super) async fn listen(
+    host: &str,
+    port: u16,
+) -> Result<(TcpListener, SocketAddr), ElementError> {
     let mut last = None;
     for addr in resolve(host, port).await? {
         match TcpListener::bind(addr).await {

@@ -7,18 +7,18 @@
 //! connection drops without a close frame is an error, since messages may have been lost.
 //! Pings are answered by the protocol layer as they arrive.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{basesink_props, basesrc_props, net_error, port, resolve, Stamper};
+use super::tcp::listen;
+use super::{basesink_props, basesrc_props, net_error, port, Stamper};
 use crate::element::prelude::*;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -89,25 +89,6 @@ impl Endpoint {
             }
         }
     }
-}
-
-async fn listen(host: &str, port: u16) -> Result<(TcpListener, SocketAddr), ElementError> {
-    let mut last = None;
-    for addr in resolve(host, port).await? {
-        match TcpListener::bind(addr).await {
-            Ok(l) => {
-                let local = l
-                    .local_addr()
-                    .map_err(|e| net_error(format!("listening on {addr}"), e))?;
-                return Ok((l, local));
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(net_error(
-        format!("cannot listen on host {host} port {port}"),
-        last.expect("resolve returns at least one address"),
-    ))
 }
 
 const LOCATION: PropSpec = PropSpec::string(
