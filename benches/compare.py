@@ -264,8 +264,11 @@ def w3(q, scratch):
 def w4(q, scratch):
     n = 20_000 if q else 200_000
     head = f"fakesrc num-buffers={n} sizetype=fixed sizemax=65536 ! tee name=t"
-    x4 = head + " ! fakesink" + " t. ! fakesink" * 3
-    x1 = head + " ! fakesink"
+    # async=false: gst's sinks otherwise wait for each other's preroll behind a tee without
+    # queues and never start.
+    sink = " ! fakesink async=false"
+    x4 = head + sink + (" t." + sink) * 3
+    x1 = head + sink
     g4, p4 = Variant("gst", launch(GST, x4)), Variant("parallax", launch(PX, x4))
     g1, p1 = Variant("gst", launch(GST, x1)), Variant("parallax", launch(PX, x1))
     w = Workload("W4", "tee")
