@@ -17,6 +17,9 @@ use std::time::Duration;
 use super::{basesink_props, basesrc_props};
 use crate::element::prelude::*;
 
+// An app element's `caps` works as capsfilter's: what flows, within those caps.
+use super::flow::{check_caps, CAPSFILTER_CAPS as APP_CAPS};
+
 /// How often a wait looks at whether the run is stopping.
 const WAIT_SLICE: Duration = Duration::from_millis(20);
 
@@ -247,36 +250,6 @@ impl AppQueue {
 
 /// gst's appsrc `max-bytes` default.
 const APPSRC_MAX_BYTES: u64 = 200_000;
-
-/// The `caps` property as caps: ANY when unset.
-fn app_caps(p: &Props) -> Caps {
-    p.string("caps")
-        .ok()
-        .flatten()
-        .and_then(|t| Caps::parse(t).ok())
-        .unwrap_or(Caps::Any)
-}
-
-/// A bad caps value is refused where it is written.
-fn check_caps(text: &str) -> Result<(), (Option<usize>, String)> {
-    Caps::parse(text)
-        .map(|_| ())
-        .map_err(|e| (Some(e.at), e.message))
-}
-
-/// What an app element says it carries: its `caps`, within what flows.
-static APP_CAPS: CapsFns = CapsFns {
-    forward: |input, p| {
-        let caps = app_caps(p);
-        if input.is_any() {
-            caps
-        } else {
-            input.intersect(&caps)
-        }
-    },
-    backward: |down, p| app_caps(p).intersect(down),
-    fixate: CapsFns::default_fixate,
-};
 
 // --- appsrc ----------------------------------------------------------------------------------
 

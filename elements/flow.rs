@@ -229,7 +229,7 @@ pub(crate) static CAPSFILTER: Factory = Factory {
 };
 
 /// The `caps` property as caps: ANY when unset.
-fn filter_caps(p: &Props) -> Caps {
+pub(super) fn filter_caps(p: &Props) -> Caps {
     p.string("caps")
         .ok()
         .flatten()
@@ -238,14 +238,15 @@ fn filter_caps(p: &Props) -> Caps {
 }
 
 /// A bad caps value is refused where it is written, with the caret at the character.
-fn check_caps(text: &str) -> Result<(), (Option<usize>, String)> {
+pub(super) fn check_caps(text: &str) -> Result<(), (Option<usize>, String)> {
     Caps::parse(text)
         .map(|_| ())
         .map_err(|e| (Some(e.at), e.message))
 }
 
 /// What comes out is what came in, within the filter; untyped bytes become the filter's caps.
-static CAPSFILTER_CAPS: CapsFns = CapsFns {
+/// The app elements' `caps` property works the same way.
+pub(super) static CAPSFILTER_CAPS: CapsFns = CapsFns {
     forward: |input, p| {
         let filter = filter_caps(p);
         if input.is_any() {
