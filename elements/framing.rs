@@ -19,7 +19,10 @@ pub(crate) static STREAMPAY: Factory = Factory {
     doc: "Each buffer becomes one frame: the 16-byte header (the magic \"STRM\", version 1, \
           flags, payload length and the payload's CRC-32, little-endian), then the metadata \
           (sequence, pts, dts, duration, offsets, flags, stream id, user fields) serialized with \
-          rkyv, then the buffer's bytes. The stream's negotiated caps go first, in a frame of \
+          rkyv, then the buffer's bytes. The header and metadata leave as a buffer of their \
+          own and the buffer follows unchanged, so its bytes are never copied (a message \
+          transport such as websocketsink carries each frame as two messages; streamdepay joins \
+          them). The stream's negotiated caps go first, in a frame of \
           their own, and end of stream is a last frame, so that a reader can tell a finished \
           stream from a cut one. streamdepay reads it back.",
     pads: Pads::ONE_TO_ONE
@@ -54,19 +57,23 @@ impl StreamPay {
 }
 
 impl Transform for StreamPay {
-    fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        let mut bytes = Vec::with_capacity(buf.len() + 128);
+    /// The frame's header and metadata go out as a buffer of their own, then the buffer itself,
+    /// unchanged: its bytes are never copied.
+    fn process(&mut self, mut buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        let mut bytes = Vec::with_capacity(128);
         if let Some(caps) = self.caps.take() {
             stream_frame::encode_caps(&caps, &mut bytes);
         }
-        stream_frame::encode_buffer(&buf, &mut bytes).map_err(|e| {
+        stream_frame::encode_buffer_head(&buf, &mut bytes).map_err(|e| {
             ElementError::Failed(format!("cannot frame buffer {}: {e}", buf.meta.sequence))
         })?;
-        let mut out = self.out(bytes);
-        out.meta.sequence = buf.meta.sequence;
-        out.meta.pts = buf.meta.pts;
-        out.meta.duration = buf.meta.duration;
-        Ok(Flow::Push(out))
+        let mut head = self.out(bytes);
+        head.meta.sequence = buf.meta.sequence;
+        head.meta.pts = buf.meta.pts;
+        cx.push(head);
+        buf.meta.offset = Some(self.offset);
+        self.offset += buf.len() as u64;
+        Ok(Flow::Push(buf))
     }
 
     fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
@@ -218,10 +225,15 @@ mod tests {
             let mut b = Buffer::from_vec(vec![i; 10]);
             b.meta.sequence = i as u64;
             b.meta.pts = Some(i as u64 * 7);
+            let at = b.data().as_ptr();
             let mut cx = run.ctx();
             let Flow::Push(f) = pay.process(b, &mut cx).unwrap() else {
                 panic!()
             };
+            assert_eq!(f.data().as_ptr(), at, "the buffer's bytes pass uncopied");
+            for head in cx.take_pushed() {
+                framed.extend_from_slice(head.data());
+            }
             framed.extend_from_slice(f.data());
         }
         let mut cx = run.ctx();

@@ -70,6 +70,14 @@ pub struct WireError {
 
 /// Appends the frame of `buf` (metadata and bytes) to `out`.
 pub fn encode_buffer(buf: &Buffer, out: &mut Vec<u8>) -> Result<(), MetaError> {
+    encode_buffer_head(buf, out)?;
+    out.extend_from_slice(buf.data());
+    Ok(())
+}
+
+/// Appends all of `buf`'s frame but its bytes, which follow it unchanged in the stream: a
+/// writer passes the buffer itself on after this, without copying it.
+pub fn encode_buffer_head(buf: &Buffer, out: &mut Vec<u8>) -> Result<(), MetaError> {
     let meta = WireMeta::try_from(&buf.meta)?;
     encode(&WireHead::Buffer(meta), buf.data(), out);
     Ok(())
@@ -85,11 +93,13 @@ pub fn encode_eos(out: &mut Vec<u8>) {
     encode(&WireHead::Eos, &[], out);
 }
 
+/// Appends the header and the head of a frame whose payload ends with `data`; `data` itself is
+/// the caller's to append (or to send after), the CRC already covers it.
 fn encode(head: &WireHead, data: &[u8], out: &mut Vec<u8>) {
     let head = rkyv::to_bytes::<rkyv::rancor::Error>(head).expect("a head always serializes");
     let payload_len = 4 + head.len() + data.len();
     let start = out.len();
-    out.reserve(HEADER_LEN + payload_len);
+    out.reserve(HEADER_LEN + 4 + head.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
@@ -99,8 +109,10 @@ fn encode(head: &WireHead, data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&(head.len() as u32).to_le_bytes());
     out.extend_from_slice(&head);
-    out.extend_from_slice(data);
-    let crc = crc32fast::hash(&out[start + HEADER_LEN..]);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&out[start + HEADER_LEN..]);
+    crc.update(data);
+    let crc = crc.finalize();
     out[start + 12..start + 16].copy_from_slice(&crc.to_le_bytes());
 }
 
