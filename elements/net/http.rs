@@ -287,16 +287,44 @@ struct HttpSrc {
     tries: i64,
 }
 
+/// Why a request got no usable answer, and whether asking again may help: no connection, no
+/// answer in time or a broken exchange may pass; a status or a bad redirect will not.
+struct Failure {
+    error: ElementError,
+    transient: bool,
+}
+
+impl Failure {
+    fn transient(error: ElementError) -> Failure {
+        Failure {
+            error,
+            transient: true,
+        }
+    }
+}
+
+impl From<ElementError> for Failure {
+    fn from(error: ElementError) -> Failure {
+        Failure {
+            error,
+            transient: false,
+        }
+    }
+}
+
 impl HttpSrc {
     /// Sends the GET (from `received` on, when resuming), following redirects.
-    async fn request(&mut self, cx: &AsyncCtx) -> Result<Response<Incoming>, ElementError> {
+    async fn request(&mut self, cx: &AsyncCtx) -> Result<Response<Incoming>, Failure> {
         let mut target = self.target.clone();
         for _ in 0..=MAX_REDIRECTS {
             let mut sender = target
                 .connect::<http_body_util::Empty<Bytes>>(self.timeout)
                 .await
                 .map_err(|e| {
-                    ElementError::Failed(format!("cannot connect to {}: {e}", target.url))
+                    Failure::transient(ElementError::Failed(format!(
+                        "cannot connect to {}: {e}",
+                        target.url
+                    )))
                 })?;
             let mut req = self.headers.apply(Request::get(&target.path), &target);
             if self.received > 0 {
@@ -308,13 +336,18 @@ impl HttpSrc {
             let resp = tokio::time::timeout(self.timeout, sender.send_request(req))
                 .await
                 .map_err(|_| {
-                    ElementError::Failed(format!(
+                    Failure::transient(ElementError::Failed(format!(
                         "no answer from {} within {}s (timeout)",
                         target.url,
                         self.timeout.as_secs()
-                    ))
+                    )))
                 })?
-                .map_err(|e| ElementError::Failed(format!("requesting {}: {e}", target.url)))?;
+                .map_err(|e| {
+                    Failure::transient(ElementError::Failed(format!(
+                        "requesting {}: {e}",
+                        target.url
+                    )))
+                })?;
             let status = resp.status();
             if status.is_redirection() && self.redirect {
                 let location = resp
@@ -328,18 +361,19 @@ impl HttpSrc {
                 continue;
             }
             if !status.is_success() {
-                return Err(status_error(status, &target.url));
+                return Err(status_error(status, &target.url).into());
             }
             return Ok(resp);
         }
         Err(ElementError::Failed(format!(
             "{}: more than {MAX_REDIRECTS} redirects",
             self.target.url
-        )))
+        ))
+        .into())
     }
 
     /// (Re)starts the body: a fresh GET, or a ranged one after a drop.
-    async fn open(&mut self, cx: &AsyncCtx) -> Result<(), ElementError> {
+    async fn open(&mut self, cx: &AsyncCtx) -> Result<(), Failure> {
         let resp = self.request(cx).await?;
         let length = resp
             .headers()
@@ -361,7 +395,8 @@ impl HttpSrc {
                         self.target.url,
                         self.received,
                         start.map_or("nowhere".to_owned(), |s| s.to_string())
-                    )));
+                    ))
+                    .into());
                 }
                 cx.message(format_args!(
                     "resumed {} at byte {}",
@@ -398,9 +433,12 @@ impl AsyncSource for HttpSrc {
                 return Ok(None);
             }
             if self.body.is_none() {
-                if let Err(e) = self.open(cx).await {
+                if let Err(Failure {
+                    error: e,
+                    transient,
+                }) = self.open(cx).await
+                {
                     // Only failures to get an answer are retried, not a refusal in words.
-                    let transient = matches!(&e, ElementError::Failed(m) if m.starts_with("cannot connect") || m.starts_with("requesting") || m.starts_with("no answer"));
                     if transient && self.may_retry() {
                         self.tries += 1;
                         cx.message(format_args!("{e}; retrying ({})", self.tries));
