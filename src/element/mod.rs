@@ -4,6 +4,7 @@
 //! behind it.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::os::fd::BorrowedFd;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -457,15 +458,17 @@ pub struct Ctx<'a> {
     /// What the element passed on with [`Ctx::push`], in order; `None` until it pushes, so
     /// that a context that never does (every source and sink call) costs no drop of a vector.
     // One word, not three: the context is built for every call, and most never push.
+    // Both boxes sit in `ManuallyDrop` and `Drop` frees them, after one test for the common
+    // case of neither: the compiler's own drop glue was an out-of-line call per context.
     #[allow(clippy::box_collection)]
-    out: Option<Box<Vec<Buffer>>>,
+    out: ManuallyDrop<Option<Box<Vec<Buffer>>>>,
     /// Buffers an element run on a thread of its own dropped during this call, for `--stats`.
     pub(crate) dropped: u64,
     /// More buffers of the same burst (the records one read was cut into) follow this one.
     pub(crate) more_coming: bool,
     /// Caps a source announced for the buffer it returns and those after (a change in
     /// mid-stream); `None` nearly always.
-    pub(crate) caps: Option<Box<Caps>>,
+    pub(crate) caps: ManuallyDrop<Option<Box<Caps>>>,
 }
 
 impl Drop for Ctx<'_> {
@@ -473,17 +476,18 @@ impl Drop for Ctx<'_> {
     /// not call out to the vector's drop.
     #[inline]
     fn drop(&mut self) {
-        if self.out.is_some() {
-            drop_pushed(self.out.take());
+        if self.out.is_some() || self.caps.is_some() {
+            drop_held(self.out.take(), self.caps.take());
         }
     }
 }
 
-/// What a context still held when it was dropped (a stop midway): off the common path.
+/// What a context still held when it was dropped (a stop midway, caps nobody took): off the
+/// common path.
 #[cold]
 #[inline(never)]
-fn drop_pushed<T>(out: T) {
-    drop(out);
+fn drop_held<T, U>(out: T, caps: U) {
+    drop((out, caps));
 }
 
 impl<'a> Ctx<'a> {
@@ -492,10 +496,10 @@ impl<'a> Ctx<'a> {
             run,
             pool,
             kernel_copied: 0,
-            out: None,
+            out: ManuallyDrop::new(None),
             dropped: 0,
             more_coming: false,
-            caps: None,
+            caps: ManuallyDrop::new(None),
         }
     }
 
@@ -503,7 +507,7 @@ impl<'a> Ctx<'a> {
     /// (a shmsrc whose producer changed format). The change travels downstream in order with
     /// the buffers, and every element below re-reads its format or refuses it.
     pub fn announce_caps(&mut self, caps: Caps) {
-        self.caps = Some(Box::new(caps));
+        *self.caps = Some(Box::new(caps));
     }
 
     /// Passes `buf` downstream, after what was pushed before it and before the buffer a

@@ -524,6 +524,8 @@ pub(super) struct Segment {
     last: Instant,
     /// The sampler's random state (0 before the first iteration).
     iteration: u64,
+    /// Iterations until the next sampled one.
+    gap: u64,
     /// What one measured interval counts for: `SAMPLE_EVERY` on sampled buffers, 0 on the
     /// others (no clock read at all), 1 while finishing.
     scale: u64,
@@ -610,6 +612,7 @@ impl Segment {
             current,
             last: Instant::now(),
             iteration: 0,
+            gap: 0,
             scale: 0,
             exact: false,
             idlers,
@@ -1071,14 +1074,27 @@ impl Segment {
     }
 
     /// Whether this iteration is timed, and what its time counts for: the first always (as
-    /// itself), then one in `SAMPLE_EVERY` picked at random (xorshift), so that a period in
-    /// the stream (an rt thread's cycle of N buffers) cannot alias with the sampling.
+    /// itself), then one after a random gap of 1 to `2 * SAMPLE_EVERY - 1` iterations (mean
+    /// `SAMPLE_EVERY`, so the scaled sum is unbiased), so that a period in the stream (an rt
+    /// thread's cycle of N buffers) cannot alias with the sampling. Between samples, one
+    /// decrement.
+    #[inline]
     fn next_scale(&mut self) -> u64 {
         if self.exact {
             return 1;
         }
+        if self.gap > 1 {
+            self.gap -= 1;
+            return 0;
+        }
+        self.next_sample()
+    }
+
+    #[cold]
+    fn next_sample(&mut self) -> u64 {
         if self.iteration == 0 {
             self.iteration = 0x9E37_79B9_7F4A_7C15;
+            self.gap = 1;
             return 1;
         }
         let mut x = self.iteration;
@@ -1086,11 +1102,8 @@ impl Segment {
         x ^= x >> 7;
         x ^= x << 17;
         self.iteration = x;
-        if x % SAMPLE_EVERY == 0 {
-            SAMPLE_EVERY
-        } else {
-            0
-        }
+        self.gap = 1 + x % (2 * SAMPLE_EVERY - 1);
+        SAMPLE_EVERY
     }
 
     fn charge(&mut self, id: usize) {
@@ -1222,19 +1235,65 @@ impl Segment {
         Ok(())
     }
 
+    /// Whether this buffer goes unobserved: no sampled time, no span.
+    #[inline]
+    fn bare(&self) -> bool {
+        self.scale == 0 && !self.obs.spans_on
+    }
+
+    /// Renders `buf` into sink op `id` (already counted) when nothing observes it: the call, and
+    /// one test of the answer.
+    #[inline]
+    fn render_bare(&mut self, id: usize, buf: Buffer, run: &RunControl) -> Result<(), RunError> {
+        let slot = &mut self.ops[id];
+        let Op::Sink { el, imp, .. } = &mut slot.op else {
+            unreachable!("op {id} is a sink")
+        };
+        self.current = *el;
+        let mut cx = Ctx::new(run, None);
+        cx.more_coming = self.burst > 0;
+        let flow = imp.render_owned(buf, &mut cx);
+        if cx.kernel_copied != 0 {
+            slot.stats.kernel_copied += cx.kernel_copied;
+        }
+        if matches!(flow, Ok(SinkFlow::Continue)) {
+            return Ok(());
+        }
+        self.settle(id, flow, run)
+    }
+
     fn push(&mut self, entry: usize, buf: Buffer, run: &RunControl) -> Result<(), RunError> {
-        // A linear chain never touches the stack: `next` carries the buffer to the next op.
+        // A source or queue straight into a sink (a copy, a sink thread): no chain to walk.
+        let bare = self.bare();
+        let slot = &mut self.ops[entry];
+        if bare && !slot.done && matches!(slot.op, Op::Sink { .. }) {
+            slot.stats.count(&buf);
+            return self.render_bare(entry, buf, run);
+        }
+        // A linear chain never touches the stack: `pending` carries the buffer to the next op.
         let mut pending = Some((entry, buf));
         // One context for every transform call of this push, made at the first.
         let mut shared_cx: Option<Ctx<'_>> = None;
         loop {
-            let Some((id, buf)) = pending.take().or_else(|| self.stack.pop()) else {
-                return Ok(());
+            let (id, buf) = match pending.take() {
+                Some(next) => next,
+                None => match self.stack.pop() {
+                    Some(next) => next,
+                    None => return Ok(()),
+                },
             };
-            if self.ops[id].done {
+            let bare = self.bare();
+            let slot = &mut self.ops[id];
+            if slot.done {
                 continue;
             }
-            self.ops[id].stats.count(&buf);
+            slot.stats.count(&buf);
+            // The commonest end of a branch: a sink, rendered with nothing in between when
+            // nothing observes it.
+            if bare && matches!(slot.op, Op::Sink { .. }) {
+                self.render_bare(id, buf, run)?;
+                continue;
+            }
             match &mut self.ops[id].op {
                 Op::Transform { el, imp, next } => {
                     let (el, next) = (*el, *next);
