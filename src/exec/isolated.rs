@@ -95,6 +95,84 @@ impl Timings {
     }
 }
 
+/// The watchdog of a plugin element's worker (`processing-deadline`): when the worker holds a
+/// buffer it has not answered and has said nothing for longer than the deadline, it is killed
+/// and the run ends with an error naming the buffer.
+///
+/// Every buffer a transform is given is answered by at least one frame (its outputs, or
+/// "nothing"), in order. Each answer frame retires the oldest buffer still held, so the count
+/// held never exceeds the truth: the watchdog never fires on a worker that is idle. It is exact
+/// for elements that output at most one buffer per input (every plugin example); one that
+/// outputs several while more input waits may retire a buffer early.
+struct Watch {
+    deadline: std::time::Duration,
+    state: Mutex<WatchState>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    /// When each buffer still held by the worker was sent.
+    held: std::collections::VecDeque<std::time::Instant>,
+    /// Buffers retired so far: the held one the worker is on is number `retired + 1`.
+    retired: u64,
+    /// When the worker last answered.
+    last_answer: Option<std::time::Instant>,
+    /// The watchdog killed the worker: why, for the error the run ends with.
+    overdue: Option<String>,
+}
+
+impl Watch {
+    fn sent(&self) {
+        Link::lock(&self.state)
+            .held
+            .push_back(std::time::Instant::now());
+    }
+
+    fn answered(&self) {
+        let mut state = Link::lock(&self.state);
+        let now = std::time::Instant::now();
+        state.last_answer = Some(now);
+        if state.held.pop_front().is_some() {
+            state.retired += 1;
+        }
+    }
+
+    /// The buffer number (from 1) the worker has been on for longer than the deadline.
+    fn overdue(&self) -> Option<u64> {
+        let state = Link::lock(&self.state);
+        let sent = *state.held.front()?;
+        let since = state.last_answer.map_or(sent, |a| a.max(sent));
+        (since.elapsed() > self.deadline).then_some(state.retired + 1)
+    }
+}
+
+/// The watchdog's thread: checks the worker of `link` a few times per deadline and kills it
+/// once it is overdue. Ends when the link goes or is done.
+fn run_watchdog(link: &std::sync::Weak<Link>, every: std::time::Duration) {
+    loop {
+        std::thread::sleep(every);
+        let Some(link) = link.upgrade() else { return };
+        if link.done.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(watch) = &link.watch else { return };
+        let Some(buffer) = watch.overdue() else {
+            continue;
+        };
+        let why = format!(
+            "process did not return within {} on buffer {buffer} (processing-deadline); \
+             worker process {} was killed",
+            crate::registry::format_time(watch.deadline.as_nanos() as i64),
+            link.pid
+        );
+        tracing::error!(element = %link.name, buffer, "A plugin's process is overdue");
+        Link::lock(&watch.state).overdue = Some(why);
+        // Through `Child`, so a worker already reaped (its pid perhaps reused) is not signalled.
+        let _ = Link::lock(&link.child).kill();
+        return;
+    }
+}
+
 /// The parent's side of one worker, shared by the proxy halves (an isolated transform is a
 /// segment boundary: one half sends from the upstream thread, the other receives on its own).
 struct Link {
@@ -124,6 +202,8 @@ struct Link {
     reading: Mutex<()>,
     /// How the worker may map what it is lent: read-only unless its code is trusted.
     access: PeerAccess,
+    /// A plugin element's watchdog.
+    watch: Option<Watch>,
 }
 
 /// Buffers that are not in shared memory, or not in memory the peer may see (a writable pool
@@ -317,7 +397,24 @@ impl Link {
             said: Mutex::new(None),
             reading: Mutex::new(()),
             access,
+            watch: crate::plugin::processing_deadline(node.factory, &node.props)
+                .filter(|_| node.factory.pads.src != PadPresence::None)
+                .map(|deadline| Watch {
+                    deadline,
+                    state: Mutex::new(WatchState::default()),
+                }),
         });
+        if let Some(watch) = &link.watch {
+            let weak = Arc::downgrade(&link);
+            let every = (watch.deadline / 4).clamp(
+                std::time::Duration::from_millis(1),
+                std::time::Duration::from_millis(50),
+            );
+            std::thread::Builder::new()
+                .name(format!("px-dog-{}", node.name).chars().take(15).collect())
+                .spawn(move || run_watchdog(&weak, every))
+                .map_err(|e| io("starting the worker's watchdog", e))?;
+        }
         let start = Frame::Start {
             factory: node.factory.name.to_owned(),
             name: node.name.clone(),
@@ -390,6 +487,9 @@ impl Link {
             Link::lock(&self.counts.timings)
                 .in_flight
                 .push_back(std::time::Instant::now());
+        }
+        if let Some(watch) = self.watch.as_ref().filter(|_| answered) {
+            watch.sent();
         }
         let sent = send_buffer(&self.sock, &mut Link::lock(&self.exporter), &buf);
         sent.map_err(|e| match e.raw_os_error() {
@@ -524,6 +624,10 @@ impl Link {
         };
         self.done.store(true, Ordering::SeqCst);
         let reclaimed = Link::lock(&self.exporter).reclaim_all();
+        // Killed by the watchdog: that is the cause.
+        if let Some(why) = self.overdue() {
+            return ElementError::Failed(why);
+        }
         // A worker that reported an error exits because of it: its words are the cause.
         if let Some(message) = self.last_words() {
             return ElementError::Failed(message);
@@ -549,6 +653,11 @@ impl Link {
             "worker process {} {how}; {reclaimed} buffers it held were reclaimed",
             self.pid
         ))
+    }
+
+    /// Why the watchdog killed the worker, if it did.
+    fn overdue(&self) -> Option<String> {
+        Link::lock(&self.watch.as_ref()?.state).overdue.clone()
     }
 
     /// Passes a drain (Ctrl-C) on to the worker, as SIGTERM, which it takes as its own
@@ -622,6 +731,9 @@ impl Link {
 
     /// The worker answered a buffer: its round trip is timed when `-m` asked for it.
     fn answered(&self) {
+        if let Some(watch) = &self.watch {
+            watch.answered();
+        }
         if self.messages.is_some() {
             Link::lock(&self.counts.timings).answered();
         }

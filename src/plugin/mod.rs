@@ -36,6 +36,13 @@ pub use info::{ElementInfo, PluginInfo, PropInfo, PropInfoKind};
 pub const PROBE_ARG: &str = "--parallax-plugin-probe";
 /// The worker argument naming the one plugin library a worker loads.
 pub const WORKER_PLUGIN_ARG: &str = "--plugin-file";
+/// The property every plugin element gets from the host: how long one call into the plugin may
+/// take in a worker before the worker is killed (0: no limit). Named after gst's basesink
+/// property of that name; the plugin never sees it.
+pub const PROCESSING_DEADLINE: &str = "processing-deadline";
+/// Its default, in nanoseconds: far beyond any sane per-buffer cost, short enough that a stuck
+/// plugin ends the run instead of hanging it.
+pub const DEFAULT_PROCESSING_DEADLINE: i64 = 5_000_000_000;
 /// How long the probe child may take over one library.
 const PROBE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -188,7 +195,17 @@ fn leak(s: &str) -> &'static str {
 
 /// The factory of a plugin element (its strings live as long as the process, as a built-in's).
 fn factory(e: &ElementInfo) -> &'static Factory {
-    let props: Vec<PropSpec> = e.props.iter().map(prop_spec).collect();
+    let mut props: Vec<PropSpec> = e.props.iter().map(prop_spec).collect();
+    props.push(PropSpec::time(
+        PROCESSING_DEADLINE,
+        DEFAULT_PROCESSING_DEADLINE,
+        0,
+        i64::MAX,
+        "Longest time one buffer may spend in the plugin when it runs in a worker \
+         (exec=isolated, the default): past it the worker is killed and the run ends with an \
+         error naming the buffer (0 = no limit). In-process (exec=fused) nothing can stop a \
+         call that never returns, so it does not apply there",
+    ));
     let rule = if e.caps_rule == abi::PX_CAPS_FIXED {
         CapsRule::Fixed
     } else {
@@ -282,6 +299,17 @@ pub fn origin(f: &Factory) -> Option<Origin> {
     })
 }
 
+/// The watchdog's deadline of a plugin element's instance (`processing-deadline`), `None` when
+/// `f` is built in or the limit is off.
+pub fn processing_deadline(f: &Factory, props: &Props) -> Option<std::time::Duration> {
+    owner(f)?;
+    let spec = f.prop(PROCESSING_DEADLINE)?;
+    match props_value(props, spec) {
+        Value::Time(ns) if ns > 0 => Some(std::time::Duration::from_nanos(ns as u64)),
+        _ => None,
+    }
+}
+
 /// The library file of a plugin element, for its worker.
 pub fn library_of(f: &Factory) -> Option<PathBuf> {
     owner(f).map(|(p, _)| p.file.clone())
@@ -318,6 +346,8 @@ fn build(
     let args: Vec<(String, ffi::ArgValue)> = f
         .props
         .iter()
+        // The host's own property: the plugin never sees it.
+        .filter(|spec| spec.name != PROCESSING_DEADLINE)
         .map(|spec| {
             let v = match props_value(props, spec) {
                 Value::Bool(b) => ffi::ArgValue::Bool(b),

@@ -354,18 +354,53 @@ fn a_plugin_that_writes_past_its_output_is_stopped() {
 }
 
 #[test]
-fn a_plugin_that_never_returns_ends_at_ctrl_c() {
+fn a_plugin_that_never_returns_is_killed_at_its_processing_deadline() {
+    // Isolated (the default): the watchdog kills the worker once the deadline passes, and the
+    // run ends with an error naming the element, the buffer and the deadline. No timing luck:
+    // the plugin never returns at all.
+    let dir = faulty("hang", &["-DPROCESS_HANG", "-DNAME=hang"]);
+    let t = tmp();
+    let input = file(t.path(), "in.bin", &random_bytes(10_000, 1));
+    let o = run(launch_with(
+        &dir,
+        &[
+            "-q",
+            "filesrc",
+            &prop("location", &input),
+            "blocksize=1000",
+            "!",
+            "hang",
+            "processing-deadline=200ms",
+            "!",
+            "fakesink",
+        ],
+    ));
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("hang0: process did not return within 200ms on buffer 1 (processing-deadline); worker process"),
+        "{err}"
+    );
+    assert!(err.contains("was killed"), "{err}");
+}
+
+#[test]
+fn a_plugin_that_never_returns_in_process_ends_at_the_second_ctrl_c() {
+    // Fused, nothing can stop the call: the first Ctrl-C asks for a drain the plugin never
+    // answers, the second stops the run (and -v says so beforehand).
     let dir = faulty("hang", &["-DPROCESS_HANG", "-DNAME=hang"]);
     let t = tmp();
     let input = file(t.path(), "in.bin", &random_bytes(10_000, 1));
     let mut cmd = launch_with(
         &dir,
         &[
-            "-q",
+            "-v",
             "filesrc",
             &prop("location", &input),
             "!",
             "hang",
+            "exec=fused",
+            "processing-deadline=100ms",
             "!",
             "fakesink",
         ],
@@ -374,15 +409,20 @@ fn a_plugin_that_never_returns_ends_at_ctrl_c() {
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
     let pid = rustix::process::Pid::from_child(&child);
-    // Stuck in the plugin: the first Ctrl-C asks for a drain the plugin never answers, the
-    // second stops the run.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     for _ in 0..2 {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
         std::thread::sleep(std::time::Duration::from_millis(1000));
     }
     let o = wait(child);
-    assert_ne!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 130, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "hang0 runs a plugin in this process (exec=fused): processing-deadline cannot stop it"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
