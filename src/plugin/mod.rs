@@ -310,6 +310,67 @@ pub fn processing_deadline(f: &Factory, props: &Props) -> Option<std::time::Dura
     }
 }
 
+/// What identifies a library file's contents well enough to see it replaced: device, inode,
+/// size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileId {
+    /// The identity of the file at `path` now.
+    pub fn of(path: &Path) -> std::io::Result<FileId> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path)?;
+        Ok(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+}
+
+/// A plugin element built in this process (fused), as a reload sees it.
+struct InProcess {
+    alive: std::sync::Weak<()>,
+    element: String,
+    file: PathBuf,
+    loaded: Option<FileId>,
+}
+
+static IN_PROCESS: Mutex<Vec<InProcess>> = Mutex::new(Vec::new());
+
+/// Plugin elements running in this process whose library file changed since they were built:
+/// (element, file). A reload cannot swap them (see [`crate::exec::reload_plugins`]).
+pub fn in_process_changed() -> Vec<(String, PathBuf)> {
+    let mut all = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|p| p.alive.strong_count() > 0);
+    all.iter()
+        .filter(|p| FileId::of(&p.file).ok() != p.loaded)
+        .map(|p| (p.element.clone(), p.file.clone()))
+        .collect()
+}
+
+/// Reads and checks the descriptor of the library `path` in a child process, as discovery
+/// does: a library that crashes or hangs as it loads costs that child only.
+pub fn read_descriptor(path: &Path) -> Result<PluginInfo, String> {
+    let (_, said) = probe(&[path.to_owned()])
+        .pop()
+        .ok_or("no answer from the process that reads plugins")?;
+    let info = said?;
+    info.check()?;
+    Ok(info)
+}
+
+/// The plugin name and version a plugin element was listed with.
+pub fn version_of(f: &Factory) -> Option<(String, String)> {
+    owner(f).map(|(p, _)| (p.info.name.clone(), p.info.version.clone()))
+}
+
 /// The library file of a plugin element, for its worker.
 pub fn library_of(f: &Factory) -> Option<PathBuf> {
     owner(f).map(|(p, _)| p.file.clone())
@@ -367,10 +428,21 @@ fn build(
         .collect();
     let instance = ffi::Instance::create(&lib, index, &args, &props.sink_caps().to_string())
         .map_err(|why| ElementError::Config(format!("{}: {why}", props.instance())))?;
+    let alive = Arc::new(());
+    IN_PROCESS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(InProcess {
+            alive: Arc::downgrade(&alive),
+            element: props.instance().to_owned(),
+            file: plugin.file.clone(),
+            loaded: FileId::of(&plugin.file).ok(),
+        });
     Ok(ElementImpl::Transform(Box::new(PluginElement {
         instance,
         name: props.instance().to_owned(),
         pool: None,
+        _alive: alive,
     })))
 }
 
@@ -569,6 +641,8 @@ struct PluginElement {
     instance: ffi::Instance,
     name: String,
     pool: Option<MemoryPool>,
+    /// Tells a reload that this instance still runs (see [`in_process_changed`]).
+    _alive: Arc<()>,
 }
 
 impl PluginElement {
@@ -681,11 +755,7 @@ impl ffi::Output for Outputs<'_, '_, '_> {
 /// Reads the descriptor of the one library `path` (in a child, as discovery does), for
 /// `parallax-inspect path/to/libfoo.so`: the plugin and its elements as factories.
 pub fn describe_file(path: &Path) -> Result<(PluginInfo, Vec<&'static Factory>), String> {
-    let (_, said) = probe(&[path.to_owned()])
-        .pop()
-        .ok_or("no answer from the process that reads plugins")?;
-    let info = said?;
-    info.check()?;
+    let info = read_descriptor(path)?;
     let factories = info.elements.iter().map(factory).collect();
     Ok((info, factories))
 }
