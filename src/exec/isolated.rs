@@ -1479,7 +1479,7 @@ fn retire(link: Arc<Link>) {
         .name("px-retire".into())
         .spawn(move || drop(link));
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "No thread to let an old worker go; it ends with the run");
+        tracing::warn!(error = %e, "No thread to let an old worker go; it was let go on this one");
     }
 }
 
