@@ -1563,6 +1563,9 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
         ctrlc::set_handler(move || run.request_drain())
             .map_err(|e| format!("cannot take signals: {e}"))?;
     }
+    // SIGHUP asks the parent to reload plugins; `pkill -HUP parallax-launch` reaches workers
+    // too, where it means nothing (the Ctrl-C handler above took it as a drain).
+    crate::ipc::ignore_hangup().map_err(|e| format!("cannot ignore SIGHUP: {e}"))?;
     let f = crate::registry::find(&factory).ok_or(format!("no element `{factory}`"))?;
     let mut props = crate::registry::Props::defaults(&name, f.props);
     for (k, v) in &written {

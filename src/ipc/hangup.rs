@@ -78,3 +78,21 @@ pub fn on_hangup(request: impl Fn() + Send + 'static) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Makes this process ignore SIGHUP: a worker process, which `pkill -HUP parallax-launch` or a
+/// signal to the process group reaches as well as its parent. The parent does the reloading.
+pub fn ignore_hangup() -> std::io::Result<()> {
+    // SAFETY: (1) `action` is fully initialised (zeroed, SIG_IGN, an empty mask); (2) ignoring
+    // a signal runs no code of ours in a handler at all.
+    #[allow(unsafe_code)]
+    let set = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_IGN;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut())
+    };
+    if set != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
