@@ -35,6 +35,19 @@
  * - Return PX_OK, or PX_ERROR after writing a NUL-terminated message into error->message (at
  *   most PX_ERROR_LEN bytes with the NUL); the pipeline then stops with that message.
  * - Threads: an instance is called from one thread at a time; instances may run concurrently.
+ *
+ * What the host adds
+ * ------------------
+ * - Every element gets the property processing-deadline (a time, 5 s by default, 0 = none),
+ *   which the plugin never sees and must not declare: in a worker, a process() call that takes
+ *   longer gets the worker killed and the run ends with an error naming the buffer. In-process
+ *   (exec=fused) nothing can stop a call, so it does not apply there.
+ * - Reload: replacing the library file while a pipeline runs (write the new one elsewhere and
+ *   rename it over the old: never rewrite a loaded library in place) and sending SIGHUP, or
+ *   the control socket's {"cmd": "reload"}, loads the new version in a new worker with the same
+ *   properties. The old instance gets end_of_stream() and destroy() after the last buffer it
+ *   was given; the new one gets the next. An element running in-process is never reloaded: a
+ *   library whose code may still run is never unloaded.
  */
 #ifndef PARALLAX_PLUGIN_H
 #define PARALLAX_PLUGIN_H

@@ -171,6 +171,17 @@ fn main() -> ExitCode {
             }
         }
     }
+    // SIGHUP reloads the plugins whose library was replaced, instead of ending the run.
+    {
+        let console = console.clone();
+        let quiet = args.quiet;
+        let installed = parallax::ipc::on_hangup(move || {
+            parallax::cli::control::reload(&console, quiet);
+        });
+        if let Err(e) = installed {
+            eprintln!("warning: SIGHUP cannot reload plugins: {e}");
+        }
+    }
     if let (Some(addr), Some(live)) = (&args.metrics, &live) {
         match parallax::cli::metrics::serve(
             addr,
@@ -297,7 +308,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// First SIGINT/SIGTERM: drain (EOS at the sources). Second: exit now.
+/// First SIGINT/SIGTERM: drain (EOS at the sources). Second: exit now. (SIGHUP, which the
+/// handler takes too, is taken over afterwards: it reloads plugins.)
 fn install_signal_handler(control: &Arc<RunControl>, quiet: bool, console: &Console) {
     static SIGNALS: AtomicUsize = AtomicUsize::new(0);
     let control = Arc::clone(control);

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Commands: `get`, `set` (properties marked mutable while running), `pause`, `resume`, `eos`,
-//! `stats`, `graph`, `subscribe` (the connection then carries events, one JSON line each).
+//! `stats`, `graph`, `reload` (replaced plugin libraries, as SIGHUP does), `subscribe` (the
+//! connection then carries events, one JSON line each).
 //!
 //! The socket runs on threads of its own: an accepting thread and one per client (at most
 //! [`MAX_CLIENTS`]). A running element never waits for it: properties are atomic words the
@@ -348,9 +349,52 @@ pub fn handle(request: &Json, shared: &Shared) -> Json {
                 .map(|r| r.elements.iter().map(|e| (e.buffers, e.bytes)).collect());
             json!({"ok": true, "graph": graph_json::to_json(shared.pipeline.graph(), counts.as_deref())})
         }
+        "reload" => reload(&shared.console, false),
         other => error(format!(
-            "unknown command `{other}`: one of get, set, pause, resume, eos, stats, graph, subscribe"
+            "unknown command `{other}`: one of get, set, pause, resume, eos, stats, graph, \
+             reload, subscribe"
         )),
+    }
+}
+
+/// Reloads the plugin elements whose library was replaced (SIGHUP, or the `reload` command) and
+/// says what happened on `console`: warnings always, the rest unless `quiet`. Returns the
+/// answer: one entry per element, and `ok: false` with the warnings when one was not reloaded.
+pub fn reload(console: &Console, quiet: bool) -> Json {
+    let reloads = crate::exec::reload_plugins();
+    if reloads.is_empty() && !quiet {
+        console.write(
+            "parallax: reload: nothing to reload (no plugin element runs isolated, and no \
+             plugin library running in this process changed)\n",
+        );
+    }
+    for r in &reloads {
+        if r.is_warning() {
+            console.write(&format!("parallax: warning: {r}\n"));
+        } else if !quiet {
+            console.write(&format!("parallax: {r}\n"));
+        }
+    }
+    let list: Vec<Json> = reloads
+        .iter()
+        .map(|r| {
+            json!({
+                "element": r.element,
+                "file": r.file.display().to_string(),
+                "outcome": r.kind(),
+                "detail": r.to_string(),
+            })
+        })
+        .collect();
+    let warnings: Vec<String> = reloads
+        .iter()
+        .filter(|r| r.is_warning())
+        .map(ToString::to_string)
+        .collect();
+    if warnings.is_empty() {
+        json!({"ok": true, "reloads": list})
+    } else {
+        json!({"ok": false, "error": warnings.join("; "), "reloads": list})
     }
 }
 

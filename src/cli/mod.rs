@@ -236,6 +236,9 @@ pub enum TapFormatArg {
 ///
 /// Exit status: 0 at end of stream (also after Ctrl-C with -e), 1 on a runtime error, 2 on a
 /// usage or pipeline-description error, 130 when interrupted without -e.
+///
+/// SIGHUP reloads the plugins whose library file was replaced, between two buffers; a new
+/// version that cannot be loaded leaves the running one with a warning.
 #[derive(Debug, Parser)]
 #[command(name = "parallax-launch", version, about, long_about)]
 #[command(
@@ -331,8 +334,8 @@ pub struct LaunchArgs {
     /// at exit; a path where another process listens is refused, a stale socket replaced). One
     /// JSON object per line in, one JSON line out: {"cmd": "get"|"set", "element": NAME,
     /// "property": NAME, "value": V}, {"cmd": "pause"}, "resume", "eos", "stats", "graph",
-    /// "subscribe" (events: state, property, warning, message, eos, error). `parallax-top`
-    /// shows it live
+    /// "reload" (replaced plugins, as SIGHUP), "subscribe" (events: state, property, warning,
+    /// message, eos, error). `parallax-top` shows it live
     #[arg(long, value_name = "PATH")]
     pub control: Option<std::path::PathBuf>,
 

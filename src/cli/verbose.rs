@@ -37,6 +37,17 @@ pub fn properties_and_links(graph: &Graph, exclude: &[String]) -> String {
                 node.exec.as_str()
             ));
         }
+        if node.exec != crate::registry::Exec::Isolated
+            && crate::plugin::library_of(node.factory).is_some()
+        {
+            out.push_str(&format!(
+                "note: {} runs a plugin in this process (exec={}): processing-deadline cannot \
+                 stop it and SIGHUP cannot reload it; a call that never returns holds the run \
+                 until a second Ctrl-C\n",
+                node.name,
+                node.exec.as_str()
+            ));
+        }
         for (spec, value) in node.props.explicit() {
             if exclude.iter().any(|x| x == spec.name) {
                 continue;

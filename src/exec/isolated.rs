@@ -95,6 +95,131 @@ impl Timings {
     }
 }
 
+/// What a worker is started from: taken from the element's node once, and kept by a plugin
+/// element's proxy so that a reload starts its new worker the same way.
+#[derive(Clone)]
+struct WorkerSpec {
+    name: String,
+    trust: Trust,
+    /// Sockets the element listens at (see [`Link::sockets`]).
+    sockets: Vec<std::path::PathBuf>,
+    /// The frame that tells the worker what to build.
+    start: Frame,
+    /// A plugin element's library.
+    library: Option<std::path::PathBuf>,
+    /// A plugin transform's `processing-deadline`.
+    deadline: Option<std::time::Duration>,
+}
+
+impl WorkerSpec {
+    fn of(node: &Node) -> WorkerSpec {
+        let sockets = node
+            .props
+            .explicit()
+            .filter(|(spec, _)| spec.role == crate::registry::Role::ListensAt)
+            .filter_map(|(_, value)| match value {
+                crate::registry::Value::Str(Some(path)) => Some(path.into()),
+                _ => None,
+            })
+            .collect();
+        WorkerSpec {
+            name: node.name.clone(),
+            trust: node.trust,
+            sockets,
+            start: Frame::Start {
+                factory: node.factory.name.to_owned(),
+                name: node.name.clone(),
+                props: node.written.clone(),
+                caps: (
+                    node.props.sink_caps().to_string(),
+                    node.props.src_caps().to_string(),
+                ),
+            },
+            library: crate::plugin::library_of(node.factory),
+            deadline: crate::plugin::processing_deadline(node.factory, &node.props)
+                .filter(|_| node.factory.pads.src != PadPresence::None),
+        }
+    }
+}
+
+/// The watchdog of a plugin element's worker (`processing-deadline`): when the worker holds a
+/// buffer it has not answered and has said nothing for longer than the deadline, it is killed
+/// and the run ends with an error naming the buffer.
+///
+/// Every buffer a transform is given is answered by at least one frame (its outputs, or
+/// "nothing"), in order. Each answer frame retires the oldest buffer still held, so the count
+/// held never exceeds the truth: the watchdog never fires on a worker that is idle. It is exact
+/// for elements that output at most one buffer per input (every plugin example); one that
+/// outputs several while more input waits may retire a buffer early.
+struct Watch {
+    deadline: std::time::Duration,
+    state: Mutex<WatchState>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    /// When each buffer still held by the worker was sent.
+    held: std::collections::VecDeque<std::time::Instant>,
+    /// Buffers retired so far: the held one the worker is on is number `retired + 1`.
+    retired: u64,
+    /// When the worker last answered.
+    last_answer: Option<std::time::Instant>,
+    /// The watchdog killed the worker: why, for the error the run ends with.
+    overdue: Option<String>,
+}
+
+impl Watch {
+    fn sent(&self) {
+        Link::lock(&self.state)
+            .held
+            .push_back(std::time::Instant::now());
+    }
+
+    fn answered(&self) {
+        let mut state = Link::lock(&self.state);
+        let now = std::time::Instant::now();
+        state.last_answer = Some(now);
+        if state.held.pop_front().is_some() {
+            state.retired += 1;
+        }
+    }
+
+    /// The buffer number (from 1) the worker has been on for longer than the deadline.
+    fn overdue(&self) -> Option<u64> {
+        let state = Link::lock(&self.state);
+        let sent = *state.held.front()?;
+        let since = state.last_answer.map_or(sent, |a| a.max(sent));
+        (since.elapsed() > self.deadline).then_some(state.retired + 1)
+    }
+}
+
+/// The watchdog's thread: checks the worker of `link` a few times per deadline and kills it
+/// once it is overdue. Ends when the link goes or is done.
+fn run_watchdog(link: &std::sync::Weak<Link>, every: std::time::Duration) {
+    loop {
+        std::thread::sleep(every);
+        let Some(link) = link.upgrade() else { return };
+        if link.done.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(watch) = &link.watch else { return };
+        let Some(buffer) = watch.overdue() else {
+            continue;
+        };
+        let why = format!(
+            "process did not return within {} on buffer {buffer} (processing-deadline); \
+             worker process {} was killed",
+            crate::registry::format_time(watch.deadline.as_nanos() as i64),
+            link.pid
+        );
+        tracing::error!(element = %link.name, buffer, "A plugin's process is overdue");
+        Link::lock(&watch.state).overdue = Some(why);
+        // Through `Child`, so a worker already reaped (its pid perhaps reused) is not signalled.
+        let _ = Link::lock(&link.child).kill();
+        return;
+    }
+}
+
 /// The parent's side of one worker, shared by the proxy halves (an isolated transform is a
 /// segment boundary: one half sends from the upstream thread, the other receives on its own).
 struct Link {
@@ -124,6 +249,8 @@ struct Link {
     reading: Mutex<()>,
     /// How the worker may map what it is lent: read-only unless its code is trusted.
     access: PeerAccess,
+    /// A plugin element's watchdog.
+    watch: Option<Watch>,
 }
 
 /// Buffers that are not in shared memory, or not in memory the peer may see (a writable pool
@@ -230,12 +357,15 @@ enum Reply {
 }
 
 impl Link {
-    /// Starts the worker of `node`; `pools` is how every worker of the run is lent the
-    /// sources' pools.
+    /// Starts the worker of `spec`; `pools` is how every worker of the run is lent the
+    /// sources' pools. `patience`: how long the worker may take to build its element (a
+    /// reload's new library may hang in its constructor; at the start of a run the user sees
+    /// the wait and can press Ctrl-C).
     fn start(
-        node: &Node,
+        spec: &WorkerSpec,
         pools: PeerAccess,
         messages: Option<super::Console>,
+        patience: Option<std::time::Duration>,
     ) -> Result<Arc<Link>, ElementError> {
         let io = |what: &str, e: std::io::Error| ElementError::io(what.to_owned(), e);
         let (ours, theirs) = seqpacket_pair().map_err(|e| io("creating the worker socket", e))?;
@@ -244,7 +374,7 @@ impl Link {
             Some(path) => std::path::PathBuf::from(path),
             None => std::env::current_exe().map_err(|e| io("finding this executable", e))?,
         };
-        let sandbox = node.trust != Trust::Trusted;
+        let sandbox = spec.trust != Trust::Trusted;
         // Code that is not trusted maps what it is lent read-only, so it cannot touch the
         // refcounts: it says what it is done with on a socket of its own, which a thread here
         // applies to the ledger (so a source waiting for a free slot is never waiting on us).
@@ -269,8 +399,10 @@ impl Link {
             args.push(RELEASES_ARG);
         }
         // A plugin element's worker loads that one library (before its sandbox closes).
-        let library = crate::plugin::library_of(node.factory);
-        let library_text = library.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let library_text = spec
+            .library
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
         if let Some(path) = &library_text {
             args.push(crate::plugin::WORKER_PLUGIN_ARG);
             args.push(path.as_str());
@@ -289,22 +421,13 @@ impl Link {
                 Arc::clone(&cut_off),
             );
             std::thread::Builder::new()
-                .name(format!("px-rel-{}", node.name).chars().take(15).collect())
+                .name(format!("px-rel-{}", spec.name).chars().take(15).collect())
                 .spawn(move || apply_releases(&sock, &exporter, &child, &cut_off))
                 .map_err(|e| io("starting the worker's release thread", e))?;
         }
-        let sockets = node
-            .props
-            .explicit()
-            .filter(|(spec, _)| spec.role == crate::registry::Role::ListensAt)
-            .filter_map(|(_, value)| match value {
-                crate::registry::Value::Str(Some(path)) => Some(path.into()),
-                _ => None,
-            })
-            .collect();
         let link = Arc::new(Link {
-            name: node.name.clone(),
-            sockets,
+            name: spec.name.clone(),
+            sockets: spec.sockets.clone(),
             sock: ours,
             pid,
             child,
@@ -317,17 +440,33 @@ impl Link {
             said: Mutex::new(None),
             reading: Mutex::new(()),
             access,
+            watch: spec.deadline.map(|deadline| Watch {
+                deadline,
+                state: Mutex::new(WatchState::default()),
+            }),
         });
-        let start = Frame::Start {
-            factory: node.factory.name.to_owned(),
-            name: node.name.clone(),
-            props: node.written.clone(),
-            caps: (
-                node.props.sink_caps().to_string(),
-                node.props.src_caps().to_string(),
-            ),
-        };
-        send_frame(&link.sock, &start, &[]).map_err(|_| link.lost())?;
+        if let Some(watch) = &link.watch {
+            let weak = Arc::downgrade(&link);
+            let every = (watch.deadline / 4).clamp(
+                std::time::Duration::from_millis(1),
+                std::time::Duration::from_millis(50),
+            );
+            std::thread::Builder::new()
+                .name(format!("px-dog-{}", spec.name).chars().take(15).collect())
+                .spawn(move || run_watchdog(&weak, every))
+                .map_err(|e| io("starting the worker's watchdog", e))?;
+        }
+        send_frame(&link.sock, &spec.start, &[]).map_err(|_| link.lost())?;
+        if let Some(patience) = patience {
+            if !link.readable_within(patience) {
+                let _ = Link::lock(&link.child).kill();
+                return Err(ElementError::Failed(format!(
+                    "worker process {} did not build the element within {} s; it was stopped",
+                    link.pid,
+                    patience.as_secs()
+                )));
+            }
+        }
         match recv_frame(&link.sock) {
             Ok(Some((Frame::Hello { version }, _))) if version == PROTOCOL => {}
             Ok(Some((Frame::Error { message }, _))) => {
@@ -390,6 +529,9 @@ impl Link {
             Link::lock(&self.counts.timings)
                 .in_flight
                 .push_back(std::time::Instant::now());
+        }
+        if let Some(watch) = self.watch.as_ref().filter(|_| answered) {
+            watch.sent();
         }
         let sent = send_buffer(&self.sock, &mut Link::lock(&self.exporter), &buf);
         sent.map_err(|e| match e.raw_os_error() {
@@ -524,6 +666,10 @@ impl Link {
         };
         self.done.store(true, Ordering::SeqCst);
         let reclaimed = Link::lock(&self.exporter).reclaim_all();
+        // Killed by the watchdog: that is the cause.
+        if let Some(why) = self.overdue() {
+            return ElementError::Failed(why);
+        }
         // A worker that reported an error exits because of it: its words are the cause.
         if let Some(message) = self.last_words() {
             return ElementError::Failed(message);
@@ -549,6 +695,11 @@ impl Link {
             "worker process {} {how}; {reclaimed} buffers it held were reclaimed",
             self.pid
         ))
+    }
+
+    /// Why the watchdog killed the worker, if it did.
+    fn overdue(&self) -> Option<String> {
+        Link::lock(&self.watch.as_ref()?.state).overdue.clone()
     }
 
     /// Passes a drain (Ctrl-C) on to the worker, as SIGTERM, which it takes as its own
@@ -622,8 +773,31 @@ impl Link {
 
     /// The worker answered a buffer: its round trip is timed when `-m` asked for it.
     fn answered(&self) {
+        if let Some(watch) = &self.watch {
+            watch.answered();
+        }
         if self.messages.is_some() {
             Link::lock(&self.counts.timings).answered();
+        }
+    }
+
+    /// Whether something to read arrives within `patience`.
+    fn readable_within(&self, patience: std::time::Duration) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let timeout = rustix::time::Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(&self.sock, PollFlags::IN)];
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(0) => return false,
+                Ok(_) => return true,
+                Err(rustix::io::Errno::INTR) if !left.is_zero() => {}
+                Err(_) => return false,
+            }
         }
     }
 
@@ -697,11 +871,42 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
+/// Workers that took over from the one before, in order, for the receiving half: the sending
+/// half queues a new worker here before it ends the old one's stream, so that the old one's
+/// end of stream is where the receiving half moves on.
+type Successors = Arc<Mutex<std::collections::VecDeque<Arc<Link>>>>;
+
 /// An isolated transform's first half: the end of the upstream thread, sending each buffer to
 /// the worker without waiting for its answer (the second half receives those).
 struct SendHalf {
     link: Arc<Link>,
     copies: Copies,
+    /// A plugin element's reload, when it has one.
+    reload: Option<Arc<Reloadable>>,
+    successors: Successors,
+}
+
+impl SendHalf {
+    /// A reload left a new worker ready: it takes over before the next buffer. The old one is
+    /// sent end of stream after everything it was given, so it answers all of that first
+    /// (and its element's end of stream may output what it held); the receiving half passes
+    /// those answers on, then moves to the new worker. Nothing is lost and nothing is given
+    /// to both.
+    fn take_over(&mut self, reload: &Reloadable) {
+        reload.has_ready.store(false, Ordering::SeqCst);
+        let Some(next) = Link::lock(&reload.ready).take() else {
+            return;
+        };
+        if self.link.done.load(Ordering::SeqCst) {
+            retire(next);
+            return;
+        }
+        Link::lock(&self.successors).push_back(Arc::clone(&next));
+        let old = std::mem::replace(&mut self.link, next);
+        // An old worker gone meanwhile is the receiving half's to report.
+        let _ = old.send_frame(&Frame::Eos);
+        self.copies = Copies::new(self.link.access);
+    }
 }
 
 impl Sink for SendHalf {
@@ -716,6 +921,11 @@ impl Sink for SendHalf {
     }
 
     fn render_owned(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        if let Some(reload) = self.reload.clone() {
+            if reload.has_ready.load(Ordering::SeqCst) {
+                self.take_over(&reload);
+            }
+        }
         if self.link.done.load(Ordering::SeqCst) {
             return Ok(SinkFlow::Done);
         }
@@ -740,12 +950,70 @@ impl Sink for SendHalf {
 struct ReceiveHalf {
     link: Arc<Link>,
     cache: SharedArenaCache,
+    successors: Successors,
+    /// Buffers output so far, and when the last one was.
+    outputs: u64,
+    last_output: Option<std::time::Instant>,
+    /// A worker took over: (the old one's pid, buffers output before, when the last was), until
+    /// the new one's first buffer, for the `-m` line.
+    switched: Option<(u32, u64, Option<std::time::Instant>)>,
+}
+
+impl ReceiveHalf {
+    fn new(link: Arc<Link>, successors: Successors) -> ReceiveHalf {
+        ReceiveHalf {
+            link,
+            cache: SharedArenaCache::new(),
+            successors,
+            outputs: 0,
+            last_output: None,
+            switched: None,
+        }
+    }
+
+    /// The worker ended its stream: the next worker, if one took over, else `None`.
+    fn move_on(&mut self) -> Option<()> {
+        let next = Link::lock(&self.successors).pop_front()?;
+        let old = std::mem::replace(&mut self.link, next);
+        old.done.store(true, Ordering::SeqCst);
+        self.switched = Some((old.pid, self.outputs, self.last_output));
+        // A worker's arenas are its own: the new one numbers them afresh. Buffers still
+        // downstream keep their mappings.
+        self.cache = SharedArenaCache::new();
+        retire(old);
+        Some(())
+    }
+
+    fn output(&mut self, b: Buffer) -> Buffer {
+        let now = std::time::Instant::now();
+        if let Some((old_pid, before, last)) = self.switched.take() {
+            if let Some(console) = &self.link.messages {
+                let pause = last.map_or(String::new(), |at| {
+                    format!(
+                        "; {:.1} ms between the last buffer of the old and the first of the new",
+                        now.duration_since(at).as_secs_f64() * 1000.0
+                    )
+                });
+                console.write(&format!(
+                    "message: {}: reloaded: worker process {} took over from {old_pid} after \
+                     {before} buffers{pause}\n",
+                    self.link.name, self.link.pid
+                ));
+            }
+        }
+        self.outputs += 1;
+        self.last_output = Some(now);
+        b
+    }
 }
 
 impl Drop for ReceiveHalf {
     /// Its thread ended before the worker's end of stream: downstream wants no more.
     fn drop(&mut self) {
         self.link.abandon();
+        for next in Link::lock(&self.successors).drain(..) {
+            next.abandon();
+        }
     }
 }
 
@@ -757,9 +1025,12 @@ impl Source for ReceiveHalf {
     fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
         loop {
             match self.link.recv(&mut self.cache, cx, false) {
-                Ok(Reply::Buffer(b)) => return Ok(Some(b)),
+                Ok(Reply::Buffer(b)) => return Ok(Some(self.output(b))),
                 Ok(Reply::Nothing) => {}
                 Ok(Reply::Eos) => {
+                    if self.move_on().is_some() {
+                        continue;
+                    }
                     self.link.done.store(true, Ordering::Relaxed);
                     return Ok(None);
                 }
@@ -973,7 +1244,12 @@ pub(super) fn proxy(
     if let Some(why) = node.factory.refusal(Exec::Isolated) {
         return Err(ElementError::Config(why));
     }
-    let link = Link::start(node, pools, messages)?;
+    let spec = WorkerSpec::of(node);
+    let loaded = spec
+        .library
+        .as_deref()
+        .and_then(|f| crate::plugin::FileId::of(f).ok());
+    let link = Link::start(&spec, pools, messages.clone(), None)?;
     let access = link.access;
     Ok(if pads.sink == PadPresence::None {
         ElementImpl::Source(Box::new(IsolatedSource {
@@ -983,17 +1259,228 @@ pub(super) fn proxy(
     } else if pads.src == PadPresence::None {
         ElementImpl::Sink(Box::new(IsolatedSink::new(link, access)?))
     } else {
+        let reload = spec.library.is_some().then(|| {
+            let version = crate::plugin::version_of(node.factory).unwrap_or_default();
+            let r = Arc::new(Reloadable {
+                factory: node.factory.name,
+                spec: spec.clone(),
+                pools,
+                messages,
+                loaded: Mutex::new(loaded),
+                version: Mutex::new(version),
+                ready: Mutex::new(None),
+                has_ready: AtomicBool::new(false),
+                reloading: Mutex::new(()),
+            });
+            Link::lock(&RELOADABLE).push(Arc::downgrade(&r));
+            r
+        });
+        let successors = Successors::default();
         ElementImpl::Split {
             input: Box::new(SendHalf {
                 link: Arc::clone(&link),
                 copies: Copies::new(access),
+                reload,
+                successors: Arc::clone(&successors),
             }),
-            output: Box::new(ReceiveHalf {
-                link,
-                cache: SharedArenaCache::new(),
-            }),
+            output: Box::new(ReceiveHalf::new(link, successors)),
         }
     })
+}
+
+// --- hot-swap -------------------------------------------------------------------------------
+
+/// How long a reload's new worker may take to load its library and build its element.
+const RELOAD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An isolated plugin transform that a reload can give a new worker.
+struct Reloadable {
+    factory: &'static str,
+    spec: WorkerSpec,
+    pools: PeerAccess,
+    messages: Option<super::Console>,
+    /// The library file as it was when the running worker (or the one ready) was started.
+    loaded: Mutex<Option<crate::plugin::FileId>>,
+    /// (plugin name, version) of the library running.
+    version: Mutex<(String, String)>,
+    /// A new worker, started and greeted, waiting to take over at the next buffer.
+    ready: Mutex<Option<Arc<Link>>>,
+    /// Whether `ready` holds one: the only thing the streaming thread reads per buffer.
+    has_ready: AtomicBool,
+    /// One reload of this element at a time.
+    reloading: Mutex<()>,
+}
+
+/// Every plugin transform that runs isolated, in the order built.
+static RELOADABLE: Mutex<Vec<std::sync::Weak<Reloadable>>> = Mutex::new(Vec::new());
+
+/// What a reload did for one plugin element.
+#[derive(Debug, Clone)]
+pub struct Reload {
+    /// The element's instance name.
+    pub element: String,
+    /// Its library.
+    pub file: std::path::PathBuf,
+    /// What happened.
+    pub outcome: Reloaded,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The file is the one running: nothing to do.
+    Unchanged,
+    /// A new worker runs the new library and takes over at the element's next buffer.
+    Ready {
+        /// The plugin's name.
+        plugin: String,
+        /// The version that was running.
+        was: String,
+        /// The new version.
+        version: String,
+        /// The new worker's pid.
+        pid: u32,
+    },
+    /// The new file cannot be used: the running version goes on.
+    Failed(String),
+    /// The element runs in this process (exec=fused): never swapped.
+    InProcess,
+}
+
+impl Reload {
+    /// Whether this outcome deserves a warning.
+    pub fn is_warning(&self) -> bool {
+        matches!(self.outcome, Reloaded::Failed(_) | Reloaded::InProcess)
+    }
+
+    /// The outcome as a stable word: `ready`, `unchanged`, `failed`, `in-process`.
+    pub fn kind(&self) -> &'static str {
+        match self.outcome {
+            Reloaded::Unchanged => "unchanged",
+            Reloaded::Ready { .. } => "ready",
+            Reloaded::Failed(_) => "failed",
+            Reloaded::InProcess => "in-process",
+        }
+    }
+}
+
+impl std::fmt::Display for Reload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (element, file) = (&self.element, self.file.display());
+        match &self.outcome {
+            Reloaded::Unchanged => write!(f, "{element}: plugin {file} unchanged; not reloaded"),
+            Reloaded::Ready {
+                plugin,
+                was,
+                version,
+                pid,
+            } => write!(
+                f,
+                "{element}: plugin {file} reloaded ({plugin} {was} -> {version}) in worker \
+                 process {pid}; it takes over at the next buffer"
+            ),
+            Reloaded::Failed(why) => write!(
+                f,
+                "{element}: plugin {file} cannot be reloaded: {why}; the running version goes on"
+            ),
+            Reloaded::InProcess => write!(
+                f,
+                "{element}: plugin {file} changed, but the element runs in this process \
+                 (exec=fused), where a library whose code may still run is never swapped; the \
+                 running version goes on until the pipeline ends (run it isolated to reload it)"
+            ),
+        }
+    }
+}
+
+/// Reloads every plugin element of the running pipelines whose library file was replaced
+/// (SIGHUP, or the control socket's `reload`). For an isolated one the new file's descriptor
+/// is read in a child first, then a new worker loads it and builds the element with the same
+/// properties; it takes over between two buffers. A new version that fails any of that (bad
+/// ABI, missing symbol or element, a crash or hang as it loads) leaves the running one
+/// alone. Elements running in this process are reported, never swapped. Runs on the caller's
+/// thread; the streams only ever see a worker that is ready.
+pub fn reload_plugins() -> Vec<Reload> {
+    let live: Vec<Arc<Reloadable>> = {
+        let mut all = Link::lock(&RELOADABLE);
+        all.retain(|r| r.strong_count() > 0);
+        all.iter().filter_map(std::sync::Weak::upgrade).collect()
+    };
+    let mut out: Vec<Reload> = live.iter().map(|r| r.reload()).collect();
+    out.extend(
+        crate::plugin::in_process_changed()
+            .into_iter()
+            .map(|(element, file)| Reload {
+                element,
+                file,
+                outcome: Reloaded::InProcess,
+            }),
+    );
+    out
+}
+
+impl Reloadable {
+    fn reload(&self) -> Reload {
+        let _one = Link::lock(&self.reloading);
+        let file = self.spec.library.clone().unwrap_or_default();
+        let outcome = self.try_reload(&file).unwrap_or_else(Reloaded::Failed);
+        if let Reloaded::Failed(why) = &outcome {
+            tracing::warn!(element = %self.spec.name, file = %file.display(), why, "A plugin reload failed");
+        }
+        Reload {
+            element: self.spec.name.clone(),
+            file,
+            outcome,
+        }
+    }
+
+    fn try_reload(&self, file: &std::path::Path) -> Result<Reloaded, String> {
+        let now = crate::plugin::FileId::of(file).map_err(|e| format!("cannot read it: {e}"))?;
+        if *Link::lock(&self.loaded) == Some(now) {
+            return Ok(Reloaded::Unchanged);
+        }
+        // Read in a child first: a library that crashes or hangs as it loads costs that child.
+        let info = crate::plugin::read_descriptor(file)?;
+        if !info.elements.iter().any(|e| e.name == self.factory) {
+            return Err(format!("the new version has no element `{}`", self.factory));
+        }
+        let link = Link::start(
+            &self.spec,
+            self.pools,
+            self.messages.clone(),
+            Some(RELOAD_PATIENCE),
+        )
+        .map_err(|e| e.to_string())?;
+        *Link::lock(&self.loaded) = Some(now);
+        let (plugin, was) = std::mem::replace(
+            &mut *Link::lock(&self.version),
+            (info.name.clone(), info.version.clone()),
+        );
+        let pid = link.pid;
+        // Two reloads before the next buffer: the later one wins.
+        if let Some(stale) = Link::lock(&self.ready).replace(link) {
+            retire(stale);
+        }
+        self.has_ready.store(true, Ordering::SeqCst);
+        let plugin = if plugin.is_empty() { info.name } else { plugin };
+        Ok(Reloaded::Ready {
+            plugin,
+            was,
+            version: info.version,
+            pid,
+        })
+    }
+}
+
+/// Lets a worker that is done with go on another thread: its end may take a moment (it is
+/// given half a second to exit), which the stream should not wait for.
+fn retire(link: Arc<Link>) {
+    let spawned = std::thread::Builder::new()
+        .name("px-retire".into())
+        .spawn(move || drop(link));
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "No thread to let an old worker go; it was let go on this one");
+    }
 }
 
 /// The worker process: builds the element it is sent and serves the parent until end of stream.
@@ -1076,6 +1563,9 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
         ctrlc::set_handler(move || run.request_drain())
             .map_err(|e| format!("cannot take signals: {e}"))?;
     }
+    // SIGHUP asks the parent to reload plugins; `pkill -HUP parallax-launch` reaches workers
+    // too, where it means nothing (the Ctrl-C handler above took it as a drain).
+    crate::ipc::ignore_hangup().map_err(|e| format!("cannot ignore SIGHUP: {e}"))?;
     let f = crate::registry::find(&factory).ok_or(format!("no element `{factory}`"))?;
     let mut props = crate::registry::Props::defaults(&name, f.props);
     for (k, v) in &written {

@@ -21,7 +21,9 @@ mod isolated;
 pub mod planner;
 mod rt;
 mod session;
-pub use isolated::{splits as isolated_splits, worker_main, WORKER_ARG};
+pub use isolated::{
+    reload_plugins, splits as isolated_splits, worker_main, Reload, Reloaded, WORKER_ARG,
+};
 mod observe;
 mod segment;
 mod stats;

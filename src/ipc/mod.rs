@@ -8,6 +8,7 @@
 
 mod fd;
 mod frame;
+mod hangup;
 mod spawn;
 mod stream;
 mod unix;
@@ -19,6 +20,7 @@ pub use frame::{
     seqpacket_pair, spin_until_readable, Frame, FrameError, MetaError, WireField, WireMeta,
     WireRef, WireValue, MAX_FRAME, PROTOCOL, SPIN_BEFORE_BLOCKING,
 };
+pub use hangup::{ignore_hangup, on_hangup};
 pub use spawn::{
     enter_sandbox, open_via_x32, release_socket, set_realtime, spawn_worker, worker_socket,
     RELEASE_FD, WORKER_FD,

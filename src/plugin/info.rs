@@ -126,6 +126,12 @@ impl ElementInfo {
             if !seen.insert(p.name.as_str()) {
                 return Err(format!("property `{}` is declared twice", p.name));
             }
+            if p.name == super::PROCESSING_DEADLINE {
+                return Err(format!(
+                    "property `{}` belongs to the host (its watchdog)",
+                    p.name
+                ));
+            }
             if ["name", "exec", "trust", "latency"].contains(&p.name.as_str()) {
                 return Err(format!("property `{}` is one Parallax sets itself", p.name));
             }

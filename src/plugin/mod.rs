@@ -36,6 +36,13 @@ pub use info::{ElementInfo, PluginInfo, PropInfo, PropInfoKind};
 pub const PROBE_ARG: &str = "--parallax-plugin-probe";
 /// The worker argument naming the one plugin library a worker loads.
 pub const WORKER_PLUGIN_ARG: &str = "--plugin-file";
+/// The property every plugin element gets from the host: how long one call into the plugin may
+/// take in a worker before the worker is killed (0: no limit). Named after gst's basesink
+/// property of that name; the plugin never sees it.
+pub const PROCESSING_DEADLINE: &str = "processing-deadline";
+/// Its default, in nanoseconds: far beyond any sane per-buffer cost, short enough that a stuck
+/// plugin ends the run instead of hanging it.
+pub const DEFAULT_PROCESSING_DEADLINE: i64 = 5_000_000_000;
 /// How long the probe child may take over one library.
 const PROBE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -188,7 +195,17 @@ fn leak(s: &str) -> &'static str {
 
 /// The factory of a plugin element (its strings live as long as the process, as a built-in's).
 fn factory(e: &ElementInfo) -> &'static Factory {
-    let props: Vec<PropSpec> = e.props.iter().map(prop_spec).collect();
+    let mut props: Vec<PropSpec> = e.props.iter().map(prop_spec).collect();
+    props.push(PropSpec::time(
+        PROCESSING_DEADLINE,
+        DEFAULT_PROCESSING_DEADLINE,
+        0,
+        i64::MAX,
+        "Longest time one buffer may spend in the plugin when it runs in a worker \
+         (exec=isolated, the default): past it the worker is killed and the run ends with an \
+         error naming the buffer (0 = no limit). In-process (exec=fused) nothing can stop a \
+         call that never returns, so it does not apply there",
+    ));
     let rule = if e.caps_rule == abi::PX_CAPS_FIXED {
         CapsRule::Fixed
     } else {
@@ -282,6 +299,78 @@ pub fn origin(f: &Factory) -> Option<Origin> {
     })
 }
 
+/// The watchdog's deadline of a plugin element's instance (`processing-deadline`), `None` when
+/// `f` is built in or the limit is off.
+pub fn processing_deadline(f: &Factory, props: &Props) -> Option<std::time::Duration> {
+    owner(f)?;
+    let spec = f.prop(PROCESSING_DEADLINE)?;
+    match props_value(props, spec) {
+        Value::Time(ns) if ns > 0 => Some(std::time::Duration::from_nanos(ns as u64)),
+        _ => None,
+    }
+}
+
+/// What identifies a library file's contents well enough to see it replaced: device, inode,
+/// size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileId {
+    /// The identity of the file at `path` now.
+    pub fn of(path: &Path) -> std::io::Result<FileId> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path)?;
+        Ok(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+}
+
+/// A plugin element built in this process (fused), as a reload sees it.
+struct InProcess {
+    alive: std::sync::Weak<()>,
+    element: String,
+    file: PathBuf,
+    loaded: Option<FileId>,
+}
+
+static IN_PROCESS: Mutex<Vec<InProcess>> = Mutex::new(Vec::new());
+
+/// Plugin elements running in this process whose library file changed since they were built:
+/// (element, file). A reload cannot swap them (see [`crate::exec::reload_plugins`]).
+pub fn in_process_changed() -> Vec<(String, PathBuf)> {
+    let mut all = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|p| p.alive.strong_count() > 0);
+    all.iter()
+        .filter(|p| FileId::of(&p.file).ok() != p.loaded)
+        .map(|p| (p.element.clone(), p.file.clone()))
+        .collect()
+}
+
+/// Reads and checks the descriptor of the library `path` in a child process, as discovery
+/// does: a library that crashes or hangs as it loads costs that child only.
+pub fn read_descriptor(path: &Path) -> Result<PluginInfo, String> {
+    let (_, said) = probe(&[path.to_owned()])
+        .pop()
+        .ok_or("no answer from the process that reads plugins")?;
+    let info = said?;
+    info.check()?;
+    Ok(info)
+}
+
+/// The plugin name and version a plugin element was listed with.
+pub fn version_of(f: &Factory) -> Option<(String, String)> {
+    owner(f).map(|(p, _)| (p.info.name.clone(), p.info.version.clone()))
+}
+
 /// The library file of a plugin element, for its worker.
 pub fn library_of(f: &Factory) -> Option<PathBuf> {
     owner(f).map(|(p, _)| p.file.clone())
@@ -318,6 +407,8 @@ fn build(
     let args: Vec<(String, ffi::ArgValue)> = f
         .props
         .iter()
+        // The host's own property: the plugin never sees it.
+        .filter(|spec| spec.name != PROCESSING_DEADLINE)
         .map(|spec| {
             let v = match props_value(props, spec) {
                 Value::Bool(b) => ffi::ArgValue::Bool(b),
@@ -337,10 +428,21 @@ fn build(
         .collect();
     let instance = ffi::Instance::create(&lib, index, &args, &props.sink_caps().to_string())
         .map_err(|why| ElementError::Config(format!("{}: {why}", props.instance())))?;
+    let alive = Arc::new(());
+    IN_PROCESS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(InProcess {
+            alive: Arc::downgrade(&alive),
+            element: props.instance().to_owned(),
+            file: plugin.file.clone(),
+            loaded: FileId::of(&plugin.file).ok(),
+        });
     Ok(ElementImpl::Transform(Box::new(PluginElement {
         instance,
         name: props.instance().to_owned(),
         pool: None,
+        _alive: alive,
     })))
 }
 
@@ -539,6 +641,8 @@ struct PluginElement {
     instance: ffi::Instance,
     name: String,
     pool: Option<MemoryPool>,
+    /// Tells a reload that this instance still runs (see [`in_process_changed`]).
+    _alive: Arc<()>,
 }
 
 impl PluginElement {
@@ -651,11 +755,7 @@ impl ffi::Output for Outputs<'_, '_, '_> {
 /// Reads the descriptor of the one library `path` (in a child, as discovery does), for
 /// `parallax-inspect path/to/libfoo.so`: the plugin and its elements as factories.
 pub fn describe_file(path: &Path) -> Result<(PluginInfo, Vec<&'static Factory>), String> {
-    let (_, said) = probe(&[path.to_owned()])
-        .pop()
-        .ok_or("no answer from the process that reads plugins")?;
-    let info = said?;
-    info.check()?;
+    let info = read_descriptor(path)?;
     let factories = info.elements.iter().map(factory).collect();
     Ok((info, factories))
 }

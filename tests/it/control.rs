@@ -14,14 +14,14 @@ use serde_json::{json, Value};
 use super::support::*;
 
 /// A connection to a control socket.
-struct Client {
+pub(crate) struct Client {
     out: UnixStream,
     input: BufReader<UnixStream>,
 }
 
 impl Client {
     /// Connects once the socket appears (the pipeline is being built meanwhile).
-    fn connect(path: &Path) -> Client {
+    pub(crate) fn connect(path: &Path) -> Client {
         let deadline = Instant::now() + WATCHDOG;
         loop {
             if let Ok(out) = UnixStream::connect(path) {
@@ -44,25 +44,25 @@ impl Client {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
     }
 
-    fn ask(&mut self, request: Value) -> Value {
+    pub(crate) fn ask(&mut self, request: Value) -> Value {
         self.send_raw(format!("{request}\n").as_bytes());
         self.line()
     }
 
-    fn ok(&mut self, request: Value) -> Value {
+    pub(crate) fn ok(&mut self, request: Value) -> Value {
         let answer = self.ask(request.clone());
         assert_eq!(answer["ok"], true, "{request} -> {answer}");
         answer
     }
 
     /// Live stats of `element`.
-    fn element(&mut self, name: &str) -> Value {
+    pub(crate) fn element(&mut self, name: &str) -> Value {
         let stats = self.ok(json!({"cmd": "stats"}));
         element(&stats["stats"], name).clone()
     }
 
     /// Waits until `element` took in `n` buffers (passed or dropped).
-    fn wait_taken(&mut self, name: &str, n: u64) {
+    pub(crate) fn wait_taken(&mut self, name: &str, n: u64) {
         let deadline = Instant::now() + WATCHDOG;
         loop {
             let stats = self.ask(json!({"cmd": "stats"}));
@@ -86,7 +86,7 @@ impl Client {
     }
 }
 
-fn socket_in(dir: &Path) -> PathBuf {
+pub(crate) fn socket_in(dir: &Path) -> PathBuf {
     dir.join("control.sock")
 }
 

@@ -354,18 +354,53 @@ fn a_plugin_that_writes_past_its_output_is_stopped() {
 }
 
 #[test]
-fn a_plugin_that_never_returns_ends_at_ctrl_c() {
+fn a_plugin_that_never_returns_is_killed_at_its_processing_deadline() {
+    // Isolated (the default): the watchdog kills the worker once the deadline passes, and the
+    // run ends with an error naming the element, the buffer and the deadline. No timing luck:
+    // the plugin never returns at all.
+    let dir = faulty("hang", &["-DPROCESS_HANG", "-DNAME=hang"]);
+    let t = tmp();
+    let input = file(t.path(), "in.bin", &random_bytes(10_000, 1));
+    let o = run(launch_with(
+        &dir,
+        &[
+            "-q",
+            "filesrc",
+            &prop("location", &input),
+            "blocksize=1000",
+            "!",
+            "hang",
+            "processing-deadline=200ms",
+            "!",
+            "fakesink",
+        ],
+    ));
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("hang0: process did not return within 200ms on buffer 1 (processing-deadline); worker process"),
+        "{err}"
+    );
+    assert!(err.contains("was killed"), "{err}");
+}
+
+#[test]
+fn a_plugin_that_never_returns_in_process_ends_at_the_second_ctrl_c() {
+    // Fused, nothing can stop the call: the first Ctrl-C asks for a drain the plugin never
+    // answers, the second stops the run (and -v says so beforehand).
     let dir = faulty("hang", &["-DPROCESS_HANG", "-DNAME=hang"]);
     let t = tmp();
     let input = file(t.path(), "in.bin", &random_bytes(10_000, 1));
     let mut cmd = launch_with(
         &dir,
         &[
-            "-q",
+            "-v",
             "filesrc",
             &prop("location", &input),
             "!",
             "hang",
+            "exec=fused",
+            "processing-deadline=100ms",
             "!",
             "fakesink",
         ],
@@ -374,15 +409,20 @@ fn a_plugin_that_never_returns_ends_at_ctrl_c() {
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
     let pid = rustix::process::Pid::from_child(&child);
-    // Stuck in the plugin: the first Ctrl-C asks for a drain the plugin never answers, the
-    // second stops the run.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     for _ in 0..2 {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
         std::thread::sleep(std::time::Duration::from_millis(1000));
     }
     let o = wait(child);
-    assert_ne!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 130, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "hang0 runs a plugin in this process (exec=fused): processing-deadline cannot stop it"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -450,4 +490,266 @@ fn check_cc(source: &Path) {
             .arg(repo().join("plugin"))
             .arg(source),
     );
+}
+
+// --- hot-swap ---------------------------------------------------------------------------------
+
+/// rot13 changed: version 1.1.0, whose `shift` defaults to 1 (a visibly different output).
+fn rot13_v2() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let dir = build_dir().join("rot13-v2");
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = std::fs::read_to_string(repo().join("plugin/examples/rot13.rs")).unwrap();
+        let changed = text
+            .replace("default: 13", "default: 1")
+            .replace("c\"1.0.0\"", "c\"1.1.0\"")
+            .replace(
+                "#[path = \"../parallax_plugin.rs\"]",
+                &format!(
+                    "#[path = {:?}]",
+                    repo()
+                        .join("plugin/parallax_plugin.rs")
+                        .display()
+                        .to_string()
+                ),
+            );
+        assert_ne!(text, changed);
+        let source = file(&dir, "rot13.rs", changed.as_bytes());
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let lib = dir.join("librot13.so");
+        check(
+            Command::new(rustc)
+                .args([
+                    "--edition",
+                    "2021",
+                    "--crate-type",
+                    "cdylib",
+                    "-C",
+                    "opt-level=1",
+                ])
+                .arg("-o")
+                .arg(&lib)
+                .arg(source),
+        );
+        lib
+    })
+}
+
+/// A directory of its own holding rot13 1.0.0, for a test to replace.
+fn rot13_dir(t: &Path) -> PathBuf {
+    let dir = t.join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(examples().join("librot13.so"), dir.join("librot13.so")).unwrap();
+    dir
+}
+
+/// Replaces `dir/librot13.so` with `with` the way installers do: a new file renamed over it.
+fn replace_rot13(dir: &Path, with: &Path) {
+    let next = dir.join(".librot13.so.new");
+    std::fs::copy(with, &next).unwrap();
+    std::fs::rename(&next, dir.join("librot13.so")).unwrap();
+}
+
+/// A live stream of 100-byte buffers through rot13 into `out`, steered at `sock`; fakesrc's
+/// pattern-span makes buffer k the bytes (100k + j) mod 256, so each is recognisable.
+fn rot13_stream(dir: &Path, sock: &Path, out: &Path, exec: &str) -> std::process::Child {
+    let control = format!("--control={}", sock.display());
+    let location = prop("location", out);
+    let exec = format!("exec={exec}");
+    let mut cmd = launch_with(
+        dir,
+        &[
+            "--stats=json",
+            &control,
+            "fakesrc",
+            "is-live=true",
+            "num-buffers=-1",
+            "sizetype=fixed",
+            "sizemax=100",
+            "filltype=pattern-span",
+            "datarate=20000",
+            "!",
+            "rot13",
+            &exec,
+            "!",
+            "filesink",
+            &location,
+        ],
+    );
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+/// For each 100-byte block of `out`: (it is rot13 of its input, it is rot1 of its input).
+fn versions(out: &[u8]) -> Vec<(bool, bool)> {
+    assert_eq!(out.len() % 100, 0, "a partial buffer in the output");
+    out.chunks(100)
+        .enumerate()
+        .map(|(k, block)| {
+            let input: Vec<u8> = (0..100).map(|j| ((k * 100 + j) % 256) as u8).collect();
+            (block == rot(&input, 13), block == rot(&input, 1))
+        })
+        .collect()
+}
+
+/// Where the output moved from the old version to the new: every block before it is the old
+/// one's, every block from it on the new one's.
+fn switch_point(v: &[(bool, bool)]) -> usize {
+    let s = v.iter().position(|&(old, _)| !old).unwrap_or(v.len());
+    for (k, &(old, new)) in v.iter().enumerate() {
+        if k < s {
+            assert!(old, "block {k} is not the old version's");
+        } else {
+            assert!(new, "block {k} is neither version's (switch at {s})");
+        }
+    }
+    s
+}
+
+/// Waits until the output holds a block only the new version makes.
+fn wait_for_new_version(out: &Path) {
+    let deadline = std::time::Instant::now() + WATCHDOG;
+    loop {
+        let bytes = std::fs::read(out).unwrap_or_default();
+        let whole = &bytes[..bytes.len() / 100 * 100];
+        if versions(whole).iter().any(|&(old, new)| new && !old) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new version never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn buffers_of(stats: &serde_json::Value, name: &str) -> u64 {
+    element(stats, name)["buffers"].as_u64().unwrap()
+}
+
+#[test]
+fn sighup_swaps_a_replaced_plugin_between_two_buffers() {
+    use super::control::{socket_in, Client};
+    let t = tmp();
+    let dir = rot13_dir(t.path());
+    let (sock, out) = (socket_in(t.path()), t.path().join("out.bin"));
+    let child = rot13_stream(&dir, &sock, &out, "auto");
+    let pid = rustix::process::Pid::from_child(&child);
+    let mut c = Client::connect(&sock);
+    c.wait_taken("filesink0", 20);
+    replace_rot13(&dir, rot13_v2());
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    wait_for_new_version(&out);
+    let taken = c.element("filesink0")["buffers"].as_u64().unwrap();
+    c.wait_taken("filesink0", taken + 20);
+    c.ok(serde_json::json!({"cmd": "eos"}));
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("rot130: plugin ")
+            && err.contains("librot13.so reloaded (rot13 1.0.0 -> 1.1.0) in worker process"),
+        "{err}"
+    );
+    // None lost, none duplicated: every buffer the source made is in the output once, in
+    // order, and the version changes at one buffer boundary.
+    let s = stats(&o);
+    let made = buffers_of(&s, "fakesrc0");
+    assert_eq!(buffers_of(&s, "filesink0"), made);
+    let v = versions(&std::fs::read(&out).unwrap());
+    assert_eq!(v.len() as u64, made);
+    let at = switch_point(&v);
+    assert!(at >= 20 && at < v.len(), "switch at {at} of {}", v.len());
+}
+
+#[test]
+fn a_reload_that_fails_keeps_the_running_version_with_a_warning() {
+    use super::control::{socket_in, Client};
+    let t = tmp();
+    let dir = rot13_dir(t.path());
+    let (sock, out) = (socket_in(t.path()), t.path().join("out.bin"));
+    let child = rot13_stream(&dir, &sock, &out, "auto");
+    let mut c = Client::connect(&sock);
+    c.wait_taken("filesink0", 10);
+    let not_a_plugin = {
+        let src = file(t.path(), "empty.c", b"int nothing_here;\n");
+        cc(&src, &t.path().join("junk"), "junk", &[])
+    };
+    let bad_abi =
+        faulty("abi99-rot13", &["-DABI_VERSION=99", "-DNAME=rot13"]).join("libabi99-rot13.so");
+    let crashes = faulty("ctor-rot13", &["-DCTOR_SEGV", "-DNAME=rot13"]).join("libctor-rot13.so");
+    let other = faulty("other", &["-DNAME=other"]).join("libother.so");
+    let cases: [(&Path, &str); 4] = [
+        (&bad_abi, "ABI version 99"),
+        (&crashes, "SIGSEGV"),
+        (&not_a_plugin, "parallax_plugin_v1"),
+        (&other, "the new version has no element `rot13`"),
+    ];
+    for (with, why) in cases {
+        replace_rot13(&dir, with);
+        let answer = c.ask(serde_json::json!({"cmd": "reload"}));
+        assert_eq!(answer["ok"], false, "{answer}");
+        let reload = &answer["reloads"][0];
+        assert_eq!(reload["element"], "rot130", "{answer}");
+        assert_eq!(reload["outcome"], "failed", "{answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains(&dir.join("librot13.so").display().to_string())
+                && error.contains(why)
+                && error.contains("the running version goes on"),
+            "{why}: {error}"
+        );
+        // Still running, still the old version.
+        let taken = c.element("filesink0")["buffers"].as_u64().unwrap();
+        c.wait_taken("filesink0", taken + 5);
+    }
+    c.ok(serde_json::json!({"cmd": "eos"}));
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("parallax: warning: rot130: plugin ")
+            && stderr(&o).contains("cannot be reloaded: "),
+        "{}",
+        stderr(&o)
+    );
+    let s = stats(&o);
+    let v = versions(&std::fs::read(&out).unwrap());
+    assert_eq!(v.len() as u64, buffers_of(&s, "fakesrc0"));
+    assert_eq!(switch_point(&v), v.len(), "the old version ran to the end");
+}
+
+#[test]
+fn a_fused_plugin_is_never_swapped_and_a_reload_says_why() {
+    use super::control::{socket_in, Client};
+    let t = tmp();
+    let dir = rot13_dir(t.path());
+    let (sock, out) = (socket_in(t.path()), t.path().join("out.bin"));
+    let child = rot13_stream(&dir, &sock, &out, "fused");
+    let mut c = Client::connect(&sock);
+    c.wait_taken("filesink0", 10);
+    // Unchanged: nothing to do, and nothing to complain about.
+    assert_eq!(
+        c.ok(serde_json::json!({"cmd": "reload"}))["reloads"],
+        serde_json::json!([])
+    );
+    replace_rot13(&dir, rot13_v2());
+    let answer = c.ask(serde_json::json!({"cmd": "reload"}));
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert_eq!(answer["reloads"][0]["outcome"], "in-process", "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("runs in this process (exec=fused)"),
+        "{answer}"
+    );
+    let taken = c.element("filesink0")["buffers"].as_u64().unwrap();
+    c.wait_taken("filesink0", taken + 10);
+    c.ok(serde_json::json!({"cmd": "eos"}));
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = versions(&std::fs::read(&out).unwrap());
+    assert_eq!(switch_point(&v), v.len(), "the old version ran to the end");
 }
