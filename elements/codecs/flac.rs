@@ -6,7 +6,8 @@
 //! ending where the next one starts, with its own CRC-16 right. The first buffer flacparse
 //! passes on is the metadata, every later one a frame.
 
-use super::super::media::{frames_to_ns, negotiated_or, AudioInfo, SampleFormat};
+use super::super::media::{frames_to_ns, negotiated_or, AudioInfo};
+use super::decode::{options, Decoder};
 use super::{bad_stream, carry, DECODER};
 use crate::element::prelude::*;
 
@@ -290,7 +291,7 @@ impl Framer {
 }
 
 fn memchr_ff(data: &[u8]) -> Option<usize> {
-    data.iter().position(|b| *b == 0xFF)
+    memchr::memchr(0xFF, data)
 }
 
 // --- flacparse ------------------------------------------------------------------------------
@@ -406,81 +407,57 @@ pub(crate) static FLACDEC: Factory = Factory {
     hints: DECODER,
     build: |p| {
         let info = AudioInfo::from_caps(&negotiated_or(p.src_caps(), FLACDEC_SRC), p.instance())?;
+        let framed = p.sink_caps().first().and_then(|s| s.get("framed").cloned())
+            == Some(CapsValue::Bool(true));
         Ok(ElementImpl::Transform(Box::new(FlacDec {
-            info,
             framer: Framer::default(),
-            decoder: None,
-            samples: 0,
+            framed,
+            decoder: Decoder::new(info),
+            at: 0,
         })))
     },
 };
 
-/// flacdec's state: the output format, the framer, Symphonia's decoder once STREAMINFO came.
+/// flacdec's state: the framer (its own, or flacparse's work taken as it comes), Symphonia's
+/// decoder once STREAMINFO came.
 struct FlacDec {
-    info: AudioInfo,
     framer: Framer,
-    decoder: Option<symphonia::default::codecs::FlacDecoder>,
-    samples: u64,
+    /// Whether flacparse framed the stream already: then each buffer is one unit (the
+    /// metadata first, then one frame a buffer) and is not searched again.
+    framed: bool,
+    decoder: Decoder,
+    /// Stream offset of the next framed buffer (when its offset is not set).
+    at: u64,
 }
 
 impl FlacDec {
-    fn drain(&mut self, eos: bool, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        use symphonia::core::codecs::audio::{
-            well_known::CODEC_ID_FLAC, AudioCodecParameters, AudioDecoder, AudioDecoderOptions,
-        };
-        use symphonia::core::packet::Packet;
-        while let Some(unit) = self.framer.next(eos)? {
-            match unit {
-                Unit::Header(_, info, block) => {
-                    if (info.rate, info.channels) != (self.info.rate, self.info.channels) {
-                        return Err(ElementError::Failed(format!(
-                            "the stream is {} Hz, {} channels, but was negotiated as {} Hz, {} \
-                             channels",
-                            info.rate, info.channels, self.info.rate, self.info.channels
-                        )));
-                    }
-                    let mut params = AudioCodecParameters::new();
-                    params
-                        .for_codec(CODEC_ID_FLAC)
-                        .with_extra_data(block.into_boxed_slice());
-                    let options = AudioDecoderOptions::default();
-                    let decoder =
-                        symphonia::default::codecs::FlacDecoder::try_new(&params, &options)
-                            .map_err(|e| bad_stream(0, e))?;
-                    self.decoder = Some(decoder);
-                }
-                Unit::Frame(bytes, at, n) => {
-                    let Some(decoder) = self.decoder.as_mut() else {
-                        return Err(bad_stream(at, "a FLAC frame before the stream's metadata"));
-                    };
-                    let packet = Packet::new(0, 0.into(), (n as u64).into(), bytes);
-                    let decoded = decoder.decode(&packet).map_err(|e| bad_stream(at, e))?;
-                    let out: Vec<u8> = match self.info.format {
-                        SampleFormat::S16 => {
-                            let mut v: Vec<i16> = Vec::new();
-                            decoded.copy_to_vec_interleaved(&mut v);
-                            v.iter().flat_map(|s| s.to_le_bytes()).collect()
-                        }
-                        _ => {
-                            let mut v: Vec<i32> = Vec::new();
-                            decoded.copy_to_vec_interleaved(&mut v);
-                            v.iter().flat_map(|s| s.to_le_bytes()).collect()
-                        }
-                    };
-                    let frames = decoded.frames() as u64;
-                    let rate = self.info.rate as u64;
-                    let mut b = Buffer::from_vec(out);
-                    b.meta.pts = Some(frames_to_ns(self.samples, rate));
-                    b.meta.duration = Some(
-                        frames_to_ns(self.samples + frames, rate)
-                            - frames_to_ns(self.samples, rate),
-                    );
-                    b.meta.offset = Some(self.samples);
-                    self.samples += frames;
-                    b.meta.set_offset_end(Some(self.samples));
+    fn unit(&mut self, unit: Unit, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        match unit {
+            Unit::Header(_, info, block) => {
+                use symphonia::core::codecs::audio::{
+                    well_known::CODEC_ID_FLAC, AudioCodecParameters,
+                };
+                let mut params = AudioCodecParameters::new();
+                params
+                    .for_codec(CODEC_ID_FLAC)
+                    .with_extra_data(block.into_boxed_slice());
+                let decoder = symphonia::default::codecs::FlacDecoder::try_new(&params, &options())
+                    .map_err(|e| bad_stream(0, e))?;
+                self.decoder
+                    .start(Box::new(decoder), info.rate, info.channels, 0)?;
+            }
+            Unit::Frame(bytes, at, _) => {
+                if let Some(b) = self.decoder.decode(&bytes, at)? {
                     cx.push(b);
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, eos: bool, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        while let Some(unit) = self.framer.next(eos)? {
+            self.unit(unit, cx)?;
         }
         Ok(())
     }
@@ -488,8 +465,27 @@ impl FlacDec {
 
 impl Transform for FlacDec {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        self.framer.push(buf.data());
-        self.drain(false, cx)?;
+        if !self.framed || !self.decoder.ready() {
+            // The metadata (framed or not) and every unframed byte go through the framer.
+            self.framer.push(buf.data());
+            self.drain(false, cx)?;
+            self.at += buf.data().len() as u64;
+            return Ok(Flow::Held);
+        }
+        let at = buf.meta.offset.unwrap_or(self.at);
+        self.at = at + buf.data().len() as u64;
+        if buf.data().is_empty() {
+            return Ok(Flow::Held);
+        }
+        if !matches!(frame_header(buf.data()), Some(Ok(_))) {
+            return Err(bad_stream(
+                at,
+                "expected a FLAC frame (sync code and header)",
+            ));
+        }
+        if let Some(b) = self.decoder.decode(buf.data(), at)? {
+            cx.push(b);
+        }
         Ok(Flow::Held)
     }
 
