@@ -76,6 +76,12 @@ struct Framer {
     /// Stream offset of `pending[0]`.
     at: u64,
     header_done: bool,
+    /// The CRC-16 of the frame at the start of `pending`, over its first `crc_len` bytes:
+    /// carried on as more comes, so each byte is checked once.
+    crc: u16,
+    crc_len: usize,
+    /// Where the search for the next frame's sync code goes on from.
+    scan_from: usize,
 }
 
 fn crc8(data: &[u8]) -> u8 {
@@ -93,12 +99,13 @@ fn crc8(data: &[u8]) -> u8 {
     crc
 }
 
-/// CRC-16 (polynomial 0x8005), table driven: it runs over every byte of every frame.
-fn crc16(data: &[u8]) -> u16 {
-    static TABLE: std::sync::OnceLock<[u16; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u16; 256];
-        for (i, e) in t.iter_mut().enumerate() {
+/// CRC-16 (polynomial 0x8005, FLAC's frame check) carried on from `crc` over `data`, eight
+/// bytes a step (slice-by-8 tables): it runs over every byte of every frame.
+fn crc16_update(crc: u16, data: &[u8]) -> u16 {
+    static TABLES: std::sync::OnceLock<[[u16; 256]; 8]> = std::sync::OnceLock::new();
+    let t = TABLES.get_or_init(|| {
+        let mut t = [[0u16; 256]; 8];
+        for (i, e) in t[0].iter_mut().enumerate() {
             let mut c = (i as u16) << 8;
             for _ in 0..8 {
                 c = if c & 0x8000 != 0 {
@@ -109,11 +116,34 @@ fn crc16(data: &[u8]) -> u16 {
             }
             *e = c;
         }
+        for k in 1..8 {
+            for i in 0..256 {
+                let prev = t[k - 1][i];
+                t[k][i] = (prev << 8) ^ t[0][(prev >> 8) as usize];
+            }
+        }
         t
     });
-    data.iter().fold(0u16, |crc, &b| {
-        (crc << 8) ^ table[((crc >> 8) as u8 ^ b) as usize]
+    let mut crc = crc;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        crc = t[7][(c[0] ^ (crc >> 8) as u8) as usize]
+            ^ t[6][(c[1] ^ crc as u8) as usize]
+            ^ t[5][c[2] as usize]
+            ^ t[4][c[3] as usize]
+            ^ t[3][c[4] as usize]
+            ^ t[2][c[5] as usize]
+            ^ t[1][c[6] as usize]
+            ^ t[0][c[7] as usize];
+    }
+    chunks.remainder().iter().fold(crc, |crc, &b| {
+        (crc << 8) ^ t[0][((crc >> 8) as u8 ^ b) as usize]
     })
+}
+
+#[cfg(test)]
+fn crc16(data: &[u8]) -> u16 {
+    crc16_update(0, data)
 }
 
 /// A frame header at the start of `data`: `None` while too short to tell, else whether it is
@@ -177,6 +207,7 @@ impl Framer {
     }
 
     fn take(&mut self, n: usize) -> (Vec<u8>, u64) {
+        (self.crc, self.crc_len, self.scan_from) = (0, 0, 0);
         let rest = self.pending.split_off(n);
         let at = self.at;
         self.at += n as u64;
@@ -237,26 +268,36 @@ impl Framer {
             }
             Some(Ok(samples)) => samples,
         };
-        let whole = |end: usize| {
-            end >= 4 && {
-                let crc = u16::from_be_bytes([data[end - 2], data[end - 1]]);
-                crc16(&data[..end - 2]) == crc
+        // A frame ends where the CRC-16 over it and its stored CRC is zero (the CRC's
+        // residue); a candidate before `crc_len` was checked already and failed.
+        let whole = |end: usize, crc: &mut u16, crc_len: &mut usize| {
+            if end < 4 || end < *crc_len {
+                return false;
             }
+            *crc = crc16_update(*crc, &data[*crc_len..end]);
+            *crc_len = end;
+            *crc == 0
         };
-        let mut from = 2;
+        let (mut crc, mut crc_len) = (self.crc, self.crc_len);
+        let mut from = self.scan_from.max(2);
         while let Some(i) = memchr_ff(&data[from..]) {
             let p = from + i;
             match frame_header(&data[p..]) {
-                None if !eos => return Ok(None),
-                Some(Ok(_)) if whole(p) => {
+                None if !eos => {
+                    (self.crc, self.crc_len, self.scan_from) = (crc, crc_len, p);
+                    return Ok(None);
+                }
+                Some(Ok(_)) if whole(p, &mut crc, &mut crc_len) => {
                     let (bytes, at) = self.take(p);
                     return Ok(Some(Unit::Frame(bytes, at, samples)));
                 }
                 _ => from = p + 1,
             }
         }
+        (self.crc, self.crc_len, self.scan_from) = (crc, crc_len, data.len().max(2));
         if eos {
-            if whole(data.len()) {
+            let data = &self.pending;
+            if data.len() >= 4 && crc16_update(self.crc, &data[self.crc_len..]) == 0 {
                 let n = data.len();
                 let (bytes, at) = self.take(n);
                 return Ok(Some(Unit::Frame(bytes, at, samples)));
@@ -504,6 +545,25 @@ mod tests {
         // The CRC catalogue's check values for "123456789".
         assert_eq!(crc8(b"123456789"), 0xF4);
         assert_eq!(crc16(b"123456789"), 0xFEE8);
+        // Eight bytes a step gives what one a step gives, and carries on across calls.
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let bytewise = data.iter().fold(0u16, |crc, &b| {
+            let mut c = crc ^ (b as u16) << 8;
+            for _ in 0..8 {
+                c = if c & 0x8000 != 0 {
+                    (c << 1) ^ 0x8005
+                } else {
+                    c << 1
+                };
+            }
+            c
+        });
+        assert_eq!(crc16(&data), bytewise);
+        assert_eq!(crc16_update(crc16(&data[..333]), &data[333..]), bytewise);
+        // A frame followed by its CRC leaves zero.
+        let mut framed = data.clone();
+        framed.extend_from_slice(&bytewise.to_be_bytes());
+        assert_eq!(crc16(&framed), 0);
     }
 
     #[test]
