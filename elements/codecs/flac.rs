@@ -6,7 +6,8 @@
 //! ending where the next one starts, with its own CRC-16 right. The first buffer flacparse
 //! passes on is the metadata, every later one a frame.
 
-use super::super::media::{frames_to_ns, negotiated_or, AudioInfo, SampleFormat};
+use super::super::media::{frames_to_ns, negotiated_or, AudioInfo};
+use super::decode::{options, Decoder};
 use super::{bad_stream, carry, DECODER};
 use crate::element::prelude::*;
 
@@ -75,6 +76,12 @@ struct Framer {
     /// Stream offset of `pending[0]`.
     at: u64,
     header_done: bool,
+    /// The CRC-16 of the frame at the start of `pending`, over its first `crc_len` bytes:
+    /// carried on as more comes, so each byte is checked once.
+    crc: u16,
+    crc_len: usize,
+    /// Where the search for the next frame's sync code goes on from.
+    scan_from: usize,
 }
 
 fn crc8(data: &[u8]) -> u8 {
@@ -92,12 +99,13 @@ fn crc8(data: &[u8]) -> u8 {
     crc
 }
 
-/// CRC-16 (polynomial 0x8005), table driven: it runs over every byte of every frame.
-fn crc16(data: &[u8]) -> u16 {
-    static TABLE: std::sync::OnceLock<[u16; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u16; 256];
-        for (i, e) in t.iter_mut().enumerate() {
+/// CRC-16 (polynomial 0x8005, FLAC's frame check) carried on from `crc` over `data`, eight
+/// bytes a step (slice-by-8 tables): it runs over every byte of every frame.
+fn crc16_update(crc: u16, data: &[u8]) -> u16 {
+    static TABLES: std::sync::OnceLock<[[u16; 256]; 8]> = std::sync::OnceLock::new();
+    let t = TABLES.get_or_init(|| {
+        let mut t = [[0u16; 256]; 8];
+        for (i, e) in t[0].iter_mut().enumerate() {
             let mut c = (i as u16) << 8;
             for _ in 0..8 {
                 c = if c & 0x8000 != 0 {
@@ -108,11 +116,34 @@ fn crc16(data: &[u8]) -> u16 {
             }
             *e = c;
         }
+        for k in 1..8 {
+            for i in 0..256 {
+                let prev = t[k - 1][i];
+                t[k][i] = (prev << 8) ^ t[0][(prev >> 8) as usize];
+            }
+        }
         t
     });
-    data.iter().fold(0u16, |crc, &b| {
-        (crc << 8) ^ table[((crc >> 8) as u8 ^ b) as usize]
+    let mut crc = crc;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        crc = t[7][(c[0] ^ (crc >> 8) as u8) as usize]
+            ^ t[6][(c[1] ^ crc as u8) as usize]
+            ^ t[5][c[2] as usize]
+            ^ t[4][c[3] as usize]
+            ^ t[3][c[4] as usize]
+            ^ t[2][c[5] as usize]
+            ^ t[1][c[6] as usize]
+            ^ t[0][c[7] as usize];
+    }
+    chunks.remainder().iter().fold(crc, |crc, &b| {
+        (crc << 8) ^ t[0][((crc >> 8) as u8 ^ b) as usize]
     })
+}
+
+#[cfg(test)]
+fn crc16(data: &[u8]) -> u16 {
+    crc16_update(0, data)
 }
 
 /// A frame header at the start of `data`: `None` while too short to tell, else whether it is
@@ -176,6 +207,7 @@ impl Framer {
     }
 
     fn take(&mut self, n: usize) -> (Vec<u8>, u64) {
+        (self.crc, self.crc_len, self.scan_from) = (0, 0, 0);
         let rest = self.pending.split_off(n);
         let at = self.at;
         self.at += n as u64;
@@ -236,26 +268,36 @@ impl Framer {
             }
             Some(Ok(samples)) => samples,
         };
-        let whole = |end: usize| {
-            end >= 4 && {
-                let crc = u16::from_be_bytes([data[end - 2], data[end - 1]]);
-                crc16(&data[..end - 2]) == crc
+        // A frame ends where the CRC-16 over it and its stored CRC is zero (the CRC's
+        // residue); a candidate before `crc_len` was checked already and failed.
+        let whole = |end: usize, crc: &mut u16, crc_len: &mut usize| {
+            if end < 4 || end < *crc_len {
+                return false;
             }
+            *crc = crc16_update(*crc, &data[*crc_len..end]);
+            *crc_len = end;
+            *crc == 0
         };
-        let mut from = 2;
+        let (mut crc, mut crc_len) = (self.crc, self.crc_len);
+        let mut from = self.scan_from.max(2);
         while let Some(i) = memchr_ff(&data[from..]) {
             let p = from + i;
             match frame_header(&data[p..]) {
-                None if !eos => return Ok(None),
-                Some(Ok(_)) if whole(p) => {
+                None if !eos => {
+                    (self.crc, self.crc_len, self.scan_from) = (crc, crc_len, p);
+                    return Ok(None);
+                }
+                Some(Ok(_)) if whole(p, &mut crc, &mut crc_len) => {
                     let (bytes, at) = self.take(p);
                     return Ok(Some(Unit::Frame(bytes, at, samples)));
                 }
                 _ => from = p + 1,
             }
         }
+        (self.crc, self.crc_len, self.scan_from) = (crc, crc_len, data.len().max(2));
         if eos {
-            if whole(data.len()) {
+            let data = &self.pending;
+            if data.len() >= 4 && crc16_update(self.crc, &data[self.crc_len..]) == 0 {
                 let n = data.len();
                 let (bytes, at) = self.take(n);
                 return Ok(Some(Unit::Frame(bytes, at, samples)));
@@ -290,7 +332,7 @@ impl Framer {
 }
 
 fn memchr_ff(data: &[u8]) -> Option<usize> {
-    data.iter().position(|b| *b == 0xFF)
+    memchr::memchr(0xFF, data)
 }
 
 // --- flacparse ------------------------------------------------------------------------------
@@ -406,81 +448,57 @@ pub(crate) static FLACDEC: Factory = Factory {
     hints: DECODER,
     build: |p| {
         let info = AudioInfo::from_caps(&negotiated_or(p.src_caps(), FLACDEC_SRC), p.instance())?;
+        let framed = p.sink_caps().first().and_then(|s| s.get("framed").cloned())
+            == Some(CapsValue::Bool(true));
         Ok(ElementImpl::Transform(Box::new(FlacDec {
-            info,
             framer: Framer::default(),
-            decoder: None,
-            samples: 0,
+            framed,
+            decoder: Decoder::new(info),
+            at: 0,
         })))
     },
 };
 
-/// flacdec's state: the output format, the framer, Symphonia's decoder once STREAMINFO came.
+/// flacdec's state: the framer (its own, or flacparse's work taken as it comes), Symphonia's
+/// decoder once STREAMINFO came.
 struct FlacDec {
-    info: AudioInfo,
     framer: Framer,
-    decoder: Option<symphonia::default::codecs::FlacDecoder>,
-    samples: u64,
+    /// Whether flacparse framed the stream already: then each buffer is one unit (the
+    /// metadata first, then one frame a buffer) and is not searched again.
+    framed: bool,
+    decoder: Decoder,
+    /// Stream offset of the next framed buffer (when its offset is not set).
+    at: u64,
 }
 
 impl FlacDec {
-    fn drain(&mut self, eos: bool, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        use symphonia::core::codecs::audio::{
-            well_known::CODEC_ID_FLAC, AudioCodecParameters, AudioDecoder, AudioDecoderOptions,
-        };
-        use symphonia::core::packet::Packet;
-        while let Some(unit) = self.framer.next(eos)? {
-            match unit {
-                Unit::Header(_, info, block) => {
-                    if (info.rate, info.channels) != (self.info.rate, self.info.channels) {
-                        return Err(ElementError::Failed(format!(
-                            "the stream is {} Hz, {} channels, but was negotiated as {} Hz, {} \
-                             channels",
-                            info.rate, info.channels, self.info.rate, self.info.channels
-                        )));
-                    }
-                    let mut params = AudioCodecParameters::new();
-                    params
-                        .for_codec(CODEC_ID_FLAC)
-                        .with_extra_data(block.into_boxed_slice());
-                    let options = AudioDecoderOptions::default();
-                    let decoder =
-                        symphonia::default::codecs::FlacDecoder::try_new(&params, &options)
-                            .map_err(|e| bad_stream(0, e))?;
-                    self.decoder = Some(decoder);
-                }
-                Unit::Frame(bytes, at, n) => {
-                    let Some(decoder) = self.decoder.as_mut() else {
-                        return Err(bad_stream(at, "a FLAC frame before the stream's metadata"));
-                    };
-                    let packet = Packet::new(0, 0.into(), (n as u64).into(), bytes);
-                    let decoded = decoder.decode(&packet).map_err(|e| bad_stream(at, e))?;
-                    let out: Vec<u8> = match self.info.format {
-                        SampleFormat::S16 => {
-                            let mut v: Vec<i16> = Vec::new();
-                            decoded.copy_to_vec_interleaved(&mut v);
-                            v.iter().flat_map(|s| s.to_le_bytes()).collect()
-                        }
-                        _ => {
-                            let mut v: Vec<i32> = Vec::new();
-                            decoded.copy_to_vec_interleaved(&mut v);
-                            v.iter().flat_map(|s| s.to_le_bytes()).collect()
-                        }
-                    };
-                    let frames = decoded.frames() as u64;
-                    let rate = self.info.rate as u64;
-                    let mut b = Buffer::from_vec(out);
-                    b.meta.pts = Some(frames_to_ns(self.samples, rate));
-                    b.meta.duration = Some(
-                        frames_to_ns(self.samples + frames, rate)
-                            - frames_to_ns(self.samples, rate),
-                    );
-                    b.meta.offset = Some(self.samples);
-                    self.samples += frames;
-                    b.meta.set_offset_end(Some(self.samples));
+    fn unit(&mut self, unit: Unit, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        match unit {
+            Unit::Header(_, info, block) => {
+                use symphonia::core::codecs::audio::{
+                    well_known::CODEC_ID_FLAC, AudioCodecParameters,
+                };
+                let mut params = AudioCodecParameters::new();
+                params
+                    .for_codec(CODEC_ID_FLAC)
+                    .with_extra_data(block.into_boxed_slice());
+                let decoder = symphonia::default::codecs::FlacDecoder::try_new(&params, &options())
+                    .map_err(|e| bad_stream(0, e))?;
+                self.decoder
+                    .start(Box::new(decoder), info.rate, info.channels, 0)?;
+            }
+            Unit::Frame(bytes, at, _) => {
+                if let Some(b) = self.decoder.decode(&bytes, at)? {
                     cx.push(b);
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, eos: bool, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        while let Some(unit) = self.framer.next(eos)? {
+            self.unit(unit, cx)?;
         }
         Ok(())
     }
@@ -488,8 +506,27 @@ impl FlacDec {
 
 impl Transform for FlacDec {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        self.framer.push(buf.data());
-        self.drain(false, cx)?;
+        if !self.framed || !self.decoder.ready() {
+            // The metadata (framed or not) and every unframed byte go through the framer.
+            self.framer.push(buf.data());
+            self.drain(false, cx)?;
+            self.at += buf.data().len() as u64;
+            return Ok(Flow::Held);
+        }
+        let at = buf.meta.offset.unwrap_or(self.at);
+        self.at = at + buf.data().len() as u64;
+        if buf.data().is_empty() {
+            return Ok(Flow::Held);
+        }
+        if !matches!(frame_header(buf.data()), Some(Ok(_))) {
+            return Err(bad_stream(
+                at,
+                "expected a FLAC frame (sync code and header)",
+            ));
+        }
+        if let Some(b) = self.decoder.decode(buf.data(), at)? {
+            cx.push(b);
+        }
         Ok(Flow::Held)
     }
 
@@ -508,6 +545,25 @@ mod tests {
         // The CRC catalogue's check values for "123456789".
         assert_eq!(crc8(b"123456789"), 0xF4);
         assert_eq!(crc16(b"123456789"), 0xFEE8);
+        // Eight bytes a step gives what one a step gives, and carries on across calls.
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let bytewise = data.iter().fold(0u16, |crc, &b| {
+            let mut c = crc ^ (b as u16) << 8;
+            for _ in 0..8 {
+                c = if c & 0x8000 != 0 {
+                    (c << 1) ^ 0x8005
+                } else {
+                    c << 1
+                };
+            }
+            c
+        });
+        assert_eq!(crc16(&data), bytewise);
+        assert_eq!(crc16_update(crc16(&data[..333]), &data[333..]), bytewise);
+        // A frame followed by its CRC leaves zero.
+        let mut framed = data.clone();
+        framed.extend_from_slice(&bytewise.to_be_bytes());
+        assert_eq!(crc16(&framed), 0);
     }
 
     #[test]

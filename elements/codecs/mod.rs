@@ -8,10 +8,23 @@
 
 use crate::element::prelude::*;
 
+#[cfg(feature = "audio-aac")]
+mod aac;
+#[cfg(any(
+    feature = "audio-flac",
+    feature = "audio-mp3",
+    feature = "audio-aac",
+    feature = "audio-vorbis"
+))]
+mod decode;
 #[cfg(feature = "audio-flac")]
 mod flac;
 #[cfg(any(feature = "image-png", feature = "image-jpeg"))]
 mod image;
+#[cfg(feature = "audio-mp3")]
+mod mpeg;
+#[cfg(feature = "audio-vorbis")]
+mod ogg;
 mod typefind;
 
 pub(crate) use typefind::{sniff, HEAD_LEN};
@@ -30,6 +43,18 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &flac::FLACPARSE,
     #[cfg(feature = "audio-flac")]
     &flac::FLACDEC,
+    #[cfg(feature = "audio-mp3")]
+    &mpeg::MPEGAUDIOPARSE,
+    #[cfg(feature = "audio-mp3")]
+    &mpeg::MPG123AUDIODEC,
+    #[cfg(feature = "audio-aac")]
+    &aac::AACPARSE,
+    #[cfg(feature = "audio-aac")]
+    &aac::AVDEC_AAC,
+    #[cfg(feature = "audio-vorbis")]
+    &ogg::OGGDEMUX,
+    #[cfg(feature = "audio-vorbis")]
+    &ogg::VORBISDEC,
 ];
 
 /// A decoder's hints: computation on bytes from outside, reviewed Rust code.

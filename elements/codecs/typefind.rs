@@ -25,6 +25,18 @@ pub(crate) fn sniff(head: &[u8]) -> Option<Caps> {
     if let Some(c) = super::flac::sniff(head) {
         return Some(c);
     }
+    #[cfg(feature = "audio-mp3")]
+    if let Some(c) = super::mpeg::sniff(head) {
+        return Some(c);
+    }
+    #[cfg(feature = "audio-aac")]
+    if let Some(c) = super::aac::sniff(head) {
+        return Some(c);
+    }
+    #[cfg(feature = "audio-vorbis")]
+    if let Some(c) = super::ogg::sniff(head) {
+        return Some(c);
+    }
     let _ = head;
     None
 }

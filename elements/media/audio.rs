@@ -325,7 +325,7 @@ impl Transform for Volume {
 /// Any format and channel count in, any out: the format and channels fields are dropped both
 /// ways, so what comes out is the input unless downstream asks for other.
 static AUDIOCONVERT_CAPS: CapsFns = CapsFns {
-    forward: |input, _| widen(input),
+    forward: |input, _| keep_first(input, widen(input)),
     backward: |down, _| widen(down),
     fixate: |caps, _| caps.fixate(),
 };
@@ -345,6 +345,24 @@ fn widen(caps: &Caps) -> Caps {
         s.remove("channel-mask");
     }
     out.intersect(&Caps::parse(AUDIO_CAPS).expect("the template parses"))
+}
+
+/// `wide` with the input's own format and channels first, so that fixation keeps them unless
+/// downstream asks for other (gst's audioconvert fixates to the nearest of the input).
+fn keep_first(input: &Caps, mut wide: Caps) -> Caps {
+    let Some(from) = input.first() else {
+        return wide;
+    };
+    for s in wide.structures_mut() {
+        for f in ["format", "channels"] {
+            let all = s
+                .get(f)
+                .cloned()
+                .unwrap_or_else(|| CapsValue::int_range(1, 2147483647, 1).expect("a range"));
+            s.set(f, super::prefer(from.get(f).cloned(), all));
+        }
+    }
+    wide
 }
 
 pub(crate) static AUDIOCONVERT: Factory = Factory {

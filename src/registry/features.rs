@@ -38,6 +38,30 @@ pub const FEATURES: &[Feature] = &[
         elements: &["flacparse", "flacdec"],
     },
     Feature {
+        name: "audio-mp3",
+        built: cfg!(feature = "audio-mp3"),
+        doc: "MPEG audio layers I-III parser and decoder (Symphonia, pure Rust)",
+        elements: &[
+            "mpegaudioparse",
+            "mpg123audiodec",
+            "mpegaudiodec",
+            "avdec_mp3",
+            "avdec_mp3float",
+        ],
+    },
+    Feature {
+        name: "audio-aac",
+        built: cfg!(feature = "audio-aac"),
+        doc: "AAC-LC parser and decoder (Symphonia, pure Rust)",
+        elements: &["aacparse", "avdec_aac", "faad", "fdkaacdec"],
+    },
+    Feature {
+        name: "audio-vorbis",
+        built: cfg!(feature = "audio-vorbis"),
+        doc: "Ogg demuxer and Vorbis decoder (Symphonia, pure Rust)",
+        elements: &["oggdemux", "vorbisdec"],
+    },
+    Feature {
         name: "av1-encode",
         built: cfg!(feature = "av1-encode"),
         doc: "AV1 encoder (rav1e, pure Rust)",
@@ -70,7 +94,13 @@ pub const FEATURES: &[Feature] = &[
 ];
 
 /// The groups of features, and what each turns on.
-pub const GROUPS: &[(&str, &[&str])] = &[("image-codecs", &["image-png", "image-jpeg"])];
+pub const GROUPS: &[(&str, &[&str])] = &[
+    ("image-codecs", &["image-png", "image-jpeg"]),
+    (
+        "audio-codecs",
+        &["audio-flac", "audio-mp3", "audio-aac", "audio-vorbis"],
+    ),
+];
 
 /// The names of the features this binary was built with, in [`FEATURES`] order.
 pub fn built() -> impl Iterator<Item = &'static str> {

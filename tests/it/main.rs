@@ -2,6 +2,7 @@
 //! files, pipes, FIFOs and signals.
 
 mod arena;
+mod audio_codecs;
 mod caps_changes;
 mod clock;
 mod codecs;
