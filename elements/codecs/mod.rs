@@ -8,6 +8,7 @@
 
 use crate::element::prelude::*;
 
+mod decodebin;
 #[cfg(feature = "audio-flac")]
 mod flac;
 #[cfg(any(feature = "image-png", feature = "image-jpeg"))]
@@ -30,7 +31,21 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &flac::FLACPARSE,
     #[cfg(feature = "audio-flac")]
     &flac::FLACDEC,
+    &typefind::TYPEFIND,
+    &decodebin::DECODEBIN,
+    &decodebin::URIDECODEBIN,
 ];
+
+/// A container's demuxer, with what reads the streams of a file of its type.
+pub(crate) type Demuxer = (
+    &'static Factory,
+    fn(&std::path::Path) -> Result<Vec<(String, Caps)>, String>,
+);
+
+/// The demuxers this build has, for decodebin.
+pub(crate) fn demuxers() -> Vec<Demuxer> {
+    Vec::new()
+}
 
 /// A decoder's hints: computation on bytes from outside, reviewed Rust code.
 #[allow(dead_code)]

@@ -15,6 +15,7 @@ use crate::parse::ast::{self, Chain, Item};
 use crate::parse::Diagnostic;
 use crate::registry::{self, Domain, Effect, Exec, Factory, Latency, PadPresence, Props, Trust};
 
+mod autoplug;
 pub mod dot;
 pub mod json;
 mod negotiate;
@@ -41,6 +42,8 @@ pub struct Node {
     pub latency: Latency,
     /// Why the planner moved it out of its neighbour's thread, when it did (for `-v`).
     pub planned: Option<&'static str>,
+    /// What validation decided for it, for `-v` (`chose flacparse ! flacdec` for a decodebin).
+    pub note: Option<String>,
     /// Where the element was written.
     pub span: Range<usize>,
 }
@@ -253,6 +256,7 @@ impl Builder<'_> {
         }
         self.check_unlinked()?;
         let mut graph = Graph { dag: self.dag };
+        autoplug::expand(&mut graph)?;
         negotiate::negotiate(&mut graph)?;
         Ok(graph)
     }
@@ -497,6 +501,7 @@ impl Builder<'_> {
             trust,
             latency,
             planned: None,
+            note: None,
             span,
         });
         self.names.insert(name, node);
