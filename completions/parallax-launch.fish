@@ -131,6 +131,7 @@ complete -c parallax-launch -n __parallax_launch_wants_element -f -a jpegdec -d 
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a jpegenc -d 'Encode images in JPEG format'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a flacparse -d 'Parses audio with the FLAC lossless audio codec'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a flacdec -d 'Decodes FLAC lossless audio streams'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a qtdemux -d 'Demultiplex a QuickTime file into audio and video streams'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a typefind -d 'Finds the media type of a stream'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a decodebin -d 'Autoplug and decode to raw media'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a uridecodebin -d 'Autoplug and decode an URI to raw media'

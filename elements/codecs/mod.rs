@@ -13,6 +13,8 @@ mod decodebin;
 mod flac;
 #[cfg(any(feature = "image-png", feature = "image-jpeg"))]
 mod image;
+#[cfg(feature = "mp4")]
+mod qtdemux;
 mod typefind;
 
 pub(crate) use typefind::{sniff, HEAD_LEN};
@@ -31,6 +33,8 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &flac::FLACPARSE,
     #[cfg(feature = "audio-flac")]
     &flac::FLACDEC,
+    #[cfg(feature = "mp4")]
+    &qtdemux::QTDEMUX,
     &typefind::TYPEFIND,
     &decodebin::DECODEBIN,
     &decodebin::URIDECODEBIN,
@@ -44,7 +48,10 @@ pub(crate) type Demuxer = (
 
 /// The demuxers this build has, for decodebin.
 pub(crate) fn demuxers() -> Vec<Demuxer> {
-    Vec::new()
+    vec![
+        #[cfg(feature = "mp4")]
+        (&qtdemux::QTDEMUX, qtdemux::streams_of_file),
+    ]
 }
 
 /// A decoder's hints: computation on bytes from outside, reviewed Rust code.

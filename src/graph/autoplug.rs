@@ -55,6 +55,106 @@ pub(super) fn expand(graph: &mut Graph) -> Result<(), Diagnostic> {
     for d in bins {
         expand_one(graph, d)?;
     }
+    let demuxers: Vec<NodeIndex<u32>> = graph
+        .dag
+        .graph()
+        .node_indices()
+        .filter(|&n| graph.dag[n].pad_caps.is_empty() && demuxer_of(graph.dag[n].factory).is_some())
+        .collect();
+    for n in demuxers {
+        plan_demuxer(graph, n)?;
+    }
+    Ok(())
+}
+
+/// What reads the streams of the files demuxer `f` takes, when `f` is a demuxer.
+fn demuxer_of(f: &Factory) -> Option<StreamsOf> {
+    crate::elements::demuxers()
+        .into_iter()
+        .find(|(d, _)| std::ptr::eq(*d, f))
+        .map(|(_, s)| s)
+}
+
+/// The file a source reads, when it reads a regular file.
+fn source_file(node: &Node) -> Option<std::path::PathBuf> {
+    file_head(node)?;
+    node.props
+        .explicit()
+        .find_map(|(spec, v)| match v {
+            Value::Str(Some(p)) if spec.role == registry::Role::ReadsPath => {
+                Some(std::path::PathBuf::from(p))
+            }
+            _ => None,
+        })
+        .or_else(|| {
+            let fd = node.props.int("fd").ok()?;
+            Some(format!("/proc/self/fd/{fd}").into())
+        })
+}
+
+/// A demuxer written in the description: its file's streams give its pads their caps, and
+/// each link written without a pad name (`demux.`) the next stream its downstream takes.
+fn plan_demuxer(graph: &mut Graph, n: NodeIndex<u32>) -> Result<(), Diagnostic> {
+    let streams_of = demuxer_of(graph.dag[n].factory).expect("chosen as a demuxer");
+    let name = graph.dag[n].name.clone();
+    let span = graph.dag[n].span.clone();
+    let path = byte_source(graph, n).and_then(|s| source_file(&graph.dag[s]));
+    let Some(path) = path else {
+        return Err(Diagnostic::new(
+            format!(
+                "{name}: its tracks must be known before the run, and its input is not a \
+                 regular file"
+            ),
+            span,
+        )
+        .with_help("read the file with `filesrc location=...` (or `fdsrc < file`)"));
+    };
+    let streams = streams_of(&path).map_err(|why| {
+        Diagnostic::new(format!("{name}: {}: {why}", path.display()), span.clone())
+    })?;
+    let listed: Vec<String> = streams
+        .iter()
+        .map(|(p, c)| format!("{p} ({})", c.first().map_or("?", |s| s.name.as_str())))
+        .collect();
+    let mut edges: Vec<(daggy::EdgeIndex<u32>, String, NodeIndex<u32>)> = graph
+        .dag
+        .graph()
+        .edges_directed(n, daggy::petgraph::Direction::Outgoing)
+        .map(|e| (e.id(), e.weight().src_pad.clone(), e.target()))
+        .collect();
+    edges.sort_by_key(|(_, p, _)| super::pad_order(p));
+    let mut used: Vec<bool> = streams
+        .iter()
+        .map(|(p, _)| edges.iter().any(|(_, q, _)| q == p))
+        .collect();
+    for (e, pad, child) in &edges {
+        if pad.starts_with("?_") {
+            let found =
+                (0..streams.len()).find(|&i| !used[i] && accepts(graph, *child, &streams[i].1));
+            let Some(i) = found else {
+                return Err(Diagnostic::new(
+                    format!(
+                        "{name}: no track is left that `{}` takes (the file has {})",
+                        graph.dag[*child].name,
+                        listed.join(", ")
+                    ),
+                    graph.dag[*e].span.clone(),
+                )
+                .with_help(format!("name the pad: `{name}.audio_0`")));
+            };
+            used[i] = true;
+            graph.dag[*e].src_pad = streams[i].0.clone();
+        } else if !streams.iter().any(|(p, _)| p == pad) {
+            return Err(Diagnostic::new(
+                format!(
+                    "{name} has no pad `{pad}`: the file's tracks are {}",
+                    listed.join(", ")
+                ),
+                graph.dag[*e].span.clone(),
+            ));
+        }
+    }
+    graph.dag[n].pad_caps = streams;
     Ok(())
 }
 
@@ -129,15 +229,35 @@ fn expand_one(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), Diagnostic> {
             }],
         ),
     };
+    // A stream no element of this build decodes is left out (gst's missing-plugin warning),
+    // unless none can be decoded.
     let mut chains = Vec::new();
+    let mut undecodable = Vec::new();
+    let mut first_err = None;
     for stream in streams {
-        let (factories, raw) =
-            pick_chain(&stream.caps, force_sw).map_err(|(m, h)| err(format!("{name}: {m}"), h))?;
-        chains.push(Chain {
-            stream,
-            factories,
-            raw,
-        });
+        match pick_chain(&stream.caps, force_sw) {
+            Ok((factories, raw)) => chains.push(Chain {
+                stream,
+                factories,
+                raw,
+            }),
+            Err((m, h)) => {
+                let what = stream
+                    .caps
+                    .first()
+                    .map_or("?", |s| s.name.as_str())
+                    .to_owned();
+                undecodable.push(format!(
+                    "{}: no decoder for {what}",
+                    stream.pad.as_deref().unwrap_or("stream")
+                ));
+                first_err.get_or_insert((m, h));
+            }
+        }
+    }
+    if chains.is_empty() {
+        let (m, h) = first_err.unwrap_or_else(|| ("the file has no streams".into(), String::new()));
+        return Err(err(format!("{name}: {m}"), h));
     }
     // The user's links from the bin, in pad order, each given the next stream it takes.
     let mut links: Vec<(Link, NodeIndex<u32>)> = graph
@@ -191,6 +311,10 @@ fn expand_one(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), Diagnostic> {
         Some(f) => {
             let n = add_inner(graph, d, f, &mut counters);
             link(graph, d, from_pad, n, "sink", &entry_span)?;
+            graph.dag[n].pad_caps = chains
+                .iter()
+                .filter_map(|c| Some((c.stream.pad.clone()?, c.stream.caps.clone())))
+                .collect();
             Some(n)
         }
         None => None,
@@ -230,6 +354,7 @@ fn expand_one(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), Diagnostic> {
             None => text,
         });
     }
+    notes.extend(undecodable);
     graph.dag[d].note = Some(format!("chose {}", notes.join("; ")));
     Ok(())
 }
@@ -258,6 +383,7 @@ fn add_inner(
         latency: f.hints.latency,
         planned: None,
         note: None,
+        pad_caps: Vec::new(),
         span,
     })
 }

@@ -44,6 +44,9 @@ pub struct Node {
     pub planned: Option<&'static str>,
     /// What validation decided for it, for `-v` (`chose flacparse ! flacdec` for a decodebin).
     pub note: Option<String>,
+    /// The caps of each of its src pads, for an element whose pads carry different streams
+    /// (a demuxer's `video_0` and `audio_0`), found when the description is validated.
+    pub pad_caps: Vec<(String, Caps)>,
     /// Where the element was written.
     pub span: Range<usize>,
 }
@@ -502,6 +505,7 @@ impl Builder<'_> {
             latency,
             planned: None,
             note: None,
+            pad_caps: Vec::new(),
             span,
         });
         self.names.insert(name, node);
@@ -679,6 +683,14 @@ impl Builder<'_> {
                 (pad.clone(), span.clone())
             }
             (None, PadPresence::Always(name)) => (name.to_owned(), end.span.clone()),
+            // Several templates (a demuxer's `video_%u audio_%u`): which pad the link takes is
+            // decided once the file's streams are known (see `autoplug`).
+            (None, PadPresence::Request(t)) if t.contains(' ') => {
+                let counter = self.next_request.entry((end.node, src)).or_default();
+                let name = format!("?_{counter}");
+                *counter += 1;
+                (name, end.span.clone())
+            }
             (None, PadPresence::Request(t)) => {
                 let prefix = t.trim_end_matches("%u");
                 let counter = self.next_request.entry((end.node, src)).or_default();

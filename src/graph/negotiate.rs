@@ -100,7 +100,15 @@ pub(crate) fn negotiate(graph: &mut Graph) -> Result<(), Diagnostic> {
             .edges_directed(n, daggy::petgraph::Direction::Outgoing)
             .map(|e| (e.id(), e.target()))
             .collect();
+        let all_out = out.clone();
         for (e, c) in edges {
+            // A demuxer's pads each carry their own stream's caps.
+            let pad = &graph.dag[e].src_pad;
+            let out = graph.dag[n]
+                .pad_caps
+                .iter()
+                .find(|(p, _)| p == pad)
+                .map_or_else(|| all_out.clone(), |(_, c)| c.clone());
             let child = side(c);
             let up = &graph.dag[n];
             let below = &graph.dag[c];
