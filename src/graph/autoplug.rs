@@ -576,7 +576,8 @@ fn pluggable(f: &Factory) -> bool {
         && matches!(f.pads.sink, PadPresence::Always(_))
         && matches!(f.pads.src, PadPresence::Always(_))
         && !sink.is_any()
-        && !is_raw(&sink)
+        // Converters (videorate takes raw video and images alike) are not decoders.
+        && !sink.structures().iter().any(|s| s.name.ends_with("/x-raw"))
         && !f.pads.src_template().is_any()
         && !is_decodebin(f)
 }

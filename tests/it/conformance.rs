@@ -280,11 +280,21 @@ fn required_props(card: &serde_json::Value, dir: &std::path::Path) -> String {
         .join(" ")
 }
 
+/// Elements that validate only with a real file of their format in front of them, and why
+/// (`tests/it/containers.rs` covers them on real files).
+const NEEDS_A_FILE: &[(&str, &str)] = &[(
+    "qtdemux",
+    "its pads are the file's tracks, read when the description is validated",
+)];
+
 #[test]
 fn every_element_validates_with_its_defaults_and_says_what_it_needs() {
     let dir = tmp();
     for card in cards() {
         let name = card["name"].as_str().unwrap();
+        if NEEDS_A_FILE.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
         let needs = required_props(&card, dir.path());
         let Some(desc) = around(&card, &needs) else {
             continue;
