@@ -17,6 +17,7 @@ mod aac;
     feature = "audio-vorbis"
 ))]
 mod decode;
+mod decodebin;
 #[cfg(feature = "audio-flac")]
 mod flac;
 #[cfg(any(feature = "image-png", feature = "image-jpeg"))]
@@ -25,6 +26,8 @@ mod image;
 mod mpeg;
 #[cfg(feature = "audio-vorbis")]
 mod ogg;
+#[cfg(feature = "mp4")]
+mod qtdemux;
 mod typefind;
 
 pub(crate) use typefind::{sniff, HEAD_LEN};
@@ -55,7 +58,26 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &ogg::OGGDEMUX,
     #[cfg(feature = "audio-vorbis")]
     &ogg::VORBISDEC,
+    #[cfg(feature = "mp4")]
+    &qtdemux::QTDEMUX,
+    &typefind::TYPEFIND,
+    &decodebin::DECODEBIN,
+    &decodebin::URIDECODEBIN,
 ];
+
+/// A container's demuxer, with what reads the streams of a file of its type.
+pub(crate) type Demuxer = (
+    &'static Factory,
+    fn(&std::path::Path) -> Result<Vec<(String, Caps)>, String>,
+);
+
+/// The demuxers this build has, for decodebin.
+pub(crate) fn demuxers() -> Vec<Demuxer> {
+    vec![
+        #[cfg(feature = "mp4")]
+        (&qtdemux::QTDEMUX, qtdemux::streams_of_file),
+    ]
+}
 
 /// A decoder's hints: computation on bytes from outside, reviewed Rust code.
 #[allow(dead_code)]

@@ -37,8 +37,98 @@ pub(crate) fn sniff(head: &[u8]) -> Option<Caps> {
     if let Some(c) = super::ogg::sniff(head) {
         return Some(c);
     }
-    let _ = head;
+    container(head)
+}
+
+/// Containers and elementary streams whose type the head tells, whether or not this build
+/// decodes them: decodebin says which feature brings what it lacks.
+fn container(head: &[u8]) -> Option<Caps> {
+    let caps = |text: &str| Some(Caps::parse(text).expect("a typefind caps text parses"));
+    if let Some(c) = super::super::media::sniff_wav(head) {
+        return Some(c);
+    }
+    if head.len() >= 12
+        && matches!(
+            &head[4..8],
+            b"ftyp" | b"moov" | b"mdat" | b"free" | b"wide" | b"skip"
+        )
+    {
+        let box_size = u32::from_be_bytes(head[..4].try_into().expect("4 bytes"));
+        if box_size == 1 || box_size >= 8 {
+            let apple = &head[4..8] == b"ftyp" && &head[8..12] == b"qt  ";
+            return caps(if apple {
+                "video/quicktime, variant=(string)apple"
+            } else {
+                "video/quicktime, variant=(string)iso"
+            });
+        }
+    }
+    for size in [188usize, 192] {
+        let skip = size - 188;
+        let packets = (head.len().saturating_sub(skip) / size).min(8);
+        if packets >= 2 && (0..packets).all(|i| head[skip + i * size] == 0x47) {
+            return caps(&format!(
+                "video/mpegts, systemstream=(boolean)true, packetsize=(int){size}"
+            ));
+        }
+    }
+    if head.starts_with(b"OggS") {
+        return caps("application/ogg");
+    }
+    if head.len() >= 4 && head[..4] == [0x1A, 0x45, 0xDF, 0xA3] {
+        return caps("video/x-matroska");
+    }
+    if head.starts_with(b"ID3") || mpeg_audio_frames(head) {
+        return caps("audio/mpeg, mpegversion=(int)1, layer=(int)3");
+    }
+    if adts_frames(head) {
+        return caps("audio/mpeg, mpegversion=(int)4, stream-format=(string)adts");
+    }
     None
+}
+
+/// Two MPEG-1/2 audio layer III frame headers in a row at the head.
+fn mpeg_audio_frames(head: &[u8]) -> bool {
+    fn frame_len(h: &[u8]) -> Option<usize> {
+        if h.len() < 4 || h[0] != 0xFF || h[1] & 0xE0 != 0xE0 || (h[1] >> 1) & 3 != 1 {
+            return None;
+        }
+        let version = (h[1] >> 3) & 3; // 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
+        let (bitrate_i, rate_i, padding) = (h[2] >> 4, (h[2] >> 2) & 3, (h[2] >> 1) & 1);
+        if version == 1 || bitrate_i == 0 || bitrate_i == 15 || rate_i == 3 {
+            return None;
+        }
+        const V1: [u32; 15] = [
+            0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+        ];
+        const V2: [u32; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+        let base = [44100u32, 48000, 32000][rate_i as usize];
+        let rate = match version {
+            3 => base,
+            2 => base / 2,
+            _ => base / 4,
+        };
+        let (kbps, per) = if version == 3 {
+            (V1[bitrate_i as usize], 144)
+        } else {
+            (V2[bitrate_i as usize], 72)
+        };
+        Some((per * kbps * 1000 / rate + padding as u32) as usize)
+    }
+    frame_len(head)
+        .is_some_and(|len| len > 4 && frame_len(head.get(len..).unwrap_or(&[])).is_some())
+}
+
+/// Two ADTS (AAC) frame headers in a row at the head.
+fn adts_frames(head: &[u8]) -> bool {
+    fn frame_len(h: &[u8]) -> Option<usize> {
+        if h.len() < 7 || h[0] != 0xFF || h[1] & 0xF6 != 0xF0 {
+            return None;
+        }
+        let len = ((h[3] as usize & 3) << 11) | (h[4] as usize) << 3 | (h[5] as usize) >> 5;
+        (len >= 7).then_some(len)
+    }
+    frame_len(head).is_some_and(|len| frame_len(head.get(len..).unwrap_or(&[])).is_some())
 }
 
 /// A still image's caps: its size, framerate 0/1 (gst's for one picture).
@@ -88,6 +178,97 @@ fn jpeg(head: &[u8]) -> Option<Caps> {
         at += 2 + len;
     }
     None
+}
+
+// --- typefind ------------------------------------------------------------------------------
+
+/// Caps that typefinding found for the input, or `force-caps`: what typefind gives.
+static TYPEFIND_CAPS: CapsFns = CapsFns {
+    forward: |input, p| match forced(p) {
+        Some(c) => c,
+        None => input.clone(),
+    },
+    backward: |_, _| Caps::Any,
+    fixate: |caps, _| caps,
+};
+
+pub(crate) static TYPEFIND: Factory = Factory {
+    name: "typefind",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Finds the media type of a stream",
+    doc: "Says what a byte stream is, as caps on its src pad, from its first bytes: PNG, JPEG, \
+          FLAC, WAV, MP4/QuickTime, MPEG-TS, Ogg, Matroska, MP3 and ADTS AAC. A regular file's \
+          head is read when the description is validated, so everything after typefind knows \
+          the format before the run (`-v` prints the caps); `force-caps` says it instead. Input \
+          that is not a file (a pipe, a socket) is checked when its first buffer comes: bytes of \
+          no known type are an error, as gst's `Could not determine type of stream`. Buffers \
+          pass unchanged.",
+    pads: Pads::ONE_TO_ONE.with_rule(CapsRule::Derived(&TYPEFIND_CAPS)),
+    props: &[
+        PropSpec::string("force-caps", None, "force caps without doing a typefind")
+            .checked(super::super::flow::check_caps),
+    ],
+    hints: Hints::FUSABLE,
+    build: |p| {
+        Ok(ElementImpl::Transform(Box::new(TypeFind {
+            checked: forced(p).is_some() || !p.src_caps().is_any(),
+            head: Vec::new(),
+        })))
+    },
+};
+
+/// The `force-caps` property as caps, when set.
+fn forced(p: &Props) -> Option<Caps> {
+    p.string("force-caps")
+        .ok()
+        .flatten()
+        .and_then(|t| Caps::parse(t).ok())
+}
+
+/// Passes buffers; when nothing told the type before the run, checks the stream's head.
+struct TypeFind {
+    /// The type is known (found at validation, or forced): nothing to check.
+    checked: bool,
+    /// The head gathered so far, while not checked.
+    head: Vec<u8>,
+}
+
+/// Bytes typefind gathers at run time before it gives up: what a decision needs.
+const RUN_HEAD: usize = 4096;
+
+impl Transform for TypeFind {
+    fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        if self.checked {
+            return Ok(Flow::Push(buf));
+        }
+        self.head
+            .extend_from_slice(&buf.data()[..buf.len().min(RUN_HEAD - self.head.len())]);
+        if self.head.len() >= RUN_HEAD {
+            self.decide()?;
+        }
+        Ok(Flow::Push(buf))
+    }
+
+    fn flush(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        if !self.checked && !self.head.is_empty() {
+            self.decide()?;
+        }
+        Ok(())
+    }
+}
+
+impl TypeFind {
+    fn decide(&mut self) -> Result<(), ElementError> {
+        self.checked = true;
+        match sniff(&self.head) {
+            Some(_) => Ok(()),
+            None => Err(ElementError::Failed(format!(
+                "could not determine the type of the stream from its first {} bytes",
+                self.head.len()
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub(crate) use videoconvert::FACTORIES as VIDEOCONVERT;
 pub(crate) use videogeometry::FACTORIES as VIDEOGEOMETRY;
 pub(crate) use videorate::FACTORIES as VIDEORATE;
 pub(crate) use videoscale::FACTORIES as VIDEOSCALE;
+pub(crate) use wav::sniff as sniff_wav;
 pub(crate) use wav::FACTORIES as WAV;
 
 /// A sample format of interleaved raw audio.

@@ -130,7 +130,13 @@ const WAVPARSE_SRC: &str = concat!(
 /// The format comes from the file: wavparse offers every raw format, keeps whatever caps
 /// downstream narrowed them to, and checks the header against them when it reads it.
 static WAVPARSE_CAPS: CapsFns = CapsFns {
-    forward: |_, _| Caps::parse(WAVPARSE_SRC).expect("the template parses"),
+    // Typefinding read the file's fmt chunk: its format is the output's.
+    forward: |input, _| match input.first().and_then(|s| s.string("format")) {
+        Some(_) => {
+            super::super::codecs::carry(input, WAVPARSE_SRC, &["format", "rate", "channels"])
+        }
+        None => Caps::parse(WAVPARSE_SRC).expect("the template parses"),
+    },
     backward: |_, _| Caps::Any,
     fixate: |caps, _| caps,
 };
@@ -241,6 +247,46 @@ fn sample_format(tag: u16, bits: u16) -> Option<SampleFormat> {
         (3, 64) => SampleFormat::F64,
         _ => return None,
     })
+}
+
+/// The caps of a WAV stream whose head is `head`: `audio/x-wav` with the raw format of its
+/// `fmt ` chunk (Parallax's fields `format`, `rate`, `channels`, which wavparse's output takes),
+/// or plain `audio/x-wav` when the fmt chunk is not within the head or is not raw PCM.
+pub(crate) fn sniff(head: &[u8]) -> Option<Caps> {
+    if head.len() < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return None;
+    }
+    let plain = Caps::one(Structure::new("audio/x-wav"));
+    let mut at = 12usize;
+    while let Some(h) = head.get(at..at + 8) {
+        let size = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        if &h[..4] == b"fmt " {
+            let Some(body) = head.get(at + 8..(at + 8).saturating_add(size)) else {
+                return Some(plain);
+            };
+            return Some(match parse_fmt(body, at as u64 + 8) {
+                Ok(info) => {
+                    let raw = info.caps();
+                    let mut s = Structure::new("audio/x-wav");
+                    for f in ["format", "rate", "channels"] {
+                        if let Some(v) = raw.first().and_then(|r| r.get(f)) {
+                            s = s.with(f, v.clone());
+                        }
+                    }
+                    Caps::one(s)
+                }
+                Err(_) => plain,
+            });
+        }
+        if &h[..4] == b"data" {
+            break;
+        }
+        at = at
+            .saturating_add(8)
+            .saturating_add(size)
+            .saturating_add(size % 2);
+    }
+    Some(plain)
 }
 
 /// Reads a `fmt ` chunk's body, which starts at byte `at`.

@@ -48,6 +48,9 @@ pub fn properties_and_links(graph: &Graph, exclude: &[String]) -> String {
                 node.exec.as_str()
             ));
         }
+        if let Some(note) = &node.note {
+            out.push_str(&format!("/pipeline0/{}: {note}\n", node.name));
+        }
         for (spec, value) in node.props.explicit() {
             if exclude.iter().any(|x| x == spec.name) {
                 continue;

@@ -269,6 +269,11 @@ pub trait Router: Send {
     /// The number of the `src_%u` pad this buffer leaves on; a pad that is not linked (or
     /// `None`) drops it, counted.
     fn route(&mut self, buf: &Buffer) -> Option<u32>;
+    /// The number [`Router::route`] gives for src pad `pad`: `src_3` is 3 unless the element
+    /// names its pads otherwise (a demuxer's `video_0`, `audio_0`).
+    fn pad_number(&self, pad: &str) -> Option<u32> {
+        ActivePad::parse(pad)
+    }
 }
 
 /// The pad a selector passes: a number shared between the element and whoever switches it
@@ -403,6 +408,14 @@ pub enum ElementImpl {
     FanIn(FanIn),
     /// Sends each buffer to one of its branches, as the router picks.
     Route(Box<dyn Router>),
+    /// A demuxer: a transform whose output buffers are each sent to one of its src pads, as
+    /// the router picks (by the stream id the transform stamped on them).
+    Demux {
+        /// Turns the container's bytes into the streams' buffers.
+        imp: Box<dyn Transform>,
+        /// Picks each buffer's src pad.
+        router: Box<dyn Router>,
+    },
     /// A thread boundary with a bounded channel.
     Queue(QueueSettings),
     /// Produces buffers from a task on the pipeline's tokio runtime.

@@ -969,9 +969,9 @@ fn plan(
                 match &mut ops[op].op {
                     Op::Transform { next, .. } => *next = id,
                     Op::Tee { branches, .. } => branches.push(id),
-                    Op::Route { branches, .. } => {
-                        branches.push((ActivePad::parse(&link.src_pad).unwrap_or(u32::MAX), id))
-                    }
+                    Op::Route {
+                        branches, router, ..
+                    } => branches.push((router.pad_number(&link.src_pad).unwrap_or(u32::MAX), id)),
                     _ => unreachable!("only transforms, tees and routers have children here"),
                 }
             }
@@ -1197,6 +1197,20 @@ fn add_op(
             }
             Some(ElementImpl::Route(router)) => {
                 work.push((id, node));
+                Op::Route {
+                    el,
+                    router,
+                    branches: Vec::new(),
+                }
+            }
+            Some(ElementImpl::Demux { imp, router }) => {
+                // Two ops: the transform, then the router its outputs go through.
+                ops.push(OpSlot::new(Op::Transform {
+                    el,
+                    imp,
+                    next: id + 1,
+                }));
+                work.push((id + 1, node));
                 Op::Route {
                     el,
                     router,

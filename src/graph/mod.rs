@@ -15,6 +15,7 @@ use crate::parse::ast::{self, Chain, Item};
 use crate::parse::Diagnostic;
 use crate::registry::{self, Domain, Effect, Exec, Factory, Latency, PadPresence, Props, Trust};
 
+mod autoplug;
 pub mod dot;
 pub mod json;
 mod negotiate;
@@ -41,6 +42,11 @@ pub struct Node {
     pub latency: Latency,
     /// Why the planner moved it out of its neighbour's thread, when it did (for `-v`).
     pub planned: Option<&'static str>,
+    /// What validation decided for it, for `-v` (`chose flacparse ! flacdec` for a decodebin).
+    pub note: Option<String>,
+    /// The caps of each of its src pads, for an element whose pads carry different streams
+    /// (a demuxer's `video_0` and `audio_0`), found when the description is validated.
+    pub pad_caps: Vec<(String, Caps)>,
     /// Where the element was written.
     pub span: Range<usize>,
 }
@@ -253,6 +259,7 @@ impl Builder<'_> {
         }
         self.check_unlinked()?;
         let mut graph = Graph { dag: self.dag };
+        autoplug::expand(&mut graph)?;
         negotiate::negotiate(&mut graph)?;
         Ok(graph)
     }
@@ -497,6 +504,8 @@ impl Builder<'_> {
             trust,
             latency,
             planned: None,
+            note: None,
+            pad_caps: Vec::new(),
             span,
         });
         self.names.insert(name, node);
@@ -674,6 +683,14 @@ impl Builder<'_> {
                 (pad.clone(), span.clone())
             }
             (None, PadPresence::Always(name)) => (name.to_owned(), end.span.clone()),
+            // Several templates (a demuxer's `video_%u audio_%u`): which pad the link takes is
+            // decided once the file's streams are known (see `autoplug`).
+            (None, PadPresence::Request(t)) if t.contains(' ') => {
+                let counter = self.next_request.entry((end.node, src)).or_default();
+                let name = format!("?_{counter}");
+                *counter += 1;
+                (name, end.span.clone())
+            }
             (None, PadPresence::Request(t)) => {
                 let prefix = t.trim_end_matches("%u");
                 let counter = self.next_request.entry((end.node, src)).or_default();

@@ -100,16 +100,25 @@ pub(crate) fn negotiate(graph: &mut Graph) -> Result<(), Diagnostic> {
             .edges_directed(n, daggy::petgraph::Direction::Outgoing)
             .map(|e| (e.id(), e.target()))
             .collect();
+        let all_out = out.clone();
         for (e, c) in edges {
+            // A demuxer's pads each carry their own stream's caps.
+            let pad = &graph.dag[e].src_pad;
+            let out = graph.dag[n]
+                .pad_caps
+                .iter()
+                .find(|(p, _)| p == pad)
+                .map_or_else(|| all_out.clone(), |(_, c)| c.clone());
             let child = side(c);
             let up = &graph.dag[n];
             let below = &graph.dag[c];
             // Untyped bytes from a regular file: its head may say what they are.
-            let sniffed = if out.is_any() && !child.sink_t.is_any() {
-                sniff_input(graph, c).filter(|found| found.is_subset(&child.local))
-            } else {
-                None
-            };
+            let sniffed =
+                if out.is_any() && (!child.sink_t.is_any() || below.factory.name == "typefind") {
+                    sniff_input(graph, c).filter(|found| found.is_subset(&child.local))
+                } else {
+                    None
+                };
             if let Some(found) = sniffed {
                 graph.dag[e].caps = found;
                 continue;
@@ -206,9 +215,15 @@ fn input_caps(graph: &Graph, n: NodeIndex<u32>) -> Result<Caps, Diagnostic> {
 /// are of no known type. This is how `filesrc location=a.png ! pngdec` learns the image's size
 /// before anything runs: only a regular file is read, never a pipe or a device.
 fn sniff_input(graph: &Graph, n: NodeIndex<u32>) -> Option<Caps> {
-    use std::io::Read as _;
+    let source = byte_source(graph, n)?;
+    crate::elements::sniff(&file_head(&graph.dag[source])?)
+}
+
+/// The source that feeds `n` through elements that pass bytes unchanged (queue, identity),
+/// when there is exactly one.
+pub(super) fn byte_source(graph: &Graph, n: NodeIndex<u32>) -> Option<NodeIndex<u32>> {
     let mut at = n;
-    let source = loop {
+    loop {
         let mut parents = graph
             .dag
             .graph()
@@ -219,19 +234,33 @@ fn sniff_input(graph: &Graph, n: NodeIndex<u32>) -> Option<Caps> {
         }
         let node = &graph.dag[parent];
         if node.factory.pads.sink == PadPresence::None {
-            break node;
+            return Some(parent);
         }
         if !matches!(node.factory.pads.rule, CapsRule::Passthrough) {
             return None;
         }
         at = parent;
-    };
+    }
+}
+
+/// The first bytes of the regular file a source reads: its `location` (or any property that
+/// names a file it reads), or the file an `fdsrc`'s descriptor is open on (`< song.flac`,
+/// read through `/proc/self/fd` so that the descriptor's own position does not move).
+/// `None` for pipes, sockets, devices and anything else.
+pub(super) fn file_head(source: &super::Node) -> Option<Vec<u8>> {
+    use std::io::Read as _;
     let path = source
         .props
         .explicit()
         .find_map(|(spec, value)| match value {
             Value::Str(Some(path)) if spec.role == Role::ReadsPath => Some(path.clone()),
             _ => None,
+        })
+        .or_else(|| {
+            (source.factory.name == "fdsrc")
+                .then(|| source.props.int("fd").ok())
+                .flatten()
+                .map(|fd| format!("/proc/self/fd/{fd}"))
         })?;
     let file = std::fs::File::open(&path).ok()?;
     if !file.metadata().ok()?.is_file() {
@@ -241,7 +270,7 @@ fn sniff_input(graph: &Graph, n: NodeIndex<u32>) -> Option<Caps> {
     file.take(crate::elements::SNIFF_LEN as u64)
         .read_to_end(&mut head)
         .ok()?;
-    crate::elements::sniff(&head)
+    Some(head)
 }
 
 fn forward(graph: &Graph, n: NodeIndex<u32>, input: &Caps) -> Caps {

@@ -22,6 +22,9 @@ impl BufferFlags {
     /// (fdsink, filesink on a FIFO) drops the buffer, so the stream stays as first written.
     /// Sinks that do not write bytes (fakesink, appsink) see it as one more buffer.
     pub const REWRITE: BufferFlags = BufferFlags(4);
+    /// A sample that cannot be decoded on its own (gst's `DELTA_UNIT`): a video frame that is
+    /// not a keyframe, as a demuxer's sync-sample table says.
+    pub const DELTA_UNIT: BufferFlags = BufferFlags(8);
 
     /// Whether every bit of `other` is set.
     pub fn contains(self, other: BufferFlags) -> bool {
@@ -41,6 +44,9 @@ impl BufferFlags {
         }
         if self.contains(BufferFlags::REWRITE) {
             names.push("rewrite");
+        }
+        if self.contains(BufferFlags::DELTA_UNIT) {
+            names.push("delta-unit");
         }
         names
     }

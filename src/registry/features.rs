@@ -62,6 +62,12 @@ pub const FEATURES: &[Feature] = &[
         elements: &["oggdemux", "vorbisdec"],
     },
     Feature {
+        name: "mp4",
+        built: cfg!(feature = "mp4"),
+        doc: "MP4/QuickTime demuxer (mp4parse, pure Rust)",
+        elements: &["qtdemux"],
+    },
+    Feature {
         name: "av1-encode",
         built: cfg!(feature = "av1-encode"),
         doc: "AV1 encoder (rav1e, pure Rust)",

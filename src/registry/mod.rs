@@ -52,7 +52,8 @@ pub enum PadPresence {
     None,
     /// Exactly one pad with this name, which must be linked.
     Always(&'static str),
-    /// Any number of pads created on request, named from the template (`src_%u`).
+    /// Any number of pads created on request, named from the template (`src_%u`), or from
+    /// one of several templates separated by spaces (a demuxer's `video_%u audio_%u`).
     Request(&'static str),
 }
 
@@ -70,11 +71,11 @@ impl PadPresence {
         match self {
             PadPresence::None => false,
             PadPresence::Always(t) => t == name,
-            PadPresence::Request(t) => {
+            PadPresence::Request(t) => t.split(' ').any(|t| {
                 let prefix = t.trim_end_matches("%u");
                 name.strip_prefix(prefix)
                     .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            }
+            }),
         }
     }
 }

@@ -505,7 +505,7 @@ fn one_buffer_is_singular() {
 }
 
 /// Suggestions do not mislead: a GStreamer element Parallax lacks is called one (appsink is
-/// not "did you mean tcpsink", multifilesink not multiudpsink, typefind after filesrc is not
+/// not "did you mean tcpsink", multifilesink not multiudpsink, matroskademux after filesrc is not
 /// filesrc's property), and a replacement is named only when it does the same job.
 #[test]
 fn suggestions_do_not_mislead() {
@@ -519,8 +519,11 @@ fn suggestions_do_not_mislead() {
             "multiudpsink",
         ),
         (
-            format!("filesrc location={} ! typefind ! fakesink", input.display()),
-            "typefind",
+            format!(
+                "filesrc location={} ! matroskademux ! fakesink",
+                input.display()
+            ),
+            "matroskademux",
             "property",
         ),
         (

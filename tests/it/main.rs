@@ -7,6 +7,7 @@ mod caps_changes;
 mod clock;
 mod codecs;
 mod conformance;
+mod containers;
 mod control;
 mod copies;
 mod dot;

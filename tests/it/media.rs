@@ -328,13 +328,35 @@ fn wavparse_reads_what_python_wave_writes_and_feeds_audio_elements() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // gst's count: floor(999 x 22050 / 11025) + 1 frames of 6 bytes.
     assert_eq!(o.stdout.len(), 1999 * 6);
-    // Caps that contradict the file: a runtime error naming both.
+    // Caps that contradict a regular file: its head is read at validation, so the description
+    // is refused before anything runs.
     let o = run(launch(&[
         "-q",
         "filesrc",
         &prop("location", &wav),
         "! wavparse ! audio/x-raw,format=S16LE,rate=44100,channels=3 ! fakesink",
     ]));
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("wavparse0 gives audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)11025, channels=(int)3"), "{}", stderr(&o));
+    // From a pipe the head comes only at run time: a runtime error naming both.
+    let mut cmd = launch(&[
+        "-q",
+        "fdsrc ! wavparse ! audio/x-raw,format=S16LE,rate=44100,channels=3 ! fakesink",
+    ]);
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(&wav).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let _ = stdin.write_all(&bytes);
+    });
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("at byte 20: the file holds audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)11025, channels=(int)3 but the caps after wavparse say"), "{}", stderr(&o));
 }

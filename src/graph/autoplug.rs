@@ -1,0 +1,749 @@
+//! `decodebin` and `uridecodebin`, expanded when the description is validated.
+//!
+//! gst's decodebin typefinds the stream at run time and plugs a demuxer, parsers and decoders
+//! as pads appear. Parallax plans a static graph before anything runs, and a regular file's
+//! type is known then (its head is read, as negotiation reads it for a decoder after
+//! `filesrc`), so the chain is chosen here, once, and becomes ordinary nodes of the graph:
+//! `decodebin0` stays as the bin's entry (it passes bytes unchanged) and the elements it chose
+//! follow it, named `decodebin0/flacparse0` like gst's element paths. The planner then places
+//! them by their own hints, so a decoder written in C runs isolated inside decodebin too.
+//!
+//! Elements are chosen from the registry by caps and rank, as gst's autoplugger does: every
+//! one-in element whose sink template takes encoded or container caps and whose src template
+//! says what it gives is a candidate; a parser (same media type in and out) comes first while
+//! the stream is not yet framed, then the highest rank. Rank is gst's `PRIMARY` for Rust code
+//! and `SECONDARY` for native code, so a Rust decoder wins where both exist. A codec that
+//! joins the registry joins decodebin with no change here.
+//!
+//! A container with several streams (MP4) gets its demuxer, and each stream its own chain;
+//! each `d.` link takes the next stream whose raw caps its downstream accepts, as gst-launch
+//! links pads as they appear. Input whose type cannot be known before the run (a pipe, a
+//! socket, the network) is refused with what to write instead.
+
+use daggy::petgraph::visit::EdgeRef;
+use daggy::NodeIndex;
+
+use super::negotiate::{byte_source, file_head};
+use super::{Graph, Link, Node};
+use crate::caps::Caps;
+use crate::parse::Diagnostic;
+use crate::registry::{self, CapsRule, Factory, Klass, PadPresence, Props, Value};
+
+/// gst's ranks.
+const PRIMARY: u32 = 256;
+const SECONDARY: u32 = 128;
+
+/// One stream of the input, as its demuxer (if any) gives it.
+#[derive(Debug, Clone)]
+pub(crate) struct Stream {
+    /// The demuxer's src pad (`video_0`); `None` when there is no demuxer.
+    pub(crate) pad: Option<String>,
+    /// Its caps, encoded.
+    pub(crate) caps: Caps,
+}
+
+/// What a container file holds: one `(src pad, caps)` per stream, or what is wrong with it.
+pub(crate) type StreamsOf = fn(&std::path::Path) -> Result<Vec<(String, Caps)>, String>;
+
+/// Expands every decodebin and uridecodebin of `graph`.
+pub(super) fn expand(graph: &mut Graph) -> Result<(), Diagnostic> {
+    let bins: Vec<NodeIndex<u32>> = graph
+        .topo_order()
+        .into_iter()
+        .filter(|&n| is_decodebin(graph.dag[n].factory))
+        .collect();
+    for d in bins {
+        expand_one(graph, d)?;
+    }
+    let demuxers: Vec<NodeIndex<u32>> = graph
+        .dag
+        .graph()
+        .node_indices()
+        .filter(|&n| graph.dag[n].pad_caps.is_empty() && demuxer_of(graph.dag[n].factory).is_some())
+        .collect();
+    for n in demuxers {
+        plan_demuxer(graph, n)?;
+    }
+    Ok(())
+}
+
+/// What reads the streams of the files demuxer `f` takes, when `f` is a demuxer.
+fn demuxer_of(f: &Factory) -> Option<StreamsOf> {
+    crate::elements::demuxers()
+        .into_iter()
+        .find(|(d, _)| std::ptr::eq(*d, f))
+        .map(|(_, s)| s)
+}
+
+/// The file a source reads, when it reads a regular file.
+fn source_file(node: &Node) -> Option<std::path::PathBuf> {
+    file_head(node)?;
+    node.props
+        .explicit()
+        .find_map(|(spec, v)| match v {
+            Value::Str(Some(p)) if spec.role == registry::Role::ReadsPath => {
+                Some(std::path::PathBuf::from(p))
+            }
+            _ => None,
+        })
+        .or_else(|| {
+            let fd = node.props.int("fd").ok()?;
+            Some(format!("/proc/self/fd/{fd}").into())
+        })
+}
+
+/// A demuxer written in the description: its file's streams give its pads their caps, and
+/// each link written without a pad name (`demux.`) the next stream its downstream takes.
+fn plan_demuxer(graph: &mut Graph, n: NodeIndex<u32>) -> Result<(), Diagnostic> {
+    let streams_of = demuxer_of(graph.dag[n].factory).expect("chosen as a demuxer");
+    let name = graph.dag[n].name.clone();
+    let span = graph.dag[n].span.clone();
+    let path = byte_source(graph, n).and_then(|s| source_file(&graph.dag[s]));
+    let Some(path) = path else {
+        return Err(Diagnostic::new(
+            format!(
+                "{name}: its tracks must be known before the run, and its input is not a \
+                 regular file"
+            ),
+            span,
+        )
+        .with_help("read the file with `filesrc location=...` (or `fdsrc < file`)"));
+    };
+    let streams = streams_of(&path).map_err(|why| {
+        Diagnostic::new(format!("{name}: {}: {why}", path.display()), span.clone())
+    })?;
+    let listed: Vec<String> = streams
+        .iter()
+        .map(|(p, c)| format!("{p} ({})", c.first().map_or("?", |s| s.name.as_str())))
+        .collect();
+    let mut edges: Vec<(daggy::EdgeIndex<u32>, String, NodeIndex<u32>)> = graph
+        .dag
+        .graph()
+        .edges_directed(n, daggy::petgraph::Direction::Outgoing)
+        .map(|e| (e.id(), e.weight().src_pad.clone(), e.target()))
+        .collect();
+    edges.sort_by_key(|(_, p, _)| super::pad_order(p));
+    let mut used: Vec<bool> = streams
+        .iter()
+        .map(|(p, _)| edges.iter().any(|(_, q, _)| q == p))
+        .collect();
+    for (e, pad, child) in &edges {
+        if pad.starts_with("?_") {
+            let found =
+                (0..streams.len()).find(|&i| !used[i] && accepts(graph, *child, &streams[i].1));
+            let Some(i) = found else {
+                return Err(Diagnostic::new(
+                    format!(
+                        "{name}: no track is left that `{}` takes (the file has {})",
+                        graph.dag[*child].name,
+                        listed.join(", ")
+                    ),
+                    graph.dag[*e].span.clone(),
+                )
+                .with_help(format!("name the pad: `{name}.audio_0`")));
+            };
+            used[i] = true;
+            graph.dag[*e].src_pad = streams[i].0.clone();
+        } else if !streams.iter().any(|(p, _)| p == pad) {
+            return Err(Diagnostic::new(
+                format!(
+                    "{name} has no pad `{pad}`: the file's tracks are {}",
+                    listed.join(", ")
+                ),
+                graph.dag[*e].span.clone(),
+            ));
+        }
+    }
+    graph.dag[n].pad_caps = streams;
+    Ok(())
+}
+
+fn is_decodebin(f: &Factory) -> bool {
+    matches!(f.name, "decodebin" | "uridecodebin")
+}
+
+/// A chain chosen for one stream.
+struct Chain {
+    stream: Stream,
+    factories: Vec<&'static Factory>,
+    raw: Caps,
+}
+
+fn expand_one(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), Diagnostic> {
+    let span = graph.dag[d].span.clone();
+    let name = graph.dag[d].name.clone();
+    let force_sw = graph.dag[d]
+        .props
+        .bool("force-sw-decoders")
+        .unwrap_or(false);
+    let err = |msg: String, help: String| Diagnostic::new(msg, span.clone()).with_help(help);
+    let (input, path) = if graph.dag[d].factory.name == "uridecodebin" {
+        let path = become_filesrc(graph, d).map_err(|(m, h)| err(m, h))?;
+        let head = file_head(&graph.dag[d]).ok_or_else(|| {
+            err(
+                format!("{name}: cannot read {}", path.display()),
+                "uri= must name a regular file that exists".into(),
+            )
+        })?;
+        (
+            sniffed(&name, &head, &path.display().to_string())?,
+            Some(path),
+        )
+    } else {
+        input_type(graph, d, &name).map_err(|(m, h)| err(m, h))?
+    };
+    // A container: its demuxer and its streams.
+    let (demuxer, streams) = match demuxer_for(&input) {
+        Some((factory, streams_of)) => {
+            let Some(path) = &path else {
+                return Err(err(
+                    format!(
+                        "{name}: a {} stream needs its whole file to be known before the run",
+                        input
+                            .first()
+                            .map_or("container".to_owned(), |s| s.name.clone())
+                    ),
+                    format!("read it from a file (`filesrc location=...`), or name the demuxer: `{} name=demux demux.video_0 ! ...`", factory.name),
+                ));
+            };
+            let streams = streams_of(path)
+                .map_err(|why| {
+                    err(
+                        format!("{name}: {}: {why}", path.display()),
+                        format!("`{}` reads this format", factory.name),
+                    )
+                })?
+                .into_iter()
+                .map(|(pad, caps)| Stream {
+                    pad: Some(pad),
+                    caps,
+                })
+                .collect();
+            (Some(factory), streams)
+        }
+        None => (
+            None,
+            vec![Stream {
+                pad: None,
+                caps: input.clone(),
+            }],
+        ),
+    };
+    // A stream no element of this build decodes is left out (gst's missing-plugin warning),
+    // unless none can be decoded.
+    let mut chains = Vec::new();
+    let mut undecodable = Vec::new();
+    let mut first_err = None;
+    for stream in streams {
+        match pick_chain(&stream.caps, force_sw) {
+            Ok((factories, raw)) => chains.push(Chain {
+                stream,
+                factories,
+                raw,
+            }),
+            Err((m, h)) => {
+                let what = stream
+                    .caps
+                    .first()
+                    .map_or("?", |s| s.name.as_str())
+                    .to_owned();
+                undecodable.push(format!(
+                    "{}: no decoder for {what}",
+                    stream.pad.as_deref().unwrap_or("stream")
+                ));
+                first_err.get_or_insert((m, h));
+            }
+        }
+    }
+    if chains.is_empty() {
+        let (m, h) = first_err.unwrap_or_else(|| ("the file has no streams".into(), String::new()));
+        return Err(err(format!("{name}: {m}"), h));
+    }
+    // The user's links from the bin, in pad order, each given the next stream it takes.
+    let mut links: Vec<(Link, NodeIndex<u32>)> = graph
+        .children(d)
+        .into_iter()
+        .map(|(l, c)| (l.clone(), c))
+        .collect();
+    links.sort_by_key(|(l, _)| super::pad_order(&l.src_pad));
+    let mut taken: Vec<Option<usize>> = vec![None; links.len()];
+    for (i, chain) in chains.iter().enumerate() {
+        let target = (0..links.len())
+            .find(|&k| taken[k].is_none() && accepts(graph, links[k].1, &chain.raw));
+        if let Some(k) = target {
+            taken[k] = Some(i);
+        }
+    }
+    if let Some(k) = taken.iter().position(Option::is_none) {
+        let (link, child) = &links[k];
+        let what: Vec<String> = chains.iter().map(|c| c.raw.to_string()).collect();
+        return Err(Diagnostic::new(
+            format!(
+                "{name}.{} gets no stream: `{}` takes none of what {name} decodes ({})",
+                link.src_pad,
+                graph.dag[*child].name,
+                what.join("; ")
+            ),
+            link.span.clone(),
+        )
+        .with_help("link each stream to an element that takes its raw caps (a converter such as audioconvert or videoconvert)"));
+    }
+    // Rewire: the bin's entry, the demuxer, each stream's chain, the user's links.
+    let edges: Vec<_> = graph
+        .dag
+        .graph()
+        .edges_directed(d, daggy::petgraph::Direction::Outgoing)
+        .map(|e| e.id())
+        .collect();
+    let mut edges = edges;
+    edges.sort_by(|a, b| b.cmp(a));
+    for e in edges {
+        graph.dag.remove_edge(e);
+    }
+    let from_pad = if graph.dag[d].factory.name == "filesrc" {
+        "src"
+    } else {
+        "src_0"
+    };
+    let entry_span = links.first().map_or(span.clone(), |(l, _)| l.span.clone());
+    let mut counters = std::collections::HashMap::new();
+    let head = match demuxer {
+        Some(f) => {
+            let n = add_inner(graph, d, f, &mut counters);
+            link(graph, d, from_pad, n, "sink", &entry_span)?;
+            graph.dag[n].pad_caps = chains
+                .iter()
+                .filter_map(|c| Some((c.stream.pad.clone()?, c.stream.caps.clone())))
+                .collect();
+            Some(n)
+        }
+        None => None,
+    };
+    let mut notes = Vec::new();
+    if let Some(f) = demuxer {
+        notes.push(f.name.to_owned());
+    }
+    for (i, chain) in chains.iter().enumerate() {
+        let Some(k) = taken.iter().position(|t| *t == Some(i)) else {
+            // No link wants this stream: the demuxer drops its buffers, as gst's not-linked.
+            if let Some(pad) = &chain.stream.pad {
+                notes.push(format!("{pad}: not linked"));
+            }
+            continue;
+        };
+        let (mut prev, mut prev_pad) = match (head, &chain.stream.pad) {
+            (Some(h), Some(pad)) => (h, pad.clone()),
+            _ => (d, from_pad.to_owned()),
+        };
+        let (user, child) = &links[k];
+        for f in &chain.factories {
+            let n = add_inner(graph, d, f, &mut counters);
+            link(graph, prev, &prev_pad, n, "sink", &user.span)?;
+            prev = n;
+            prev_pad = "src".to_owned();
+        }
+        link(graph, prev, &prev_pad, *child, &user.sink_pad, &user.span)?;
+        let names: Vec<&str> = chain.factories.iter().map(|f| f.name).collect();
+        let text = if names.is_empty() {
+            "nothing (already raw)".to_owned()
+        } else {
+            names.join(" ! ")
+        };
+        notes.push(match &chain.stream.pad {
+            Some(pad) => format!("{pad}: {text}"),
+            None => text,
+        });
+    }
+    notes.extend(undecodable);
+    graph.dag[d].note = Some(format!("chose {}", notes.join("; ")));
+    Ok(())
+}
+
+/// Adds element `f` inside bin `d`, named `d/f0`.
+fn add_inner(
+    graph: &mut Graph,
+    d: NodeIndex<u32>,
+    f: &'static Factory,
+    counters: &mut std::collections::HashMap<&'static str, usize>,
+) -> NodeIndex<u32> {
+    let bin = &graph.dag[d];
+    let k = counters.entry(f.name).or_default();
+    let name = format!("{}/{}{k}", bin.name, f.name);
+    *k += 1;
+    let span = bin.span.clone();
+    let props = Props::defaults(f.name, f.props).with_instance(&name);
+    graph.dag.add_node(Node {
+        name,
+        named: false,
+        factory: f,
+        props,
+        written: Vec::new(),
+        exec: registry::Exec::Auto,
+        trust: f.hints.trust,
+        latency: f.hints.latency,
+        planned: None,
+        note: None,
+        pad_caps: Vec::new(),
+        span,
+    })
+}
+
+fn link(
+    graph: &mut Graph,
+    from: NodeIndex<u32>,
+    src_pad: &str,
+    to: NodeIndex<u32>,
+    sink_pad: &str,
+    span: &std::ops::Range<usize>,
+) -> Result<(), Diagnostic> {
+    graph
+        .dag
+        .add_edge(
+            from,
+            to,
+            Link {
+                src_pad: src_pad.to_owned(),
+                sink_pad: sink_pad.to_owned(),
+                span: span.clone(),
+                caps: Caps::Any,
+            },
+        )
+        .map(|_| ())
+        .map_err(|_| Diagnostic::new("decodebin's chain would make a cycle", span.clone()))
+}
+
+/// Turns a uridecodebin into the filesrc that reads its file; the file's path.
+fn become_filesrc(
+    graph: &mut Graph,
+    d: NodeIndex<u32>,
+) -> Result<std::path::PathBuf, (String, String)> {
+    let node = &graph.dag[d];
+    let name = node.name.clone();
+    let uri = node
+        .props
+        .string("uri")
+        .ok()
+        .flatten()
+        .unwrap_or("")
+        .to_owned();
+    let (scheme, rest) = uri.split_once("://").unwrap_or(("", ""));
+    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+        return Err((
+            format!(
+                "{name}: the format of a stream from the network cannot be known before the run"
+            ),
+            format!(
+                "name the chain: `souphttpsrc location={uri} ! PARSER ! DECODER ! ...` (or \
+                 download it and decode the file with `uridecodebin uri=file:///...`)"
+            ),
+        ));
+    }
+    if !scheme.eq_ignore_ascii_case("file") {
+        return Err((
+            format!("{name}: no element handles `{scheme}://` URIs"),
+            "uri= takes file:///absolute/path".into(),
+        ));
+    }
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    if !path.starts_with('/') {
+        return Err((
+            format!("{name}: a file:// URI needs an absolute path (file:///tmp/x)"),
+            "uri= takes file:///absolute/path".into(),
+        ));
+    }
+    let path = super::percent_decode(path);
+    let filesrc = registry::find("filesrc").expect("filesrc is built in");
+    let mut props = Props::defaults(&name, filesrc.props).with_instance(&name);
+    let location = filesrc
+        .prop("location")
+        .expect("filesrc has a location")
+        .parse(&path)
+        .map_err(|e| (format!("{name}: uri: {e}"), String::new()))?;
+    props.set("location", location);
+    let node = &mut graph.dag[d];
+    node.factory = filesrc;
+    node.props = props;
+    node.written = vec![("location".to_owned(), path.clone())];
+    Ok(path.into())
+}
+
+/// The caps of a file whose head is `head`, or an error naming it.
+fn sniffed(name: &str, head: &[u8], what: &str) -> Result<Caps, Diagnostic> {
+    crate::elements::sniff(head).ok_or_else(|| {
+        let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Diagnostic::new(
+            format!(
+                "{name}: {what} is of no type this build knows (it starts {})",
+                shown.join(" ")
+            ),
+            0..0,
+        )
+        .with_help("`parallax-inspect typefind` lists the types found; `parallax-inspect --features` the codecs built")
+    })
+}
+
+/// What comes into decodebin `d`, and the file it comes from when it does.
+#[allow(clippy::type_complexity)]
+fn input_type(
+    graph: &Graph,
+    d: NodeIndex<u32>,
+    name: &str,
+) -> Result<(Caps, Option<std::path::PathBuf>), (String, String)> {
+    if let Some(source) = byte_source(graph, d) {
+        let src = &graph.dag[source];
+        if let Some(head) = file_head(src) {
+            let path = src
+                .props
+                .explicit()
+                .find_map(|(spec, v)| match v {
+                    Value::Str(Some(p)) if spec.role == registry::Role::ReadsPath => {
+                        Some(std::path::PathBuf::from(p))
+                    }
+                    _ => None,
+                })
+                .or_else(|| {
+                    let fd = src.props.int("fd").ok()?;
+                    Some(format!("/proc/self/fd/{fd}").into())
+                });
+            let what = path
+                .as_ref()
+                .map_or(src.name.clone(), |p| p.display().to_string());
+            let caps =
+                sniffed(name, &head, &what).map_err(|d| (d.message, d.help.unwrap_or_default()))?;
+            return Ok((caps, path));
+        }
+    }
+    // Caps said upstream: a capsfilter, or an element that gives typed output.
+    let mut at = d;
+    loop {
+        let mut parents = graph
+            .dag
+            .graph()
+            .neighbors_directed(at, daggy::petgraph::Direction::Incoming);
+        let Some(parent) = parents.next() else { break };
+        let node = &graph.dag[parent];
+        if node.factory.name == "capsfilter" {
+            if let Ok(Some(text)) = node.props.string("caps") {
+                if let Ok(caps) = Caps::parse(text) {
+                    if !caps.is_any() {
+                        return Ok((caps, None));
+                    }
+                }
+            }
+        }
+        match node.factory.pads.rule {
+            CapsRule::Passthrough if node.factory.pads.sink != PadPresence::None => at = parent,
+            _ => {
+                let t = node.factory.pads.src_template();
+                if !t.is_any() {
+                    return Ok((t, None));
+                }
+                break;
+            }
+        }
+    }
+    let source = byte_source(graph, d).map_or("its input".to_owned(), |s| {
+        format!("`{}`", graph.dag[s].name)
+    });
+    Err((
+        format!(
+            "{name}: the format of its input cannot be known before the run: {source} is not a \
+             regular file"
+        ),
+        "say what the bytes are with caps (`fdsrc ! audio/x-flac ! decodebin`), name the \
+         parser and decoder (`... ! flacparse ! flacdec ! ...`), or read a file \
+         (`filesrc location=...`, `fdsrc < file`)"
+            .into(),
+    ))
+}
+
+/// The demuxer for a container's caps, with what reads its streams.
+fn demuxer_for(caps: &Caps) -> Option<(&'static Factory, StreamsOf)> {
+    crate::elements::demuxers()
+        .into_iter()
+        .find(|(f, _)| !f.pads.sink_template().intersect(caps).is_empty())
+}
+
+/// Whether `caps` are raw media: the end of a chain.
+fn is_raw(caps: &Caps) -> bool {
+    !caps.is_any() && caps.structures().iter().all(|s| s.name.ends_with("/x-raw"))
+}
+
+/// Whether `f` may be plugged: one input of encoded or container caps, typed output.
+fn pluggable(f: &Factory) -> bool {
+    let sink = f.pads.sink_template();
+    f.klass == Klass::Filter
+        && matches!(f.pads.sink, PadPresence::Always(_))
+        && matches!(f.pads.src, PadPresence::Always(_))
+        && !sink.is_any()
+        // Converters (videorate takes raw video and images alike) are not decoders.
+        && !sink.structures().iter().any(|s| s.name.ends_with("/x-raw"))
+        && !f.pads.src_template().is_any()
+        && !is_decodebin(f)
+}
+
+/// A parser gives the media type it takes (framed).
+fn is_parser(f: &Factory) -> bool {
+    let names = |c: Caps| {
+        let mut v: Vec<String> = c.structures().iter().map(|s| s.name.clone()).collect();
+        v.sort();
+        v
+    };
+    names(f.pads.sink_template()) == names(f.pads.src_template())
+}
+
+/// gst's rank of `f`: native code ranks below Rust.
+pub(crate) fn rank(f: &Factory) -> u32 {
+    if f.hints.native_code {
+        SECONDARY
+    } else {
+        PRIMARY
+    }
+}
+
+/// Whether a stream's caps say it is framed already (`framed=true`, `parsed=true`).
+fn framed(caps: &Caps) -> bool {
+    caps.first().is_some_and(|s| {
+        ["framed", "parsed"]
+            .iter()
+            .any(|f| matches!(s.get(f), Some(crate::caps::Value::Bool(true))))
+    })
+}
+
+/// The elements that take `input` to raw media, and the raw caps.
+#[allow(clippy::type_complexity)]
+fn pick_chain(
+    input: &Caps,
+    force_sw: bool,
+) -> Result<(Vec<&'static Factory>, Caps), (String, String)> {
+    let mut caps = input.clone();
+    let mut chain: Vec<&'static Factory> = Vec::new();
+    while !is_raw(&caps) && chain.len() < 8 {
+        let mut found: Vec<&'static Factory> = registry::all()
+            .filter(|f| pluggable(f) && !chain.iter().any(|c| std::ptr::eq(*c, *f)))
+            .filter(|f| !(force_sw && f.hints.native_code))
+            .filter(|f| !f.pads.sink_template().intersect(&caps).is_empty())
+            .collect();
+        let parsed = framed(&caps);
+        found.sort_by_key(|f| (parsed || !is_parser(f), std::cmp::Reverse(rank(f)), f.name));
+        let Some(&f) = found.first() else {
+            return Err(missing(&caps));
+        };
+        let props = Props::defaults(f.name, f.props);
+        let next = match f.pads.rule {
+            CapsRule::Passthrough => caps.clone(),
+            CapsRule::Fixed => f.pads.src_template(),
+            CapsRule::Derived(fns) => (fns.forward)(&caps, &props),
+        };
+        let next = next.intersect(&f.pads.src_template());
+        caps = if next.is_empty() || next.is_any() {
+            f.pads.src_template()
+        } else {
+            next
+        };
+        chain.push(f);
+    }
+    if !is_raw(&caps) {
+        return Err(missing(&caps));
+    }
+    Ok((chain, caps))
+}
+
+/// No element of this build takes `caps`: which feature would.
+fn missing(caps: &Caps) -> (String, String) {
+    let s = caps.first();
+    let kind = s.map_or("", |s| s.name.as_str());
+    let version = s.and_then(|s| s.int("mpegversion"));
+    let element = match (kind, version) {
+        ("audio/mpeg", Some(1)) => "mpegaudioparse",
+        ("audio/mpeg", _) => "aacparse",
+        ("application/ogg", _) => "oggdemux",
+        ("video/x-h264", _) => "openh264dec",
+        ("video/x-av1", _) => "dav1ddec",
+        ("audio/x-flac", _) => "flacdec",
+        ("image/png", _) => "pngdec",
+        ("image/jpeg", _) => "jpegdec",
+        ("video/mpegts", _) => "tsdemux",
+        _ => "",
+    };
+    let help = match registry::features::bringing(element) {
+        Some(f) if !f.built => format!(
+            "the `{}` feature brings `{element}`: build with `--features {}`",
+            f.name, f.name
+        ),
+        _ => "`parallax-inspect --features` lists the codecs this build has".to_owned(),
+    };
+    (format!("this build has no decoder for {caps}"), help)
+}
+
+/// Whether the element at `n` (or, through elements that pass caps unchanged, the first one
+/// after it) takes raw `caps`: how gst-launch decides which pending link a new pad takes.
+fn accepts(graph: &Graph, n: NodeIndex<u32>, caps: &Caps) -> bool {
+    let node = &graph.dag[n];
+    let sink = node.factory.pads.sink_template();
+    if !sink.is_any() && sink.intersect(caps).is_empty() {
+        return false;
+    }
+    if node.factory.name == "capsfilter" {
+        if let Ok(Some(text)) = node.props.string("caps") {
+            if let Ok(filter) = Caps::parse(text) {
+                if filter.intersect(caps).is_empty() {
+                    return false;
+                }
+            }
+        }
+    }
+    let passes = node.factory.name == "capsfilter"
+        || matches!(node.factory.pads.rule, CapsRule::Passthrough);
+    !passes
+        || graph
+            .children(n)
+            .first()
+            .is_none_or(|&(_, c)| accepts(graph, c, caps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsers_come_first_then_rank() {
+        let caps = Caps::parse(
+            "audio/x-flac, framed=(boolean)false, rate=(int)44100, channels=(int)2, bits=(int)16",
+        )
+        .unwrap();
+        if registry::find("flacdec").is_none() {
+            return;
+        }
+        let (chain, raw) = pick_chain(&caps, false).unwrap();
+        let names: Vec<_> = chain.iter().map(|f| f.name).collect();
+        assert_eq!(names, ["flacparse", "flacdec"]);
+        assert!(is_raw(&raw), "{raw}");
+    }
+
+    #[test]
+    fn a_format_without_a_decoder_names_what_is_missing() {
+        let caps = Caps::parse("video/x-matroska").unwrap();
+        let (msg, _) = pick_chain(&caps, false).unwrap_err();
+        assert_eq!(msg, "this build has no decoder for video/x-matroska");
+    }
+
+    #[test]
+    fn input_of_unknown_type_is_refused_with_what_to_write() {
+        let d = Graph::from_description("fdsrc fd=100 ! decodebin ! fakesink").unwrap_err();
+        assert!(
+            d.message
+                .contains("the format of its input cannot be known before the run"),
+            "{}",
+            d.message
+        );
+        assert!(d.help.unwrap().contains("audio/x-flac ! decodebin"));
+    }
+
+    #[test]
+    fn network_uris_say_what_to_write() {
+        let d = Graph::from_description("uridecodebin uri=http://example.com/a.flac ! fakesink")
+            .unwrap_err();
+        assert!(d.message.contains("network"), "{}", d.message);
+    }
+}

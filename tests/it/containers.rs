@@ -1,0 +1,425 @@
+//! typefind, decodebin, uridecodebin and qtdemux on real files, against the explicit chain and
+//! against gst-launch-1.0 (which `.ci/run` installs with the plugins that make the fixtures).
+
+use super::support::*;
+
+/// Whether gst-launch-1.0 has every element in `elements`; CI must have them.
+fn gst_has(elements: &[&str]) -> bool {
+    let found = elements.iter().all(|e| {
+        std::process::Command::new("gst-inspect-1.0")
+            .args(["--exists", e])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs gst with {elements:?} (.ci/run)"
+        );
+        eprintln!("skipped: gst-launch-1.0 lacks one of {elements:?}");
+    }
+    found
+}
+
+fn gst(desc: &str) -> std::process::Output {
+    let out = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split_whitespace())
+        .output()
+        .expect("gst-launch-1.0 runs");
+    assert!(
+        out.status.success(),
+        "gst-launch-1.0 {desc}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The samples of a WAV file's data chunk (what two encoders of the same PCM share).
+fn wav_data(path: &std::path::Path) -> Vec<u8> {
+    let b = std::fs::read(path).unwrap();
+    let mut at = 12;
+    while at + 8 <= b.len() {
+        let size = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap()) as usize;
+        if &b[at..at + 4] == b"data" {
+            let end = (at + 8 + size).min(b.len());
+            return b[at + 8..end].to_vec();
+        }
+        at += 8 + size + size % 2;
+    }
+    panic!("{}: no data chunk", path.display());
+}
+
+fn ours(args: &[&str]) -> std::process::Output {
+    let o = run(launch(args));
+    assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+    o
+}
+
+#[test]
+fn decodebin_on_flac_gives_the_explicit_chains_and_gsts_samples() {
+    if !gst_has(&["flacenc", "decodebin", "wavenc"]) {
+        return;
+    }
+    let dir = tmp();
+    let flac = dir.path().join("in.flac");
+    gst(&format!(
+        "audiotestsrc num-buffers=30 wave=white-noise ! audio/x-raw,rate=44100,channels=2 ! \
+         flacenc ! filesink location={}",
+        flac.display()
+    ));
+    let out = |name: &str| dir.path().join(name);
+    let o = ours(&[
+        "-v",
+        "filesrc",
+        &prop("location", &flac),
+        "! decodebin ! wavenc ! filesink",
+        &prop("location", &out("auto.wav")),
+    ]);
+    assert!(
+        stderr(&o).contains("/pipeline0/decodebin0: chose flacparse ! flacdec"),
+        "{}",
+        stderr(&o)
+    );
+    ours(&[
+        "-q",
+        "filesrc",
+        &prop("location", &flac),
+        "! flacparse ! flacdec ! wavenc ! filesink",
+        &prop("location", &out("explicit.wav")),
+    ]);
+    let uri = format!("uri=file://{}", flac.display());
+    ours(&[
+        "-q",
+        "uridecodebin",
+        &uri,
+        "! wavenc ! filesink",
+        &prop("location", &out("uri.wav")),
+    ]);
+    gst(&format!(
+        "filesrc location={} ! decodebin ! wavenc ! filesink location={}",
+        flac.display(),
+        out("gst.wav").display()
+    ));
+    let auto = wav_data(&out("auto.wav"));
+    assert_eq!(auto.len(), 30 * 1024 * 4);
+    assert!(auto == wav_data(&out("explicit.wav")));
+    assert!(auto == wav_data(&out("uri.wav")));
+    assert!(
+        auto == wav_data(&out("gst.wav")),
+        "decodebin differs from gst's"
+    );
+    // stdin redirected from the file is a regular file too.
+    let mut cmd = launch(&[
+        "-q",
+        "fdsrc ! decodebin ! wavenc ! filesink",
+        &prop("location", &out("stdin.wav")),
+    ]);
+    cmd.stdin(std::fs::File::open(&flac).unwrap());
+    assert_eq!(code(&run(cmd)), 0);
+    assert!(auto == wav_data(&out("stdin.wav")));
+}
+
+#[test]
+fn decodebin_on_wav_and_a_pipe_without_caps() {
+    let dir = tmp();
+    let wav = dir.path().join("in.wav");
+    ours(&[
+        "-q",
+        "audiotestsrc num-buffers=10 ! audio/x-raw,format=S16LE,rate=8000,channels=1 ! wavenc ! filesink",
+        &prop("location", &wav),
+    ]);
+    let o = ours(&[
+        "-v",
+        "filesrc",
+        &prop("location", &wav),
+        "! decodebin ! audioconvert ! audio/x-raw,format=S16LE ! fdsink",
+    ]);
+    assert!(stderr(&o).contains("chose wavparse"), "{}", stderr(&o));
+    assert!(o.stdout == wav_data(&wav));
+    // From a pipe the type cannot be known before the run: exit 2 saying what to write.
+    let o = run(launch(&["fdsrc ! decodebin ! fakesink"]));
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("the format of its input cannot be known before the run"),
+        "{}",
+        stderr(&o)
+    );
+    // Bytes of no known type name the file.
+    let junk = file(dir.path(), "junk", &random_bytes(1000, 3));
+    let o = run(launch(&[
+        "filesrc",
+        &prop("location", &junk),
+        "! decodebin ! fakesink",
+    ]));
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("is of no type this build knows"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn typefind_sets_caps_and_force_caps_overrides() {
+    let dir = tmp();
+    let wav = dir.path().join("in.wav");
+    ours(&[
+        "-q",
+        "audiotestsrc num-buffers=2 ! audio/x-raw,format=S16LE,rate=8000,channels=1 ! wavenc ! filesink",
+        &prop("location", &wav),
+    ]);
+    let o = ours(&[
+        "-v",
+        "filesrc",
+        &prop("location", &wav),
+        "! typefind ! fakesink",
+    ]);
+    assert!(
+        stderr(&o).contains("/pipeline0/typefind0.src: caps = audio/x-wav, format=(string)S16LE, rate=(int)8000, channels=(int)1"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ours(&[
+        "-v",
+        "filesrc",
+        &prop("location", &wav),
+        "! typefind force-caps=application/x-foo ! fakesink",
+    ]);
+    assert!(
+        stderr(&o).contains("typefind0.src: caps = application/x-foo"),
+        "{}",
+        stderr(&o)
+    );
+    // At run time, bytes of no known type are an error, as gst's.
+    let mut cmd = launch(&["-q", "fdsrc ! typefind ! fakesink"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(&[0u8; 5000]);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("could not determine the type of the stream"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// One buffer as a sink saw it: size, pts, dts, duration, whether a delta unit.
+type Seen = (usize, u64, u64, u64, bool);
+
+/// gst's fakesink `last-message` lines for the sink called `name`.
+fn gst_seen(out: &str, name: &str) -> Vec<Seen> {
+    let time = |line: &str, key: &str| -> u64 {
+        let v = line.split(key).nth(1).unwrap().split(',').next().unwrap();
+        let mut parts = v.trim().split([':', '.']);
+        let h: u64 = parts.next().unwrap().parse().unwrap();
+        let m: u64 = parts.next().unwrap().parse().unwrap();
+        let s: u64 = parts.next().unwrap().parse().unwrap();
+        let ns: u64 = parts.next().unwrap().parse().unwrap();
+        ((h * 60 + m) * 60 + s) * 1_000_000_000 + ns
+    };
+    out.lines()
+        .filter(|l| l.contains("chain") && l.contains(&format!("({name}:sink) (")))
+        .map(|l| {
+            let size = l
+                .split("sink) (")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap();
+            (
+                size.parse().unwrap(),
+                time(l, "pts: "),
+                time(l, "dts: "),
+                time(l, "duration: "),
+                l.contains("delta-unit"),
+            )
+        })
+        .collect()
+}
+
+/// Parallax's taps on element `name`.
+fn our_seen(err: &str, name: &str) -> Vec<Seen> {
+    err.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["tap"] == format!("{name}.src") && v.get("index").is_some())
+        .map(|v| {
+            (
+                v["size"].as_u64().unwrap() as usize,
+                v["pts"].as_u64().unwrap(),
+                v["dts"].as_u64().unwrap(),
+                v["duration"].as_u64().unwrap(),
+                v["flags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f == "delta-unit"),
+            )
+        })
+        .collect()
+}
+
+/// qtdemux's tracks against gst's: every sample's size, pts, dts, duration and keyframe flag.
+fn compare_with_gst(mp4: &std::path::Path, pads: &[&str]) {
+    let mut desc = format!("filesrc location={} ! qtdemux name=d", mp4.display());
+    let mut ours_desc = desc.clone();
+    let mut taps = Vec::new();
+    for (i, pad) in pads.iter().enumerate() {
+        desc.push_str(&format!(
+            " d.{pad} ! queue ! fakesink silent=false async=false name=s{i}"
+        ));
+        ours_desc.push_str(&format!(" d.{pad} ! identity name=s{i} ! fakesink"));
+        taps.push(format!("--tap=s{i}"));
+    }
+    let theirs = std::process::Command::new("gst-launch-1.0")
+        .arg("-v")
+        .args(desc.split_whitespace())
+        .output()
+        .unwrap();
+    let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
+    let mut args: Vec<&str> = vec!["-q", "--tap-format=json"];
+    args.extend(taps.iter().map(String::as_str));
+    args.push(&ours_desc);
+    let o = ours(&args);
+    for (i, pad) in pads.iter().enumerate() {
+        let name = format!("s{i}");
+        let want = gst_seen(&theirs, &name);
+        assert!(!want.is_empty(), "gst gave nothing on {pad}");
+        assert_eq!(our_seen(&stderr(&o), &name), want, "{pad}");
+    }
+}
+
+#[test]
+fn qtdemux_gives_gsts_samples_and_timestamps_for_h264_and_aac() {
+    if !gst_has(&[
+        "openh264enc",
+        "voaacenc",
+        "mp4mux",
+        "qtdemux",
+        "h264parse",
+        "aacparse",
+    ]) {
+        return;
+    }
+    let dir = tmp();
+    let mp4 = dir.path().join("av.mp4");
+    gst(&format!(
+        "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+         openh264enc ! h264parse ! queue ! mp4mux name=m ! filesink location={} \
+         audiotestsrc num-buffers=40 ! audio/x-raw,rate=44100,channels=2 ! voaacenc ! aacparse ! \
+         queue ! m.",
+        mp4.display()
+    ));
+    compare_with_gst(&mp4, &["video_0", "audio_0"]);
+    // The caps carry codec_data; `d.` takes the next track its downstream accepts.
+    let o = ours(&[
+        "-v",
+        "filesrc",
+        &prop("location", &mp4),
+        "! qtdemux name=d d. ! queue ! audio/mpeg ! fakesink d. ! queue ! video/x-h264 ! fakesink",
+    ]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("/pipeline0/d.audio_0 -> /pipeline0/queue0.sink"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/pipeline0/d.video_0 -> /pipeline0/queue1.sink"),
+        "{err}"
+    );
+    assert!(err.contains("stream-format=(string)avc, alignment=(string)au, width=(int)320, height=(int)240, codec_data=(string)0142"), "{err}");
+    // A pad the file lacks is named with the ones it has.
+    let o = run(launch(&[
+        "filesrc",
+        &prop("location", &mp4),
+        "! qtdemux name=d d.audio_1 ! fakesink",
+    ]));
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("d has no pad `audio_1`: the file's tracks are video_0 (video/x-h264), audio_0 (audio/mpeg)"),
+        "{}",
+        stderr(&o)
+    );
+    // A faststart file (moov first) gives the same.
+    let fast = dir.path().join("fast.mp4");
+    gst(&format!(
+        "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+         openh264enc ! h264parse ! queue ! mp4mux faststart=true name=m ! filesink location={} \
+         audiotestsrc num-buffers=40 ! audio/x-raw,rate=44100,channels=2 ! voaacenc ! aacparse ! \
+         queue ! m.",
+        fast.display()
+    ));
+    compare_with_gst(&fast, &["video_0", "audio_0"]);
+}
+
+#[test]
+fn qtdemux_gives_gsts_samples_for_av1() {
+    if !gst_has(&["av1enc", "av1parse", "mp4mux", "qtdemux"]) {
+        return;
+    }
+    let dir = tmp();
+    let mp4 = dir.path().join("v.mp4");
+    gst(&format!(
+        "videotestsrc num-buffers=8 ! video/x-raw,width=64,height=64,framerate=25/1 ! \
+         av1enc cpu-used=8 ! av1parse ! mp4mux ! filesink location={}",
+        mp4.display()
+    ));
+    compare_with_gst(&mp4, &["video_0"]);
+}
+
+#[test]
+fn damaged_mp4_files_fail_naming_qtdemux_and_the_byte() {
+    if !gst_has(&["voaacenc", "mp4mux"]) {
+        return;
+    }
+    let dir = tmp();
+    let mp4 = dir.path().join("a.mp4");
+    gst(&format!(
+        "audiotestsrc num-buffers=40 ! voaacenc ! mp4mux faststart=true ! filesink location={}",
+        mp4.display()
+    ));
+    let bytes = std::fs::read(&mp4).unwrap();
+    // Cut in half: moov is read at validation, the samples run out at run time.
+    let cut = file(dir.path(), "cut.mp4", &bytes[..bytes.len() / 2]);
+    let o = run(launch(&[
+        "-q",
+        "filesrc",
+        &prop("location", &cut),
+        "! qtdemux ! fakesink",
+    ]));
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("qtdemux0"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(at byte "), "{}", stderr(&o));
+    // Flipped bytes: an error or a run, never a crash.
+    for seed in 0..20u64 {
+        let mut bad = bytes.clone();
+        for (k, r) in random_bytes(16, seed).chunks(2).enumerate() {
+            let at = (usize::from(r[0]) << 8 | usize::from(r[1])) * (k + 1) % bad.len();
+            bad[at] ^= 0xFF;
+        }
+        let f = file(dir.path(), "bad.mp4", &bad);
+        let o = run(launch(&[
+            "-q",
+            "filesrc",
+            &prop("location", &f),
+            "! qtdemux ! fakesink",
+        ]));
+        assert!([0, 1, 2].contains(&code(&o)), "seed {seed}: {}", stderr(&o));
+        assert!(
+            !stderr(&o).contains("panicked"),
+            "seed {seed}: {}",
+            stderr(&o)
+        );
+    }
+}
