@@ -544,7 +544,7 @@ fn graph_json() {
 }
 
 /// A Prometheus scrape in mid-run parses with a strict text-format parser, and once the
-/// stream has passed, its counters are those of `--stats=json`.
+/// stream has passed, its counters and histogram counts are those of `--stats=json`.
 #[test]
 fn metrics_scraped_during_a_run() {
     let dir = tmp();
@@ -555,7 +555,7 @@ fn metrics_scraped_during_a_run() {
         "--stats=json",
         &control,
         "--metrics=127.0.0.1:0",
-        "fdsrc ! queue ! valve name=v ! fakesink",
+        "fdsrc ! queue ! identity name=rt exec=rt ! valve name=v ! identity name=w exec=isolated ! fakesink",
     ]);
     // The address is printed under -v.
     let mut err = BufReader::new(child.stderr.take().unwrap());
@@ -569,10 +569,16 @@ fn metrics_scraped_during_a_run() {
     let addr = url.trim_end_matches("/metrics").to_owned();
     let mut stdin = child.stdin.take().unwrap();
     let mut c = Client::connect(&sock);
-    for (i, chunk) in [&b"abc"[..], b"defgh", b"ij"].iter().enumerate() {
+    let chunks: [&[u8]; 4] = [b"abc", b"defgh", b"ij", b"klmnop"];
+    for (i, chunk) in chunks.iter().enumerate() {
+        if i == 2 {
+            c.ok(json!({"cmd": "set", "element": "v", "property": "drop", "value": true}));
+        }
         stdin.write_all(chunk).unwrap();
-        c.wait_taken("fakesink0", i as u64 + 1);
+        c.wait_taken("v", i as u64 + 1);
     }
+    // Everything has passed: the last buffer the valve let through reached the sink.
+    c.wait_taken("fakesink0", 2);
     let text = scrape(&addr, "/metrics");
     assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
     assert!(
@@ -590,20 +596,75 @@ fn metrics_scraped_during_a_run() {
     assert_eq!(code(&o), 0, "{rest}");
     let line = rest.lines().find(|l| l.starts_with('{')).unwrap();
     let s: Value = serde_json::from_str(line).unwrap();
+    let sample = |metric: &str, labels: &[String]| -> f64 {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == metric && labels.iter().all(|want| l.contains(want)))
+            .unwrap_or_else(|| panic!("no {metric} {labels:?}: {samples:?}"))
+            .2
+    };
+    let mut histograms = 0;
     for e in s["elements"].as_array().unwrap() {
         let name = e["name"].as_str().unwrap();
+        let labels = [
+            format!("element={name}"),
+            format!("factory={}", e["factory"].as_str().unwrap()),
+        ];
         for (metric, field) in [
             ("parallax_element_buffers_total", "buffers"),
             ("parallax_element_bytes_total", "bytes"),
             ("parallax_element_dropped_total", "dropped"),
+            ("parallax_element_late_total", "late"),
         ] {
-            let got = samples
-                .iter()
-                .find(|(n, labels, _)| n == metric && labels.contains(&format!("element={name}")))
-                .unwrap_or_else(|| panic!("no {metric} for {name}: {samples:?}"));
-            assert_eq!(got.2, e[field].as_f64().unwrap(), "{metric} {name}");
+            assert_eq!(
+                sample(metric, &labels),
+                e[field].as_f64().unwrap(),
+                "{metric} {name}"
+            );
         }
+        // Histograms: the count, the +Inf bucket and the sum of every element agree.
+        let times = &e["processing_time"];
+        let count = times["count"].as_f64().unwrap();
+        assert_eq!(
+            sample("parallax_element_processing_seconds_count", &labels),
+            count,
+            "{name}"
+        );
+        let mut inf = labels.to_vec();
+        inf.push("le=+Inf".into());
+        assert_eq!(
+            sample("parallax_element_processing_seconds_bucket", &inf),
+            count,
+            "{name}"
+        );
+        let sum = sample("parallax_element_processing_seconds_sum", &labels);
+        assert!(
+            (sum - times["sum_ns"].as_f64().unwrap() / 1e9).abs() < 1e-9,
+            "{name}"
+        );
+        histograms += u64::from(count > 0.0);
     }
+    assert_eq!(element(&s, "v")["dropped"], 2);
+    // The first buffer of every thread is timed: the source's and the sink's at least.
+    assert!(histograms >= 2, "{s}");
+    // The rt element's cycles: one per buffer, all of them in the histogram.
+    let rt = &s["rt"][0];
+    assert_eq!(rt["element"], "rt");
+    assert_eq!(rt["cycles"], 4);
+    assert_eq!(rt["cycle_time"]["count"], 4);
+    let rt_labels = ["element=rt".to_owned()];
+    assert_eq!(sample("parallax_rt_cycle_seconds_count", &rt_labels), 4.0);
+    // One worker process for the isolated element, never replaced.
+    let w = ["element=w".to_owned()];
+    assert_eq!(sample("parallax_isolated_worker_starts_total", &w), 1.0);
+    assert_eq!(sample("parallax_isolated_worker_restarts_total", &w), 0.0);
+    // The source's pool high-water mark, as --stats has it.
+    let pool = &s["pools"][0];
+    let p = [format!("element={}", pool["element"].as_str().unwrap())];
+    assert_eq!(
+        sample("parallax_pool_high_water_slots", &p),
+        pool["high_water"].as_f64().unwrap()
+    );
 }
 
 fn scrape(addr: &str, path: &str) -> String {
@@ -616,13 +677,24 @@ fn scrape(addr: &str, path: &str) -> String {
 }
 
 /// Parses exposition text with Python's prometheus_client (strict: a malformed line, a bad
-/// label escape or a sample of an undeclared type fails), giving (name, sorted labels, value).
+/// label escape, a sample of an undeclared type or a histogram without its `+Inf` bucket,
+/// `_count` and `_sum` fails), giving (name, sorted labels, value).
 fn parse_strictly(body: &str) -> Vec<(String, Vec<String>, f64)> {
     let script = r#"
 import sys
 from prometheus_client.parser import text_string_to_metric_families
 for family in text_string_to_metric_families(sys.stdin.read()):
-    assert family.type in ("counter", "gauge"), family.type
+    assert family.type in ("counter", "gauge", "histogram"), family.type
+    if family.type == "histogram":
+        series = {}
+        for s in family.samples:
+            key = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+            series.setdefault(key, {})[s.name[len(family.name):] + ("/" + s.labels["le"] if "le" in s.labels else "")] = s.value
+        for key, parts in series.items():
+            assert parts["_bucket/+Inf"] == parts["_count"], (family.name, key)
+            assert "_sum" in parts, (family.name, key)
+            buckets = [v for k, v in parts.items() if k.startswith("_bucket/")]
+            assert buckets == sorted(buckets), ("buckets are cumulative", family.name, key)
     for s in family.samples:
         labels = ",".join(sorted(f"{k}={v}" for k, v in s.labels.items()))
         print(f"{s.name}\t{labels}\t{s.value}")
