@@ -83,6 +83,9 @@ pub(super) struct DomainContext {
     pub(super) messages: bool,
     /// Where lines go (around a progress line).
     pub(super) console: super::Console,
+    /// Where tasks publish their counts as they go, when a control socket or a metrics
+    /// endpoint watches.
+    pub(super) progress: Option<Arc<super::Progress>>,
 }
 
 /// Starts the runtime thread; each task's result goes to `done` when it ends.
@@ -133,7 +136,8 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
                 cx.messages,
                 Arc::new(cx.console.clone()),
             );
-            let handle = set.spawn(run_task(task, acx, control, Arc::clone(&cx.names)));
+            let live = Live(cx.progress.as_ref().map(|p| (el, p.register())));
+            let handle = set.spawn(run_task(task, acx, control, Arc::clone(&cx.names), live));
             element_of.insert(handle.id(), el);
         }
         while let Some(joined) = set.join_next_with_id().await {
@@ -169,12 +173,24 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
     runtime.shutdown_background();
 }
 
+/// Where a task publishes its element's counts after every buffer (nowhere unless watched).
+struct Live(Option<(usize, Arc<super::observe::LiveCounters>)>);
+
+impl Live {
+    fn publish(&self, stats: &ElementStats) {
+        if let Some((el, live)) = &self.0 {
+            live.publish_one(*el, stats);
+        }
+    }
+}
+
 /// Runs one element to its end and reports like a segment does.
 async fn run_task(
     task: AsyncTask,
     mut cx: AsyncCtx,
     control: Arc<RunControl>,
     names: Arc<Vec<String>>,
+    live: Live,
 ) -> SegmentResult {
     let el = task.element();
     if cx.messages {
@@ -194,7 +210,10 @@ async fn run_task(
             ..
         } => {
             cx.pool = pool;
-            run_source(src, &mut cx, &control, &tx, &level, count, &mut stats).await
+            run_source(
+                src, &mut cx, &control, &tx, &level, count, &mut stats, &live,
+            )
+            .await
         }
         AsyncTask::Sink {
             sink,
@@ -204,7 +223,10 @@ async fn run_task(
             ..
         } => {
             let input = rx.clone();
-            let outcome = run_sink(sink, &mut cx, &control, rx, inputs, &level, &mut stats).await;
+            let outcome = run_sink(
+                sink, &mut cx, &control, rx, inputs, &level, &mut stats, &live,
+            )
+            .await;
             // What is still queued will never be read: dropped now, so that its buffers go
             // back to their pools although a sender's thread goes on (issue 21).
             let _ = input.close();
@@ -212,13 +234,14 @@ async fn run_task(
         }
         AsyncTask::Transform { imp, rx, tx, .. } => {
             let input = rx.clone();
-            let outcome = run_transform(imp, &control, rx, tx, &mut stats).await;
+            let outcome = run_transform(imp, &control, rx, tx, &mut stats, &live).await;
             let _ = input.close();
             outcome
         }
     };
     stats.truncated += cx.truncated;
     stats.dropped += cx.dropped;
+    live.publish(&stats);
     let (outcome, how) = match outcome {
         Ok(o @ Outcome::Eos) => (o, "end of stream".to_owned()),
         Ok(o) => (o, "stopped".to_owned()),
@@ -254,6 +277,7 @@ async fn run_source(
     level: &Level,
     count: bool,
     stats: &mut ElementStats,
+    live: &Live,
 ) -> Result<Outcome, ElementError> {
     // One wait for the whole run, not a new subscription per buffer.
     let ended = control.drain_or_stop();
@@ -277,6 +301,7 @@ async fn run_source(
                     if count {
                         stats.count(&buf);
                     }
+                    live.publish(stats);
                     level.add(len);
                     // Not raced against a drain: a buffer that was read is delivered.
                     if tx.send(Item::Buffer(buf)).await.is_err() {
@@ -306,6 +331,7 @@ async fn run_transform(
     rx: kanal::AsyncReceiver<Item>,
     tx: kanal::AsyncSender<Item>,
     stats: &mut ElementStats,
+    live: &Live,
 ) -> Result<Outcome, ElementError> {
     use crate::element::{Ctx, Flow};
     let stopped = control.stop();
@@ -338,6 +364,8 @@ async fn run_transform(
             Some(Err(_)) => return Ok(Outcome::Stopped),
         };
         stats.busy_ns += started.elapsed().as_nanos() as u64;
+        stats.dropped += cx.dropped + u64::from(matches!(flow, Ok(Flow::Drop)));
+        live.publish(stats);
         let mut out = cx.take_out();
         let flow = match flow {
             Ok(flow) => flow,
@@ -431,6 +459,7 @@ async fn run_sink(
     inputs: usize,
     level: &Level,
     stats: &mut ElementStats,
+    live: &Live,
 ) -> Result<Outcome, ElementError> {
     // Connecting or waiting for a peer may never end: a drain ends it (nothing was taken yet).
     tokio::select! {
@@ -458,6 +487,7 @@ async fn run_sink(
                     () = &mut stopped => return Ok(Outcome::Stopped),
                     r = Timed::new(sink.render_dyn(buf, cx), &mut stats.busy_ns) => r,
                 };
+                live.publish(stats);
                 match flow {
                     Ok(SinkFlow::Continue) => {}
                     Ok(SinkFlow::Done) => break,

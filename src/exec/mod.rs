@@ -481,6 +481,7 @@ impl Pipeline {
                 names: Arc::clone(&names),
                 messages,
                 console: options.console.clone(),
+                progress: options.progress.clone(),
             };
             match async_domain::spawn(tasks, cx, done_tx.clone()) {
                 Ok(handle) => {

@@ -94,6 +94,16 @@ pub(super) struct LiveCounters {
     pub(super) elements: Option<std::sync::OnceLock<Vec<(usize, LiveStats)>>>,
 }
 
+impl LiveCounters {
+    /// Publishes the counts of the one element an async task runs.
+    pub(super) fn publish_one(&self, el: usize, s: &super::ElementStats) {
+        if let Some(elements) = &self.elements {
+            let slots = elements.get_or_init(|| vec![(el, LiveStats::default())]);
+            slots[0].1.store(s);
+        }
+    }
+}
+
 /// One element's counts in one segment, as last published by that segment's thread.
 #[derive(Debug, Default)]
 pub(super) struct LiveStats {

@@ -577,7 +577,11 @@ fn metrics_scraped_during_a_run() {
         stdin.write_all(chunk).unwrap();
         c.wait_taken("v", i as u64 + 1);
     }
-    // Everything has passed: the last buffer the valve let through reached the sink.
+    // Everything has passed, and every thread has published its counts since: the source's
+    // and the queue's (their threads publish before waiting for the next buffer), the last
+    // buffer the valve let through at the sink.
+    c.wait_taken("fdsrc0", 4);
+    c.wait_taken("queue0", 4);
     c.wait_taken("fakesink0", 2);
     let text = scrape(&addr, "/metrics");
     assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
@@ -770,4 +774,84 @@ fn top_prints_one_sample() {
     gone.args([&control, "--once"]);
     let o = run_expecting(gone, 1);
     assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
+}
+
+/// An async sink counts live: each datagram shows in the socket's `stats` as it is sent (not
+/// only at the end), and in `parallax-top --once`, with its `late` column.
+#[test]
+fn async_elements_count_live() {
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(WATCHDOG)).unwrap();
+    let port = peer.local_addr().unwrap().port();
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let pipeline = format!("fdsrc ! udpsink host=127.0.0.1 port={port}");
+    let mut child = spawn(&["-q", "--stats=json", &control, &pipeline]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut c = Client::connect(&sock);
+    let mut got = [0u8; 64];
+    for (i, chunk) in [&b"one"[..], b"two!"].iter().enumerate() {
+        stdin.write_all(chunk).unwrap();
+        let n = peer.recv(&mut got).unwrap();
+        assert_eq!(&got[..n], *chunk);
+        c.wait_taken("udpsink0", i as u64 + 1);
+    }
+    let live = c.element("udpsink0");
+    assert_eq!(live["buffers"], 2, "{live}");
+    assert_eq!(live["bytes"], 7, "{live}");
+    let mut top = Command::new(env!("CARGO_BIN_EXE_parallax-top"));
+    top.args([&control, "--once", "--format=json", "--interval=0.05"]);
+    let o = run_expecting(top, 0);
+    let sample: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = sample["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "udpsink0")
+        .unwrap()
+        .clone();
+    assert_eq!(row["buffers"], 2, "{row}");
+    assert_eq!(row["late"], 0, "{row}");
+    let mut table = Command::new(env!("CARGO_BIN_EXE_parallax-top"));
+    table.args([&control, "--once", "--interval=0.05"]);
+    let o = run_expecting(table, 0);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.lines().next().unwrap().ends_with("LATE"), "{text}");
+    drop(stdin);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(element(&stats(&o), "udpsink0")["buffers"], 2);
+}
+
+/// Late buffers show live: a sink synced to the clock behind a source that stamps buffers in
+/// the past counts every one of them late, in `stats` while it runs.
+#[test]
+fn late_buffers_count_live() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    // identity's datarate stamps buffer k at k/rate s; sleep-time makes each take 50 ms
+    // longer than its duration, so from the second on every buffer comes late.
+    let mut child = spawn(&[
+        "-q",
+        &control,
+        "fakesrc num-buffers=-1 sizetype=fixed sizemax=100 ! identity datarate=100000 \
+         sleep-time=50000 ! fakesink sync=true",
+    ]);
+    let mut c = Client::connect(&sock);
+    c.wait_taken("fakesink0", 1);
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        let e = c.element("fakesink0");
+        if e["late"].as_u64().unwrap_or(0) >= 2 {
+            assert!(e["synced"].as_u64().unwrap() >= 2, "{e}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never late: {e}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.ok(json!({"cmd": "eos"}));
+    drop(child.stdin.take());
+    assert_eq!(code(&wait(child)), 0);
 }
