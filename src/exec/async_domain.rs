@@ -136,7 +136,7 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
                 cx.messages,
                 Arc::new(cx.console.clone()),
             );
-            let live = Live(cx.progress.as_ref().map(|p| (el, p.register())));
+            let live = cx.progress.as_ref().map(|p| (el, p.register()));
             let handle = set.spawn(run_task(task, acx, control, Arc::clone(&cx.names), live));
             element_of.insert(handle.id(), el);
         }
@@ -173,14 +173,31 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
     runtime.shutdown_background();
 }
 
-/// Where a task publishes its element's counts after every buffer (nowhere unless watched).
-struct Live(Option<(usize, Arc<super::observe::LiveCounters>)>);
+/// A task's counts, and where it publishes them after every buffer (nowhere unless watched).
+#[derive(Default)]
+struct Counting {
+    stats: ElementStats,
+    live: Option<(usize, Arc<super::observe::LiveCounters>)>,
+}
 
-impl Live {
-    fn publish(&self, stats: &ElementStats) {
-        if let Some((el, live)) = &self.0 {
-            live.publish_one(*el, stats);
+impl Counting {
+    fn publish(&self) {
+        if let Some((el, live)) = &self.live {
+            live.publish_one(*el, &self.stats);
         }
+    }
+}
+
+impl std::ops::Deref for Counting {
+    type Target = ElementStats;
+    fn deref(&self) -> &ElementStats {
+        &self.stats
+    }
+}
+
+impl std::ops::DerefMut for Counting {
+    fn deref_mut(&mut self) -> &mut ElementStats {
+        &mut self.stats
     }
 }
 
@@ -190,7 +207,7 @@ async fn run_task(
     mut cx: AsyncCtx,
     control: Arc<RunControl>,
     names: Arc<Vec<String>>,
-    live: Live,
+    live: Option<(usize, Arc<super::observe::LiveCounters>)>,
 ) -> SegmentResult {
     let el = task.element();
     if cx.messages {
@@ -199,7 +216,10 @@ async fn run_task(
             names[el]
         ));
     }
-    let mut stats = ElementStats::default();
+    let mut stats = Counting {
+        stats: ElementStats::default(),
+        live,
+    };
     let outcome = match task {
         AsyncTask::Source {
             src,
@@ -210,10 +230,7 @@ async fn run_task(
             ..
         } => {
             cx.pool = pool;
-            run_source(
-                src, &mut cx, &control, &tx, &level, count, &mut stats, &live,
-            )
-            .await
+            run_source(src, &mut cx, &control, &tx, &level, count, &mut stats).await
         }
         AsyncTask::Sink {
             sink,
@@ -223,10 +240,7 @@ async fn run_task(
             ..
         } => {
             let input = rx.clone();
-            let outcome = run_sink(
-                sink, &mut cx, &control, rx, inputs, &level, &mut stats, &live,
-            )
-            .await;
+            let outcome = run_sink(sink, &mut cx, &control, rx, inputs, &level, &mut stats).await;
             // What is still queued will never be read: dropped now, so that its buffers go
             // back to their pools although a sender's thread goes on (issue 21).
             let _ = input.close();
@@ -234,14 +248,14 @@ async fn run_task(
         }
         AsyncTask::Transform { imp, rx, tx, .. } => {
             let input = rx.clone();
-            let outcome = run_transform(imp, &control, rx, tx, &mut stats, &live).await;
+            let outcome = run_transform(imp, &control, rx, tx, &mut stats).await;
             let _ = input.close();
             outcome
         }
     };
     stats.truncated += cx.truncated;
     stats.dropped += cx.dropped;
-    live.publish(&stats);
+    stats.publish();
     let (outcome, how) = match outcome {
         Ok(o @ Outcome::Eos) => (o, "end of stream".to_owned()),
         Ok(o) => (o, "stopped".to_owned()),
@@ -260,7 +274,7 @@ async fn run_task(
             .write_lines(&format!("message: {}: {how}\n", names[el]));
     }
     SegmentResult {
-        stats: vec![(el, stats)],
+        stats: vec![(el, stats.stats)],
         links: Vec::new(),
         outcome,
     }
@@ -276,8 +290,7 @@ async fn run_source(
     tx: &kanal::AsyncSender<Item>,
     level: &Level,
     count: bool,
-    stats: &mut ElementStats,
-    live: &Live,
+    stats: &mut Counting,
 ) -> Result<Outcome, ElementError> {
     // One wait for the whole run, not a new subscription per buffer.
     let ended = control.drain_or_stop();
@@ -301,7 +314,7 @@ async fn run_source(
                     if count {
                         stats.count(&buf);
                     }
-                    live.publish(stats);
+                    stats.publish();
                     level.add(len);
                     // Not raced against a drain: a buffer that was read is delivered.
                     if tx.send(Item::Buffer(buf)).await.is_err() {
@@ -330,8 +343,7 @@ async fn run_transform(
     control: &RunControl,
     rx: kanal::AsyncReceiver<Item>,
     tx: kanal::AsyncSender<Item>,
-    stats: &mut ElementStats,
-    live: &Live,
+    stats: &mut Counting,
 ) -> Result<Outcome, ElementError> {
     use crate::element::{Ctx, Flow};
     let stopped = control.stop();
@@ -365,7 +377,7 @@ async fn run_transform(
         };
         stats.busy_ns += started.elapsed().as_nanos() as u64;
         stats.dropped += cx.dropped + u64::from(matches!(flow, Ok(Flow::Drop)));
-        live.publish(stats);
+        stats.publish();
         let mut out = cx.take_out();
         let flow = match flow {
             Ok(flow) => flow,
@@ -458,8 +470,7 @@ async fn run_sink(
     rx: kanal::AsyncReceiver<Item>,
     inputs: usize,
     level: &Level,
-    stats: &mut ElementStats,
-    live: &Live,
+    stats: &mut Counting,
 ) -> Result<Outcome, ElementError> {
     // Connecting or waiting for a peer may never end: a drain ends it (nothing was taken yet).
     tokio::select! {
@@ -487,7 +498,7 @@ async fn run_sink(
                     () = &mut stopped => return Ok(Outcome::Stopped),
                     r = Timed::new(sink.render_dyn(buf, cx), &mut stats.busy_ns) => r,
                 };
-                live.publish(stats);
+                stats.publish();
                 match flow {
                     Ok(SinkFlow::Continue) => {}
                     Ok(SinkFlow::Done) => break,
@@ -619,7 +630,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let mut stats = ElementStats::default();
+        let mut stats = Counting::default();
         let pool = MemoryPool::new(&PoolConfig {
             backing: Backing::Heap,
             slot_size: 4096,
