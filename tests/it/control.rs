@@ -855,3 +855,219 @@ fn late_buffers_count_live() {
     drop(child.stdin.take());
     assert_eq!(code(&wait(child)), 0);
 }
+
+/// identity's drop-probability switched through the socket in mid-stream: 1 drops every
+/// buffer, 0 none.
+#[test]
+fn identity_drop_probability_switched_mid_stream() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[
+        "-q",
+        "--stats=json",
+        &control,
+        "fdsrc ! identity name=i ! fdsink",
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut c = Client::connect(&sock);
+    let mut sent = 0;
+    let mut feed = |c: &mut Client, text: &str| {
+        stdin.write_all(text.as_bytes()).unwrap();
+        sent += 1;
+        c.wait_taken("i", sent);
+    };
+    feed(&mut c, "one ");
+    let set =
+        c.ok(json!({"cmd": "set", "element": "i", "property": "drop-probability", "value": 1.0}));
+    assert_eq!(set["value"], 1.0);
+    feed(&mut c, "two ");
+    feed(&mut c, "three ");
+    c.ok(json!({"cmd": "set", "element": "i", "property": "drop-probability", "value": 0}));
+    feed(&mut c, "four");
+    let bad =
+        c.ask(json!({"cmd": "set", "element": "i", "property": "drop-probability", "value": 1.5}));
+    assert_eq!(bad["ok"], false, "{bad}");
+    drop(stdin);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one four");
+    assert_eq!(element(&stats(&o), "i")["dropped"], 2);
+}
+
+/// throttle's rate lowered through the socket: a full bucket lets one more buffer through,
+/// then everything is dropped until the limit is lifted again.
+#[test]
+fn throttle_rate_changed_mid_stream() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[
+        "-q",
+        "--stats=json",
+        &control,
+        "fdsrc ! throttle name=t ! fdsink",
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut c = Client::connect(&sock);
+    let mut sent = 0;
+    let mut feed = |c: &mut Client, text: &str| {
+        stdin.write_all(text.as_bytes()).unwrap();
+        sent += 1;
+        c.wait_taken("t", sent);
+    };
+    feed(&mut c, "a ");
+    // One buffer in 1000 s.
+    c.ok(json!({"cmd": "set", "element": "t", "property": "buffers-per-second", "value": 0.001}));
+    feed(&mut c, "b ");
+    feed(&mut c, "c ");
+    feed(&mut c, "d ");
+    c.ok(json!({"cmd": "set", "element": "t", "property": "buffers-per-second", "value": 0}));
+    feed(&mut c, "e");
+    drop(stdin);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a b e");
+    assert_eq!(element(&stats(&o), "t")["dropped"], 2);
+}
+
+/// ratelimiter's rate raised through the socket while a buffer waits: the waiting buffer
+/// goes at once instead of after 1000 s.
+#[test]
+fn ratelimiter_rate_changed_while_waiting() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[
+        "-q",
+        &control,
+        "fdsrc ! queue ! ratelimiter name=r buffers-per-second=0.001 ! fdsink",
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<u8>();
+    let reader = std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        while out.read_exact(&mut byte).is_ok() {
+            if tx.send(byte[0]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut c = Client::connect(&sock);
+    stdin.write_all(b"a").unwrap();
+    // The first buffer passes at once.
+    assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), b'a');
+    stdin.write_all(b"b").unwrap();
+    // The second buffer left the source and the queue: the limiter holds it.
+    c.wait_taken("fdsrc0", 2);
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        let stats = c.ok(json!({"cmd": "stats"}));
+        let waiting = stats["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["element"] == "queue0")
+            .map_or(0, |q| q["buffers"].as_u64().unwrap());
+        if waiting == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{stats}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(rx.try_recv().is_err(), "the second buffer did not wait");
+    assert_eq!(
+        c.ok(json!({"cmd": "get", "element": "r", "property": "buffers-per-second"}))["value"],
+        0.001
+    );
+    c.ok(json!({"cmd": "set", "element": "r", "property": "buffers-per-second", "value": 0}));
+    assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), b'b');
+    drop(stdin);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    reader.join().unwrap();
+}
+
+/// audiotestsrc's freq and volume, and volume's volume, are mutable; their ranges hold.
+#[test]
+fn audio_properties_set_while_running() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let child = spawn(&[
+        "-q",
+        &control,
+        "audiotestsrc name=a is-live=true ! volume name=v ! fakesink",
+    ]);
+    let mut c = Client::connect(&sock);
+    c.wait_taken("fakesink0", 1);
+    for (el, prop, value) in [
+        ("a", "freq", 880.0),
+        ("a", "volume", 0.25),
+        ("v", "volume", 2.0),
+    ] {
+        let set = c.ok(json!({"cmd": "set", "element": el, "property": prop, "value": value}));
+        assert_eq!(set["value"], value);
+        let got = c.ok(json!({"cmd": "get", "element": el, "property": prop}));
+        assert_eq!(got["value"], value);
+    }
+    let bad = c.ask(json!({"cmd": "set", "element": "a", "property": "volume", "value": 3}));
+    assert_eq!(bad["ok"], false, "{bad}");
+    let fixed = c.ask(json!({"cmd": "set", "element": "a", "property": "wave", "value": "saw"}));
+    assert!(
+        fixed["error"].as_str().unwrap().contains("fixed while"),
+        "{fixed}"
+    );
+    c.ok(json!({"cmd": "eos"}));
+    assert_eq!(code(&wait(child)), 0);
+}
+
+/// parallax-inspect marks the properties that may change while running, in its card and its
+/// JSON; a fixed one carries no mark.
+#[test]
+fn inspect_marks_mutable_properties() {
+    for (element, property) in [
+        ("identity", "drop-probability"),
+        ("identity", "sleep-time"),
+        ("throttle", "bytes-per-second"),
+        ("ratelimiter", "buffers-per-second"),
+        ("audiotestsrc", "freq"),
+        ("volume", "volume"),
+        ("valve", "drop"),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parallax-inspect"));
+        cmd.args(["--json", element]);
+        let card: Value = serde_json::from_slice(&run_expecting(cmd, 0).stdout).unwrap();
+        let p = card["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == property)
+            .unwrap();
+        assert_eq!(p["mutable_while_running"], true, "{element} {property}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parallax-inspect"));
+        cmd.arg(element);
+        let text = String::from_utf8(run_expecting(cmd, 0).stdout).unwrap();
+        let at = text.find(&format!("  {property}  ")).unwrap();
+        let block: String = text[at..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("      "))
+            .collect();
+        assert!(
+            block.contains("mutable while running"),
+            "{element} {property}: {block}"
+        );
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parallax-inspect"));
+    cmd.arg("identity");
+    let text = String::from_utf8(run_expecting(cmd, 0).stdout).unwrap();
+    let at = text.find("  error-after  ").unwrap();
+    let block: String = text[at..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("      "))
+        .collect();
+    assert!(!block.contains("mutable"), "{block}");
+}
