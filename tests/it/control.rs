@@ -445,7 +445,24 @@ fn socket_mode_is_0600() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
 
+/// The graph validates against its versioned JSON Schema (`schemas/graph-1.schema.json`,
+/// draft 2020-12), and holds together beyond what a schema can say: counts match, every
+/// pad's peer names a pad that points back.
 fn graph_is_well_formed(g: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/graph-1.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft202012::new(&schema).expect("the schema itself is valid");
+    let errors: Vec<String> = validator
+        .iter_errors(g)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{g}");
     assert_eq!(g["schema"], 1);
     let elements = g["elements"].as_array().unwrap();
     let links = g["links"].as_array().unwrap();
@@ -471,6 +488,75 @@ fn graph_is_well_formed(g: &Value) {
             assert!(l[key].is_string(), "{key} in {l}");
         }
     }
+    // Every pad's peer points back at it.
+    let pads: Vec<(String, String)> = elements
+        .iter()
+        .flat_map(|e| {
+            e["pads"].as_array().unwrap().iter().map(move |p| {
+                (
+                    format!(
+                        "{}.{}",
+                        e["name"].as_str().unwrap(),
+                        p["name"].as_str().unwrap()
+                    ),
+                    p["peer"].as_str().unwrap().to_owned(),
+                )
+            })
+        })
+        .collect();
+    for (pad, peer) in &pads {
+        assert!(
+            pads.iter().any(|(p, back)| p == peer && back == pad),
+            "{pad} -> {peer}"
+        );
+    }
+}
+
+/// The schema rejects what breaks it: a wrong version, a missing field, an unknown class.
+#[test]
+fn graph_schema_is_strict() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/graph-1.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let o = run_expecting(
+        launch(&[
+            "--validate",
+            "--graph=json",
+            "audiotestsrc ! tee name=t ! queue ! identity exec=rt ! fakesink \
+             t. ! identity exec=isolated ! udpsink host=127.0.0.1 port=9",
+        ]),
+        0,
+    );
+    let good: Value = serde_json::from_slice(&o.stdout).unwrap();
+    graph_is_well_formed(&good);
+    let domains: Vec<&str> = good["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["domain"].as_str().unwrap())
+        .collect();
+    assert!(
+        domains.contains(&"async") && domains.contains(&"thread"),
+        "{domains:?}"
+    );
+    let mut bad = good.clone();
+    bad["schema"] = json!(2);
+    assert!(!validator.is_valid(&bad));
+    let mut bad = good.clone();
+    bad["elements"][0].as_object_mut().unwrap().remove("pads");
+    assert!(!validator.is_valid(&bad));
+    let mut bad = good.clone();
+    bad["elements"][0]["class"] = json!("gadget");
+    assert!(!validator.is_valid(&bad));
+    let mut bad = good;
+    bad["links"][0]["from"] = json!("nopad");
+    assert!(!validator.is_valid(&bad));
 }
 
 /// `--graph=json`: before a run with --validate, after it with counts, and on the socket.
