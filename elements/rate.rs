@@ -2,7 +2,8 @@
 //! holds it there by dropping what comes too fast (nothing waits).
 //!
 //! Both count time on the monotonic clock from the first buffer they see, and both take a
-//! byte rate, a buffer rate or both (0 leaves one out).
+//! byte rate, a buffer rate or both (0 leaves one out). The rates may change while the
+//! pipeline runs (the control socket): each buffer reads them anew.
 
 use std::time::{Duration, Instant};
 
@@ -21,30 +22,48 @@ const BYTES_PER_SECOND: PropSpec = PropSpec::uint(
     0,
     u64::MAX,
     "Bytes let through per second at most (0 = no byte limit; 1M = 1 MiB)",
-);
+)
+.mutable();
 const BUFFERS_PER_SECOND: PropSpec = PropSpec::float(
     "buffers-per-second",
     0.0,
     0.0,
     1e12,
     "Buffers let through per second at most (0 = no buffer limit)",
-);
+)
+.mutable();
 
-/// The two rates; 0.0 = no limit.
-#[derive(Debug, Clone, Copy)]
+/// The two rates as set now; 0.0 = no limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Rates {
     bytes: f64,
     buffers: f64,
 }
 
-impl Rates {
-    fn of(p: &Props) -> Result<Rates, ElementError> {
-        Ok(Rates {
-            bytes: p.uint("bytes-per-second")? as f64,
-            buffers: p.float("buffers-per-second")?,
+/// The two rate properties, read live.
+#[derive(Debug, Clone)]
+struct LiveRates {
+    bytes: LiveUInt,
+    buffers: LiveFloat,
+}
+
+impl LiveRates {
+    fn of(p: &Props) -> Result<LiveRates, ElementError> {
+        Ok(LiveRates {
+            bytes: p.live_uint("bytes-per-second")?,
+            buffers: p.live_float("buffers-per-second")?,
         })
     }
 
+    fn now(&self) -> Rates {
+        Rates {
+            bytes: self.bytes.get() as f64,
+            buffers: self.buffers.get(),
+        }
+    }
+}
+
+impl Rates {
     /// Seconds a buffer of `len` bytes takes at these rates (the slower limit counts).
     fn cost(&self, len: usize) -> f64 {
         let by_bytes = if self.bytes > 0.0 {
@@ -79,17 +98,17 @@ pub(crate) static RATELIMITER: Factory = Factory {
     hints: WAITS,
     build: |p| {
         Ok(ElementImpl::Transform(Box::new(RateLimiter {
-            rates: Rates::of(p)?,
-            next: None,
+            rates: LiveRates::of(p)?,
+            previous: None,
         })))
     },
 };
 
 /// ratelimiter's state.
 struct RateLimiter {
-    rates: Rates,
-    /// When the next buffer may pass; `None` before the first.
-    next: Option<Instant>,
+    rates: LiveRates,
+    /// When the previous buffer passed, and its size; `None` before the first.
+    previous: Option<(Instant, usize)>,
 }
 
 /// The longest single sleep, so a drain or stop is noticed promptly.
@@ -97,21 +116,28 @@ const NAP: Duration = Duration::from_millis(20);
 
 impl Transform for RateLimiter {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        let now = Instant::now();
-        let mut at = self.next.map_or(now, |n| n.max(now));
-        loop {
+        let arrived = Instant::now();
+        let at = loop {
             if cx.is_stopping() {
                 return Err(ElementError::Interrupted);
             }
             let now = Instant::now();
+            // The previous buffer's time at the rates as they are now, read anew after every
+            // nap: a rate changed while running applies to the buffer waiting.
+            let at = match self.previous {
+                None => arrived,
+                Some((passed, len)) => {
+                    let cost = Duration::try_from_secs_f64(self.rates.now().cost(len))
+                        .unwrap_or(Duration::MAX);
+                    passed.checked_add(cost).unwrap_or(now + NAP).max(arrived)
+                }
+            };
             if now >= at || cx.should_stop() {
-                at = at.min(now);
-                break;
+                break at.min(now);
             }
             std::thread::sleep((at - now).min(NAP));
-        }
-        let cost = Duration::try_from_secs_f64(self.rates.cost(buf.len())).unwrap_or(Duration::MAX);
-        self.next = at.checked_add(cost);
+        };
+        self.previous = Some((at, buf.len()));
         Ok(Flow::Push(buf))
     }
 }
@@ -131,11 +157,13 @@ pub(crate) static THROTTLE: Factory = Factory {
     props: &[BYTES_PER_SECOND, BUFFERS_PER_SECOND],
     hints: Hints::FUSABLE,
     build: |p| {
-        let rates = Rates::of(p)?;
+        let live = LiveRates::of(p)?;
+        let rates = live.now();
         Ok(ElementImpl::Transform(Box::new(Throttle {
             bytes: Bucket::new(rates.bytes),
             buffers: Bucket::new(rates.buffers),
             last: None,
+            live: Some(live),
         })))
     },
 };
@@ -150,6 +178,18 @@ struct Bucket {
 impl Bucket {
     fn new(rate: f64) -> Bucket {
         Bucket { rate, tokens: rate }
+    }
+
+    /// A new rate: the bucket now holds one second of it at most (full when it had no limit).
+    fn set_rate(&mut self, rate: f64) {
+        if rate != self.rate {
+            self.tokens = if self.rate == 0.0 {
+                rate
+            } else {
+                self.tokens.min(rate)
+            };
+            self.rate = rate;
+        }
     }
 
     fn refill(&mut self, seconds: f64) {
@@ -174,6 +214,8 @@ struct Throttle {
     buffers: Bucket,
     /// When the buckets were last refilled.
     last: Option<Instant>,
+    /// The rates as set now (`None` in unit tests, which set the buckets).
+    live: Option<LiveRates>,
 }
 
 impl Throttle {
@@ -193,6 +235,11 @@ impl Throttle {
 
 impl Transform for Throttle {
     fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        if let Some(live) = &self.live {
+            let rates = live.now();
+            self.bytes.set_rate(rates.bytes);
+            self.buffers.set_rate(rates.buffers);
+        }
         let now = Instant::now();
         let elapsed = self
             .last
@@ -217,7 +264,22 @@ mod tests {
             bytes: Bucket::new(bytes),
             buffers: Bucket::new(buffers),
             last: None,
+            live: None,
         }
+    }
+
+    #[test]
+    fn a_new_rate_holds_at_most_a_second_of_it() {
+        let mut t = throttle(0.0, 100.0);
+        assert_eq!((0..1000).filter(|_| t.admit(1, 0.0)).count(), 100);
+        t.buffers.set_rate(10.0);
+        assert!(!t.admit(1, 0.0), "the bucket was empty, and stays so");
+        assert!(t.admit(1, 1.0));
+        assert_eq!((0..1000).filter(|_| t.admit(1, 0.0)).count(), 9);
+        // From no limit to one: a full bucket.
+        let mut free = throttle(0.0, 0.0);
+        free.buffers.set_rate(5.0);
+        assert_eq!((0..1000).filter(|_| free.admit(1, 0.0)).count(), 5);
     }
 
     #[test]
@@ -268,12 +330,11 @@ mod tests {
     fn ratelimiter_passes_every_buffer_in_order() {
         let run = DetachedRun::new();
         let mut cx = run.ctx();
+        let mut p = Props::defaults("ratelimiter", RATELIMITER.props);
+        p.set("buffers-per-second", Value::Float(1e9));
         let mut r = RateLimiter {
-            rates: Rates {
-                bytes: 0.0,
-                buffers: 1e9,
-            },
-            next: None,
+            rates: LiveRates::of(&p).unwrap(),
+            previous: None,
         };
         for i in 0..100u64 {
             let mut b = Buffer::from_vec(vec![0; 3]);

@@ -628,7 +628,8 @@ pub(crate) static IDENTITY: Factory = Factory {
     doc: "Passes every buffer unchanged (no copy). drop-probability drops at random, sleep-time \
           sleeps per buffer, error-after=N fails on the Nth buffer, eos-after=N ends the stream there (N-1 \
           pass, as gst; 0 is never for both), dump hex-dumps to stdout, datarate re-timestamps. panic-after is a parallax \
-          addition to exercise the fault path: the element panics after N buffers.",
+          addition to exercise the fault path: the element panics after N buffers. \
+          drop-probability, sleep-time and dump may change while the pipeline runs.",
     pads: Pads::ONE_TO_ONE,
     props: &[
         PropSpec::float(
@@ -637,14 +638,16 @@ pub(crate) static IDENTITY: Factory = Factory {
             0.0,
             1.0,
             "The probability a buffer is dropped",
-        ),
+        )
+        .mutable(),
         PropSpec::uint(
             "sleep-time",
             0,
             0,
             u32::MAX as u64,
             "Microseconds to sleep between processing",
-        ),
+        )
+        .mutable(),
         PropSpec::int(
             "error-after",
             -1,
@@ -666,7 +669,7 @@ pub(crate) static IDENTITY: Factory = Factory {
             i32::MAX as i64,
             "Panic after N buffers (-1 = never); for testing fault handling",
         ),
-        PropSpec::bool("dump", false, "Dump buffer contents to stdout"),
+        PropSpec::bool("dump", false, "Dump buffer contents to stdout").mutable(),
         PropSpec::int(
             "datarate",
             0,
@@ -730,12 +733,12 @@ pub(crate) static IDENTITY: Factory = Factory {
             Ok(u64::try_from(p.int(name)?).ok())
         };
         let mut identity = Identity {
-            drop_probability: p.float("drop-probability")?,
-            sleep: Duration::from_micros(p.uint("sleep-time")?),
+            drop_probability: p.live_float("drop-probability")?,
+            sleep: p.live_uint("sleep-time")?,
             error_after: after("error-after")?,
             eos_after: after("eos-after")?,
             panic_after: after("panic-after")?,
-            dump: p.bool("dump")?,
+            dump: p.live_bool("dump")?,
             datarate: p.int("datarate")? as u64,
             sync: p
                 .bool("sync")?
@@ -750,21 +753,23 @@ pub(crate) static IDENTITY: Factory = Factory {
     },
 };
 
-/// identity's state.
+/// identity's state. drop-probability, sleep-time and dump may change while it runs: they are
+/// read per buffer (three loads of shared words).
 struct Identity {
-    drop_probability: f64,
-    sleep: Duration,
+    drop_probability: LiveFloat,
+    /// sleep-time, in microseconds.
+    sleep: LiveUInt,
     error_after: Option<u64>,
     eos_after: Option<u64>,
     panic_after: Option<u64>,
-    dump: bool,
+    dump: LiveBool,
     datarate: u64,
     /// `sync=true`: passes each buffer on at its running time.
     sync: Option<ClockSync>,
     seen: u64,
     bytes: u64,
     rng: Rng,
-    /// None of the options is set: every buffer passes as it is, on one test.
+    /// None of the fixed options is set: unless a live one is, every buffer passes as it is.
     plain: bool,
 }
 
@@ -774,11 +779,14 @@ impl Identity {
         never(self.eos_after)
             && never(self.error_after)
             && self.panic_after.is_none()
-            && self.sleep.is_zero()
-            && self.drop_probability <= 0.0
             && self.datarate == 0
             && self.sync.is_none()
-            && !self.dump
+    }
+
+    /// Whether the options that may change while running are all off now.
+    #[inline]
+    fn live_off(&self) -> bool {
+        self.sleep.get() == 0 && self.drop_probability.get() <= 0.0 && !self.dump.get()
     }
 }
 
@@ -788,7 +796,7 @@ impl Transform for Identity {
     }
 
     fn process(&mut self, mut buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        if self.plain {
+        if self.plain && self.live_off() {
             return Ok(Flow::Push(buf));
         }
         // As gst: eos-after=N ends the stream on the Nth buffer (N-1 pass), error-after=N fails
@@ -807,10 +815,12 @@ impl Transform for Identity {
             panic!("panic-after={} reached", self.seen);
         }
         self.seen += 1;
-        if !self.sleep.is_zero() {
-            std::thread::sleep(self.sleep);
+        let sleep = self.sleep.get();
+        if sleep > 0 {
+            std::thread::sleep(Duration::from_micros(sleep));
         }
-        if self.drop_probability > 0.0 && self.rng.unit() < self.drop_probability {
+        let drop_probability = self.drop_probability.get();
+        if drop_probability > 0.0 && self.rng.unit() < drop_probability {
             return Ok(Flow::Drop);
         }
         if let Some(pts) = ns_at_rate(self.bytes, self.datarate) {
@@ -821,7 +831,7 @@ impl Transform for Identity {
         if let Some(sync) = &mut self.sync {
             sync.wait(&buf, cx);
         }
-        if self.dump {
+        if self.dump.get() {
             hex_dump(buf.data())?;
         }
         Ok(Flow::Push(buf))

@@ -92,8 +92,9 @@ pub(crate) static AUDIOTESTSRC: Factory = Factory {
             0.0,
             20000.0,
             "Frequency of test signal. The sample rate needs to be at least 2 times higher"
-        ),
-        PropSpec::float("volume", 0.8, 0.0, 1.0, "Volume of test signal"),
+        )
+        .mutable(),
+        PropSpec::float("volume", 0.8, 0.0, 1.0, "Volume of test signal").mutable(),
         PropSpec::bool("is-live", false, "Whether to act as a live source"),
         PropSpec::uint(
             "seed",
@@ -117,6 +118,7 @@ pub(crate) static AUDIOTESTSRC: Factory = Factory {
             wave: p.nick("wave")?,
             freq: p.float("freq")?,
             volume: p.float("volume")?,
+            set: (p.live_float("freq")?, p.live_float("volume")?),
             live: p.bool("is-live")?,
             remaining: u64::try_from(p.int("num-buffers")?).ok(),
             accumulator: 0.0,
@@ -134,6 +136,8 @@ struct AudioTestSrc {
     wave: &'static str,
     freq: f64,
     volume: f64,
+    /// freq and volume as set now: read once per buffer, so they may change while it runs.
+    set: (LiveFloat, LiveFloat),
     live: bool,
     remaining: Option<u64>,
     /// Phase in radians, in [0, 2π), advanced before each frame as gst does.
@@ -212,6 +216,8 @@ impl Source for AudioTestSrc {
             }
             *n -= 1;
         }
+        self.freq = self.set.0.get();
+        self.volume = self.set.1.get();
         let frames = self.frames_per_buffer;
         let channels = self.info.channels as usize;
         let size = frames * self.info.bpf();

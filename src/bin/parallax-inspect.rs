@@ -302,6 +302,9 @@ fn card(f: &Factory) -> String {
             Effect::Ignored(why) => s.push_str(&format!("      accepted and ignored: {why}\n")),
             Effect::ReadOnly => s.push_str("      read-only\n"),
         }
+        if p.mutable_while_running {
+            s.push_str("      mutable while running (parallax-launch --control: set)\n");
+        }
     }
     let h = f.hints;
     s.push_str(&format!(

@@ -67,6 +67,8 @@ fn rows(before: &Value, now: &Value, secs: f64) -> Vec<Value> {
                 "queue_buffers": into,
                 "dropped": e["dropped"],
                 "buffers": e["buffers"],
+                "late": e["late"],
+                "synced": e["synced"],
             })
         })
         .collect()
@@ -74,12 +76,12 @@ fn rows(before: &Value, now: &Value, secs: f64) -> Vec<Value> {
 
 fn table(state: &str, rows: &[Value]) -> String {
     let mut out = format!(
-        "{:<20} {:<14} {:>12} {:>12} {:>6} {:>6} {:>10}\n",
-        "ELEMENT", "FACTORY", "BUF/S", "BYTES/S", "BUSY%", "QUEUE", "DROPPED"
+        "{:<20} {:<14} {:>12} {:>12} {:>6} {:>6} {:>10} {:>8}\n",
+        "ELEMENT", "FACTORY", "BUF/S", "BYTES/S", "BUSY%", "QUEUE", "DROPPED", "LATE"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<20} {:<14} {:>12.0} {:>12} {:>6.1} {:>6} {:>10}\n",
+            "{:<20} {:<14} {:>12.0} {:>12} {:>6.1} {:>6} {:>10} {:>8}\n",
             r["name"].as_str().unwrap_or(""),
             r["factory"].as_str().unwrap_or(""),
             r["buffers_per_s"].as_f64().unwrap_or(0.0),
@@ -89,6 +91,7 @@ fn table(state: &str, rows: &[Value]) -> String {
                 .as_u64()
                 .map_or("-".to_owned(), |q| q.to_string()),
             r["dropped"].as_u64().unwrap_or(0),
+            r["late"].as_u64().unwrap_or(0),
         ));
     }
     out.push_str(&format!("pipeline {state}\n"));

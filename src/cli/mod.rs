@@ -512,12 +512,14 @@ pub enum TopFormat {
 }
 
 /// Watch a running pipeline, pw-top style: per element buffers/s, bytes/s, busy %, queue
-/// fill, drops.
+/// fill, drops, late buffers.
 ///
 /// Connects to the control socket of a `parallax-launch --control=PATH` run and asks it for
 /// its live statistics every interval. Rates are over the last interval; busy % is the share
-/// of it the element spent in its calls (sampled, as --stats). Exits 0 when the pipeline
-/// ends, 1 when the socket cannot be reached.
+/// of it the element spent in its calls (sampled, as --stats); dropped and late (buffers
+/// rendered more than 20 ms after their running time) are totals. Elements of every domain
+/// (threads, async tasks, rt threads) count live. Exits 0 when the pipeline ends, 1 when the
+/// socket cannot be reached.
 #[derive(Debug, Parser)]
 #[command(name = "parallax-top", version, about, long_about)]
 #[command(

@@ -32,8 +32,8 @@ pub mod prelude {
         LoanedSlot, MemoryError, MemoryPool, Metadata, PoolConfig, SourceFile,
     };
     pub use crate::registry::{
-        CapsFns, CapsRule, EnumValue, Factory, Hints, Klass, LiveBool, LiveFloat, PadPresence,
-        Pads, Processing, PropSpec, Props, Role, Trust,
+        CapsFns, CapsRule, EnumValue, Factory, Hints, Klass, LiveBool, LiveFloat, LiveUInt,
+        PadPresence, Pads, Processing, PropSpec, Props, Role, Trust,
     };
     #[cfg(test)]
     pub use crate::registry::{Value, ValueError};

@@ -83,6 +83,9 @@ pub(super) struct DomainContext {
     pub(super) messages: bool,
     /// Where lines go (around a progress line).
     pub(super) console: super::Console,
+    /// Where tasks publish their counts as they go, when a control socket or a metrics
+    /// endpoint watches.
+    pub(super) progress: Option<Arc<super::Progress>>,
 }
 
 /// Starts the runtime thread; each task's result goes to `done` when it ends.
@@ -133,7 +136,8 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
                 cx.messages,
                 Arc::new(cx.console.clone()),
             );
-            let handle = set.spawn(run_task(task, acx, control, Arc::clone(&cx.names)));
+            let live = cx.progress.as_ref().map(|p| (el, p.register()));
+            let handle = set.spawn(run_task(task, acx, control, Arc::clone(&cx.names), live));
             element_of.insert(handle.id(), el);
         }
         while let Some(joined) = set.join_next_with_id().await {
@@ -169,12 +173,41 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
     runtime.shutdown_background();
 }
 
+/// A task's counts, and where it publishes them after every buffer (nowhere unless watched).
+#[derive(Default)]
+struct Counting {
+    stats: ElementStats,
+    live: Option<(usize, Arc<super::observe::LiveCounters>)>,
+}
+
+impl Counting {
+    fn publish(&self) {
+        if let Some((el, live)) = &self.live {
+            live.publish_one(*el, &self.stats);
+        }
+    }
+}
+
+impl std::ops::Deref for Counting {
+    type Target = ElementStats;
+    fn deref(&self) -> &ElementStats {
+        &self.stats
+    }
+}
+
+impl std::ops::DerefMut for Counting {
+    fn deref_mut(&mut self) -> &mut ElementStats {
+        &mut self.stats
+    }
+}
+
 /// Runs one element to its end and reports like a segment does.
 async fn run_task(
     task: AsyncTask,
     mut cx: AsyncCtx,
     control: Arc<RunControl>,
     names: Arc<Vec<String>>,
+    live: Option<(usize, Arc<super::observe::LiveCounters>)>,
 ) -> SegmentResult {
     let el = task.element();
     if cx.messages {
@@ -183,7 +216,10 @@ async fn run_task(
             names[el]
         ));
     }
-    let mut stats = ElementStats::default();
+    let mut stats = Counting {
+        stats: ElementStats::default(),
+        live,
+    };
     let outcome = match task {
         AsyncTask::Source {
             src,
@@ -219,6 +255,7 @@ async fn run_task(
     };
     stats.truncated += cx.truncated;
     stats.dropped += cx.dropped;
+    stats.publish();
     let (outcome, how) = match outcome {
         Ok(o @ Outcome::Eos) => (o, "end of stream".to_owned()),
         Ok(o) => (o, "stopped".to_owned()),
@@ -237,7 +274,7 @@ async fn run_task(
             .write_lines(&format!("message: {}: {how}\n", names[el]));
     }
     SegmentResult {
-        stats: vec![(el, stats)],
+        stats: vec![(el, stats.stats)],
         links: Vec::new(),
         outcome,
     }
@@ -253,7 +290,7 @@ async fn run_source(
     tx: &kanal::AsyncSender<Item>,
     level: &Level,
     count: bool,
-    stats: &mut ElementStats,
+    stats: &mut Counting,
 ) -> Result<Outcome, ElementError> {
     // One wait for the whole run, not a new subscription per buffer.
     let ended = control.drain_or_stop();
@@ -277,6 +314,7 @@ async fn run_source(
                     if count {
                         stats.count(&buf);
                     }
+                    stats.publish();
                     level.add(len);
                     // Not raced against a drain: a buffer that was read is delivered.
                     if tx.send(Item::Buffer(buf)).await.is_err() {
@@ -305,7 +343,7 @@ async fn run_transform(
     control: &RunControl,
     rx: kanal::AsyncReceiver<Item>,
     tx: kanal::AsyncSender<Item>,
-    stats: &mut ElementStats,
+    stats: &mut Counting,
 ) -> Result<Outcome, ElementError> {
     use crate::element::{Ctx, Flow};
     let stopped = control.stop();
@@ -338,6 +376,8 @@ async fn run_transform(
             Some(Err(_)) => return Ok(Outcome::Stopped),
         };
         stats.busy_ns += started.elapsed().as_nanos() as u64;
+        stats.dropped += cx.dropped + u64::from(matches!(flow, Ok(Flow::Drop)));
+        stats.publish();
         let mut out = cx.take_out();
         let flow = match flow {
             Ok(flow) => flow,
@@ -430,7 +470,7 @@ async fn run_sink(
     rx: kanal::AsyncReceiver<Item>,
     inputs: usize,
     level: &Level,
-    stats: &mut ElementStats,
+    stats: &mut Counting,
 ) -> Result<Outcome, ElementError> {
     // Connecting or waiting for a peer may never end: a drain ends it (nothing was taken yet).
     tokio::select! {
@@ -458,6 +498,7 @@ async fn run_sink(
                     () = &mut stopped => return Ok(Outcome::Stopped),
                     r = Timed::new(sink.render_dyn(buf, cx), &mut stats.busy_ns) => r,
                 };
+                stats.publish();
                 match flow {
                     Ok(SinkFlow::Continue) => {}
                     Ok(SinkFlow::Done) => break,
@@ -589,7 +630,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let mut stats = ElementStats::default();
+        let mut stats = Counting::default();
         let pool = MemoryPool::new(&PoolConfig {
             backing: Backing::Heap,
             slot_size: 4096,

@@ -41,7 +41,10 @@ pub use observe::{
 };
 pub use segment::ElementStats;
 pub use session::{Session, State};
-pub use stats::{counted, human_bytes, CycleReport, ElementReport, LinkReport, PoolReport, Report};
+pub use stats::{
+    counted, human_bytes, CycleReport, ElementReport, LinkReport, PoolReport, Report,
+    TimeHistogram, TIME_BUCKETS,
+};
 
 use crate::element::{ActivePad, ElementError, ElementImpl, FanIn, QueueSettings};
 use crate::graph::Graph;
@@ -480,6 +483,7 @@ impl Pipeline {
                 names: Arc::clone(&names),
                 messages,
                 console: options.console.clone(),
+                progress: options.progress.clone(),
             };
             match async_domain::spawn(tasks, cx, done_tx.clone()) {
                 Ok(handle) => {
@@ -582,7 +586,13 @@ fn build_elements(
         let refused = node.factory.refusal(node.exec);
         let built = match node.exec {
             _ if refused.is_some() => Err(ElementError::Config(refused.unwrap_or_default())),
-            Exec::Isolated => isolated::proxy(node, pool_peers(graph), messages.clone()),
+            Exec::Isolated => {
+                let proxy = isolated::proxy(node, pool_peers(graph), messages.clone());
+                if let (Ok(_), Some(progress)) = (&proxy, &options.progress) {
+                    progress.worker_started(&node.name);
+                }
+                proxy
+            }
             Exec::Async if isolated::splits(node) => node
                 .factory
                 .instantiate(&node.props)
@@ -608,6 +618,10 @@ fn build_elements(
                             options.bridge_capacity.unwrap_or(rt::CAPACITY),
                             options.quantum.unwrap_or(1),
                             messages.clone(),
+                            options
+                                .progress
+                                .as_ref()
+                                .and_then(|p| p.register_cycles(&node.name)),
                         )),
                         _ => Err(ElementError::Config(format!(
                             "{} cannot run on an rt thread of its own",

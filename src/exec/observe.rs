@@ -94,6 +94,16 @@ pub(super) struct LiveCounters {
     pub(super) elements: Option<std::sync::OnceLock<Vec<(usize, LiveStats)>>>,
 }
 
+impl LiveCounters {
+    /// Publishes the counts of the one element an async task runs.
+    pub(super) fn publish_one(&self, el: usize, s: &super::ElementStats) {
+        if let Some(elements) = &self.elements {
+            let slots = elements.get_or_init(|| vec![(el, LiveStats::default())]);
+            slots[0].1.store(s);
+        }
+    }
+}
+
 /// One element's counts in one segment, as last published by that segment's thread.
 #[derive(Debug, Default)]
 pub(super) struct LiveStats {
@@ -103,6 +113,45 @@ pub(super) struct LiveStats {
     dropped: AtomicU64,
     truncated: AtomicU64,
     kernel_copied: AtomicU64,
+    synced: AtomicU64,
+    late: AtomicU64,
+    max_lateness_ns: AtomicU64,
+    times: LiveHistogram,
+}
+
+/// A [`super::stats::TimeHistogram`] as last published by the one thread that keeps it.
+#[derive(Debug, Default)]
+pub(super) struct LiveHistogram {
+    buckets: [AtomicU64; super::stats::TIME_BUCKETS + 1],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl LiveHistogram {
+    /// Publishes `h`; only when it changed (one load when it did not: most buffers are not
+    /// timed).
+    pub(super) fn store(&self, h: &super::stats::TimeHistogram) {
+        if self.count.load(Ordering::Relaxed) == h.count {
+            return;
+        }
+        for (a, &b) in self.buckets.iter().zip(&h.buckets) {
+            a.store(b, Ordering::Relaxed);
+        }
+        self.sum_ns.store(h.sum_ns, Ordering::Relaxed);
+        self.count.store(h.count, Ordering::Relaxed);
+    }
+
+    pub(super) fn load(&self) -> super::stats::TimeHistogram {
+        let mut h = super::stats::TimeHistogram {
+            count: self.count.load(Ordering::Relaxed),
+            sum_ns: self.sum_ns.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        for (b, a) in h.buckets.iter_mut().zip(&self.buckets) {
+            *b = a.load(Ordering::Relaxed);
+        }
+        h
+    }
 }
 
 impl LiveStats {
@@ -113,6 +162,11 @@ impl LiveStats {
         self.dropped.store(s.dropped, Ordering::Relaxed);
         self.truncated.store(s.truncated, Ordering::Relaxed);
         self.kernel_copied.store(s.kernel_copied, Ordering::Relaxed);
+        self.synced.store(s.synced, Ordering::Relaxed);
+        self.late.store(s.late, Ordering::Relaxed);
+        self.max_lateness_ns
+            .store(s.max_lateness_ns, Ordering::Relaxed);
+        self.times.store(&s.times);
     }
 
     fn load(&self) -> super::ElementStats {
@@ -123,8 +177,10 @@ impl LiveStats {
             dropped: self.dropped.load(Ordering::Relaxed),
             truncated: self.truncated.load(Ordering::Relaxed),
             kernel_copied: self.kernel_copied.load(Ordering::Relaxed),
-            // QoS counts are read from the elements at the end of the run.
-            ..Default::default()
+            synced: self.synced.load(Ordering::Relaxed),
+            late: self.late.load(Ordering::Relaxed),
+            max_lateness_ns: self.max_lateness_ns.load(Ordering::Relaxed),
+            times: self.times.load(),
         }
     }
 }
@@ -155,6 +211,10 @@ struct ProgressState {
     total_bytes: Option<u64>,
     planned: bool,
     plan: LivePlan,
+    /// The cycle times of rt elements, by element name.
+    cycles: Vec<(String, Arc<LiveHistogram>)>,
+    /// Worker processes started for isolated elements, by element name.
+    workers: Vec<(String, u64)>,
 }
 
 impl std::fmt::Debug for ProgressState {
@@ -203,6 +263,47 @@ impl Progress {
         });
         self.lock().segments.push(Arc::clone(&live));
         live
+    }
+
+    /// Where the rt element `name` publishes its cycle times (`None` when nobody watches).
+    pub(super) fn register_cycles(&self, name: &str) -> Option<Arc<LiveHistogram>> {
+        if !self.per_element {
+            return None;
+        }
+        let live = Arc::new(LiveHistogram::default());
+        self.lock()
+            .cycles
+            .push((name.to_owned(), Arc::clone(&live)));
+        Some(live)
+    }
+
+    /// A worker process was started for the isolated element `name`.
+    pub(super) fn worker_started(&self, name: &str) {
+        let mut state = self.lock();
+        match state.workers.iter_mut().find(|(n, _)| n == name) {
+            Some((_, starts)) => *starts += 1,
+            None => state.workers.push((name.to_owned(), 1)),
+        }
+    }
+
+    /// Worker processes started so far, by isolated element: one each, as a worker that dies
+    /// ends the run rather than being replaced.
+    pub fn worker_starts(&self) -> Vec<(String, u64)> {
+        let mut all = self.lock().workers.clone();
+        all.sort();
+        all
+    }
+
+    /// The cycle times of the rt elements so far, by element name.
+    pub fn cycle_times(&self) -> Vec<(String, super::stats::TimeHistogram)> {
+        let mut all: Vec<_> = self
+            .lock()
+            .cycles
+            .iter()
+            .map(|(name, h)| (name.clone(), h.load()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     pub(super) fn planned(&self, total_bytes: Option<u64>) {

@@ -28,14 +28,15 @@ pub(super) fn split(
     capacity: usize,
     quantum: usize,
     messages: Option<super::Console>,
+    live: Option<std::sync::Arc<super::observe::LiveHistogram>>,
 ) -> ElementImpl {
-    own_thread(name, imp, capacity, quantum, messages, true)
+    own_thread(name, imp, capacity, quantum, messages, Some(live))
 }
 
 /// Gives a timed element (a timeout, a batch's age) a thread of its own at normal priority,
 /// woken by input or by its deadline, whichever comes first.
 pub(super) fn timed(name: &str, imp: Box<dyn Transform>, capacity: usize) -> ElementImpl {
-    own_thread(name, imp, capacity, 1, None, false)
+    own_thread(name, imp, capacity, 1, None, None)
 }
 
 fn own_thread(
@@ -44,7 +45,7 @@ fn own_thread(
     capacity: usize,
     quantum: usize,
     messages: Option<super::Console>,
-    report_cycles: bool,
+    report_cycles: Option<Option<std::sync::Arc<super::observe::LiveHistogram>>>,
 ) -> ElementImpl {
     let (tx, rx) = kanal::bounded(capacity);
     ElementImpl::Split {
@@ -59,7 +60,8 @@ fn own_thread(
             taken: Vec::with_capacity(quantum.max(1)),
             out: VecDeque::with_capacity(quantum.max(1)),
             ended: false,
-            report_cycles,
+            report_cycles: report_cycles.is_some(),
+            live: report_cycles.flatten(),
         }),
     }
 }
@@ -109,6 +111,8 @@ struct Cycles {
     samples: Vec<u64>,
     total: u64,
     max: u64,
+    /// Every cycle, bucketed.
+    histogram: super::stats::TimeHistogram,
     /// xorshift state for the reservoir.
     rng: u64,
 }
@@ -117,6 +121,7 @@ impl Cycles {
     fn record(&mut self, ns: u64) {
         self.total += 1;
         self.max = self.max.max(ns);
+        self.histogram.record(ns);
         if self.samples.len() < CYCLE_SAMPLES {
             self.samples.push(ns);
             return;
@@ -145,6 +150,7 @@ impl Cycles {
             median_ns: at(0.5),
             p99_ns: at(0.99),
             max_ns: self.max,
+            cycle_time: self.histogram,
         })
     }
 
@@ -170,6 +176,9 @@ struct RtThread {
     ended: bool,
     /// Whether its cycle times go to the report (an rt element, not a merely timed one).
     report_cycles: bool,
+    /// Where its cycle times are published after every cycle, when a metrics endpoint or a
+    /// control socket watches.
+    live: Option<std::sync::Arc<super::observe::LiveHistogram>>,
 }
 
 impl Drop for RtThread {
@@ -286,6 +295,9 @@ impl RtThread {
     /// Times one cycle that began at `started`.
     fn record(&mut self, started: Instant) {
         self.cycles.record(started.elapsed().as_nanos() as u64);
+        if let Some(live) = &self.live {
+            live.store(&self.cycles.histogram);
+        }
     }
 }
 

@@ -72,6 +72,9 @@ pub struct ElementStats {
     pub late: u64,
     /// The latest a synced buffer came, in ns after its running time.
     pub max_lateness_ns: u64,
+    /// Time per buffer inside the element's calls, on the buffers whose time is sampled (see
+    /// `SAMPLE_EVERY`), unscaled.
+    pub times: super::stats::TimeHistogram,
 }
 
 impl std::ops::AddAssign for ElementStats {
@@ -86,6 +89,7 @@ impl std::ops::AddAssign for ElementStats {
         self.synced += other.synced;
         self.late += other.late;
         self.max_lateness_ns = self.max_lateness_ns.max(other.max_lateness_ns);
+        self.times += &other.times;
     }
 }
 
@@ -541,6 +545,9 @@ pub(super) struct Segment {
     /// Element calls timed in this iteration: a buffer split into thousands of records is
     /// slow as a whole but cheap per call, and must not switch timing to every call.
     timed_calls: u64,
+    /// Set once end of stream is being passed on: intervals timed then are flushes, not the
+    /// processing of one buffer, and stay out of the time histograms.
+    finishing: bool,
     /// By element: the caps each element of this thread takes now, and its rule for a change
     /// (empty: everything passes, as in unit tests).
     pub(super) caps: Vec<CapsState>,
@@ -618,6 +625,7 @@ impl Segment {
             idlers,
             burst: 0,
             timed_calls: 0,
+            finishing: false,
             caps: Vec::new(),
         }
     }
@@ -980,8 +988,11 @@ impl Segment {
                     };
                     if self.scale != 0 {
                         let now = Instant::now();
-                        self.input_stats.busy_ns +=
-                            (now - self.last).as_nanos() as u64 * self.scale;
+                        let took = (now - self.last).as_nanos() as u64;
+                        self.input_stats.busy_ns += took * self.scale;
+                        if produced.as_ref().is_ok_and(Option::is_some) {
+                            self.input_stats.times.record(took);
+                        }
                         self.last = now;
                     }
                     self.input_stats.dropped += cx.dropped;
@@ -1112,7 +1123,12 @@ impl Segment {
         }
         self.timed_calls += 1;
         let now = Instant::now();
-        self.ops[id].stats.busy_ns += (now - self.last).as_nanos() as u64 * self.scale;
+        let took = (now - self.last).as_nanos() as u64;
+        let stats = &mut self.ops[id].stats;
+        stats.busy_ns += took * self.scale;
+        if !self.finishing {
+            stats.times.record(took);
+        }
         self.last = now;
     }
 
@@ -1647,6 +1663,7 @@ impl Segment {
     /// End of stream for the subtree at `from`: sinks finish, channels get EOS.
     fn finish_from(&mut self, from: usize, run: &RunControl) -> Result<(), RunError> {
         self.scale = 1;
+        self.finishing = true;
         self.last = Instant::now();
         let mut work = vec![from];
         while let Some(id) = work.pop() {

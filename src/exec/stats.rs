@@ -44,6 +44,9 @@ pub struct ElementReport {
     pub late: u64,
     /// The latest a synced buffer came after its running time, in ns.
     pub max_lateness_ns: u64,
+    /// Time per buffer inside its calls, on the buffers whose time was sampled (one in 32 at
+    /// random, every one on a slow stream; none for async elements).
+    pub processing_time: TimeHistogram,
 }
 
 /// One link's line of the report.
@@ -118,6 +121,8 @@ pub struct CycleReport {
     pub p99_ns: u64,
     /// Longest cycle, in nanoseconds.
     pub max_ns: u64,
+    /// Every cycle's time.
+    pub cycle_time: TimeHistogram,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -159,6 +164,7 @@ pub(super) fn report(
             synced: s.synced,
             late: s.late,
             max_lateness_ns: s.max_lateness_ns,
+            processing_time: s.times,
         });
     }
     let mut links = Vec::new();
@@ -403,5 +409,114 @@ fn format_lateness(ns: u64) -> String {
         "0 ms".to_owned()
     } else {
         format!("{:.1} ms", ns as f64 / 1e6)
+    }
+}
+
+/// Buckets of a [`TimeHistogram`] with a finite bound: `2^(8+i)` ns, from 256 ns to about half
+/// a second; one more bucket takes everything longer.
+pub const TIME_BUCKETS: usize = 22;
+
+/// A distribution of times (an element's processing time per buffer, an rt element's cycle
+/// time) in power-of-two buckets: recording is one count and one add, never an allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeHistogram {
+    /// Observations by bucket (not cumulative); the last one has no bound.
+    pub buckets: [u64; TIME_BUCKETS + 1],
+    /// Observations in all.
+    pub count: u64,
+    /// Their sum, in nanoseconds.
+    pub sum_ns: u64,
+}
+
+impl TimeHistogram {
+    /// The upper bound of bucket `i` in nanoseconds (`None`: unbounded).
+    pub fn bound_ns(i: usize) -> Option<u64> {
+        (i < TIME_BUCKETS).then(|| 1u64 << (8 + i))
+    }
+
+    /// Counts one observation of `ns` nanoseconds.
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        // ceil(log2(ns)) - 8, so that bucket i holds (2^(7+i), 2^(8+i)] ns.
+        let log = 64 - ns.saturating_sub(1).leading_zeros() as usize;
+        let i = log.saturating_sub(8).min(TIME_BUCKETS);
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+    }
+
+    /// Whether nothing was observed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl std::ops::AddAssign<&TimeHistogram> for TimeHistogram {
+    fn add_assign(&mut self, other: &TimeHistogram) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+    }
+}
+
+/// In JSON: `{"count", "sum_ns", "buckets": [{"le_ns", "count"}]}`, the buckets not cumulative
+/// and only those with observations; `le_ns` is null for the unbounded one.
+impl serde::Serialize for TimeHistogram {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Bucket {
+            le_ns: Option<u64>,
+            count: u64,
+        }
+        #[derive(serde::Serialize)]
+        struct Histogram {
+            count: u64,
+            sum_ns: u64,
+            buckets: Vec<Bucket>,
+        }
+        Histogram {
+            count: self.count,
+            sum_ns: self.sum_ns,
+            buckets: self
+                .buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, &n)| n > 0)
+                .map(|(i, &count)| Bucket {
+                    le_ns: TimeHistogram::bound_ns(i),
+                    count,
+                })
+                .collect(),
+        }
+        .serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_fall_in_power_of_two_buckets() {
+        let mut h = TimeHistogram::default();
+        for ns in [0, 1, 256, 257, 512, 513, 1 << 29, (1 << 29) + 1, u64::MAX] {
+            h.record(ns);
+        }
+        assert_eq!(h.buckets[0], 3, "up to 256 ns");
+        assert_eq!(h.buckets[1], 2, "257..=512 ns");
+        assert_eq!(h.buckets[2], 1);
+        assert_eq!(h.buckets[TIME_BUCKETS - 1], 1, "up to 2^29 ns");
+        assert_eq!(h.buckets[TIME_BUCKETS], 2, "beyond");
+        assert_eq!(h.count, 9);
+        assert_eq!(TimeHistogram::bound_ns(TIME_BUCKETS - 1), Some(1 << 29));
+        assert_eq!(TimeHistogram::bound_ns(TIME_BUCKETS), None);
+        let json = serde_json::to_value(h).unwrap();
+        assert_eq!(json["buckets"][0]["le_ns"], 256);
+        assert_eq!(
+            json["buckets"].as_array().unwrap().last().unwrap()["le_ns"],
+            serde_json::Value::Null
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The pipeline graph as one JSON object (`--graph=json`, the control socket's `graph`):
 //! elements with their properties, pads, domain and thread, links with their negotiated caps,
 //! and counts. Schema 1; a field is only ever added, and a change of meaning bumps `schema`.
+//! `schemas/graph-1.schema.json` is its JSON Schema; the tests validate real output against it.
 //!
 //! ```json
 //! {"schema": 1,

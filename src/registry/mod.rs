@@ -9,8 +9,8 @@ pub mod features;
 mod props;
 
 pub use props::{
-    format_time, Check, Effect, EnumValue, LiveBool, LiveFloat, LiveValue, PropKind, PropSpec,
-    Props, Role, Value, ValueError,
+    format_time, Check, Effect, EnumValue, LiveBool, LiveFloat, LiveUInt, LiveValue, PropKind,
+    PropSpec, Props, Role, Value, ValueError,
 };
 
 use crate::caps::Caps;

@@ -627,6 +627,19 @@ impl LiveFloat {
     }
 }
 
+/// An unsigned integer property an element reads while it runs (identity's `sleep-time`,
+/// a rate limit).
+#[derive(Debug, Clone)]
+pub struct LiveUInt(LiveValue);
+
+impl LiveUInt {
+    /// The value now.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.bits()
+    }
+}
+
 /// The validated properties of one element instance: every spec of the factory, with the
 /// default where the description set nothing.
 #[derive(Debug, Clone)]
@@ -785,6 +798,12 @@ impl Props {
     pub fn live_float(&self, name: &str) -> Result<LiveFloat, ElementError> {
         self.float(name)?;
         Ok(LiveFloat(self.live_or_err(name)?.clone()))
+    }
+
+    /// An unsigned integer property marked mutable, read live while running.
+    pub fn live_uint(&self, name: &str) -> Result<LiveUInt, ElementError> {
+        self.uint(name)?;
+        Ok(LiveUInt(self.live_or_err(name)?.clone()))
     }
 
     /// The shared word of a mutable property whose element keeps its own meaning in it (a

@@ -445,7 +445,24 @@ fn socket_mode_is_0600() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
 
+/// The graph validates against its versioned JSON Schema (`schemas/graph-1.schema.json`,
+/// draft 2020-12), and holds together beyond what a schema can say: counts match, every
+/// pad's peer names a pad that points back.
 fn graph_is_well_formed(g: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/graph-1.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft202012::new(&schema).expect("the schema itself is valid");
+    let errors: Vec<String> = validator
+        .iter_errors(g)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{g}");
     assert_eq!(g["schema"], 1);
     let elements = g["elements"].as_array().unwrap();
     let links = g["links"].as_array().unwrap();
@@ -471,6 +488,75 @@ fn graph_is_well_formed(g: &Value) {
             assert!(l[key].is_string(), "{key} in {l}");
         }
     }
+    // Every pad's peer points back at it.
+    let pads: Vec<(String, String)> = elements
+        .iter()
+        .flat_map(|e| {
+            e["pads"].as_array().unwrap().iter().map(move |p| {
+                (
+                    format!(
+                        "{}.{}",
+                        e["name"].as_str().unwrap(),
+                        p["name"].as_str().unwrap()
+                    ),
+                    p["peer"].as_str().unwrap().to_owned(),
+                )
+            })
+        })
+        .collect();
+    for (pad, peer) in &pads {
+        assert!(
+            pads.iter().any(|(p, back)| p == peer && back == pad),
+            "{pad} -> {peer}"
+        );
+    }
+}
+
+/// The schema rejects what breaks it: a wrong version, a missing field, an unknown class.
+#[test]
+fn graph_schema_is_strict() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/graph-1.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let o = run_expecting(
+        launch(&[
+            "--validate",
+            "--graph=json",
+            "audiotestsrc ! tee name=t ! queue ! identity exec=rt ! fakesink \
+             t. ! identity exec=isolated ! udpsink host=127.0.0.1 port=9",
+        ]),
+        0,
+    );
+    let good: Value = serde_json::from_slice(&o.stdout).unwrap();
+    graph_is_well_formed(&good);
+    let domains: Vec<&str> = good["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["domain"].as_str().unwrap())
+        .collect();
+    assert!(
+        domains.contains(&"async") && domains.contains(&"thread"),
+        "{domains:?}"
+    );
+    let mut bad = good.clone();
+    bad["schema"] = json!(2);
+    assert!(!validator.is_valid(&bad));
+    let mut bad = good.clone();
+    bad["elements"][0].as_object_mut().unwrap().remove("pads");
+    assert!(!validator.is_valid(&bad));
+    let mut bad = good.clone();
+    bad["elements"][0]["class"] = json!("gadget");
+    assert!(!validator.is_valid(&bad));
+    let mut bad = good;
+    bad["links"][0]["from"] = json!("nopad");
+    assert!(!validator.is_valid(&bad));
 }
 
 /// `--graph=json`: before a run with --validate, after it with counts, and on the socket.
@@ -544,7 +630,7 @@ fn graph_json() {
 }
 
 /// A Prometheus scrape in mid-run parses with a strict text-format parser, and once the
-/// stream has passed, its counters are those of `--stats=json`.
+/// stream has passed, its counters and histogram counts are those of `--stats=json`.
 #[test]
 fn metrics_scraped_during_a_run() {
     let dir = tmp();
@@ -555,7 +641,7 @@ fn metrics_scraped_during_a_run() {
         "--stats=json",
         &control,
         "--metrics=127.0.0.1:0",
-        "fdsrc ! queue ! valve name=v ! fakesink",
+        "fdsrc ! queue ! identity name=rt exec=rt ! valve name=v ! identity name=w exec=isolated ! fakesink",
     ]);
     // The address is printed under -v.
     let mut err = BufReader::new(child.stderr.take().unwrap());
@@ -569,10 +655,20 @@ fn metrics_scraped_during_a_run() {
     let addr = url.trim_end_matches("/metrics").to_owned();
     let mut stdin = child.stdin.take().unwrap();
     let mut c = Client::connect(&sock);
-    for (i, chunk) in [&b"abc"[..], b"defgh", b"ij"].iter().enumerate() {
+    let chunks: [&[u8]; 4] = [b"abc", b"defgh", b"ij", b"klmnop"];
+    for (i, chunk) in chunks.iter().enumerate() {
+        if i == 2 {
+            c.ok(json!({"cmd": "set", "element": "v", "property": "drop", "value": true}));
+        }
         stdin.write_all(chunk).unwrap();
-        c.wait_taken("fakesink0", i as u64 + 1);
+        c.wait_taken("v", i as u64 + 1);
     }
+    // Everything has passed, and every thread has published its counts since: the source's
+    // and the queue's (their threads publish before waiting for the next buffer), the last
+    // buffer the valve let through at the sink.
+    c.wait_taken("fdsrc0", 4);
+    c.wait_taken("queue0", 4);
+    c.wait_taken("fakesink0", 2);
     let text = scrape(&addr, "/metrics");
     assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
     assert!(
@@ -590,20 +686,75 @@ fn metrics_scraped_during_a_run() {
     assert_eq!(code(&o), 0, "{rest}");
     let line = rest.lines().find(|l| l.starts_with('{')).unwrap();
     let s: Value = serde_json::from_str(line).unwrap();
+    let sample = |metric: &str, labels: &[String]| -> f64 {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == metric && labels.iter().all(|want| l.contains(want)))
+            .unwrap_or_else(|| panic!("no {metric} {labels:?}: {samples:?}"))
+            .2
+    };
+    let mut histograms = 0;
     for e in s["elements"].as_array().unwrap() {
         let name = e["name"].as_str().unwrap();
+        let labels = [
+            format!("element={name}"),
+            format!("factory={}", e["factory"].as_str().unwrap()),
+        ];
         for (metric, field) in [
             ("parallax_element_buffers_total", "buffers"),
             ("parallax_element_bytes_total", "bytes"),
             ("parallax_element_dropped_total", "dropped"),
+            ("parallax_element_late_total", "late"),
         ] {
-            let got = samples
-                .iter()
-                .find(|(n, labels, _)| n == metric && labels.contains(&format!("element={name}")))
-                .unwrap_or_else(|| panic!("no {metric} for {name}: {samples:?}"));
-            assert_eq!(got.2, e[field].as_f64().unwrap(), "{metric} {name}");
+            assert_eq!(
+                sample(metric, &labels),
+                e[field].as_f64().unwrap(),
+                "{metric} {name}"
+            );
         }
+        // Histograms: the count, the +Inf bucket and the sum of every element agree.
+        let times = &e["processing_time"];
+        let count = times["count"].as_f64().unwrap();
+        assert_eq!(
+            sample("parallax_element_processing_seconds_count", &labels),
+            count,
+            "{name}"
+        );
+        let mut inf = labels.to_vec();
+        inf.push("le=+Inf".into());
+        assert_eq!(
+            sample("parallax_element_processing_seconds_bucket", &inf),
+            count,
+            "{name}"
+        );
+        let sum = sample("parallax_element_processing_seconds_sum", &labels);
+        assert!(
+            (sum - times["sum_ns"].as_f64().unwrap() / 1e9).abs() < 1e-9,
+            "{name}"
+        );
+        histograms += u64::from(count > 0.0);
     }
+    assert_eq!(element(&s, "v")["dropped"], 2);
+    // The first buffer of every thread is timed: the source's and the sink's at least.
+    assert!(histograms >= 2, "{s}");
+    // The rt element's cycles: one per buffer, all of them in the histogram.
+    let rt = &s["rt"][0];
+    assert_eq!(rt["element"], "rt");
+    assert_eq!(rt["cycles"], 4);
+    assert_eq!(rt["cycle_time"]["count"], 4);
+    let rt_labels = ["element=rt".to_owned()];
+    assert_eq!(sample("parallax_rt_cycle_seconds_count", &rt_labels), 4.0);
+    // One worker process for the isolated element, never replaced.
+    let w = ["element=w".to_owned()];
+    assert_eq!(sample("parallax_isolated_worker_starts_total", &w), 1.0);
+    assert_eq!(sample("parallax_isolated_worker_restarts_total", &w), 0.0);
+    // The source's pool high-water mark, as --stats has it.
+    let pool = &s["pools"][0];
+    let p = [format!("element={}", pool["element"].as_str().unwrap())];
+    assert_eq!(
+        sample("parallax_pool_high_water_slots", &p),
+        pool["high_water"].as_f64().unwrap()
+    );
 }
 
 fn scrape(addr: &str, path: &str) -> String {
@@ -616,13 +767,24 @@ fn scrape(addr: &str, path: &str) -> String {
 }
 
 /// Parses exposition text with Python's prometheus_client (strict: a malformed line, a bad
-/// label escape or a sample of an undeclared type fails), giving (name, sorted labels, value).
+/// label escape, a sample of an undeclared type or a histogram without its `+Inf` bucket,
+/// `_count` and `_sum` fails), giving (name, sorted labels, value).
 fn parse_strictly(body: &str) -> Vec<(String, Vec<String>, f64)> {
     let script = r#"
 import sys
 from prometheus_client.parser import text_string_to_metric_families
 for family in text_string_to_metric_families(sys.stdin.read()):
-    assert family.type in ("counter", "gauge"), family.type
+    assert family.type in ("counter", "gauge", "histogram"), family.type
+    if family.type == "histogram":
+        series = {}
+        for s in family.samples:
+            key = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+            series.setdefault(key, {})[s.name[len(family.name):] + ("/" + s.labels["le"] if "le" in s.labels else "")] = s.value
+        for key, parts in series.items():
+            assert parts["_bucket/+Inf"] == parts["_count"], (family.name, key)
+            assert "_sum" in parts, (family.name, key)
+            buckets = [v for k, v in parts.items() if k.startswith("_bucket/")]
+            assert buckets == sorted(buckets), ("buckets are cumulative", family.name, key)
     for s in family.samples:
         labels = ",".join(sorted(f"{k}={v}" for k, v in s.labels.items()))
         print(f"{s.name}\t{labels}\t{s.value}")
@@ -698,4 +860,300 @@ fn top_prints_one_sample() {
     gone.args([&control, "--once"]);
     let o = run_expecting(gone, 1);
     assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
+}
+
+/// An async sink counts live: each datagram shows in the socket's `stats` as it is sent (not
+/// only at the end), and in `parallax-top --once`, with its `late` column.
+#[test]
+fn async_elements_count_live() {
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(WATCHDOG)).unwrap();
+    let port = peer.local_addr().unwrap().port();
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let pipeline = format!("fdsrc ! udpsink host=127.0.0.1 port={port}");
+    let mut child = spawn(&["-q", "--stats=json", &control, &pipeline]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut c = Client::connect(&sock);
+    let mut got = [0u8; 64];
+    for (i, chunk) in [&b"one"[..], b"two!"].iter().enumerate() {
+        stdin.write_all(chunk).unwrap();
+        let n = peer.recv(&mut got).unwrap();
+        assert_eq!(&got[..n], *chunk);
+        c.wait_taken("udpsink0", i as u64 + 1);
+    }
+    let live = c.element("udpsink0");
+    assert_eq!(live["buffers"], 2, "{live}");
+    assert_eq!(live["bytes"], 7, "{live}");
+    let mut top = Command::new(env!("CARGO_BIN_EXE_parallax-top"));
+    top.args([&control, "--once", "--format=json", "--interval=0.05"]);
+    let o = run_expecting(top, 0);
+    let sample: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = sample["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "udpsink0")
+        .unwrap()
+        .clone();
+    assert_eq!(row["buffers"], 2, "{row}");
+    assert_eq!(row["late"], 0, "{row}");
+    let mut table = Command::new(env!("CARGO_BIN_EXE_parallax-top"));
+    table.args([&control, "--once", "--interval=0.05"]);
+    let o = run_expecting(table, 0);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.lines().next().unwrap().ends_with("LATE"), "{text}");
+    drop(stdin);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(element(&stats(&o), "udpsink0")["buffers"], 2);
+}
+
+/// Late buffers show live: a sink synced to the clock behind a source that stamps buffers in
+/// the past counts every one of them late, in `stats` while it runs.
+#[test]
+fn late_buffers_count_live() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    // identity's datarate stamps buffer k at k/rate s; sleep-time makes each take 50 ms
+    // longer than its duration, so from the second on every buffer comes late.
+    let mut child = spawn(&[
+        "-q",
+        &control,
+        "fakesrc num-buffers=-1 sizetype=fixed sizemax=100 ! identity datarate=100000 \
+         sleep-time=50000 ! fakesink sync=true",
+    ]);
+    let mut c = Client::connect(&sock);
+    c.wait_taken("fakesink0", 1);
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        let e = c.element("fakesink0");
+        if e["late"].as_u64().unwrap_or(0) >= 2 {
+            assert!(e["synced"].as_u64().unwrap() >= 2, "{e}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never late: {e}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.ok(json!({"cmd": "eos"}));
+    drop(child.stdin.take());
+    assert_eq!(code(&wait(child)), 0);
+}
+
+/// identity's drop-probability switched through the socket in mid-stream: 1 drops every
+/// buffer, 0 none.
+#[test]
+fn identity_drop_probability_switched_mid_stream() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[
+        "-q",
+        "--stats=json",
+        &control,
+        "fdsrc ! identity name=i ! fdsink",
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut c = Client::connect(&sock);
+    let mut sent = 0;
+    let mut feed = |c: &mut Client, text: &str| {
+        stdin.write_all(text.as_bytes()).unwrap();
+        sent += 1;
+        c.wait_taken("i", sent);
+    };
+    feed(&mut c, "one ");
+    let set =
+        c.ok(json!({"cmd": "set", "element": "i", "property": "drop-probability", "value": 1.0}));
+    assert_eq!(set["value"], 1.0);
+    feed(&mut c, "two ");
+    feed(&mut c, "three ");
+    c.ok(json!({"cmd": "set", "element": "i", "property": "drop-probability", "value": 0}));
+    feed(&mut c, "four");
+    let bad =
+        c.ask(json!({"cmd": "set", "element": "i", "property": "drop-probability", "value": 1.5}));
+    assert_eq!(bad["ok"], false, "{bad}");
+    drop(stdin);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one four");
+    assert_eq!(element(&stats(&o), "i")["dropped"], 2);
+}
+
+/// throttle's rate lowered through the socket: a full bucket lets one more buffer through,
+/// then everything is dropped until the limit is lifted again.
+#[test]
+fn throttle_rate_changed_mid_stream() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[
+        "-q",
+        "--stats=json",
+        &control,
+        "fdsrc ! throttle name=t ! fdsink",
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut c = Client::connect(&sock);
+    let mut sent = 0;
+    let mut feed = |c: &mut Client, text: &str| {
+        stdin.write_all(text.as_bytes()).unwrap();
+        sent += 1;
+        c.wait_taken("t", sent);
+    };
+    feed(&mut c, "a ");
+    // One buffer in 1000 s.
+    c.ok(json!({"cmd": "set", "element": "t", "property": "buffers-per-second", "value": 0.001}));
+    feed(&mut c, "b ");
+    feed(&mut c, "c ");
+    feed(&mut c, "d ");
+    c.ok(json!({"cmd": "set", "element": "t", "property": "buffers-per-second", "value": 0}));
+    feed(&mut c, "e");
+    drop(stdin);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a b e");
+    assert_eq!(element(&stats(&o), "t")["dropped"], 2);
+}
+
+/// ratelimiter's rate raised through the socket while a buffer waits: the waiting buffer
+/// goes at once instead of after 1000 s.
+#[test]
+fn ratelimiter_rate_changed_while_waiting() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[
+        "-q",
+        &control,
+        "fdsrc ! queue ! ratelimiter name=r buffers-per-second=0.001 ! fdsink",
+    ]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<u8>();
+    let reader = std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        while out.read_exact(&mut byte).is_ok() {
+            if tx.send(byte[0]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut c = Client::connect(&sock);
+    stdin.write_all(b"a").unwrap();
+    // The first buffer passes at once.
+    assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), b'a');
+    stdin.write_all(b"b").unwrap();
+    // The second buffer left the source and the queue: the limiter holds it.
+    c.wait_taken("fdsrc0", 2);
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        let stats = c.ok(json!({"cmd": "stats"}));
+        let waiting = stats["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["element"] == "queue0")
+            .map_or(0, |q| q["buffers"].as_u64().unwrap());
+        if waiting == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{stats}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(rx.try_recv().is_err(), "the second buffer did not wait");
+    assert_eq!(
+        c.ok(json!({"cmd": "get", "element": "r", "property": "buffers-per-second"}))["value"],
+        0.001
+    );
+    c.ok(json!({"cmd": "set", "element": "r", "property": "buffers-per-second", "value": 0}));
+    assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), b'b');
+    drop(stdin);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    reader.join().unwrap();
+}
+
+/// audiotestsrc's freq and volume, and volume's volume, are mutable; their ranges hold.
+#[test]
+fn audio_properties_set_while_running() {
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let child = spawn(&[
+        "-q",
+        &control,
+        "audiotestsrc name=a is-live=true ! volume name=v ! fakesink",
+    ]);
+    let mut c = Client::connect(&sock);
+    c.wait_taken("fakesink0", 1);
+    for (el, prop, value) in [
+        ("a", "freq", 880.0),
+        ("a", "volume", 0.25),
+        ("v", "volume", 2.0),
+    ] {
+        let set = c.ok(json!({"cmd": "set", "element": el, "property": prop, "value": value}));
+        assert_eq!(set["value"], value);
+        let got = c.ok(json!({"cmd": "get", "element": el, "property": prop}));
+        assert_eq!(got["value"], value);
+    }
+    let bad = c.ask(json!({"cmd": "set", "element": "a", "property": "volume", "value": 3}));
+    assert_eq!(bad["ok"], false, "{bad}");
+    let fixed = c.ask(json!({"cmd": "set", "element": "a", "property": "wave", "value": "saw"}));
+    assert!(
+        fixed["error"].as_str().unwrap().contains("fixed while"),
+        "{fixed}"
+    );
+    c.ok(json!({"cmd": "eos"}));
+    assert_eq!(code(&wait(child)), 0);
+}
+
+/// parallax-inspect marks the properties that may change while running, in its card and its
+/// JSON; a fixed one carries no mark.
+#[test]
+fn inspect_marks_mutable_properties() {
+    for (element, property) in [
+        ("identity", "drop-probability"),
+        ("identity", "sleep-time"),
+        ("throttle", "bytes-per-second"),
+        ("ratelimiter", "buffers-per-second"),
+        ("audiotestsrc", "freq"),
+        ("volume", "volume"),
+        ("valve", "drop"),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parallax-inspect"));
+        cmd.args(["--json", element]);
+        let card: Value = serde_json::from_slice(&run_expecting(cmd, 0).stdout).unwrap();
+        let p = card["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == property)
+            .unwrap();
+        assert_eq!(p["mutable_while_running"], true, "{element} {property}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parallax-inspect"));
+        cmd.arg(element);
+        let text = String::from_utf8(run_expecting(cmd, 0).stdout).unwrap();
+        let at = text.find(&format!("  {property}  ")).unwrap();
+        let block: String = text[at..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("      "))
+            .collect();
+        assert!(
+            block.contains("mutable while running"),
+            "{element} {property}: {block}"
+        );
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parallax-inspect"));
+    cmd.arg("identity");
+    let text = String::from_utf8(run_expecting(cmd, 0).stdout).unwrap();
+    let at = text.find("  error-after  ").unwrap();
+    let block: String = text[at..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("      "))
+        .collect();
+    assert!(!block.contains("mutable"), "{block}");
 }
