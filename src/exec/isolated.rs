@@ -111,8 +111,9 @@ struct Link {
     /// Set by the release thread when it stopped the worker for sending garbage.
     cut_off: Arc<CutOff>,
     counts: Counts,
-    /// Where `-m` lines go; `None` without `-m`.
-    messages: Option<super::Console>,
+    /// Where its messages go; `None` when nobody listened as it started (round trips are
+    /// then not timed).
+    messages: Option<super::events::Events>,
     done: AtomicBool,
     /// The worker was told of a drain (once is enough).
     drain_asked: AtomicBool,
@@ -235,8 +236,9 @@ impl Link {
     fn start(
         node: &Node,
         pools: PeerAccess,
-        messages: Option<super::Console>,
+        events: super::events::Events,
     ) -> Result<Arc<Link>, ElementError> {
+        let messages = events.is_subscribed().then_some(events);
         let io = |what: &str, e: std::io::Error| ElementError::io(what.to_owned(), e);
         let (ours, theirs) = seqpacket_pair().map_err(|e| io("creating the worker socket", e))?;
         // A program embedding the library points this at a binary that calls `worker_main`.
@@ -344,11 +346,11 @@ impl Link {
             Ok(None) => return Err(link.lost()),
             Err(e) => return Err(link.frame_error(e)),
         }
-        if let Some(console) = &link.messages {
-            console.write(&format!(
-                "message: {}: isolated in worker process {}\n",
-                link.name, link.pid
-            ));
+        if let Some(events) = &link.messages {
+            events.publish(super::events::Event::Element {
+                element: link.name.clone(),
+                message: format!("isolated in worker process {}", link.pid),
+            });
         }
         Ok(link)
     }
@@ -641,20 +643,22 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        if let Some(console) = &self.messages {
+        if let Some(events) = &self.messages {
             let c = &self.counts;
             let trips = Link::lock(&c.timings).round_trip_summary();
             let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-            console.write(&format!(
-                "message: {}: worker process {}: {} buffers sent, {} came back as the same \
-                 memory, {} from the worker's arena, {} copied{trips}\n",
-                self.name,
-                self.pid,
-                n(&c.sent),
-                n(&c.same_memory_back),
-                n(&c.from_worker_arena),
-                n(&c.copied)
-            ));
+            events.publish(super::events::Event::Element {
+                element: self.name.clone(),
+                message: format!(
+                    "worker process {}: {} buffers sent, {} came back as the same memory, {} \
+                     from the worker's arena, {} copied{trips}",
+                    self.pid,
+                    n(&c.sent),
+                    n(&c.same_memory_back),
+                    n(&c.from_worker_arena),
+                    n(&c.copied)
+                ),
+            });
         }
         // End of stream for a worker still listening (harmless to one that is gone), a moment
         // to exit, then the kill; either way it is reaped.
@@ -967,13 +971,13 @@ pub fn splits(node: &Node) -> bool {
 pub(super) fn proxy(
     node: &Node,
     pools: PeerAccess,
-    messages: Option<super::Console>,
+    events: super::events::Events,
 ) -> Result<ElementImpl, ElementError> {
     let pads = node.factory.pads;
     if let Some(why) = node.factory.refusal(Exec::Isolated) {
         return Err(ElementError::Config(why));
     }
-    let link = Link::start(node, pools, messages)?;
+    let link = Link::start(node, pools, events)?;
     let access = link.access;
     Ok(if pads.sink == PadPresence::None {
         ElementImpl::Source(Box::new(IsolatedSource {
@@ -1076,6 +1080,9 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
         ctrlc::set_handler(move || run.request_drain())
             .map_err(|e| format!("cannot take signals: {e}"))?;
     }
+    // The element's warnings go to the worker's stderr, which is the parent's.
+    run.set_names(Arc::new(vec![name.clone()]));
+    let _printer = run.events().print_to(super::Console::default(), false);
     let f = crate::registry::find(&factory).ok_or(format!("no element `{factory}`"))?;
     let mut props = crate::registry::Props::defaults(&name, f.props);
     for (k, v) in &written {
@@ -1211,7 +1218,7 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
             // it outputs then goes to the parent unasked (the parent reads answers as a stream).
             if let Some(at) = t.deadline() {
                 if !side.wait_input(at)? {
-                    let mut cx = Ctx::new(run, None);
+                    let mut cx = Ctx::for_element(run, None, 0);
                     t.on_deadline(&mut cx).map_err(|e| e.to_string())?;
                     for out in cx.take_out() {
                         side.reply(out, run)?;
@@ -1219,7 +1226,7 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
                     continue;
                 }
             }
-            let mut cx = Ctx::new(run, None);
+            let mut cx = Ctx::for_element(run, None, 0);
             let Some(buf) = side.next_buffer()? else {
                 t.flush(&mut cx).map_err(|e| e.to_string())?;
                 for out in cx.take_out() {
@@ -1242,7 +1249,7 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
             }
         },
         ElementImpl::Sink(mut s) => loop {
-            let mut cx = Ctx::new(run, None);
+            let mut cx = Ctx::for_element(run, None, 0);
             let Some(buf) = side.next_buffer()? else {
                 s.finish(&mut cx).map_err(|e| e.to_string())?;
                 side.send(&Frame::Eos)?;
@@ -1288,7 +1295,7 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
                     Some((Frame::Eos, _)) | None => return Ok(()),
                     Some((other, _)) => return Err(format!("unexpected frame {other:?}").into()),
                 }
-                let mut cx = Ctx::new(run, pool.as_ref());
+                let mut cx = Ctx::for_element(run, pool.as_ref(), 0);
                 match src.produce(&mut cx).map_err(|e| e.to_string())? {
                     Some(buf) => side.reply(buf, run)?,
                     None => {
