@@ -40,6 +40,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub use payload::{misaligned_copies, Payload, PayloadError};
 
 use crate::element::prelude::*;
+use crate::exec::events::{Events, Subscription};
 use crate::exec::{Pipeline, Report, RunControl, RunError, RunOptions};
 use crate::registry::Exec;
 
@@ -452,6 +453,8 @@ struct Draft {
     /// What each named element is handed.
     attachments: Vec<(String, Arc<dyn std::any::Any + Send + Sync>)>,
     next: usize,
+    /// What its runs publish.
+    events: Events,
 }
 
 impl Draft {
@@ -679,6 +682,13 @@ impl<R> Sealed<R> {
         Ok(pipeline)
     }
 
+    /// Subscribes to the events of the run to come (state changes, element messages,
+    /// warnings, QoS, errors, end of stream), as `Session::subscribe` does for a session.
+    /// (A session of [`Sealed::pipeline`] has its own.)
+    pub fn subscribe(&self) -> Subscription {
+        self.draft.borrow().events.subscribe()
+    }
+
     /// Runs to end of stream with the default options.
     pub fn run(self) -> Result<Ran<R>, TypedError> {
         self.run_with(&RunOptions::default())
@@ -687,9 +697,11 @@ impl<R> Sealed<R> {
     /// Runs to end of stream with `options`.
     pub fn run_with(self, options: &RunOptions) -> Result<Ran<R>, TypedError> {
         let pipeline = self.pipeline()?;
+        let events = self.draft.borrow().events.clone();
         let control = Arc::new(
             RunControl::new()
-                .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?,
+                .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?
+                .with_events(events),
         );
         let report = pipeline.run(control, options)?;
         Ok(Ran {
