@@ -1725,7 +1725,7 @@ mod tests {
         };
         let seg = Segment::new("test".into(), input, 0, ops, names);
         let control = RunControl::new().unwrap();
-        let result = seg.run_guarded(&control, false);
+        let result = seg.run_guarded(&control);
         assert_eq!(result.outcome, Outcome::Eos);
         let (a, b) = (a.lock().unwrap().clone(), b.lock().unwrap().clone());
         assert_eq!(a.len(), 10);
@@ -1808,7 +1808,7 @@ mod tests {
         };
         let seg = Segment::new("test".into(), input, 0, ops, names);
         let control = RunControl::new().unwrap();
-        let result = seg.run_guarded(&control, false);
+        let result = seg.run_guarded(&control);
         assert_eq!(result.outcome, Outcome::Eos);
         assert_eq!(a.lock().unwrap().len(), 4, "before the switch");
         assert_eq!(b.lock().unwrap().len(), 6, "from the switch on");

@@ -123,6 +123,8 @@ impl Session {
         if self.state != State::Idle {
             return Err(self.wrong("activate", State::Idle));
         }
+        // Subscribers hear of the state before anything the threads say.
+        self.enter(State::Running);
         match std::mem::replace(&mut self.held, Held::Nothing) {
             Held::Prepared(prepared) => {
                 let pipeline = Arc::clone(&self.pipeline);
@@ -130,9 +132,16 @@ impl Session {
                 let options = self.options.clone();
                 let driver = std::thread::Builder::new()
                     .name("px-session".into())
-                    .spawn(move || pipeline.execute(*prepared, control, &options))
-                    .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
-                self.held = Held::Started(driver);
+                    .spawn(move || pipeline.execute(*prepared, control, &options));
+                match driver {
+                    Ok(driver) => self.held = Held::Started(driver),
+                    Err(e) => {
+                        // Nothing was built for good: the session is back where it started.
+                        self.enter(State::Suspended);
+                        self.fresh_control()?;
+                        return Err(RunError::Setup(format!("cannot start a thread: {e}")));
+                    }
+                }
             }
             started @ Held::Started(_) => {
                 self.held = started;
@@ -140,7 +149,6 @@ impl Session {
             }
             Held::Nothing => unreachable!("an Idle session holds its elements"),
         }
-        self.enter(State::Running);
         Ok(())
     }
 
