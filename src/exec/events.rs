@@ -397,7 +397,10 @@ mod tests {
             message: "careful".into(),
         };
         events.publish(warning.clone());
-        assert_eq!(*seen.lock().unwrap(), [warning.clone()]);
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            std::slice::from_ref(&warning)
+        );
         let all = events.listen(true, Arc::new(|_: &Event| {}));
         assert!(events.is_subscribed());
         drop(all);
