@@ -868,6 +868,27 @@ mod tests {
     }
 
     #[test]
+    fn a_same_type_map_passes_unchanged_items_and_archives_changed_ones() {
+        let mut scratch = AlignedVec::new();
+        let mut step = map(|x: u64| x.min(5)).into_step().0;
+        let three = 3u64.encode().unwrap();
+        assert!(matches!(step(&three, &mut scratch), Ok(Step::Pass)));
+        let nine = 9u64.encode().unwrap();
+        assert!(matches!(step(&nine, &mut scratch), Ok(Step::Emit)));
+        assert_eq!(u64::decode(&scratch).unwrap(), 5);
+        // Another type always archives, even when the bytes would agree.
+        let mut widen = map(|x: u64| x as i64).into_step().0;
+        assert!(matches!(widen(&three, &mut scratch), Ok(Step::Emit)));
+        let out = from_iter(0u64..10)
+            .map(|x: u64| x.min(5))
+            .sink(collect::<u64>())
+            .run()
+            .unwrap()
+            .into_inner();
+        assert_eq!(out, [0, 1, 2, 3, 4, 5, 5, 5, 5, 5]);
+    }
+
+    #[test]
     fn a_dynamic_part_that_is_not_an_element_is_refused_with_its_name() {
         #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug)]
         struct Pair(u32, u32);
