@@ -29,7 +29,7 @@ complete -c parallax-launch -l gst-plugin-load -d 'Accepted and ignored: paralla
 complete -c parallax-launch -s q -l quiet -d 'Print nothing but errors (no statistics)'
 complete -c parallax-launch -s e -l eos-on-shutdown -d 'On Ctrl-C, end the stream at the sources and exit 0 once it is written out (the drain happens without -e too, but then the exit status is 130)'
 complete -c parallax-launch -s v -l verbose -d 'Print the properties set on each element, as gst-launch -v does (`/pipeline0/filesrc0: location = "in.bin"`), the links, and the thread each element runs in'
-complete -c parallax-launch -s m -l messages -d 'Print pipeline events as they happen: running, each thread started and finished (end of stream, stopped or its error), the ending'
+complete -c parallax-launch -s m -l messages -d 'Print the pipeline\'s events as they happen: states, each thread started and finished (end of stream, stopped or its error), element messages, QoS, errors, the end of stream (warnings are printed either way)'
 complete -c parallax-launch -s t -l tags -d 'Output tags (accepted for gst-launch compatibility; parallax streams carry no tags)'
 complete -c parallax-launch -s c -l toc -d 'Output TOC (accepted for gst-launch compatibility; parallax streams carry no TOC)'
 complete -c parallax-launch -s i -l index -d 'Output index (accepted for gst-launch compatibility)'

@@ -228,7 +228,8 @@ impl AppQueue {
             if self.drop_old.load(Ordering::Relaxed) {
                 if let Some(Item::Buffer(old)) = q.items.pop_front() {
                     q.bytes -= old.len() as u64;
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    cx.post_qos(0, dropped);
                 }
                 continue;
             }

@@ -148,7 +148,7 @@ impl Sink for FdSink {
             return Ok(SinkFlow::Continue);
         }
         if self.sync {
-            self.qos.observe(cx.wait_for_pts(buf));
+            cx.sync_to_pts(buf, &mut self.qos);
         }
         let small = buf.len() < GATHER_BELOW && !self.sync;
         if small && buf.file_extent().is_none() && (cx.more_coming() || !self.gathered.is_empty()) {

@@ -112,7 +112,8 @@ pub(crate) static STREAMDEPAY: Factory = Factory {
           are joined, and a frame that lies inside one read comes out as a slice of it, without \
           a copy. Every frame is checked (magic, version, length, CRC, metadata) before it is \
           used; a bad one ends the run with an error naming its byte offset, or with \
-          on-error=drop is counted as dropped and reading resumes at the next frame. The \
+          on-error=drop is counted as dropped and reading resumes at the next frame (a warning \
+          says so for the first, another gives the count at the end). The \
           writer's end-of-stream frame ends the stream here; a stream that stops inside a frame \
           is an error. The writer's caps frame is checked to parse; set the caps downstream \
           with a capsfilter.",
@@ -138,6 +139,7 @@ pub(crate) static STREAMDEPAY: Factory = Factory {
             resync: p.nick("on-error")? == "drop",
             got: Vec::new(),
             ended: false,
+            skipped: 0,
         })))
     },
 };
@@ -150,6 +152,8 @@ struct StreamDepay {
     got: Vec<Result<stream_frame::Packet, stream_frame::WireError>>,
     /// The writer's end of stream came.
     ended: bool,
+    /// Damaged frames skipped (`on-error=drop`).
+    skipped: u64,
 }
 
 impl Transform for StreamDepay {
@@ -177,7 +181,14 @@ impl Transform for StreamDepay {
                     return Ok(Flow::Eos);
                 }
                 Err(e) if self.resync => {
-                    tracing::debug!("{e}");
+                    // The first damaged frame is a warning; the count of the rest comes at
+                    // the end, so a long damaged stretch is not a line per frame.
+                    if self.skipped == 0 {
+                        cx.warn(format_args!("{e}; resynchronised at the next frame"));
+                    } else {
+                        tracing::debug!("{e}");
+                    }
+                    self.skipped += 1;
                     cx.dropped += 1;
                 }
                 Err(e) => return Err(ElementError::Failed(e.to_string())),
@@ -186,7 +197,13 @@ impl Transform for StreamDepay {
         Ok(Flow::Held)
     }
 
-    fn flush(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        if self.skipped > 1 {
+            cx.warn(format_args!(
+                "{} damaged frames skipped in all (on-error=drop)",
+                self.skipped
+            ));
+        }
         if self.ended {
             return Ok(());
         }

@@ -688,7 +688,7 @@ impl Sink for FileSink {
 
     fn render(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         if self.fsync {
-            self.qos.observe(cx.wait_for_pts(buf));
+            cx.sync_to_pts(buf, &mut self.qos);
         }
         if buf.is_empty() {
             return Ok(SinkFlow::Continue);

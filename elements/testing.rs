@@ -578,7 +578,7 @@ impl FakeSink {
     #[cold]
     fn render_slow(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         if self.sync {
-            self.qos.observe(cx.wait_for_pts(buf));
+            cx.sync_to_pts(buf, &mut self.qos);
         }
         if let Some(name) = &self.last_message {
             use std::io::Write as _;
@@ -859,7 +859,9 @@ impl ClockSync {
         if let Some(pts) = buf.meta.pts {
             let at = (i128::from(pts) + i128::from(self.ts_offset)).max(0);
             let at = u64::try_from(at).unwrap_or(u64::MAX);
-            self.qos.observe(cx.wait_until_running_time(at));
+            if self.qos.observe(cx.wait_until_running_time(at)) {
+                cx.post_qos(self.qos.late, 0);
+            }
         }
     }
 }

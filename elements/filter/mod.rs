@@ -90,7 +90,7 @@ struct Filter {
 }
 
 impl Transform for Filter {
-    fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+    fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
         let pass = match self.predicate.matches(&buf) {
             Ok(pass) => pass,
             Err(e) if self.on_error == "fail" => {
@@ -105,12 +105,10 @@ impl Transform for Filter {
                     self.warned = true;
                     // Only the first error's message is built (the fast path has none).
                     let e = self.predicate.explain(&buf, e);
-                    tracing::warn!(
-                        buffer = buf.meta.sequence,
-                        error = %e,
-                        action = self.on_error,
-                        "Filter expression cannot be evaluated on a buffer (warned once)"
-                    );
+                    cx.warn(format_args!(
+                        "expr cannot be evaluated on buffer {}: {e}; on-error={} (said once)",
+                        buf.meta.sequence, self.on_error
+                    ));
                 }
                 self.on_error == "pass"
             }

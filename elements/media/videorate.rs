@@ -78,9 +78,9 @@ pub(crate) static VIDEORATE: Factory = Factory {
           is nearer. drop-only=true never repeats a frame (and refuses a rate above the \
           input's, as gst). At end of stream the last frame goes out once, at the next slot, \
           so the counts are gst's: 30 frames at 30/1 give 11 at 10/1, 10 at 10/1 give 27 at \
-          30/1. Frames in and out show in --stats; the counts of \
-          frames in, out, duplicated and dropped (gst's read-only properties) are logged at \
-          end of stream with PARALLAX_LOG=debug.",
+          30/1. Frames in and out show in --stats; each dropped frame posts a QoS message, \
+          and the counts of frames in, out, duplicated and dropped (gst's read-only \
+          properties) are a message at end of stream (-m).",
     pads: Pads::ONE_TO_ONE
         .with_caps(RATE_CAPS, RATE_CAPS)
         .with_rule(CapsRule::Derived(&VIDEORATE_CAPS)),
@@ -186,10 +186,11 @@ impl VideoRate {
         cx.push(out);
     }
 
-    /// `prev` is replaced: count it dropped if it never went out.
-    fn retire_prev(&mut self) {
+    /// `prev` is replaced: count it dropped if it never went out (a QoS message says so).
+    fn retire_prev(&mut self, cx: &Ctx<'_>) {
         if self.prev.is_some() && !self.prev_sent {
             self.stats.dropped += 1;
+            cx.post_qos(0, self.stats.dropped);
         }
     }
 }
@@ -216,7 +217,7 @@ impl Transform for VideoRate {
                 self.emit_prev(cx);
             }
         }
-        self.retire_prev();
+        self.retire_prev(cx);
         self.prev = Some(buf);
         self.prev_sent = false;
         Ok(Flow::Held)
@@ -230,7 +231,7 @@ impl Transform for VideoRate {
             self.emit_prev(cx);
             self.drop_only = drop_only;
         }
-        self.retire_prev();
+        self.retire_prev(cx);
         self.prev = None;
         let s = self.stats;
         tracing::debug!(
@@ -240,6 +241,10 @@ impl Transform for VideoRate {
             dropped = s.dropped,
             "Videorate finished"
         );
+        cx.message(format_args!(
+            "{} frames in, {} out, {} duplicated, {} dropped",
+            s.input, s.output, s.duplicated, s.dropped
+        ));
         Ok(())
     }
 }
@@ -414,7 +419,7 @@ pub(crate) static RAWVIDEOPARSE: Factory = Factory {
           or frame-size bytes when that is larger (the rest of each frame is skipped). Frames \
           are stamped with pts n / framerate, duration and offset n. Frames that arrive whole \
           in one input buffer pass as slices of it, without a copy. A partial frame at the \
-          end of the stream is dropped with a warning in the log, as gst does.",
+          end of the stream is dropped with a warning, as gst does.",
     pads: Pads::ONE_TO_ONE
         .with_caps("ANY", VIDEO_CAPS)
         .with_rule(CapsRule::Derived(&RAWVIDEOPARSE_CAPS)),
@@ -529,13 +534,13 @@ impl Transform for RawVideoParse {
         Ok(Flow::Held)
     }
 
-    fn flush(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         if !self.pending.is_empty() {
-            tracing::warn!(
-                bytes = self.pending.len(),
-                frame = self.frame_size,
-                "Rawvideoparse dropped a partial frame at end of stream"
-            );
+            cx.warn(format_args!(
+                "a partial frame of {} bytes (frames are {}) dropped at end of stream",
+                self.pending.len(),
+                self.frame_size
+            ));
             self.pending.clear();
         }
         Ok(())

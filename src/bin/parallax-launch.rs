@@ -201,9 +201,6 @@ fn main() -> ExitCode {
         }
     }
 
-    if args.messages {
-        console.write("pipeline: running\n");
-    }
     let options = RunOptions {
         backing: match args.memory {
             MemoryArg::Memfd => Backing::Memfd,
@@ -247,14 +244,9 @@ fn main() -> ExitCode {
         if args.messages {
             eprintln!("pipeline: stopped on error");
         }
-    } else if args.messages {
-        eprintln!(
-            "pipeline: {}",
-            match report.ending {
-                Ending::Interrupted => "interrupted, drained to the end",
-                _ => "end of stream",
-            }
-        );
+    } else if args.messages && report.ending == Ending::Interrupted {
+        // The end of stream itself was an event, printed as it happened.
+        eprintln!("pipeline: interrupted, drained to the end");
     }
     // A failed run prints its statistics only when they were asked for: a script needs
     // them most then (the error is in the object), a person has the error line.

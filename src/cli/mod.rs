@@ -265,8 +265,9 @@ pub struct LaunchArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Print pipeline events as they happen: running, each thread started and finished (end of
-    /// stream, stopped or its error), the ending
+    /// Print the pipeline's events as they happen: states, each thread started and finished
+    /// (end of stream, stopped or its error), element messages, QoS, errors, the end of stream
+    /// (warnings are printed either way)
     #[arg(short, long)]
     pub messages: bool,
 

@@ -171,13 +171,15 @@ impl Qos {
     pub const LATE_NS: u64 = 20_000_000;
 
     /// Counts one buffer rendered `lateness_ns` after its running time (what
-    /// [`Ctx::wait_for_pts`] returns).
-    pub fn observe(&mut self, lateness_ns: u64) {
+    /// [`Ctx::wait_for_pts`] returns); whether it was late.
+    pub fn observe(&mut self, lateness_ns: u64) -> bool {
         self.synced += 1;
-        if lateness_ns > Qos::LATE_NS {
+        self.max_lateness_ns = self.max_lateness_ns.max(lateness_ns);
+        let late = lateness_ns > Qos::LATE_NS;
+        if late {
             self.late += 1;
         }
-        self.max_lateness_ns = self.max_lateness_ns.max(lateness_ns);
+        late
     }
 }
 
@@ -451,9 +453,34 @@ pub trait RunState: Send + Sync {
     fn wait_readable(&self, fd: BorrowedFd<'_>) -> Result<bool, ElementError>;
     /// Returns once sources should end their stream. Cancel-safe.
     fn drain_or_stop(&self) -> BoxFuture<'_, ()>;
+    /// The run's events, when it has any (a detached run does not).
+    fn events(&self) -> Option<&crate::exec::events::Events> {
+        None
+    }
+    /// The name of element `el` (an index into the graph), when the run knows it.
+    fn element_name(&self, _el: usize) -> Option<&str> {
+        None
+    }
     /// The executor's own type, for its own code.
     #[doc(hidden)]
     fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// Publishes what an element says: to the run's events, or to the log when the run has none
+/// (an element called outside a pipeline).
+fn say(
+    run: &dyn RunState,
+    element: &str,
+    event: impl FnOnce(String) -> crate::exec::events::Event,
+) {
+    use crate::exec::events::Event;
+    match run.events() {
+        Some(events) => events.publish(event(element.to_owned())),
+        None => match event(element.to_owned()) {
+            Event::Warning { element, message } => tracing::warn!(%element, "{message}"),
+            other => tracing::info!("{other}"),
+        },
+    }
 }
 
 /// Where an element's lines go (`-m` messages, reports), whole lines at a time.
@@ -482,6 +509,8 @@ pub struct Ctx<'a> {
     /// Caps a source announced for the buffer it returns and those after (a change in
     /// mid-stream); `None` nearly always.
     pub(crate) caps: ManuallyDrop<Option<Box<Caps>>>,
+    /// The element called (its index in the graph): whom its warnings and messages name.
+    pub(crate) el: usize,
 }
 
 impl Drop for Ctx<'_> {
@@ -513,6 +542,80 @@ impl<'a> Ctx<'a> {
             dropped: 0,
             more_coming: false,
             caps: ManuallyDrop::new(None),
+            el: usize::MAX,
+        }
+    }
+
+    /// A context for element `el` (its index in the graph).
+    pub(crate) fn for_element(
+        run: &'a dyn RunState,
+        pool: Option<&'a MemoryPool>,
+        el: usize,
+    ) -> Ctx<'a> {
+        let mut cx = Ctx::new(run, pool);
+        cx.el = el;
+        cx
+    }
+
+    /// The element's instance name, as its warnings and messages give it.
+    pub fn name(&self) -> &str {
+        self.run.element_name(self.el).unwrap_or("element")
+    }
+
+    /// A warning: data the element lost or worked around on purpose (a frame skipped with
+    /// `on-error=drop`, a resync, a client dropped). Printed on stderr as `parallax: warning:
+    /// NAME: TEXT` with or without `-m`, and published as an `Event::Warning`. For rare
+    /// happenings: it takes a lock.
+    pub fn warn(&self, text: impl std::fmt::Display) {
+        say(self.run, self.name(), |element| {
+            crate::exec::events::Event::Warning {
+                element,
+                message: text.to_string(),
+            }
+        });
+    }
+
+    /// An element message (`-m`): published only when someone listens, so the text is not even
+    /// formatted otherwise.
+    pub fn message(&self, text: impl std::fmt::Display) {
+        if self.run.events().is_some_and(|e| e.is_subscribed()) {
+            say(self.run, self.name(), |element| {
+                crate::exec::events::Event::Element {
+                    element,
+                    message: text.to_string(),
+                }
+            });
+        }
+    }
+
+    /// Whether anyone listens to the run's events: an element that would count or format
+    /// something only for them asks first.
+    #[inline]
+    pub fn is_watched(&self) -> bool {
+        self.run.events().is_some_and(|e| e.is_subscribed())
+    }
+
+    /// gst's QoS message: the element rendered `late` buffers late and dropped `dropped` so
+    /// far (call it after the one that was late or dropped). Costs one test of a flag when
+    /// nobody listens.
+    pub fn post_qos(&self, late: u64, dropped: u64) {
+        if self.is_watched() {
+            say(self.run, self.name(), |element| {
+                crate::exec::events::Event::Qos {
+                    element,
+                    late,
+                    dropped,
+                }
+            });
+        }
+    }
+
+    /// [`Ctx::wait_for_pts`] and [`Qos::observe`] in one: waits for the buffer's time, counts
+    /// it, and posts a QoS message when it came late.
+    pub fn sync_to_pts(&mut self, buf: &Buffer, qos: &mut Qos) {
+        let lateness = self.wait_for_pts(buf);
+        if qos.observe(lateness) {
+            self.post_qos(qos.late, 0);
         }
     }
 
@@ -756,7 +859,6 @@ pub struct AsyncCtx {
     pub(crate) run: Arc<dyn RunState>,
     pub(crate) pool: Option<MemoryPool>,
     pub(crate) name: String,
-    pub(crate) messages: bool,
     /// Where its lines go (around a progress line).
     pub(crate) console: Arc<dyn Lines>,
     /// Buffers cut short (datagrams longer than the element's mtu), for `--stats`.
@@ -770,14 +872,12 @@ impl AsyncCtx {
         run: Arc<dyn RunState>,
         pool: Option<MemoryPool>,
         name: String,
-        messages: bool,
         console: Arc<dyn Lines>,
     ) -> AsyncCtx {
         AsyncCtx {
             run,
             pool,
             name,
-            messages,
             console,
             truncated: 0,
             dropped: 0,
@@ -825,19 +925,29 @@ impl AsyncCtx {
         &self.name
     }
 
-    /// Prints `message: NAME: TEXT` on stderr when `-m` was given.
+    /// An element message (`message: NAME: TEXT` with `-m`): published only when someone
+    /// listens.
     pub fn message(&self, text: impl std::fmt::Display) {
-        if self.messages {
-            self.console
-                .write_lines(&format!("message: {}: {text}\n", self.name));
+        if self.run.events().is_some_and(|e| e.is_subscribed()) {
+            say(self.run.as_ref(), &self.name, |element| {
+                crate::exec::events::Event::Element {
+                    element,
+                    message: text.to_string(),
+                }
+            });
         }
     }
 
-    /// Prints `parallax: warning: NAME: TEXT` on stderr, `-m` or not: for data the run
-    /// loses on purpose (a client dropped by a limit), which must never go unsaid.
+    /// A warning (`parallax: warning: NAME: TEXT` on stderr, `-m` or not, and an
+    /// `Event::Warning`): for data the run loses on purpose (a client dropped by a limit),
+    /// which must never go unsaid.
     pub fn warn(&self, text: impl std::fmt::Display) {
-        self.console
-            .write_lines(&format!("parallax: warning: {}: {text}\n", self.name));
+        say(self.run.as_ref(), &self.name, |element| {
+            crate::exec::events::Event::Warning {
+                element,
+                message: text.to_string(),
+            }
+        });
     }
 
     /// Prints `NAME: PROPERTY = VALUE` on stderr, even with `-q`: for a value the user asked

@@ -80,7 +80,6 @@ impl AsyncTask {
 pub(super) struct DomainContext {
     pub(super) control: Arc<RunControl>,
     pub(super) names: Arc<Vec<String>>,
-    pub(super) messages: bool,
     /// Where lines go (around a progress line).
     pub(super) console: super::Console,
     /// Where tasks publish their counts as they go, when a control socket or a metrics
@@ -133,7 +132,6 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
                 Arc::clone(&control) as Arc<dyn crate::element::RunState>,
                 None,
                 cx.names[el].clone(),
-                cx.messages,
                 Arc::new(cx.console.clone()),
             );
             let live = cx.progress.as_ref().map(|p| (el, p.register()));
@@ -154,11 +152,9 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
                         element: cx.names[el].clone(),
                         message,
                     };
-                    if cx.messages {
-                        cx.console
-                            .write(&format!("message: {}: error: {err}\n", cx.names[el]));
-                    }
+                    let how = format!("error: {err}");
                     cx.control.fail(err);
+                    publish_message(&cx.control, &cx.names[el], how);
                     SegmentResult {
                         stats: vec![(el, ElementStats::default())],
                         links: Vec::new(),
@@ -201,6 +197,16 @@ impl std::ops::DerefMut for Counting {
     }
 }
 
+/// Publishes an element message, when someone listens.
+fn publish_message(control: &RunControl, element: &str, text: String) {
+    if control.events().is_subscribed() {
+        control.events().publish(super::events::Event::Element {
+            element: element.to_owned(),
+            message: text,
+        });
+    }
+}
+
 /// Runs one element to its end and reports like a segment does.
 async fn run_task(
     task: AsyncTask,
@@ -210,12 +216,7 @@ async fn run_task(
     live: Option<(usize, Arc<super::observe::LiveCounters>)>,
 ) -> SegmentResult {
     let el = task.element();
-    if cx.messages {
-        cx.console.write_lines(&format!(
-            "message: {}: started ({THREAD_NAME})\n",
-            names[el]
-        ));
-    }
+    publish_message(&control, &names[el], format!("started ({THREAD_NAME})"));
     let mut stats = Counting {
         stats: ElementStats::default(),
         live,
@@ -248,7 +249,7 @@ async fn run_task(
         }
         AsyncTask::Transform { imp, rx, tx, .. } => {
             let input = rx.clone();
-            let outcome = run_transform(imp, &control, rx, tx, &mut stats).await;
+            let outcome = run_transform(imp, el, &control, rx, tx, &mut stats).await;
             let _ = input.close();
             outcome
         }
@@ -269,10 +270,7 @@ async fn run_task(
             (Outcome::Failed, how)
         }
     };
-    if cx.messages {
-        cx.console
-            .write_lines(&format!("message: {}: {how}\n", names[el]));
-    }
+    publish_message(&control, &names[el], how);
     SegmentResult {
         stats: vec![(el, stats.stats)],
         links: Vec::new(),
@@ -340,6 +338,7 @@ async fn run_source(
 /// buffers are counted where they come out (the thread after it), its busy time here.
 async fn run_transform(
     mut imp: Box<dyn crate::element::Transform>,
+    el: usize,
     control: &RunControl,
     rx: kanal::AsyncReceiver<Item>,
     tx: kanal::AsyncSender<Item>,
@@ -364,7 +363,7 @@ async fn run_transform(
             () = due => None,
         };
         let started = Instant::now();
-        let mut cx = Ctx::new(control, None);
+        let mut cx = Ctx::for_element(control, None, el);
         let flow = match item {
             None => imp.on_deadline(&mut cx).map(|()| Flow::Held),
             Some(Ok(Item::Buffer(buf))) => imp.process(buf, &mut cx),
@@ -593,7 +592,6 @@ mod tests {
             control,
             Some(pool),
             "src".into(),
-            false,
             Arc::new(crate::exec::Console::default()),
         );
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -643,7 +641,6 @@ mod tests {
             Arc::clone(&control) as Arc<dyn crate::element::RunState>,
             Some(pool),
             "src".into(),
-            false,
             Arc::new(crate::exec::Console::default()),
         );
         let level = Level::new(0);

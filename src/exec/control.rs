@@ -49,6 +49,8 @@ pub struct RunControl {
     pauses: Mutex<(Option<std::time::Instant>, std::time::Duration)>,
     /// What the run says about itself, for whoever subscribed.
     events: super::events::Events,
+    /// The elements' names, by graph index: whom an element's warnings and messages name.
+    names: std::sync::OnceLock<std::sync::Arc<Vec<String>>>,
 }
 
 impl RunControl {
@@ -67,6 +69,7 @@ impl RunControl {
             started: std::sync::OnceLock::new(),
             pauses: Mutex::new((None, std::time::Duration::ZERO)),
             events: super::events::Events::new(),
+            names: std::sync::OnceLock::new(),
         })
     }
 
@@ -80,6 +83,11 @@ impl RunControl {
     /// The run's events: subscribe to get them as they happen.
     pub fn events(&self) -> &super::events::Events {
         &self.events
+    }
+
+    /// Names the elements, by graph index, for what they publish (the first call counts).
+    pub(crate) fn set_names(&self, names: std::sync::Arc<Vec<String>>) {
+        let _ = self.names.set(names);
     }
 
     /// Marks the start of the run (the first call counts).
@@ -368,6 +376,14 @@ impl crate::element::RunState for RunControl {
 
     fn drain_or_stop(&self) -> crate::element::BoxFuture<'_, ()> {
         Box::pin(RunControl::drain_or_stop(self))
+    }
+
+    fn events(&self) -> Option<&super::events::Events> {
+        Some(&self.events)
+    }
+
+    fn element_name(&self, el: usize) -> Option<&str> {
+        self.names.get()?.get(el).map(String::as_str)
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -4,10 +4,16 @@
 //! [`Events`] is a small broadcast: every subscriber gets its own bounded channel and every
 //! event, in the order it was published. Publishing never blocks a streaming thread: a
 //! subscriber that does not keep up loses the newest events, and the number it lost is kept
-//! ([`Subscription::lost`]). With nobody subscribed, publishing is one relaxed atomic load.
+//! ([`Subscription::lost`]). With nobody subscribed, publishing is one atomic load (warnings,
+//! which are always printed, take a lock: they are rare).
 //!
-//! `parallax-launch -m` prints the same events it would deliver to a subscriber (one
-//! `message: ...` line each); the library exposes them through `RunControl::events`.
+//! A listener ([`Events::listen`]) is called in the publishing thread instead, in order with
+//! everything that thread writes: that is how `-m` ([`RunOptions::messages`]) prints the events,
+//! one [`Event::line`] each, and how warnings reach stderr without `-m`. The library exposes the
+//! same stream through `RunControl::events`, `Session::subscribe` and a typed pipeline's
+//! `Sealed::subscribe`.
+//!
+//! [`RunOptions::messages`]: super::RunOptions::messages
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,14 +67,40 @@ pub enum Event {
         /// Its text.
         message: String,
     },
-    /// Quality of service: an element dropped buffers to keep up (a leaky queue, an appsink
-    /// with `drop=true`, a sink that was late).
+    /// Quality of service: an element rendered buffers late or dropped some to keep up (a
+    /// `sync=true` sink behind the clock, an appsink with `drop=true`, videorate).
     Qos {
-        /// The element that dropped.
+        /// The element concerned.
         element: String,
-        /// Buffers dropped so far.
+        /// Buffers it rendered later than [`crate::element::Qos::LATE_NS`] so far.
+        late: u64,
+        /// Buffers it dropped so far.
         dropped: u64,
     },
+}
+
+impl Event {
+    /// The line `-m` prints for the event (with its newline): `pipeline: ...` for the
+    /// pipeline's own states and end, `parallax: warning: ...` for a warning (printed with or
+    /// without `-m`), `message: ...` for the rest.
+    pub fn line(&self) -> String {
+        match self {
+            Event::StateChanged { from, to } => {
+                let state = match (from, to) {
+                    (_, PipelineState::Running) => "running",
+                    (PipelineState::Running, PipelineState::Idle) => "paused",
+                    (_, PipelineState::Idle) => "prepared",
+                    (_, PipelineState::Suspended) => "suspended",
+                };
+                format!("pipeline: {state}\n")
+            }
+            Event::Eos => "pipeline: end of stream\n".to_owned(),
+            Event::Warning { element, message } => {
+                format!("parallax: warning: {element}: {message}\n")
+            }
+            other => format!("message: {other}\n"),
+        }
+    }
 }
 
 impl std::fmt::Display for Event {
@@ -87,14 +119,30 @@ impl std::fmt::Display for Event {
             } => write!(f, "error: {message}"),
             Event::Warning { element, message } => write!(f, "warning: {element}: {message}"),
             Event::Element { element, message } => write!(f, "{element}: {message}"),
-            Event::Qos { element, dropped } => write!(f, "qos: {element}: {dropped} dropped"),
+            Event::Qos {
+                element,
+                late,
+                dropped,
+            } => match (late, dropped) {
+                (0, _) => write!(f, "qos: {element}: {dropped} dropped"),
+                (_, 0) => write!(f, "qos: {element}: {late} late"),
+                _ => write!(f, "qos: {element}: {late} late, {dropped} dropped"),
+            },
         }
     }
 }
 
-struct Subscriber {
-    tx: kanal::Sender<Event>,
-    lost: Arc<AtomicU64>,
+/// What a listener is handed: each event, in the publishing thread.
+pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+
+enum Subscriber {
+    /// A [`Subscription`]'s channel.
+    Queue {
+        tx: kanal::Sender<Event>,
+        lost: Arc<AtomicU64>,
+    },
+    /// A listener: every event (`all`), or warnings only.
+    Listener { id: u64, all: bool, f: Listener },
 }
 
 /// The broadcast of one pipeline's events (cheap to clone: clones share subscribers).
@@ -105,8 +153,10 @@ pub struct Events {
 
 #[derive(Default)]
 struct Inner {
+    /// Someone wants every event (a subscription, or a listener with `all`).
     any: AtomicBool,
     subscribers: Mutex<Vec<Subscriber>>,
+    next_id: AtomicU64,
 }
 
 impl std::fmt::Debug for Events {
@@ -128,7 +178,7 @@ impl Events {
         let (tx, rx) = kanal::bounded(SUBSCRIBER_CAPACITY);
         let lost = Arc::new(AtomicU64::new(0));
         let mut subs = self.lock();
-        subs.push(Subscriber {
+        subs.push(Subscriber::Queue {
             tx,
             lost: Arc::clone(&lost),
         });
@@ -136,29 +186,71 @@ impl Events {
         Subscription { rx, lost }
     }
 
-    /// Whether anyone listens (publishers may skip building an event when not).
+    /// Calls `f` with every event (`all`) or with warnings only, in the publishing thread,
+    /// until the returned guard is dropped. `f` must be quick (it holds up a streaming thread)
+    /// and must not publish.
+    pub fn listen(&self, all: bool, f: Listener) -> Listening {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut subs = self.lock();
+        subs.push(Subscriber::Listener { id, all, f });
+        if all {
+            self.inner.any.store(true, Ordering::Release);
+        }
+        Listening {
+            events: self.clone(),
+            id,
+        }
+    }
+
+    /// A listener that writes each event's [`Event::line`] to `console`: every event with
+    /// `messages` (`-m`), warnings only without.
+    pub fn print_to(&self, console: super::Console, messages: bool) -> Listening {
+        self.listen(
+            messages,
+            Arc::new(move |event: &Event| console.write(&event.line())),
+        )
+    }
+
+    /// Whether anyone wants every event (publishers skip building one when not).
+    #[inline]
     pub fn is_subscribed(&self) -> bool {
         self.inner.any.load(Ordering::Acquire)
     }
 
-    /// Hands `event` to every subscriber without waiting; one whose channel is full loses it.
+    /// Hands `event` to every subscriber without waiting (one whose channel is full loses
+    /// it), and to every listener that wants it.
     pub fn publish(&self, event: Event) {
-        if !self.is_subscribed() {
+        let warning = matches!(event, Event::Warning { .. });
+        if !warning && !self.is_subscribed() {
             return;
         }
         let mut subs = self.lock();
-        subs.retain(|s| match s.tx.try_send(event.clone()) {
-            Ok(true) => true,
-            Ok(false) => {
-                s.lost.fetch_add(1, Ordering::Relaxed);
+        subs.retain(|s| match s {
+            Subscriber::Queue { tx, lost } => match tx.try_send(event.clone()) {
+                Ok(true) => true,
+                Ok(false) => {
+                    lost.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                // The subscription was dropped.
+                Err(_) => false,
+            },
+            Subscriber::Listener { all, f, .. } => {
+                if *all || warning {
+                    f(&event);
+                }
                 true
             }
-            // The subscription was dropped.
-            Err(_) => false,
         });
-        if subs.is_empty() {
-            self.inner.any.store(false, Ordering::Release);
-        }
+        self.refresh(&subs);
+    }
+
+    fn refresh(&self, subs: &[Subscriber]) {
+        let any = subs.iter().any(|s| match s {
+            Subscriber::Queue { .. } => true,
+            Subscriber::Listener { all, .. } => *all,
+        });
+        self.inner.any.store(any, Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
@@ -166,6 +258,27 @@ impl Events {
             .subscribers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A listener's registration: dropping it stops the calls.
+#[must_use = "the listener is removed when this is dropped"]
+pub struct Listening {
+    events: Events,
+    id: u64,
+}
+
+impl std::fmt::Debug for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listening").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let mut subs = self.events.lock();
+        subs.retain(|s| !matches!(s, Subscriber::Listener { id, .. } if *id == self.id));
+        self.events.refresh(&subs);
     }
 }
 
@@ -248,12 +361,52 @@ mod tests {
     fn events_print_as_messages_and_serialize_tagged() {
         let e = Event::Qos {
             element: "appsink0".into(),
+            late: 0,
             dropped: 3,
         };
         assert_eq!(e.to_string(), "qos: appsink0: 3 dropped");
+        assert_eq!(e.line(), "message: qos: appsink0: 3 dropped\n");
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
-            r#"{"event":"qos","element":"appsink0","dropped":3}"#
+            r#"{"event":"qos","element":"appsink0","late":0,"dropped":3}"#
         );
+        let w = Event::Warning {
+            element: "x".into(),
+            message: "careful".into(),
+        };
+        assert_eq!(w.line(), "parallax: warning: x: careful\n");
+        assert_eq!(Event::Eos.line(), "pipeline: end of stream\n");
+    }
+
+    #[test]
+    fn a_listener_gets_events_in_the_publishing_thread_until_its_guard_goes() {
+        let events = Events::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let into = Arc::clone(&seen);
+        let warnings_only = events.listen(
+            false,
+            Arc::new(move |e: &Event| into.lock().unwrap().push(e.clone())),
+        );
+        assert!(
+            !events.is_subscribed(),
+            "a warnings-only listener wants no QoS"
+        );
+        events.publish(Event::Eos);
+        let warning = Event::Warning {
+            element: "x".into(),
+            message: "careful".into(),
+        };
+        events.publish(warning.clone());
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            std::slice::from_ref(&warning)
+        );
+        let all = events.listen(true, Arc::new(|_: &Event| {}));
+        assert!(events.is_subscribed());
+        drop(all);
+        assert!(!events.is_subscribed());
+        drop(warnings_only);
+        events.publish(warning);
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 }

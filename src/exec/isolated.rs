@@ -236,8 +236,9 @@ struct Link {
     /// Set by the release thread when it stopped the worker for sending garbage.
     cut_off: Arc<CutOff>,
     counts: Counts,
-    /// Where `-m` lines go; `None` without `-m`.
-    messages: Option<super::Console>,
+    /// Where its messages go; `None` when nobody listened as it started (round trips are
+    /// then not timed).
+    messages: Option<super::events::Events>,
     done: AtomicBool,
     /// The worker was told of a drain (once is enough).
     drain_asked: AtomicBool,
@@ -364,9 +365,10 @@ impl Link {
     fn start(
         spec: &WorkerSpec,
         pools: PeerAccess,
-        messages: Option<super::Console>,
+        events: super::events::Events,
         patience: Option<std::time::Duration>,
     ) -> Result<Arc<Link>, ElementError> {
+        let messages = events.is_subscribed().then_some(events);
         let io = |what: &str, e: std::io::Error| ElementError::io(what.to_owned(), e);
         let (ours, theirs) = seqpacket_pair().map_err(|e| io("creating the worker socket", e))?;
         // A program embedding the library points this at a binary that calls `worker_main`.
@@ -483,11 +485,11 @@ impl Link {
             Ok(None) => return Err(link.lost()),
             Err(e) => return Err(link.frame_error(e)),
         }
-        if let Some(console) = &link.messages {
-            console.write(&format!(
-                "message: {}: isolated in worker process {}\n",
-                link.name, link.pid
-            ));
+        if let Some(events) = &link.messages {
+            events.publish(super::events::Event::Element {
+                element: link.name.clone(),
+                message: format!("isolated in worker process {}", link.pid),
+            });
         }
         Ok(link)
     }
@@ -815,20 +817,22 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        if let Some(console) = &self.messages {
+        if let Some(events) = &self.messages {
             let c = &self.counts;
             let trips = Link::lock(&c.timings).round_trip_summary();
             let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-            console.write(&format!(
-                "message: {}: worker process {}: {} buffers sent, {} came back as the same \
-                 memory, {} from the worker's arena, {} copied{trips}\n",
-                self.name,
-                self.pid,
-                n(&c.sent),
-                n(&c.same_memory_back),
-                n(&c.from_worker_arena),
-                n(&c.copied)
-            ));
+            events.publish(super::events::Event::Element {
+                element: self.name.clone(),
+                message: format!(
+                    "worker process {}: {} buffers sent, {} came back as the same memory, {} \
+                     from the worker's arena, {} copied{trips}",
+                    self.pid,
+                    n(&c.sent),
+                    n(&c.same_memory_back),
+                    n(&c.from_worker_arena),
+                    n(&c.copied)
+                ),
+            });
         }
         // End of stream for a worker still listening (harmless to one that is gone), a moment
         // to exit, then the kill; either way it is reaped.
@@ -987,18 +991,21 @@ impl ReceiveHalf {
     fn output(&mut self, b: Buffer) -> Buffer {
         let now = std::time::Instant::now();
         if let Some((old_pid, before, last)) = self.switched.take() {
-            if let Some(console) = &self.link.messages {
+            if let Some(events) = &self.link.messages {
                 let pause = last.map_or(String::new(), |at| {
                     format!(
                         "; {:.1} ms between the last buffer of the old and the first of the new",
                         now.duration_since(at).as_secs_f64() * 1000.0
                     )
                 });
-                console.write(&format!(
-                    "message: {}: reloaded: worker process {} took over from {old_pid} after \
-                     {before} buffers{pause}\n",
-                    self.link.name, self.link.pid
-                ));
+                events.publish(super::events::Event::Element {
+                    element: self.link.name.clone(),
+                    message: format!(
+                        "reloaded: worker process {} took over from {old_pid} after {before} \
+                         buffers{pause}",
+                        self.link.pid
+                    ),
+                });
             }
         }
         self.outputs += 1;
@@ -1238,7 +1245,7 @@ pub fn splits(node: &Node) -> bool {
 pub(super) fn proxy(
     node: &Node,
     pools: PeerAccess,
-    messages: Option<super::Console>,
+    events: super::events::Events,
 ) -> Result<ElementImpl, ElementError> {
     let pads = node.factory.pads;
     if let Some(why) = node.factory.refusal(Exec::Isolated) {
@@ -1249,7 +1256,7 @@ pub(super) fn proxy(
         .library
         .as_deref()
         .and_then(|f| crate::plugin::FileId::of(f).ok());
-    let link = Link::start(&spec, pools, messages.clone(), None)?;
+    let link = Link::start(&spec, pools, events.clone(), None)?;
     let access = link.access;
     Ok(if pads.sink == PadPresence::None {
         ElementImpl::Source(Box::new(IsolatedSource {
@@ -1265,7 +1272,7 @@ pub(super) fn proxy(
                 factory: node.factory.name,
                 spec: spec.clone(),
                 pools,
-                messages,
+                events,
                 loaded: Mutex::new(loaded),
                 version: Mutex::new(version),
                 ready: Mutex::new(None),
@@ -1298,7 +1305,7 @@ struct Reloadable {
     factory: &'static str,
     spec: WorkerSpec,
     pools: PeerAccess,
-    messages: Option<super::Console>,
+    events: super::events::Events,
     /// The library file as it was when the running worker (or the one ready) was started.
     loaded: Mutex<Option<crate::plugin::FileId>>,
     /// (plugin name, version) of the library running.
@@ -1447,7 +1454,7 @@ impl Reloadable {
         let link = Link::start(
             &self.spec,
             self.pools,
-            self.messages.clone(),
+            self.events.clone(),
             Some(RELOAD_PATIENCE),
         )
         .map_err(|e| e.to_string())?;
@@ -1566,6 +1573,9 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
     // SIGHUP asks the parent to reload plugins; `pkill -HUP parallax-launch` reaches workers
     // too, where it means nothing (the Ctrl-C handler above took it as a drain).
     crate::ipc::ignore_hangup().map_err(|e| format!("cannot ignore SIGHUP: {e}"))?;
+    // The element's warnings go to the worker's stderr, which is the parent's.
+    run.set_names(Arc::new(vec![name.clone()]));
+    let _printer = run.events().print_to(super::Console::default(), false);
     let f = crate::registry::find(&factory).ok_or(format!("no element `{factory}`"))?;
     let mut props = crate::registry::Props::defaults(&name, f.props);
     for (k, v) in &written {
@@ -1701,7 +1711,7 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
             // it outputs then goes to the parent unasked (the parent reads answers as a stream).
             if let Some(at) = t.deadline() {
                 if !side.wait_input(at)? {
-                    let mut cx = Ctx::new(run, None);
+                    let mut cx = Ctx::for_element(run, None, 0);
                     t.on_deadline(&mut cx).map_err(|e| e.to_string())?;
                     for out in cx.take_out() {
                         side.reply(out, run)?;
@@ -1709,7 +1719,7 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
                     continue;
                 }
             }
-            let mut cx = Ctx::new(run, None);
+            let mut cx = Ctx::for_element(run, None, 0);
             let Some(buf) = side.next_buffer()? else {
                 t.flush(&mut cx).map_err(|e| e.to_string())?;
                 for out in cx.take_out() {
@@ -1732,7 +1742,7 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
             }
         },
         ElementImpl::Sink(mut s) => loop {
-            let mut cx = Ctx::new(run, None);
+            let mut cx = Ctx::for_element(run, None, 0);
             let Some(buf) = side.next_buffer()? else {
                 s.finish(&mut cx).map_err(|e| e.to_string())?;
                 side.send(&Frame::Eos)?;
@@ -1778,7 +1788,7 @@ fn serve(sock: &OwnedFd) -> Result<(), Stop> {
                     Some((Frame::Eos, _)) | None => return Ok(()),
                     Some((other, _)) => return Err(format!("unexpected frame {other:?}").into()),
                 }
-                let mut cx = Ctx::new(run, pool.as_ref());
+                let mut cx = Ctx::for_element(run, pool.as_ref(), 0);
                 match src.produce(&mut cx).map_err(|e| e.to_string())? {
                     Some(buf) => side.reply(buf, run)?,
                     None => {

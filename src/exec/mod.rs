@@ -101,7 +101,9 @@ pub enum Ending {
 pub struct RunOptions {
     /// What backs the sources' pools.
     pub backing: Backing,
-    /// Print each thread's start and end on stderr as it happens (`-m`).
+    /// Print every event of the run on stderr as it happens (`-m`): states, each thread's
+    /// start and end, element messages, QoS, errors, the end of stream. Warnings are printed
+    /// either way.
     pub messages: bool,
     /// SCHED_FIFO priority for `exec=rt` threads (`--rt-priority`).
     pub rt_priority: Option<u8>,
@@ -345,8 +347,18 @@ impl Pipeline {
         options: &RunOptions,
     ) -> (Report, Option<RunError>) {
         let started = Instant::now();
-        match self.prepare(options) {
-            Ok(prepared) => self.execute_reported(prepared, control, options),
+        // Warnings, and with -m every event, are printed as they are published.
+        let _printer = control
+            .events()
+            .print_to(options.console.clone(), options.messages);
+        match self.prepare_with(options, control.events()) {
+            Ok(prepared) => {
+                control.events().publish(events::Event::StateChanged {
+                    from: events::PipelineState::Idle,
+                    to: events::PipelineState::Running,
+                });
+                self.execute_reported(prepared, control, options)
+            }
             Err(e) => {
                 let graph = &self.graph;
                 let mut report = stats::report(
@@ -371,6 +383,16 @@ impl Pipeline {
     /// Builds every element and plans the segments: files are opened, pools mapped, worker
     /// processes started, but nothing runs yet (the Idle state, see [`Session`]).
     pub fn prepare(&self, options: &RunOptions) -> Result<Prepared, RunError> {
+        self.prepare_with(options, &events::Events::new())
+    }
+
+    /// As [`Pipeline::prepare`], with what the elements say while they are built (a worker
+    /// process started) published to `events`.
+    pub fn prepare_with(
+        &self,
+        options: &RunOptions,
+        events: &events::Events,
+    ) -> Result<Prepared, RunError> {
         let graph = &self.graph;
         let names: Arc<Vec<String>> = Arc::new(
             graph
@@ -380,7 +402,7 @@ impl Pipeline {
                 .map(|n| graph.dag[n].name.clone())
                 .collect(),
         );
-        let (mut impls, forced_async) = build_elements(graph, options)?;
+        let (mut impls, forced_async) = build_elements(graph, options, events)?;
         let mut plan = plan(graph, &mut impls, &names, options)?;
         plan.tasks.extend(forced_async);
         Ok(Prepared { names, plan })
@@ -409,6 +431,7 @@ impl Pipeline {
         control.mark_started(started);
         let graph = &self.graph;
         let Prepared { names, plan } = prepared;
+        control.set_names(Arc::clone(&names));
         let Plan {
             segments,
             tasks,
@@ -447,7 +470,6 @@ impl Pipeline {
         // by the threads a thread starts, and the caller's thread must not keep it either. Without
         // such a segment (or with an async source feeding an async sink) this thread only waits.
         let first = segments.next_if(|seg| rt_root(seg).is_none());
-        let messages = options.messages;
         let rt_priority = options.rt_priority;
         let mut handles = Vec::new();
         // Results to wait for: the first segment's, and one per thread or task that started.
@@ -458,12 +480,11 @@ impl Pipeline {
             let done = done_tx.clone();
             let name = seg.name.clone();
             let rt = rt_root(&seg);
-            let console = options.console.clone();
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
                 if let Some(element) = rt {
-                    rt::enter(&element, rt_priority, &console);
+                    rt::enter(&element, rt_priority, thread_control.events());
                 }
-                let _ = done.send(seg.run_guarded(&thread_control, messages));
+                let _ = done.send(seg.run_guarded(&thread_control));
             });
             match spawned {
                 Ok(handle) => {
@@ -481,7 +502,6 @@ impl Pipeline {
             let cx = DomainContext {
                 control: Arc::clone(&control),
                 names: Arc::clone(&names),
-                messages,
                 console: options.console.clone(),
                 progress: options.progress.clone(),
             };
@@ -498,7 +518,7 @@ impl Pipeline {
         // The first segment runs on this thread; the others report through `done_rx`.
         let mut results: Vec<SegmentResult> = first
             .into_iter()
-            .map(|seg| seg.run_guarded(&control, messages))
+            .map(|seg| seg.run_guarded(&control))
             .collect();
         let mut deadline: Option<Instant> = None;
         while results.len() < expected {
@@ -573,9 +593,8 @@ impl Pipeline {
 fn build_elements(
     graph: &Graph,
     options: &RunOptions,
+    events: &events::Events,
 ) -> Result<(Vec<Option<ElementImpl>>, Vec<AsyncTask>), RunError> {
-    // Where -m lines go, when -m was given.
-    let messages = options.messages.then(|| options.console.clone());
     let mut forced_async = Vec::new();
     let mut impls: Vec<Option<ElementImpl>> = (0..graph.dag.node_count()).map(|_| None).collect();
     let mut order = graph.topo_order();
@@ -587,7 +606,7 @@ fn build_elements(
         let built = match node.exec {
             _ if refused.is_some() => Err(ElementError::Config(refused.unwrap_or_default())),
             Exec::Isolated => {
-                let proxy = isolated::proxy(node, pool_peers(graph), messages.clone());
+                let proxy = isolated::proxy(node, pool_peers(graph), events.clone());
                 if let (Ok(_), Some(progress)) = (&proxy, &options.progress) {
                     progress.worker_started(&node.name);
                 }
@@ -617,7 +636,6 @@ fn build_elements(
                             t,
                             options.bridge_capacity.unwrap_or(rt::CAPACITY),
                             options.quantum.unwrap_or(1),
-                            messages.clone(),
                             options
                                 .progress
                                 .as_ref()
@@ -1002,7 +1020,6 @@ fn plan(
         segment.caps = caps_states.clone();
         segment.observe(
             Observe {
-                console: options.console.clone(),
                 live: options.progress.as_ref().map(|p| p.register()),
                 ..Observe::default()
             },

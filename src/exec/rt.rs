@@ -27,16 +27,15 @@ pub(super) fn split(
     imp: Box<dyn Transform>,
     capacity: usize,
     quantum: usize,
-    messages: Option<super::Console>,
     live: Option<std::sync::Arc<super::observe::LiveHistogram>>,
 ) -> ElementImpl {
-    own_thread(name, imp, capacity, quantum, messages, Some(live))
+    own_thread(name, imp, capacity, quantum, Some(live))
 }
 
 /// Gives a timed element (a timeout, a batch's age) a thread of its own at normal priority,
 /// woken by input or by its deadline, whichever comes first.
 pub(super) fn timed(name: &str, imp: Box<dyn Transform>, capacity: usize) -> ElementImpl {
-    own_thread(name, imp, capacity, 1, None, None)
+    own_thread(name, imp, capacity, 1, None)
 }
 
 fn own_thread(
@@ -44,7 +43,6 @@ fn own_thread(
     imp: Box<dyn Transform>,
     capacity: usize,
     quantum: usize,
-    messages: Option<super::Console>,
     report_cycles: Option<Option<std::sync::Arc<super::observe::LiveHistogram>>>,
 ) -> ElementImpl {
     let (tx, rx) = kanal::bounded(capacity);
@@ -55,7 +53,6 @@ fn own_thread(
             rx,
             imp,
             cycles: Cycles::default(),
-            messages,
             quantum: quantum.max(1),
             taken: Vec::with_capacity(quantum.max(1)),
             out: VecDeque::with_capacity(quantum.max(1)),
@@ -164,8 +161,6 @@ struct RtThread {
     rx: Receiver<Item>,
     imp: Box<dyn Transform>,
     cycles: Cycles,
-    /// Where `-m` lines go; `None` without `-m`.
-    messages: Option<super::Console>,
     /// Buffers taken in per cycle, at most.
     quantum: usize,
     /// This cycle's input (kept to reuse its allocation).
@@ -193,15 +188,17 @@ impl RtThread {
     /// End of stream: the cycle times go to the report (and `-m`).
     fn finished(&mut self, run: &super::RunControl) {
         if let Some(r) = self.cycles.report(&self.name) {
-            if let Some(console) = &self.messages {
-                console.write(&format!(
-                    "message: {}: rt thread: {} cycles, median {:.2} µs, p99 {:.2} µs, max {:.2} µs\n",
-                    self.name,
-                    r.cycles,
-                    r.median_ns as f64 / 1000.0,
-                    r.p99_ns as f64 / 1000.0,
-                    r.max_ns as f64 / 1000.0
-                ));
+            if run.events().is_subscribed() {
+                run.events().publish(super::events::Event::Element {
+                    element: self.name.clone(),
+                    message: format!(
+                        "rt thread: {} cycles, median {:.2} µs, p99 {:.2} µs, max {:.2} µs",
+                        r.cycles,
+                        r.median_ns as f64 / 1000.0,
+                        r.p99_ns as f64 / 1000.0,
+                        r.max_ns as f64 / 1000.0
+                    ),
+                });
             }
             run.record_cycles(r);
         }
@@ -303,7 +300,7 @@ impl RtThread {
 
 /// Gives the calling thread SCHED_FIFO at `priority`, or explains (once) why it runs at normal
 /// priority.
-pub(super) fn enter(name: &str, priority: Option<u8>, console: &super::Console) {
+pub(super) fn enter(name: &str, priority: Option<u8>, events: &super::events::Events) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     let why = match priority {
         None => "no --rt-priority was given".to_owned(),
@@ -313,8 +310,9 @@ pub(super) fn enter(name: &str, priority: Option<u8>, console: &super::Console) 
         },
     };
     if !WARNED.swap(true, Ordering::Relaxed) {
-        console.write(&format!(
-            "parallax: warning: {name}: exec=rt runs on its own thread at normal priority: {why}\n"
-        ));
+        events.publish(super::events::Event::Warning {
+            element: name.to_owned(),
+            message: format!("exec=rt runs on its own thread at normal priority: {why}"),
+        });
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use kanal::{Receiver, Sender};
 
 use super::control::RunControl;
-use super::observe::{Console, LiveCounters, TapPoint};
+use super::observe::{LiveCounters, TapPoint};
 use super::RunError;
 use crate::caps::Caps;
 use crate::element::{
@@ -449,10 +449,9 @@ pub(super) struct SegmentResult {
     pub(super) outcome: Outcome,
 }
 
-/// What a segment shows about itself while it runs: `-m` lines, live counts for a progress
-/// line, and the element spans for logs. The default shows nothing and costs nothing.
+/// What a segment shows about itself while it runs besides its events: live counts for a
+/// progress line, and the element spans for logs. The default shows nothing and costs nothing.
 pub(super) struct Observe {
-    pub(super) console: Console,
     /// Where the segment publishes its counts, when a progress line is wanted.
     pub(super) live: Option<Arc<LiveCounters>>,
     /// The span of the input element and of each op (by op id; taps get a disabled one).
@@ -470,7 +469,6 @@ pub(super) struct Observe {
 impl Default for Observe {
     fn default() -> Self {
         Observe {
-            console: Console::default(),
             live: None,
             input_span: tracing::Span::none(),
             spans: Vec::new(),
@@ -759,20 +757,17 @@ impl Segment {
     }
 
     /// Runs to end of stream, catching a panicking element and naming it.
-    pub(super) fn run_guarded(mut self, run: &RunControl, messages: bool) -> SegmentResult {
-        if messages {
-            self.obs
-                .console
-                .write(&format!("message: {}: started\n", self.name));
-        }
+    pub(super) fn run_guarded(mut self, run: &RunControl) -> SegmentResult {
         tracing::debug!(thread = %self.name, ops = self.ops.len(), "Thread started");
         if matches!(self.input, Input::Source { relay: false, .. }) {
             super::control::mark_source_thread();
         }
-        run.events().publish(super::events::Event::Element {
-            element: self.name.clone(),
-            message: "started".into(),
-        });
+        if run.events().is_subscribed() {
+            run.events().publish(super::events::Event::Element {
+                element: self.name.clone(),
+                message: "started".into(),
+            });
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(run)));
         if matches!(self.input, Input::Source { relay: false, .. }) {
             run.source_done();
@@ -810,23 +805,20 @@ impl Segment {
             }
         };
         if run.events().is_subscribed() {
+            for (el, s) in stats.iter().filter(|(_, s)| s.kernel_copied > 0) {
+                run.events().publish(super::events::Event::Element {
+                    element: self.names[*el].clone(),
+                    message: format!(
+                        "{} bytes copied in the kernel (copy_file_range or splice), {} written",
+                        s.kernel_copied,
+                        s.bytes.saturating_sub(s.kernel_copied)
+                    ),
+                });
+            }
             run.events().publish(super::events::Event::Element {
                 element: self.name.clone(),
-                message: how.clone(),
+                message: how,
             });
-        }
-        if messages {
-            for (el, s) in stats.iter().filter(|(_, s)| s.kernel_copied > 0) {
-                self.obs.console.write(&format!(
-                    "message: {}: {} bytes copied in the kernel (copy_file_range or splice), {} written\n",
-                    self.names[*el],
-                    s.kernel_copied,
-                    s.bytes.saturating_sub(s.kernel_copied)
-                ));
-            }
-            self.obs
-                .console
-                .write(&format!("message: {}: {how}\n", self.name));
         }
         SegmentResult {
             stats,
@@ -883,7 +875,7 @@ impl Segment {
                 continue;
             };
             self.current = *el;
-            let mut cx = Ctx::new(run, None);
+            let mut cx = Ctx::for_element(run, None, *el);
             let result = imp.idle(&mut cx).map(|()| SinkFlow::Continue);
             self.ops[id].stats.kernel_copied += cx.kernel_copied;
             self.settle(id, result, run)?;
@@ -906,7 +898,7 @@ impl Segment {
             let el = *el;
             let _in = self.obs.enter(id);
             let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut cx = Ctx::new(run, None);
+                let mut cx = Ctx::for_element(run, None, el);
                 let result = imp.flush(&mut cx);
                 (result, cx.kernel_copied)
             }));
@@ -968,7 +960,7 @@ impl Segment {
                         break;
                     }
                     self.current = el;
-                    let mut cx = Ctx::new(run, pool.as_ref());
+                    let mut cx = Ctx::for_element(run, pool.as_ref(), el);
                     // Logging off: one test of a bool, no span guard (see `Observe`).
                     let produced = if self.obs.spans_on {
                         let _in = self.obs.input_span.enter();
@@ -1168,7 +1160,7 @@ impl Segment {
         };
         let el = *el;
         self.current = el;
-        let mut cx = Ctx::new(run, None);
+        let mut cx = Ctx::for_element(run, None, el);
         cx.more_coming = self.burst > 0;
         let flow = self.obs.around(id, about, "Rendering a buffer", || {
             call(imp.as_mut(), &mut cx)
@@ -1240,6 +1232,7 @@ impl Segment {
             slot.stats.buffers += 1;
             slot.stats.bytes += len;
             self.current = *el;
+            cx.el = *el;
             let flow = imp.render(buf, &mut cx);
             if cx.kernel_copied != 0 {
                 slot.stats.kernel_copied += std::mem::take(&mut cx.kernel_copied);
@@ -1315,6 +1308,7 @@ impl Segment {
                     let (el, next) = (*el, *next);
                     self.current = el;
                     let cx = shared_cx.get_or_insert_with(|| Ctx::new(run, None));
+                    cx.el = el;
                     let about = (buf.len(), buf.meta.sequence);
                     let flow = self
                         .obs
@@ -1675,7 +1669,7 @@ impl Segment {
                     // What the element still holds goes down before its end of stream.
                     let (el, next) = (*el, *next);
                     self.current = el;
-                    let mut cx = Ctx::new(run, None);
+                    let mut cx = Ctx::for_element(run, None, el);
                     let flushed = {
                         let _in = self.obs.enter(id);
                         imp.flush(&mut cx)
@@ -1700,7 +1694,7 @@ impl Segment {
                 Op::Sink { el, imp, .. } => {
                     let el = *el;
                     self.current = el;
-                    let mut cx = Ctx::new(run, None);
+                    let mut cx = Ctx::for_element(run, None, el);
                     let result = {
                         let _in = self.obs.enter(id);
                         tracing::debug!("End of stream: finishing");
@@ -1807,7 +1801,7 @@ mod tests {
         };
         let seg = Segment::new("test".into(), input, 0, ops, names);
         let control = RunControl::new().unwrap();
-        let result = seg.run_guarded(&control, false);
+        let result = seg.run_guarded(&control);
         assert_eq!(result.outcome, Outcome::Eos);
         let (a, b) = (a.lock().unwrap().clone(), b.lock().unwrap().clone());
         assert_eq!(a.len(), 10);
@@ -1890,7 +1884,7 @@ mod tests {
         };
         let seg = Segment::new("test".into(), input, 0, ops, names);
         let control = RunControl::new().unwrap();
-        let result = seg.run_guarded(&control, false);
+        let result = seg.run_guarded(&control);
         assert_eq!(result.outcome, Outcome::Eos);
         assert_eq!(a.lock().unwrap().len(), 4, "before the switch");
         assert_eq!(b.lock().unwrap().len(), 6, "from the switch on");

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::events::{Event, Events, PipelineState, Subscription};
+use super::events::{Event, Events, Listening, PipelineState, Subscription};
 use super::{Pipeline, Prepared, Report, RunControl, RunError, RunOptions};
 
 /// Where a [`Session`] is.
@@ -44,6 +44,8 @@ pub struct Session {
     held: Held,
     state: State,
     events: Events,
+    /// Prints warnings, and every event with `messages` (`-m`), while the session lives.
+    _printer: Listening,
 }
 
 impl std::fmt::Debug for Session {
@@ -61,6 +63,7 @@ impl Session {
         let control = RunControl::new()
             .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?
             .with_events(events.clone());
+        let printer = events.print_to(options.console.clone(), options.messages);
         Ok(Session {
             pipeline: Arc::new(pipeline),
             options,
@@ -68,11 +71,12 @@ impl Session {
             held: Held::Nothing,
             state: State::Suspended,
             events,
+            _printer: printer,
         })
     }
 
-    /// Subscribes to the session's events (state changes, end of stream, errors, element
-    /// messages) for every run from now on.
+    /// Subscribes to the session's events (state changes, end of stream, errors, warnings,
+    /// element messages, QoS) for every run from now on.
     pub fn subscribe(&self) -> Subscription {
         self.events.subscribe()
     }
@@ -108,7 +112,7 @@ impl Session {
         if self.state != State::Suspended {
             return Err(self.wrong("prepare", State::Suspended));
         }
-        let prepared = self.pipeline.prepare(&self.options)?;
+        let prepared = self.pipeline.prepare_with(&self.options, &self.events)?;
         self.held = Held::Prepared(Box::new(prepared));
         self.enter(State::Idle);
         Ok(())
@@ -119,6 +123,8 @@ impl Session {
         if self.state != State::Idle {
             return Err(self.wrong("activate", State::Idle));
         }
+        // Subscribers hear of the state before anything the threads say.
+        self.enter(State::Running);
         match std::mem::replace(&mut self.held, Held::Nothing) {
             Held::Prepared(prepared) => {
                 let pipeline = Arc::clone(&self.pipeline);
@@ -126,9 +132,16 @@ impl Session {
                 let options = self.options.clone();
                 let driver = std::thread::Builder::new()
                     .name("px-session".into())
-                    .spawn(move || pipeline.execute(*prepared, control, &options))
-                    .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
-                self.held = Held::Started(driver);
+                    .spawn(move || pipeline.execute(*prepared, control, &options));
+                match driver {
+                    Ok(driver) => self.held = Held::Started(driver),
+                    Err(e) => {
+                        // Nothing was built for good: the session is back where it started.
+                        self.enter(State::Suspended);
+                        self.fresh_control()?;
+                        return Err(RunError::Setup(format!("cannot start a thread: {e}")));
+                    }
+                }
             }
             started @ Held::Started(_) => {
                 self.held = started;
@@ -136,7 +149,6 @@ impl Session {
             }
             Held::Nothing => unreachable!("an Idle session holds its elements"),
         }
-        self.enter(State::Running);
         Ok(())
     }
 

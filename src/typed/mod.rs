@@ -25,7 +25,8 @@
 //! as attachments (`Pipeline::attach`).
 //!
 //! Isolation: an isolated worker is this binary re-executed, so a closure cannot follow it. A
-//! stage that may run isolated is a [`NamedStage`]: a `static` with a name and plain `fn`s. The
+//! stage that may run isolated is a [`NamedStage`] (a map) or a [`NamedFilter`]: a `static`
+//! with a name and a plain `fn`. The
 //! worker finds it in the table the program registers with [`serve_worker`], called first
 //! thing in `main`. Limits: named stages only (no captured state), and the program must call
 //! [`serve_worker`] before anything else; a worker that does not know the name fails with an
@@ -37,9 +38,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use rkyv::util::AlignedVec;
+
 pub use payload::{misaligned_copies, Payload, PayloadError};
 
 use crate::element::prelude::*;
+use crate::exec::events::{Events, Subscription};
 use crate::exec::{Pipeline, Report, RunControl, RunError, RunOptions};
 use crate::registry::Exec;
 
@@ -57,8 +61,8 @@ pub enum TypedError {
 /// What a stage does with one item (an implementation detail of [`Stage`]).
 #[doc(hidden)]
 pub enum Step {
-    /// A new item, archived.
-    Emit(rkyv::util::AlignedVec),
+    /// A new item, archived into the stage's scratch.
+    Emit,
     /// The item goes on unchanged (the same buffer: no copy).
     Pass,
     /// The item is dropped.
@@ -69,9 +73,24 @@ pub enum Step {
     End,
 }
 
-/// A stage's step function (an implementation detail of [`Stage`]).
+/// A stage's step function (an implementation detail of [`Stage`]): it reads an item's bytes
+/// and archives a new item, if it makes one, into the scratch it is handed.
 #[doc(hidden)]
-pub type StepFn = Box<dyn FnMut(&[u8]) -> Result<Step, PayloadError> + Send>;
+pub type StepFn = Box<dyn FnMut(&[u8], &mut AlignedVec) -> Result<Step, PayloadError> + Send>;
+
+/// Archives `out` into `scratch`; a map to its own type that changed nothing lets the same
+/// buffer go on instead (no slot, no copy).
+fn emit<I: Payload, O: Payload>(
+    out: &O,
+    input: &[u8],
+    scratch: &mut AlignedVec,
+) -> Result<Step, PayloadError> {
+    out.encode_into(scratch)?;
+    if std::any::TypeId::of::<I>() == std::any::TypeId::of::<O>() && scratch.as_slice() == input {
+        return Ok(Step::Pass);
+    }
+    Ok(Step::Emit)
+}
 
 /// A typed operation from `In` to `Out`, ready to become one element.
 pub trait Stage {
@@ -109,14 +128,14 @@ fn op<I, O>(step: StepFn) -> Op<I, O, impl FnOnce() -> StepFn> {
     }
 }
 
-/// Transforms each item.
+/// Transforms each item. A map to the same type whose item comes out unchanged passes the
+/// same buffer on (nothing is re-archived into a new slot).
 pub fn map<I: Payload, O: Payload>(
     mut f: impl FnMut(I) -> O + Send + 'static,
 ) -> Op<I, O, impl FnOnce() -> StepFn> {
-    op(Box::new(move |bytes| {
-        Ok(Step::Emit(
-            f(payload::with_aligned::<I, _>(bytes, I::decode)?).encode()?,
-        ))
+    op(Box::new(move |bytes, scratch| {
+        let out = f(payload::with_aligned::<I, _>(bytes, I::decode)?);
+        emit::<I, O>(&out, bytes, scratch)
     }))
 }
 
@@ -124,7 +143,7 @@ pub fn map<I: Payload, O: Payload>(
 pub fn filter<T: Payload>(
     mut keep: impl FnMut(&T) -> bool + Send + 'static,
 ) -> Op<T, T, impl FnOnce() -> StepFn> {
-    op(Box::new(move |bytes| {
+    op(Box::new(move |bytes, _| {
         let item = payload::with_aligned::<T, _>(bytes, T::decode)?;
         Ok(if keep(&item) { Step::Pass } else { Step::Drop })
     }))
@@ -134,9 +153,9 @@ pub fn filter<T: Payload>(
 pub fn filter_map<I: Payload, O: Payload>(
     mut f: impl FnMut(I) -> Option<O> + Send + 'static,
 ) -> Op<I, O, impl FnOnce() -> StepFn> {
-    op(Box::new(move |bytes| {
+    op(Box::new(move |bytes, scratch| {
         match f(payload::with_aligned::<I, _>(bytes, I::decode)?) {
-            Some(out) => Ok(Step::Emit(out.encode()?)),
+            Some(out) => emit::<I, O>(&out, bytes, scratch),
             None => Ok(Step::Drop),
         }
     }))
@@ -145,7 +164,7 @@ pub fn filter_map<I: Payload, O: Payload>(
 /// The first `n` items, then end of stream (items are not read).
 pub fn take<T: Payload>(n: u64) -> Op<T, T, impl FnOnce() -> StepFn> {
     let mut seen = 0u64;
-    op(Box::new(move |_| {
+    op(Box::new(move |_, _| {
         seen += 1;
         Ok(match seen.cmp(&n) {
             std::cmp::Ordering::Less => Step::Pass,
@@ -158,7 +177,7 @@ pub fn take<T: Payload>(n: u64) -> Op<T, T, impl FnOnce() -> StepFn> {
 /// Everything after the first `n` items (items are not read).
 pub fn skip<T: Payload>(n: u64) -> Op<T, T, impl FnOnce() -> StepFn> {
     let mut seen = 0u64;
-    op(Box::new(move |_| {
+    op(Box::new(move |_, _| {
         seen += 1;
         Ok(if seen > n { Step::Pass } else { Step::Drop })
     }))
@@ -168,7 +187,7 @@ pub fn skip<T: Payload>(n: u64) -> Op<T, T, impl FnOnce() -> StepFn> {
 pub fn inspect<T: Payload>(
     mut look: impl FnMut(&T::Archived) + Send + 'static,
 ) -> Op<T, T, impl FnOnce() -> StepFn> {
-    op(Box::new(move |bytes| {
+    op(Box::new(move |bytes, _| {
         payload::with_aligned::<T, _>(bytes, |b| T::view(b).map(&mut look))?;
         Ok(Step::Pass)
     }))
@@ -192,6 +211,31 @@ impl<I: Payload, O: Payload> NamedStage<I, O> {
     }
 }
 
+/// A filter that may run in an isolated worker, as [`NamedStage`] does for a map: the items
+/// `keep` says yes to go on as the same buffer (in the worker too: nothing is re-archived).
+pub struct NamedFilter<T> {
+    /// The name the worker finds it by.
+    pub name: &'static str,
+    /// Whether an item goes on.
+    pub keep: fn(&T) -> bool,
+}
+
+impl<T: Payload> NamedFilter<T> {
+    /// A filter called `name`.
+    pub const fn new(name: &'static str, keep: fn(&T) -> bool) -> NamedFilter<T> {
+        NamedFilter { name, keep }
+    }
+}
+
+impl<T: Payload> AnyNamedStage for NamedFilter<T> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn step(&self) -> StepFnBox {
+        StepFnBox(filter(self.keep).into_step().0)
+    }
+}
+
 /// A named stage with its types erased, for the worker's table.
 pub trait AnyNamedStage: Sync {
     /// Its name.
@@ -206,12 +250,7 @@ impl<I: Payload, O: Payload> AnyNamedStage for NamedStage<I, O> {
         self.name
     }
     fn step(&self) -> StepFnBox {
-        let f = self.f;
-        StepFnBox(Box::new(move |bytes| {
-            Ok(Step::Emit(
-                f(payload::with_aligned::<I, _>(bytes, I::decode)?).encode()?,
-            ))
-        }))
+        StepFnBox(map(self.f).into_step().0)
     }
 }
 
@@ -281,14 +320,20 @@ pub(crate) static TYPEDSRC: Factory = Factory {
                 "typedsrc is made by a typed pipeline: it has no items here".into(),
             )
         })?;
-        Ok(ElementImpl::Source(Box::new(TypedSrc { items })))
+        Ok(ElementImpl::Source(Box::new(TypedSrc {
+            items,
+            scratch: AlignedVec::new(),
+        })))
     },
 };
 
-type ItemIter = Box<dyn Iterator<Item = Result<rkyv::util::AlignedVec, PayloadError>> + Send>;
+/// Archives the next item into the scratch it is handed; `None` at the end.
+type ItemIter = Box<dyn FnMut(&mut AlignedVec) -> Option<Result<(), PayloadError>> + Send>;
 
 struct TypedSrc {
     items: ItemIter,
+    /// Where each item is archived before it goes into its slot (reused).
+    scratch: AlignedVec,
 }
 
 /// `bytes` in a slot of `pool` when it fits one, else in heap memory.
@@ -314,10 +359,11 @@ impl Source for TypedSrc {
         if cx.should_stop() {
             return Ok(None);
         }
-        match self.items.next() {
+        match (self.items)(&mut self.scratch) {
             None => Ok(None),
             Some(Err(e)) => Err(ElementError::Failed(e.to_string())),
-            Some(Ok(bytes)) => {
+            Some(Ok(())) => {
+                let bytes = &self.scratch;
                 let slot = if bytes.len() <= SLOT_SIZE {
                     match cx.loan() {
                         Ok(slot) => Some(slot),
@@ -327,7 +373,7 @@ impl Source for TypedSrc {
                 } else {
                     None
                 };
-                Ok(Some(into_buffer(&bytes, move || slot)))
+                Ok(Some(into_buffer(bytes, move || slot)))
             }
         }
     }
@@ -369,6 +415,7 @@ pub(crate) static TYPED: Factory = Factory {
         Ok(ElementImpl::Transform(Box::new(TypedStage {
             name: p.instance().to_owned(),
             step,
+            scratch: AlignedVec::new(),
             pool: None,
         })))
     },
@@ -377,6 +424,8 @@ pub(crate) static TYPED: Factory = Factory {
 struct TypedStage {
     name: String,
     step: StepFn,
+    /// Where the step archives the items it makes (reused).
+    scratch: AlignedVec,
     /// Where the items it makes are written: shared memory, so they cross to another process
     /// without a copy. Made on first need.
     pool: Option<MemoryPool>,
@@ -384,7 +433,8 @@ struct TypedStage {
 
 impl Transform for TypedStage {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        let step = (self.step)(buf.data()).map_err(|e| ElementError::Failed(e.to_string()))?;
+        let step = (self.step)(buf.data(), &mut self.scratch)
+            .map_err(|e| ElementError::Failed(e.to_string()))?;
         Ok(match step {
             Step::Pass => Flow::Push(buf),
             Step::Drop => Flow::Drop,
@@ -393,7 +443,8 @@ impl Transform for TypedStage {
                 cx.push(buf);
                 Flow::Eos
             }
-            Step::Emit(bytes) => {
+            Step::Emit => {
+                let bytes = &self.scratch;
                 if self.pool.is_none() {
                     let pool = MemoryPool::new(&PoolConfig::new(&self.name, SLOTS, SLOT_SIZE))
                         .map_err(|e| ElementError::Failed(format!("pool: {e}")))?;
@@ -401,7 +452,7 @@ impl Transform for TypedStage {
                 }
                 let pool = self.pool.as_ref().expect("made above");
                 let stop = || cx.is_stopping();
-                let mut out = into_buffer(&bytes, || pool.loan_blocking(&stop).ok());
+                let mut out = into_buffer(bytes, || pool.loan_blocking(&stop).ok());
                 out.meta = buf.meta.clone();
                 Flow::Push(out)
             }
@@ -452,6 +503,8 @@ struct Draft {
     /// What each named element is handed.
     attachments: Vec<(String, Arc<dyn std::any::Any + Send + Sync>)>,
     next: usize,
+    /// What its runs publish.
+    events: Events,
 }
 
 impl Draft {
@@ -498,7 +551,8 @@ where
 {
     let draft = Rc::new(RefCell::new(Draft::default()));
     let name = draft.borrow_mut().name("typedsrc");
-    let iter: ItemIter = Box::new(items.into_iter().map(|t| t.encode()));
+    let mut items = items.into_iter();
+    let iter: ItemIter = Box::new(move |out| items.next().map(|t| t.encode_into(out)));
     draft
         .borrow_mut()
         .attachments
@@ -567,6 +621,20 @@ impl<T: Payload> Stream<T> {
 
     /// Links a named stage (one that may run isolated, see [`serve_worker`]).
     pub fn then_named<U: Payload>(self, stage: &'static NamedStage<T, U>) -> Stream<U> {
+        let name = self.draft.borrow_mut().name("typed");
+        self.grow(&format!("typed name={name} stage={}", stage.name))
+    }
+
+    /// Links a named filter (one that may run isolated, see [`serve_worker`]).
+    ///
+    /// It must filter what flows:
+    /// ```compile_fail,E0308
+    /// use parallax::typed::{from_iter, NamedFilter};
+    /// fn even(x: &u64) -> bool { x % 2 == 0 }
+    /// static EVEN: NamedFilter<u64> = NamedFilter::new("even", even);
+    /// from_iter(0u32..3).filter_named(&EVEN);
+    /// ```
+    pub fn filter_named(self, stage: &'static NamedFilter<T>) -> Stream<T> {
         let name = self.draft.borrow_mut().name("typed");
         self.grow(&format!("typed name={name} stage={}", stage.name))
     }
@@ -679,6 +747,13 @@ impl<R> Sealed<R> {
         Ok(pipeline)
     }
 
+    /// Subscribes to the events of the run to come (state changes, element messages,
+    /// warnings, QoS, errors, end of stream), as `Session::subscribe` does for a session.
+    /// (A session of [`Sealed::pipeline`] has its own.)
+    pub fn subscribe(&self) -> Subscription {
+        self.draft.borrow().events.subscribe()
+    }
+
     /// Runs to end of stream with the default options.
     pub fn run(self) -> Result<Ran<R>, TypedError> {
         self.run_with(&RunOptions::default())
@@ -687,9 +762,11 @@ impl<R> Sealed<R> {
     /// Runs to end of stream with `options`.
     pub fn run_with(self, options: &RunOptions) -> Result<Ran<R>, TypedError> {
         let pipeline = self.pipeline()?;
+        let events = self.draft.borrow().events.clone();
         let control = Arc::new(
             RunControl::new()
-                .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?,
+                .map_err(|e| RunError::Setup(format!("cannot set up the pipeline: {e}")))?
+                .with_events(events),
         );
         let report = pipeline.run(control, options)?;
         Ok(Ran {
@@ -788,6 +865,27 @@ mod tests {
         let out = sealed.run().unwrap().into_inner();
         assert_eq!(out, ["#10", "#12", "#14"]);
         assert_eq!(*seen.lock().unwrap(), 5);
+    }
+
+    #[test]
+    fn a_same_type_map_passes_unchanged_items_and_archives_changed_ones() {
+        let mut scratch = AlignedVec::new();
+        let mut step = map(|x: u64| x.min(5)).into_step().0;
+        let three = 3u64.encode().unwrap();
+        assert!(matches!(step(&three, &mut scratch), Ok(Step::Pass)));
+        let nine = 9u64.encode().unwrap();
+        assert!(matches!(step(&nine, &mut scratch), Ok(Step::Emit)));
+        assert_eq!(u64::decode(&scratch).unwrap(), 5);
+        // Another type always archives, even when the bytes would agree.
+        let mut widen = map(|x: u64| x as i64).into_step().0;
+        assert!(matches!(widen(&three, &mut scratch), Ok(Step::Emit)));
+        let out = from_iter(0u64..10)
+            .map(|x: u64| x.min(5))
+            .sink(collect::<u64>())
+            .run()
+            .unwrap()
+            .into_inner();
+        assert_eq!(out, [0, 1, 2, 3, 4, 5, 5, 5, 5, 5]);
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub trait Payload: rkyv::Archive + Sized + Send + 'static {
     /// Archives `self`.
     fn encode(&self) -> Result<AlignedVec, PayloadError>;
 
+    /// Archives `self` into `out`, replacing what it held and reusing its memory (a stage's
+    /// scratch: no allocation per item once it is large enough).
+    fn encode_into(&self, out: &mut AlignedVec) -> Result<(), PayloadError>;
+
     /// Validates `bytes` as an archived `Self` and hands out the archive, read in place.
     fn view(bytes: &[u8]) -> Result<&Self::Archived, PayloadError>;
 
@@ -75,6 +79,18 @@ where
             ty: std::any::type_name::<T>(),
             source,
         })
+    }
+
+    fn encode_into(&self, out: &mut AlignedVec) -> Result<(), PayloadError> {
+        let mut reused = std::mem::take(out);
+        reused.clear();
+        *out = rkyv::api::high::to_bytes_in::<_, RkyvError>(self, reused).map_err(|source| {
+            PayloadError::Encode {
+                ty: std::any::type_name::<T>(),
+                source,
+            }
+        })?;
+        Ok(())
     }
 
     fn view(bytes: &[u8]) -> Result<&T::Archived, PayloadError> {

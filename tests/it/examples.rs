@@ -66,6 +66,11 @@ fn every_example_runs_and_shows_what_it_says() {
             "third loan while two are out: none (backpressure)",
         ),
         ("caps", "refused before running"),
+        (
+            "png",
+            "64x48 RGBA frame through pngenc and pngdec: identical pixels: true",
+        ),
+        ("events", "message: qos: fakesink0: "),
     ];
     for (name, shows) in cases {
         let (stdout, _) = run(name);
@@ -87,6 +92,18 @@ fn a_typed_map_crosses_into_a_worker_and_back_without_a_payload_copy() {
     assert!(
         stderr.contains(
             "8 buffers sent, 0 came back as the same memory, 8 from the worker's arena, 0 copied"
+        ),
+        "{stderr}"
+    );
+    // A named filter in a worker sends back the very buffers it keeps (pointer identity: the
+    // parent recognises its own slots), nothing re-archived or copied.
+    assert!(
+        stdout.contains("5 of 8 readings kept by a filter in a worker process, as expected: true"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(
+            "8 buffers sent, 5 came back as the same memory, 0 from the worker's arena, 0 copied"
         ),
         "{stderr}"
     );

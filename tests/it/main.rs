@@ -12,6 +12,7 @@ mod control;
 mod copies;
 mod dot;
 mod errors;
+mod events;
 mod examples;
 mod filters;
 mod flow;
