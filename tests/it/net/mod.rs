@@ -15,6 +15,8 @@ mod udp;
 mod unix;
 #[cfg(feature = "websocket")]
 mod ws;
+#[cfg(feature = "zenoh")]
+mod zenoh;
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::TcpListener;
