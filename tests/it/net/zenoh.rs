@@ -405,3 +405,96 @@ fn two_clients_talk_through_a_router() {
     let _ = router.kill();
     let _ = router.wait();
 }
+
+/// Two network namespaces joined by a veth pair (10.77.0.1 and 10.77.0.2), removed on drop;
+/// `None` where the sandbox does not allow them (not root, no `ip`).
+struct TwoHosts {
+    a: String,
+    b: String,
+}
+
+impl TwoHosts {
+    fn new() -> Option<TwoHosts> {
+        let id = std::process::id();
+        let hosts = TwoHosts {
+            a: format!("pxa{id}"),
+            b: format!("pxb{id}"),
+        };
+        let (va, vb) = (format!("pxva{id}"), format!("pxvb{id}"));
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let ok = ip(&["netns", "add", &hosts.a])
+            && ip(&["netns", "add", &hosts.b])
+            && ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])
+            && ip(&["link", "set", &va, "netns", &hosts.a])
+            && ip(&["link", "set", &vb, "netns", &hosts.b])
+            && ip(&["-n", &hosts.a, "addr", "add", "10.77.0.1/24", "dev", &va])
+            && ip(&["-n", &hosts.b, "addr", "add", "10.77.0.2/24", "dev", &vb])
+            && ip(&["-n", &hosts.a, "link", "set", &va, "up"])
+            && ip(&["-n", &hosts.b, "link", "set", &vb, "up"]);
+        ok.then_some(hosts)
+    }
+
+    /// `parallax-launch ARGS` inside namespace `ns`.
+    fn launch(&self, ns: &str, args: &[&str]) -> Proc {
+        let mut all = vec!["netns", "exec", ns, launch_bin()];
+        all.extend_from_slice(args);
+        Proc::spawn_program("ip", &all)
+    }
+}
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+#[test]
+fn two_hosts_in_network_namespaces_peer_to_peer() {
+    let Some(hosts) = TwoHosts::new() else {
+        eprintln!("skipped: network namespaces are not available here");
+        return;
+    };
+    let dir = tmp();
+    let data = random_bytes(700_001, 95);
+    let input = file(dir.path(), "in.bin", &data);
+    // Host B listens on its own address, host A connects to it.
+    let mut b = hosts.launch(
+        &hosts.b,
+        &[
+            "-q",
+            &format!("zenohsrc key-expr=cams/front listen=tcp/10.77.0.2:0 {LOCAL} ! fdsink"),
+        ],
+    );
+    let line = b.wait_for("listening = ");
+    let at = line
+        .rsplit(" = ")
+        .next()
+        .unwrap()
+        .split(',')
+        .find(|e| e.starts_with("tcp/10.77.0.2:"))
+        .unwrap()
+        .to_owned();
+    hosts
+        .launch(
+            &hosts.a,
+            &[
+                "-q",
+                &format!(
+                    "filesrc {} ! zenohsink key-expr=cams/front connect={at} {LOCAL} \
+                     wait-subscribers=1",
+                    prop("location", &input)
+                ),
+            ],
+        )
+        .finish()
+        .ok();
+    b.finish().ok().assert_stdout(&data);
+}
