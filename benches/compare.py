@@ -412,20 +412,27 @@ def ares(q, scratch):
 
 
 def zenoh(q, scratch):
+    """The receiver listens on a port of its choosing and prints it; the sender connects and
+    holds its first buffer until the subscriber matches (no sleeps, no fixed ports)."""
     n = 256 if q else 2048
     key = f"bench/{os.getpid()}"
-    port = 17447
+    log_file = os.path.join(scratch, "zenoh-sub.log")
+    ep = f"$(until grep -o 'tcp/127.0.0.1:[0-9]*' {log_file}; do sleep 0.01; done)"
     zen = None
     if has_element("zenohsink"):
-        zen = (f"{PX} -q zenohsrc key-expr={key} listen=tcp/127.0.0.1:{port} ! fakesink & sleep 0.3; "
+        zen = (f"{PX} -q zenohsrc key-expr={key} listen=tcp/127.0.0.1:0 multicast-scouting=false "
+               f"! fakesink 2> {log_file} & "
                f"{PX} -q fakesrc num-buffers={n} sizetype=fixed sizemax=1048576 ! zenohsink "
-               f"key-expr={key} connect=tcp/127.0.0.1:{port} wait-subscribers=1; wait")
+               f"key-expr={key} connect={ep} multicast-scouting=false wait-subscribers=1; wait")
     tcp = None
     if PX:
-        tcp = (f"{PX} -q tcpserversrc host=127.0.0.1 port={port + 1} ! fakesink & sleep 0.3; "
+        port_file = os.path.join(scratch, "tcp-sub.log")
+        tcp = (f"{PX} -q tcpserversrc host=127.0.0.1 port=0 ! fakesink 2> {port_file} & "
                f"{PX} -q fakesrc num-buffers={n} sizetype=fixed sizemax=1048576 ! tcpclientsink "
-               f"host=127.0.0.1 port={port + 1}; wait")
+               f"host=127.0.0.1 port=$(until grep -o '[0-9][0-9]*$' {port_file}; do sleep 0.01; done); wait")
     z, t = Variant("zenoh", zen), Variant("tcp", tcp)
+    for v, f in ((z, log_file), (t, os.path.join(scratch, "tcp-sub.log"))):
+        v.setup = (lambda f=f: os.path.exists(f) and os.remove(f))
     w = Workload("ZENOH", "zenoh")
     w.variants = [z, t]
     w.rows = [(f"ZENOH {n} x 1 MiB, zenoh pair (limit: tcp pair)", None, z, t)]

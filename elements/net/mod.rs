@@ -18,6 +18,8 @@ mod udp;
 mod unix;
 #[cfg(feature = "websocket")]
 mod ws;
+#[cfg(feature = "zenoh")]
+mod zenoh;
 
 use std::net::SocketAddr;
 
@@ -150,4 +152,12 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &ws::WEBSOCKETSRC,
     #[cfg(feature = "websocket")]
     &ws::WEBSOCKETSINK,
+    #[cfg(feature = "zenoh")]
+    &zenoh::ZENOHSRC,
+    #[cfg(feature = "zenoh")]
+    &zenoh::ZENOHSINK,
+    #[cfg(feature = "zenoh")]
+    &zenoh::ZENOHQUERYABLE,
+    #[cfg(feature = "zenoh")]
+    &zenoh::ZENOHQUERIER,
 ];

@@ -385,18 +385,8 @@ impl Depayloader {
         }
     }
 
-    /// Reads one whole frame. `within` is the input buffer and where the frame starts in it,
-    /// when the frame lies inside one buffer: the bytes are then a slice of it.
-    fn parse(&self, frame: &[u8], within: Option<(&Buffer, usize)>) -> Result<Packet, WireError> {
-        let h = self.header(frame)?;
-        let payload = &frame[HEADER_LEN..];
-        let crc = crc32fast::hash(payload);
-        if crc != h.crc {
-            return Err(self.err(format!(
-                "CRC mismatch (header says {:08x}, the payload's is {crc:08x})",
-                h.crc
-            )));
-        }
+    /// The head at the start of a payload, validated, and its length.
+    fn head(&self, payload: &[u8]) -> Result<(WireHead, usize), WireError> {
         let head_len =
             u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]) as usize;
         if head_len > payload.len() - 4 {
@@ -410,6 +400,22 @@ impl Depayloader {
         aligned.extend_from_slice(&payload[4..4 + head_len]);
         let head = rkyv::from_bytes::<WireHead, rkyv::rancor::Error>(&aligned)
             .map_err(|e| self.err(format!("the head does not validate: {e}")))?;
+        Ok((head, head_len))
+    }
+
+    /// Reads one whole frame. `within` is the input buffer and where the frame starts in it,
+    /// when the frame lies inside one buffer: the bytes are then a slice of it.
+    fn parse(&self, frame: &[u8], within: Option<(&Buffer, usize)>) -> Result<Packet, WireError> {
+        let h = self.header(frame)?;
+        let payload = &frame[HEADER_LEN..];
+        let crc = crc32fast::hash(payload);
+        if crc != h.crc {
+            return Err(self.err(format!(
+                "CRC mismatch (header says {:08x}, the payload's is {crc:08x})",
+                h.crc
+            )));
+        }
+        let (head, head_len) = self.head(payload)?;
         let data_start = HEADER_LEN + 4 + head_len;
         let data_len = frame.len() - data_start;
         match head {
@@ -428,6 +434,84 @@ impl Depayloader {
             WireHead::Eos if data_len == 0 => Ok(Packet::Eos),
             _ => Err(self.err(format!("{data_len} bytes after a head that carries none"))),
         }
+    }
+}
+
+/// Reads the frames of a message that carries a buffer's frame apart from its bytes (a Zenoh
+/// sample: the frames in its attachment, the buffer's bytes as its payload). `frames` holds
+/// whole frames (caps, end of stream), of which the last may be a buffer frame cut just before
+/// its bytes: those are `data`, which then comes out as the buffer, uncopied. The CRC of that
+/// frame covers `data` as it does in a stream. Offsets in errors count from the start of
+/// `frames`.
+pub fn decode_detached(
+    frames: &[u8],
+    data: Buffer,
+    max_payload: usize,
+    out: &mut Vec<Packet>,
+) -> Result<(), WireError> {
+    let mut reader = Depayloader::new(max_payload);
+    let mut data = Some(data);
+    while (reader.offset as usize) < frames.len() {
+        let rest = &frames[reader.offset as usize..];
+        if rest.len() < HEADER_LEN {
+            return Err(reader.err(format!("a header cut short at {} bytes", rest.len())));
+        }
+        let h = reader.header(rest)?;
+        let len = HEADER_LEN + h.payload_len;
+        if len <= rest.len() {
+            out.push(reader.parse(&rest[..len], None)?);
+            reader.offset += len as u64;
+            continue;
+        }
+        // The buffer's frame: its bytes are the message's payload.
+        let bytes = data
+            .take()
+            .expect("only the last frame reaches past the frames");
+        if len != rest.len() + bytes.len() {
+            return Err(reader.err(format!(
+                "the frame says {} payload bytes, the message holds {}",
+                h.payload_len,
+                rest.len() - HEADER_LEN + bytes.len()
+            )));
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&rest[HEADER_LEN..]);
+        crc.update(bytes.data());
+        let crc = crc.finalize();
+        if crc != h.crc {
+            return Err(reader.err(format!(
+                "CRC mismatch (header says {:08x}, the payload's is {crc:08x})",
+                h.crc
+            )));
+        }
+        let payload = &rest[HEADER_LEN..];
+        if payload.len() < 4 {
+            return Err(reader.err("a head cut short".into()));
+        }
+        let (head, head_len) = reader.head(payload)?;
+        if 4 + head_len != payload.len() {
+            return Err(reader.err(format!(
+                "{} bytes between the head and the payload",
+                payload.len() - 4 - head_len
+            )));
+        }
+        let WireHead::Buffer(meta) = head else {
+            return Err(reader.err(format!(
+                "{} payload bytes after a head that carries none",
+                bytes.len()
+            )));
+        };
+        let mut buf = bytes;
+        buf.meta = Metadata::try_from(meta).map_err(|e| reader.err(e.to_string()))?;
+        out.push(Packet::Buffer(buf));
+        return Ok(());
+    }
+    match data {
+        Some(d) if !d.is_empty() => Err(reader.err(format!(
+            "{} payload bytes and no buffer frame for them",
+            d.len()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -572,7 +656,49 @@ mod tests {
         assert!(got[0].as_ref().unwrap_err().why.contains("over the limit"));
     }
 
+    #[test]
+    fn a_detached_frame_reads_back_with_its_bytes_uncopied() {
+        let b = &sample()[3];
+        let mut frames = Vec::new();
+        encode_caps("text/plain", &mut frames);
+        encode_buffer_head(b, &mut frames).unwrap();
+        let data = Buffer::from_vec(b.data().to_vec());
+        let at = data.data().as_ptr();
+        let mut out = Vec::new();
+        decode_detached(&frames, data.clone(), 1 << 20, &mut out).unwrap();
+        assert!(matches!(&out[0], Packet::Caps(c) if c == "text/plain"));
+        let Packet::Buffer(got) = &out[1] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(got.data().as_ptr(), at);
+        assert_eq!(got.meta, b.meta);
+        // Other bytes than the frame's: the CRC says so.
+        let mut other = b.data().to_vec();
+        other[0] ^= 1;
+        let e = decode_detached(&frames, Buffer::from_vec(other), 1 << 20, &mut out).unwrap_err();
+        assert!(e.why.contains("CRC"), "{}", e.why);
+        let e = decode_detached(&frames, Buffer::from_vec(vec![1]), 1 << 20, &mut out).unwrap_err();
+        assert!(e.why.contains("the message holds"), "{}", e.why);
+        let mut eos = Vec::new();
+        encode_eos(&mut eos);
+        out.clear();
+        decode_detached(&eos, Buffer::from_vec(Vec::new()), 1 << 20, &mut out).unwrap();
+        assert!(matches!(out[..], [Packet::Eos]));
+    }
+
     proptest::proptest! {
+        #[test]
+        fn random_attachments_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300), data in 0usize..64) {
+            let mut frames = Vec::new();
+            encode_buffer_head(&sample()[1], &mut frames).unwrap();
+            for (i, b) in bytes.iter().enumerate() {
+                let n = frames.len();
+                frames[(i * 5) % n] ^= b;
+            }
+            let _ = decode_detached(&frames, Buffer::from_vec(vec![7; data]), 1 << 20, &mut Vec::new());
+            let _ = decode_detached(&bytes, Buffer::from_vec(vec![7; data]), 1 << 20, &mut Vec::new());
+        }
+
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600), cut in 1usize..64, resync: bool) {
             let mut stream = frames(&sample()[..2]);

@@ -97,6 +97,12 @@ pub const FEATURES: &[Feature] = &[
         doc: "WebSocket source and sink (tungstenite, pure Rust)",
         elements: &["websocketsrc", "websocketsink"],
     },
+    Feature {
+        name: "zenoh",
+        built: cfg!(feature = "zenoh"),
+        doc: "Zenoh publisher, subscriber, queryable and querier (zenoh crate, pure Rust)",
+        elements: &["zenohsrc", "zenohsink", "zenohqueryable", "zenohquerier"],
+    },
 ];
 
 /// The groups of features, and what each turns on.

@@ -15,6 +15,8 @@ mod udp;
 mod unix;
 #[cfg(feature = "websocket")]
 mod ws;
+#[cfg(feature = "zenoh")]
+mod zenoh;
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::TcpListener;
@@ -83,7 +85,18 @@ impl Done {
 impl Proc {
     /// Starts `parallax-launch ARGS...` with stdin from `stdin` (a file) or a pipe.
     pub fn spawn(args: &[&str], stdin: Option<std::fs::File>) -> Proc {
-        let mut cmd = launch(args);
+        Proc::spawn_command(launch(args), stdin)
+    }
+
+    /// Starts `program ARGS...` (a wrapper around parallax-launch, such as `ip netns exec`),
+    /// stdin a pipe.
+    pub fn spawn_program(program: &str, args: &[&str]) -> Proc {
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args);
+        Proc::spawn_command(cmd, None)
+    }
+
+    fn spawn_command(mut cmd: std::process::Command, stdin: Option<std::fs::File>) -> Proc {
         cmd.stdin(match stdin {
             Some(f) => Stdio::from(f),
             None => Stdio::piped(),
