@@ -62,7 +62,20 @@ impl Client {
     }
 
     /// Waits until `element` took in `n` buffers (passed or dropped).
+    /// Waits until `name` has had `n` buffers, passed or dropped. A selector counts what it
+    /// lets through and what it drops apart.
     pub(crate) fn wait_taken(&mut self, name: &str, n: u64) {
+        self.wait_counted(name, n, true)
+    }
+
+    /// Waits until transform `name` has been handed `n` buffers: its `buffers` count includes
+    /// the ones it then dropped (a valve's, an identity's), so adding `dropped` would count
+    /// those twice and return a buffer early.
+    pub(crate) fn wait_entered(&mut self, name: &str, n: u64) {
+        self.wait_counted(name, n, false)
+    }
+
+    fn wait_counted(&mut self, name: &str, n: u64, plus_dropped: bool) {
         let deadline = Instant::now() + WATCHDOG;
         loop {
             let stats = self.ask(json!({"cmd": "stats"}));
@@ -73,7 +86,12 @@ impl Client {
                 continue;
             }
             let e = element(&stats["stats"], name).clone();
-            let seen = e["buffers"].as_u64().unwrap() + e["dropped"].as_u64().unwrap();
+            let dropped = if plus_dropped {
+                e["dropped"].as_u64().unwrap()
+            } else {
+                0
+            };
+            let seen = e["buffers"].as_u64().unwrap() + dropped;
             if seen >= n {
                 return;
             }
@@ -133,7 +151,7 @@ fn valve_switched_mid_stream() {
     let mut feed = |c: &mut Client, stdin: &mut std::process::ChildStdin, text: &str| {
         stdin.write_all(text.as_bytes()).unwrap();
         sent += 1;
-        c.wait_taken("v", sent);
+        c.wait_entered("v", sent);
     };
     feed(&mut c, &mut stdin, "one ");
     let set = c.ok(json!({"cmd": "set", "element": "v", "property": "drop", "value": true}));
@@ -379,7 +397,7 @@ fn bad_input_is_answered_and_harmless() {
     );
     // The pipeline was not disturbed, and the first client is still served.
     stdin.write_all(b"still flowing").unwrap();
-    c.wait_taken("v", 1);
+    c.wait_entered("v", 1);
     drop(stdin);
     let o = wait(child);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -661,7 +679,7 @@ fn metrics_scraped_during_a_run() {
             c.ok(json!({"cmd": "set", "element": "v", "property": "drop", "value": true}));
         }
         stdin.write_all(chunk).unwrap();
-        c.wait_taken("v", i as u64 + 1);
+        c.wait_entered("v", i as u64 + 1);
     }
     // Everything has passed, and every thread has published its counts since: the source's
     // and the queue's (their threads publish before waiting for the next buffer), the last
@@ -961,7 +979,7 @@ fn identity_drop_probability_switched_mid_stream() {
     let mut feed = |c: &mut Client, text: &str| {
         stdin.write_all(text.as_bytes()).unwrap();
         sent += 1;
-        c.wait_taken("i", sent);
+        c.wait_entered("i", sent);
     };
     feed(&mut c, "one ");
     let set =
@@ -1000,7 +1018,7 @@ fn throttle_rate_changed_mid_stream() {
     let mut feed = |c: &mut Client, text: &str| {
         stdin.write_all(text.as_bytes()).unwrap();
         sent += 1;
-        c.wait_taken("t", sent);
+        c.wait_entered("t", sent);
     };
     feed(&mut c, "a ");
     // One buffer in 1000 s.
