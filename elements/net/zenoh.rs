@@ -38,6 +38,10 @@ const TOKENS: &str = "@parallax";
 
 /// How often a waiting thread looks at whether the run ends.
 const POLL: Duration = Duration::from_millis(20);
+/// How long a zenohsrc waits, once a zenohsink's token went away, for that sink's last samples
+/// and its end of stream: a router sends the token's withdrawal at control priority, ahead of
+/// the data it still queues for us, so the withdrawal can arrive first.
+const STRAGGLERS: Duration = Duration::from_secs(3);
 
 // --- the session's properties ------------------------------------------------------------------
 
@@ -721,8 +725,9 @@ pub(crate) static ZENOHSRC: Factory = Factory {
           payload, stamped here. The stream ends when every zenohsink it heard from has sent \
           end of stream (`keep-listening=true` goes on listening for the next one). A zenohsink \
           that vanishes without end of stream (killed, cut off) is an error naming how many \
-          buffers came. Samples wait in a queue of `queue-size`; while it is full Zenoh holds \
-          the publishers back (with their congestion-control=block).",
+          buffers came, once 3 s passed without its last samples. Samples wait in a queue of \
+          `queue-size`; while it is full Zenoh holds the publishers back (with their \
+          congestion-control=block).",
     pads: Pads::SOURCE,
     props: basesrc_props![
         KEY_EXPR,
@@ -758,6 +763,7 @@ pub(crate) static ZENOHSRC: Factory = Factory {
             publishers: 0,
             ended: 0,
             gone: 0,
+            vanished: None,
             buffers: 0,
             got: Vec::new(),
         })))
@@ -786,6 +792,9 @@ struct ZenohSrc {
     publishers: u64,
     ended: u64,
     gone: u64,
+    /// When the first publisher that is gone and not ended went away: its samples may still be
+    /// on their way (see [`STRAGGLERS`]).
+    vanished: Option<tokio::time::Instant>,
     buffers: u64,
     got: Vec<Got>,
 }
@@ -864,8 +873,34 @@ impl AsyncSource for ZenohSrc {
                 }
                 continue;
             }
+            if self.gone <= self.ended {
+                self.vanished = None;
+            }
             let rx = self.rx.as_ref().expect("start ran");
-            let event = match rx.recv().await {
+            let received = match self.vanished {
+                None => rx.recv().await,
+                Some(since) => {
+                    match tokio::time::timeout_at(since + STRAGGLERS, rx.recv()).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            self.vanished = None;
+                            let what = format!(
+                                "a zenohsink on {} went away without end of stream after {} \
+                                 buffers",
+                                self.key, self.buffers
+                            );
+                            if !self.keep {
+                                return Err(ElementError::Failed(what));
+                            }
+                            cx.warn(what);
+                            // It counts as ended: the next publisher's end ends the stream.
+                            self.ended = self.gone;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let event = match received {
                 Ok(Ok(e)) => e,
                 Ok(Err(e)) => return Err(ElementError::Failed(e)),
                 Err(_) => {
@@ -878,17 +913,8 @@ impl AsyncSource for ZenohSrc {
                 FromZenoh::Publisher(true) => self.publishers += 1,
                 FromZenoh::Publisher(false) => {
                     self.gone += 1;
-                    if self.gone > self.ended {
-                        let what = format!(
-                            "a zenohsink on {} went away without end of stream after {} buffers",
-                            self.key, self.buffers
-                        );
-                        if !self.keep {
-                            return Err(ElementError::Failed(what));
-                        }
-                        cx.warn(what);
-                        // It counts as ended: the next publisher's end ends the stream.
-                        self.ended = self.gone;
+                    if self.gone > self.ended && self.vanished.is_none() {
+                        self.vanished = Some(tokio::time::Instant::now());
                     }
                 }
                 FromZenoh::Sample(s) if s.kind() == SampleKind::Put => unpack(&s, &mut self.got)?,
