@@ -24,6 +24,7 @@ mod session;
 pub use isolated::{
     reload_plugins, splits as isolated_splits, worker_main, Reload, Reloaded, WORKER_ARG,
 };
+mod handoff;
 mod observe;
 mod segment;
 mod stats;
@@ -53,6 +54,7 @@ use crate::parse::Diagnostic;
 use crate::registry::Domain;
 use crate::registry::Exec;
 use async_domain::{AsyncTask, DomainContext};
+use handoff::{ChanRx, ChanTx};
 use observe::TapPoint;
 use segment::{
     CapsState, ChangeRule, Gate, GateRule, Input, Item, Level, Observe, Op, OpSlot, Outcome,
@@ -710,6 +712,12 @@ struct Plan {
 struct Channel {
     tx: kanal::Sender<Item>,
     rx: kanal::Receiver<Item>,
+    /// A queue between two threads has a ring instead (see [`handoff`]): its two ends, each
+    /// taken once, by the sending op and by the queue's thread.
+    ring: (
+        std::cell::Cell<Option<handoff::RingTx>>,
+        std::cell::Cell<Option<handoff::RingRx>>,
+    ),
     level: Arc<Level>,
     queue: Option<QueueSettings>,
     /// A selector's or concat's rule, and each input pad's slot in it.
@@ -735,10 +743,35 @@ impl Channel {
         Channel {
             tx,
             rx,
+            ring: Default::default(),
             level,
             queue,
             gate: None,
             announce: HashMap::new(),
+        }
+    }
+
+    /// A queue with one sending thread and no leaks: a ring of `capacity` buffers.
+    fn ring(capacity: usize, queue: QueueSettings) -> Channel {
+        let mut ch = Channel::new(capacity, queue.max_bytes, Some(queue));
+        let (tx, rx) = handoff::ring(capacity, Arc::clone(&ch.level));
+        ch.ring = (Some(tx).into(), Some(rx).into());
+        ch
+    }
+
+    /// The sending end for one more sender.
+    fn sender(&self) -> ChanTx {
+        match self.ring.0.take() {
+            Some(tx) => ChanTx::Ring(tx),
+            None => ChanTx::Shared(self.tx.clone()),
+        }
+    }
+
+    /// The receiving end, for the channel's thread.
+    fn receiver(&self) -> ChanRx {
+        match self.ring.1.take() {
+            Some(rx) => ChanRx::Ring(rx),
+            None => ChanRx::Shared(self.rx.clone()),
         }
     }
 
@@ -855,7 +888,22 @@ fn plan(
                 } else {
                     q.max_buffers
                 };
-                channels.insert(n.index(), Channel::new(cap, q.max_bytes, Some(*q)));
+                // One sending thread (not an async task) and no leaks: a ring.
+                let one_thread = graph.parent_count(n) == 1
+                    && graph
+                        .dag
+                        .parents(n)
+                        .iter(&graph.dag)
+                        .all(|(_, p)| graph.domain(p) != Domain::Async);
+                let ch = if one_thread
+                    && q.leaky == crate::element::Leaky::No
+                    && cap <= PREALLOCATED_CAPACITY
+                {
+                    Channel::ring(cap, *q)
+                } else {
+                    Channel::new(cap, q.max_bytes, Some(*q))
+                };
+                channels.insert(n.index(), ch);
                 tracing::debug!(
                     queue = %names[n.index()],
                     capacity = cap,
@@ -950,7 +998,7 @@ fn plan(
                 });
                 Input::Channel {
                     el,
-                    rx,
+                    rx: ChanRx::Shared(rx),
                     inputs: 1,
                     level,
                     gate: None,
@@ -962,7 +1010,7 @@ fn plan(
                 levels.insert(el, Arc::clone(&ch.level));
                 Input::Channel {
                     el,
-                    rx: ch.rx.clone(),
+                    rx: ch.receiver(),
                     inputs: graph.parent_count(root),
                     level: Arc::clone(&ch.level),
                     gate: ch.gate.as_ref().map(|(g, _)| Arc::clone(g)),
@@ -1180,7 +1228,7 @@ fn add_op(
     let id = ops.len();
     let op = if let Some(ch) = channels.get(&el) {
         Op::Send {
-            tx: ch.tx.clone(),
+            tx: ch.sender(),
             rx: ch
                 .queue
                 .filter(|q| q.leaky == crate::element::Leaky::Downstream)

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use kanal::{Receiver, Sender};
+use kanal::Receiver;
 
 use super::control::RunControl;
+use super::handoff::{ChanRx, ChanTx, Sent};
 use super::observe::{LiveCounters, TapPoint};
 use super::RunError;
 use crate::caps::Caps;
@@ -107,10 +108,19 @@ impl ElementStats {
     }
 }
 
+/// What went into a channel, or came out of it: the two halves of a [`Level`], each on its own
+/// cache line, so that the writing and the reading thread do not share one for their counts.
+#[derive(Default)]
+#[repr(align(128))]
+struct Counts {
+    buffers: AtomicU64,
+    bytes: AtomicU64,
+}
+
 /// The fill level of a queue or funnel channel, shared by both ends.
 pub(super) struct Level {
-    buffers: AtomicUsize,
-    bytes: AtomicU64,
+    pushed: Counts,
+    popped: Counts,
     pub(super) high_water: AtomicUsize,
     max_bytes: u64,
     /// The buffer limit when the level enforces it (a channel too large to allocate up
@@ -130,9 +140,9 @@ impl Level {
     /// a channel that is unbounded so that a large limit costs memory only as it fills.
     pub(super) fn with_limits(max_bytes: u64, max_buffers: usize) -> Arc<Level> {
         Arc::new(Level {
+            pushed: Counts::default(),
+            popped: Counts::default(),
             max_buffers,
-            buffers: AtomicUsize::new(0),
-            bytes: AtomicU64::new(0),
             high_water: AtomicUsize::new(0),
             max_bytes,
             waiters: AtomicUsize::new(0),
@@ -141,40 +151,81 @@ impl Level {
         })
     }
 
+    /// Buffers and bytes in the channel (bytes only where they are counted).
+    fn fill(&self) -> (u64, u64) {
+        // What came out is read first: it never runs ahead of what went in.
+        let (out, out_bytes) = self.popped();
+        let buffers = self.pushed.buffers.load(Ordering::SeqCst);
+        let bytes = self.pushed.bytes.load(Ordering::SeqCst);
+        (buffers.saturating_sub(out), bytes.saturating_sub(out_bytes))
+    }
+
     /// Whether a limit is exceeded once a buffer was counted in ([`Level::add`]): the byte
     /// limit as soon as it is reached (as before), the buffer limit only past it.
     fn over(&self) -> bool {
-        (self.max_bytes != 0 && self.bytes.load(Ordering::SeqCst) >= self.max_bytes)
-            || (self.max_buffers != 0 && self.buffers.load(Ordering::SeqCst) > self.max_buffers)
+        let (buffers, bytes) = self.fill();
+        (self.max_bytes != 0 && bytes >= self.max_bytes)
+            || (self.max_buffers != 0 && buffers > self.max_buffers as u64)
     }
 
     /// Whether a limit the level enforces is reached, before a buffer is counted in.
     fn full(&self) -> bool {
-        (self.max_bytes != 0 && self.bytes.load(Ordering::SeqCst) >= self.max_bytes)
-            || (self.max_buffers != 0 && self.buffers.load(Ordering::SeqCst) >= self.max_buffers)
+        let (buffers, bytes) = self.fill();
+        (self.max_bytes != 0 && bytes >= self.max_bytes)
+            || (self.max_buffers != 0 && buffers >= self.max_buffers as u64)
     }
 
     /// Buffers waiting now, and their bytes when the level counts bytes (0 otherwise).
     pub(super) fn now(&self) -> (usize, u64) {
+        let (buffers, bytes) = self.fill();
+        (usize::try_from(buffers).unwrap_or(usize::MAX), bytes)
+    }
+
+    /// The byte limit (0: none).
+    pub(super) fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// What the reader took so far: buffers and bytes.
+    pub(super) fn popped(&self) -> (u64, u64) {
         (
-            self.buffers.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
+            self.popped.buffers.load(Ordering::Acquire),
+            self.popped.bytes.load(Ordering::Acquire),
         )
     }
 
+    /// The counts of a channel's only writer (a ring): it alone writes them.
+    pub(super) fn set_pushed(&self, buffers: u64, bytes: u64) {
+        self.pushed.bytes.store(bytes, Ordering::Release);
+        self.pushed.buffers.store(buffers, Ordering::Release);
+    }
+
+    /// The counts of a channel's only reader (a ring): it alone writes them.
+    pub(super) fn set_popped(&self, buffers: u64, bytes: u64) {
+        self.popped.bytes.store(bytes, Ordering::Release);
+        self.popped.buffers.store(buffers, Ordering::Release);
+    }
+
+    pub(super) fn raise_high_water(&self, fill: u64) {
+        self.high_water.fetch_max(
+            usize::try_from(fill).unwrap_or(usize::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
     pub(super) fn add(&self, len: usize) {
-        let n = self.buffers.fetch_add(1, Ordering::SeqCst) + 1;
-        self.high_water.fetch_max(n, Ordering::Relaxed);
+        self.pushed.buffers.fetch_add(1, Ordering::SeqCst);
         if self.max_bytes != 0 {
-            self.bytes.fetch_add(len as u64, Ordering::SeqCst);
+            self.pushed.bytes.fetch_add(len as u64, Ordering::SeqCst);
         }
+        self.raise_high_water(self.fill().0);
     }
 
     pub(super) fn remove(&self, len: usize) {
-        self.buffers.fetch_sub(1, Ordering::SeqCst);
         if self.max_bytes != 0 {
-            self.bytes.fetch_sub(len as u64, Ordering::SeqCst);
+            self.popped.bytes.fetch_add(len as u64, Ordering::SeqCst);
         }
+        self.popped.buffers.fetch_add(1, Ordering::SeqCst);
         if (self.max_bytes != 0 || self.max_buffers != 0) && self.waiters.load(Ordering::SeqCst) > 0
         {
             let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -256,7 +307,7 @@ impl Gate {
 
     /// Whether a buffer from input `slot` goes on (into `tx`); a `concat` input waits for its
     /// turn.
-    fn admit(&self, slot: u32, run: &RunControl, tx: &Sender<Item>) -> Admit {
+    fn admit(&self, slot: u32, run: &RunControl, tx: &ChanTx) -> Admit {
         match &self.rule {
             GateRule::Select(active) if active.get() == slot => Admit::Pass,
             GateRule::Select(_) => Admit::Drop,
@@ -272,7 +323,7 @@ impl Gate {
 
     /// Waits until input `slot` may send into `tx` (always at once but for `concat`); false
     /// when the pipeline stops meanwhile, or the merging thread is gone (its output ended).
-    fn wait_turn(&self, slot: u32, run: &RunControl, tx: &Sender<Item>) -> bool {
+    fn wait_turn(&self, slot: u32, run: &RunControl, tx: &ChanTx) -> bool {
         let GateRule::Concat { current } = &self.rule else {
             return true;
         };
@@ -324,7 +375,7 @@ pub(super) enum Input {
     },
     Channel {
         el: usize,
-        rx: Receiver<Item>,
+        rx: ChanRx,
         inputs: usize,
         level: Arc<Level>,
         /// The rule of a selector or concat, told of each input's end.
@@ -343,7 +394,7 @@ impl Drop for Input {
     /// feeding its other branches), and senders see the end instead of waiting (issue 21).
     fn drop(&mut self) {
         if let Input::Channel { rx, .. } = self {
-            let _ = rx.close();
+            rx.close();
         }
     }
 }
@@ -388,7 +439,7 @@ pub(super) enum Op {
     },
     /// Into a queue's or funnel's channel.
     Send {
-        tx: Sender<Item>,
+        tx: ChanTx,
         /// The receiving end, held only by a leaky=downstream queue to drop its oldest buffer.
         rx: Option<Receiver<Item>>,
         queue: Option<QueueSettings>,
@@ -840,7 +891,7 @@ impl Segment {
             return;
         };
         let mut taken = Vec::new();
-        while let Ok(Some(item)) = rx.try_recv() {
+        while let Some(item) = rx.try_recv() {
             if let Item::Buffer(buf) = item {
                 level.remove(buf.len());
                 taken.push(buf);
@@ -1022,8 +1073,10 @@ impl Segment {
                     gate,
                     ..
                 } => match rx.recv() {
-                    Ok(Item::Buffer(buf)) => {
-                        level.remove(buf.len());
+                    Some(Item::Buffer(buf)) => {
+                        if let ChanRx::Shared(_) = rx {
+                            level.remove(buf.len());
+                        }
                         self.input_stats.count(&buf);
                         if self.scale != 0 {
                             // Time spent waiting for the channel is not the consumer's work.
@@ -1031,12 +1084,12 @@ impl Segment {
                         }
                         buf
                     }
-                    Ok(Item::Caps(caps)) => {
+                    Some(Item::Caps(caps)) => {
                         let entry = self.entry;
                         self.push_caps(entry, *caps)?;
                         continue;
                     }
-                    Ok(Item::Eos) => {
+                    Some(Item::Eos) => {
                         eos_seen += 1;
                         if let Some(gate) = gate {
                             gate.input_ended();
@@ -1048,7 +1101,7 @@ impl Segment {
                         continue;
                     }
                     // Every sender left without EOS: upstream stopped on an error.
-                    Err(_) => return Ok(Outcome::Stopped),
+                    None => return Ok(Outcome::Stopped),
                 },
             };
             let entry = self.entry;
@@ -1409,7 +1462,7 @@ impl Segment {
                             Admit::Pass => {
                                 if let Some(caps) = announce {
                                     if gate.switched_to(*slot) {
-                                        let _ = tx.send(Item::Caps(caps.clone()));
+                                        let _ = tx.send_event(Item::Caps(caps.clone()));
                                     }
                                 }
                             }
@@ -1424,6 +1477,18 @@ impl Segment {
                             }
                         }
                     }
+                    let tx = match tx {
+                        ChanTx::Ring(ring) => {
+                            match ring.send(Item::Buffer(buf), Some(run)) {
+                                Sent::Done => {}
+                                Sent::Stopped => return Ok(()),
+                                // The other side is gone (it finished or failed).
+                                Sent::Gone => self.retire(id),
+                            }
+                            continue;
+                        }
+                        ChanTx::Shared(tx) => tx,
+                    };
                     let len = buf.len();
                     let mut item = Some(Item::Buffer(buf));
                     let leaky = queue.map_or(Leaky::No, |q| q.leaky);
@@ -1593,7 +1658,7 @@ impl Segment {
                             continue;
                         }
                     }
-                    if tx.send(Item::Caps(Box::new(caps))).is_err() {
+                    if !tx.send_event(Item::Caps(Box::new(caps))) {
                         self.retire(id);
                     }
                 }
@@ -1715,7 +1780,7 @@ impl Segment {
                         .as_ref()
                         .is_none_or(|(g, slot)| g.wait_turn(*slot, run, tx));
                     if turn {
-                        let _ = tx.send(Item::Eos);
+                        let _ = tx.send_event(Item::Eos);
                     }
                 }
             }
@@ -1909,6 +1974,7 @@ mod tests {
         let gate = Gate::new(GateRule::Select(active.clone()));
         let control = RunControl::new().unwrap();
         let (tx, _rx) = kanal::bounded::<Item>(1);
+        let tx = ChanTx::Shared(tx);
         assert!(matches!(gate.admit(0, &control, &tx), Admit::Pass));
         assert!(matches!(gate.admit(1, &control, &tx), Admit::Drop));
         active.set(1);
