@@ -42,6 +42,13 @@ const POLL: Duration = Duration::from_millis(20);
 /// and its end of stream: a router sends the token's withdrawal at control priority, ahead of
 /// the data it still queues for us, so the withdrawal can arrive first.
 const STRAGGLERS: Duration = Duration::from_secs(3);
+/// How long a zenohsink waits, after its end of stream, for the zenohsrcs it saw to say they
+/// have it, before it closes anyway: closing drops what the session still queues for a slow
+/// subscriber.
+const LINGER: Duration = Duration::from_secs(10);
+/// The encoding of a zenohsink's end-of-stream sample names the sink, so that each subscriber
+/// can acknowledge that end (a liveliness token `@parallax/ack/<sink>/<subscriber>`).
+const EOS_ENCODING: &str = "parallax/eos;";
 
 // --- the session's properties ------------------------------------------------------------------
 
@@ -349,8 +356,9 @@ pub(crate) static ZENOHSINK: Factory = Factory {
     doc: "Opens a Zenoh session (`mode`, `connect`, `listen`, `config`) and puts each buffer on \
           `key-expr`: the payload is the buffer's bytes, unchanged; the attachment is its STRM \
           frame head (metadata: sequence, timestamps, offsets, flags, fields), and the encoding \
-          is the stream's caps. At end of stream it publishes an end-of-stream sample and \
-          closes the session once everything queued has left. `wait-subscribers=N` holds the \
+          is the stream's caps. At end of stream it publishes an end-of-stream sample (its \
+          encoding names the sink) and closes the session once every zenohsrc it saw has \
+          acknowledged it or gone (10 s at most). `wait-subscribers=N` holds the \
           first buffer until N subscribers match (each zenohsrc counts; a subscriber of another \
           program counts as one while no zenohsrc matches), so the head of the stream is not \
           lost. With `congestion-control=block` (the default) a slow subscriber holds the \
@@ -613,9 +621,10 @@ impl Publisher {
             .encoding(self.opts.encoding.clone())
             .wait()
             .map_err(|e| zerr("cannot declare a publisher", e))?;
+        let id = token_id();
         let token = session
             .liveliness()
-            .declare_token(format!("{TOKENS}/zenohsink/{}/{key}", token_id()))
+            .declare_token(format!("{TOKENS}/zenohsink/{id}/{key}"))
             .wait()
             .map_err(|e| zerr("cannot declare a liveliness token", e))?;
         let _ = opened.send(Ok(listening(session, &self.spec)));
@@ -643,16 +652,21 @@ impl Publisher {
                 ToPublisher::Eos(done) => {
                     head.clear();
                     stream_frame::encode_eos(&mut head);
+                    // Watched before the end goes out, so that no acknowledgement is missed.
+                    let acks = self.watch_acks(session, &id);
                     // End of stream goes through whatever the congestion: a dropped one would
                     // leave subscribers waiting.
                     let sent = session
                         .put(key.clone(), ZBytes::new())
                         .attachment(ZBytes::from(head.as_slice()))
-                        .encoding(self.opts.encoding.clone())
+                        .encoding(Encoding::from(format!("{EOS_ENCODING}{id}")))
                         .congestion_control(CongestionControl::Block)
                         .priority(self.opts.priority)
                         .wait()
                         .map_err(|e| zerr("cannot publish end of stream", e));
+                    if let (Ok(()), Ok(acks)) = (&sent, acks) {
+                        self.await_acks(session, acks);
+                    }
                     // Closing flushes what is queued for every peer before the links close.
                     // The token stays declared until then: undeclared first, its withdrawal
                     // (sent at control priority) could overtake the samples still queued, and
@@ -670,6 +684,73 @@ impl Publisher {
             }
         }
         Ok(())
+    }
+
+    /// Watches the acknowledgements of this sink's end of stream (sink `id`): the ids of the
+    /// zenohsrcs that have it.
+    fn watch_acks(
+        &self,
+        session: &Session,
+        id: &str,
+    ) -> Result<(impl Sized, kanal::Receiver<String>), String> {
+        let (tx, rx) = kanal::unbounded();
+        let watch = session
+            .liveliness()
+            .declare_subscriber(format!("{TOKENS}/ack/{id}/*"))
+            .history(true)
+            .callback(move |s: Sample| {
+                if s.kind() == SampleKind::Put {
+                    if let Some(src) = s.key_expr().as_str().rsplit('/').next() {
+                        let _ = tx.send(src.to_owned());
+                    }
+                }
+            })
+            .wait()
+            .map_err(|e| format!("cannot watch for acknowledgements: {e}"))?;
+        Ok((watch, rx))
+    }
+
+    /// Waits until every zenohsrc on our key that was there at the end has acknowledged it or
+    /// gone, for at most [`LINGER`] (or until Ctrl-C): what the session still queues for a slow
+    /// subscriber then reaches it before the session closes. Other programs' subscribers are
+    /// not known and not waited for.
+    fn await_acks(&self, session: &Session, (_watch, acks): (impl Sized, kanal::Receiver<String>)) {
+        let deadline = std::time::Instant::now() + LINGER;
+        let mut acked = HashSet::new();
+        let mut waiting: Option<HashSet<String>> = None;
+        loop {
+            let Ok(replies) = session
+                .liveliness()
+                .get(format!("{TOKENS}/zenohsrc/**"))
+                .timeout(POLL * 50)
+                .wait()
+            else {
+                return;
+            };
+            let mut alive = HashSet::new();
+            while let Ok(reply) = replies.recv() {
+                if let Ok(sample) = reply.result() {
+                    if let Some(src) =
+                        token_matches(sample.key_expr().as_str(), "zenohsrc", &self.key)
+                    {
+                        alive.insert(src);
+                    }
+                }
+            }
+            while let Ok(Some(src)) = acks.try_recv() {
+                acked.insert(src);
+            }
+            // Those there at the end; one that came later never saw it.
+            let waiting = waiting.get_or_insert_with(|| alive.clone());
+            waiting.retain(|src| alive.contains(src) && !acked.contains(src));
+            if waiting.is_empty()
+                || std::time::Instant::now() >= deadline
+                || self.cancel.load(Ordering::Relaxed)
+            {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
     /// Waits until `wait` subscribers match, or the run ends.
@@ -785,8 +866,9 @@ struct ZenohSrc {
     queue: usize,
     stamper: Stamper,
     rx: Option<kanal::AsyncReceiver<Result<FromZenoh, String>>>,
-    /// Dropping it ends the thread, which closes the session.
-    stop: Option<kanal::Sender<()>>,
+    /// Takes the zenohsinks whose end of stream came, to acknowledge it; dropping it ends the
+    /// thread, which closes the session.
+    stop: Option<kanal::Sender<String>>,
     caps: Option<String>,
     /// zenohsinks seen, ended (their end of stream came) and gone (their token went away).
     publishers: u64,
@@ -806,7 +888,7 @@ impl AsyncSource for ZenohSrc {
 
     async fn start(&mut self, cx: &mut AsyncCtx) -> Result<(), ElementError> {
         let (tx, rx) = kanal::bounded_async(self.queue);
-        let (stop_tx, stop_rx) = kanal::bounded::<()>(0);
+        let (stop_tx, stop_rx) = kanal::unbounded::<String>();
         let (opened_tx, opened) = tokio::sync::oneshot::channel();
         let (spec, key) = (self.spec.clone(), self.key.clone());
         let tx = tx.to_sync();
@@ -819,11 +901,20 @@ impl AsyncSource for ZenohSrc {
                 }
             };
             match subscribe(&session, &key, tx.clone()) {
-                Ok(held) => {
+                Ok((held, id)) => {
                     let _ = opened_tx.send(Ok(listening(&session, &spec)));
-                    // Until the element is dropped or stops.
-                    let _ = stop_rx.recv();
-                    drop(held);
+                    // Until the element is dropped or stops: acknowledges each zenohsink's end
+                    // of stream that reached the element.
+                    let mut acks = Vec::new();
+                    while let Ok(sink) = stop_rx.recv() {
+                        acks.push(
+                            session
+                                .liveliness()
+                                .declare_token(format!("{TOKENS}/ack/{sink}/{id}"))
+                                .wait(),
+                        );
+                    }
+                    drop((held, acks));
                 }
                 Err(e) => {
                     let _ = opened_tx.send(Err(e));
@@ -855,6 +946,11 @@ impl AsyncSource for ZenohSrc {
                         if self.caps.as_deref() != Some(c.as_str()) {
                             cx.message(format_args!("caps: {c}"));
                             self.caps = Some(c);
+                        }
+                    }
+                    Got::Ack(sink) => {
+                        if let Some(stop) = &self.stop {
+                            let _ = stop.send(sink);
                         }
                     }
                     Got::Framed(stream_frame::Packet::Eos) => {
@@ -930,6 +1026,8 @@ enum Got {
     Framed(stream_frame::Packet),
     /// From another program: bytes, to be stamped here.
     Plain(Buffer),
+    /// The zenohsink of this id sent its end of stream (before it in `got`): acknowledge it.
+    Ack(String),
 }
 
 impl ZenohSrc {
@@ -946,12 +1044,13 @@ impl ZenohSrc {
 }
 
 /// Declares zenohsrc's subscriber, its token, and the watch on publishers' tokens; what must
-/// stay alive for them to last.
+/// stay alive for them to last, and the id in its token.
 fn subscribe(
     session: &Session,
     key: &KeyExpr<'static>,
     tx: kanal::Sender<Result<FromZenoh, String>>,
-) -> Result<impl Send, String> {
+) -> Result<(impl Send, String), String> {
+    let id = token_id();
     let publishers = {
         let (tx, ours) = (tx.clone(), key.clone());
         session
@@ -976,10 +1075,10 @@ fn subscribe(
         .map_err(|e| format!("cannot subscribe to {key}: {e}"))?;
     let token = session
         .liveliness()
-        .declare_token(format!("{TOKENS}/zenohsrc/{}/{key}", token_id()))
+        .declare_token(format!("{TOKENS}/zenohsrc/{id}/{key}"))
         .wait()
         .map_err(|e| format!("cannot declare a liveliness token for {key}: {e}"))?;
-    Ok((publishers, subscriber, token))
+    Ok(((publishers, subscriber, token), id))
 }
 
 /// Queues what a sample carries into `got` (in reverse: it is popped from the end).
@@ -994,7 +1093,14 @@ fn unpack(s: &Sample, got: &mut Vec<Got>) -> Result<(), ElementError> {
             let mut out = Vec::new();
             stream_frame::decode_detached(&frames, data, stream_frame::MAX_PAYLOAD, &mut out)
                 .map_err(|e| ElementError::Failed(format!("a sample on {}: {e}", s.key_expr())))?;
+            let ends = matches!(out.last(), Some(stream_frame::Packet::Eos));
             got.extend(out.into_iter().rev().map(Got::Framed));
+            // Acknowledged as the end is taken: everything before it already was.
+            if let Some(sink) = s.encoding().to_string().strip_prefix(EOS_ENCODING) {
+                if ends {
+                    got.push(Got::Ack(sink.to_owned()));
+                }
+            }
         }
         // Another program's sample: its bytes, with metadata stamped here.
         None => got.push(Got::Plain(data)),
@@ -1327,7 +1433,7 @@ impl AsyncSource for ZenohQuerier {
                     buf.meta = meta;
                     return Ok(Some(buf));
                 }
-                Some(Got::Framed(_)) => continue,
+                Some(Got::Framed(_) | Got::Ack(_)) => continue,
                 None => {}
             }
             let Some(rx) = self.rx.as_ref() else {

@@ -309,7 +309,8 @@ fn python_publishes_into_zenohsrc_and_reads_zenohsink() {
     let _ = py.kill();
     let _ = py.wait();
 
-    // zenohsink into a Python subscriber, which prints each payload's length and the encoding.
+    // zenohsink into a Python subscriber, which prints the payloads' length and the data's
+    // encoding (the end of stream's names the sink instead).
     let ep = free_endpoint();
     let mut py = python(
         "s = zenoh.open(conf)\n\
@@ -320,7 +321,8 @@ fn python_publishes_into_zenohsrc_and_reads_zenohsink() {
          \x20   if sample.attachment is not None and len(sample.payload) == 0:\n\
          \x20       break\n\
          \x20   total += sample.payload.to_bytes()\n\
-         print('encoding', sample.encoding, flush=True)\n\
+         \x20   enc = sample.encoding\n\
+         print('encoding', enc, flush=True)\n\
          import hashlib\n\
          print('got', len(total), hashlib.sha256(total).hexdigest(), flush=True)\n",
         "peer",
