@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use clap::{CommandFactory as _, Parser as _};
+use clap::{CommandFactory as _, FromArgMatches as _};
 use parallax::cli::progress::{self, ProgressLine};
 use parallax::cli::{logs, verbose, LaunchArgs, MemoryArg, StatsFormat, TapFormatArg};
 use parallax::element::ElementError;
@@ -29,8 +29,17 @@ fn main() -> ExitCode {
         return ExitCode::from(code);
     }
     // Options may follow the pipeline, as gst-launch's do (`... ! fakesink -e`).
-    let argv = parallax::cli::options_first(&LaunchArgs::command(), std::env::args_os().collect());
-    let args = LaunchArgs::parse_from(argv);
+    // One command, built once, both to move the options and to parse.
+    let mut cmd = LaunchArgs::command();
+    cmd.build();
+    let argv = parallax::cli::options_first(&cmd, std::env::args_os().collect());
+    let args = match cmd
+        .try_get_matches_from_mut(argv)
+        .and_then(|m| LaunchArgs::from_arg_matches(&m))
+    {
+        Ok(args) => args,
+        Err(e) => e.format(&mut cmd).exit(),
+    };
     for p in &args.plugin_path {
         parallax::plugin::add_search_path(p);
     }

@@ -100,13 +100,12 @@ impl LaunchArgs {
 /// at the end work there; clap stops at the pipeline. This moves every word after the
 /// pipeline's first one that is one of `command`'s options (with its value, when that is the
 /// next word) in front of the pipeline. Words that are not options (`-1`, `!`) stay where they
-/// are, and nothing after `--` moves.
+/// are, and nothing after `--` moves. `cmd` is built ([`clap::Command::build`]) by the caller,
+/// which then parses with it: building the command is most of what start-up costs in clap.
 pub fn options_first(
-    command: &clap::Command,
+    cmd: &clap::Command,
     args: Vec<std::ffi::OsString>,
 ) -> Vec<std::ffi::OsString> {
-    let mut cmd = command.clone();
-    cmd.build();
     let takes_next = |a: &clap::Arg| {
         a.get_action().takes_values()
             && !a.is_require_equals_set()
