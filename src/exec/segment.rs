@@ -25,7 +25,7 @@ use crate::memory::{Buffer, MemoryPool};
 pub(super) enum Item {
     Buffer(Buffer),
     /// The stream's caps change in mid-stream, before the buffers that follow (rare: boxed, so
-    /// that an item stays two words).
+    /// that an item is no larger than a buffer handle, and a ring's slots stay small).
     Caps(Box<Caps>),
     Eos,
 }
