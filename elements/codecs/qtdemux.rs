@@ -398,13 +398,17 @@ impl Router for ByTrack {
     }
 }
 
-/// The bytes qtdemux holds, from file offset `base` on: the incoming buffers themselves, so
-/// that a sample inside one leaves as a slice of it (no copy: a mapped file's window, an
-/// HTTP body's chunk). Buffers in a pool's slots are copied as they come instead: holding
-/// them while `moov` is awaited would leave their pool, and the source, without slots.
+/// The bytes qtdemux holds, from file offset `base` on: copies first, then the incoming
+/// buffers themselves, so that a sample inside one leaves as a slice of it (no copy: a mapped
+/// file's window, an HTTP body's chunk). Memory its source has only so much of (a pool's slots,
+/// `filesrc`'s few windows: [`Buffer::is_scarce`]) is held as is only in the newest buffer:
+/// when another comes, the bytes still needed move into the copies, so that waiting for `moov`
+/// or for a large sample never leaves the source without memory to read into.
 #[derive(Default)]
 struct Held {
-    /// Each buffer with the file offset of its first byte, in file order and contiguous.
+    /// Bytes `base..base + copied.len()`.
+    copied: Vec<u8>,
+    /// The buffers after them, each with the file offset of its first byte, contiguous.
     chunks: std::collections::VecDeque<(u64, Buffer)>,
     base: u64,
     len: usize,
@@ -424,23 +428,28 @@ impl Held {
         if buf.is_empty() {
             return;
         }
-        let buf = if buf.is_pooled() {
-            Buffer::from_vec(buf.data().to_vec())
-        } else {
-            buf
-        };
+        if self.chunks.iter().any(|(_, c)| c.is_scarce()) {
+            for (_, c) in self.chunks.drain(..) {
+                self.copied.extend_from_slice(c.data());
+            }
+        }
         self.chunks.push_back((self.end(), buf));
         self.len += self.chunks.back().map_or(0, |(_, b)| b.len());
     }
 
     /// Starts over, empty, at file offset `at`.
     fn restart_at(&mut self, at: u64) {
+        self.copied.clear();
         self.chunks.clear();
         self.base = at;
         self.len = 0;
     }
 
-    /// The chunk holding file offset `at` (>= base, < end), and `at`'s place in it.
+    fn copied_end(&self) -> u64 {
+        self.base + self.copied.len() as u64
+    }
+
+    /// The chunk holding file offset `at` (>= the copies' end, < end), and `at`'s place in it.
     fn locate(&self, at: u64) -> (usize, usize) {
         let i = self
             .chunks
@@ -449,13 +458,20 @@ impl Held {
         (i, (at - self.chunks[i].0) as usize)
     }
 
-    /// Copies the held bytes from `at` on into `out`, up to its length; how many were copied.
+    /// Copies the held bytes from `at` (>= base) on into `out`, up to its length; how many
+    /// were copied.
     fn copy_to(&self, at: u64, out: &mut [u8]) -> usize {
-        if at >= self.end() || out.is_empty() {
-            return 0;
+        let mut n = 0;
+        if at < self.copied_end() {
+            let piece = &self.copied[(at - self.base) as usize..];
+            n = piece.len().min(out.len());
+            out[..n].copy_from_slice(&piece[..n]);
+        }
+        let at = at + n as u64;
+        if at >= self.end() || n == out.len() {
+            return n;
         }
         let (first, mut rel) = self.locate(at);
-        let mut n = 0;
         for (_, chunk) in self.chunks.range(first..) {
             let piece = &chunk.data()[rel..];
             let take = piece.len().min(out.len() - n);
@@ -469,15 +485,17 @@ impl Held {
         n
     }
 
-    /// Bytes `at..at + len` (all held) as a buffer: a slice of the one chunk holding them, or
-    /// a copy when they span chunks.
+    /// Bytes `at..at + len` (all held) as a buffer: a slice of the one buffer holding them, or
+    /// a copy.
     fn buffer(&self, at: u64, len: usize) -> Buffer {
         if len == 0 {
             return Buffer::empty();
         }
-        let (i, rel) = self.locate(at);
-        if let Some(slice) = self.chunks[i].1.slice(rel..rel + len) {
-            return slice;
+        if at >= self.copied_end() {
+            let (i, rel) = self.locate(at);
+            if let Some(slice) = self.chunks[i].1.slice(rel..rel + len) {
+                return slice;
+            }
         }
         let mut bytes = vec![0; len];
         let n = self.copy_to(at, &mut bytes);
@@ -492,13 +510,15 @@ impl Held {
         }
         let n = ((keep - self.base) as usize).min(self.len);
         let new_base = self.base + n as u64;
+        let from_copies = n.min(self.copied.len());
+        self.copied.drain(..from_copies);
         while let Some((start, chunk)) = self.chunks.front_mut() {
             let chunk_end = *start + chunk.len() as u64;
             if chunk_end <= new_base {
                 self.chunks.pop_front();
             } else {
-                let cut = (new_base - *start) as usize;
-                if cut > 0 {
+                if *start < new_base {
+                    let cut = (new_base - *start) as usize;
                     *chunk = chunk.slice(cut..chunk.len()).expect("inside the chunk");
                     *start = new_base;
                 }
@@ -785,14 +805,30 @@ mod tests {
     }
 
     #[test]
-    fn held_buffers_from_a_pool_are_copies_that_give_the_slot_back() {
-        let pool = MemoryPool::new(&PoolConfig::new("t", 1, 64)).unwrap();
-        let mut slot = pool.try_loan().unwrap();
-        slot.as_mut_slice()[..3].copy_from_slice(b"abc");
+    fn of_a_pool_s_buffers_only_the_newest_is_held_as_is() {
+        let pool = MemoryPool::new(&PoolConfig::new("t", 2, 64)).unwrap();
         let mut held = Held::default();
-        held.push(slot.freeze(3));
-        assert!(pool.try_loan().is_some(), "the slot is free again");
-        assert_eq!(held.buffer(0, 3).data(), b"abc");
+        for (i, bytes) in [b"abc", b"def", b"ghi"].into_iter().enumerate() {
+            let mut slot = pool
+                .try_loan()
+                .expect("a slot is free: one at most is held");
+            slot.as_mut_slice()[..3].copy_from_slice(bytes);
+            let buf = slot.freeze(3);
+            let at = buf.data().as_ptr();
+            held.push(buf);
+            assert_eq!(held.copied.len(), 3 * i, "the older ones are copies");
+            let newest = held.buffer(3 * i as u64, 3);
+            assert_eq!(newest.data().as_ptr(), at, "the newest is read in place");
+        }
+        assert_eq!(held.buffer(2, 5).data(), b"cdefg");
+        assert_eq!(held.buffer(0, 9).data(), b"abcdefghi");
+        held.drop_before(4);
+        assert_eq!(held.buffer(4, 5).data(), b"efghi");
+        held.drop_before(7);
+        assert_eq!(
+            (held.copied.len(), held.buffer(7, 2).data()),
+            (0, &b"hi"[..])
+        );
     }
 
     proptest! {

@@ -630,14 +630,14 @@ impl Buffer {
         }
     }
 
-    /// Whether the bytes are in a slot of a pool, this process's or another's. A pool has a
-    /// fixed number of slots that its element waits for when all are out: an element that
-    /// holds many buffers for long (a demuxer waiting for its index) copies these instead, so
-    /// that the element upstream is not starved of slots.
-    pub fn is_pooled(&self) -> bool {
+    /// Whether the bytes are in memory its source has only so much of: a slot of a pool (this
+    /// process's or another's) or a window of a mapped file (`filesrc` keeps a few alive). The
+    /// source waits for more when all of it is out, so an element that holds buffers for long
+    /// (a demuxer waiting for its index) copies these rather than starve it.
+    pub fn is_scarce(&self) -> bool {
         matches!(
             self.storage,
-            Storage::Slot(_) | Storage::Peer(_) | Storage::ReadOnly(_)
+            Storage::Slot(_) | Storage::Peer(_) | Storage::ReadOnly(_) | Storage::File(_)
         )
     }
 
@@ -830,7 +830,7 @@ mod tests {
         assert_eq!(s.data().as_ptr(), at.wrapping_add(8));
         assert!(b.slice(8..14).is_none());
         assert!(!b.is_shareable() && b.pool().is_none() && b.file_extent().is_none());
-        assert!(!b.is_pooled());
+        assert!(!b.is_scarce());
         drop(b);
         drop(c);
         assert_eq!(drops.load(SeqCst), 0, "a slice still holds the owner");
@@ -869,8 +869,8 @@ mod tests {
         .unwrap();
         assert!(!heap.try_loan().unwrap().freeze(1).is_shareable());
         assert!(!Buffer::from_vec(vec![1]).is_shareable());
-        assert!(heap.try_loan().unwrap().freeze(1).is_pooled());
-        assert!(memfd.try_loan().unwrap().freeze(1).is_pooled());
-        assert!(!Buffer::from_vec(vec![1]).is_pooled());
+        assert!(heap.try_loan().unwrap().freeze(1).is_scarce());
+        assert!(memfd.try_loan().unwrap().freeze(1).is_scarce());
+        assert!(!Buffer::from_vec(vec![1]).is_scarce());
     }
 }
