@@ -3,7 +3,9 @@
 //! The boxes of `moov` are read by Mozilla's `mp4parse` (Firefox's MP4 parser); this file
 //! only walks the top-level boxes as bytes come in, turns each track's sample tables (stsc,
 //! stco/co64, stsz, stts, ctts, stss) into a list of samples with their file offsets and
-//! times, and cuts the samples out of `mdat` in file order. Each sample leaves on its track's
+//! times, and cuts the samples out of `mdat` in file order: a sample that lies inside one
+//! incoming buffer leaves as a slice of it (with `filesrc`, of the mapped file: no copy at
+//! all), one across buffers as a copy. Each sample leaves on its track's
 //! pad (`video_0`, `audio_0`, numbered per kind in track order as gst's), stamped with pts
 //! (composition time, after the edit list's media start), dts, duration and the delta-unit
 //! flag for non-sync video samples.
@@ -396,12 +398,143 @@ impl Router for ByTrack {
     }
 }
 
+/// The bytes qtdemux holds, from file offset `base` on: copies first, then the incoming
+/// buffers themselves, so that a sample inside one leaves as a slice of it (no copy: a mapped
+/// file's window, an HTTP body's chunk). Memory its source has only so much of (a pool's slots,
+/// `filesrc`'s few windows: [`Buffer::is_scarce`]) is held as is only in the newest buffer:
+/// when another comes, the bytes still needed move into the copies, so that waiting for `moov`
+/// or for a large sample never leaves the source without memory to read into.
+#[derive(Default)]
+struct Held {
+    /// Bytes `base..base + copied.len()`.
+    copied: Vec<u8>,
+    /// The buffers after them, each with the file offset of its first byte, contiguous.
+    chunks: std::collections::VecDeque<(u64, Buffer)>,
+    base: u64,
+    len: usize,
+}
+
+impl Held {
+    fn end(&self) -> u64 {
+        self.base + self.len as u64
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends `buf`, the bytes from [`Held::end`] on.
+    fn push(&mut self, buf: Buffer) {
+        if buf.is_empty() {
+            return;
+        }
+        if self.chunks.iter().any(|(_, c)| c.is_scarce()) {
+            for (_, c) in self.chunks.drain(..) {
+                self.copied.extend_from_slice(c.data());
+            }
+        }
+        self.chunks.push_back((self.end(), buf));
+        self.len += self.chunks.back().map_or(0, |(_, b)| b.len());
+    }
+
+    /// Starts over, empty, at file offset `at`.
+    fn restart_at(&mut self, at: u64) {
+        self.copied.clear();
+        self.chunks.clear();
+        self.base = at;
+        self.len = 0;
+    }
+
+    fn copied_end(&self) -> u64 {
+        self.base + self.copied.len() as u64
+    }
+
+    /// The chunk holding file offset `at` (>= the copies' end, < end), and `at`'s place in it.
+    fn locate(&self, at: u64) -> (usize, usize) {
+        let i = self
+            .chunks
+            .partition_point(|(start, _)| *start <= at)
+            .saturating_sub(1);
+        (i, (at - self.chunks[i].0) as usize)
+    }
+
+    /// Copies the held bytes from `at` (>= base) on into `out`, up to its length; how many
+    /// were copied.
+    fn copy_to(&self, at: u64, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        if at < self.copied_end() {
+            let piece = &self.copied[(at - self.base) as usize..];
+            n = piece.len().min(out.len());
+            out[..n].copy_from_slice(&piece[..n]);
+        }
+        let at = at + n as u64;
+        if at >= self.end() || n == out.len() {
+            return n;
+        }
+        let (first, mut rel) = self.locate(at);
+        for (_, chunk) in self.chunks.range(first..) {
+            let piece = &chunk.data()[rel..];
+            let take = piece.len().min(out.len() - n);
+            out[n..n + take].copy_from_slice(&piece[..take]);
+            n += take;
+            rel = 0;
+            if n == out.len() {
+                break;
+            }
+        }
+        n
+    }
+
+    /// Bytes `at..at + len` (all held) as a buffer: a slice of the one buffer holding them, or
+    /// a copy.
+    fn buffer(&self, at: u64, len: usize) -> Buffer {
+        if len == 0 {
+            return Buffer::empty();
+        }
+        if at >= self.copied_end() {
+            let (i, rel) = self.locate(at);
+            if let Some(slice) = self.chunks[i].1.slice(rel..rel + len) {
+                return slice;
+            }
+        }
+        let mut bytes = vec![0; len];
+        let n = self.copy_to(at, &mut bytes);
+        debug_assert_eq!(n, len, "the caller checked the bytes are held");
+        Buffer::from_vec(bytes)
+    }
+
+    /// Lets go of the bytes before file offset `keep` (all of them when `keep` is past the end).
+    fn drop_before(&mut self, keep: u64) {
+        if keep <= self.base {
+            return;
+        }
+        let n = ((keep - self.base) as usize).min(self.len);
+        let new_base = self.base + n as u64;
+        let from_copies = n.min(self.copied.len());
+        self.copied.drain(..from_copies);
+        while let Some((start, chunk)) = self.chunks.front_mut() {
+            let chunk_end = *start + chunk.len() as u64;
+            if chunk_end <= new_base {
+                self.chunks.pop_front();
+            } else {
+                if *start < new_base {
+                    let cut = (new_base - *start) as usize;
+                    *chunk = chunk.slice(cut..chunk.len()).expect("inside the chunk");
+                    *start = new_base;
+                }
+                break;
+            }
+        }
+        self.base = new_base;
+        self.len -= n;
+    }
+}
+
 /// qtdemux's state.
 #[derive(Default)]
 struct QtDemux {
-    /// Bytes still needed, from file offset `base`.
-    held: Vec<u8>,
-    base: u64,
+    /// Bytes still needed.
+    held: Held,
     /// Where the next top-level box starts, while moov is not read.
     scan: u64,
     /// The first mdat's offset, while moov is not read: bytes from there are kept.
@@ -413,14 +546,15 @@ struct QtDemux {
 
 impl QtDemux {
     fn end(&self) -> u64 {
-        self.base + self.held.len() as u64
+        self.held.end()
     }
 
     /// Reads top-level boxes until moov is read or more bytes are needed.
     fn find_moov(&mut self) -> Result<(), ElementError> {
         while self.movie.is_none() {
-            let rel = (self.scan - self.base) as usize;
-            let Some((size, hlen, kind)) = self.held.get(rel..).and_then(box_header) else {
+            let mut head = [0u8; 16];
+            let n = self.held.copy_to(self.scan, &mut head);
+            let Some((size, hlen, kind)) = box_header(&head[..n]) else {
                 break;
             };
             let Some(size) = size else {
@@ -456,9 +590,10 @@ impl QtDemux {
                     if self.end() < self.scan.saturating_add(size) {
                         break;
                     }
-                    let moov = &self.held[rel..rel + size as usize];
+                    let mut moov = vec![0; size as usize];
+                    self.held.copy_to(self.scan, &mut moov);
                     let movie =
-                        read_movie(moov, self.scan).map_err(|e| bad_stream(self.scan, e))?;
+                        read_movie(&moov, self.scan).map_err(|e| bad_stream(self.scan, e))?;
                     self.movie = Some(movie);
                 }
                 b"mdat" => {
@@ -470,12 +605,12 @@ impl QtDemux {
         }
         // Keep bytes from the first mdat (samples lie there), else from the next box.
         let keep = match (&self.movie, self.mdat) {
-            (Some(_), _) => self.base,
+            (Some(_), _) => self.held.base,
             (None, Some(m)) => m,
             (None, None) => self.scan,
         };
-        self.drop_before(keep);
-        if self.held.len() > MAX_HELD {
+        self.held.drop_before(keep);
+        if self.held.len > MAX_HELD {
             return Err(bad_stream(
                 self.end(),
                 format!(
@@ -485,14 +620,6 @@ impl QtDemux {
             ));
         }
         Ok(())
-    }
-
-    fn drop_before(&mut self, keep: u64) {
-        if keep > self.base {
-            let n = ((keep - self.base) as usize).min(self.held.len());
-            self.held.drain(..n);
-            self.base += n as u64;
-        }
     }
 
     /// Gives every sample whose bytes are in.
@@ -507,7 +634,7 @@ impl QtDemux {
 
     fn give_from(&mut self, movie: &Movie, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         while let Some(s) = movie.samples.get(self.next) {
-            if s.offset < self.base {
+            if s.offset < self.held.base {
                 return Err(bad_stream(
                     s.offset,
                     format!(
@@ -520,8 +647,7 @@ impl QtDemux {
             if end > self.end() {
                 break;
             }
-            let from = (s.offset - self.base) as usize;
-            let mut b = Buffer::from_vec(self.held[from..from + s.size as usize].to_vec());
+            let mut b = self.held.buffer(s.offset, s.size as usize);
             b.meta.pts = Some(s.pts);
             b.meta.set_dts(Some(s.dts));
             b.meta.duration = Some(s.duration);
@@ -537,23 +663,26 @@ impl QtDemux {
             .samples
             .get(self.next)
             .map_or(self.end(), |s| s.offset);
-        self.drop_before(keep);
+        self.held.drop_before(keep);
         Ok(())
     }
 }
 
 impl Transform for QtDemux {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        let data = buf.data();
         // Bytes before the next one needed (a box being skipped) are not kept at all.
         let pos = self.end();
         let skip = if self.held.is_empty() {
-            (self.keep_from().saturating_sub(pos)).min(data.len() as u64) as usize
+            let skip = (self.keep_from().saturating_sub(pos)).min(buf.len() as u64) as usize;
+            self.held.restart_at(pos + skip as u64);
+            skip
         } else {
             0
         };
-        self.base = pos - self.held.len() as u64 + skip as u64;
-        self.held.extend_from_slice(&data[skip..]);
+        self.held.push(
+            buf.slice(skip..buf.len())
+                .expect("skip is within the buffer"),
+        );
         self.find_moov()?;
         self.give(cx)?;
         Ok(Flow::Held)
@@ -637,6 +766,69 @@ mod tests {
         );
         let e = demux(b"\0\0\0\x04ftyp", 3).unwrap_err().to_string();
         assert!(e.contains("claims 4 bytes (at byte 0)"), "{e}");
+    }
+
+    #[test]
+    fn held_bytes_leave_as_slices_of_the_incoming_buffers_when_they_can() {
+        let data: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let (a, b) = (
+            Buffer::from_vec(data[..100].to_vec()),
+            Buffer::from_vec(data[100..].to_vec()),
+        );
+        let mut held = Held::default();
+        held.restart_at(1000);
+        held.push(a.clone());
+        held.push(Buffer::empty());
+        held.push(b.clone());
+        assert_eq!((held.base, held.end()), (1000, 1300));
+        // Inside one buffer: a slice of it, no copy.
+        let inside = held.buffer(1110, 50);
+        assert_eq!(inside.data(), &data[110..160]);
+        assert_eq!(inside.data().as_ptr(), b.data()[10..].as_ptr());
+        assert_eq!(held.buffer(1000, 100).data().as_ptr(), a.data().as_ptr());
+        // Across two: a copy of the same bytes.
+        let across = held.buffer(1090, 20);
+        assert_eq!(across.data(), &data[90..110]);
+        let mut head = [0u8; 16];
+        assert_eq!(held.copy_to(1295, &mut head), 5);
+        assert_eq!(&head[..5], &data[295..]);
+        // Dropping cuts the first buffer it keeps, and still shares it.
+        held.drop_before(1150);
+        assert_eq!((held.base, held.len, held.chunks.len()), (1150, 150, 1));
+        assert_eq!(
+            held.buffer(1150, 150).data().as_ptr(),
+            b.data()[50..].as_ptr()
+        );
+        held.drop_before(u64::MAX);
+        assert!(held.is_empty() && held.chunks.is_empty());
+        assert_eq!(held.base, 1300);
+    }
+
+    #[test]
+    fn of_a_pool_s_buffers_only_the_newest_is_held_as_is() {
+        let pool = MemoryPool::new(&PoolConfig::new("t", 2, 64)).unwrap();
+        let mut held = Held::default();
+        for (i, bytes) in [b"abc", b"def", b"ghi"].into_iter().enumerate() {
+            let mut slot = pool
+                .try_loan()
+                .expect("a slot is free: one at most is held");
+            slot.as_mut_slice()[..3].copy_from_slice(bytes);
+            let buf = slot.freeze(3);
+            let at = buf.data().as_ptr();
+            held.push(buf);
+            assert_eq!(held.copied.len(), 3 * i, "the older ones are copies");
+            let newest = held.buffer(3 * i as u64, 3);
+            assert_eq!(newest.data().as_ptr(), at, "the newest is read in place");
+        }
+        assert_eq!(held.buffer(2, 5).data(), b"cdefg");
+        assert_eq!(held.buffer(0, 9).data(), b"abcdefghi");
+        held.drop_before(4);
+        assert_eq!(held.buffer(4, 5).data(), b"efghi");
+        held.drop_before(7);
+        assert_eq!(
+            (held.copied.len(), held.buffer(7, 2).data()),
+            (0, &b"hi"[..])
+        );
     }
 
     proptest! {

@@ -474,7 +474,7 @@ impl AsyncSource for HttpSrc {
                         continue;
                     }
                     self.received += data.len() as u64;
-                    let mut buf = Buffer::from_vec(Vec::from(data));
+                    let mut buf = super::received(data);
                     self.stamper.stamp(&mut buf, || cx.running_time_ns());
                     return Ok(Some(buf));
                 }

@@ -31,6 +31,25 @@ pub(super) use super::{basesink_props, basesrc_props};
 // The base-class property macros name these relative to the module that expands them.
 pub(super) use super::{FORMATS, NO_CLOCK, NO_SIGNALS};
 
+/// Received bytes fewer than this are copied out of the library's receive buffer; more are
+/// kept in it (hyper's, Zenoh's) without a copy. A small piece held downstream (in a queue)
+/// would keep the whole receive buffer it lies in alive, up to 64 KiB for a few bytes; a copy
+/// of a few bytes costs less than that.
+#[cfg(any(feature = "http", feature = "zenoh"))]
+const KEEP_IN_PLACE: usize = 4096;
+
+/// Received bytes as a buffer: `owner` itself, read in place, unless it is smaller than
+/// [`KEEP_IN_PLACE`].
+#[cfg(any(feature = "http", feature = "zenoh"))]
+fn received<T: AsRef<[u8]> + Send + Sync + 'static>(owner: T) -> Buffer {
+    let bytes = owner.as_ref();
+    if bytes.len() < KEEP_IN_PLACE {
+        Buffer::from_vec(bytes.to_vec())
+    } else {
+        Buffer::from_owner(owner)
+    }
+}
+
 /// Resolves `host` for `port`; the error names both.
 async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ElementError> {
     let found = tokio::net::lookup_host((host, port))
@@ -161,3 +180,20 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     #[cfg(feature = "zenoh")]
     &zenoh::ZENOHQUERIER,
 ];
+
+#[cfg(all(test, feature = "http"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_bytes_are_kept_in_place_unless_small() {
+        let big = bytes::Bytes::from(vec![5u8; KEEP_IN_PLACE]);
+        let buf = received(big.clone());
+        assert_eq!(buf.data().as_ptr(), big.as_ptr(), "no copy");
+        assert_eq!(buf.data(), &big[..]);
+        let small = bytes::Bytes::from(vec![6u8; KEEP_IN_PLACE - 1]);
+        let buf = received(small.clone());
+        assert_ne!(buf.data().as_ptr(), small.as_ptr(), "a copy");
+        assert_eq!(buf.data(), &small[..]);
+    }
+}

@@ -1081,9 +1081,30 @@ fn subscribe(
     Ok(((publishers, subscriber, token), id))
 }
 
+/// A payload Zenoh holds in one piece (a sample that came in one batch, or in shared memory):
+/// a buffer reads it in place, and keeps it alive.
+struct Contiguous(ZBytes);
+
+impl AsRef<[u8]> for Contiguous {
+    fn as_ref(&self) -> &[u8] {
+        self.0.slices().next().unwrap_or_default()
+    }
+}
+
+/// A sample's payload as a buffer: read in place when it is in one piece, copied only when it
+/// came in fragments (a sample larger than a batch, 64 KiB, on a network link).
+fn payload_buffer(z: &ZBytes) -> Buffer {
+    let mut slices = z.slices();
+    match (slices.next(), slices.next()) {
+        (None, _) => Buffer::empty(),
+        (Some(_), None) => super::received(Contiguous(z.clone())),
+        _ => Buffer::from_vec(z.to_bytes().into_owned()),
+    }
+}
+
 /// Queues what a sample carries into `got` (in reverse: it is popped from the end).
 fn unpack(s: &Sample, got: &mut Vec<Got>) -> Result<(), ElementError> {
-    let data = Buffer::from_vec(s.payload().to_bytes().into_owned());
+    let data = payload_buffer(s.payload());
     let frames = s
         .attachment()
         .map(|a| a.to_bytes())
@@ -1445,5 +1466,34 @@ impl AsyncSource for ZenohQuerier {
                 Ok(Err(e)) => return Err(ElementError::Failed(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_in_one_piece_is_read_in_place_and_a_fragmented_one_copied() {
+        let whole = ZBytes::from((0..100_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+        let at = whole.slices().next().unwrap().as_ptr();
+        let buf = payload_buffer(&whole);
+        assert_eq!(buf.data().as_ptr(), at, "no copy");
+        assert_eq!(buf.data(), &whole.to_bytes()[..]);
+        drop(whole);
+        assert_eq!(
+            buf.data()[99_999],
+            99_999u32 as u8,
+            "the buffer keeps the payload"
+        );
+
+        let mut writer = ZBytes::writer();
+        writer.append(ZBytes::from(vec![1u8; 70_000]));
+        writer.append(ZBytes::from(vec![2u8; 70_000]));
+        let fragmented = writer.finish();
+        assert_eq!(fragmented.slices().count(), 2);
+        let buf = payload_buffer(&fragmented);
+        assert_eq!(buf.data(), &fragmented.to_bytes()[..]);
+        assert!(payload_buffer(&ZBytes::new()).is_empty());
     }
 }

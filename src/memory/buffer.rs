@@ -392,6 +392,10 @@ enum Storage {
     Heap(Arc<Vec<u8>>),
     /// A window of a mapped file (zero-copy filesrc).
     File(Arc<Window>),
+    /// Immutable bytes another library owns and refcounts (hyper's `Bytes`, a Zenoh sample's
+    /// payload), kept alive by this handle: see [`Buffer::from_owner`]. A fat pointer: the
+    /// variant is no larger than a slot's, so `Buffer` does not grow.
+    Foreign(Arc<dyn AsRef<[u8]> + Send + Sync>),
 }
 
 /// A refcounted view of bytes: cloning is an atomic increment, slicing shares the memory.
@@ -413,6 +417,7 @@ impl std::fmt::Debug for Buffer {
             Storage::ReadOnly(_) => "read-only peer slot",
             Storage::Heap(_) => "heap",
             Storage::File(_) => "file",
+            Storage::Foreign(_) => "foreign",
         };
         f.debug_struct("Buffer")
             .field("len", &self.len)
@@ -438,6 +443,23 @@ impl Buffer {
         let len = bytes.len();
         Buffer {
             storage: Storage::Heap(Arc::new(bytes)),
+            offset: 0,
+            len,
+            meta: Metadata::default(),
+        }
+    }
+
+    /// A buffer over bytes another library owns, without a copy: `owner` (a `bytes::Bytes`, a
+    /// Zenoh payload, anything that derefs to bytes) moves into the buffer and is dropped when
+    /// the last handle on it (clone or slice) goes. The bytes are read through
+    /// `owner.as_ref()` whenever the buffer is read, so it must give the same bytes every time
+    /// (every immutable byte container does); elements that change bytes build a new buffer
+    /// from [`Buffer::data`], so the owner is never written. A buffer crossing into another
+    /// process is copied into shared memory there, as one made by [`Buffer::from_vec`] is.
+    pub fn from_owner<T: AsRef<[u8]> + Send + Sync + 'static>(owner: T) -> Buffer {
+        let len = owner.as_ref().len();
+        Buffer {
+            storage: Storage::Foreign(Arc::new(owner)),
             offset: 0,
             len,
             meta: Metadata::default(),
@@ -540,6 +562,7 @@ impl Buffer {
             Storage::ReadOnly(loan) => loan.bytes(),
             Storage::Heap(v) => v,
             Storage::File(w) => w.bytes(),
+            Storage::Foreign(owner) => (**owner).as_ref(),
         };
         // offset + len <= backing length is kept by every constructor and by `slice`.
         &all[self.offset..self.offset + self.len]
@@ -605,6 +628,17 @@ impl Buffer {
             Storage::Slot(slot) => slot.lendable_to(super::PeerAccess::ReadWrite),
             _ => false,
         }
+    }
+
+    /// Whether the bytes are in memory its source has only so much of: a slot of a pool (this
+    /// process's or another's) or a window of a mapped file (`filesrc` keeps a few alive). The
+    /// source waits for more when all of it is out, so an element that holds buffers for long
+    /// (a demuxer waiting for its index) copies these rather than starve it.
+    pub fn is_scarce(&self) -> bool {
+        matches!(
+            self.storage,
+            Storage::Slot(_) | Storage::Peer(_) | Storage::ReadOnly(_) | Storage::File(_)
+        )
     }
 
     /// The refcount stored in the shared slot header (all processes), for arena buffers.
@@ -765,6 +799,48 @@ mod tests {
         assert!(bad.is_none());
     }
 
+    /// Foreign bytes that say when they are dropped.
+    struct Owned(Vec<u8>, Arc<std::sync::atomic::AtomicUsize>);
+
+    impl AsRef<[u8]> for Owned {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl Drop for Owned {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn foreign_bytes_are_read_in_place_and_dropped_with_the_last_handle() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let bytes = b"foreign bytes".to_vec();
+        let at = bytes.as_ptr();
+        let b = Buffer::from_owner(Owned(bytes, Arc::clone(&drops)));
+        assert_eq!(b.data(), b"foreign bytes");
+        assert_eq!(b.data().as_ptr(), at, "no copy: the owner's own bytes");
+        assert_eq!(format!("{b:?}").matches("foreign").count(), 1);
+        let c = b.clone();
+        let s = b.slice(8..13).unwrap();
+        assert_eq!(s.data(), b"bytes");
+        assert_eq!(s.data().as_ptr(), at.wrapping_add(8));
+        assert!(b.slice(8..14).is_none());
+        assert!(!b.is_shareable() && b.pool().is_none() && b.file_extent().is_none());
+        assert!(!b.is_scarce());
+        drop(b);
+        drop(c);
+        assert_eq!(drops.load(SeqCst), 0, "a slice still holds the owner");
+        assert_eq!(s.data(), b"bytes");
+        drop(s);
+        assert_eq!(drops.load(SeqCst), 1, "dropped once, with the last handle");
+        let empty = Buffer::from_owner(Vec::new());
+        assert!(empty.is_empty() && empty.data().is_empty());
+    }
+
     #[test]
     fn empty_buffer_has_no_bytes() {
         let b = Buffer::empty();
@@ -793,5 +869,8 @@ mod tests {
         .unwrap();
         assert!(!heap.try_loan().unwrap().freeze(1).is_shareable());
         assert!(!Buffer::from_vec(vec![1]).is_shareable());
+        assert!(heap.try_loan().unwrap().freeze(1).is_scarce());
+        assert!(memfd.try_loan().unwrap().freeze(1).is_scarce());
+        assert!(!Buffer::from_vec(vec![1]).is_scarce());
     }
 }

@@ -430,6 +430,7 @@ mod tests {
         let mut w = FileWindows::new(file.reopen().unwrap(), "f".into(), 2 * page_size(), 2);
         let mut at = 0;
         while let Some(b) = w.next_chunk(1000, &|| false).unwrap() {
+            assert!(b.is_scarce(), "a window is one of a few");
             let x = b.file_extent().unwrap();
             assert_eq!((x.offset, x.len), (at, b.len()));
             let mut read = vec![0u8; x.len];

@@ -387,6 +387,95 @@ fn qtdemux_gives_gsts_samples_and_timestamps_for_h264_and_aac() {
 }
 
 #[test]
+fn qtdemux_gives_gsts_sample_bytes_however_the_file_comes_in() {
+    if !gst_has(&["openh264enc", "mp4mux", "qtdemux", "h264parse"]) {
+        return;
+    }
+    let dir = tmp();
+    for faststart in [false, true] {
+        let mp4 = dir.path().join(format!("v{faststart}.mp4"));
+        gst(&format!(
+            "videotestsrc num-buffers=10 pattern=snow ! video/x-raw,width=320,height=240 ! \
+             openh264enc ! h264parse ! mp4mux faststart={faststart} ! filesink location={}",
+            mp4.display()
+        ));
+        let want = dir.path().join("gst.h264");
+        gst(&format!(
+            "filesrc location={} ! qtdemux ! filesink location={}",
+            mp4.display(),
+            want.display()
+        ));
+        let want = std::fs::read(&want).unwrap();
+        assert!(want.len() > 100_000, "{}", want.len());
+        let got = dir.path().join("ours.h264");
+        // Samples inside one incoming buffer leave as slices of it (a mapped file's windows
+        // here), samples across buffers as copies, and buffers in a pool's slots (fdsrc's) are
+        // copied as they come: every way gives the same bytes.
+        for src in [
+            format!("filesrc {}", prop("location", &mp4)),
+            format!("filesrc {} blocksize=1000", prop("location", &mp4)),
+            format!("filesrc {} blocksize=7777", prop("location", &mp4)),
+        ] {
+            ours(&[
+                "-q",
+                &format!("{src} ! qtdemux ! filesink {}", prop("location", &got)),
+            ]);
+            assert!(
+                std::fs::read(&got).unwrap() == want,
+                "{src}, faststart={faststart}"
+            );
+        }
+        let o = run({
+            let mut cmd = launch(&[
+                "-q",
+                &format!(
+                    "fdsrc blocksize=4096 ! qtdemux ! filesink {}",
+                    prop("location", &got)
+                ),
+            ]);
+            cmd.stdin(std::fs::File::open(&mp4).unwrap());
+            cmd
+        });
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(
+            std::fs::read(&got).unwrap() == want,
+            "fdsrc, faststart={faststart}"
+        );
+        if !faststart {
+            // 20 MiB between mdat and moov: more than filesrc maps at once (four 4 MiB
+            // windows), all held until moov comes, without starving filesrc.
+            let bytes = std::fs::read(&mp4).unwrap();
+            let moov = top_level_box(&bytes, b"moov");
+            let mut padded = bytes[..moov].to_vec();
+            let pad = 20 << 20;
+            padded.extend_from_slice(&(pad as u32 + 8).to_be_bytes());
+            padded.extend_from_slice(b"free");
+            padded.resize(padded.len() + pad, 0);
+            padded.extend_from_slice(&bytes[moov..]);
+            let padded = file(dir.path(), "padded.mp4", &padded);
+            ours(&[
+                "-q",
+                &format!(
+                    "filesrc {} ! qtdemux ! filesink {}",
+                    prop("location", &padded),
+                    prop("location", &got)
+                ),
+            ]);
+            assert!(std::fs::read(&got).unwrap() == want, "padded");
+        }
+    }
+}
+
+/// The offset of the top-level box `kind` in an MP4 file's bytes.
+fn top_level_box(bytes: &[u8], kind: &[u8; 4]) -> usize {
+    let mut at = 0;
+    while &bytes[at + 4..at + 8] != kind {
+        at += u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    at
+}
+
+#[test]
 fn qtdemux_gives_gsts_samples_for_av1() {
     if !gst_has(&["av1enc", "av1parse", "mp4mux", "qtdemux"]) {
         return;

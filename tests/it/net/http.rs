@@ -174,6 +174,16 @@ fn httpsrc_downloads_follows_redirects_and_sends_the_headers_asked() {
 }
 
 #[test]
+fn downloaded_bytes_kept_in_hyper_s_buffers_cross_into_a_worker_process() {
+    // httpsrc's buffers are hyper's own bytes; a worker gets them copied into shared memory.
+    let data = random_bytes(1_500_007, 93);
+    let server = Server::start(data.clone());
+    get(&server.url("/file"), "! identity exec=isolated")
+        .ok()
+        .assert_stdout(&data);
+}
+
+#[test]
 fn a_dropped_connection_is_resumed_with_range_or_reread_without_it() {
     let data = random_bytes(2_000_003, 92);
     let server = Server::start(data.clone());
