@@ -325,7 +325,6 @@ pub fn encode(
         report
             .elements
             .iter()
-            .filter(|el| el.domain == crate::registry::Domain::Thread)
             .map(|el| (labels(el), &el.processing_time)),
     )?;
     family(

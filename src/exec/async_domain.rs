@@ -174,9 +174,37 @@ fn run(tasks: Vec<AsyncTask>, cx: DomainContext, done: std::sync::mpsc::Sender<S
 struct Counting {
     stats: ElementStats,
     live: Option<(usize, Arc<super::observe::LiveCounters>)>,
+    /// The sampler's random state (0 before the first buffer).
+    iteration: u64,
+    /// Buffers until the next sampled one.
+    gap: u64,
 }
 
 impl Counting {
+    /// Puts the time one buffer took inside the element's calls (`busy` ns) into its
+    /// processing-time histogram when the buffer is sampled: as on the fused threads, the
+    /// first, then one after a random gap of 1 to 63 buffers (one in 32 on average). The calls
+    /// are timed anyway (their busy time is exact); sampling keeps the histogram what it is
+    /// for the other elements.
+    fn sample_time(&mut self, busy: u64) {
+        if self.gap > 1 {
+            self.gap -= 1;
+            return;
+        }
+        if self.iteration == 0 {
+            self.iteration = 0x9E37_79B9_7F4A_7C15;
+            self.gap = 1;
+        } else {
+            let mut x = self.iteration;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.iteration = x;
+            self.gap = 1 + x % (2 * super::segment::SAMPLE_EVERY - 1);
+        }
+        self.stats.times.record(busy);
+    }
+
     fn publish(&self) {
         if let Some((el, live)) = &self.live {
             live.publish_one(*el, &self.stats);
@@ -218,8 +246,8 @@ async fn run_task(
     let el = task.element();
     publish_message(&control, &names[el], format!("started ({THREAD_NAME})"));
     let mut stats = Counting {
-        stats: ElementStats::default(),
         live,
+        ..Counting::default()
     };
     let outcome = match task {
         AsyncTask::Source {
@@ -301,6 +329,7 @@ async fn run_source(
     if let Some(r) = started {
         r?;
         loop {
+            let before = stats.busy_ns;
             let produced = tokio::select! {
                 biased;
                 () = &mut ended => break,
@@ -312,6 +341,7 @@ async fn run_source(
                     if count {
                         stats.count(&buf);
                     }
+                    stats.sample_time(stats.busy_ns - before);
                     stats.publish();
                     level.add(len);
                     // Not raced against a drain: a buffer that was read is delivered.
@@ -363,6 +393,7 @@ async fn run_transform(
             () = due => None,
         };
         let started = Instant::now();
+        let buffer = matches!(item, Some(Ok(Item::Buffer(_))));
         let mut cx = Ctx::for_element(control, None, el);
         let flow = match item {
             None => imp.on_deadline(&mut cx).map(|()| Flow::Held),
@@ -374,7 +405,11 @@ async fn run_transform(
             // The upstream thread went away without end of stream: it stopped.
             Some(Err(_)) => return Ok(Outcome::Stopped),
         };
-        stats.busy_ns += started.elapsed().as_nanos() as u64;
+        let took = started.elapsed().as_nanos() as u64;
+        stats.busy_ns += took;
+        if buffer {
+            stats.sample_time(took);
+        }
         stats.dropped += cx.dropped + u64::from(matches!(flow, Ok(Flow::Drop)));
         stats.publish();
         let mut out = cx.take_out();
@@ -492,11 +527,13 @@ async fn run_sink(
             Ok(Item::Buffer(buf)) => {
                 level.remove(buf.len());
                 stats.count(&buf);
+                let before = stats.busy_ns;
                 let flow = tokio::select! {
                     biased;
                     () = &mut stopped => return Ok(Outcome::Stopped),
                     r = Timed::new(sink.render_dyn(buf, cx), &mut stats.busy_ns) => r,
                 };
+                stats.sample_time(stats.busy_ns - before);
                 stats.publish();
                 match flow {
                     Ok(SinkFlow::Continue) => {}

@@ -14,6 +14,21 @@ use crate::element::ElementError;
 thread_local! {
     /// Whether this thread runs a source (it parks when the run pauses).
     static SOURCE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether this thread waited (the clock, room in a queue, a free buffer, input on a file
+    /// descriptor) since its segment last published its counts.
+    static WAITED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Notes that the calling thread is about to wait, or waits: its segment publishes its live
+/// counts at the next buffer rather than at the next sampled one, so that a watcher sees a
+/// stream that waits on every buffer (one paced by the clock, or read from a pipe) exactly.
+fn note_wait() {
+    WAITED.with(|w| w.set(true));
+}
+
+/// Whether the calling thread waited since the last call (see [`note_wait`]).
+pub(crate) fn take_waited() -> bool {
+    WAITED.with(|w| w.replace(false))
 }
 
 /// Marks the calling thread as a source's: a wait on the clock there parks when the run pauses
@@ -204,7 +219,10 @@ impl RunControl {
     /// for something that a pause holds back (the clock, room in a queue whose reader waits on
     /// the clock, a free buffer): it is between two buffers, as a parked source is. True when
     /// it parked.
+    /// Every such wait comes here first, on each round: it also notes the wait for the live
+    /// counts (see [`take_waited`]).
     pub(crate) fn hold_if_paused(&self) -> bool {
+        note_wait();
         if self.is_paused() && SOURCE_THREAD.with(std::cell::Cell::get) {
             self.park();
             true
@@ -326,6 +344,7 @@ impl RunControl {
     /// Waits until `fd` is readable (`Ok(true)`) or the pipeline asks sources to stop
     /// (`Ok(false)`).
     pub(crate) fn wait_readable(&self, fd: BorrowedFd<'_>) -> Result<bool, ElementError> {
+        note_wait();
         loop {
             if self.ends_streams() {
                 return Ok(false);

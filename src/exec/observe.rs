@@ -5,9 +5,10 @@
 //!   it, so that a progress line drawn by the binary can step aside for it.
 //! - [`Progress`]: live totals for a progress line. Segments already count buffers and bytes
 //!   for `--stats` in plain fields of their own; while a progress line is drawn, each segment
-//!   also stores those counts into atomics of its own once per input buffer (relaxed stores by
-//!   the one writer: no locked instruction, no shared cache line), and a ticker thread sums
-//!   them. Without a progress line (`-q`, stderr not a terminal) nothing is stored.
+//!   also stores those counts into atomics of its own (relaxed stores by the one writer: no
+//!   locked instruction, no shared cache line) on the input buffers whose time is sampled and
+//!   before it may wait, and a ticker thread sums them. Without a progress line (`-q`, stderr
+//!   not a terminal) nothing is stored.
 //! - Taps (`--tap NAME[.PAD]`): [`resolve_tap`] turns a tap point into the links it watches;
 //!   the planner puts a [`TapPoint`] op in front of the element below each such link. Without
 //!   taps no op is added, so the fused loop is unchanged.
@@ -89,8 +90,10 @@ pub(super) struct LiveCounters {
     pub(super) sink_buffers: AtomicU64,
     pub(super) sink_bytes: AtomicU64,
     pub(super) source_bytes: AtomicU64,
-    /// Per element counts as the run report has them, published after every buffer, when a
-    /// control socket or a metrics endpoint watches (`None` otherwise).
+    /// Per element counts as the run report has them, when a control socket or a metrics
+    /// endpoint watches (`None` otherwise): published with the totals (one input buffer in 32
+    /// on average, before the thread may wait, and at its end), by an async task after every
+    /// buffer.
     pub(super) elements: Option<std::sync::OnceLock<Vec<(usize, LiveStats)>>>,
 }
 
@@ -334,9 +337,8 @@ impl Progress {
         };
     }
 
-    /// The run report as it stands: what every segment published so far (after every input
-    /// buffer; elements of the async domain count at the end), with the channels' levels and the
-    /// pools now. `None` before the run is planned or without [`Progress::with_elements`].
+    /// The run report as it stands: what every segment and async task published so far (see
+    /// [`LiveCounters::elements`]), with the channels' levels and the pools now. `None` before the run is planned or without [`Progress::with_elements`].
     pub fn report(&self, graph: &Graph) -> Option<super::Report> {
         let state = self.lock();
         let started = state.plan.started?;

@@ -613,7 +613,7 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Busy time is measured on one buffer in this many and scaled up: a clock read per element
 /// per buffer would cost more than a fused element itself.
-const SAMPLE_EVERY: u64 = 32;
+pub(super) const SAMPLE_EVERY: u64 = 32;
 
 /// A buffer whose elements took this long, per element call, makes the segment time every
 /// buffer: a clock read (about 25 ns) is then less than a thousandth of the work it measures.
@@ -705,8 +705,9 @@ impl Segment {
     }
 
     /// Stores the counts for the progress line: a few relaxed stores of counters this thread
-    /// already keeps for `--stats`. Called once per input buffer, and only while a progress
-    /// line is drawn (a terminal watches), never under `-q`, a pipe or a benchmark.
+    /// already keeps for `--stats`. Called on sampled input buffers and before the thread may
+    /// wait (see `run`), and only while a progress line is drawn (a terminal watches) or a
+    /// control socket or metrics endpoint watches, never under `-q`, a pipe or a benchmark.
     fn publish(&self) {
         let Some(live) = &self.obs.live else {
             return;
@@ -906,6 +907,19 @@ impl Segment {
         }
     }
 
+    /// Whether the live counts should be published before the next input, which may make
+    /// this thread wait: a channel with nothing queued, a relay (its element runs apart), a
+    /// pause, or a thread that waited since it last published (a source paced by the clock
+    /// or reading a pipe waits on every buffer; see [`super::control::take_waited`]).
+    fn may_wait(&self, run: &RunControl) -> bool {
+        super::control::take_waited()
+            | run.is_paused()
+            | match &self.input {
+                Input::Source { relay, .. } => *relay,
+                Input::Channel { level, .. } => level.now().0 == 0,
+            }
+    }
+
     /// Whether the next input would make this thread wait: a channel with nothing queued. A
     /// source is taken to wait on every call (a read).
     fn input_idle(&self) -> bool {
@@ -985,12 +999,13 @@ impl Segment {
             if self.live == 0 {
                 break;
             }
-            if self.obs.live.is_some() {
-                // Before waiting for the next buffer, so a slow stream shows its last one;
-                // per element counts (a control socket, metrics) too.
+            self.scale = self.next_scale();
+            if self.obs.live.is_some() && ((self.scale != 0) | self.may_wait(run)) {
+                // On sampled buffers, and before the thread may wait for the next one, so a
+                // slow stream shows its last one; per element counts (a control socket,
+                // metrics) too.
                 self.publish_all();
             }
-            self.scale = self.next_scale();
             if self.scale != 0 {
                 self.last = Instant::now();
             }

@@ -45,7 +45,7 @@ pub struct ElementReport {
     /// The latest a synced buffer came after its running time, in ns.
     pub max_lateness_ns: u64,
     /// Time per buffer inside its calls, on the buffers whose time was sampled (one in 32 at
-    /// random, every one on a slow stream; none for async elements).
+    /// random, every one on a slow stream).
     pub processing_time: TimeHistogram,
 }
 

@@ -775,6 +775,290 @@ fn metrics_scraped_during_a_run() {
     );
 }
 
+/// A real Prometheus server (the `prometheus` binary, 2.x) scrapes the endpoint once a second
+/// while a pipeline fed from a pipe the test holds open waits for more input: its series carry
+/// Prometheus's names and labels, it took every scrape (`up` is 1), and its counters are the
+/// pipeline's state, which is also what `--stats=json` says at the end.
+#[test]
+fn prometheus_scrapes_a_running_pipeline() {
+    let Some(prometheus) = find_in_path("prometheus") else {
+        eprintln!("skipped: no `prometheus` binary in PATH (.ci/run installs it)");
+        return;
+    };
+    let dir = tmp();
+    let sock = socket_in(dir.path());
+    let control = format!("--control={}", sock.display());
+    let mut child = spawn(&[
+        "-v",
+        "--stats=json",
+        &control,
+        "--metrics=127.0.0.1:0",
+        "fdsrc ! queue ! identity name=id ! fakesink",
+    ]);
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let target = loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no metrics line");
+        if let Some(url) = line.trim().strip_prefix("metrics: http://") {
+            break url.trim_end_matches("/metrics").to_owned();
+        }
+    };
+    // The rest of stderr is read meanwhile, so that -v lines never fill the pipe.
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        err.read_to_string(&mut rest).unwrap();
+        rest
+    });
+    // The pipeline's state: three reads, each through to the sink before the next is written.
+    let mut stdin = child.stdin.take().unwrap();
+    let mut c = Client::connect(&sock);
+    let chunks: [&[u8]; 3] = [b"abc", b"defgh", b"ij"];
+    for (i, chunk) in chunks.iter().enumerate() {
+        stdin.write_all(chunk).unwrap();
+        c.wait_taken("fakesink0", i as u64 + 1);
+    }
+    let server = Prometheus::start(&prometheus, dir.path(), &target);
+    // Scrapes before the last buffer passed, or before Prometheus was up, show less: wait
+    // (generously: start-up and the first scrape take a few seconds) for the state to show.
+    let deadline = Instant::now() + WATCHDOG;
+    let buffers = loop {
+        let got = server.query("parallax_element_buffers_total");
+        if got.len() == 4 && got.iter().all(|(_, v)| *v == 3.0) {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never showed 3 buffers per element: {got:?}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Labels: the exporter's `element` and `factory`, and the `job` and `instance` Prometheus
+    // attaches; nothing else, and no name of ours that Prometheus reserves (`__`).
+    let mut elements: Vec<String> = Vec::new();
+    for (labels, _) in &buffers {
+        let mut keys: Vec<&str> = labels.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["__name__", "element", "factory", "instance", "job"],
+            "{labels:?}"
+        );
+        assert_eq!(labels["job"], "parallax");
+        assert_eq!(labels["instance"], target);
+        elements.push(format!(
+            "{}/{}",
+            labels["element"].as_str().unwrap(),
+            labels["factory"].as_str().unwrap()
+        ));
+    }
+    elements.sort();
+    assert_eq!(
+        elements,
+        [
+            "fakesink0/fakesink",
+            "fdsrc0/fdsrc",
+            "id/identity",
+            "queue0/queue"
+        ]
+    );
+    let bytes = server.query("parallax_element_bytes_total");
+    assert_eq!(bytes.len(), 4, "{bytes:?}");
+    assert!(bytes.iter().all(|(_, v)| *v == 10.0), "{bytes:?}");
+    assert_eq!(
+        server.value("up{job=\"parallax\"}"),
+        1.0,
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.value("parallax_up"), 1.0);
+    assert_eq!(server.value("parallax_paused"), 0.0);
+    // Every histogram came through whole: as many in its +Inf bucket as its count.
+    let counts = server.query("parallax_element_processing_seconds_count");
+    let inf = server.query("parallax_element_processing_seconds_bucket{le=\"+Inf\"}");
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    for (labels, count) in &counts {
+        let same = inf
+            .iter()
+            .find(|(l, _)| l["element"] == labels["element"])
+            .unwrap_or_else(|| panic!("no +Inf bucket for {labels:?}: {inf:?}"));
+        assert_eq!(same.1, *count, "{labels:?}");
+    }
+    // Names as Prometheus wants them: lower snake case with our prefix, counters in `_total`,
+    // units spelt out in base units; and the types it recorded.
+    let metadata = server.get("/api/v1/metadata");
+    let metadata = metadata["data"].as_object().unwrap();
+    let names = server.get("/api/v1/label/__name__/values");
+    let ours: Vec<&str> = names["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|n| n.starts_with("parallax_"))
+        .collect();
+    assert!(ours.len() > 10, "{ours:?}");
+    for name in &ours {
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "{name}"
+        );
+        assert!(!name.contains("__") && !name.ends_with('_'), "{name}");
+        assert!(
+            !name.contains("_ns") && !name.contains("_ms"),
+            "{name}: base units"
+        );
+    }
+    for (family, about) in metadata.iter().filter(|(n, _)| n.starts_with("parallax_")) {
+        let kind = about[0]["type"].as_str().unwrap();
+        let help = about[0]["help"].as_str().unwrap();
+        assert!(!help.is_empty(), "{family} has no help");
+        match kind {
+            // Declared with its samples' name, or without the suffix (OpenMetrics' way).
+            "counter" => assert!(
+                family.ends_with("_total") || ours.contains(&format!("{family}_total").as_str()),
+                "counter {family} is not named `_total`: {ours:?}"
+            ),
+            "histogram" => assert!(family.ends_with("_seconds"), "{family}"),
+            "gauge" => {}
+            other => panic!("{family}: type {other}"),
+        }
+    }
+    for want in [
+        ("parallax_element_buffers", "counter"),
+        ("parallax_element_busy_seconds", "counter"),
+        ("parallax_element_processing_seconds", "histogram"),
+        ("parallax_queue_buffers", "gauge"),
+    ] {
+        let got = metadata
+            .get(want.0)
+            .or_else(|| metadata.get(&format!("{}_total", want.0)))
+            .unwrap_or_else(|| panic!("no metadata for {}: {metadata:?}", want.0));
+        assert_eq!(got[0]["type"], want.1, "{}", want.0);
+    }
+    // The end of the stream: what Prometheus had is the run's total.
+    drop(stdin);
+    let o = wait(child);
+    let rest = rest.join().unwrap();
+    assert_eq!(code(&o), 0, "{rest}");
+    let s: Value =
+        serde_json::from_str(rest.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    for (labels, v) in &buffers {
+        let name = labels["element"].as_str().unwrap();
+        assert_eq!(element(&s, name)["buffers"].as_f64(), Some(*v));
+    }
+    drop(server);
+}
+
+/// `name` in one of the PATH's directories.
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A Prometheus server of a test's own: its config, its storage and its log in the test's
+/// directory, on a free port, scraping one target every second. Killed when dropped.
+struct Prometheus {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Prometheus {
+    fn start(binary: &Path, dir: &Path, target: &str) -> Prometheus {
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: parallax\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        // A port nobody listens on now; Prometheus binds it a moment later.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = dir.join("prometheus.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start prometheus");
+        Prometheus { child, addr, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path` from Prometheus's HTTP API: its JSON, or Null while it is not up yet.
+    fn get(&self, path: &str) -> Value {
+        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
+            return Value::Null;
+        };
+        s.set_read_timeout(Some(WATCHDOG)).unwrap();
+        if write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr).is_err() {
+            return Value::Null;
+        }
+        let mut text = String::new();
+        if s.read_to_string(&mut text).is_err() {
+            return Value::Null;
+        }
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        serde_json::from_str(body).unwrap_or(Value::Null)
+    }
+
+    /// An instant query: each series' labels and value (none while Prometheus starts).
+    fn query(&self, promql: &str) -> Vec<(serde_json::Map<String, Value>, f64)> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let answer = self.get(&format!("/api/v1/query?query={encoded}"));
+        let Some(result) = answer["data"]["result"].as_array() else {
+            return Vec::new();
+        };
+        result
+            .iter()
+            .map(|r| {
+                let value = r["value"][1].as_str().unwrap().parse().unwrap();
+                (r["metric"].as_object().unwrap().clone(), value)
+            })
+            .collect()
+    }
+
+    /// The one value of `promql`.
+    fn value(&self, promql: &str) -> f64 {
+        let got = self.query(promql);
+        assert_eq!(got.len(), 1, "{promql}: {got:?}");
+        got[0].1
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn scrape(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(WATCHDOG)).unwrap();
@@ -881,7 +1165,8 @@ fn top_prints_one_sample() {
 }
 
 /// An async sink counts live: each datagram shows in the socket's `stats` as it is sent (not
-/// only at the end), and in `parallax-top --once`, with its `late` column.
+/// only at the end), and in `parallax-top --once`, with its `late` column; its processing times
+/// are sampled as a fused element's.
 #[test]
 fn async_elements_count_live() {
     let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -925,7 +1210,12 @@ fn async_elements_count_live() {
     drop(stdin);
     let o = wait(child);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(element(&stats(&o), "udpsink0")["buffers"], 2);
+    let udp = element(&stats(&o), "udpsink0").clone();
+    assert_eq!(udp["buffers"], 2);
+    // Async elements have processing times too, sampled as the fused ones: the first buffer
+    // always.
+    let times = &udp["processing_time"];
+    assert!((1..=2).contains(&times["count"].as_u64().unwrap()), "{udp}");
 }
 
 /// Late buffers show live: a sink synced to the clock behind a source that stamps buffers in
