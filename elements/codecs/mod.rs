@@ -46,6 +46,8 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &flac::FLACPARSE,
     #[cfg(feature = "audio-flac")]
     &flac::FLACDEC,
+    #[cfg(feature = "audio-flac")]
+    &flac::FLACENC,
     #[cfg(feature = "audio-mp3")]
     &mpeg::MPEGAUDIOPARSE,
     #[cfg(feature = "audio-mp3")]
