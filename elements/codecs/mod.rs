@@ -8,7 +8,6 @@
 
 use crate::element::prelude::*;
 
-#[cfg(feature = "audio-aac")]
 mod aac;
 #[cfg(any(
     feature = "audio-flac",
@@ -22,7 +21,6 @@ mod decodebin;
 mod flac;
 #[cfg(any(feature = "image-png", feature = "image-jpeg"))]
 mod image;
-#[cfg(feature = "audio-mp3")]
 mod mpeg;
 #[cfg(feature = "audio-vorbis")]
 mod ogg;
