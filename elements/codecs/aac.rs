@@ -99,7 +99,7 @@ pub(crate) fn sniff(head: &[u8]) -> Option<Caps> {
 #[cfg(feature = "audio-aac")]
 mod element {
     use super::super::super::media::{frames_to_ns, negotiated_or, AudioInfo};
-    use super::super::decode::{options, Decoder};
+    use super::super::decode::{options, Chunks, Decoder, Measure};
     use super::super::{bad_stream, carry, DECODER};
     use super::{adts, Adts, RATES};
     use crate::element::prelude::*;
@@ -127,72 +127,50 @@ mod element {
     /// Finds ADTS frames in bytes that come in arbitrary chunks.
     #[derive(Default)]
     struct Framer {
-        pending: Vec<u8>,
-        used: usize,
-        at: u64,
+        chunks: Chunks,
+        /// The first frame's header, once seen: later frames must be of the same stream.
         first: Option<Adts>,
     }
 
     impl Framer {
         fn push(&mut self, bytes: &[u8]) {
-            if self.used > 0 {
-                self.pending.drain(..self.used);
-                self.at += self.used as u64;
-                self.used = 0;
-            }
-            self.pending.extend_from_slice(bytes);
+            self.chunks.push(bytes);
         }
 
         /// The next frame (header included), its header and stream offset.
         fn next(&mut self, eos: bool) -> Result<Option<Frame<'_>>, ElementError> {
-            let data = &self.pending[self.used..];
-            let at = self.at + self.used as u64;
-            if data.is_empty() {
-                return Ok(None);
-            }
-            if data.len() < 7 {
-                return incomplete(eos, at, data.len(), "an ADTS header");
-            }
-            let Some(h) = adts(data) else {
-                return Err(bad_stream(at, "expected an ADTS frame header"));
-            };
-            if let Some(f) = self.first {
-                if (h.rate_index, h.channels, h.profile) != (f.rate_index, f.channels, f.profile) {
-                    return Err(bad_stream(
-                        at,
-                        format!(
-                            "an ADTS frame of {} Hz, {} channels in a stream of {} Hz, {} channels",
-                            h.rate(),
-                            h.channels,
-                            f.rate(),
-                            f.channels
-                        ),
-                    ));
+            let first = &mut self.first;
+            self.chunks.next(eos, |data, at| {
+                if data.len() < 7 {
+                    return Ok(Measure::Wait("an ADTS header"));
                 }
-            }
-            if data.len() < h.size {
-                return incomplete(eos, at, data.len(), "an ADTS frame");
-            }
-            self.first.get_or_insert(h);
-            let start = self.used;
-            self.used += h.size;
-            Ok(Some((&self.pending[start..start + h.size], h, at)))
+                let Some(h) = adts(data) else {
+                    return Err(bad_stream(at, "expected an ADTS frame header"));
+                };
+                if let Some(f) = *first {
+                    if (h.rate_index, h.channels, h.profile)
+                        != (f.rate_index, f.channels, f.profile)
+                    {
+                        return Err(bad_stream(
+                            at,
+                            format!(
+                                "an ADTS frame of {} Hz, {} channels in a stream of {} Hz, {} \
+                                 channels",
+                                h.rate(),
+                                h.channels,
+                                f.rate(),
+                                f.channels
+                            ),
+                        ));
+                    }
+                }
+                if data.len() < h.size {
+                    return Ok(Measure::Wait("an ADTS frame"));
+                }
+                first.get_or_insert(h);
+                Ok(Measure::Unit(h.size, h))
+            })
         }
-    }
-
-    fn incomplete<T>(
-        eos: bool,
-        at: u64,
-        len: usize,
-        what: &str,
-    ) -> Result<Option<T>, ElementError> {
-        if eos {
-            return Err(bad_stream(
-                at,
-                format!("the stream ends inside {what} ({len} bytes)"),
-            ));
-        }
-        Ok(None)
     }
 
     /// The `stream-format` of fixed caps (`adts` when they do not say).

@@ -108,3 +108,74 @@ impl Decoder {
 pub(crate) fn options() -> symphonia::core::codecs::audio::AudioDecoderOptions {
     symphonia::core::codecs::audio::AudioDecoderOptions::default()
 }
+
+// --- framing --------------------------------------------------------------------------------
+
+/// What a parser's `measure` says of the unread bytes of a stream.
+pub(crate) enum Measure<H> {
+    /// They start with a whole unit (frame, page) of this many bytes, with its header's
+    /// fields.
+    Unit(usize, H),
+    /// They start with this many bytes to pass over (a tag).
+    #[cfg_attr(not(feature = "audio-mp3"), allow(dead_code))]
+    Skip(usize),
+    /// More bytes are needed to tell: the stream must not end here, inside `what`.
+    Wait(&'static str),
+}
+
+/// A unit's bytes, its header's fields and its stream offset.
+pub(crate) type Found<'a, H> = (&'a [u8], H, u64);
+
+/// Bytes that come in arbitrary chunks (4096 from filesrc), cut into the units a parser's
+/// `measure` finds at their head: what the framers of MP3, ADTS, Ogg and FLAC share.
+#[derive(Default)]
+pub(crate) struct Chunks {
+    pending: Vec<u8>,
+    /// Bytes of `pending` already taken.
+    used: usize,
+    /// Stream offset of `pending[0]`.
+    at: u64,
+}
+
+impl Chunks {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.used > 0 {
+            self.pending.drain(..self.used);
+            self.at += self.used as u64;
+            self.used = 0;
+        }
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// The next unit, its header's fields and its stream offset, or `None` until more bytes
+    /// come. `measure` gets the unread bytes and their stream offset; at end of stream
+    /// (`eos`) bytes it waits on are an error naming what the stream ends inside.
+    pub(crate) fn next<H>(
+        &mut self,
+        eos: bool,
+        mut measure: impl FnMut(&[u8], u64) -> Result<Measure<H>, ElementError>,
+    ) -> Result<Option<Found<'_, H>>, ElementError> {
+        loop {
+            let data = &self.pending[self.used..];
+            let at = self.at + self.used as u64;
+            if data.is_empty() {
+                return Ok(None);
+            }
+            match measure(data, at)? {
+                Measure::Unit(n, h) => {
+                    let start = self.used;
+                    self.used += n;
+                    return Ok(Some((&self.pending[start..start + n], h, at)));
+                }
+                Measure::Skip(n) => self.used += n,
+                Measure::Wait(what) if eos => {
+                    return Err(bad_stream(
+                        at,
+                        format!("the stream ends inside {what} ({} bytes)", data.len()),
+                    ))
+                }
+                Measure::Wait(_) => return Ok(None),
+            }
+        }
+    }
+}

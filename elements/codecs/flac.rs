@@ -7,7 +7,7 @@
 //! passes on is the metadata, every later one a frame.
 
 use super::super::media::{frames_to_ns, negotiated_or, AudioInfo};
-use super::decode::{options, Decoder};
+use super::decode::{options, Chunks, Decoder, Measure};
 use super::{bad_stream, carry, DECODER};
 use crate::element::prelude::*;
 
@@ -69,12 +69,17 @@ enum Unit {
     Frame(Vec<u8>, u64, u32),
 }
 
+/// What the framer found: the metadata with STREAMINFO's fields, or a frame's samples per
+/// channel.
+enum Found {
+    Header(StreamInfo, Vec<u8>),
+    Frame(u32),
+}
+
 /// Finds metadata and frames in bytes that come in arbitrary chunks.
 #[derive(Default)]
 struct Framer {
-    pending: Vec<u8>,
-    /// Stream offset of `pending[0]`.
-    at: u64,
+    chunks: Chunks,
     header_done: bool,
     /// The CRC-16 of the frame at the start of `pending`, over its first `crc_len` bytes:
     /// carried on as more comes, so each byte is checked once.
@@ -203,132 +208,137 @@ fn frame_header(data: &[u8]) -> Option<Result<u32, ()>> {
 
 impl Framer {
     fn push(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
-    }
-
-    fn take(&mut self, n: usize) -> (Vec<u8>, u64) {
-        (self.crc, self.crc_len, self.scan_from) = (0, 0, 0);
-        let rest = self.pending.split_off(n);
-        let at = self.at;
-        self.at += n as u64;
-        (std::mem::replace(&mut self.pending, rest), at)
+        self.chunks.push(bytes);
     }
 
     /// The next complete unit; at end of stream (`eos`) what is left must be a whole frame.
     fn next(&mut self, eos: bool) -> Result<Option<Unit>, ElementError> {
-        let data = &self.pending;
-        if !self.header_done {
-            let head = data.len().min(4);
-            if data[..head] != b"fLaC"[..head] {
-                return Err(bad_stream(self.at, "not a FLAC stream: no `fLaC` marker"));
-            }
-            let mut at = 4;
-            let mut info = None;
-            let mut block = Vec::new();
-            loop {
-                if at + 4 > data.len() {
-                    return self.incomplete(eos, "its metadata");
-                }
-                let last = data[at] & 0x80 != 0;
-                let kind = data[at] & 0x7F;
-                let len = u32::from_be_bytes([0, data[at + 1], data[at + 2], data[at + 3]]);
-                let end = at + 4 + len as usize;
-                if end > data.len() {
-                    return self.incomplete(eos, "its metadata");
-                }
-                if kind == 0 && len == 34 {
-                    block = data[at + 4..end].to_vec();
-                    info = StreamInfo::parse(&block);
-                }
-                at = end;
-                if last {
-                    break;
-                }
-            }
-            let Some(info) = info else {
-                return Err(bad_stream(
-                    self.at,
-                    "the FLAC stream has no valid STREAMINFO",
-                ));
+        let Framer {
+            chunks,
+            header_done,
+            crc,
+            crc_len,
+            scan_from,
+        } = self;
+        let found = chunks.next(eos, |data, at| {
+            let found = if *header_done {
+                frame(data, at, eos, crc, crc_len, scan_from)?
+            } else {
+                let m = metadata(data, at)?;
+                *header_done = matches!(m, Measure::Unit(..));
+                m
             };
-            self.header_done = true;
-            let (bytes, _) = self.take(at);
-            return Ok(Some(Unit::Header(bytes, info, block)));
-        }
-        if data.is_empty() {
-            return Ok(None);
-        }
-        let samples = match frame_header(data) {
-            None => return self.incomplete(eos, "a frame"),
-            Some(Err(())) => {
-                return Err(bad_stream(
-                    self.at,
-                    "expected a FLAC frame (sync code and header)",
-                ))
+            if let Measure::Unit(..) = found {
+                (*crc, *crc_len, *scan_from) = (0, 0, 0);
             }
-            Some(Ok(samples)) => samples,
-        };
-        // A frame ends where the CRC-16 over it and its stored CRC is zero (the CRC's
-        // residue); a candidate before `crc_len` was checked already and failed.
-        let whole = |end: usize, crc: &mut u16, crc_len: &mut usize| {
-            if end < 4 || end < *crc_len {
-                return false;
-            }
-            *crc = crc16_update(*crc, &data[*crc_len..end]);
-            *crc_len = end;
-            *crc == 0
-        };
-        let (mut crc, mut crc_len) = (self.crc, self.crc_len);
-        let mut from = self.scan_from.max(2);
-        while let Some(i) = memchr_ff(&data[from..]) {
-            let p = from + i;
-            match frame_header(&data[p..]) {
-                None if !eos => {
-                    (self.crc, self.crc_len, self.scan_from) = (crc, crc_len, p);
-                    return Ok(None);
-                }
-                Some(Ok(_)) if whole(p, &mut crc, &mut crc_len) => {
-                    let (bytes, at) = self.take(p);
-                    return Ok(Some(Unit::Frame(bytes, at, samples)));
-                }
-                _ => from = p + 1,
-            }
-        }
-        (self.crc, self.crc_len, self.scan_from) = (crc, crc_len, data.len().max(2));
-        if eos {
-            let data = &self.pending;
-            if data.len() >= 4 && crc16_update(self.crc, &data[self.crc_len..]) == 0 {
-                let n = data.len();
-                let (bytes, at) = self.take(n);
-                return Ok(Some(Unit::Frame(bytes, at, samples)));
-            }
-            return Err(bad_stream(
-                self.at,
-                format!(
-                    "the stream ends inside a FLAC frame, or the frame is damaged ({} bytes, \
-                     CRC-16 wrong)",
-                    data.len()
-                ),
-            ));
-        }
-        if data.len() > MAX_FRAME {
-            return Err(bad_stream(self.at, "a FLAC frame longer than 16 MiB"));
-        }
-        Ok(None)
+            Ok(found)
+        })?;
+        Ok(found.map(|(bytes, found, at)| match found {
+            Found::Header(info, block) => Unit::Header(bytes.to_vec(), info, block),
+            Found::Frame(samples) => Unit::Frame(bytes.to_vec(), at, samples),
+        }))
     }
+}
 
-    fn incomplete(&self, eos: bool, what: &str) -> Result<Option<Unit>, ElementError> {
-        if eos && !self.pending.is_empty() {
-            return Err(bad_stream(
-                self.at,
-                format!(
-                    "the stream ends inside {what} ({} bytes)",
-                    self.pending.len()
-                ),
-            ));
-        }
-        Ok(None)
+/// `fLaC` and the metadata blocks at the start of `data` (at stream offset `at`).
+fn metadata(data: &[u8], at: u64) -> Result<Measure<Found>, ElementError> {
+    let head = data.len().min(4);
+    if data[..head] != b"fLaC"[..head] {
+        return Err(bad_stream(at, "not a FLAC stream: no `fLaC` marker"));
     }
+    let mut end = 4;
+    let mut info = None;
+    let mut block = Vec::new();
+    loop {
+        if end + 4 > data.len() {
+            return Ok(Measure::Wait("its metadata"));
+        }
+        let last = data[end] & 0x80 != 0;
+        let kind = data[end] & 0x7F;
+        let len = u32::from_be_bytes([0, data[end + 1], data[end + 2], data[end + 3]]);
+        let next = end + 4 + len as usize;
+        if next > data.len() {
+            return Ok(Measure::Wait("its metadata"));
+        }
+        if kind == 0 && len == 34 {
+            block = data[end + 4..next].to_vec();
+            info = StreamInfo::parse(&block);
+        }
+        end = next;
+        if last {
+            break;
+        }
+    }
+    let Some(info) = info else {
+        return Err(bad_stream(at, "the FLAC stream has no valid STREAMINFO"));
+    };
+    Ok(Measure::Unit(end, Found::Header(info, block)))
+}
+
+/// The frame at the start of `data` (at stream offset `at`): it ends where the next frame
+/// header starts and the CRC-16 over it checks. `crc` is the CRC over its first `crc_len`
+/// bytes, and `scan_from` where the search for the next header goes on from, both carried
+/// across calls so that each byte is checked once.
+fn frame(
+    data: &[u8],
+    at: u64,
+    eos: bool,
+    crc: &mut u16,
+    crc_len: &mut usize,
+    scan_from: &mut usize,
+) -> Result<Measure<Found>, ElementError> {
+    let samples = match frame_header(data) {
+        None => return Ok(Measure::Wait("a frame")),
+        Some(Err(())) => {
+            return Err(bad_stream(
+                at,
+                "expected a FLAC frame (sync code and header)",
+            ))
+        }
+        Some(Ok(samples)) => samples,
+    };
+    // A frame ends where the CRC-16 over it and its stored CRC is zero (the CRC's residue);
+    // a candidate before `crc_len` was checked already and failed.
+    let whole = |end: usize, crc: &mut u16, crc_len: &mut usize| {
+        if end < 4 || end < *crc_len {
+            return false;
+        }
+        *crc = crc16_update(*crc, &data[*crc_len..end]);
+        *crc_len = end;
+        *crc == 0
+    };
+    let mut from = (*scan_from).max(2);
+    while let Some(i) = memchr_ff(&data[from..]) {
+        let p = from + i;
+        match frame_header(&data[p..]) {
+            None if !eos => {
+                *scan_from = p;
+                return Ok(Measure::Wait("a frame"));
+            }
+            Some(Ok(_)) if whole(p, crc, crc_len) => {
+                return Ok(Measure::Unit(p, Found::Frame(samples)));
+            }
+            _ => from = p + 1,
+        }
+    }
+    *scan_from = data.len().max(2);
+    if eos {
+        if data.len() >= 4 && crc16_update(*crc, &data[*crc_len..]) == 0 {
+            return Ok(Measure::Unit(data.len(), Found::Frame(samples)));
+        }
+        return Err(bad_stream(
+            at,
+            format!(
+                "the stream ends inside a FLAC frame, or the frame is damaged ({} bytes, CRC-16 \
+                 wrong)",
+                data.len()
+            ),
+        ));
+    }
+    if data.len() > MAX_FRAME {
+        return Err(bad_stream(at, "a FLAC frame longer than 16 MiB"));
+    }
+    Ok(Measure::Wait("a frame"))
 }
 
 fn memchr_ff(data: &[u8]) -> Option<usize> {

@@ -136,7 +136,7 @@ pub(crate) fn sniff(head: &[u8]) -> Option<Caps> {
 #[cfg(feature = "audio-mp3")]
 mod element {
     use super::super::super::media::{frames_to_ns, negotiated_or, AudioInfo};
-    use super::super::decode::{options, Decoder};
+    use super::super::decode::{options, Chunks, Decoder, Measure};
     use super::super::{bad_stream, carry, DECODER};
     use super::{header, id3v2_len, Header};
     use crate::element::prelude::*;
@@ -178,86 +178,64 @@ mod element {
     /// Finds frames in bytes that come in arbitrary chunks.
     #[derive(Default)]
     struct Framer {
-        pending: Vec<u8>,
-        /// Bytes of `pending` already taken.
-        used: usize,
-        /// Stream offset of `pending[0]`.
-        at: u64,
+        chunks: Chunks,
         /// The first frame's header, once seen: later frames must be of the same stream.
         first: Option<Header>,
     }
 
     impl Framer {
         fn push(&mut self, bytes: &[u8]) {
-            if self.used > 0 {
-                self.pending.drain(..self.used);
-                self.at += self.used as u64;
-                self.used = 0;
-            }
-            self.pending.extend_from_slice(bytes);
+            self.chunks.push(bytes);
         }
 
         /// The next frame and its stream offset; at end of stream (`eos`) what is left must be
         /// whole frames or a trailing tag.
         fn next(&mut self, eos: bool) -> Result<Option<Frame<'_>>, ElementError> {
-            loop {
-                let data = &self.pending[self.used..];
-                let at = self.at + self.used as u64;
-                if data.is_empty() {
-                    return Ok(None);
-                }
-                if self.first.is_none() {
+            let first = &mut self.first;
+            self.chunks.next(eos, |data, at| {
+                if first.is_none() {
                     let Some(skip) = id3v2_len(data) else {
-                        return incomplete(eos, at, data.len(), "an ID3v2 tag");
+                        return Ok(Measure::Wait("an ID3v2 tag"));
                     };
+                    if skip > data.len() {
+                        return Ok(Measure::Wait("an ID3v2 tag"));
+                    }
                     if skip > 0 {
-                        if skip > data.len() {
-                            return incomplete(eos, at, data.len(), "an ID3v2 tag");
-                        }
-                        self.used += skip;
-                        continue;
+                        return Ok(Measure::Skip(skip));
                     }
                 }
                 if data.len() < 4 {
-                    return incomplete(eos, at, data.len(), "a frame header");
+                    return Ok(Measure::Wait("a frame header"));
                 }
                 let Some(h) = header(data) else {
-                    if let Some(tag) = trailing_tag(data, eos) {
-                        match tag {
-                            Some(n) => {
-                                self.used += n;
-                                continue;
-                            }
-                            None => return Ok(None),
-                        }
-                    }
-                    return Err(bad_stream(at, "expected an MPEG audio frame header"));
+                    return match trailing_tag(data, eos) {
+                        Some(Some(n)) => Ok(Measure::Skip(n)),
+                        Some(None) => Ok(Measure::Wait("a tag")),
+                        None => Err(bad_stream(at, "expected an MPEG audio frame header")),
+                    };
                 };
-                if let Some(f) = self.first {
+                if let Some(f) = *first {
                     if (h.version, h.layer, h.rate) != (f.version, f.layer, f.rate) {
                         return Err(bad_stream(
                             at,
                             format!(
-                            "a frame of MPEG-{} layer {} at {} Hz in a stream of MPEG-{} layer \
-                             {} at {} Hz",
-                            h.version, h.layer, h.rate, f.version, f.layer, f.rate
-                        ),
+                                "a frame of MPEG-{} layer {} at {} Hz in a stream of MPEG-{} \
+                                 layer {} at {} Hz",
+                                h.version, h.layer, h.rate, f.version, f.layer, f.rate
+                            ),
                         ));
                     }
                 }
                 if data.len() < h.size {
-                    return incomplete(eos, at, data.len(), "a frame");
+                    return Ok(Measure::Wait("a frame"));
                 }
-                let start = self.used;
-                self.used += h.size;
-                let first = self.first.is_none();
-                self.first.get_or_insert(h);
-                let frame = &self.pending[start..start + h.size];
-                if first && is_info_frame(frame, &h) {
-                    continue;
+                if first.is_none() && is_info_frame(&data[..h.size], &h) {
+                    *first = Some(h);
+                    return Ok(Measure::Skip(h.size));
                 }
-                return Ok(Some((frame, h, at)));
-            }
+                first.get_or_insert(h);
+                Ok(Measure::Unit(h.size, h))
+            })
         }
     }
 
@@ -286,21 +264,6 @@ mod element {
             return wait(data.len() >= total, total);
         }
         None
-    }
-
-    fn incomplete<T>(
-        eos: bool,
-        at: u64,
-        len: usize,
-        what: &str,
-    ) -> Result<Option<T>, ElementError> {
-        if eos {
-            return Err(bad_stream(
-                at,
-                format!("the stream ends inside {what} ({len} bytes)"),
-            ));
-        }
-        Ok(None)
     }
 
     // --- mpegaudioparse -------------------------------------------------------------------------
