@@ -99,7 +99,7 @@ pub(crate) fn sniff(head: &[u8]) -> Option<Caps> {
 #[cfg(feature = "audio-aac")]
 mod element {
     use super::super::super::media::{frames_to_ns, negotiated_or, AudioInfo};
-    use super::super::decode::{options, Chunks, Decoder, Measure};
+    use super::super::decode::{options, Decoder, Header, Measure};
     use super::super::{bad_stream, carry, DECODER};
     use super::{adts, Adts, RATES};
     use crate::element::prelude::*;
@@ -121,55 +121,42 @@ mod element {
     /// Samples per channel in an AAC-LC frame.
     const FRAME_SAMPLES: u64 = 1024;
 
-    /// A frame (header included), its header and its stream offset.
-    type Frame<'a> = (&'a [u8], Adts, u64);
+    /// The frames of a stream of Adts headers.
+    type Framer = super::super::decode::Framer<Adts>;
 
-    /// Finds ADTS frames in bytes that come in arbitrary chunks.
-    #[derive(Default)]
-    struct Framer {
-        chunks: Chunks,
-        /// The first frame's header, once seen: later frames must be of the same stream.
-        first: Option<Adts>,
-    }
-
-    impl Framer {
-        fn push(&mut self, bytes: &[u8]) {
-            self.chunks.push(bytes);
-        }
-
-        /// The next frame (header included), its header and stream offset.
-        fn next(&mut self, eos: bool) -> Result<Option<Frame<'_>>, ElementError> {
-            let first = &mut self.first;
-            self.chunks.next(eos, |data, at| {
-                if data.len() < 7 {
-                    return Ok(Measure::Wait("an ADTS header"));
-                }
-                let Some(h) = adts(data) else {
-                    return Err(bad_stream(at, "expected an ADTS frame header"));
-                };
-                if let Some(f) = *first {
-                    if (h.rate_index, h.channels, h.profile)
-                        != (f.rate_index, f.channels, f.profile)
-                    {
-                        return Err(bad_stream(
-                            at,
-                            format!(
-                                "an ADTS frame of {} Hz, {} channels in a stream of {} Hz, {} \
+    impl Header for Adts {
+        fn measure(
+            data: &[u8],
+            at: u64,
+            _eos: bool,
+            first: &mut Option<Adts>,
+        ) -> Result<Measure<Adts>, ElementError> {
+            if data.len() < 7 {
+                return Ok(Measure::Wait("an ADTS header"));
+            }
+            let Some(h) = adts(data) else {
+                return Err(bad_stream(at, "expected an ADTS frame header"));
+            };
+            if let Some(f) = *first {
+                if (h.rate_index, h.channels, h.profile) != (f.rate_index, f.channels, f.profile) {
+                    return Err(bad_stream(
+                        at,
+                        format!(
+                            "an ADTS frame of {} Hz, {} channels in a stream of {} Hz, {} \
                                  channels",
-                                h.rate(),
-                                h.channels,
-                                f.rate(),
-                                f.channels
-                            ),
-                        ));
-                    }
+                            h.rate(),
+                            h.channels,
+                            f.rate(),
+                            f.channels
+                        ),
+                    ));
                 }
-                if data.len() < h.size {
-                    return Ok(Measure::Wait("an ADTS frame"));
-                }
-                first.get_or_insert(h);
-                Ok(Measure::Unit(h.size, h))
-            })
+            }
+            if data.len() < h.size {
+                return Ok(Measure::Wait("an ADTS frame"));
+            }
+            first.get_or_insert(h);
+            Ok(Measure::Unit(h.size, h))
         }
     }
 

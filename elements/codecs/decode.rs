@@ -179,3 +179,45 @@ impl Chunks {
         }
     }
 }
+
+/// A frame header that gives its frame's length: what an MP3 or ADTS stream is cut by.
+pub(crate) trait Header: Copy + Sized {
+    /// The unit at the head of `data` (at stream offset `at`; `eos` when no more bytes will
+    /// come), given the stream's first header so far, which it sets.
+    fn measure(
+        data: &[u8],
+        at: u64,
+        eos: bool,
+        first: &mut Option<Self>,
+    ) -> Result<Measure<Self>, ElementError>;
+}
+
+/// Finds the frames of a stream of headers `H` in bytes that come in arbitrary chunks; the
+/// first frame's header is kept, for later ones to agree with.
+pub(crate) struct Framer<H> {
+    chunks: Chunks,
+    first: Option<H>,
+}
+
+impl<H> Default for Framer<H> {
+    fn default() -> Self {
+        Framer {
+            chunks: Chunks::default(),
+            first: None,
+        }
+    }
+}
+
+impl<H: Header> Framer<H> {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.chunks.push(bytes);
+    }
+
+    /// The next frame (header included), its header and its stream offset; at end of stream
+    /// (`eos`) what is left must be whole frames.
+    pub(crate) fn next(&mut self, eos: bool) -> Result<Option<Found<'_, H>>, ElementError> {
+        let first = &mut self.first;
+        self.chunks
+            .next(eos, |data, at| H::measure(data, at, eos, first))
+    }
+}

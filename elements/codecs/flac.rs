@@ -804,12 +804,7 @@ fn settings(p: &Props, rate: u32) -> Result<Settings, ElementError> {
              {subset_lpc}); set streamable-subset=false to write it"
         )));
     }
-    let mut config = flacenc::config::Encoder::default();
-    config.block_size = block as usize;
-    config.multithread = false;
-    config.stereo_coding.use_leftside = mid_side;
-    config.stereo_coding.use_rightside = mid_side;
-    config.stereo_coding.use_midside = mid_side;
+    let mut config = encoder(block as usize, mid_side);
     config.subframe_coding.use_lpc = lpc > 0;
     if lpc > 0 {
         config.subframe_coding.qlpc.lpc_order = lpc as usize;
@@ -818,27 +813,32 @@ fn settings(p: &Props, rate: u32) -> Result<Settings, ElementError> {
     if precision > 0 {
         config.subframe_coding.qlpc.quant_precision = precision as usize;
     }
-    let config = config
-        .into_verified()
-        .map_err(|(_, e)| bad(format!("the encoder refuses its settings: {e}")))?;
-    let mut verbatim = flacenc::config::Encoder::default();
-    verbatim.block_size = block as usize;
-    verbatim.multithread = false;
-    verbatim.stereo_coding.use_leftside = false;
-    verbatim.stereo_coding.use_rightside = false;
-    verbatim.stereo_coding.use_midside = false;
+    let mut verbatim = encoder(block as usize, false);
     verbatim.subframe_coding.use_constant = false;
     verbatim.subframe_coding.use_fixed = false;
     verbatim.subframe_coding.use_lpc = false;
-    let verbatim = verbatim
-        .into_verified()
-        .map_err(|(_, e)| bad(format!("the encoder refuses its settings: {e}")))?;
+    let verify = |c: flacenc::config::Encoder| {
+        c.into_verified()
+            .map_err(|(_, e)| bad(format!("the encoder refuses its settings: {e}")))
+    };
+    let (config, verbatim) = (verify(config)?, verify(verbatim)?);
     Ok(Settings {
         block: block as usize,
         padding: p.uint("padding")? as u32,
         config,
         verbatim,
     })
+}
+
+/// flacenc's configuration for `block`-sample frames, one thread, stereo decorrelation or not.
+fn encoder(block: usize, stereo: bool) -> flacenc::config::Encoder {
+    let mut config = flacenc::config::Encoder::default();
+    config.block_size = block;
+    config.multithread = false;
+    config.stereo_coding.use_leftside = stereo;
+    config.stereo_coding.use_rightside = stereo;
+    config.stereo_coding.use_midside = stereo;
+    config
 }
 
 /// flacenc's state: the stream's format, the samples not coded yet, what STREAMINFO will say.

@@ -136,7 +136,7 @@ pub(crate) fn sniff(head: &[u8]) -> Option<Caps> {
 #[cfg(feature = "audio-mp3")]
 mod element {
     use super::super::super::media::{frames_to_ns, negotiated_or, AudioInfo};
-    use super::super::decode::{options, Chunks, Decoder, Measure};
+    use super::super::decode::{options, Decoder, Header as FrameHeader, Measure};
     use super::super::{bad_stream, carry, DECODER};
     use super::{header, id3v2_len, Header};
     use crate::element::prelude::*;
@@ -172,70 +172,58 @@ mod element {
         h.layer == 3 && (tag(at, b"Xing") || tag(at, b"Info") || tag(36, b"VBRI"))
     }
 
-    /// A frame (header included), its header and its stream offset.
-    type Frame<'a> = (&'a [u8], Header, u64);
+    /// The frames of a stream of Header headers.
+    type Framer = super::super::decode::Framer<Header>;
 
-    /// Finds frames in bytes that come in arbitrary chunks.
-    #[derive(Default)]
-    struct Framer {
-        chunks: Chunks,
-        /// The first frame's header, once seen: later frames must be of the same stream.
-        first: Option<Header>,
-    }
-
-    impl Framer {
-        fn push(&mut self, bytes: &[u8]) {
-            self.chunks.push(bytes);
-        }
-
-        /// The next frame and its stream offset; at end of stream (`eos`) what is left must be
-        /// whole frames or a trailing tag.
-        fn next(&mut self, eos: bool) -> Result<Option<Frame<'_>>, ElementError> {
-            let first = &mut self.first;
-            self.chunks.next(eos, |data, at| {
-                if first.is_none() {
-                    let Some(skip) = id3v2_len(data) else {
-                        return Ok(Measure::Wait("an ID3v2 tag"));
-                    };
-                    if skip > data.len() {
-                        return Ok(Measure::Wait("an ID3v2 tag"));
-                    }
-                    if skip > 0 {
-                        return Ok(Measure::Skip(skip));
-                    }
-                }
-                if data.len() < 4 {
-                    return Ok(Measure::Wait("a frame header"));
-                }
-                let Some(h) = header(data) else {
-                    return match trailing_tag(data, eos) {
-                        Some(Some(n)) => Ok(Measure::Skip(n)),
-                        Some(None) => Ok(Measure::Wait("a tag")),
-                        None => Err(bad_stream(at, "expected an MPEG audio frame header")),
-                    };
+    impl FrameHeader for Header {
+        fn measure(
+            data: &[u8],
+            at: u64,
+            eos: bool,
+            first: &mut Option<Header>,
+        ) -> Result<Measure<Header>, ElementError> {
+            if first.is_none() {
+                let Some(skip) = id3v2_len(data) else {
+                    return Ok(Measure::Wait("an ID3v2 tag"));
                 };
-                if let Some(f) = *first {
-                    if (h.version, h.layer, h.rate) != (f.version, f.layer, f.rate) {
-                        return Err(bad_stream(
-                            at,
-                            format!(
-                                "a frame of MPEG-{} layer {} at {} Hz in a stream of MPEG-{} \
+                if skip > data.len() {
+                    return Ok(Measure::Wait("an ID3v2 tag"));
+                }
+                if skip > 0 {
+                    return Ok(Measure::Skip(skip));
+                }
+            }
+            if data.len() < 4 {
+                return Ok(Measure::Wait("a frame header"));
+            }
+            let Some(h) = header(data) else {
+                return match trailing_tag(data, eos) {
+                    Some(Some(n)) => Ok(Measure::Skip(n)),
+                    Some(None) => Ok(Measure::Wait("a tag")),
+                    None => Err(bad_stream(at, "expected an MPEG audio frame header")),
+                };
+            };
+            if let Some(f) = *first {
+                if (h.version, h.layer, h.rate) != (f.version, f.layer, f.rate) {
+                    return Err(bad_stream(
+                        at,
+                        format!(
+                            "a frame of MPEG-{} layer {} at {} Hz in a stream of MPEG-{} \
                                  layer {} at {} Hz",
-                                h.version, h.layer, h.rate, f.version, f.layer, f.rate
-                            ),
-                        ));
-                    }
+                            h.version, h.layer, h.rate, f.version, f.layer, f.rate
+                        ),
+                    ));
                 }
-                if data.len() < h.size {
-                    return Ok(Measure::Wait("a frame"));
-                }
-                if first.is_none() && is_info_frame(&data[..h.size], &h) {
-                    *first = Some(h);
-                    return Ok(Measure::Skip(h.size));
-                }
-                first.get_or_insert(h);
-                Ok(Measure::Unit(h.size, h))
-            })
+            }
+            if data.len() < h.size {
+                return Ok(Measure::Wait("a frame"));
+            }
+            if first.is_none() && is_info_frame(&data[..h.size], &h) {
+                *first = Some(h);
+                return Ok(Measure::Skip(h.size));
+            }
+            first.get_or_insert(h);
+            Ok(Measure::Unit(h.size, h))
         }
     }
 
