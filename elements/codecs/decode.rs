@@ -181,6 +181,7 @@ impl Chunks {
 }
 
 /// A frame header that gives its frame's length: what an MP3 or ADTS stream is cut by.
+#[cfg(any(feature = "audio-mp3", feature = "audio-aac"))]
 pub(crate) trait Header: Copy + Sized {
     /// The unit at the head of `data` (at stream offset `at`; `eos` when no more bytes will
     /// come), given the stream's first header so far, which it sets.
@@ -194,11 +195,13 @@ pub(crate) trait Header: Copy + Sized {
 
 /// Finds the frames of a stream of headers `H` in bytes that come in arbitrary chunks; the
 /// first frame's header is kept, for later ones to agree with.
+#[cfg(any(feature = "audio-mp3", feature = "audio-aac"))]
 pub(crate) struct Framer<H> {
     chunks: Chunks,
     first: Option<H>,
 }
 
+#[cfg(any(feature = "audio-mp3", feature = "audio-aac"))]
 impl<H> Default for Framer<H> {
     fn default() -> Self {
         Framer {
@@ -208,6 +211,7 @@ impl<H> Default for Framer<H> {
     }
 }
 
+#[cfg(any(feature = "audio-mp3", feature = "audio-aac"))]
 impl<H: Header> Framer<H> {
     pub(crate) fn push(&mut self, bytes: &[u8]) {
         self.chunks.push(bytes);

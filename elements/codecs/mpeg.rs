@@ -254,7 +254,7 @@ mod element {
         None
     }
 
-    // --- mpegaudioparse -------------------------------------------------------------------------
+    // --- mpegaudioparse ---------------------------------------------------------------------
 
     static PARSE_CAPS: CapsFns = CapsFns {
         forward: |input, _| {
@@ -327,7 +327,7 @@ mod element {
         }
     }
 
-    // --- mpg123audiodec -------------------------------------------------------------------------
+    // --- mpg123audiodec ---------------------------------------------------------------------
 
     static DEC_CAPS: CapsFns = CapsFns {
         forward: |input, _| carry(input, DEC_SRC, &["rate", "channels"]),
