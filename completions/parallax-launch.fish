@@ -131,6 +131,7 @@ complete -c parallax-launch -n __parallax_launch_wants_element -f -a jpegdec -d 
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a jpegenc -d 'Encode images in JPEG format'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a flacparse -d 'Parses audio with the FLAC lossless audio codec'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a flacdec -d 'Decodes FLAC lossless audio streams'
+complete -c parallax-launch -n __parallax_launch_wants_element -f -a flacenc -d 'Encodes audio with the FLAC lossless audio encoder'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a mpegaudioparse -d 'Parses and frames mpeg1 audio streams (levels 1-3), provides seek'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a mpg123audiodec -d 'Decodes mp3 streams'
 complete -c parallax-launch -n __parallax_launch_wants_element -f -a mpegaudiodec -d 'Decodes mp3 streams'

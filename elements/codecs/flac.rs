@@ -7,7 +7,7 @@
 //! passes on is the metadata, every later one a frame.
 
 use super::super::media::{frames_to_ns, negotiated_or, AudioInfo};
-use super::decode::{options, Decoder};
+use super::decode::{options, Chunks, Decoder, Measure};
 use super::{bad_stream, carry, DECODER};
 use crate::element::prelude::*;
 
@@ -69,12 +69,17 @@ enum Unit {
     Frame(Vec<u8>, u64, u32),
 }
 
+/// What the framer found: the metadata with STREAMINFO's fields, or a frame's samples per
+/// channel.
+enum Found {
+    Header(StreamInfo, Vec<u8>),
+    Frame(u32),
+}
+
 /// Finds metadata and frames in bytes that come in arbitrary chunks.
 #[derive(Default)]
 struct Framer {
-    pending: Vec<u8>,
-    /// Stream offset of `pending[0]`.
-    at: u64,
+    chunks: Chunks,
     header_done: bool,
     /// The CRC-16 of the frame at the start of `pending`, over its first `crc_len` bytes:
     /// carried on as more comes, so each byte is checked once.
@@ -203,132 +208,137 @@ fn frame_header(data: &[u8]) -> Option<Result<u32, ()>> {
 
 impl Framer {
     fn push(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
-    }
-
-    fn take(&mut self, n: usize) -> (Vec<u8>, u64) {
-        (self.crc, self.crc_len, self.scan_from) = (0, 0, 0);
-        let rest = self.pending.split_off(n);
-        let at = self.at;
-        self.at += n as u64;
-        (std::mem::replace(&mut self.pending, rest), at)
+        self.chunks.push(bytes);
     }
 
     /// The next complete unit; at end of stream (`eos`) what is left must be a whole frame.
     fn next(&mut self, eos: bool) -> Result<Option<Unit>, ElementError> {
-        let data = &self.pending;
-        if !self.header_done {
-            let head = data.len().min(4);
-            if data[..head] != b"fLaC"[..head] {
-                return Err(bad_stream(self.at, "not a FLAC stream: no `fLaC` marker"));
-            }
-            let mut at = 4;
-            let mut info = None;
-            let mut block = Vec::new();
-            loop {
-                if at + 4 > data.len() {
-                    return self.incomplete(eos, "its metadata");
-                }
-                let last = data[at] & 0x80 != 0;
-                let kind = data[at] & 0x7F;
-                let len = u32::from_be_bytes([0, data[at + 1], data[at + 2], data[at + 3]]);
-                let end = at + 4 + len as usize;
-                if end > data.len() {
-                    return self.incomplete(eos, "its metadata");
-                }
-                if kind == 0 && len == 34 {
-                    block = data[at + 4..end].to_vec();
-                    info = StreamInfo::parse(&block);
-                }
-                at = end;
-                if last {
-                    break;
-                }
-            }
-            let Some(info) = info else {
-                return Err(bad_stream(
-                    self.at,
-                    "the FLAC stream has no valid STREAMINFO",
-                ));
+        let Framer {
+            chunks,
+            header_done,
+            crc,
+            crc_len,
+            scan_from,
+        } = self;
+        let found = chunks.next(eos, |data, at| {
+            let found = if *header_done {
+                frame(data, at, eos, crc, crc_len, scan_from)?
+            } else {
+                let m = metadata(data, at)?;
+                *header_done = matches!(m, Measure::Unit(..));
+                m
             };
-            self.header_done = true;
-            let (bytes, _) = self.take(at);
-            return Ok(Some(Unit::Header(bytes, info, block)));
-        }
-        if data.is_empty() {
-            return Ok(None);
-        }
-        let samples = match frame_header(data) {
-            None => return self.incomplete(eos, "a frame"),
-            Some(Err(())) => {
-                return Err(bad_stream(
-                    self.at,
-                    "expected a FLAC frame (sync code and header)",
-                ))
+            if let Measure::Unit(..) = found {
+                (*crc, *crc_len, *scan_from) = (0, 0, 0);
             }
-            Some(Ok(samples)) => samples,
-        };
-        // A frame ends where the CRC-16 over it and its stored CRC is zero (the CRC's
-        // residue); a candidate before `crc_len` was checked already and failed.
-        let whole = |end: usize, crc: &mut u16, crc_len: &mut usize| {
-            if end < 4 || end < *crc_len {
-                return false;
-            }
-            *crc = crc16_update(*crc, &data[*crc_len..end]);
-            *crc_len = end;
-            *crc == 0
-        };
-        let (mut crc, mut crc_len) = (self.crc, self.crc_len);
-        let mut from = self.scan_from.max(2);
-        while let Some(i) = memchr_ff(&data[from..]) {
-            let p = from + i;
-            match frame_header(&data[p..]) {
-                None if !eos => {
-                    (self.crc, self.crc_len, self.scan_from) = (crc, crc_len, p);
-                    return Ok(None);
-                }
-                Some(Ok(_)) if whole(p, &mut crc, &mut crc_len) => {
-                    let (bytes, at) = self.take(p);
-                    return Ok(Some(Unit::Frame(bytes, at, samples)));
-                }
-                _ => from = p + 1,
-            }
-        }
-        (self.crc, self.crc_len, self.scan_from) = (crc, crc_len, data.len().max(2));
-        if eos {
-            let data = &self.pending;
-            if data.len() >= 4 && crc16_update(self.crc, &data[self.crc_len..]) == 0 {
-                let n = data.len();
-                let (bytes, at) = self.take(n);
-                return Ok(Some(Unit::Frame(bytes, at, samples)));
-            }
-            return Err(bad_stream(
-                self.at,
-                format!(
-                    "the stream ends inside a FLAC frame, or the frame is damaged ({} bytes, \
-                     CRC-16 wrong)",
-                    data.len()
-                ),
-            ));
-        }
-        if data.len() > MAX_FRAME {
-            return Err(bad_stream(self.at, "a FLAC frame longer than 16 MiB"));
-        }
-        Ok(None)
+            Ok(found)
+        })?;
+        Ok(found.map(|(bytes, found, at)| match found {
+            Found::Header(info, block) => Unit::Header(bytes.to_vec(), info, block),
+            Found::Frame(samples) => Unit::Frame(bytes.to_vec(), at, samples),
+        }))
     }
+}
 
-    fn incomplete(&self, eos: bool, what: &str) -> Result<Option<Unit>, ElementError> {
-        if eos && !self.pending.is_empty() {
-            return Err(bad_stream(
-                self.at,
-                format!(
-                    "the stream ends inside {what} ({} bytes)",
-                    self.pending.len()
-                ),
-            ));
-        }
-        Ok(None)
+/// `fLaC` and the metadata blocks at the start of `data` (at stream offset `at`).
+fn metadata(data: &[u8], at: u64) -> Result<Measure<Found>, ElementError> {
+    let head = data.len().min(4);
+    if data[..head] != b"fLaC"[..head] {
+        return Err(bad_stream(at, "not a FLAC stream: no `fLaC` marker"));
     }
+    let mut end = 4;
+    let mut info = None;
+    let mut block = Vec::new();
+    loop {
+        if end + 4 > data.len() {
+            return Ok(Measure::Wait("its metadata"));
+        }
+        let last = data[end] & 0x80 != 0;
+        let kind = data[end] & 0x7F;
+        let len = u32::from_be_bytes([0, data[end + 1], data[end + 2], data[end + 3]]);
+        let next = end + 4 + len as usize;
+        if next > data.len() {
+            return Ok(Measure::Wait("its metadata"));
+        }
+        if kind == 0 && len == 34 {
+            block = data[end + 4..next].to_vec();
+            info = StreamInfo::parse(&block);
+        }
+        end = next;
+        if last {
+            break;
+        }
+    }
+    let Some(info) = info else {
+        return Err(bad_stream(at, "the FLAC stream has no valid STREAMINFO"));
+    };
+    Ok(Measure::Unit(end, Found::Header(info, block)))
+}
+
+/// The frame at the start of `data` (at stream offset `at`): it ends where the next frame
+/// header starts and the CRC-16 over it checks. `crc` is the CRC over its first `crc_len`
+/// bytes, and `scan_from` where the search for the next header goes on from, both carried
+/// across calls so that each byte is checked once.
+fn frame(
+    data: &[u8],
+    at: u64,
+    eos: bool,
+    crc: &mut u16,
+    crc_len: &mut usize,
+    scan_from: &mut usize,
+) -> Result<Measure<Found>, ElementError> {
+    let samples = match frame_header(data) {
+        None => return Ok(Measure::Wait("a frame")),
+        Some(Err(())) => {
+            return Err(bad_stream(
+                at,
+                "expected a FLAC frame (sync code and header)",
+            ))
+        }
+        Some(Ok(samples)) => samples,
+    };
+    // A frame ends where the CRC-16 over it and its stored CRC is zero (the CRC's residue);
+    // a candidate before `crc_len` was checked already and failed.
+    let whole = |end: usize, crc: &mut u16, crc_len: &mut usize| {
+        if end < 4 || end < *crc_len {
+            return false;
+        }
+        *crc = crc16_update(*crc, &data[*crc_len..end]);
+        *crc_len = end;
+        *crc == 0
+    };
+    let mut from = (*scan_from).max(2);
+    while let Some(i) = memchr_ff(&data[from..]) {
+        let p = from + i;
+        match frame_header(&data[p..]) {
+            None if !eos => {
+                *scan_from = p;
+                return Ok(Measure::Wait("a frame"));
+            }
+            Some(Ok(_)) if whole(p, crc, crc_len) => {
+                return Ok(Measure::Unit(p, Found::Frame(samples)));
+            }
+            _ => from = p + 1,
+        }
+    }
+    *scan_from = data.len().max(2);
+    if eos {
+        if data.len() >= 4 && crc16_update(*crc, &data[*crc_len..]) == 0 {
+            return Ok(Measure::Unit(data.len(), Found::Frame(samples)));
+        }
+        return Err(bad_stream(
+            at,
+            format!(
+                "the stream ends inside a FLAC frame, or the frame is damaged ({} bytes, CRC-16 \
+                 wrong)",
+                data.len()
+            ),
+        ));
+    }
+    if data.len() > MAX_FRAME {
+        return Err(bad_stream(at, "a FLAC frame longer than 16 MiB"));
+    }
+    Ok(Measure::Wait("a frame"))
 }
 
 fn memchr_ff(data: &[u8]) -> Option<usize> {
@@ -403,6 +413,10 @@ impl FlacParse {
 
 impl Transform for FlacParse {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        if buf.meta.flags.contains(BufferFlags::REWRITE) {
+            // flacenc's final STREAMINFO, for the file at the end of the line.
+            return Ok(Flow::Push(buf));
+        }
         self.framer.push(buf.data());
         self.drain(false, cx)?;
         Ok(Flow::Held)
@@ -506,6 +520,10 @@ impl FlacDec {
 
 impl Transform for FlacDec {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        if buf.meta.flags.contains(BufferFlags::REWRITE) {
+            // flacenc's final STREAMINFO: the decoder has what it needs.
+            return Ok(Flow::Held);
+        }
         if !self.framed || !self.decoder.ready() {
             // The metadata (framed or not) and every unframed byte go through the framer.
             self.framer.push(buf.data());
@@ -532,6 +550,538 @@ impl Transform for FlacDec {
 
     fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         self.drain(true, cx)
+    }
+}
+
+// --- flacenc --------------------------------------------------------------------------------
+
+/// What flacenc takes (gst's formats; S16LE first, the one a converter in front settles on).
+const FLACENC_SINK: &str = concat!(
+    "audio/x-raw, format=(string){ S16LE, S24LE, S24_32LE, S8 }, layout=(string)interleaved, ",
+    "rate=(int)[ 1, 655350 ], channels=(int)[ 1, 8 ]"
+);
+const FLACENC_SRC: &str =
+    "audio/x-flac, framed=(boolean)true, rate=(int)[ 1, 655350 ], channels=(int)[ 1, 8 ]";
+
+/// Bytes a sample takes in a raw buffer of format `name`, and the bits FLAC keeps of it.
+fn raw_format(name: &str) -> Option<(usize, u32)> {
+    Some(match name {
+        "S8" => (1, 8),
+        "S16LE" => (2, 16),
+        "S24LE" => (3, 24),
+        "S24_32LE" => (4, 24),
+        _ => return None,
+    })
+}
+
+/// The stream's rate and channels, and its bits a sample as Parallax's `bits` field (what
+/// flacdec's output format follows).
+static FLACENC_CAPS: CapsFns = CapsFns {
+    forward: |input, _| {
+        let mut out = carry(input, FLACENC_SRC, &["rate", "channels"]);
+        let bits = input
+            .first()
+            .and_then(|s| s.string("format"))
+            .and_then(raw_format);
+        if let Some((_, bits)) = bits {
+            for s in out.structures_mut() {
+                s.set("bits", CapsValue::Int(bits as i64));
+            }
+        }
+        out
+    },
+    backward: |_, _| Caps::parse(FLACENC_SINK).expect("parses"),
+    fixate: |caps, _| caps.fixate(),
+};
+
+/// gst's `quality` levels (libFLAC's compression levels): their nick is their number.
+const QUALITIES: &[EnumValue] = &[
+    EnumValue {
+        nick: "0",
+        value: 0,
+        doc:
+            "0 - Fastest compression: 1152-sample blocks, fixed predictors, no stereo decorrelation",
+    },
+    EnumValue {
+        nick: "1",
+        value: 1,
+        doc: "1: 1152-sample blocks, fixed predictors",
+    },
+    EnumValue {
+        nick: "2",
+        value: 2,
+        doc: "2: 1152-sample blocks, fixed predictors",
+    },
+    EnumValue {
+        nick: "3",
+        value: 3,
+        doc: "3: LPC up to order 6, no stereo decorrelation",
+    },
+    EnumValue {
+        nick: "4",
+        value: 4,
+        doc: "4: LPC up to order 8",
+    },
+    EnumValue {
+        nick: "5",
+        value: 5,
+        doc: "5 - Default: LPC up to order 8",
+    },
+    EnumValue {
+        nick: "6",
+        value: 6,
+        doc: "6: LPC up to order 8",
+    },
+    EnumValue {
+        nick: "7",
+        value: 7,
+        doc: "7: LPC up to order 8",
+    },
+    EnumValue {
+        nick: "8",
+        value: 8,
+        doc: "8 - Highest compression: LPC up to order 12",
+    },
+    EnumValue {
+        nick: "9",
+        value: 9,
+        doc: "9 - Insane: LPC up to order 24 (12 in the streamable subset at 48 kHz or less)",
+    },
+];
+
+/// The largest LPC order the encoder has.
+const MAX_LPC_ORDER: u64 = 24;
+
+pub(crate) static FLACENC: Factory = Factory {
+    name: "flacenc",
+    aliases: &[],
+    klass: Klass::Filter,
+    summary: "Encodes audio with the FLAC lossless audio encoder",
+    doc: "Encodes interleaved raw audio (S8, S16LE, S24LE or S24_32LE, 1 to 8 channels) into a \
+          FLAC stream with the pure-Rust flacenc encoder: first the metadata (`fLaC`, \
+          STREAMINFO, a VORBIS_COMMENT with the encoder's name, and a PADDING block with \
+          padding>0) as one buffer, then one frame a buffer of `blocksize` samples, the last \
+          shorter. `quality` picks gst's presets (block size, stereo decorrelation, LPC order); \
+          `blocksize`, `mid-side-stereo` and `max-lpc-order` set override them. At end of \
+          stream the STREAMINFO block follows again with the total samples, the frame sizes \
+          and the MD5 of the audio, flagged `rewrite` at its offset: filesink writes it over \
+          the first, so the file is complete; fdsink and other streams drop it and keep the \
+          first, whose total (0) and MD5 (zeros) mean `unknown`, which decoders accept. A last \
+          partial sample (a stream whose length is not a whole number of frames) is dropped, as \
+          rawaudioparse does. No SEEKTABLE is written.",
+    pads: Pads::ONE_TO_ONE
+        .with_caps(FLACENC_SINK, FLACENC_SRC)
+        .with_rule(CapsRule::Derived(&FLACENC_CAPS)),
+    props: &[
+        PropSpec::enumeration(
+            "quality",
+            "5",
+            QUALITIES,
+            "Speed versus compression tradeoff",
+        ),
+        PropSpec::uint(
+            "blocksize",
+            4608,
+            32,
+            32767,
+            "Blocksize in samples (the quality's when not set)",
+        ),
+        PropSpec::bool(
+            "streamable-subset",
+            true,
+            "true to limit encoder to generating a Subset stream, else false",
+        ),
+        PropSpec::bool(
+            "mid-side-stereo",
+            true,
+            "Do mid side stereo (only for stereo input; the quality's when not set)",
+        ),
+        PropSpec::uint(
+            "max-lpc-order",
+            8,
+            0,
+            MAX_LPC_ORDER,
+            "Max LPC order; 0 => use only fixed predictors (the quality's when not set)",
+        ),
+        PropSpec::uint(
+            "qlp-coeff-precision",
+            0,
+            0,
+            15,
+            "Precision in bits of quantized linear-predictor coefficients; 0 = automatic",
+        ),
+        PropSpec::uint(
+            "padding",
+            0,
+            0,
+            (1 << 24) - 1,
+            "Write a PADDING block with this length in bytes",
+        ),
+        PropSpec::bool("loose-mid-side-stereo", false, "Loose mid side stereo")
+            .ignored("every frame's stereo coding is chosen by trying each"),
+        PropSpec::bool(
+            "exhaustive-model-search",
+            false,
+            "do exhaustive search of LP coefficient quantization (expensive!)",
+        )
+        .ignored("the encoder has no exhaustive model search"),
+        PropSpec::bool(
+            "escape-coding",
+            false,
+            "search for escape codes in the entropy coding stage for slightly better compression",
+        )
+        .ignored("the encoder does not use escape codes"),
+        PropSpec::int(
+            "seekpoints",
+            -10,
+            -(i32::MAX as i64),
+            i32::MAX as i64,
+            "Add SEEKTABLE metadata (if > 0, number of entries, if < 0, interval in sec)",
+        )
+        .ignored("no SEEKTABLE is written"),
+    ],
+    hints: super::ENCODER,
+    build: |p| FlacEnc::new(p).map(|e| ElementImpl::Transform(Box::new(e))),
+};
+
+/// What one encoder writes: block size, padding, and flacenc's configuration.
+struct Settings {
+    block: usize,
+    padding: u32,
+    config: flacenc::error::Verified<flacenc::config::Encoder>,
+    /// Samples stored as they are: for a frame the predictors would make larger (the encoder's
+    /// Rice parameters stop at 14, which noisy 24-bit audio outgrows).
+    verbatim: flacenc::error::Verified<flacenc::config::Encoder>,
+}
+
+/// The settings `p` asks for on a stream of `rate` Hz: gst's quality preset, then the
+/// properties set, checked against the streamable subset when it is asked for.
+fn settings(p: &Props, rate: u32) -> Result<Settings, ElementError> {
+    use flacenc::error::Verify as _;
+    let bad = ElementError::Config;
+    let quality = p.nick("quality")?.parse::<usize>().unwrap_or(5);
+    // gst's presets: (mid-side stereo, block size, max LPC order).
+    let (mut mid_side, mut block, mut lpc) = [
+        (false, 1152, 0),
+        (true, 1152, 0),
+        (true, 1152, 0),
+        (false, 4608, 6),
+        (true, 4608, 8),
+        (true, 4608, 8),
+        (true, 4608, 8),
+        (true, 4608, 8),
+        (true, 4608, 12),
+        (true, 4608, MAX_LPC_ORDER),
+    ][quality.min(9)];
+    let subset = p.bool("streamable-subset")?;
+    // The subset's limits at 48 kHz or less (above it, 16384-sample blocks).
+    let (subset_block, subset_lpc) = if rate <= 48000 {
+        (4608, 12)
+    } else {
+        (16384, MAX_LPC_ORDER)
+    };
+    if subset && !p.is_set("max-lpc-order") {
+        lpc = lpc.min(subset_lpc);
+    }
+    if p.is_set("blocksize") {
+        block = p.uint("blocksize")?;
+    }
+    if p.is_set("mid-side-stereo") {
+        mid_side = p.bool("mid-side-stereo")?;
+    }
+    if p.is_set("max-lpc-order") {
+        lpc = p.uint("max-lpc-order")?;
+    }
+    if subset && block > subset_block {
+        return Err(bad(format!(
+            "blocksize={block} is outside the streamable subset at {rate} Hz (at most \
+             {subset_block}); set streamable-subset=false to write it"
+        )));
+    }
+    if subset && lpc > subset_lpc {
+        return Err(bad(format!(
+            "max-lpc-order={lpc} is outside the streamable subset at {rate} Hz (at most \
+             {subset_lpc}); set streamable-subset=false to write it"
+        )));
+    }
+    let mut config = encoder(block as usize, mid_side);
+    config.subframe_coding.use_lpc = lpc > 0;
+    if lpc > 0 {
+        config.subframe_coding.qlpc.lpc_order = lpc as usize;
+    }
+    let precision = p.uint("qlp-coeff-precision")?;
+    if precision > 0 {
+        config.subframe_coding.qlpc.quant_precision = precision as usize;
+    }
+    let mut verbatim = encoder(block as usize, false);
+    verbatim.subframe_coding.use_constant = false;
+    verbatim.subframe_coding.use_fixed = false;
+    verbatim.subframe_coding.use_lpc = false;
+    let verify = |c: flacenc::config::Encoder| {
+        c.into_verified()
+            .map_err(|(_, e)| bad(format!("the encoder refuses its settings: {e}")))
+    };
+    let (config, verbatim) = (verify(config)?, verify(verbatim)?);
+    Ok(Settings {
+        block: block as usize,
+        padding: p.uint("padding")? as u32,
+        config,
+        verbatim,
+    })
+}
+
+/// flacenc's configuration for `block`-sample frames, one thread, stereo decorrelation or not.
+fn encoder(block: usize, stereo: bool) -> flacenc::config::Encoder {
+    let mut config = flacenc::config::Encoder::default();
+    config.block_size = block;
+    config.multithread = false;
+    config.stereo_coding.use_leftside = stereo;
+    config.stereo_coding.use_rightside = stereo;
+    config.stereo_coding.use_midside = stereo;
+    config
+}
+
+/// flacenc's state: the stream's format, the samples not coded yet, what STREAMINFO will say.
+struct FlacEnc {
+    settings: Settings,
+    info: flacenc::component::StreamInfo,
+    rate: u32,
+    channels: usize,
+    bits: u32,
+    /// Bytes a sample takes in the input.
+    width: usize,
+    /// Interleaved samples not coded yet, from `next` on.
+    samples: Vec<i32>,
+    next: usize,
+    /// The bytes of a sample cut by a buffer's end.
+    cut: Vec<u8>,
+    /// Frames coded so far and the samples per channel in them.
+    frames: usize,
+    coded: u64,
+    /// The smallest and largest frame written, in bytes.
+    frame_sizes: Option<(usize, usize)>,
+    framebuf: flacenc::source::FrameBuf,
+    /// flacenc's running MD5 of the samples.
+    context: flacenc::source::Context,
+    sent_header: bool,
+}
+
+/// Bytes from the file's start to STREAMINFO's body (`fLaC` and the block's header).
+const STREAMINFO_AT: u64 = 8;
+
+impl FlacEnc {
+    fn new(p: &Props) -> Result<FlacEnc, ElementError> {
+        let caps = negotiated_or(p.sink_caps(), FLACENC_SINK);
+        let s = caps
+            .first()
+            .ok_or_else(|| ElementError::Config("no raw audio caps".into()))?;
+        let bad = |what: &str| ElementError::Config(format!("the stream's caps ({caps}) {what}"));
+        let (width, bits) = s
+            .string("format")
+            .and_then(raw_format)
+            .ok_or_else(|| bad("are not S8, S16LE, S24LE or S24_32LE"))?;
+        let rate =
+            s.int("rate")
+                .filter(|r| (1..=655350).contains(r))
+                .ok_or_else(|| bad("have no rate FLAC takes (1 to 655350 Hz)"))? as u32;
+        let channels = s
+            .int("channels")
+            .filter(|c| (1..=8).contains(c))
+            .ok_or_else(|| bad("have no channel count FLAC takes (1 to 8)"))?
+            as usize;
+        let settings = settings(p, rate)?;
+        let info = flacenc::component::StreamInfo::new(rate as usize, channels, bits as usize)
+            .map_err(|e| bad(&format!("are refused by the encoder: {e}")))?;
+        let framebuf = flacenc::source::FrameBuf::with_size(channels, settings.block)
+            .map_err(|e| bad(&format!("are refused by the encoder: {e}")))?;
+        Ok(FlacEnc {
+            settings,
+            info,
+            rate,
+            channels,
+            bits,
+            width,
+            samples: Vec::new(),
+            next: 0,
+            cut: Vec::new(),
+            frames: 0,
+            coded: 0,
+            frame_sizes: None,
+            framebuf,
+            context: flacenc::source::Context::new(bits as usize, channels),
+            sent_header: false,
+        })
+    }
+
+    /// STREAMINFO's 34 bytes: what is known so far (the total, frame sizes and MD5 once the
+    /// stream has ended; zeros, `unknown`, before).
+    fn streaminfo(&self, done: bool) -> [u8; 34] {
+        let mut b = [0u8; 34];
+        let block = self.settings.block as u16;
+        b[0..2].copy_from_slice(&block.to_be_bytes());
+        b[2..4].copy_from_slice(&block.to_be_bytes());
+        let (min, max) = self.frame_sizes.filter(|_| done).unwrap_or((0, 0));
+        b[4..7].copy_from_slice(&(min as u32).to_be_bytes()[1..]);
+        b[7..10].copy_from_slice(&(max as u32).to_be_bytes()[1..]);
+        let total = if done { self.coded } else { 0 };
+        let packed = (self.rate as u64) << 44
+            | (self.channels as u64 - 1) << 41
+            | (self.bits as u64 - 1) << 36
+            | (total & 0xF_FFFF_FFFF);
+        b[10..18].copy_from_slice(&packed.to_be_bytes());
+        if done {
+            b[18..34].copy_from_slice(&self.context.md5_digest());
+        }
+        b
+    }
+
+    /// The stream's metadata: `fLaC`, STREAMINFO, VORBIS_COMMENT and PADDING when asked for.
+    fn header(&self, done: bool) -> Buffer {
+        let mut h = b"fLaC".to_vec();
+        h.extend_from_slice(&[0, 0, 0, 34]);
+        h.extend_from_slice(&self.streaminfo(done));
+        let vendor = concat!("Parallax ", env!("CARGO_PKG_VERSION"), " (flacenc-rs)");
+        let len = 4 + vendor.len() + 4;
+        let last = if self.settings.padding == 0 { 0x80 } else { 0 };
+        h.push(last | 4);
+        h.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+        h.extend_from_slice(&(vendor.len() as u32).to_le_bytes());
+        h.extend_from_slice(vendor.as_bytes());
+        h.extend_from_slice(&0u32.to_le_bytes());
+        if self.settings.padding > 0 {
+            h.push(0x80 | 1);
+            h.extend_from_slice(&self.settings.padding.to_be_bytes()[1..]);
+            h.resize(h.len() + self.settings.padding as usize, 0);
+        }
+        let mut b = Buffer::from_vec(h);
+        b.meta.offset = Some(0);
+        b
+    }
+
+    /// Appends the whole samples of `data` (with the bytes of a sample cut before it).
+    fn take(&mut self, mut data: &[u8]) {
+        let w = self.width;
+        if !self.cut.is_empty() {
+            let need = (w - self.cut.len()).min(data.len());
+            self.cut.extend_from_slice(&data[..need]);
+            data = &data[need..];
+            if self.cut.len() < w {
+                return;
+            }
+            let cut = std::mem::take(&mut self.cut);
+            self.push_samples(&cut);
+        }
+        let whole = data.len() / w * w;
+        self.push_samples(&data[..whole]);
+        self.cut.extend_from_slice(&data[whole..]);
+    }
+
+    fn push_samples(&mut self, data: &[u8]) {
+        let s = &mut self.samples;
+        match self.width {
+            1 => s.extend(data.iter().map(|&b| b as i8 as i32)),
+            2 => s.extend(
+                data.chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]) as i32),
+            ),
+            3 => s.extend(
+                data.chunks_exact(3)
+                    .map(|c| i32::from_le_bytes([0, c[0], c[1], c[2]]) >> 8),
+            ),
+            // S24_32LE: the low 24 bits, sign-extended.
+            _ => s.extend(
+                data.chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([0, c[0], c[1], c[2]]) >> 8),
+            ),
+        }
+    }
+
+    /// Codes every whole block buffered (and at end of stream, `eos`, the rest).
+    fn code(&mut self, eos: bool, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        use flacenc::component::BitRepr as _;
+        use flacenc::source::Fill as _;
+        let step = self.settings.block * self.channels;
+        loop {
+            let left = self.samples.len() - self.next;
+            let n = if left >= step {
+                step
+            } else if eos && left >= self.channels {
+                left / self.channels * self.channels
+            } else {
+                break;
+            };
+            let block = &self.samples[self.next..self.next + n];
+            self.next += n;
+            (&mut self.framebuf, &mut self.context)
+                .fill_interleaved(block)
+                .map_err(|e| ElementError::Failed(format!("the FLAC encoder: {e}")))?;
+            let encode = |config| {
+                flacenc::encode_fixed_size_frame(config, &self.framebuf, self.frames, &self.info)
+                    .map_err(|e| {
+                        ElementError::Failed(format!(
+                            "the FLAC encoder refused frame {}: {e}",
+                            self.frames
+                        ))
+                    })
+            };
+            let mut frame = encode(&self.settings.config)?;
+            // Stored samples, their subframe headers and the frame's header and CRC at most.
+            let verbatim_bits = n * self.bits as usize + self.channels * 8 + 16 * 8 + 16;
+            if frame.count_bits() > verbatim_bits {
+                frame = encode(&self.settings.verbatim)?;
+            }
+            let mut sink = flacenc::bitsink::ByteSink::with_capacity(frame.count_bits());
+            frame.write(&mut sink).map_err(|e| {
+                ElementError::Failed(format!("writing FLAC frame {}: {e}", self.frames))
+            })?;
+            let bytes = sink.into_inner();
+            let len = bytes.len();
+            self.frame_sizes = Some(match self.frame_sizes {
+                Some((min, max)) => (min.min(len), max.max(len)),
+                None => (len, len),
+            });
+            let samples = (n / self.channels) as u64;
+            let rate = self.rate as u64;
+            let mut b = Buffer::from_vec(bytes);
+            b.meta.pts = Some(frames_to_ns(self.coded, rate));
+            b.meta.duration =
+                Some(frames_to_ns(self.coded + samples, rate) - frames_to_ns(self.coded, rate));
+            self.coded += samples;
+            self.frames += 1;
+            cx.push(b);
+        }
+        if self.next > 0 {
+            self.samples.drain(..self.next);
+            self.next = 0;
+        }
+        Ok(())
+    }
+}
+
+impl Transform for FlacEnc {
+    fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        if !self.sent_header {
+            cx.push(self.header(false));
+            self.sent_header = true;
+        }
+        self.take(buf.data());
+        self.code(false, cx)?;
+        Ok(Flow::Held)
+    }
+
+    fn flush(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.code(true, cx)?;
+        if !self.sent_header {
+            // Nothing came: a complete empty stream.
+            cx.push(self.header(true));
+            self.sent_header = true;
+            return Ok(());
+        }
+        let mut b = Buffer::from_vec(self.streaminfo(true).to_vec());
+        b.meta.offset = Some(STREAMINFO_AT);
+        b.meta.flags = BufferFlags::REWRITE;
+        cx.push(b);
+        Ok(())
     }
 }
 

@@ -8,7 +8,6 @@
 
 use crate::element::prelude::*;
 
-#[cfg(feature = "audio-aac")]
 mod aac;
 #[cfg(any(
     feature = "audio-flac",
@@ -22,7 +21,6 @@ mod decodebin;
 mod flac;
 #[cfg(any(feature = "image-png", feature = "image-jpeg"))]
 mod image;
-#[cfg(feature = "audio-mp3")]
 mod mpeg;
 #[cfg(feature = "audio-vorbis")]
 mod ogg;
@@ -46,6 +44,8 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &flac::FLACPARSE,
     #[cfg(feature = "audio-flac")]
     &flac::FLACDEC,
+    #[cfg(feature = "audio-flac")]
+    &flac::FLACENC,
     #[cfg(feature = "audio-mp3")]
     &mpeg::MPEGAUDIOPARSE,
     #[cfg(feature = "audio-mp3")]

@@ -8,7 +8,7 @@
 //! carrying the page's granule position as its end offset.
 
 use super::super::media::negotiated_or;
-use super::decode::{options, Decoder};
+use super::decode::{options, Chunks, Decoder, Measure};
 use super::{bad_stream, DECODER};
 use crate::element::prelude::*;
 
@@ -107,9 +107,7 @@ struct Packet {
 /// Takes pages apart into the packets of the first logical stream.
 #[derive(Default)]
 struct Demuxer {
-    pending: Vec<u8>,
-    used: usize,
-    at: u64,
+    chunks: Chunks,
     /// The serial number of the stream followed, from the first page.
     serial: Option<u32>,
     /// The next page sequence number expected.
@@ -123,12 +121,7 @@ struct Demuxer {
 
 impl Demuxer {
     fn push(&mut self, bytes: &[u8]) {
-        if self.used > 0 {
-            self.pending.drain(..self.used);
-            self.at += self.used as u64;
-            self.used = 0;
-        }
-        self.pending.extend_from_slice(bytes);
+        self.chunks.push(bytes);
     }
 
     /// The next packet; at end of stream (`eos`) what is left must be whole pages.
@@ -145,9 +138,33 @@ impl Demuxer {
 
     /// Reads one page; `false` when no whole page is buffered.
     fn page(&mut self, eos: bool) -> Result<bool, ElementError> {
-        let data = &self.pending[self.used..];
-        let at = self.at + self.used as u64;
-        if data.is_empty() {
+        let measured = self.chunks.next(eos, |data, at| {
+            let n = data.len().min(4);
+            if data[..n] != b"OggS"[..n] || (data.len() > 4 && data[4] != 0) {
+                return Err(bad_stream(at, "expected an Ogg page (`OggS`, version 0)"));
+            }
+            let wait = || {
+                if !eos && data.len() > MAX_PAGE {
+                    return Err(bad_stream(at, "an Ogg page longer than the format allows"));
+                }
+                Ok(Measure::Wait("an Ogg page"))
+            };
+            if data.len() < 27 || data.len() < 27 + data[26] as usize {
+                return wait();
+            }
+            let segs = data[26] as usize;
+            let size = 27
+                + segs
+                + data[27..27 + segs]
+                    .iter()
+                    .map(|l| *l as usize)
+                    .sum::<usize>();
+            if data.len() < size {
+                return wait();
+            }
+            Ok(Measure::Unit(size, ()))
+        })?;
+        let Some((page, (), at)) = measured else {
             if eos {
                 if let Some(p) = &self.partial {
                     return Err(bad_stream(
@@ -157,21 +174,9 @@ impl Demuxer {
                 }
             }
             return Ok(false);
-        }
-        let n = data.len().min(4);
-        if data[..n] != b"OggS"[..n] || (data.len() > 4 && data[4] != 0) {
-            return Err(bad_stream(at, "expected an Ogg page (`OggS`, version 0)"));
-        }
-        if data.len() < 27 || data.len() < 27 + data[26] as usize {
-            return incomplete(eos, at, data.len());
-        }
-        let segs = data[26] as usize;
-        let lacing = &data[27..27 + segs];
-        let size = 27 + segs + lacing.iter().map(|l| *l as usize).sum::<usize>();
-        if data.len() < size {
-            return incomplete(eos, at, data.len());
-        }
-        let page = &data[..size];
+        };
+        let segs = page[26] as usize;
+        let lacing = &page[27..27 + segs];
         let stored = u32::from_le_bytes(page[22..26].try_into().expect("4 bytes"));
         let mut header = [0u8; 27];
         header.copy_from_slice(&page[..27]);
@@ -192,7 +197,6 @@ impl Demuxer {
         let body_at = 27 + segs;
         let lacing = lacing.to_vec();
         let body = page[body_at..].to_vec();
-        self.used += size;
         if !ours || self.ended {
             return Ok(true);
         }
@@ -247,19 +251,6 @@ impl Demuxer {
         }
         Ok(true)
     }
-}
-
-fn incomplete(eos: bool, at: u64, len: usize) -> Result<bool, ElementError> {
-    if eos {
-        return Err(bad_stream(
-            at,
-            format!("the stream ends inside an Ogg page ({len} bytes)"),
-        ));
-    }
-    if len > MAX_PAGE {
-        return Err(bad_stream(at, "an Ogg page longer than the format allows"));
-    }
-    Ok(false)
 }
 
 // --- oggdemux -------------------------------------------------------------------------------

@@ -78,57 +78,25 @@ fn container(head: &[u8]) -> Option<Caps> {
     if head.len() >= 4 && head[..4] == [0x1A, 0x45, 0xDF, 0xA3] {
         return caps("video/x-matroska");
     }
-    if head.starts_with(b"ID3") || mpeg_audio_frames(head) {
+    // The header parsers of mpegaudioparse and aacparse, which every build has.
+    let mp3 = |h: &[u8]| {
+        super::mpeg::header(h)
+            .filter(|h| h.layer == 3)
+            .map(|h| h.size)
+    };
+    if head.starts_with(b"ID3") || two_frames(head, mp3) {
         return caps("audio/mpeg, mpegversion=(int)1, layer=(int)3");
     }
-    if adts_frames(head) {
+    if two_frames(head, |h| super::aac::adts(h).map(|h| h.size)) {
         return caps("audio/mpeg, mpegversion=(int)4, stream-format=(string)adts");
     }
     None
 }
 
-/// Two MPEG-1/2 audio layer III frame headers in a row at the head.
-fn mpeg_audio_frames(head: &[u8]) -> bool {
-    fn frame_len(h: &[u8]) -> Option<usize> {
-        if h.len() < 4 || h[0] != 0xFF || h[1] & 0xE0 != 0xE0 || (h[1] >> 1) & 3 != 1 {
-            return None;
-        }
-        let version = (h[1] >> 3) & 3; // 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
-        let (bitrate_i, rate_i, padding) = (h[2] >> 4, (h[2] >> 2) & 3, (h[2] >> 1) & 1);
-        if version == 1 || bitrate_i == 0 || bitrate_i == 15 || rate_i == 3 {
-            return None;
-        }
-        const V1: [u32; 15] = [
-            0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
-        ];
-        const V2: [u32; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
-        let base = [44100u32, 48000, 32000][rate_i as usize];
-        let rate = match version {
-            3 => base,
-            2 => base / 2,
-            _ => base / 4,
-        };
-        let (kbps, per) = if version == 3 {
-            (V1[bitrate_i as usize], 144)
-        } else {
-            (V2[bitrate_i as usize], 72)
-        };
-        Some((per * kbps * 1000 / rate + padding as u32) as usize)
-    }
-    frame_len(head)
-        .is_some_and(|len| len > 4 && frame_len(head.get(len..).unwrap_or(&[])).is_some())
-}
-
-/// Two ADTS (AAC) frame headers in a row at the head.
-fn adts_frames(head: &[u8]) -> bool {
-    fn frame_len(h: &[u8]) -> Option<usize> {
-        if h.len() < 7 || h[0] != 0xFF || h[1] & 0xF6 != 0xF0 {
-            return None;
-        }
-        let len = ((h[3] as usize & 3) << 11) | (h[4] as usize) << 3 | (h[5] as usize) >> 5;
-        (len >= 7).then_some(len)
-    }
-    frame_len(head).is_some_and(|len| frame_len(head.get(len..).unwrap_or(&[])).is_some())
+/// Two frames in a row at the head, each measured by `size` (the frame's bytes, `None` when
+/// the bytes are no frame header).
+fn two_frames(head: &[u8], size: impl Fn(&[u8]) -> Option<usize>) -> bool {
+    size(head).is_some_and(|len| size(head.get(len..).unwrap_or(&[])).is_some())
 }
 
 /// A still image's caps: its size, framerate 0/1 (gst's for one picture).

@@ -15,6 +15,7 @@ mod errors;
 mod events;
 mod examples;
 mod filters;
+mod flacenc;
 mod flow;
 mod generated;
 mod inspect;
