@@ -14,6 +14,8 @@ use std::ffi::{c_char, c_void, CStr};
 
 /// The ABI version of this file and of `parallax_plugin.h`.
 pub const PX_ABI_VERSION: u32 = 1;
+/// The minor version: what this file adds to version 1, which older plugins (minor 0) lack.
+pub const PX_ABI_MINOR: u32 = 0;
 /// The symbol a plugin exports.
 pub const PX_ENTRY_SYMBOL: &str = "parallax_plugin_v1";
 /// "Unknown" for a buffer's pts, duration and offset.

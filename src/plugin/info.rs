@@ -6,7 +6,16 @@ use serde::{Deserialize, Serialize};
 use super::abi::{PX_CAPS_FIXED, PX_CAPS_PASSTHROUGH};
 
 /// What a plugin declares.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct PluginInfo {
     /// The plugin's name.
     pub name: String,
@@ -19,7 +28,16 @@ pub struct PluginInfo {
 }
 
 /// One element of a plugin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct ElementInfo {
     /// Element name.
     pub name: String,
@@ -42,7 +60,16 @@ pub struct ElementInfo {
 }
 
 /// One property of a plugin element.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct PropInfo {
     /// Kebab-case name.
     pub name: String,
@@ -52,15 +79,32 @@ pub struct PropInfo {
     pub kind: PropInfoKind,
 }
 
-/// A property's type, default and range.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub enum PropInfoKind {
-    Bool { default: bool },
-    Int { default: i64, min: i64, max: i64 },
-    Float { default: f64, min: f64, max: f64 },
-    Str { default: Option<String> },
-    Enum { default: u32, values: Vec<String> },
+pub use kind::PropInfoKind;
+
+mod kind {
+    // The variants' fields say what they are; rkyv's archived and resolver types follow them.
+    #![allow(missing_docs)]
+
+    use serde::{Deserialize, Serialize};
+
+    /// A property's type, default and range.
+    #[derive(
+        Debug,
+        Clone,
+        PartialEq,
+        Serialize,
+        Deserialize,
+        rkyv::Archive,
+        rkyv::Serialize,
+        rkyv::Deserialize,
+    )]
+    pub enum PropInfoKind {
+        Bool { default: bool },
+        Int { default: i64, min: i64, max: i64 },
+        Float { default: f64, min: f64, max: f64 },
+        Str { default: Option<String> },
+        Enum { default: u32, values: Vec<String> },
+    }
 }
 
 /// Whether `name` is an acceptable element or property name: lowercase ASCII letters, digits

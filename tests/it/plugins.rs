@@ -76,8 +76,17 @@ fn faulty(name: &str, flags: &[&str]) -> PathBuf {
     dir
 }
 
+/// The descriptor cache of this test binary's runs (never the user's own).
+fn shared_cache() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 fn with_plugins(mut cmd: Command, path: &Path) -> Command {
     cmd.env("PARALLAX_PLUGIN_PATH", path);
+    if std::env::var_os("PARALLAX_CACHE_DIR").is_none() {
+        cmd.env("PARALLAX_CACHE_DIR", shared_cache());
+    }
     cmd
 }
 
@@ -490,6 +499,154 @@ fn check_cc(source: &Path) {
             .arg(repo().join("plugin"))
             .arg(source),
     );
+}
+
+// --- the descriptor cache and the probe's time limit ------------------------------------------
+
+/// The lines the traced plugin's constructor wrote: one per process that loaded it.
+fn loads(trace: &Path) -> usize {
+    std::fs::read_to_string(trace).map_or(0, |t| t.lines().count())
+}
+
+#[test]
+fn the_descriptor_cache_answers_without_loading_the_library_until_it_changes() {
+    let t = tmp();
+    let dir = t.path().join("plugins");
+    let src = repo().join("tests/plugins/faulty.c");
+    cc(&src, &dir, "traced", &["-DCTOR_TRACE", "-DNAME=traced"]);
+    std::fs::copy(examples().join("libgain.so"), dir.join("libgain.so")).unwrap();
+    let cache = t.path().join("cache");
+    let trace = t.path().join("trace.txt");
+    let listing = |cache: &Path| {
+        let mut cmd = inspect_with(&dir, &["--json"]);
+        cmd.env("PARALLAX_CACHE_DIR", cache)
+            .env("PX_TEST_TRACE", &trace);
+        let o = run_expecting(cmd, 0);
+        assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // A miss reads the descriptors in the child (which loads the library) and fills the cache.
+    let missed = listing(&cache);
+    assert_eq!(loads(&trace), 1);
+    assert!(missed.contains("\"traced\"") && missed.contains("\"gain\""));
+    let cache_file = cache.join("plugins.cache");
+    assert!(cache_file.is_file());
+    // A hit says exactly the same without loading anything.
+    for _ in 0..3 {
+        assert_eq!(listing(&cache), missed);
+    }
+    assert_eq!(loads(&trace), 1, "a cache hit loaded the library");
+    // With the cache off every start reads it again.
+    assert_eq!(listing(Path::new("")), missed);
+    assert_eq!(loads(&trace), 2);
+
+    // Garbage, a truncated cache, one of another version: ignored, read again, rewritten.
+    let good = std::fs::read(&cache_file).unwrap();
+    let mut other_version = good.clone();
+    other_version[9] ^= 1;
+    let mut flipped = good.clone();
+    let last = flipped.len() - 3;
+    flipped[last] ^= 0x40;
+    for (n, bad) in [
+        random_bytes(5000, 11),
+        good[..good.len() / 2].to_vec(),
+        good[..good.len() - 1].to_vec(),
+        other_version,
+        flipped,
+        Vec::new(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&cache_file, bad).unwrap();
+        assert_eq!(listing(&cache), missed, "bad cache {n}");
+        assert_eq!(loads(&trace), 3 + n, "bad cache {n} was trusted");
+        assert_eq!(listing(&cache), missed);
+        assert_eq!(loads(&trace), 3 + n, "bad cache {n} was not rewritten");
+    }
+    let loaded = loads(&trace);
+
+    // A replaced library (built elsewhere, renamed over) is read again: its new element shows.
+    let next = t.path().join("next");
+    cc(&src, &next, "traced", &["-DCTOR_TRACE", "-DNAME=retraced"]);
+    std::fs::rename(next.join("libtraced.so"), dir.join("libtraced.so")).unwrap();
+    let replaced = listing(&cache);
+    assert_eq!(loads(&trace), loaded + 1);
+    assert!(replaced.contains("\"retraced\"") && !replaced.contains("\"traced\""));
+    assert_eq!(listing(&cache), replaced);
+    assert_eq!(loads(&trace), loaded + 1);
+    // Rewritten in place (same inode and size, new bytes): read again as well.
+    let bytes = std::fs::read(dir.join("libtraced.so")).unwrap();
+    std::fs::write(dir.join("libtraced.so"), bytes).unwrap();
+    assert_eq!(listing(&cache), replaced);
+    assert_eq!(loads(&trace), loaded + 2);
+
+    // A pipeline start uses the cache too, and the element still runs from its library.
+    let input = file(t.path(), "in.bin", &random_bytes(20_000, 4));
+    let out = t.path().join("out.bin");
+    let mut cmd = launch_with(
+        &dir,
+        &[
+            "filesrc",
+            &prop("location", &input),
+            "!",
+            "retraced",
+            "exec=fused",
+            "!",
+            "filesink",
+            &prop("location", &out),
+        ],
+    );
+    cmd.env("PARALLAX_CACHE_DIR", &cache)
+        .env("PX_TEST_TRACE", &trace);
+    run_expecting(cmd, 0);
+    assert_eq!(std::fs::read(out).unwrap(), std::fs::read(input).unwrap());
+    // Loaded once: by the pipeline itself (fused), not by a descriptor-reading child.
+    assert_eq!(loads(&trace), loaded + 3);
+}
+
+#[test]
+fn a_plugin_whose_constructor_hangs_costs_a_warning_and_the_rest_loads() {
+    let t = tmp();
+    let dir = t.path().join("plugins");
+    let src = repo().join("tests/plugins/faulty.c");
+    cc(&src, &dir, "a-hang", &["-DCTOR_HANG", "-DNAME=hangs"]);
+    cc(&src, &dir, "b-copy", &["-DNAME=copies"]);
+    let input = file(t.path(), "in.bin", &random_bytes(20_000, 5));
+    let out = t.path().join("out.bin");
+    for cache in [Path::new(""), &t.path().join("cache")] {
+        for round in 0..2 {
+            let mut cmd = launch_with(
+                &dir,
+                &[
+                    "filesrc",
+                    &prop("location", &input),
+                    "!",
+                    "copies",
+                    "!",
+                    "filesink",
+                    &prop("location", &out),
+                ],
+            );
+            cmd.env("PARALLAX_PLUGIN_PROBE_TIMEOUT", "300ms")
+                .env("PARALLAX_CACHE_DIR", cache);
+            let o = run_expecting(cmd, 0);
+            let err = stderr(&o);
+            let line = err
+                .lines()
+                .find(|l| l.contains("liba-hang.so"))
+                .unwrap_or_else(|| panic!("{cache:?} {round}: nothing said: {err}"));
+            assert!(
+                line.contains("did not end within 300ms (PARALLAX_PLUGIN_PROBE_TIMEOUT)"),
+                "{line}"
+            );
+            assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&input).unwrap());
+        }
+    }
+    let mut cmd = inspect_with(&dir, &["--exists", "copies"]);
+    cmd.env("PARALLAX_PLUGIN_PROBE_TIMEOUT", "0.2")
+        .env("PARALLAX_CACHE_DIR", "");
+    run_expecting(cmd, 0);
 }
 
 // --- hot-swap ---------------------------------------------------------------------------------

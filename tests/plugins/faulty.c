@@ -6,6 +6,9 @@
  *   -DPROCESS_SCRIBBLE  process() writes 64 MiB past the end of its slot
  *   -DABI_VERSION=N     a descriptor of another ABI version
  *   -DCTOR_SEGV         the library's constructor crashes when it is loaded
+ *   -DCTOR_HANG         the library's constructor never returns
+ *   -DCTOR_TRACE        the library's constructor appends a line to the file named by
+ *                       $PX_TEST_TRACE (how a test sees that the library was loaded)
  *   -DBAD_POINTER       an element name that points nowhere
  *   -DBAD_UTF8          an element name that is not UTF-8
  *   -DDUPLICATE         two elements with one name
@@ -14,6 +17,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -61,6 +65,23 @@ static void destroy(void *self) { (void)self; }
 __attribute__((constructor, used)) static void crash(void) {
     int *volatile nowhere = (int *)64;
     *nowhere = 1;
+}
+#endif
+
+#ifdef CTOR_HANG
+__attribute__((constructor, used)) static void hang(void) {
+    for (;;) pause();
+}
+#endif
+
+#ifdef CTOR_TRACE
+__attribute__((constructor, used)) static void trace(void) {
+    const char *path = getenv("PX_TEST_TRACE");
+    FILE *f = path ? fopen(path, "a") : NULL;
+    if (f) {
+        fprintf(f, "loaded by %d\n", (int)getpid());
+        fclose(f);
+    }
 }
 #endif
 
