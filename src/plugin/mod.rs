@@ -26,7 +26,9 @@ use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::element::{Ctx, ElementError, ElementImpl, Flow, Transform};
+use crate::element::{
+    Ctx, ElementError, ElementImpl, Flow, PoolRequest, Sink, SinkFlow, Source, Transform,
+};
 use crate::memory::{Buffer, LoanedSlot, MemoryPool, Metadata, PoolConfig};
 use crate::registry::{
     CapsRule, EnumValue, Factory, Hints, Klass, Latency, Pads, Processing, PropKind, PropSpec,
@@ -311,15 +313,26 @@ fn factory(e: &ElementInfo) -> &'static Factory {
     } else {
         CapsRule::Passthrough
     };
+    let (klass, pads) = match e.klass.as_str() {
+        "source" => (
+            Klass::Source,
+            Pads::SOURCE.with_caps("ANY", leak(&e.src_caps)),
+        ),
+        "sink" => (Klass::Sink, Pads::SINK.with_caps(leak(&e.sink_caps), "ANY")),
+        _ => (
+            Klass::Filter,
+            Pads::ONE_TO_ONE
+                .with_caps(leak(&e.sink_caps), leak(&e.src_caps))
+                .with_rule(rule),
+        ),
+    };
     Box::leak(Box::new(Factory {
         name: leak(&e.name),
         aliases: &[],
-        klass: Klass::Filter,
+        klass,
         summary: leak(&e.summary),
         doc: leak(&e.doc),
-        pads: Pads::ONE_TO_ONE
-            .with_caps(leak(&e.sink_caps), leak(&e.src_caps))
-            .with_rule(rule),
+        pads,
         props: Box::leak(props.into_boxed_slice()),
         hints: Hints {
             trust: Trust::Untrusted,
@@ -530,7 +543,7 @@ fn build(
         })
         .collect();
     let instance = ffi::Instance::create(&lib, index, &args, &props.sink_caps().to_string())
-        .map_err(|why| ElementError::Config(format!("{}: {why}", props.instance())))?;
+        .map_err(ElementError::Config)?;
     let alive = Arc::new(());
     IN_PROCESS
         .lock()
@@ -541,12 +554,28 @@ fn build(
             file: plugin.file.clone(),
             loaded: FileId::of(&plugin.file).ok(),
         });
-    Ok(ElementImpl::Transform(Box::new(PluginElement {
-        instance,
-        name: props.instance().to_owned(),
-        pool: None,
-        _alive: alive,
-    })))
+    let name = props.instance().to_owned();
+    Ok(match f.klass {
+        Klass::Source => ElementImpl::Source(Box::new(PluginSource {
+            instance,
+            name,
+            held: std::collections::VecDeque::new(),
+            ended: false,
+            sequence: 0,
+            offset: 0,
+            _alive: alive,
+        })),
+        Klass::Sink => ElementImpl::Sink(Box::new(PluginSink {
+            instance,
+            _alive: alive,
+        })),
+        _ => ElementImpl::Transform(Box::new(PluginElement {
+            instance,
+            name,
+            pool: None,
+            _alive: alive,
+        })),
+    })
 }
 
 fn props_value(props: &Props, spec: &PropSpec) -> Value {
@@ -805,7 +834,7 @@ impl PluginElement {
     ) -> Result<Vec<Buffer>, ElementError> {
         let pool = self.pool_for(len)?;
         let mut out = Outputs {
-            pool: &pool,
+            pool: Some(&pool),
             cx,
             meta,
             lent: None,
@@ -850,9 +879,92 @@ impl Transform for PluginElement {
     }
 }
 
+/// A plugin source's instance: its outputs are slots of the pool the run sets up for it.
+struct PluginSource {
+    instance: ffi::Instance,
+    name: String,
+    /// Buffers one `produce` call pushed beyond the first, handed out one per call.
+    held: std::collections::VecDeque<Buffer>,
+    ended: bool,
+    sequence: u64,
+    offset: u64,
+    _alive: Arc<()>,
+}
+
+impl Source for PluginSource {
+    fn pool_request(&self) -> Option<PoolRequest> {
+        Some(PoolRequest {
+            slot_size: MIN_SLOT,
+            slots: 0,
+        })
+    }
+
+    fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
+        while self.held.is_empty() && !self.ended {
+            let mut out = Outputs {
+                pool: None,
+                cx,
+                meta: Metadata::default(),
+                lent: None,
+                done: Vec::new(),
+                refused: None,
+            };
+            let result = self.instance.produce(&mut out);
+            if let Some(why) = out.refused {
+                return Err(ElementError::Failed(format!("{}: {why}", self.name)));
+            }
+            let done = out.done;
+            self.ended =
+                result.map_err(|why| ElementError::Failed(format!("{}: {why}", self.name)))?;
+            self.held.extend(done);
+            if self.held.is_empty() && !self.ended && cx.is_stopping() {
+                return Ok(None);
+            }
+        }
+        let Some(mut buf) = self.held.pop_front() else {
+            return Ok(None);
+        };
+        let len = buf.len() as u64;
+        buf.meta.sequence = self.sequence;
+        buf.meta.offset = Some(self.offset);
+        buf.meta.set_offset_end(Some(self.offset + len));
+        self.sequence += 1;
+        self.offset += len;
+        Ok(Some(buf))
+    }
+}
+
+/// A plugin sink's instance.
+struct PluginSink {
+    instance: ffi::Instance,
+    _alive: Arc<()>,
+}
+
+impl Sink for PluginSink {
+    fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        let meta = ffi::InputMeta {
+            pts: buf.meta.pts,
+            duration: buf.meta.duration,
+            offset: buf.meta.offset,
+            sequence: buf.meta.sequence,
+        };
+        self.instance
+            .render(buf.data(), meta)
+            .map_err(ElementError::Failed)?;
+        Ok(SinkFlow::Continue)
+    }
+
+    fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.instance
+            .sink_end_of_stream()
+            .map_err(ElementError::Failed)
+    }
+}
+
 /// The host side of one call's `px_output`.
 struct Outputs<'p, 'c, 'r> {
-    pool: &'p MemoryPool,
+    /// The element's own pool, or `None` for the one the run set up for it (a source's).
+    pool: Option<&'p MemoryPool>,
     cx: &'c mut Ctx<'r>,
     meta: Metadata,
     lent: Option<LoanedSlot>,
@@ -862,8 +974,13 @@ struct Outputs<'p, 'c, 'r> {
 
 impl ffi::Output for Outputs<'_, '_, '_> {
     fn lend(&mut self) -> Option<&mut [u8]> {
-        let cx = &*self.cx;
-        let slot = self.pool.loan_blocking(&|| cx.is_stopping()).ok()?;
+        let slot = match self.pool {
+            Some(pool) => {
+                let cx = &*self.cx;
+                pool.loan_blocking(&|| cx.is_stopping()).ok()?
+            }
+            None => self.cx.loan().ok()?,
+        };
         Some(self.lent.insert(slot).as_mut_slice())
     }
 

@@ -50,6 +50,12 @@ fn examples() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = build_dir().join("examples");
         cc(&repo().join("plugin/examples/gain.c"), &dir, "gain", &[]);
+        cc(
+            &repo().join("plugin/examples/counter.c"),
+            &dir,
+            "counter",
+            &[],
+        );
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         check(
             Command::new(rustc)
@@ -162,6 +168,116 @@ fn the_rust_rot13_plugin_rotates_letters_isolated_and_fused() {
     }
 }
 
+/// Adler-32, as sumsink writes it.
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in data {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
+}
+
+#[test]
+fn a_plugin_source_and_sink_run_isolated_and_fused() {
+    let plugins = examples();
+    let t = tmp();
+    let counted: Vec<u8> = (0..7 * 3000u64).map(|o| (o % 251) as u8).collect();
+    for exec in ["auto", "fused"] {
+        // The source, into a built-in sink.
+        let out = t.path().join("count.bin");
+        let o = run_expecting(
+            launch_with(
+                plugins,
+                &[
+                    "-v",
+                    "countsrc",
+                    "num-buffers=7",
+                    "blocksize=3000",
+                    &format!("exec={exec}"),
+                    "!",
+                    "filesink",
+                    &prop("location", &out),
+                ],
+            ),
+            0,
+        );
+        assert!(std::fs::read(&out).unwrap() == counted, "countsrc {exec}");
+        assert_eq!(
+            stderr(&o).contains("exec = isolated"),
+            exec == "auto",
+            "{}",
+            stderr(&o)
+        );
+        // A built-in source into the sink.
+        let data = random_bytes(100_003, 21);
+        let input = file(t.path(), "in.bin", &data);
+        let sum = t.path().join("sum.txt");
+        run_expecting(
+            launch_with(
+                plugins,
+                &[
+                    "filesrc",
+                    &prop("location", &input),
+                    "blocksize=4096",
+                    "!",
+                    "sumsink",
+                    &prop("location", &sum),
+                    &format!("exec={exec}"),
+                ],
+            ),
+            0,
+        );
+        assert_eq!(
+            std::fs::read_to_string(&sum).unwrap(),
+            format!("100003 {:08x}\n", adler32(&data)),
+            "sumsink {exec}"
+        );
+        // The two together.
+        run_expecting(
+            launch_with(
+                plugins,
+                &[
+                    "countsrc",
+                    "num-buffers=7",
+                    "blocksize=3000",
+                    &format!("exec={exec}"),
+                    "!",
+                    "sumsink",
+                    &prop("location", &sum),
+                    &format!("exec={exec}"),
+                ],
+            ),
+            0,
+        );
+        assert_eq!(
+            std::fs::read_to_string(&sum).unwrap(),
+            format!("21000 {:08x}\n", adler32(&counted)),
+            "countsrc ! sumsink {exec}"
+        );
+    }
+    // Listed with their classes; a sink without its required property says so.
+    let o = run_expecting(inspect_with(plugins, &[]), 0);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name}: {text}"))
+            .to_owned()
+    };
+    assert!(line("countsrc").contains("source"), "{}", line("countsrc"));
+    assert!(line("sumsink").contains("sink"), "{}", line("sumsink"));
+    for exec in ["exec=auto", "exec=fused"] {
+        let o = run(launch_with(plugins, &["countsrc", "!", "sumsink", exec]));
+        assert_eq!(code(&o), 2, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("error: sumsink0: sumsink needs location=FILE\n"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn inspect_lists_plugin_elements_with_their_origin() {
     let plugins = examples();
@@ -245,6 +361,19 @@ fn libraries_that_are_not_good_plugins_cost_a_warning_and_the_rest_loads() {
     cc(&src, &dir, "utf8", &["-DBAD_UTF8"]);
     cc(&src, &dir, "dup", &["-DDUPLICATE", "-DNAME=dup"]);
     cc(&src, &dir, "shadow", &["-DNAME=queue"]);
+    cc(&src, &dir, "minor", &["-DABI_MINOR=9", "-DNAME=future"]);
+    cc(
+        &src,
+        &dir,
+        "oldsource",
+        &["-DKLASS=\"source\"", "-DNAME=oldsrc"],
+    );
+    cc(
+        &src,
+        &dir,
+        "noproduce",
+        &["-DKLASS=\"source\"", "-DABI_MINOR=1", "-DNAME=noproduce"],
+    );
     std::fs::write(dir.join("none.c"), "int nothing;\n").unwrap();
     check(
         Command::new("cc")
@@ -266,6 +395,18 @@ fn libraries_that_are_not_good_plugins_cost_a_warning_and_the_rest_loads() {
         ("libctor.so", "crashed (signal 11: SIGSEGV)"),
         ("libpointer.so", "crashed (signal 11: SIGSEGV)"),
         ("libutf8.so", "name is not UTF-8"),
+        (
+            "libminor.so",
+            "ABI version 1.9 (this Parallax loads versions 1.0 to 1.1)",
+        ),
+        (
+            "liboldsource.so",
+            "`oldsrc` class `source` needs ABI version 1.1 (the descriptor's abi_minor is 0)",
+        ),
+        (
+            "libnoproduce.so",
+            "`noproduce` is a source whose vtable lacks produce",
+        ),
         ("libdup.so", "element `dup` is declared twice"),
         (
             "libnone.so",
@@ -457,13 +598,20 @@ fn the_header_matches_the_rust_definitions() {
     layout!(px_buffer: data, len, pts, duration, offset, sequence);
     layout!(px_error: message);
     layout!(px_output: host, lend, push);
-    layout!(px_element_vtable: create, process, end_of_stream, destroy);
+    layout!(px_element_vtable: create, process, end_of_stream, destroy, produce, render);
     layout!(px_element_desc: name, klass, summary, doc, sink_caps, src_caps, caps_rule, hints,
         props, n_props, vtable);
-    layout!(px_plugin_desc: abi_version, reserved, name, version, description, elements,
+    layout!(px_plugin_desc: abi_version, abi_minor, name, version, description, elements,
         n_elements);
+    // The minor version's field keeps its old name for plugins written before it.
+    check(
+        "offsetof(px_plugin_desc, reserved)".into(),
+        offset_of!(px_plugin_desc, abi_minor),
+    );
     for (name, value) in [
         ("PX_ABI_VERSION", PX_ABI_VERSION as usize),
+        ("PX_ABI_MINOR", PX_ABI_MINOR as usize),
+        ("PX_EOS", PX_EOS as usize),
         ("PX_ERROR_LEN", PX_ERROR_LEN),
         ("PX_OK", PX_OK as usize),
         ("PX_ERROR", PX_ERROR as usize),

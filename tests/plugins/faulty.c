@@ -12,6 +12,8 @@
  *   -DBAD_POINTER       an element name that points nowhere
  *   -DBAD_UTF8          an element name that is not UTF-8
  *   -DDUPLICATE         two elements with one name
+ *   -DABI_MINOR=N       a descriptor of ABI minor version N (default 0: as built before 1.1)
+ *   -DKLASS=\"source\"    the element's class (default "filter")
  *   -DNAME=x            the element's name (default faulty)
  * Otherwise the element copies its input: a well-behaved plugin.
  */
@@ -30,6 +32,12 @@
 #define STR(x) STR2(x)
 #ifndef ABI_VERSION
 #define ABI_VERSION PX_ABI_VERSION
+#endif
+#ifndef ABI_MINOR
+#define ABI_MINOR 0
+#endif
+#ifndef KLASS
+#define KLASS "filter"
 #endif
 
 static int instance;
@@ -97,7 +105,7 @@ static const px_element_vtable vtable = {create, process, NULL, destroy};
 
 #define ELEMENT(n)                                                                             \
     {                                                                                          \
-        .name = n, .klass = "filter", .summary = "misbehaves", .doc = "", .sink_caps = "ANY", \
+        .name = n, .klass = KLASS, .summary = "misbehaves", .doc = "", .sink_caps = "ANY",    \
         .src_caps = "ANY", .caps_rule = PX_CAPS_FIXED, .hints = 0, .props = NULL,            \
         .n_props = 0, .vtable = &vtable,                                                      \
     }
@@ -111,6 +119,7 @@ static const px_element_desc elements[] = {
 
 static const px_plugin_desc plugin = {
     .abi_version = ABI_VERSION,
+    .abi_minor = ABI_MINOR,
     .name = "faulty",
     .version = "0.0.1",
     .description = "misbehaves on purpose",
