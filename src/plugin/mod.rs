@@ -512,13 +512,24 @@ fn build(
         ))
     };
     let lib = load(&plugin.file).map_err(&failed)?;
-    // The file may have changed since it was probed: what runs must be what was listed.
+    // The file may have changed since it was probed (or the cache lied): what runs must be
+    // what was listed, properties and all.
     let now = lib.info().map_err(&failed)?;
-    if now.elements.get(index).map(|e| &e.name) != Some(&plugin.info.elements[index].name) {
-        return Err(failed(format!(
-            "the library no longer has element `{}`",
-            f.name
-        )));
+    match now.elements.get(index) {
+        Some(e) if *e == plugin.info.elements[index] => {}
+        Some(e) if e.name == f.name => {
+            return Err(failed(format!(
+                "element `{}` is not the one listed (the library changed since it was read); \
+                 run again",
+                f.name
+            )))
+        }
+        _ => {
+            return Err(failed(format!(
+                "the library no longer has element `{}`",
+                f.name
+            )))
+        }
     }
     let args: Vec<(String, ffi::ArgValue)> = f
         .props
