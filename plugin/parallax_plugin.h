@@ -1,5 +1,5 @@
 /*
- * parallax_plugin.h: the C ABI of Parallax plugins, version 1.
+ * parallax_plugin.h: the C ABI of Parallax plugins, version 1.1.
  *
  * A plugin is a shared library that exports one function,
  *
@@ -10,7 +10,12 @@
  * loads the library again where the element runs: in a sandboxed worker process by default, in
  * the pipeline's own process with exec=fused or trust=trusted.
  *
- * Version 1 elements are filters: one sink pad, one src pad.
+ * Elements are filters (klass "filter": one sink pad, one src pad, the vtable's process()). Minor
+ * version 1 adds sources (klass "source": one src pad, produce()) and sinks (klass "sink": one
+ * sink pad, render()). A descriptor says which minor version it was written for in
+ * abi_minor; 0 (what a plugin built before minor 1 has there) still loads, and Parallax reads
+ * only the first four vtable functions of such a plugin. A descriptor with a minor version
+ * newer than the header Parallax was built with is refused.
  *
  * Ownership and lifetimes
  * -----------------------
@@ -30,7 +35,15 @@
  *   the pool when the call returns; after push the plugin must not touch the slot again.
  *   Pushed buffers carry the input's timestamps, offset and flags.
  * - end_of_stream(): called once after the last buffer; it may push what it still holds, the
- *   same way as process() (outputs carry no timestamps).
+ *   same way as process() (outputs carry no timestamps). A sink's gets output == NULL (it has
+ *   nothing to push; it flushes what it writes). A source's is never called.
+ * - produce() (sources, minor 1): called again and again for the next output; pushes zero or
+ *   more buffers through output->lend()/push() as process() does, into slots Parallax lends
+ *   (its own memory, shared with the rest of the pipeline). Returns PX_OK to be called again,
+ *   PX_EOS for end of stream (the buffers it pushed in that call still go out) or PX_ERROR.
+ *   Its buffers carry no timestamps; Parallax numbers them and sets their byte offsets.
+ * - render() (sinks, minor 1): one buffer, read-only and lent for the call only, as process()
+ *   gets it. Returns PX_OK or PX_ERROR.
  * - destroy(): called exactly once per instance that create() returned, last.
  * - Return PX_OK, or PX_ERROR after writing a NUL-terminated message into error->message (at
  *   most PX_ERROR_LEN bytes with the NUL); the pipeline then stops with that message.
@@ -61,6 +74,9 @@ extern "C" {
 
 /* The ABI version this header describes: a descriptor's abi_version must equal it. */
 #define PX_ABI_VERSION 1u
+/* Its minor version: what it adds to version 1 (sources and sinks). A descriptor's abi_minor
+   may be any minor version up to this one. */
+#define PX_ABI_MINOR 1u
 /* The symbol the library exports. */
 #define PX_ENTRY_SYMBOL "parallax_plugin_v1"
 /* "Unknown" for a buffer's pts, duration and offset. */
@@ -71,6 +87,7 @@ extern "C" {
 /* Status codes. */
 #define PX_OK 0
 #define PX_ERROR 1
+#define PX_EOS 2 /* produce(): end of stream (minor 1) */
 
 /* Property kinds (px_prop_spec.kind, px_prop_value.kind). */
 #define PX_PROP_BOOL 0u   /* int_* fields: 0 or 1 */
@@ -141,15 +158,20 @@ typedef struct px_element_vtable {
                        px_error *error);
     int32_t (*end_of_stream)(void *instance, px_output *output, px_error *error);
     void (*destroy)(void *instance);
+    /* Minor 1: a source's produce (NULL otherwise). */
+    int32_t (*produce)(void *instance, px_output *output, px_error *error);
+    /* Minor 1: a sink's render (NULL otherwise). */
+    int32_t (*render)(void *instance, const px_buffer *input, px_error *error);
 } px_element_vtable;
 
 typedef struct px_element_desc {
     const char *name;
-    const char *klass; /* "filter" in version 1 */
+    const char *klass; /* "filter"; minor 1: "source" or "sink" */
     const char *summary;
     const char *doc;
-    const char *sink_caps; /* gst caps text: "ANY", "audio/x-raw, format=(string)S16LE" */
-    const char *src_caps;
+    const char *sink_caps; /* gst caps text: "ANY", "audio/x-raw, format=(string)S16LE"; a
+                              source's is ignored */
+    const char *src_caps;  /* a sink's is ignored */
     uint32_t caps_rule;
     uint32_t hints;
     const px_prop_spec *props;
@@ -159,7 +181,10 @@ typedef struct px_element_desc {
 
 typedef struct px_plugin_desc {
     uint32_t abi_version; /* PX_ABI_VERSION */
-    uint32_t reserved;
+    union {
+        uint32_t abi_minor; /* PX_ABI_MINOR, or an older minor version (0: filters only) */
+        uint32_t reserved;  /* its name before minor 1 */
+    };
     const char *name;
     const char *version;
     const char *description;

@@ -14,6 +14,8 @@ use std::ffi::{c_char, c_void, CStr};
 
 /// The ABI version of this file and of `parallax_plugin.h`.
 pub const PX_ABI_VERSION: u32 = 1;
+/// The minor version: what this file adds to version 1, which older plugins (minor 0) lack.
+pub const PX_ABI_MINOR: u32 = 1;
 /// The symbol a plugin exports.
 pub const PX_ENTRY_SYMBOL: &str = "parallax_plugin_v1";
 /// "Unknown" for a buffer's pts, duration and offset.
@@ -24,6 +26,8 @@ pub const PX_ERROR_LEN: usize = 512;
 pub const PX_OK: i32 = 0;
 /// Failure; the message is in the `px_error`.
 pub const PX_ERROR: i32 = 1;
+/// `produce`: end of stream (minor 1).
+pub const PX_EOS: i32 = 2;
 /// Property kinds.
 pub const PX_PROP_BOOL: u32 = 0;
 /// Signed integer.
@@ -127,6 +131,22 @@ pub struct px_element_vtable {
         ) -> i32,
     >,
     pub destroy: Option<unsafe extern "C" fn(instance: *mut c_void)>,
+    /// Minor 1: a source's.
+    pub produce: Option<
+        unsafe extern "C" fn(
+            instance: *mut c_void,
+            output: *mut px_output,
+            error: *mut px_error,
+        ) -> i32,
+    >,
+    /// Minor 1: a sink's.
+    pub render: Option<
+        unsafe extern "C" fn(
+            instance: *mut c_void,
+            input: *const px_buffer,
+            error: *mut px_error,
+        ) -> i32,
+    >,
 }
 
 /// One element of a plugin.
@@ -151,7 +171,7 @@ pub struct px_element_desc {
 #[derive(Debug, Clone, Copy)]
 pub struct px_plugin_desc {
     pub abi_version: u32,
-    pub reserved: u32,
+    pub abi_minor: u32,
     pub name: *const c_char,
     pub version: *const c_char,
     pub description: *const c_char,
@@ -491,13 +511,15 @@ macro_rules! parallax_plugin {
                             process: Some(process::<$ty>),
                             end_of_stream: Some(end_of_stream::<$ty>),
                             destroy: Some(destroy::<$ty>),
+                            produce: None,
+                            render: None,
                         })),
                     }
                 ),+];
                 let n_elements = elements.len();
                 Box::leak(Box::new(px_plugin_desc {
                     abi_version: PX_ABI_VERSION,
-                    reserved: 0,
+                    abi_minor: PX_ABI_MINOR,
                     name: CStr::as_ptr($pname),
                     version: CStr::as_ptr($pver),
                     description: CStr::as_ptr($pdesc),

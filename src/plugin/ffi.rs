@@ -72,10 +72,18 @@ impl Library {
                 d.abi_version
             ));
         }
+        if d.abi_minor > PX_ABI_MINOR {
+            return Err(format!(
+                "ABI version {}.{} (this Parallax loads versions {PX_ABI_VERSION}.0 to \
+                 {PX_ABI_VERSION}.{PX_ABI_MINOR})",
+                d.abi_version, d.abi_minor
+            ));
+        }
+        let minor = d.abi_minor;
         let elements = slice(d.elements, d.n_elements, "elements")?
             .iter()
             .enumerate()
-            .map(|(i, e)| element(e).map_err(|why| format!("element {i}: {why}")))
+            .map(|(i, e)| element(e, minor).map_err(|why| format!("element {i}: {why}")))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(PluginInfo {
             name: text(d.name, "plugin name")?,
@@ -92,7 +100,7 @@ impl Library {
         let e = slice(d.elements, d.n_elements, "elements")?
             .get(index)
             .ok_or("no such element")?;
-        vtable(e)
+        vtable(e, d.abi_minor)
     }
 }
 
@@ -140,28 +148,67 @@ fn text(ptr: *const c_char, what: &str) -> Result<String, String> {
     opt_text(ptr, what)?.ok_or_else(|| format!("{what} is NULL"))
 }
 
-fn vtable(e: &px_element_desc) -> Result<px_element_vtable, String> {
-    if e.vtable.is_null() {
+/// The vtable of `e`, of a descriptor of minor version `minor`: one of minor 0 has only the
+/// first four functions, and the fields after them are not read (they may not exist).
+fn vtable(e: &px_element_desc, minor: u32) -> Result<px_element_vtable, String> {
+    let p = e.vtable;
+    if p.is_null() {
         return Err("its vtable is NULL".into());
     }
-    // SAFETY: non-null, and by the ABI a vtable as long-lived as the library.
-    let vt = unsafe { *e.vtable };
-    if vt.create.is_none() || vt.process.is_none() || vt.destroy.is_none() {
-        return Err("its vtable lacks create, process or destroy".into());
+    // SAFETY: non-null, and by the ABI a vtable as long-lived as the library, with at least
+    // the fields of its minor version; each field is read on its own through the raw pointer,
+    // so no field past the plugin's vtable is touched.
+    let vt = unsafe {
+        px_element_vtable {
+            create: std::ptr::addr_of!((*p).create).read(),
+            process: std::ptr::addr_of!((*p).process).read(),
+            end_of_stream: std::ptr::addr_of!((*p).end_of_stream).read(),
+            destroy: std::ptr::addr_of!((*p).destroy).read(),
+            produce: if minor >= 1 {
+                std::ptr::addr_of!((*p).produce).read()
+            } else {
+                None
+            },
+            render: if minor >= 1 {
+                std::ptr::addr_of!((*p).render).read()
+            } else {
+                None
+            },
+        }
+    };
+    if vt.create.is_none() || vt.destroy.is_none() {
+        return Err("its vtable lacks create or destroy".into());
     }
     Ok(vt)
 }
 
-fn element(e: &px_element_desc) -> Result<ElementInfo, String> {
+fn element(e: &px_element_desc, minor: u32) -> Result<ElementInfo, String> {
     let name = text(e.name, "name")?;
     let within = |what: &str| format!("`{name}` {what}");
-    vtable(e).map_err(|why| within(&why))?;
+    let vt = vtable(e, minor).map_err(|why| within(&why))?;
+    let klass = text(e.klass, &within("class"))?;
+    let (needs, has) = match klass.as_str() {
+        "filter" => ("process", vt.process.is_some()),
+        "source" | "sink" if minor < 1 => {
+            return Err(within(&format!(
+                "class `{klass}` needs ABI version {PX_ABI_VERSION}.1 (the descriptor's \
+                 abi_minor is {minor})"
+            )))
+        }
+        "source" => ("produce", vt.produce.is_some()),
+        "sink" => ("render", vt.render.is_some()),
+        // Refused with the reason by the descriptor's checks.
+        _ => ("", true),
+    };
+    if !has {
+        return Err(within(&format!("is a {klass} whose vtable lacks {needs}")));
+    }
     let props = slice(e.props, e.n_props, "properties")?
         .iter()
         .map(|p| prop(p).map_err(|why| within(&why)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ElementInfo {
-        klass: text(e.klass, &within("class"))?,
+        klass,
         summary: text(e.summary, &within("summary"))?,
         doc: opt_text(e.doc, &within("doc"))?.unwrap_or_default(),
         sink_caps: text(e.sink_caps, &within("sink caps"))?,
@@ -336,6 +383,56 @@ impl Instance {
             // for the call (see `call`).
             unsafe { process(ptr, &input, output, error) }
         })
+    }
+
+    /// A source's next output: true at end of stream (what it pushed still goes out).
+    pub fn produce(&mut self, out: &mut dyn Output) -> Result<bool, String> {
+        let produce = self.vt.produce.ok_or("no produce")?;
+        let mut eos = false;
+        self.call(out, |ptr, output, error| {
+            // SAFETY: as in `process`.
+            match unsafe { produce(ptr, output, error) } {
+                PX_EOS => {
+                    eos = true;
+                    PX_OK
+                }
+                other => other,
+            }
+        })?;
+        Ok(eos)
+    }
+
+    /// Hands one buffer to a sink.
+    pub fn render(&mut self, data: &[u8], meta: InputMeta) -> Result<(), String> {
+        let input = px_buffer {
+            data: data.as_ptr(),
+            len: data.len(),
+            pts: meta.pts.unwrap_or(PX_NONE),
+            duration: meta.duration.unwrap_or(PX_NONE),
+            offset: meta.offset.unwrap_or(PX_NONE),
+            sequence: meta.sequence,
+        };
+        let render = self.vt.render.ok_or("no render")?;
+        let mut error = new_error();
+        // SAFETY: `ptr` is the instance create returned; `input`, `data` and `error` outlive
+        // the call.
+        match unsafe { render(self.ptr, &input, &mut error) } {
+            PX_OK => Ok(()),
+            _ => Err(error_text(&error, "render failed")),
+        }
+    }
+
+    /// A sink's end of stream (it gets no output to push to).
+    pub fn sink_end_of_stream(&mut self) -> Result<(), String> {
+        let Some(eos) = self.vt.end_of_stream else {
+            return Ok(());
+        };
+        let mut error = new_error();
+        // SAFETY: the instance create returned; a NULL output is what the ABI gives a sink.
+        match unsafe { eos(self.ptr, std::ptr::null_mut(), &mut error) } {
+            PX_OK => Ok(()),
+            _ => Err(error_text(&error, "end of stream failed")),
+        }
     }
 
     /// End of stream: the plugin passes on what it holds.

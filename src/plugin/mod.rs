@@ -5,7 +5,10 @@
 //! or a directory of `*.so` files. The parent never runs plugin code itself to list it: one
 //! child process (this binary, re-executed with [`PROBE_ARG`]) loads every file and sends back
 //! its descriptor as JSON, so a library whose constructor or descriptor crashes or hangs costs
-//! a warning naming the file, and the rest loads. Each plugin element becomes a [`Factory`]
+//! a warning naming the file, and the rest loads; each library gets a time limit
+//! (`PARALLAX_PLUGIN_PROBE_TIMEOUT`, 10 s by default). What the child found is kept in the
+//! descriptor [`cache`], keyed by file identity, so a start whose plugins did not change starts
+//! no child at all. Each plugin element becomes a [`Factory`]
 //! like a built-in one, marked native and untrusted: the planner runs it `exec=isolated`, in a
 //! sandboxed worker that loads just that library; `exec=fused` or `trust=trusted` runs it in
 //! the pipeline's process.
@@ -13,6 +16,7 @@
 #[path = "../../plugin/parallax_plugin.rs"]
 #[macro_use]
 pub mod abi;
+pub mod cache;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod info;
@@ -22,7 +26,9 @@ use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::element::{Ctx, ElementError, ElementImpl, Flow, Transform};
+use crate::element::{
+    Ctx, ElementError, ElementImpl, Flow, PoolRequest, Sink, SinkFlow, Source, Transform,
+};
 use crate::memory::{Buffer, LoanedSlot, MemoryPool, Metadata, PoolConfig};
 use crate::registry::{
     CapsRule, EnumValue, Factory, Hints, Klass, Latency, Pads, Processing, PropKind, PropSpec,
@@ -43,8 +49,47 @@ pub const PROCESSING_DEADLINE: &str = "processing-deadline";
 /// Its default, in nanoseconds: far beyond any sane per-buffer cost, short enough that a stuck
 /// plugin ends the run instead of hanging it.
 pub const DEFAULT_PROCESSING_DEADLINE: i64 = 5_000_000_000;
-/// How long the probe child may take over one library.
+/// How long the probe child may take over one library, unless `PARALLAX_PLUGIN_PROBE_TIMEOUT`
+/// says otherwise.
 const PROBE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long the probe child may take over one library: `PARALLAX_PLUGIN_PROBE_TIMEOUT` (a
+/// time: `500ms`, `3s`, a bare number is seconds), else [`PROBE_PATIENCE`].
+fn probe_patience() -> std::time::Duration {
+    let Some(text) = std::env::var_os("PARALLAX_PLUGIN_PROBE_TIMEOUT") else {
+        return PROBE_PATIENCE;
+    };
+    let text = text.to_string_lossy();
+    match parse_patience(&text) {
+        Some(d) => d,
+        None => {
+            eprintln!(
+                "warning: PARALLAX_PLUGIN_PROBE_TIMEOUT=`{text}` is not a time such as 500ms or \
+                 3s; using {} s",
+                PROBE_PATIENCE.as_secs()
+            );
+            PROBE_PATIENCE
+        }
+    }
+}
+
+fn parse_patience(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        _ => return None,
+    };
+    std::time::Duration::try_from_secs_f64(n * scale)
+        .ok()
+        .filter(|d| !d.is_zero())
+}
 
 /// One loaded plugin file.
 #[derive(Debug)]
@@ -135,14 +180,71 @@ fn catalog() -> &'static Catalog {
             return Catalog::default();
         }
         let mut catalog = Catalog::default();
-        for (file, result) in probe(&files) {
-            match result.and_then(|info| info.check().map(|()| info)) {
+        for (file, said) in descriptors(files) {
+            match said
+                .into_result()
+                .and_then(|info| info.check().map(|()| info))
+            {
                 Ok(info) => catalog.admit(file, info),
                 Err(why) => warn(&file, &why),
             }
         }
         catalog
     })
+}
+
+/// What each of `files` declares: from the descriptor cache for the files it knows with the
+/// same identity, from the probe child for the others (whose answers the cache then keeps).
+fn descriptors(files: Vec<PathBuf>) -> Vec<(PathBuf, Said)> {
+    let dir = cache::dir();
+    let mut cached = dir.as_deref().map(cache::load).unwrap_or_default();
+    let mut found: Vec<(PathBuf, Option<FileId>, Option<Said>)> = files
+        .into_iter()
+        .map(|file| {
+            let id = FileId::of(&file).ok();
+            let hit = match cached.remove(&file) {
+                Some((was, said)) if Some(was) == id => Some(said),
+                _ => None,
+            };
+            (file, id, hit)
+        })
+        .collect();
+    let missing: Vec<PathBuf> = found
+        .iter()
+        .filter(|(_, _, said)| said.is_none())
+        .map(|(file, _, _)| file.clone())
+        .collect();
+    if !missing.is_empty() {
+        let mut read: HashMap<PathBuf, Probed> = probe(&missing).into_iter().collect();
+        let mut fresh = Vec::new();
+        for (file, id, said) in &mut found {
+            if said.is_none() {
+                let Some(probed) = read.remove(file) else {
+                    continue;
+                };
+                if !probed.keep {
+                    *said = Some(probed.said);
+                    continue;
+                }
+                *said = Some(probed.said);
+            }
+            if let (Some(id), Some(said)) = (id, said) {
+                fresh.push((file.clone(), *id, said.clone()));
+            }
+        }
+        if let Some(dir) = &dir {
+            cache::store(dir, fresh, cached);
+        }
+    }
+    found
+        .into_iter()
+        .map(|(file, _, said)| {
+            let said = said.unwrap_or_else(|| {
+                Said::Err("no answer from the process that reads plugins".into())
+            });
+            (file, said)
+        })
+        .collect()
 }
 
 fn warn(file: &Path, why: &str) {
@@ -211,15 +313,26 @@ fn factory(e: &ElementInfo) -> &'static Factory {
     } else {
         CapsRule::Passthrough
     };
+    let (klass, pads) = match e.klass.as_str() {
+        "source" => (
+            Klass::Source,
+            Pads::SOURCE.with_caps("ANY", leak(&e.src_caps)),
+        ),
+        "sink" => (Klass::Sink, Pads::SINK.with_caps(leak(&e.sink_caps), "ANY")),
+        _ => (
+            Klass::Filter,
+            Pads::ONE_TO_ONE
+                .with_caps(leak(&e.sink_caps), leak(&e.src_caps))
+                .with_rule(rule),
+        ),
+    };
     Box::leak(Box::new(Factory {
         name: leak(&e.name),
         aliases: &[],
-        klass: Klass::Filter,
+        klass,
         summary: leak(&e.summary),
         doc: leak(&e.doc),
-        pads: Pads::ONE_TO_ONE
-            .with_caps(leak(&e.sink_caps), leak(&e.src_caps))
-            .with_rule(rule),
+        pads,
         props: Box::leak(props.into_boxed_slice()),
         hints: Hints {
             trust: Trust::Untrusted,
@@ -310,14 +423,16 @@ pub fn processing_deadline(f: &Factory, props: &Props) -> Option<std::time::Dura
     }
 }
 
-/// What identifies a library file's contents well enough to see it replaced: device, inode,
-/// size and modification time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What identifies a library file's contents well enough to see it replaced or rewritten:
+/// device, inode, size, and modification and change times to the nanosecond (the change time
+/// moves on any write or rename and cannot be set back by a user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct FileId {
     dev: u64,
     ino: u64,
     size: u64,
-    modified: Option<std::time::SystemTime>,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
 }
 
 impl FileId {
@@ -329,7 +444,8 @@ impl FileId {
             dev: m.dev(),
             ino: m.ino(),
             size: m.len(),
-            modified: m.modified().ok(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
         })
     }
 }
@@ -358,10 +474,10 @@ pub fn in_process_changed() -> Vec<(String, PathBuf)> {
 /// Reads and checks the descriptor of the library `path` in a child process, as discovery
 /// does: a library that crashes or hangs as it loads costs that child only.
 pub fn read_descriptor(path: &Path) -> Result<PluginInfo, String> {
-    let (_, said) = probe(&[path.to_owned()])
+    let (_, probed) = probe(&[path.to_owned()])
         .pop()
         .ok_or("no answer from the process that reads plugins")?;
-    let info = said?;
+    let info = probed.said.into_result()?;
     info.check()?;
     Ok(info)
 }
@@ -396,13 +512,24 @@ fn build(
         ))
     };
     let lib = load(&plugin.file).map_err(&failed)?;
-    // The file may have changed since it was probed: what runs must be what was listed.
+    // The file may have changed since it was probed (or the cache lied): what runs must be
+    // what was listed, properties and all.
     let now = lib.info().map_err(&failed)?;
-    if now.elements.get(index).map(|e| &e.name) != Some(&plugin.info.elements[index].name) {
-        return Err(failed(format!(
-            "the library no longer has element `{}`",
-            f.name
-        )));
+    match now.elements.get(index) {
+        Some(e) if *e == plugin.info.elements[index] => {}
+        Some(e) if e.name == f.name => {
+            return Err(failed(format!(
+                "element `{}` is not the one listed (the library changed since it was read); \
+                 run again",
+                f.name
+            )))
+        }
+        _ => {
+            return Err(failed(format!(
+                "the library no longer has element `{}`",
+                f.name
+            )))
+        }
     }
     let args: Vec<(String, ffi::ArgValue)> = f
         .props
@@ -427,7 +554,7 @@ fn build(
         })
         .collect();
     let instance = ffi::Instance::create(&lib, index, &args, &props.sink_caps().to_string())
-        .map_err(|why| ElementError::Config(format!("{}: {why}", props.instance())))?;
+        .map_err(ElementError::Config)?;
     let alive = Arc::new(());
     IN_PROCESS
         .lock()
@@ -438,12 +565,28 @@ fn build(
             file: plugin.file.clone(),
             loaded: FileId::of(&plugin.file).ok(),
         });
-    Ok(ElementImpl::Transform(Box::new(PluginElement {
-        instance,
-        name: props.instance().to_owned(),
-        pool: None,
-        _alive: alive,
-    })))
+    let name = props.instance().to_owned();
+    Ok(match f.klass {
+        Klass::Source => ElementImpl::Source(Box::new(PluginSource {
+            instance,
+            name,
+            held: std::collections::VecDeque::new(),
+            ended: false,
+            sequence: 0,
+            offset: 0,
+            _alive: alive,
+        })),
+        Klass::Sink => ElementImpl::Sink(Box::new(PluginSink {
+            instance,
+            _alive: alive,
+        })),
+        _ => ElementImpl::Transform(Box::new(PluginElement {
+            instance,
+            name,
+            pool: None,
+            _alive: alive,
+        })),
+    })
 }
 
 fn props_value(props: &Props, spec: &PropSpec) -> Value {
@@ -485,11 +628,32 @@ pub fn disable_discovery() {
 
 // --- the probe ------------------------------------------------------------------------------
 
-/// What the probe child says about one file.
-#[derive(serde::Serialize, serde::Deserialize)]
-enum Said {
+/// What the probe child says about one file (and what the descriptor cache keeps).
+#[derive(
+    Clone, serde::Serialize, serde::Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+pub enum Said {
+    /// Its descriptor.
     Ok(PluginInfo),
+    /// Why it has none.
     Err(String),
+}
+
+impl Said {
+    fn into_result(self) -> Result<PluginInfo, String> {
+        match self {
+            Said::Ok(info) => Ok(info),
+            Said::Err(why) => Err(why),
+        }
+    }
+}
+
+/// What [`probe`] found about one file.
+struct Probed {
+    said: Said,
+    /// Whether the cache may keep it: an answer, a crash or a hang of the library, not a
+    /// failure to start the child.
+    keep: bool,
 }
 
 /// The probe child: loads each file named in `args` and writes one JSON line per file to
@@ -526,23 +690,33 @@ pub fn probe_main(files: &[std::ffi::OsString]) -> i32 {
 }
 
 /// Reads the descriptors of `files` in child processes: one child for all of them, another
-/// for what is left after one that crashed or hung.
-fn probe(files: &[PathBuf]) -> Vec<(PathBuf, Result<PluginInfo, String>)> {
+/// for what is left after one that crashed or hung. Each library gets [`probe_patience`]: a
+/// constructor or descriptor that takes longer costs a warning naming the file, and the child
+/// is killed.
+fn probe(files: &[PathBuf]) -> Vec<(PathBuf, Probed)> {
     let mut out = Vec::new();
     let mut pending: std::collections::VecDeque<PathBuf> = files.iter().cloned().collect();
+    let not_started = |e: std::io::Error| Probed {
+        said: Said::Err(format!("cannot start the process that reads plugins: {e}")),
+        keep: false,
+    };
     let exe = match std::env::var_os("PARALLAX_WORKER_EXE") {
         Some(path) => PathBuf::from(path),
         None => match std::env::current_exe() {
             Ok(exe) => exe,
             Err(e) => {
-                let why = format!("cannot start the process that reads plugins: {e}");
+                let why = not_started(e).said;
                 return files
                     .iter()
-                    .map(|f| (f.clone(), Err(why.clone())))
+                    .map(|f| {
+                        let said = why.clone();
+                        (f.clone(), Probed { said, keep: false })
+                    })
                     .collect();
             }
         },
     };
+    let patience = probe_patience();
     while !pending.is_empty() {
         let child = std::process::Command::new(&exe)
             .arg(PROBE_ARG)
@@ -553,8 +727,11 @@ fn probe(files: &[PathBuf]) -> Vec<(PathBuf, Result<PluginInfo, String>)> {
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
-                let why = format!("cannot start the process that reads plugins: {e}");
-                out.extend(pending.drain(..).map(|f| (f, Err(why.clone()))));
+                let why = not_started(e).said;
+                out.extend(pending.drain(..).map(|f| {
+                    let said = why.clone();
+                    (f, Probed { said, keep: false })
+                }));
                 break;
             }
         };
@@ -570,15 +747,13 @@ fn probe(files: &[PathBuf]) -> Vec<(PathBuf, Result<PluginInfo, String>)> {
         }
         let mut hung = false;
         while !pending.is_empty() {
-            match rx.recv_timeout(PROBE_PATIENCE) {
+            match rx.recv_timeout(patience) {
                 Ok(Ok(line)) => {
                     let file = pending.pop_front().unwrap_or_default();
-                    let said = match serde_json::from_str(&line) {
-                        Ok(Said::Ok(info)) => Ok(info),
-                        Ok(Said::Err(why)) => Err(why),
-                        Err(e) => Err(format!("its descriptor came back garbled ({e})")),
-                    };
-                    out.push((file, said));
+                    let said = serde_json::from_str(&line).unwrap_or_else(|e| {
+                        Said::Err(format!("its descriptor came back garbled ({e})"))
+                    });
+                    out.push((file, Probed { said, keep: true }));
                 }
                 Ok(Err(_)) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -598,8 +773,9 @@ fn probe(files: &[PathBuf]) -> Vec<(PathBuf, Result<PluginInfo, String>)> {
         let file = pending.pop_front().unwrap_or_default();
         let why = if hung {
             format!(
-                "loading it or reading its descriptor did not end within {} s",
-                PROBE_PATIENCE.as_secs()
+                "loading it or reading its descriptor did not end within {:?} \
+                 (PARALLAX_PLUGIN_PROBE_TIMEOUT)",
+                patience
             )
         } else {
             use std::os::unix::process::ExitStatusExt as _;
@@ -611,7 +787,8 @@ fn probe(files: &[PathBuf]) -> Vec<(PathBuf, Result<PluginInfo, String>)> {
                 None => "loading it or reading its descriptor ended the process".into(),
             }
         };
-        out.push((file, Err(why)));
+        let said = Said::Err(why);
+        out.push((file, Probed { said, keep: true }));
     }
     out
 }
@@ -668,7 +845,7 @@ impl PluginElement {
     ) -> Result<Vec<Buffer>, ElementError> {
         let pool = self.pool_for(len)?;
         let mut out = Outputs {
-            pool: &pool,
+            pool: Some(&pool),
             cx,
             meta,
             lent: None,
@@ -713,9 +890,92 @@ impl Transform for PluginElement {
     }
 }
 
+/// A plugin source's instance: its outputs are slots of the pool the run sets up for it.
+struct PluginSource {
+    instance: ffi::Instance,
+    name: String,
+    /// Buffers one `produce` call pushed beyond the first, handed out one per call.
+    held: std::collections::VecDeque<Buffer>,
+    ended: bool,
+    sequence: u64,
+    offset: u64,
+    _alive: Arc<()>,
+}
+
+impl Source for PluginSource {
+    fn pool_request(&self) -> Option<PoolRequest> {
+        Some(PoolRequest {
+            slot_size: MIN_SLOT,
+            slots: 0,
+        })
+    }
+
+    fn produce(&mut self, cx: &mut Ctx<'_>) -> Result<Option<Buffer>, ElementError> {
+        while self.held.is_empty() && !self.ended {
+            let mut out = Outputs {
+                pool: None,
+                cx,
+                meta: Metadata::default(),
+                lent: None,
+                done: Vec::new(),
+                refused: None,
+            };
+            let result = self.instance.produce(&mut out);
+            if let Some(why) = out.refused {
+                return Err(ElementError::Failed(format!("{}: {why}", self.name)));
+            }
+            let done = out.done;
+            self.ended =
+                result.map_err(|why| ElementError::Failed(format!("{}: {why}", self.name)))?;
+            self.held.extend(done);
+            if self.held.is_empty() && !self.ended && cx.is_stopping() {
+                return Ok(None);
+            }
+        }
+        let Some(mut buf) = self.held.pop_front() else {
+            return Ok(None);
+        };
+        let len = buf.len() as u64;
+        buf.meta.sequence = self.sequence;
+        buf.meta.offset = Some(self.offset);
+        buf.meta.set_offset_end(Some(self.offset + len));
+        self.sequence += 1;
+        self.offset += len;
+        Ok(Some(buf))
+    }
+}
+
+/// A plugin sink's instance.
+struct PluginSink {
+    instance: ffi::Instance,
+    _alive: Arc<()>,
+}
+
+impl Sink for PluginSink {
+    fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
+        let meta = ffi::InputMeta {
+            pts: buf.meta.pts,
+            duration: buf.meta.duration,
+            offset: buf.meta.offset,
+            sequence: buf.meta.sequence,
+        };
+        self.instance
+            .render(buf.data(), meta)
+            .map_err(ElementError::Failed)?;
+        Ok(SinkFlow::Continue)
+    }
+
+    fn finish(&mut self, _cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        self.instance
+            .sink_end_of_stream()
+            .map_err(ElementError::Failed)
+    }
+}
+
 /// The host side of one call's `px_output`.
 struct Outputs<'p, 'c, 'r> {
-    pool: &'p MemoryPool,
+    /// The element's own pool, or `None` for the one the run set up for it (a source's).
+    pool: Option<&'p MemoryPool>,
     cx: &'c mut Ctx<'r>,
     meta: Metadata,
     lent: Option<LoanedSlot>,
@@ -725,8 +985,13 @@ struct Outputs<'p, 'c, 'r> {
 
 impl ffi::Output for Outputs<'_, '_, '_> {
     fn lend(&mut self) -> Option<&mut [u8]> {
-        let cx = &*self.cx;
-        let slot = self.pool.loan_blocking(&|| cx.is_stopping()).ok()?;
+        let slot = match self.pool {
+            Some(pool) => {
+                let cx = &*self.cx;
+                pool.loan_blocking(&|| cx.is_stopping()).ok()?
+            }
+            None => self.cx.loan().ok()?,
+        };
         Some(self.lent.insert(slot).as_mut_slice())
     }
 

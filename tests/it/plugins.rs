@@ -50,6 +50,12 @@ fn examples() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = build_dir().join("examples");
         cc(&repo().join("plugin/examples/gain.c"), &dir, "gain", &[]);
+        cc(
+            &repo().join("plugin/examples/counter.c"),
+            &dir,
+            "counter",
+            &[],
+        );
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         check(
             Command::new(rustc)
@@ -76,8 +82,17 @@ fn faulty(name: &str, flags: &[&str]) -> PathBuf {
     dir
 }
 
+/// The descriptor cache of this test binary's runs (never the user's own).
+fn shared_cache() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 fn with_plugins(mut cmd: Command, path: &Path) -> Command {
     cmd.env("PARALLAX_PLUGIN_PATH", path);
+    if std::env::var_os("PARALLAX_CACHE_DIR").is_none() {
+        cmd.env("PARALLAX_CACHE_DIR", shared_cache());
+    }
     cmd
 }
 
@@ -149,6 +164,116 @@ fn the_rust_rot13_plugin_rotates_letters_isolated_and_fused() {
         assert!(
             std::fs::read(&out).unwrap() == rot(&data, shift),
             "rot13 {extra}: output differs"
+        );
+    }
+}
+
+/// Adler-32, as sumsink writes it.
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in data {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
+}
+
+#[test]
+fn a_plugin_source_and_sink_run_isolated_and_fused() {
+    let plugins = examples();
+    let t = tmp();
+    let counted: Vec<u8> = (0..7 * 3000u64).map(|o| (o % 251) as u8).collect();
+    for exec in ["auto", "fused"] {
+        // The source, into a built-in sink.
+        let out = t.path().join("count.bin");
+        let o = run_expecting(
+            launch_with(
+                plugins,
+                &[
+                    "-v",
+                    "countsrc",
+                    "num-buffers=7",
+                    "blocksize=3000",
+                    &format!("exec={exec}"),
+                    "!",
+                    "filesink",
+                    &prop("location", &out),
+                ],
+            ),
+            0,
+        );
+        assert!(std::fs::read(&out).unwrap() == counted, "countsrc {exec}");
+        assert_eq!(
+            stderr(&o).contains("exec = isolated"),
+            exec == "auto",
+            "{}",
+            stderr(&o)
+        );
+        // A built-in source into the sink.
+        let data = random_bytes(100_003, 21);
+        let input = file(t.path(), "in.bin", &data);
+        let sum = t.path().join("sum.txt");
+        run_expecting(
+            launch_with(
+                plugins,
+                &[
+                    "filesrc",
+                    &prop("location", &input),
+                    "blocksize=4096",
+                    "!",
+                    "sumsink",
+                    &prop("location", &sum),
+                    &format!("exec={exec}"),
+                ],
+            ),
+            0,
+        );
+        assert_eq!(
+            std::fs::read_to_string(&sum).unwrap(),
+            format!("100003 {:08x}\n", adler32(&data)),
+            "sumsink {exec}"
+        );
+        // The two together.
+        run_expecting(
+            launch_with(
+                plugins,
+                &[
+                    "countsrc",
+                    "num-buffers=7",
+                    "blocksize=3000",
+                    &format!("exec={exec}"),
+                    "!",
+                    "sumsink",
+                    &prop("location", &sum),
+                    &format!("exec={exec}"),
+                ],
+            ),
+            0,
+        );
+        assert_eq!(
+            std::fs::read_to_string(&sum).unwrap(),
+            format!("21000 {:08x}\n", adler32(&counted)),
+            "countsrc ! sumsink {exec}"
+        );
+    }
+    // Listed with their classes; a sink without its required property says so.
+    let o = run_expecting(inspect_with(plugins, &[]), 0);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name}: {text}"))
+            .to_owned()
+    };
+    assert!(line("countsrc").contains("source"), "{}", line("countsrc"));
+    assert!(line("sumsink").contains("sink"), "{}", line("sumsink"));
+    for exec in ["exec=auto", "exec=fused"] {
+        let o = run(launch_with(plugins, &["countsrc", "!", "sumsink", exec]));
+        assert_eq!(code(&o), 2, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("error: sumsink0: sumsink needs location=FILE\n"),
+            "{}",
+            stderr(&o)
         );
     }
 }
@@ -236,6 +361,19 @@ fn libraries_that_are_not_good_plugins_cost_a_warning_and_the_rest_loads() {
     cc(&src, &dir, "utf8", &["-DBAD_UTF8"]);
     cc(&src, &dir, "dup", &["-DDUPLICATE", "-DNAME=dup"]);
     cc(&src, &dir, "shadow", &["-DNAME=queue"]);
+    cc(&src, &dir, "minor", &["-DABI_MINOR=9", "-DNAME=future"]);
+    cc(
+        &src,
+        &dir,
+        "oldsource",
+        &["-DKLASS=\"source\"", "-DNAME=oldsrc"],
+    );
+    cc(
+        &src,
+        &dir,
+        "noproduce",
+        &["-DKLASS=\"source\"", "-DABI_MINOR=1", "-DNAME=noproduce"],
+    );
     std::fs::write(dir.join("none.c"), "int nothing;\n").unwrap();
     check(
         Command::new("cc")
@@ -257,6 +395,18 @@ fn libraries_that_are_not_good_plugins_cost_a_warning_and_the_rest_loads() {
         ("libctor.so", "crashed (signal 11: SIGSEGV)"),
         ("libpointer.so", "crashed (signal 11: SIGSEGV)"),
         ("libutf8.so", "name is not UTF-8"),
+        (
+            "libminor.so",
+            "ABI version 1.9 (this Parallax loads versions 1.0 to 1.1)",
+        ),
+        (
+            "liboldsource.so",
+            "`oldsrc` class `source` needs ABI version 1.1 (the descriptor's abi_minor is 0)",
+        ),
+        (
+            "libnoproduce.so",
+            "`noproduce` is a source whose vtable lacks produce",
+        ),
         ("libdup.so", "element `dup` is declared twice"),
         (
             "libnone.so",
@@ -448,13 +598,20 @@ fn the_header_matches_the_rust_definitions() {
     layout!(px_buffer: data, len, pts, duration, offset, sequence);
     layout!(px_error: message);
     layout!(px_output: host, lend, push);
-    layout!(px_element_vtable: create, process, end_of_stream, destroy);
+    layout!(px_element_vtable: create, process, end_of_stream, destroy, produce, render);
     layout!(px_element_desc: name, klass, summary, doc, sink_caps, src_caps, caps_rule, hints,
         props, n_props, vtable);
-    layout!(px_plugin_desc: abi_version, reserved, name, version, description, elements,
+    layout!(px_plugin_desc: abi_version, abi_minor, name, version, description, elements,
         n_elements);
+    // The minor version's field keeps its old name for plugins written before it.
+    check(
+        "offsetof(px_plugin_desc, reserved)".into(),
+        offset_of!(px_plugin_desc, abi_minor),
+    );
     for (name, value) in [
         ("PX_ABI_VERSION", PX_ABI_VERSION as usize),
+        ("PX_ABI_MINOR", PX_ABI_MINOR as usize),
+        ("PX_EOS", PX_EOS as usize),
         ("PX_ERROR_LEN", PX_ERROR_LEN),
         ("PX_OK", PX_OK as usize),
         ("PX_ERROR", PX_ERROR as usize),
@@ -490,6 +647,154 @@ fn check_cc(source: &Path) {
             .arg(repo().join("plugin"))
             .arg(source),
     );
+}
+
+// --- the descriptor cache and the probe's time limit ------------------------------------------
+
+/// The lines the traced plugin's constructor wrote: one per process that loaded it.
+fn loads(trace: &Path) -> usize {
+    std::fs::read_to_string(trace).map_or(0, |t| t.lines().count())
+}
+
+#[test]
+fn the_descriptor_cache_answers_without_loading_the_library_until_it_changes() {
+    let t = tmp();
+    let dir = t.path().join("plugins");
+    let src = repo().join("tests/plugins/faulty.c");
+    cc(&src, &dir, "traced", &["-DCTOR_TRACE", "-DNAME=traced"]);
+    std::fs::copy(examples().join("libgain.so"), dir.join("libgain.so")).unwrap();
+    let cache = t.path().join("cache");
+    let trace = t.path().join("trace.txt");
+    let listing = |cache: &Path| {
+        let mut cmd = inspect_with(&dir, &["--json"]);
+        cmd.env("PARALLAX_CACHE_DIR", cache)
+            .env("PX_TEST_TRACE", &trace);
+        let o = run_expecting(cmd, 0);
+        assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // A miss reads the descriptors in the child (which loads the library) and fills the cache.
+    let missed = listing(&cache);
+    assert_eq!(loads(&trace), 1);
+    assert!(missed.contains("\"traced\"") && missed.contains("\"gain\""));
+    let cache_file = cache.join("plugins.cache");
+    assert!(cache_file.is_file());
+    // A hit says exactly the same without loading anything.
+    for _ in 0..3 {
+        assert_eq!(listing(&cache), missed);
+    }
+    assert_eq!(loads(&trace), 1, "a cache hit loaded the library");
+    // With the cache off every start reads it again.
+    assert_eq!(listing(Path::new("")), missed);
+    assert_eq!(loads(&trace), 2);
+
+    // Garbage, a truncated cache, one of another version: ignored, read again, rewritten.
+    let good = std::fs::read(&cache_file).unwrap();
+    let mut other_version = good.clone();
+    other_version[9] ^= 1;
+    let mut flipped = good.clone();
+    let last = flipped.len() - 3;
+    flipped[last] ^= 0x40;
+    for (n, bad) in [
+        random_bytes(5000, 11),
+        good[..good.len() / 2].to_vec(),
+        good[..good.len() - 1].to_vec(),
+        other_version,
+        flipped,
+        Vec::new(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&cache_file, bad).unwrap();
+        assert_eq!(listing(&cache), missed, "bad cache {n}");
+        assert_eq!(loads(&trace), 3 + n, "bad cache {n} was trusted");
+        assert_eq!(listing(&cache), missed);
+        assert_eq!(loads(&trace), 3 + n, "bad cache {n} was not rewritten");
+    }
+    let loaded = loads(&trace);
+
+    // A replaced library (built elsewhere, renamed over) is read again: its new element shows.
+    let next = t.path().join("next");
+    cc(&src, &next, "traced", &["-DCTOR_TRACE", "-DNAME=retraced"]);
+    std::fs::rename(next.join("libtraced.so"), dir.join("libtraced.so")).unwrap();
+    let replaced = listing(&cache);
+    assert_eq!(loads(&trace), loaded + 1);
+    assert!(replaced.contains("\"retraced\"") && !replaced.contains("\"traced\""));
+    assert_eq!(listing(&cache), replaced);
+    assert_eq!(loads(&trace), loaded + 1);
+    // Rewritten in place (same inode and size, new bytes): read again as well.
+    let bytes = std::fs::read(dir.join("libtraced.so")).unwrap();
+    std::fs::write(dir.join("libtraced.so"), bytes).unwrap();
+    assert_eq!(listing(&cache), replaced);
+    assert_eq!(loads(&trace), loaded + 2);
+
+    // A pipeline start uses the cache too, and the element still runs from its library.
+    let input = file(t.path(), "in.bin", &random_bytes(20_000, 4));
+    let out = t.path().join("out.bin");
+    let mut cmd = launch_with(
+        &dir,
+        &[
+            "filesrc",
+            &prop("location", &input),
+            "!",
+            "retraced",
+            "exec=fused",
+            "!",
+            "filesink",
+            &prop("location", &out),
+        ],
+    );
+    cmd.env("PARALLAX_CACHE_DIR", &cache)
+        .env("PX_TEST_TRACE", &trace);
+    run_expecting(cmd, 0);
+    assert_eq!(std::fs::read(out).unwrap(), std::fs::read(input).unwrap());
+    // Loaded once: by the pipeline itself (fused), not by a descriptor-reading child.
+    assert_eq!(loads(&trace), loaded + 3);
+}
+
+#[test]
+fn a_plugin_whose_constructor_hangs_costs_a_warning_and_the_rest_loads() {
+    let t = tmp();
+    let dir = t.path().join("plugins");
+    let src = repo().join("tests/plugins/faulty.c");
+    cc(&src, &dir, "a-hang", &["-DCTOR_HANG", "-DNAME=hangs"]);
+    cc(&src, &dir, "b-copy", &["-DNAME=copies"]);
+    let input = file(t.path(), "in.bin", &random_bytes(20_000, 5));
+    let out = t.path().join("out.bin");
+    for cache in [Path::new(""), &t.path().join("cache")] {
+        for round in 0..2 {
+            let mut cmd = launch_with(
+                &dir,
+                &[
+                    "filesrc",
+                    &prop("location", &input),
+                    "!",
+                    "copies",
+                    "!",
+                    "filesink",
+                    &prop("location", &out),
+                ],
+            );
+            cmd.env("PARALLAX_PLUGIN_PROBE_TIMEOUT", "300ms")
+                .env("PARALLAX_CACHE_DIR", cache);
+            let o = run_expecting(cmd, 0);
+            let err = stderr(&o);
+            let line = err
+                .lines()
+                .find(|l| l.contains("liba-hang.so"))
+                .unwrap_or_else(|| panic!("{cache:?} {round}: nothing said: {err}"));
+            assert!(
+                line.contains("did not end within 300ms (PARALLAX_PLUGIN_PROBE_TIMEOUT)"),
+                "{line}"
+            );
+            assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&input).unwrap());
+        }
+    }
+    let mut cmd = inspect_with(&dir, &["--exists", "copies"]);
+    cmd.env("PARALLAX_PLUGIN_PROBE_TIMEOUT", "0.2")
+        .env("PARALLAX_CACHE_DIR", "");
+    run_expecting(cmd, 0);
 }
 
 // --- hot-swap ---------------------------------------------------------------------------------

@@ -6,14 +6,20 @@
  *   -DPROCESS_SCRIBBLE  process() writes 64 MiB past the end of its slot
  *   -DABI_VERSION=N     a descriptor of another ABI version
  *   -DCTOR_SEGV         the library's constructor crashes when it is loaded
+ *   -DCTOR_HANG         the library's constructor never returns
+ *   -DCTOR_TRACE        the library's constructor appends a line to the file named by
+ *                       $PX_TEST_TRACE (how a test sees that the library was loaded)
  *   -DBAD_POINTER       an element name that points nowhere
  *   -DBAD_UTF8          an element name that is not UTF-8
  *   -DDUPLICATE         two elements with one name
+ *   -DABI_MINOR=N       a descriptor of ABI minor version N (default 0: as built before 1.1)
+ *   -DKLASS=\"source\"    the element's class (default "filter")
  *   -DNAME=x            the element's name (default faulty)
  * Otherwise the element copies its input: a well-behaved plugin.
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,6 +32,12 @@
 #define STR(x) STR2(x)
 #ifndef ABI_VERSION
 #define ABI_VERSION PX_ABI_VERSION
+#endif
+#ifndef ABI_MINOR
+#define ABI_MINOR 0
+#endif
+#ifndef KLASS
+#define KLASS "filter"
 #endif
 
 static int instance;
@@ -64,6 +76,23 @@ __attribute__((constructor, used)) static void crash(void) {
 }
 #endif
 
+#ifdef CTOR_HANG
+__attribute__((constructor, used)) static void hang(void) {
+    for (;;) pause();
+}
+#endif
+
+#ifdef CTOR_TRACE
+__attribute__((constructor, used)) static void trace(void) {
+    const char *path = getenv("PX_TEST_TRACE");
+    FILE *f = path ? fopen(path, "a") : NULL;
+    if (f) {
+        fprintf(f, "loaded by %d\n", (int)getpid());
+        fclose(f);
+    }
+}
+#endif
+
 static const px_element_vtable vtable = {create, process, NULL, destroy};
 
 #if defined(BAD_POINTER)
@@ -76,7 +105,7 @@ static const px_element_vtable vtable = {create, process, NULL, destroy};
 
 #define ELEMENT(n)                                                                             \
     {                                                                                          \
-        .name = n, .klass = "filter", .summary = "misbehaves", .doc = "", .sink_caps = "ANY", \
+        .name = n, .klass = KLASS, .summary = "misbehaves", .doc = "", .sink_caps = "ANY",    \
         .src_caps = "ANY", .caps_rule = PX_CAPS_FIXED, .hints = 0, .props = NULL,            \
         .n_props = 0, .vtable = &vtable,                                                      \
     }
@@ -90,6 +119,7 @@ static const px_element_desc elements[] = {
 
 static const px_plugin_desc plugin = {
     .abi_version = ABI_VERSION,
+    .abi_minor = ABI_MINOR,
     .name = "faulty",
     .version = "0.0.1",
     .description = "misbehaves on purpose",
