@@ -21,9 +21,15 @@ use super::segment::{Item, Level};
 /// side gone): wake-ups do not depend on it, it only bounds a missed signal's cost.
 const PARK: Duration = Duration::from_millis(50);
 
-/// Spins on an empty ring before parking: a consumer about as fast as its producer finds the
-/// next buffer within them and never pays for a sleep and a wake-up.
-const SPINS: u32 = 128;
+/// Looks at an empty ring this many times before parking: a reader about as fast as its writer
+/// finds the next buffers within them and never pays for a sleep and a wake-up.
+const LOOKS: u32 = 24;
+
+/// Pauses between two looks at an empty ring. Each look reads the writer's tail, taking its
+/// cache line away from the writer, which must then fetch it back to push: a reader that
+/// watched the tail without pause would cost the writer a miss per buffer. Pausing lets the
+/// writer push a run of buffers undisturbed, which the reader then takes with one look.
+const PAUSES: u32 = 48;
 
 /// How often (in buffers) the writer of a ring takes a fresh look at the reader's counts for
 /// the queue's high-water mark, besides every time it finds the queue full.
@@ -143,9 +149,9 @@ impl RingTx {
 
     /// Takes a fresh look at what the reader took, for the byte limit and the high-water mark.
     fn look(&mut self) {
-        let (popped, popped_bytes) = self.level.popped();
-        self.seen_bytes = popped_bytes;
-        let fill = self.pushed.saturating_sub(popped);
+        self.seen_bytes = self.level.popped().1;
+        // From the ring's own indices: the reader's counts follow its head a moment later.
+        let fill = (self.tx.buffer().capacity() - self.tx.slots()) as u64;
         if fill > self.high_water {
             self.high_water = fill;
             self.level.raise_high_water(fill);
@@ -240,13 +246,17 @@ impl RingRx {
             if let Ok(item) = self.rx.pop() {
                 return Some(self.took(item));
             }
-            for _ in 0..SPINS {
-                std::hint::spin_loop();
+            let mut ready = false;
+            for _ in 0..LOOKS {
+                for _ in 0..PAUSES {
+                    std::hint::spin_loop();
+                }
                 if !self.rx.is_empty() {
+                    ready = true;
                     break;
                 }
             }
-            if !self.rx.is_empty() {
+            if ready {
                 continue;
             }
             if self.writer_gone() {
