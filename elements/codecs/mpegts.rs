@@ -1362,13 +1362,7 @@ mod tests {
         let wrap = 1u64 << 33;
         for i in 0..3u64 {
             let pcr = (i == 0).then_some(1000);
-            ts.extend(pes(
-                0x41,
-                &[i as u8; 300],
-                10_000 + i * 3000,
-                pcr,
-                &mut a,
-            ));
+            ts.extend(pes(0x41, &[i as u8; 300], 10_000 + i * 3000, pcr, &mut a));
             let pcr = (i == 0).then_some(wrap - 3000);
             let pts = (wrap - 3000 + i * 3000) % wrap;
             ts.extend(pes(0x51, &[i as u8; 100], pts, pcr, &mut b));
