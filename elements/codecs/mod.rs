@@ -22,6 +22,8 @@ mod flac;
 #[cfg(any(feature = "image-png", feature = "image-jpeg"))]
 mod image;
 mod mpeg;
+#[cfg(feature = "mpeg-ts")]
+mod mpegts;
 #[cfg(feature = "audio-vorbis")]
 mod ogg;
 #[cfg(feature = "mp4")]
@@ -60,15 +62,20 @@ pub(crate) const FACTORIES: &[&Factory] = &[
     &ogg::VORBISDEC,
     #[cfg(feature = "mp4")]
     &qtdemux::QTDEMUX,
+    #[cfg(feature = "mpeg-ts")]
+    &mpegts::TSDEMUX,
+    #[cfg(feature = "mpeg-ts")]
+    &mpegts::TSPARSE,
     &typefind::TYPEFIND,
     &decodebin::DECODEBIN,
     &decodebin::URIDECODEBIN,
 ];
 
-/// A container's demuxer, with what reads the streams of a file of its type.
+/// A container's demuxer, with what reads the streams of a file of its type (as the
+/// demuxer's properties choose them).
 pub(crate) type Demuxer = (
     &'static Factory,
-    fn(&std::path::Path) -> Result<Vec<(String, Caps)>, String>,
+    fn(&std::path::Path, &Props) -> Result<Vec<(String, Caps)>, String>,
 );
 
 /// The demuxers this build has, for decodebin.
@@ -76,6 +83,8 @@ pub(crate) fn demuxers() -> Vec<Demuxer> {
     vec![
         #[cfg(feature = "mp4")]
         (&qtdemux::QTDEMUX, qtdemux::streams_of_file),
+        #[cfg(feature = "mpeg-ts")]
+        (&mpegts::TSDEMUX, mpegts::streams_of_file),
     ]
 }
 

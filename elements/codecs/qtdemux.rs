@@ -340,7 +340,10 @@ pub(crate) fn tracks_of_file(path: &std::path::Path) -> Result<Vec<Track>, Strin
 }
 
 /// decodebin's view of [`tracks_of_file`].
-pub(crate) fn streams_of_file(path: &std::path::Path) -> Result<Vec<(String, Caps)>, String> {
+pub(crate) fn streams_of_file(
+    path: &std::path::Path,
+    _props: &Props,
+) -> Result<Vec<(String, Caps)>, String> {
     Ok(tracks_of_file(path)?
         .into_iter()
         .map(|t| (t.pad, t.caps))

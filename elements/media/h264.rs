@@ -362,7 +362,9 @@ impl Transform for OpenH264Dec {
 
 static H264PARSE_CAPS: CapsFns = CapsFns {
     forward: |input, _| carry_geometry(input, H264_CAPS),
-    backward: |down, _| carry_geometry(down, "video/x-h264"),
+    // Any H.264 is taken (a byte stream in any chunks, or avc samples), whatever the size
+    // downstream wants: what comes out is decided going forward.
+    backward: |_, _| Caps::parse("video/x-h264").expect("the template parses"),
     fixate: |caps, _| caps.fixate(),
 };
 
@@ -375,7 +377,13 @@ pub(crate) static H264PARSE: Factory = Factory {
           size, as filesrc reads a .h264 file) into access units: a new one starts at an access \
           unit delimiter, SPS, PPS or SEI, or at a slice whose first_mb_in_slice is 0 after a \
           slice of the current one. Bytes before the first start code are an error naming \
-          their offset. The pts of each unit is that of the buffer its first byte came in.",
+          their offset. The pts of each unit is that of the buffer its first byte came in. \
+          An `avc` stream (`stream-format=avc` with its avcC record as `codec_data`, as \
+          qtdemux gives MP4's H.264) is converted to the byte stream decoders take: each \
+          sample's length-prefixed NAL units get start codes, and the SPS and PPS of \
+          codec_data go in front of every IDR picture that lacks them; timestamps and flags \
+          pass with each sample. A NAL length past its sample, or a codec_data that is no \
+          avcC record, is an error naming the byte offset.",
     pads: Pads::ONE_TO_ONE
         .with_caps("video/x-h264", H264_CAPS)
         .with_rule(CapsRule::Derived(&H264PARSE_CAPS)),
@@ -391,7 +399,13 @@ pub(crate) static H264PARSE: Factory = Factory {
         trust: Trust::SemiTrusted,
         ..Hints::FUSABLE
     },
-    build: |_| {
+    build: |p| {
+        if let Some(avc) = Avc::from_caps(p.sink_caps())? {
+            return Ok(ElementImpl::Transform(Box::new(AvcToByteStream {
+                avc,
+                offset: 0,
+            })));
+        }
         Ok(ElementImpl::Transform(Box::new(H264Parse {
             pending: Vec::new(),
             base: 0,
@@ -402,6 +416,133 @@ pub(crate) static H264PARSE: Factory = Factory {
         })))
     },
 };
+
+/// An `avc` stream's configuration (the avcC record of its codec_data).
+struct Avc {
+    /// Bytes of each NAL unit's length prefix (1, 2 or 4).
+    length_size: usize,
+    /// The SPS and PPS units with start codes.
+    parameter_sets: Vec<u8>,
+}
+
+impl Avc {
+    /// The configuration of `caps` when they say `stream-format=avc`.
+    fn from_caps(caps: &Caps) -> Result<Option<Avc>, ElementError> {
+        let Some(s) = caps.first() else {
+            return Ok(None);
+        };
+        if s.string("stream-format") != Some("avc") {
+            return Ok(None);
+        }
+        let hex = s.string("codec_data").ok_or_else(|| {
+            ElementError::Config(
+                "an avc stream needs its avcC record as codec_data in its caps".into(),
+            )
+        })?;
+        let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        let bytes = bytes
+            .filter(|_| hex.len() % 2 == 0)
+            .ok_or_else(|| ElementError::Config("codec_data is not hex".into()))?;
+        Avc::parse(&bytes).map(Some).map_err(|(at, why)| {
+            ElementError::Config(format!(
+                "codec_data is not an avcC record: {why} (at byte offset {at})"
+            ))
+        })
+    }
+
+    /// Reads an avcC record: version, profile, compatibility, level, length size, then the
+    /// SPS and PPS, each with a 16-bit length.
+    fn parse(b: &[u8]) -> Result<Avc, (usize, &'static str)> {
+        if b.len() < 7 || b[0] != 1 {
+            return Err((0, "no version 1 header"));
+        }
+        let length_size = usize::from(b[4] & 3) + 1;
+        if length_size == 3 {
+            return Err((4, "a 3-byte NAL length"));
+        }
+        let mut parameter_sets = Vec::new();
+        let mut at = 5;
+        for (mask, what) in [(0x1F, "an SPS"), (0xFF, "a PPS")] {
+            let n = b.get(at).ok_or((at, "cut short"))? & mask;
+            at += 1;
+            for _ in 0..n {
+                let len = b
+                    .get(at..at + 2)
+                    .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+                    .ok_or((at, "cut short"))?;
+                let unit = b.get(at + 2..at + 2 + len).ok_or((at, what))?;
+                parameter_sets.extend_from_slice(&[0, 0, 0, 1]);
+                parameter_sets.extend_from_slice(unit);
+                at += 2 + len;
+            }
+        }
+        Ok(Avc {
+            length_size,
+            parameter_sets,
+        })
+    }
+
+    /// One sample's NAL units with start codes, the parameter sets in front of an IDR picture
+    /// that lacks them; `Err` is the offset in the sample of a length past its end.
+    fn convert(&self, sample: &[u8]) -> Result<Vec<u8>, usize> {
+        let mut out = Vec::with_capacity(sample.len() + self.parameter_sets.len() + 16);
+        let (mut at, mut idr, mut has_sps) = (0, false, false);
+        let mut units = Vec::new();
+        while at < sample.len() {
+            let head = sample.get(at..at + self.length_size).ok_or(at)?;
+            let len = head.iter().fold(0usize, |n, b| n << 8 | usize::from(*b));
+            let unit = sample.get(at + self.length_size..at + self.length_size + len);
+            let unit = unit.filter(|u| !u.is_empty()).ok_or(at)?;
+            match unit[0] & 0x1F {
+                5 => idr = true,
+                7 => has_sps = true,
+                _ => {}
+            }
+            units.push(unit);
+            at += self.length_size + len;
+        }
+        if idr && !has_sps {
+            out.extend_from_slice(&self.parameter_sets);
+        }
+        for u in units {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(u);
+        }
+        Ok(out)
+    }
+}
+
+/// h264parse on an `avc` stream: each sample (an access unit) converted on its own.
+struct AvcToByteStream {
+    avc: Avc,
+    /// Stream offset of the next sample.
+    offset: u64,
+}
+
+impl Transform for AvcToByteStream {
+    fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
+        let at = buf.meta.offset.unwrap_or(self.offset);
+        self.offset = at + buf.len() as u64;
+        if buf.is_empty() {
+            return Ok(Flow::Held);
+        }
+        let bytes = self.avc.convert(buf.data()).map_err(|i| {
+            ElementError::Failed(format!(
+                "a NAL unit's length runs past its avc sample at byte offset {}",
+                at + i as u64
+            ))
+        })?;
+        let mut out = Buffer::from_vec(bytes);
+        out.meta.pts = buf.meta.pts;
+        out.meta.set_dts(buf.meta.dts());
+        out.meta.duration = buf.meta.duration;
+        out.meta.offset = buf.meta.offset;
+        out.meta.flags = buf.meta.flags;
+        Ok(Flow::Push(out))
+    }
+}
 
 /// The largest access unit h264parse gathers: more is a broken stream, not a picture.
 const MAX_AU: usize = 32 << 20;
@@ -652,6 +793,55 @@ mod tests {
                     "{}",
                     e
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn avc_samples_become_a_byte_stream_with_parameter_sets_before_idr() {
+        let avcc = [
+            1, 0x42, 0xC0, 0x1E, 0xFF, 0xE1, 0, 3, 0x67, 1, 2, 1, 0, 2, 0x68, 3,
+        ];
+        let avc = Avc::parse(&avcc).unwrap();
+        let idr = [0, 0, 0, 3, 0x65, 9, 9];
+        assert_eq!(
+            avc.convert(&idr).unwrap(),
+            [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9, 9]
+        );
+        // An IDR with its own parameter sets, and a P slice, get none added.
+        let inband = [0, 0, 0, 2, 0x67, 5, 0, 0, 0, 2, 0x65, 9];
+        assert_eq!(
+            avc.convert(&inband).unwrap(),
+            [0, 0, 0, 1, 0x67, 5, 0, 0, 0, 1, 0x65, 9]
+        );
+        assert_eq!(
+            avc.convert(&[0, 0, 0, 2, 0x41, 7]).unwrap(),
+            [0, 0, 0, 1, 0x41, 7]
+        );
+        // A length past the sample names where it is.
+        assert_eq!(
+            avc.convert(&[0, 0, 0, 2, 0x41, 7, 0, 0, 0, 9, 0x41]),
+            Err(6)
+        );
+        assert_eq!(
+            Avc::parse(&[1, 2, 3]).err(),
+            Some((0, "no version 1 header"))
+        );
+        let caps = Caps::parse("video/x-h264, stream-format=(string)avc, codec_data=(string)01ff")
+            .unwrap();
+        let e = Avc::from_caps(&caps).err().unwrap().to_string();
+        assert!(e.contains("codec_data is not an avcC record"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Any codec_data and any sample: a conversion or an error, never a panic.
+        #[test]
+        fn hostile_avc_never_panics(
+            avcc in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            sample in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            if let Ok(avc) = Avc::parse(&avcc) {
+                let _ = avc.convert(&sample);
             }
         }
     }

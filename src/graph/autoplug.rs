@@ -43,7 +43,8 @@ pub(crate) struct Stream {
 }
 
 /// What a container file holds: one `(src pad, caps)` per stream, or what is wrong with it.
-pub(crate) type StreamsOf = fn(&std::path::Path) -> Result<Vec<(String, Caps)>, String>;
+/// The demuxer's properties may choose among them (tsdemux's `program-number`).
+pub(crate) type StreamsOf = fn(&std::path::Path, &Props) -> Result<Vec<(String, Caps)>, String>;
 
 /// Expands every decodebin and uridecodebin of `graph`.
 pub(super) fn expand(graph: &mut Graph) -> Result<(), Diagnostic> {
@@ -109,7 +110,7 @@ fn plan_demuxer(graph: &mut Graph, n: NodeIndex<u32>) -> Result<(), Diagnostic> 
         )
         .with_help("read the file with `filesrc location=...` (or `fdsrc < file`)"));
     };
-    let streams = streams_of(&path).map_err(|why| {
+    let streams = streams_of(&path, &graph.dag[n].props).map_err(|why| {
         Diagnostic::new(format!("{name}: {}: {why}", path.display()), span.clone())
     })?;
     let listed: Vec<String> = streams
@@ -206,7 +207,8 @@ fn expand_one(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), Diagnostic> {
                     format!("read it from a file (`filesrc location=...`), or name the demuxer: `{} name=demux demux.video_0 ! ...`", factory.name),
                 ));
             };
-            let streams = streams_of(path)
+            let defaults = Props::defaults(factory.name, factory.props);
+            let streams = streams_of(path, &defaults)
                 .map_err(|why| {
                     err(
                         format!("{name}: {}: {why}", path.display()),

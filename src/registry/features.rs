@@ -68,6 +68,12 @@ pub const FEATURES: &[Feature] = &[
         elements: &["qtdemux"],
     },
     Feature {
+        name: "mpeg-ts",
+        built: cfg!(feature = "mpeg-ts"),
+        doc: "MPEG transport stream demuxer and parser (pure Rust)",
+        elements: &["tsdemux", "tsparse"],
+    },
+    Feature {
         name: "av1-encode",
         built: cfg!(feature = "av1-encode"),
         doc: "AV1 encoder (rav1e, pure Rust)",

@@ -66,18 +66,45 @@ impl PadPresence {
         }
     }
 
-    /// Whether `name` names a pad of this template (`src_3` matches `src_%u`).
+    /// Whether `name` names a pad of this template (`src_3` matches `src_%u`, `video_0_0041`
+    /// matches `video_%01x_%04x`).
     pub fn matches(self, name: &str) -> bool {
         match self {
             PadPresence::None => false,
             PadPresence::Always(t) => t == name,
-            PadPresence::Request(t) => t.split(' ').any(|t| {
-                let prefix = t.trim_end_matches("%u");
-                name.strip_prefix(prefix)
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            }),
+            PadPresence::Request(t) => t.split(' ').any(|t| template_matches(t, name)),
         }
     }
+}
+
+/// Whether `name` fits the printf-like pad template `t`: `%u` takes decimal digits, `%x` (or
+/// `%04x`) hex digits, everything else itself.
+fn template_matches(t: &str, name: &str) -> bool {
+    let (mut t, mut name) = (t.as_bytes(), name.as_bytes());
+    while let Some((&c, rest)) = t.split_first() {
+        if c != b'%' {
+            match name.split_first() {
+                Some((&n, more)) if n == c => (t, name) = (rest, more),
+                _ => return false,
+            }
+            continue;
+        }
+        let width = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let Some(&kind) = rest.get(width) else {
+            return false;
+        };
+        let digit: fn(&u8) -> bool = match kind {
+            b'u' | b'd' => u8::is_ascii_digit,
+            b'x' => u8::is_ascii_hexdigit,
+            _ => return false,
+        };
+        let n = name.iter().take_while(|b| digit(b)).count();
+        if n == 0 {
+            return false;
+        }
+        (t, name) = (&rest[width + 1..], &name[n..]);
+    }
+    name.is_empty()
 }
 
 /// How caps cross an element from its sink pads to its src pads (gst's `transform_caps`).
@@ -724,6 +751,9 @@ mod tests {
         assert!(t.matches("src_0") && t.matches("src_12"));
         assert!(!t.matches("src_") && !t.matches("src") && !t.matches("src_x"));
         assert!(PadPresence::Always("src").matches("src"));
+        let ts = PadPresence::Request("video_%01x_%04x audio_%01x_%04x");
+        assert!(ts.matches("video_0_0041") && ts.matches("audio_0_1fff"));
+        assert!(!ts.matches("video_0") && !ts.matches("video_0_") && !ts.matches("audio_0_41g"));
         assert!(!PadPresence::None.matches("src"));
     }
 

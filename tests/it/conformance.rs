@@ -282,10 +282,16 @@ fn required_props(card: &serde_json::Value, dir: &std::path::Path) -> String {
 
 /// Elements that validate only with a real file of their format in front of them, and why
 /// (`tests/it/containers.rs` covers them on real files).
-const NEEDS_A_FILE: &[(&str, &str)] = &[(
-    "qtdemux",
-    "its pads are the file's tracks, read when the description is validated",
-)];
+const NEEDS_A_FILE: &[(&str, &str)] = &[
+    (
+        "qtdemux",
+        "its pads are the file's tracks, read when the description is validated",
+    ),
+    (
+        "tsdemux",
+        "its pads are the program's streams, read when the description is validated",
+    ),
+];
 
 #[test]
 fn every_element_validates_with_its_defaults_and_says_what_it_needs() {

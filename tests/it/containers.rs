@@ -4,7 +4,7 @@
 use super::support::*;
 
 /// Whether gst-launch-1.0 has every element in `elements`; CI must have them.
-fn gst_has(elements: &[&str]) -> bool {
+pub(super) fn gst_has(elements: &[&str]) -> bool {
     let found = elements.iter().all(|e| {
         std::process::Command::new("gst-inspect-1.0")
             .args(["--exists", e])
@@ -21,7 +21,7 @@ fn gst_has(elements: &[&str]) -> bool {
     found
 }
 
-fn gst(desc: &str) -> std::process::Output {
+pub(super) fn gst(desc: &str) -> std::process::Output {
     let out = std::process::Command::new("gst-launch-1.0")
         .arg("-q")
         .args(desc.split_whitespace())
@@ -36,7 +36,7 @@ fn gst(desc: &str) -> std::process::Output {
 }
 
 /// The samples of a WAV file's data chunk (what two encoders of the same PCM share).
-fn wav_data(path: &std::path::Path) -> Vec<u8> {
+pub(super) fn wav_data(path: &std::path::Path) -> Vec<u8> {
     let b = std::fs::read(path).unwrap();
     let mut at = 12;
     while at + 8 <= b.len() {

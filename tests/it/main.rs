@@ -24,6 +24,7 @@ mod issue20;
 mod issue21;
 mod media;
 mod metadata;
+mod mpegts;
 mod net;
 mod parser_fuzz;
 mod planner;

@@ -343,4 +343,67 @@ mod h264 {
         assert_eq!(ours.len(), 8 * 96 * 64 * 3 / 2);
         assert!(ours == theirs, "decoded frames differ from gst's");
     }
+
+    /// An MP4 gst muxes from its own H.264 encode decodes as gst's qtdemux ! h264parse !
+    /// openh264dec decodes it, explicitly and through decodebin: h264parse turns qtdemux's
+    /// avc samples into the byte stream openh264dec takes.
+    #[test]
+    fn h264_in_mp4_decodes_as_gst_decodes_it() {
+        let dir = tmp();
+        let path = |n: &str| dir.path().join(n);
+        let gst = |args: &str| {
+            let o = std::process::Command::new("gst-launch-1.0")
+                .arg("-q")
+                .args(args.split(' '))
+                .output()
+                .expect("gst-launch-1.0 is installed by .ci/run");
+            assert!(
+                o.status.success(),
+                "gst-launch-1.0 {args}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        gst(&format!(
+            "videotestsrc num-buffers=30 pattern=ball ! video/x-raw,format=I420,width=96,height=64,framerate=30/1 ! openh264enc gop-size=10 ! h264parse ! mp4mux ! filesink location={}",
+            path("v.mp4").display()
+        ));
+        gst(&format!(
+            "filesrc location={} ! qtdemux ! h264parse ! openh264dec ! video/x-raw,format=I420 ! filesink location={}",
+            path("v.mp4").display(),
+            path("theirs.yuv").display()
+        ));
+        let o = run(launch(&[
+            "-q",
+            "filesrc",
+            &prop("location", &path("v.mp4")),
+            "! qtdemux ! h264parse ! openh264dec ! filesink",
+            &prop("location", &path("ours.yuv")),
+        ]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let o = run(launch(&[
+            "-v",
+            "filesrc",
+            &prop("location", &path("v.mp4")),
+            "! decodebin ! filesink",
+            &prop("location", &path("auto.yuv")),
+        ]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("decodebin0: chose qtdemux; video_0: h264parse ! openh264dec"),
+            "{}",
+            stderr(&o)
+        );
+        let read = |n: &str| std::fs::read(path(n)).unwrap();
+        let (ours, theirs, auto) = (read("ours.yuv"), read("theirs.yuv"), read("auto.yuv"));
+        let frame = 96 * 64 * 3 / 2;
+        assert_eq!(theirs.len(), 30 * frame);
+        assert_eq!(ours.len(), theirs.len());
+        assert!(
+            ours == auto,
+            "decodebin's frames differ from the explicit chain's"
+        );
+        // Both sides are OpenH264: the pixels agree (within a rounding step where they differ).
+        let worst = ours.iter().zip(&theirs).map(|(a, b)| a.abs_diff(*b)).max();
+        assert!(worst <= Some(2), "a pixel differs by {worst:?}");
+    }
 }
