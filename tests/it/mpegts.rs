@@ -1,14 +1,8 @@
 //! tsdemux and tsparse on transport streams gst's mpegtsmux makes, against gst's tsdemux
 //! sample by sample, through decodebin, and on damaged streams.
 
-use super::containers::{gst, gst_has, wav_data};
+use super::containers::{compare_demuxer_with_gst, gst, gst_has, ours, wav_data};
 use super::support::*;
-
-fn ours(args: &[&str]) -> std::process::Output {
-    let o = run(launch(args));
-    assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
-    o
-}
 
 /// One buffer as a sink saw it: size, pts, dts (`None` for gst's `none`).
 type Seen = (usize, Option<u64>, Option<u64>);
@@ -57,51 +51,9 @@ fn our_seen(err: &str, name: &str) -> Vec<Seen> {
         .collect()
 }
 
-/// tsdemux's pads against gst's: every buffer's size, pts and dts. gst's side comes from
-/// `-v`'s notifications, which gst-launch can lose under load, so gst runs again (five times
-/// at most) until it printed what we gave; the comparison is exact either way.
+/// tsdemux's pads against gst's: every buffer's size, pts and dts.
 fn compare_with_gst(ts: &std::path::Path, pads: &[&str]) {
-    let mut desc = format!("filesrc location={} ! tsdemux name=d", ts.display());
-    let mut ours_desc = desc.clone();
-    let mut taps = Vec::new();
-    for (i, pad) in pads.iter().enumerate() {
-        desc.push_str(&format!(
-            " d.{pad} ! queue ! fakesink silent=false async=false sync=true name=s{i}"
-        ));
-        ours_desc.push_str(&format!(" d.{pad} ! identity name=s{i} ! fakesink"));
-        taps.push(format!("--tap=s{i}"));
-    }
-    let mut args: Vec<&str> = vec!["-q", "--tap-format=json"];
-    args.extend(taps.iter().map(String::as_str));
-    args.push(&ours_desc);
-    let o = ours(&args);
-    let gst_run = || {
-        let o = std::process::Command::new("gst-launch-1.0")
-            .arg("-v")
-            .args(desc.split_whitespace())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let agrees = |theirs: &str| {
-        (0..pads.len()).all(|i| {
-            let name = format!("s{i}");
-            gst_seen(theirs, &name) == our_seen(&stderr(&o), &name)
-        })
-    };
-    let mut theirs = gst_run();
-    for _ in 1..5 {
-        if agrees(&theirs) {
-            break;
-        }
-        theirs = gst_run();
-    }
-    for (i, pad) in pads.iter().enumerate() {
-        let name = format!("s{i}");
-        let want = gst_seen(&theirs, &name);
-        assert!(want.len() > 5, "gst gave too little on {pad}: {want:?}");
-        assert_eq!(our_seen(&stderr(&o), &name), want, "{pad}");
-    }
+    compare_demuxer_with_gst("tsdemux", ts, pads, 6, gst_seen, our_seen);
 }
 
 /// A transport stream with H.264 video (PID 0x41) and AAC audio (0x42).
