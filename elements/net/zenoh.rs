@@ -443,8 +443,9 @@ struct PutOptions {
 /// What a publishing element sends its thread.
 enum ToPublisher {
     Buffer(Buffer),
-    /// End of stream: publish it, flush, close, and answer.
-    Eos(tokio::sync::oneshot::Sender<Result<(), String>>),
+    /// End of stream: publish it, flush, close, and answer how many zenohsrcs did not
+    /// acknowledge it in time.
+    Eos(tokio::sync::oneshot::Sender<Result<usize, String>>),
 }
 
 /// A buffer's bytes as a Zenoh payload, without a copy: the payload holds the buffer.
@@ -554,7 +555,15 @@ impl AsyncSink for ZenohSink {
             return Err(link.error());
         }
         match done.await {
-            Ok(Ok(())) => {
+            Ok(Ok(unacked)) => {
+                if unacked > 0 {
+                    cx.warn(format!(
+                        "{unacked} zenohsrc on {} did not acknowledge end of stream within {} s; \
+                         the session closed anyway, and what it still held for them is lost",
+                        self.key,
+                        LINGER.as_secs()
+                    ));
+                }
                 cx.message(format_args!(
                     "published {} buffers and end of stream on {}",
                     self.sent, self.key
@@ -664,10 +673,11 @@ impl Publisher {
                         .priority(self.opts.priority)
                         .wait()
                         .map_err(|e| zerr("cannot publish end of stream", e));
-                    if let (Ok(()), Ok(acks)) = (&sent, acks) {
-                        self.await_acks(session, acks);
-                    }
-                    // Closing flushes what is queued for every peer before the links close.
+                    let unacked = match (&sent, acks) {
+                        (Ok(()), Ok(acks)) => self.await_acks(session, acks),
+                        _ => 0,
+                    };
+                    // Closing drops what is still queued for a peer: hence the wait above.
                     // The token stays declared until then: undeclared first, its withdrawal
                     // (sent at control priority) could overtake the samples still queued, and
                     // a subscriber would take a finished publisher for a vanished one.
@@ -675,6 +685,7 @@ impl Publisher {
                         session
                             .close()
                             .wait()
+                            .map(|()| unacked)
                             .map_err(|e| format!("closing the Zenoh session: {e}"))
                     });
                     drop((token, publisher));
@@ -713,8 +724,12 @@ impl Publisher {
     /// Waits until every zenohsrc on our key that was there at the end has acknowledged it or
     /// gone, for at most [`LINGER`] (or until Ctrl-C): what the session still queues for a slow
     /// subscriber then reaches it before the session closes. Other programs' subscribers are
-    /// not known and not waited for.
-    fn await_acks(&self, session: &Session, (_watch, acks): (impl Sized, kanal::Receiver<String>)) {
+    /// not known and not waited for. Answers how many did neither in time.
+    fn await_acks(
+        &self,
+        session: &Session,
+        (_watch, acks): (impl Sized, kanal::Receiver<String>),
+    ) -> usize {
         let deadline = std::time::Instant::now() + LINGER;
         let mut acked = HashSet::new();
         let mut waiting: Option<HashSet<String>> = None;
@@ -725,7 +740,7 @@ impl Publisher {
                 .timeout(POLL * 50)
                 .wait()
             else {
-                return;
+                return waiting.map_or(0, |w| w.len());
             };
             let mut alive = HashSet::new();
             while let Ok(reply) = replies.recv() {
@@ -747,7 +762,7 @@ impl Publisher {
                 || std::time::Instant::now() >= deadline
                 || self.cancel.load(Ordering::Relaxed)
             {
-                return;
+                return waiting.len();
             }
             std::thread::sleep(POLL);
         }
