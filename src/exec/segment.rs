@@ -1305,8 +1305,11 @@ impl Segment {
             if cx.kernel_copied != 0 {
                 slot.stats.kernel_copied += std::mem::take(&mut cx.kernel_copied);
             }
-            if !matches!(flow, Ok(SinkFlow::Continue)) {
-                self.settle(b, flow, run)?;
+            // A match, not a test: the continue arm then holds nothing to drop, where a test
+            // left the answer to an out-of-line drop on every branch.
+            match flow {
+                Ok(SinkFlow::Continue) => {}
+                flow => self.settle(b, flow, run)?,
             }
         }
         Ok(())
@@ -1333,10 +1336,10 @@ impl Segment {
         if cx.kernel_copied != 0 {
             slot.stats.kernel_copied += cx.kernel_copied;
         }
-        if matches!(flow, Ok(SinkFlow::Continue)) {
-            return Ok(());
+        match flow {
+            Ok(SinkFlow::Continue) => Ok(()),
+            flow => self.settle(id, flow, run),
         }
-        self.settle(id, flow, run)
     }
 
     fn push(&mut self, entry: usize, buf: Buffer, run: &RunControl) -> Result<(), RunError> {
