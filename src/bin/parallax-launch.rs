@@ -180,8 +180,14 @@ fn main() -> ExitCode {
             }
         }
     }
-    // SIGHUP reloads the plugins whose library was replaced, instead of ending the run.
-    {
+    // SIGHUP reloads the plugins whose library was replaced, instead of ending the run. With
+    // no plugin found there is nothing to reload, and it is only ignored: the reloading thread
+    // would cost every start-up a thread for nothing.
+    if parallax::plugin::plugins().is_empty() {
+        if let Err(e) = parallax::ipc::ignore_hangup() {
+            eprintln!("warning: cannot ignore SIGHUP: {e}");
+        }
+    } else {
         let console = console.clone();
         let quiet = args.quiet;
         let installed = parallax::ipc::on_hangup(move || {

@@ -237,7 +237,8 @@ pub enum TapFormatArg {
 /// usage or pipeline-description error, 130 when interrupted without -e.
 ///
 /// SIGHUP reloads the plugins whose library file was replaced, between two buffers; a new
-/// version that cannot be loaded leaves the running one with a warning.
+/// version that cannot be loaded leaves the running one with a warning. With no plugin
+/// installed, SIGHUP is ignored.
 #[derive(Debug, Parser)]
 #[command(name = "parallax-launch", version, about, long_about)]
 #[command(
