@@ -805,8 +805,12 @@ const AUDIO_PROBE: usize = 4096;
 /// until the chosen program's map table, then until each audio stream's first frames, whose
 /// headers add the rate and channels to its caps (what decoders after it negotiate with).
 pub(crate) fn program_of_file(path: &std::path::Path, want: i64) -> Result<Vec<Es>, String> {
-    use std::io::Read as _;
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    program_of_stream(&mut f, want)
+}
+
+/// [`program_of_file`] on a stream read from its start (a pipe's head lent at validation).
+pub(crate) fn program_of_stream(f: &mut dyn std::io::Read, want: i64) -> Result<Vec<Es>, String> {
     let mut parser = Parser::new(want, false);
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
@@ -894,6 +898,18 @@ pub(crate) fn streams_of_file(
 ) -> Result<Vec<(String, Caps)>, String> {
     let want = props.int("program-number").unwrap_or(-1);
     Ok(program_of_file(path, want)?
+        .into_iter()
+        .map(|s| (s.pad, s.caps))
+        .collect())
+}
+
+/// decodebin's view of [`program_of_stream`].
+pub(crate) fn streams_of_stream(
+    f: &mut dyn std::io::Read,
+    props: &Props,
+) -> Result<Vec<(String, Caps)>, String> {
+    let want = props.int("program-number").unwrap_or(-1);
+    Ok(program_of_stream(f, want)?
         .into_iter()
         .map(|s| (s.pad, s.caps))
         .collect())
