@@ -982,7 +982,7 @@ pub(crate) static TSDEMUX: Factory = Factory {
           gst's are. `program-number` picks the program (the first of the association table \
           by default). The program's streams are read from the file when the description is \
           validated, so `demux.` without a pad name takes the next stream its downstream \
-          accepts; the input must be a regular file. Garbage between packets is skipped and \
+          accepts; the input is a file, or a pipe whose head validation reads. Garbage between packets is skipped and \
           a gap in a PID's continuity counter drops the PES it broke, each a warning naming \
           the byte (the first few said, the rest counted); bytes with no packet in the first \
           MiB, or a stream without its tables, are an error naming the byte offset.",

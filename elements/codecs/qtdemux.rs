@@ -438,7 +438,8 @@ pub(crate) static QTDEMUX: Factory = Factory {
           start), dts, duration and, for video, the delta-unit flag on non-sync samples. The \
           file's tracks are read when the description is validated, so every pad's caps are \
           known before the run and `demux.` without a pad name takes the next track its \
-          downstream accepts; the file must be a regular file (`filesrc`, `fdsrc < file`). \
+          downstream accepts; the input is a regular file (`filesrc`, `fdsrc < file`), or a \
+          pipe carrying a faststart file (moov before mdat), whose head validation reads. \
           A file whose moov follows mdat is held in memory until moov is read (at most 1 GiB); \
           a faststart file streams. Samples leave in file order. A broken box, a table that \
           contradicts itself or a file cut short is an error naming the byte offset.",

@@ -3,8 +3,10 @@
 //! Caps are settled when the description is validated, before anything runs, so a decoder
 //! right after `filesrc` learns its format from the file's head: validation reads the first
 //! bytes of a regular file that feeds an element wanting typed input, and the caps found here
-//! stand on that link. Only what the head says is used (an image's size, later a stream's
-//! rate and channels), and nothing is read from pipes or devices.
+//! stand on that link. Only what the head says is used (an image's size, a stream's rate and
+//! channels). A pipe, a FIFO or an HTTP stream that reaches `typefind` or `decodebin` lends
+//! its head instead: validation reads it and the source passes those bytes first at run time
+//! (see `src/graph/head.rs`).
 
 use crate::element::prelude::*;
 
@@ -166,12 +168,16 @@ pub(crate) static TYPEFIND: Factory = Factory {
     klass: Klass::Filter,
     summary: "Finds the media type of a stream",
     doc: "Says what a byte stream is, as caps on its src pad, from its first bytes: PNG, JPEG, \
-          FLAC, WAV, MP4/QuickTime, MPEG-TS, Ogg, Matroska, MP3 and ADTS AAC. A regular file's \
-          head is read when the description is validated, so everything after typefind knows \
-          the format before the run (`-v` prints the caps); `force-caps` says it instead. Input \
-          that is not a file (a pipe, a socket) is checked when its first buffer comes: bytes of \
-          no known type are an error, as gst's `Could not determine type of stream`. Buffers \
-          pass unchanged.",
+          FLAC, WAV, MP4/QuickTime, MPEG-TS, Ogg, Matroska, MP3 and ADTS AAC. The first 64 KiB \
+          (or the whole input, when shorter) are read when the description is validated, so \
+          everything after typefind knows the format before the run (`-v` prints the caps); \
+          `force-caps` says it instead. A regular file is read again at run time; a pipe, a \
+          FIFO or stdin (`fdsrc`, `filesrc location=/dev/stdin`) lends those bytes and its \
+          source passes them first, then the rest, so the stream is unchanged; validation \
+          waits for them as gst's typefind waits for data. `httpsrc` reads its URL twice, once \
+          for the head. Input that is read only at run time (a socket) is checked when its \
+          first buffers come: bytes of no known type are an error, as gst's `Could not \
+          determine type of stream`. Buffers pass unchanged.",
     pads: Pads::ONE_TO_ONE.with_rule(CapsRule::Derived(&TYPEFIND_CAPS)),
     props: &[
         PropSpec::string("force-caps", None, "force caps without doing a typefind")

@@ -1,9 +1,9 @@
 //! `decodebin` and `uridecodebin`, expanded when the description is validated.
 //!
 //! gst's decodebin typefinds the stream at run time and plugs a demuxer, parsers and decoders
-//! as pads appear. Parallax plans a static graph before anything runs, and a regular file's
-//! type is known then (its head is read, as negotiation reads it for a decoder after
-//! `filesrc`), so the chain is chosen here, once, and becomes ordinary nodes of the graph:
+//! as pads appear. Parallax plans a static graph before anything runs, and the input's type
+//! is known then (a file's head is read, as negotiation reads it for a decoder after
+//! `filesrc`, and a pipe's is lent), so the chain is chosen here, once, and becomes ordinary nodes of the graph:
 //! `decodebin0` stays as the bin's entry (it passes bytes unchanged) and the elements it chose
 //! follow it, named `decodebin0/flacparse0` like gst's element paths. The planner then places
 //! them by their own hints, so a decoder written in C runs isolated inside decodebin too.
@@ -17,8 +17,8 @@
 //!
 //! A container with several streams (MP4) gets its demuxer, and each stream its own chain;
 //! each `d.` link takes the next stream whose raw caps its downstream accepts, as gst-launch
-//! links pads as they appear. Input whose type cannot be known before the run (a pipe, a
-//! socket, the network) is refused with what to write instead.
+//! links pads as they appear. A pipe, FIFO or URL lends its head to validation (see
+//! [`super::head`]); input that cannot (a socket) is refused with what to write instead.
 
 use daggy::petgraph::visit::EdgeRef;
 use daggy::NodeIndex;

@@ -285,7 +285,10 @@ fn empty_and_unknown_piped_input_fail_saying_what_they_saw() {
 fn fdsrc_into_a_sink_streams_before_its_input_ends() {
     // Nothing after fdsrc wants a type: validation reads nothing, so the line comes out while
     // stdin is still open.
-    for sink in ["fdsink", "filesink location=/dev/stdout buffer-mode=unbuffered"] {
+    for sink in [
+        "fdsink",
+        "filesink location=/dev/stdout buffer-mode=unbuffered",
+    ] {
         let mut child = spawn_piped(&["-q", &format!("fdsrc ! {sink}")]);
         let mut stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
