@@ -37,8 +37,8 @@ const DOC: &str = "Reads the type of its input from its first bytes when the des
      `d.` link takes the next stream whose raw caps its downstream accepts, in track order, as \
      gst-launch links pads as they appear. The input's type is read before the run: from a \
      regular file (`filesrc`, `fdsrc < file`); from a pipe, FIFO or stdin (`cat song.flac | \
-     parallax-launch fdsrc ! decodebin ! ...`), whose first 64 KiB validation reads and its \
-     source passes first at run time (validation waits for them; an empty input is an \
+     parallax-launch fdsrc ! decodebin ! ...`), whose head (4 to 64 KiB) validation reads and \
+     its source passes first at run time (validation waits for them; an empty input is an \
      error); from `httpsrc`, which fetches the URL once for the head and again for the run; \
      or from caps written before decodebin (`tcpclientsrc ! audio/x-flac ! decodebin`). A \
      transport stream's tables, and an MP4's index when it comes first (faststart), are \

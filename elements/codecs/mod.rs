@@ -30,7 +30,7 @@ mod ogg;
 mod qtdemux;
 mod typefind;
 
-pub(crate) use typefind::{sniff, HEAD_LEN};
+pub(crate) use typefind::{sniff, typefind};
 
 /// Every codec factory this build has.
 pub(crate) const FACTORIES: &[&Factory] = &[

@@ -478,8 +478,8 @@ fn become_source(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), (String, St
 
 /// The caps of the stream `input` reads (named `what` in errors), from its head.
 fn typed(name: &str, input: &Input, what: &str) -> Result<Caps, (String, String)> {
-    let head = input
-        .head()
+    let (head, found) = input
+        .typefind()
         .map_err(|e| (format!("{name}: reading {what}: {e}"), String::new()))?;
     if head.is_empty() {
         return Err((
@@ -487,7 +487,7 @@ fn typed(name: &str, input: &Input, what: &str) -> Result<Caps, (String, String)
             format!("{what} is empty"),
         ));
     }
-    crate::elements::sniff(&head).ok_or_else(|| {
+    found.ok_or_else(|| {
         let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
         (
             format!(

@@ -32,10 +32,15 @@ pub(crate) enum Input {
 }
 
 impl Input {
-    /// The stream's first `SNIFF_LEN` bytes (fewer when it is shorter).
-    pub(crate) fn head(&self) -> std::io::Result<Vec<u8>> {
+    /// The stream's type, from as much of its head as typefinding needs to decide (at most
+    /// 64 KiB: see `elements::typefind`): the head it read, and the caps found.
+    pub(crate) fn typefind(&self) -> std::io::Result<(Vec<u8>, Option<crate::caps::Caps>)> {
+        crate::elements::typefind(|len| self.head(len))
+    }
+
+    /// The stream's first `len` bytes (fewer when it is shorter).
+    fn head(&self, len: usize) -> std::io::Result<Vec<u8>> {
         use std::io::Read as _;
-        let len = crate::elements::SNIFF_LEN;
         match self {
             Input::File(path) => {
                 let mut head = Vec::with_capacity(len);

@@ -217,8 +217,7 @@ fn input_caps(graph: &Graph, n: NodeIndex<u32>) -> Result<Caps, Diagnostic> {
 /// typefinder (see [`super::head`]), never a device or a socket.
 fn sniff_input(graph: &Graph, n: NodeIndex<u32>) -> Option<Caps> {
     let source = byte_source(graph, n)?;
-    let head = super::head::input(&graph.dag[source])?.head().ok()?;
-    crate::elements::sniff(&head)
+    super::head::input(&graph.dag[source])?.typefind().ok()?.1
 }
 
 /// The source that feeds `n` through elements that pass bytes unchanged (queue, identity),

@@ -316,6 +316,44 @@ fn fdsrc_into_a_sink_streams_before_its_input_ends() {
     }
 }
 
+#[test]
+fn a_live_pipe_starts_once_its_first_bytes_say_what_it_is() {
+    // 8 KiB of a FLAC stream, and stdin stays open: the type is found from the first 4 KiB,
+    // so the run starts and passes those bytes on while more may still come.
+    let dir = tmp();
+    let flac = dir.path().join("a.flac");
+    ours(&[
+        "-q",
+        "audiotestsrc num-buffers=40 wave=white-noise ! audio/x-raw,format=S16LE,rate=44100,channels=2 \
+         ! flacenc ! filesink",
+        &prop("location", &flac),
+    ]);
+    let bytes = std::fs::read(&flac).unwrap();
+    let mut child = spawn_piped(&["-q", "fdsrc ! typefind ! fdsink"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    stdin.write_all(&bytes[..8192]).unwrap();
+    stdin.flush().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut got = vec![0u8; 8192];
+        let read = stdout.read_exact(&mut got).map(|()| got);
+        let _ = tx.send((read, stdout));
+    });
+    let Ok((read, mut stdout)) = rx.recv_timeout(WATCHDOG) else {
+        let _ = child.kill();
+        panic!("nothing came out while stdin stayed open");
+    };
+    assert!(read.unwrap() == bytes[..8192]);
+    stdin.write_all(&bytes[8192..]).unwrap();
+    drop(stdin);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    assert!(rest == bytes[8192..]);
+    let o = wait(child);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
 /// Serves `body` at every path but `/missing` (404), one connection per request, counting
 /// the requests.
 fn serve(body: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
