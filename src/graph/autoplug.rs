@@ -3,8 +3,8 @@
 //! gst's decodebin typefinds the stream at run time and plugs a demuxer, parsers and decoders
 //! as pads appear. Parallax plans a static graph before anything runs, and the input's type
 //! is known then (a file's head is read, as negotiation reads it for a decoder after
-//! `filesrc`, and a pipe's is lent), so the chain is chosen here, once, and becomes ordinary nodes of the graph:
-//! `decodebin0` stays as the bin's entry (it passes bytes unchanged) and the elements it chose
+//! `filesrc`, and a pipe's is lent), so the chain is chosen here, once, and becomes ordinary
+//! nodes of the graph: `decodebin0` stays as the bin's entry (it passes bytes unchanged) and the elements it chose
 //! follow it, named `decodebin0/flacparse0` like gst's element paths. The planner then places
 //! them by their own hints, so a decoder written in C runs isolated inside decodebin too.
 //!
