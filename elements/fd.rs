@@ -38,7 +38,12 @@ pub(crate) static FDSRC: Factory = Factory {
     build: |p| {
         let n = p.int("fd")? as i32;
         let fd = inherited_fd(n).map_err(|e| ElementError::io(format!("fd {n} is not open"), e))?;
-        let reader = StreamReader::new(fd, p, format!("fd {n}"))?;
+        let mut reader = StreamReader::new(fd, p, format!("fd {n}"))?;
+        // The head validation read for a typefinder: passed first, then the rest.
+        if let Some(lent) = p.attached::<LentHead>() {
+            let (head, ended, _duplicate) = lent.take();
+            reader.replay_first(head, ended);
+        }
         Ok(ElementImpl::Source(Box::new(FdSrc { fd, reader })))
     },
 };

@@ -19,6 +19,12 @@ pub(super) struct StreamReader {
     nowait: bool,
     stamper: Stamper,
     what: String,
+    /// The stream's head, read when the description was validated (see `LentHead`): passed
+    /// first, from `replayed` on.
+    replay: Vec<u8>,
+    replayed: usize,
+    /// The stream ended within that head: nothing is read after it.
+    ended: bool,
 }
 
 impl StreamReader {
@@ -34,7 +40,18 @@ impl StreamReader {
             nowait: kind == FdKind::Stream,
             stamper: Stamper::new(props)?,
             what,
+            replay: Vec::new(),
+            replayed: 0,
+            ended: false,
         })
+    }
+
+    /// Passes `head` before anything read from the descriptor; `ended`: the stream ended
+    /// within it.
+    pub(super) fn replay_first(&mut self, head: Vec<u8>, ended: bool) {
+        self.replay = head;
+        self.replayed = 0;
+        self.ended = ended;
     }
 
     pub(super) fn pool_request(&self) -> PoolRequest {
@@ -55,6 +72,21 @@ impl StreamReader {
         let mut slot = cx.loan()?;
         let cap = slot.capacity().min(self.blocksize);
         let data = &mut slot.as_mut_slice()[..cap];
+        if self.replayed < self.replay.len() {
+            let n = cap.min(self.replay.len() - self.replayed);
+            data[..n].copy_from_slice(&self.replay[self.replayed..self.replayed + n]);
+            self.replayed += n;
+            if self.replayed == self.replay.len() {
+                self.replay = Vec::new();
+                self.replayed = 0;
+            }
+            let mut buf = slot.freeze(n);
+            self.stamp(&mut buf, cx);
+            return Ok(Some(buf));
+        }
+        if self.ended {
+            return Ok(None);
+        }
         let n = loop {
             if self.nowait {
                 if cx.should_stop() {
@@ -342,14 +374,23 @@ pub(crate) static FILESRC: Factory = Factory {
             use std::os::unix::fs::FileTypeExt as _;
             m.file_type().is_fifo()
         });
-        let mut opts = std::fs::OpenOptions::new();
-        opts.read(true);
-        if fifo {
-            opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-        }
-        let file = opts
-            .open(&path)
-            .map_err(|e| ElementError::io(format!("cannot open {path} for reading"), e))?;
+        // A pipe or FIFO whose head validation read: it goes on from the file it read.
+        let (lent, replay) = match p.attached::<LentHead>().map(|l| l.take()) {
+            Some((head, ended, Some(file))) => (Some(file), Some((head, ended))),
+            _ => (None, None),
+        };
+        let file = match lent {
+            Some(file) => file,
+            None => {
+                let mut opts = std::fs::OpenOptions::new();
+                opts.read(true);
+                if fifo {
+                    opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+                }
+                opts.open(&path)
+                    .map_err(|e| ElementError::io(format!("cannot open {path} for reading"), e))?
+            }
+        };
         let meta = file
             .metadata()
             .map_err(|e| ElementError::io(format!("inspecting {path}"), e))?;
@@ -373,13 +414,17 @@ pub(crate) static FILESRC: Factory = Factory {
             }
             _ => None,
         };
-        let reader = StreamReader::new(file.as_fd(), p, path)?;
+        let mut reader = StreamReader::new(file.as_fd(), p, path)?;
+        let await_writer = fifo && replay.is_none();
+        if let Some((head, ended)) = replay {
+            reader.replay_first(head, ended);
+        }
         Ok(ElementImpl::Source(Box::new(FileSrc {
             file,
             size,
             reader,
             mapped,
-            await_writer: fifo,
+            await_writer,
         })))
     },
 };

@@ -25,7 +25,7 @@ mod timing;
 
 use crate::element::prelude::*;
 
-pub(crate) use codecs::{demuxers, sniff, HEAD_LEN as SNIFF_LEN};
+pub(crate) use codecs::{demuxers, typefind};
 
 /// Every factory, in listing order.
 pub fn all() -> impl Iterator<Item = &'static Factory> {

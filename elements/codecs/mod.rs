@@ -30,7 +30,7 @@ mod ogg;
 mod qtdemux;
 mod typefind;
 
-pub(crate) use typefind::{sniff, HEAD_LEN};
+pub(crate) use typefind::{sniff, typefind};
 
 /// Every codec factory this build has.
 pub(crate) const FACTORIES: &[&Factory] = &[
@@ -72,19 +72,29 @@ pub(crate) const FACTORIES: &[&Factory] = &[
 ];
 
 /// A container's demuxer, with what reads the streams of a file of its type (as the
-/// demuxer's properties choose them).
+/// demuxer's properties choose them), and of a stream read from its start (which may refuse
+/// what only a file allows: an MP4 file whose index comes last).
 pub(crate) type Demuxer = (
     &'static Factory,
     fn(&std::path::Path, &Props) -> Result<Vec<(String, Caps)>, String>,
+    Option<fn(&mut dyn std::io::Read, &Props) -> Result<Vec<(String, Caps)>, String>>,
 );
 
 /// The demuxers this build has, for decodebin.
 pub(crate) fn demuxers() -> Vec<Demuxer> {
     vec![
         #[cfg(feature = "mp4")]
-        (&qtdemux::QTDEMUX, qtdemux::streams_of_file),
+        (
+            &qtdemux::QTDEMUX,
+            qtdemux::streams_of_file,
+            Some(qtdemux::streams_of_stream),
+        ),
         #[cfg(feature = "mpeg-ts")]
-        (&mpegts::TSDEMUX, mpegts::streams_of_file),
+        (
+            &mpegts::TSDEMUX,
+            mpegts::streams_of_file,
+            Some(mpegts::streams_of_stream),
+        ),
     ]
 }
 

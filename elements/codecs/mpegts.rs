@@ -805,8 +805,12 @@ const AUDIO_PROBE: usize = 4096;
 /// until the chosen program's map table, then until each audio stream's first frames, whose
 /// headers add the rate and channels to its caps (what decoders after it negotiate with).
 pub(crate) fn program_of_file(path: &std::path::Path, want: i64) -> Result<Vec<Es>, String> {
-    use std::io::Read as _;
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    program_of_stream(&mut f, want)
+}
+
+/// [`program_of_file`] on a stream read from its start (a pipe's head lent at validation).
+pub(crate) fn program_of_stream(f: &mut dyn std::io::Read, want: i64) -> Result<Vec<Es>, String> {
     let mut parser = Parser::new(want, false);
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
@@ -899,6 +903,18 @@ pub(crate) fn streams_of_file(
         .collect())
 }
 
+/// decodebin's view of [`program_of_stream`].
+pub(crate) fn streams_of_stream(
+    f: &mut dyn std::io::Read,
+    props: &Props,
+) -> Result<Vec<(String, Caps)>, String> {
+    let want = props.int("program-number").unwrap_or(-1);
+    Ok(program_of_stream(f, want)?
+        .into_iter()
+        .map(|s| (s.pad, s.caps))
+        .collect())
+}
+
 /// A pad's route number: its PID, the hex digits after the last `_`.
 fn pad_pid(pad: &str) -> Option<u32> {
     let (kind, pid) = pad.rsplit_once('_')?;
@@ -966,7 +982,7 @@ pub(crate) static TSDEMUX: Factory = Factory {
           gst's are. `program-number` picks the program (the first of the association table \
           by default). The program's streams are read from the file when the description is \
           validated, so `demux.` without a pad name takes the next stream its downstream \
-          accepts; the input must be a regular file. Garbage between packets is skipped and \
+          accepts; the input is a file, or a pipe whose head validation reads. Garbage between packets is skipped and \
           a gap in a PID's continuity counter drops the PES it broke, each a warning naming \
           the byte (the first few said, the rest counted); bytes with no packet in the first \
           MiB, or a stream without its tables, are an error naming the byte offset.",

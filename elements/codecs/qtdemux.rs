@@ -350,6 +350,77 @@ pub(crate) fn streams_of_file(
         .collect())
 }
 
+/// Bytes of boxes before `moov` that [`streams_of_stream`] reads through at most: they are
+/// held until the run passes them on.
+const MAX_STREAM_SKIP: u64 = 16 << 20;
+
+/// [`streams_of_file`] on a stream read from its start (a pipe's head lent at validation):
+/// the boxes before `moov` are read through, so only a file whose `moov` comes before `mdat`
+/// (faststart) can say its tracks before the run.
+pub(crate) fn streams_of_stream(
+    f: &mut dyn std::io::Read,
+    _props: &Props,
+) -> Result<Vec<(String, Caps)>, String> {
+    use std::io::Read as _;
+    let mut at = 0u64;
+    loop {
+        // 8 bytes, and 8 more for a 64-bit size: never into the next box.
+        let mut head = [0u8; 16];
+        let mut n = 0;
+        while n < 8 || (n < 16 && head[..4] == [0, 0, 0, 1]) {
+            let want = if n < 8 { 8 } else { 16 };
+            match f.read(&mut head[n..want]).map_err(|e| e.to_string())? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        if n == 0 {
+            return Err("no moov box: not an MP4/QuickTime file, or one cut short".into());
+        }
+        let Some((size, hlen, kind)) = box_header(&head[..n]) else {
+            return Err(format!("a box header is cut short at byte {at}"));
+        };
+        if &kind == b"mdat" || size.is_none() {
+            return Err(format!(
+                "the media data (mdat, at byte {at}) comes before the index (moov): from a \
+                 stream, only a faststart file's tracks are known before the run"
+            ));
+        }
+        let size = size.expect("checked above");
+        if size < hlen || size < n as u64 {
+            return Err(format!("the box at byte {at} claims {size} bytes"));
+        }
+        if &kind == b"moov" {
+            if size > MAX_MOOV {
+                return Err(format!("the moov box at byte {at} claims {size} bytes"));
+            }
+            let mut moov = head[..n].to_vec();
+            f.take(size - n as u64)
+                .read_to_end(&mut moov)
+                .map_err(|e| e.to_string())?;
+            if (moov.len() as u64) < size {
+                return Err(format!("the moov box at byte {at} is cut short"));
+            }
+            return Ok(read_movie(&moov, at)?
+                .tracks
+                .into_iter()
+                .map(|t| (t.pad, t.caps))
+                .collect());
+        }
+        at = at.saturating_add(size);
+        if at > MAX_STREAM_SKIP {
+            return Err(format!(
+                "no moov box in the first {MAX_STREAM_SKIP} bytes of the stream"
+            ));
+        }
+        let skipped = std::io::copy(&mut f.take(size - n as u64), &mut std::io::sink())
+            .map_err(|e| e.to_string())?;
+        if skipped < size - n as u64 {
+            return Err(format!("the box at byte {} is cut short", at - size));
+        }
+    }
+}
+
 // --- qtdemux -------------------------------------------------------------------------------
 
 pub(crate) static QTDEMUX: Factory = Factory {
@@ -367,7 +438,8 @@ pub(crate) static QTDEMUX: Factory = Factory {
           start), dts, duration and, for video, the delta-unit flag on non-sync samples. The \
           file's tracks are read when the description is validated, so every pad's caps are \
           known before the run and `demux.` without a pad name takes the next track its \
-          downstream accepts; the file must be a regular file (`filesrc`, `fdsrc < file`). \
+          downstream accepts; the input is a regular file (`filesrc`, `fdsrc < file`), or a \
+          pipe carrying a faststart file (moov before mdat), whose head validation reads. \
           A file whose moov follows mdat is held in memory until moov is read (at most 1 GiB); \
           a faststart file streams. Samples leave in file order. A broken box, a table that \
           contradicts itself or a file cut short is an error naming the byte offset.",

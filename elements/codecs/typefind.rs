@@ -3,16 +3,45 @@
 //! Caps are settled when the description is validated, before anything runs, so a decoder
 //! right after `filesrc` learns its format from the file's head: validation reads the first
 //! bytes of a regular file that feeds an element wanting typed input, and the caps found here
-//! stand on that link. Only what the head says is used (an image's size, later a stream's
-//! rate and channels), and nothing is read from pipes or devices.
+//! stand on that link. Only what the head says is used (an image's size, a stream's rate and
+//! channels). A pipe, a FIFO or an HTTP stream that reaches `typefind` or `decodebin` lends
+//! its head instead: validation reads it and the source passes those bytes first at run time
+//! (see `src/graph/head.rs`).
 
 use crate::element::prelude::*;
 
 /// Bytes of a file's head that typefinding reads at most.
 pub(crate) const HEAD_LEN: usize = 64 * 1024;
 
+/// The lengths of head typefinding decides at, shortest first, as gst's typefind tries
+/// longer and longer heads: a live pipe starts once its first 4 KiB say what it is.
+/// A file and a pipe of the same bytes stop at the same step, so they get the same caps.
+pub(crate) const STEPS: [usize; 3] = [4 * 1024, 16 * 1024, HEAD_LEN];
+
+/// What typefinding says of a head read `STEPS` at a time: `head(len)` gives the stream's
+/// first `len` bytes (fewer at its end). The head it decided on, and the caps found.
+pub(crate) fn typefind<E>(
+    mut head: impl FnMut(usize) -> Result<Vec<u8>, E>,
+) -> Result<(Vec<u8>, Option<Caps>), E> {
+    for step in STEPS {
+        let bytes = head(step)?;
+        let last = step == HEAD_LEN || bytes.len() < step;
+        let found = sniff_with(&bytes, last);
+        if found.is_some() || last {
+            return Ok((bytes, found));
+        }
+    }
+    unreachable!("the last step decides")
+}
+
 /// The caps of a stream starting with `head`, when a codec of this build knows it.
 pub(crate) fn sniff(head: &[u8]) -> Option<Caps> {
+    sniff_with(head, true)
+}
+
+/// [`sniff`]; without `guesses`, only what more bytes cannot overturn (not an ID3 tag whose
+/// first frame is further on, nor two frame headers alone).
+fn sniff_with(head: &[u8], guesses: bool) -> Option<Caps> {
     #[cfg(feature = "image-png")]
     if let Some(c) = png(head) {
         return Some(c);
@@ -37,12 +66,12 @@ pub(crate) fn sniff(head: &[u8]) -> Option<Caps> {
     if let Some(c) = super::ogg::sniff(head) {
         return Some(c);
     }
-    container(head)
+    container(head, guesses)
 }
 
 /// Containers and elementary streams whose type the head tells, whether or not this build
 /// decodes them: decodebin says which feature brings what it lacks.
-fn container(head: &[u8]) -> Option<Caps> {
+fn container(head: &[u8], guesses: bool) -> Option<Caps> {
     let caps = |text: &str| Some(Caps::parse(text).expect("a typefind caps text parses"));
     if let Some(c) = super::super::media::sniff_wav(head) {
         return Some(c);
@@ -77,6 +106,9 @@ fn container(head: &[u8]) -> Option<Caps> {
     }
     if head.len() >= 4 && head[..4] == [0x1A, 0x45, 0xDF, 0xA3] {
         return caps("video/x-matroska");
+    }
+    if !guesses {
+        return None;
     }
     // The header parsers of mpegaudioparse and aacparse, which every build has.
     let mp3 = |h: &[u8]| {
@@ -166,12 +198,17 @@ pub(crate) static TYPEFIND: Factory = Factory {
     klass: Klass::Filter,
     summary: "Finds the media type of a stream",
     doc: "Says what a byte stream is, as caps on its src pad, from its first bytes: PNG, JPEG, \
-          FLAC, WAV, MP4/QuickTime, MPEG-TS, Ogg, Matroska, MP3 and ADTS AAC. A regular file's \
-          head is read when the description is validated, so everything after typefind knows \
-          the format before the run (`-v` prints the caps); `force-caps` says it instead. Input \
-          that is not a file (a pipe, a socket) is checked when its first buffer comes: bytes of \
-          no known type are an error, as gst's `Could not determine type of stream`. Buffers \
-          pass unchanged.",
+          FLAC, WAV, MP4/QuickTime, MPEG-TS, Ogg, Matroska, MP3 and ADTS AAC. The head (4 KiB, or \
+          16, at most 64, as far as it takes to decide) is read when the description is \
+          validated, so \
+          everything after typefind knows the format before the run (`-v` prints the caps); \
+          `force-caps` says it instead. A regular file is read again at run time; a pipe, a \
+          FIFO or stdin (`fdsrc`, `filesrc location=/dev/stdin`) lends those bytes and its \
+          source passes them first, then the rest, so the stream is unchanged; validation \
+          waits for them as gst's typefind waits for data. `httpsrc` reads its URL twice, once \
+          for the head. Input that is read only at run time (a socket) is checked when its \
+          first buffers come: bytes of no known type are an error, as gst's `Could not \
+          determine type of stream`. Buffers pass unchanged.",
     pads: Pads::ONE_TO_ONE.with_rule(CapsRule::Derived(&TYPEFIND_CAPS)),
     props: &[
         PropSpec::string("force-caps", None, "force caps without doing a typefind")
@@ -242,6 +279,51 @@ impl TypeFind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Typefinds `stream` as validation does, with the head lengths it asked for.
+    fn typefound(stream: &[u8]) -> (usize, Option<String>, Vec<usize>) {
+        let mut asked = Vec::new();
+        let (head, caps) = typefind(|len| {
+            asked.push(len);
+            Ok::<_, ()>(stream[..len.min(stream.len())].to_vec())
+        })
+        .unwrap();
+        (head.len(), caps.map(|c| c.to_string()), asked)
+    }
+
+    #[test]
+    fn typefinding_stops_at_the_first_step_that_decides() {
+        let mut wav = b"RIFF\xff\xff\xff\xffWAVEfmt \x10\0\0\0\x01\0\x01\0".to_vec();
+        wav.extend_from_slice(&8000u32.to_le_bytes());
+        wav.extend_from_slice(&16000u32.to_le_bytes());
+        wav.extend_from_slice(b"\x02\0\x10\0data\xff\xff\xff\xff");
+        wav.resize(100_000, 0);
+        let (len, caps, asked) = typefound(&wav);
+        assert_eq!((len, asked), (4096, vec![4096]));
+        assert!(caps.unwrap().starts_with("audio/x-wav"));
+        // A short stream is typefound from all of it.
+        let (len, caps, asked) = typefound(&wav[..100]);
+        assert_eq!((len, asked), (100, vec![4096]));
+        assert!(caps.is_some());
+    }
+
+    #[test]
+    fn a_guess_waits_for_the_whole_window() {
+        // An ID3 tag longer than the window: only the tag says it is MP3, a guess that more
+        // bytes could refine, so it is made at the last step only.
+        let size = 100_000u32;
+        let mut id3 = b"ID3\x04\0\0".to_vec();
+        id3.extend((0..4).rev().map(|i| ((size >> (7 * i)) & 0x7F) as u8));
+        id3.resize(200_000, 0);
+        let (len, caps, asked) = typefound(&id3);
+        assert_eq!((len, asked), (HEAD_LEN, STEPS.to_vec()));
+        assert_eq!(
+            caps.unwrap(),
+            "audio/mpeg, mpegversion=(int)1, layer=(int)3"
+        );
+        let (_, caps, _) = typefound(&[0xFF; 70_000]);
+        assert!(caps.is_none());
+    }
 
     #[test]
     fn unknown_bytes_have_no_caps() {

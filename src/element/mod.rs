@@ -13,13 +13,17 @@ use std::time::Instant;
 use crate::caps::Caps;
 use crate::memory::{Buffer, LoanedSlot, MemoryError, MemoryPool};
 
+mod lent;
+pub use lent::{Lender, LentHead, Opener};
+
 pub mod prelude {
     //! Everything an element file needs.
     #[cfg(test)]
     pub use super::DetachedRun;
     pub use super::{
         ActivePad, AsyncCtx, AsyncSink, AsyncSource, Ctx, ElementError, ElementImpl, FanIn, Flow,
-        Leaky, PoolRequest, Qos, QueueSettings, Router, Sink, SinkFlow, Source, Transform,
+        Leaky, LentHead, PoolRequest, Qos, QueueSettings, Router, Sink, SinkFlow, Source,
+        Transform,
     };
     pub use crate::caps::{Caps, CapsError, Fraction, Structure, Value as CapsValue};
     pub use crate::ipc::wire as stream_frame;

@@ -76,7 +76,23 @@ pub fn place(graph: &mut Graph, scheduling: Scheduling) -> Result<(), Diagnostic
             )
             .with_help("use exec=isolated or exec=auto, or drop trust=untrusted"));
         }
-        if node.exec != Exec::Auto {
+        // The head a pipe lent to typefinding is passed by the source built in this process.
+        let lends = node
+            .props
+            .attached::<crate::element::LentHead>()
+            .is_some_and(|l| l.replays());
+        if lends && node.exec == Exec::Isolated {
+            return Err(Diagnostic::new(
+                format!(
+                    "{} cannot run isolated: its first bytes were read when the description \
+                     was validated, to find their type, and this process passes them on",
+                    node.name
+                ),
+                node.span.clone(),
+            )
+            .with_help("drop exec=isolated from it (the elements after it may run isolated)"));
+        }
+        if node.exec != Exec::Auto || lends {
             continue;
         }
         if let Some((exec, why)) = choose(node, scheduling) {

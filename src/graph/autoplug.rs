@@ -1,10 +1,10 @@
 //! `decodebin` and `uridecodebin`, expanded when the description is validated.
 //!
 //! gst's decodebin typefinds the stream at run time and plugs a demuxer, parsers and decoders
-//! as pads appear. Parallax plans a static graph before anything runs, and a regular file's
-//! type is known then (its head is read, as negotiation reads it for a decoder after
-//! `filesrc`), so the chain is chosen here, once, and becomes ordinary nodes of the graph:
-//! `decodebin0` stays as the bin's entry (it passes bytes unchanged) and the elements it chose
+//! as pads appear. Parallax plans a static graph before anything runs, and the input's type
+//! is known then (a file's head is read, as negotiation reads it for a decoder after
+//! `filesrc`, and a pipe's is lent), so the chain is chosen here, once, and becomes ordinary
+//! nodes of the graph: `decodebin0` stays as the bin's entry (it passes bytes unchanged) and the elements it chose
 //! follow it, named `decodebin0/flacparse0` like gst's element paths. The planner then places
 //! them by their own hints, so a decoder written in C runs isolated inside decodebin too.
 //!
@@ -17,17 +17,18 @@
 //!
 //! A container with several streams (MP4) gets its demuxer, and each stream its own chain;
 //! each `d.` link takes the next stream whose raw caps its downstream accepts, as gst-launch
-//! links pads as they appear. Input whose type cannot be known before the run (a pipe, a
-//! socket, the network) is refused with what to write instead.
+//! links pads as they appear. A pipe, FIFO or URL lends its head to validation (see
+//! [`super::head`]); input that cannot (a socket) is refused with what to write instead.
 
 use daggy::petgraph::visit::EdgeRef;
 use daggy::NodeIndex;
 
-use super::negotiate::{byte_source, file_head};
+use super::head::{self, Input};
+use super::negotiate::byte_source;
 use super::{Graph, Link, Node};
 use crate::caps::Caps;
 use crate::parse::Diagnostic;
-use crate::registry::{self, CapsRule, Factory, Klass, PadPresence, Props, Value};
+use crate::registry::{self, CapsRule, Factory, Klass, PadPresence, Props};
 
 /// gst's ranks.
 const PRIMARY: u32 = 256;
@@ -45,6 +46,25 @@ pub(crate) struct Stream {
 /// What a container file holds: one `(src pad, caps)` per stream, or what is wrong with it.
 /// The demuxer's properties may choose among them (tsdemux's `program-number`).
 pub(crate) type StreamsOf = fn(&std::path::Path, &Props) -> Result<Vec<(String, Caps)>, String>;
+/// The same for a stream read from its start, when the format allows it.
+pub(crate) type StreamsOfStream =
+    fn(&mut dyn std::io::Read, &Props) -> Result<Vec<(String, Caps)>, String>;
+
+/// What reads the streams a demuxer's input holds.
+type Lister = (StreamsOf, Option<StreamsOfStream>);
+
+/// The streams `input` holds, as the demuxer's `list` reads them.
+fn streams_in(list: Lister, input: &Input, props: &Props) -> Result<Vec<(String, Caps)>, String> {
+    match (input, list.1) {
+        (Input::File(path), _) => list.0(path, props),
+        (Input::Lent(lent), Some(of_stream)) => of_stream(&mut lent.reader(), props),
+        (Input::Lent(_), None) => Err(
+            "this format keeps its index where only a file can be read ahead: its tracks \
+             cannot be known from a stream before the run"
+                .into(),
+        ),
+    }
+}
 
 /// Expands every decodebin and uridecodebin of `graph`.
 pub(super) fn expand(graph: &mut Graph) -> Result<(), Diagnostic> {
@@ -68,51 +88,37 @@ pub(super) fn expand(graph: &mut Graph) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-/// What reads the streams of the files demuxer `f` takes, when `f` is a demuxer.
-fn demuxer_of(f: &Factory) -> Option<StreamsOf> {
+/// What reads the streams of the input demuxer `f` takes, when `f` is a demuxer.
+fn demuxer_of(f: &Factory) -> Option<Lister> {
     crate::elements::demuxers()
         .into_iter()
-        .find(|(d, _)| std::ptr::eq(*d, f))
-        .map(|(_, s)| s)
-}
-
-/// The file a source reads, when it reads a regular file.
-fn source_file(node: &Node) -> Option<std::path::PathBuf> {
-    file_head(node)?;
-    node.props
-        .explicit()
-        .find_map(|(spec, v)| match v {
-            Value::Str(Some(p)) if spec.role == registry::Role::ReadsPath => {
-                Some(std::path::PathBuf::from(p))
-            }
-            _ => None,
-        })
-        .or_else(|| {
-            let fd = node.props.int("fd").ok()?;
-            Some(format!("/proc/self/fd/{fd}").into())
-        })
+        .find(|(d, _, _)| std::ptr::eq(*d, f))
+        .map(|(_, file, stream)| (file, stream))
 }
 
 /// A demuxer written in the description: its file's streams give its pads their caps, and
 /// each link written without a pad name (`demux.`) the next stream its downstream takes.
 fn plan_demuxer(graph: &mut Graph, n: NodeIndex<u32>) -> Result<(), Diagnostic> {
-    let streams_of = demuxer_of(graph.dag[n].factory).expect("chosen as a demuxer");
+    let list = demuxer_of(graph.dag[n].factory).expect("chosen as a demuxer");
     let name = graph.dag[n].name.clone();
     let span = graph.dag[n].span.clone();
-    let path = byte_source(graph, n).and_then(|s| source_file(&graph.dag[s]));
-    let Some(path) = path else {
+    let source = byte_source(graph, n);
+    let input = source.and_then(|s| head::input(&graph.dag[s]));
+    let (Some(source), Some(input)) = (source, input) else {
         return Err(Diagnostic::new(
             format!(
-                "{name}: its tracks must be known before the run, and its input is not a \
-                 regular file"
+                "{name}: its tracks must be known before the run, and its input can be read \
+                 neither again nor ahead"
             ),
             span,
         )
-        .with_help("read the file with `filesrc location=...` (or `fdsrc < file`)"));
+        .with_help(
+            "read a file (`filesrc location=...`, `fdsrc < file`) or a pipe (`fdsrc`) into it",
+        ));
     };
-    let streams = streams_of(&path, &graph.dag[n].props).map_err(|why| {
-        Diagnostic::new(format!("{name}: {}: {why}", path.display()), span.clone())
-    })?;
+    let what = head::describe(&graph.dag[source]);
+    let streams = streams_in(list, &input, &graph.dag[n].props)
+        .map_err(|why| Diagnostic::new(format!("{name}: {what}: {why}"), span.clone()))?;
     let listed: Vec<String> = streams
         .iter()
         .map(|(p, c)| format!("{p} ({})", c.first().map_or("?", |s| s.name.as_str())))
@@ -177,26 +183,34 @@ fn expand_one(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), Diagnostic> {
         .props
         .bool("force-sw-decoders")
         .unwrap_or(false);
-    let err = |msg: String, help: String| Diagnostic::new(msg, span.clone()).with_help(help);
-    let (input, path) = if graph.dag[d].factory.name == "uridecodebin" {
-        let path = become_filesrc(graph, d).map_err(|(m, h)| err(m, h))?;
-        let head = file_head(&graph.dag[d]).ok_or_else(|| {
+    let err = |msg: String, help: String| {
+        let d = Diagnostic::new(msg, span.clone());
+        if help.is_empty() {
+            d
+        } else {
+            d.with_help(help)
+        }
+    };
+    let (input, source) = if graph.dag[d].factory.name == "uridecodebin" {
+        become_source(graph, d).map_err(|(m, h)| err(m, h))?;
+        head::lend(graph, d);
+        let source = head::input(&graph.dag[d]).ok_or_else(|| {
             err(
-                format!("{name}: cannot read {}", path.display()),
-                "uri= must name a regular file that exists".into(),
+                format!("{name}: cannot read {}", head::describe(&graph.dag[d])),
+                "uri= must name a file that exists (file:///...) or an http:// URL".into(),
             )
         })?;
         (
-            sniffed(&name, &head, &path.display().to_string())?,
-            Some(path),
+            typed(&name, &source, &head::describe(&graph.dag[d])).map_err(|(m, h)| err(m, h))?,
+            Some((source, head::describe(&graph.dag[d]))),
         )
     } else {
         input_type(graph, d, &name).map_err(|(m, h)| err(m, h))?
     };
     // A container: its demuxer and its streams.
     let (demuxer, streams) = match demuxer_for(&input) {
-        Some((factory, streams_of)) => {
-            let Some(path) = &path else {
+        Some((factory, list)) => {
+            let Some((source, what)) = &source else {
                 return Err(err(
                     format!(
                         "{name}: a {} stream needs its whole file to be known before the run",
@@ -208,12 +222,13 @@ fn expand_one(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), Diagnostic> {
                 ));
             };
             let defaults = Props::defaults(factory.name, factory.props);
-            let streams = streams_of(path, &defaults)
+            let streams = streams_in(list, source, &defaults)
                 .map_err(|why| {
-                    err(
-                        format!("{name}: {}: {why}", path.display()),
-                        format!("`{}` reads this format", factory.name),
-                    )
+                    let help = match source {
+                        Input::Lent(_) => "read it from a file (`filesrc location=...`)".into(),
+                        Input::File(_) => format!("`{}` reads this format", factory.name),
+                    };
+                    err(format!("{name}: {what}: {why}"), help)
                 })?
                 .into_iter()
                 .map(|(pad, caps)| Stream {
@@ -302,7 +317,7 @@ fn expand_one(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), Diagnostic> {
     for e in edges {
         graph.dag.remove_edge(e);
     }
-    let from_pad = if graph.dag[d].factory.name == "filesrc" {
+    let from_pad = if matches!(graph.dag[d].factory.name, "filesrc" | "httpsrc") {
         "src"
     } else {
         "src_0"
@@ -414,11 +429,9 @@ fn link(
         .map_err(|_| Diagnostic::new("decodebin's chain would make a cycle", span.clone()))
 }
 
-/// Turns a uridecodebin into the filesrc that reads its file; the file's path.
-fn become_filesrc(
-    graph: &mut Graph,
-    d: NodeIndex<u32>,
-) -> Result<std::path::PathBuf, (String, String)> {
+/// Turns a uridecodebin into the source that reads its URI: `filesrc` for `file://`,
+/// `httpsrc` for `http://` and `https://`.
+fn become_source(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), (String, String)> {
     let node = &graph.dag[d];
     let name = node.name.clone();
     let uri = node
@@ -429,90 +442,80 @@ fn become_filesrc(
         .unwrap_or("")
         .to_owned();
     let (scheme, rest) = uri.split_once("://").unwrap_or(("", ""));
-    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
-        return Err((
-            format!(
-                "{name}: the format of a stream from the network cannot be known before the run"
-            ),
-            format!(
-                "name the chain: `souphttpsrc location={uri} ! PARSER ! DECODER ! ...` (or \
-                 download it and decode the file with `uridecodebin uri=file:///...`)"
-            ),
-        ));
-    }
-    if !scheme.eq_ignore_ascii_case("file") {
-        return Err((
-            format!("{name}: no element handles `{scheme}://` URIs"),
-            "uri= takes file:///absolute/path".into(),
-        ));
-    }
-    let path = rest.strip_prefix("localhost").unwrap_or(rest);
-    if !path.starts_with('/') {
-        return Err((
-            format!("{name}: a file:// URI needs an absolute path (file:///tmp/x)"),
-            "uri= takes file:///absolute/path".into(),
-        ));
-    }
-    let path = super::percent_decode(path);
-    let filesrc = registry::find("filesrc").expect("filesrc is built in");
-    let mut props = Props::defaults(&name, filesrc.props).with_instance(&name);
-    let location = filesrc
-        .prop("location")
-        .expect("filesrc has a location")
-        .parse(&path)
+    let help = "uri= takes file:///absolute/path or http://host/path";
+    let (factory, prop, value) =
+        if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+            ("httpsrc", "location", uri.clone())
+        } else if scheme.eq_ignore_ascii_case("file") {
+            let path = rest.strip_prefix("localhost").unwrap_or(rest);
+            if !path.starts_with('/') {
+                return Err((
+                    format!("{name}: a file:// URI needs an absolute path (file:///tmp/x)"),
+                    help.into(),
+                ));
+            }
+            ("filesrc", "location", super::percent_decode(path))
+        } else {
+            return Err((
+                format!("{name}: no element handles `{scheme}://` URIs"),
+                help.into(),
+            ));
+        };
+    let source = registry::find(factory).expect("file and http sources are built in");
+    let mut props = Props::defaults(&name, source.props).with_instance(&name);
+    let parsed = source
+        .prop(prop)
+        .expect("both sources have a location")
+        .parse(&value)
         .map_err(|e| (format!("{name}: uri: {e}"), String::new()))?;
-    props.set("location", location);
+    props.set(prop, parsed);
     let node = &mut graph.dag[d];
-    node.factory = filesrc;
+    node.factory = source;
     node.props = props;
-    node.written = vec![("location".to_owned(), path.clone())];
-    Ok(path.into())
+    node.written = vec![(prop.to_owned(), value)];
+    Ok(())
 }
 
-/// The caps of a file whose head is `head`, or an error naming it.
-fn sniffed(name: &str, head: &[u8], what: &str) -> Result<Caps, Diagnostic> {
-    crate::elements::sniff(head).ok_or_else(|| {
+/// The caps of the stream `input` reads (named `what` in errors), from its head.
+fn typed(name: &str, input: &Input, what: &str) -> Result<Caps, (String, String)> {
+    let (head, found) = input
+        .typefind()
+        .map_err(|e| (format!("{name}: reading {what}: {e}"), String::new()))?;
+    if head.is_empty() {
+        return Err((
+            format!("{name}: the input ended before its type could be found (0 bytes)"),
+            format!("{what} is empty"),
+        ));
+    }
+    found.ok_or_else(|| {
         let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        Diagnostic::new(
+        (
             format!(
-                "{name}: {what} is of no type this build knows (it starts {})",
+                "{name}: {what} is of no type this build knows (its first {} bytes start {})",
+                head.len(),
                 shown.join(" ")
             ),
-            0..0,
+            "`parallax-inspect typefind` lists the types found; `parallax-inspect --features` \
+             the codecs built"
+                .into(),
         )
-        .with_help("`parallax-inspect typefind` lists the types found; `parallax-inspect --features` the codecs built")
     })
 }
 
-/// What comes into decodebin `d`, and the file it comes from when it does.
+/// What comes into decodebin `d`, and the stream it comes from (named for errors) when
+/// validation can read it.
 #[allow(clippy::type_complexity)]
 fn input_type(
     graph: &Graph,
     d: NodeIndex<u32>,
     name: &str,
-) -> Result<(Caps, Option<std::path::PathBuf>), (String, String)> {
+) -> Result<(Caps, Option<(Input, String)>), (String, String)> {
     if let Some(source) = byte_source(graph, d) {
         let src = &graph.dag[source];
-        if let Some(head) = file_head(src) {
-            let path = src
-                .props
-                .explicit()
-                .find_map(|(spec, v)| match v {
-                    Value::Str(Some(p)) if spec.role == registry::Role::ReadsPath => {
-                        Some(std::path::PathBuf::from(p))
-                    }
-                    _ => None,
-                })
-                .or_else(|| {
-                    let fd = src.props.int("fd").ok()?;
-                    Some(format!("/proc/self/fd/{fd}").into())
-                });
-            let what = path
-                .as_ref()
-                .map_or(src.name.clone(), |p| p.display().to_string());
-            let caps =
-                sniffed(name, &head, &what).map_err(|d| (d.message, d.help.unwrap_or_default()))?;
-            return Ok((caps, path));
+        if let Some(input) = head::input(src) {
+            let what = head::describe(src);
+            let caps = typed(name, &input, &what)?;
+            return Ok((caps, Some((input, what))));
         }
     }
     // Caps said upstream: a capsfilter, or an element that gives typed output.
@@ -549,8 +552,8 @@ fn input_type(
     });
     Err((
         format!(
-            "{name}: the format of its input cannot be known before the run: {source} is not a \
-             regular file"
+            "{name}: the format of its input cannot be known before the run: {source} can be \
+             read neither again nor ahead"
         ),
         "say what the bytes are with caps (`fdsrc ! audio/x-flac ! decodebin`), name the \
          parser and decoder (`... ! flacparse ! flacdec ! ...`), or read a file \
@@ -560,10 +563,11 @@ fn input_type(
 }
 
 /// The demuxer for a container's caps, with what reads its streams.
-fn demuxer_for(caps: &Caps) -> Option<(&'static Factory, StreamsOf)> {
+fn demuxer_for(caps: &Caps) -> Option<(&'static Factory, Lister)> {
     crate::elements::demuxers()
         .into_iter()
-        .find(|(f, _)| !f.pads.sink_template().intersect(caps).is_empty())
+        .find(|(f, _, _)| !f.pads.sink_template().intersect(caps).is_empty())
+        .map(|(f, file, stream)| (f, (file, stream)))
 }
 
 /// Whether `caps` are raw media: the end of a chain.
@@ -743,9 +747,28 @@ mod tests {
     }
 
     #[test]
-    fn network_uris_say_what_to_write() {
-        let d = Graph::from_description("uridecodebin uri=http://example.com/a.flac ! fakesink")
+    fn uris_without_a_source_say_what_to_write() {
+        let d = Graph::from_description("uridecodebin uri=ftp://example.com/a.flac ! fakesink")
             .unwrap_err();
-        assert!(d.message.contains("network"), "{}", d.message);
+        assert_eq!(d.message, "uridecodebin0: no element handles `ftp://` URIs");
+        assert!(d.help.unwrap().contains("http://"));
+    }
+
+    #[test]
+    fn an_http_uri_that_cannot_be_read_names_it() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let text = format!("uridecodebin uri=http://127.0.0.1:{port}/a.flac ! fakesink");
+        let d = Graph::from_description(&text).unwrap_err();
+        assert!(
+            d.message.starts_with(&format!(
+                "uridecodebin0: reading http://127.0.0.1:{port}/a.flac: cannot connect"
+            )),
+            "{}",
+            d.message
+        );
     }
 }

@@ -17,6 +17,7 @@ use crate::registry::{self, Domain, Effect, Exec, Factory, Latency, PadPresence,
 
 mod autoplug;
 pub mod dot;
+mod head;
 pub mod json;
 mod negotiate;
 pub mod preflight;
@@ -259,8 +260,11 @@ impl Builder<'_> {
         }
         self.check_unlinked()?;
         let mut graph = Graph { dag: self.dag };
-        autoplug::expand(&mut graph)?;
-        negotiate::negotiate(&mut graph)?;
+        head::lend_to_typefinders(&mut graph);
+        let negotiated =
+            autoplug::expand(&mut graph).and_then(|()| negotiate::negotiate(&mut graph));
+        head::release(&graph);
+        negotiated?;
         Ok(graph)
     }
 

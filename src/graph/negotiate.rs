@@ -23,7 +23,7 @@ use daggy::NodeIndex;
 use super::Graph;
 use crate::caps::Caps;
 use crate::parse::Diagnostic;
-use crate::registry::{CapsRule, PadPresence, Role, Value};
+use crate::registry::{CapsRule, PadPresence};
 
 /// What one element takes and gives, as far as its templates and rule say.
 struct Side {
@@ -210,13 +210,14 @@ fn input_caps(graph: &Graph, n: NodeIndex<u32>) -> Result<Caps, Diagnostic> {
     Ok(first.caps.clone())
 }
 
-/// The caps of the regular file that feeds `n` through elements that pass bytes unchanged
-/// (queue, identity), found from its first bytes; `None` when no file feeds it or its bytes
+/// The caps of the stream that feeds `n` through elements that pass bytes unchanged (queue,
+/// identity), found from its first bytes; `None` when validation cannot read it or its bytes
 /// are of no known type. This is how `filesrc location=a.png ! pngdec` learns the image's size
-/// before anything runs: only a regular file is read, never a pipe or a device.
+/// before anything runs: a regular file is read, and a pipe only when it lent its head to a
+/// typefinder (see [`super::head`]), never a device or a socket.
 fn sniff_input(graph: &Graph, n: NodeIndex<u32>) -> Option<Caps> {
     let source = byte_source(graph, n)?;
-    crate::elements::sniff(&file_head(&graph.dag[source])?)
+    super::head::input(&graph.dag[source])?.typefind().ok()?.1
 }
 
 /// The source that feeds `n` through elements that pass bytes unchanged (queue, identity),
@@ -241,36 +242,6 @@ pub(super) fn byte_source(graph: &Graph, n: NodeIndex<u32>) -> Option<NodeIndex<
         }
         at = parent;
     }
-}
-
-/// The first bytes of the regular file a source reads: its `location` (or any property that
-/// names a file it reads), or the file an `fdsrc`'s descriptor is open on (`< song.flac`,
-/// read through `/proc/self/fd` so that the descriptor's own position does not move).
-/// `None` for pipes, sockets, devices and anything else.
-pub(super) fn file_head(source: &super::Node) -> Option<Vec<u8>> {
-    use std::io::Read as _;
-    let path = source
-        .props
-        .explicit()
-        .find_map(|(spec, value)| match value {
-            Value::Str(Some(path)) if spec.role == Role::ReadsPath => Some(path.clone()),
-            _ => None,
-        })
-        .or_else(|| {
-            (source.factory.name == "fdsrc")
-                .then(|| source.props.int("fd").ok())
-                .flatten()
-                .map(|fd| format!("/proc/self/fd/{fd}"))
-        })?;
-    let file = std::fs::File::open(&path).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut head = Vec::with_capacity(crate::elements::SNIFF_LEN);
-    file.take(crate::elements::SNIFF_LEN as u64)
-        .read_to_end(&mut head)
-        .ok()?;
-    Some(head)
 }
 
 fn forward(graph: &Graph, n: NodeIndex<u32>, input: &Caps) -> Caps {

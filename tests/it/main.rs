@@ -27,6 +27,7 @@ mod metadata;
 mod mpegts;
 mod net;
 mod parser_fuzz;
+mod piped_input;
 mod planner;
 mod plugins;
 mod random_pipelines;
