@@ -14,6 +14,8 @@
 #[cfg(feature = "http")]
 mod http;
 mod tcp;
+#[cfg(any(feature = "http", feature = "websocket"))]
+mod tls;
 mod udp;
 mod unix;
 #[cfg(feature = "websocket")]
