@@ -193,7 +193,12 @@ fn handshake_error(e: &std::io::Error, url: &str) -> HandshakeError {
                 CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                     format!("expired: {cert}")
                 }
-                other => other.to_string(),
+                CertificateError::Other(other) if other.to_string() == "CaUsedAsEndEntity" => {
+                    "CA used as end entity: the server presents a CA certificate (CA:TRUE, as \
+                     `openssl req -x509` makes by default) as its own"
+                        .to_owned()
+                }
+                other => reason_words(&other.to_string()),
             };
             format!(
                 "{url}: the server's certificate does not verify ({reason}); trust its CA with \
@@ -206,6 +211,28 @@ fn handshake_error(e: &std::io::Error, url: &str) -> HandshakeError {
         message,
         transient: false,
     }
+}
+
+/// rustls and webpki print some reasons as their Rust names (`BadSignature`,
+/// `Other(OtherError(UnsupportedSignatureAlgorithm))`): those read as words. A text with spaces
+/// is already words and is kept.
+fn reason_words(text: &str) -> String {
+    if text.contains(' ') {
+        return text.to_owned();
+    }
+    let name = text
+        .rsplit('(')
+        .next()
+        .unwrap_or(text)
+        .trim_end_matches(')');
+    let mut words = String::new();
+    for (i, c) in name.char_indices() {
+        if c.is_ascii_uppercase() && i > 0 {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    words
 }
 
 /// The server side: the certificate chain and key to serve, when both files are given.
@@ -286,5 +313,43 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_names_of_reasons_read_as_words() {
+        assert_eq!(reason_words("BadSignature"), "bad signature");
+        assert_eq!(
+            reason_words("Other(OtherError(UnsupportedSignatureAlgorithm))"),
+            "unsupported signature algorithm"
+        );
+        assert_eq!(
+            reason_words("certificate expired: verification time 5"),
+            "certificate expired: verification time 5"
+        );
+    }
+
+    #[test]
+    fn a_certificate_verdict_names_the_reason_and_the_way_out_and_is_not_retried() {
+        let e = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+        );
+        let h = handshake_error(&e, "https://h/x");
+        assert!(!h.transient);
+        assert_eq!(
+            h.message,
+            "https://h/x: the server's certificate does not verify (unknown issuer: no trusted CA \
+             signed it); trust its CA with ssl-ca-file=FILE.pem, or accept any certificate with \
+             ssl-strict=false"
+        );
+        let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof");
+        let h = handshake_error(&e, "https://h/x");
+        assert!(h.transient, "a broken handshake may pass next time");
+        assert_eq!(h.message, "TLS handshake with https://h/x broke off: eof");
     }
 }
