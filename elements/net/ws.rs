@@ -59,6 +59,12 @@ impl Endpoint {
                 "{element}: give location= (to connect) or port= (to listen), not both"
             ))),
             (Some(url), false) => {
+                if p.is_set("tls-cert-file") || p.is_set("tls-key-file") {
+                    return Err(ElementError::Config(format!(
+                        "{element}: tls-cert-file and tls-key-file serve wss:// when listening \
+                         (port=); a client (location=) trusts a server with ssl-ca-file"
+                    )));
+                }
                 let bad =
                     |why: &str| ElementError::Config(format!("{element}: location `{url}` {why}"));
                 let uri: Uri = url.parse().map_err(|_| bad("is not a URL"))?;

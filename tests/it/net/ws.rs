@@ -111,6 +111,11 @@ fn websocket_configuration_errors_name_the_problem() {
         "websocketsrc port=0 tls-cert-file=/nonexistent.pem ! fakesink",
     ])
     .fails_with(2, "give both tls-cert-file and tls-key-file");
+    run_args(&[
+        "-q",
+        "websocketsrc location=wss://127.0.0.1:1/ tls-cert-file=c.pem tls-key-file=k.pem ! fakesink",
+    ])
+    .fails_with(2, "tls-cert-file and tls-key-file serve wss:// when listening (port=)");
     let port = closed_port();
     run_args(&[
         "-q",
