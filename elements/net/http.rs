@@ -2,8 +2,12 @@
 //! dropped connection; `httpsink` uploads the stream, as one chunked request or one request
 //! per buffer. Both run on the pipeline's tokio runtime with hyper's client.
 //!
+//! `https://` runs over rustls (see [`super::tls`]); redirects may cross between http and
+//! https either way, and a TLS connection that drops mid-body (without close_notify) is
+//! resumed like a plain one.
+//!
 //! Errors name the URL and what went wrong: the status line of a non-2xx answer, a refused
-//! connection, a server that cannot resume. `https://` needs TLS, which is not built in.
+//! connection, a certificate that does not verify, a server that cannot resume.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -17,16 +21,19 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response, StatusCode, Uri};
 use tokio::net::TcpStream;
 
+use super::tls::{TlsClient, SSL_CA_FILE, SSL_STRICT};
 use super::{basesink_props, basesrc_props, Stamper};
 use crate::element::prelude::*;
 
 /// Redirects followed at most, as a browser would.
 const MAX_REDIRECTS: usize = 10;
 
-/// A parsed `http://` URL.
+/// A parsed `http://` or `https://` URL.
 #[derive(Clone)]
 struct Target {
     url: String,
+    /// `https://`: the connection runs TLS.
+    tls: bool,
     host: String,
     port: u16,
     /// `host[:port]` for the Host header.
@@ -39,20 +46,17 @@ impl Target {
     fn parse(url: &str, element: &str) -> Result<Target, ElementError> {
         let bad = |why: &str| ElementError::Config(format!("{element}: location `{url}` {why}"));
         let uri: Uri = url.parse().map_err(|_| bad("is not a URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(bad(
-                    "needs TLS, which is not built in; use an http:// URL or a TLS proxy",
-                ))
-            }
-            _ => return Err(bad("is not an http:// URL")),
-        }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad("is not an http:// or https:// URL")),
+        };
         let authority = uri.authority().ok_or_else(|| bad("names no host"))?;
         Ok(Target {
             url: url.to_owned(),
+            tls,
             host: authority.host().trim_matches(['[', ']']).to_owned(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             authority: authority.as_str().to_owned(),
             path: uri
                 .path_and_query()
@@ -66,37 +70,71 @@ impl Target {
         if location.contains("://") {
             return Target::parse(location, element);
         }
+        let scheme = if self.tls { "https" } else { "http" };
         let url = if location.starts_with('/') {
-            format!("http://{}{location}", self.authority)
+            format!("{scheme}://{}{location}", self.authority)
         } else {
             let dir = &self.path[..self.path.rfind('/').map_or(0, |i| i + 1)];
-            format!("http://{}{dir}{location}", self.authority)
+            format!("{scheme}://{}{dir}{location}", self.authority)
         };
         Target::parse(&url, element)
     }
 
-    /// Opens a connection; `timeout` bounds the connect.
-    async fn connect<B>(&self, timeout: Duration) -> Result<SendRequest<B>, String>
+    /// Opens a connection, with TLS for `https://`; `timeout` bounds the connect and the TLS
+    /// handshake.
+    async fn connect<B>(
+        &self,
+        timeout: Duration,
+        tls: &TlsClient,
+    ) -> Result<SendRequest<B>, Failure>
     where
         B: Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let broken = |e: String| {
+            Failure::transient(ElementError::Failed(format!(
+                "cannot connect to {}: {e}",
+                self.url
+            )))
+        };
+        let late = || broken(format!("no answer within {}s (timeout)", timeout.as_secs()));
         let stream =
             tokio::time::timeout(timeout, TcpStream::connect((self.host.as_str(), self.port)))
                 .await
-                .map_err(|_| format!("no answer within {}s (timeout)", timeout.as_secs()))?
-                .map_err(|e| e.to_string())?;
+                .map_err(|_| late())?
+                .map_err(|e| broken(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        if !self.tls {
+            return handshake(stream).await.map_err(broken);
+        }
+        let stream = tokio::time::timeout(timeout, tls.connect(stream, &self.host, &self.url))
+            .await
+            .map_err(|_| late())?
+            .map_err(|e| Failure {
+                error: ElementError::Failed(e.message),
+                transient: e.transient,
+            })?;
+        handshake(stream).await.map_err(broken)
     }
+}
+
+/// Starts HTTP/1.1 over a connected stream; the connection runs as its own task.
+async fn handshake<S, B>(stream: S) -> Result<SendRequest<B>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 /// Request headers common to both elements.
@@ -217,14 +255,17 @@ pub(crate) static HTTPSRC: Factory = Factory {
     name: "httpsrc",
     aliases: &["souphttpsrc"],
     klass: Klass::Source,
-    summary: "Downloads a URL over HTTP/1.1",
+    summary: "Downloads a URL over HTTP/1.1, with TLS for https://",
     doc: "GETs `location` and passes on the body as it arrives, following up to 10 redirects \
           (automatic-redirect). A connection that drops mid-body is resumed from the byte \
           reached with a `Range` request, up to `retries` times; a server that answers it \
           with the whole body again has the bytes already passed skipped, so the output is the \
           same. A non-2xx answer is an error naming the status and the URL (`HTTP 404 Not \
           Found from http://...`). `extra-headers` takes gst's structure form, `user-id` and \
-          `user-pw` give basic authentication. `https://` needs TLS, which is not built in.",
+          `user-pw` give basic authentication. `https://` runs TLS (rustls), trusting the \
+          system's CA certificates, or only those of `ssl-ca-file`; `ssl-strict=false` accepts \
+          any certificate. A certificate that does not verify is an error naming the URL and \
+          the reason (unknown issuer, name mismatch, expired).",
     pads: Pads::SOURCE,
     props: basesrc_props![
         PropSpec::string("location", None, "Location to read from").required(),
@@ -245,6 +286,8 @@ pub(crate) static HTTPSRC: Factory = Factory {
             true,
             "Automatically follow HTTP redirects (HTTP Status Code 3xx)"
         ),
+        SSL_CA_FILE,
+        SSL_STRICT,
     ],
     hints: Hints::ASYNC_IO,
     build: |p| {
@@ -252,6 +295,7 @@ pub(crate) static HTTPSRC: Factory = Factory {
         Ok(ElementImpl::AsyncSource(Box::new(HttpSrc {
             target,
             headers: Headers::from_props(p, "httpsrc")?,
+            tls: TlsClient::from_props(p, "httpsrc")?,
             timeout: match p.uint("timeout")? {
                 0 => Duration::from_secs(24 * 3600),
                 s => Duration::from_secs(s),
@@ -272,6 +316,7 @@ pub(crate) static HTTPSRC: Factory = Factory {
 struct HttpSrc {
     target: Target,
     headers: Headers,
+    tls: TlsClient,
     timeout: Duration,
     retries: i64,
     redirect: bool,
@@ -318,14 +363,8 @@ impl HttpSrc {
         let mut target = self.target.clone();
         for _ in 0..=MAX_REDIRECTS {
             let mut sender = target
-                .connect::<http_body_util::Empty<Bytes>>(self.timeout)
-                .await
-                .map_err(|e| {
-                    Failure::transient(ElementError::Failed(format!(
-                        "cannot connect to {}: {e}",
-                        target.url
-                    )))
-                })?;
+                .connect::<http_body_util::Empty<Bytes>>(self.timeout, &self.tls)
+                .await?;
             let mut req = self.headers.apply(Request::get(&target.path), &target);
             if self.received > 0 {
                 req = req.header("Range", format!("bytes={}-", self.received));
@@ -526,11 +565,13 @@ pub(crate) static HTTPSINK: Factory = Factory {
     name: "httpsink",
     aliases: &[],
     klass: Klass::Sink,
-    summary: "Uploads the stream over HTTP/1.1: one chunked request, or one per buffer",
+    summary: "Uploads the stream over HTTP/1.1 (TLS for https://): one chunked request, or one \
+              per buffer",
     doc: "Sends the stream to `location` with `method` (POST or PUT): by default as one request \
           whose chunked body is the whole stream, sent as it comes; with `per-buffer=true` as \
           one request per buffer (with its Content-Length). A non-2xx answer is an error that \
-          names the status and the URL; a server that stops reading holds the pipeline back.",
+          names the status and the URL; a server that stops reading holds the pipeline back. \
+          `https://` runs TLS as httpsrc does, with the same `ssl-ca-file` and `ssl-strict`.",
     pads: Pads::SINK,
     props: basesink_props![
         PropSpec::string("location", None, "The URL to send to").required(),
@@ -550,6 +591,8 @@ pub(crate) static HTTPSINK: Factory = Factory {
         USER_ID,
         USER_PW,
         TIMEOUT,
+        SSL_CA_FILE,
+        SSL_STRICT,
         PropSpec::bool("sync", false, "Sync on the clock").ignored(super::NO_CLOCK),
     ],
     hints: Hints::ASYNC_IO,
@@ -560,6 +603,7 @@ pub(crate) static HTTPSINK: Factory = Factory {
             per_buffer: p.bool("per-buffer")?,
             content_type: p.string("content-type")?.unwrap_or("").to_owned(),
             headers: Headers::from_props(p, "httpsink")?,
+            tls: TlsClient::from_props(p, "httpsink")?,
             timeout: match p.uint("timeout")? {
                 0 => Duration::from_secs(24 * 3600),
                 s => Duration::from_secs(s),
@@ -604,6 +648,7 @@ struct HttpSink {
     per_buffer: bool,
     content_type: String,
     headers: Headers,
+    tls: TlsClient,
     timeout: Duration,
     /// The streaming request's body, while it is open.
     chunks: Option<tokio::sync::mpsc::Sender<Bytes>>,
@@ -635,9 +680,10 @@ impl HttpSink {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        self.target.connect(self.timeout).await.map_err(|e| {
-            ElementError::Failed(format!("cannot connect to {}: {e}", self.target.url))
-        })
+        self.target
+            .connect(self.timeout, &self.tls)
+            .await
+            .map_err(|f| f.error)
     }
 
     /// The streaming request's answer, as an error unless 2xx.

@@ -1,6 +1,8 @@
 //! Network elements: TCP (`tcpserversrc`, `tcpclientsrc`, `tcpserversink`, `tcpclientsink`),
 //! UDP (`udpsrc`, `udpsink`, `multiudpsink`, `udpmulticastsrc`, `udpmulticastsink`) and Unix
-//! domain sockets (`unixsrc`, `unixsink`, stream and datagram).
+//! domain sockets (`unixsrc`, `unixsink`, stream and datagram); HTTP (`httpsrc`, `httpsink`),
+//! WebSocket (`websocketsrc`, `websocketsink`) and Zenoh, each behind its feature, with TLS for
+//! `https://` and `wss://` in `tls`.
 //!
 //! They are the async domain's elements: they implement [`AsyncSource`] / [`AsyncSink`], so the
 //! planner runs them as tasks on the pipeline's tokio runtime and no socket wait ever blocks a
@@ -14,6 +16,8 @@
 #[cfg(feature = "http")]
 mod http;
 mod tcp;
+#[cfg(any(feature = "http", feature = "websocket"))]
+mod tls;
 mod udp;
 mod unix;
 #[cfg(feature = "websocket")]

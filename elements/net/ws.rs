@@ -6,55 +6,85 @@
 //! seconds at most) for the peer's answer; the source answers one and ends. A peer whose
 //! connection drops without a close frame is an error, since messages may have been lost.
 //! Pings are answered by the protocol layer as they arrive.
+//!
+//! `wss://` runs over rustls (see [`super::tls`]): a client trusts what httpsrc trusts
+//! (`ssl-ca-file`, `ssl-strict`), a server serves `tls-cert-file` with `tls-key-file`. A TLS
+//! peer that vanishes without close_notify is the same error as a plain one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use super::tcp::listen;
+use super::tls::{
+    server_config, Io, TlsClient, SSL_CA_FILE, SSL_STRICT, TLS_CERT_FILE, TLS_KEY_FILE,
+};
 use super::{basesink_props, basesrc_props, net_error, port, Stamper};
 use crate::element::prelude::*;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<Box<dyn Io>>;
 
 /// How long a sink waits for the peer's answer to its close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Where a WebSocket element connects or listens.
 enum Endpoint {
-    Client(String),
-    Server { host: String, port: u16 },
+    Client {
+        url: String,
+        host: String,
+        port: u16,
+        /// For `wss://`.
+        tls: Option<TlsClient>,
+    },
+    Server {
+        host: String,
+        port: u16,
+        /// For serving `wss://`.
+        tls: Option<Arc<rustls::ServerConfig>>,
+    },
 }
 
 impl Endpoint {
-    fn from_props(p: &Props, element: &str) -> Result<Endpoint, ElementError> {
+    fn from_props(p: &Props, element: &'static str) -> Result<Endpoint, ElementError> {
         match (p.string("location")?, p.is_set("port")) {
             (Some(_), true) => Err(ElementError::Config(format!(
                 "{element}: give location= (to connect) or port= (to listen), not both"
             ))),
             (Some(url), false) => {
-                if url.starts_with("wss://") {
+                if p.is_set("tls-cert-file") || p.is_set("tls-key-file") {
                     return Err(ElementError::Config(format!(
-                        "{element}: {url}: wss:// (TLS) is not built in; connect to a ws:// \
-                         endpoint, or put a TLS proxy in front"
+                        "{element}: tls-cert-file and tls-key-file serve wss:// when listening \
+                         (port=); a client (location=) trusts a server with ssl-ca-file"
                     )));
                 }
-                if !url.starts_with("ws://") {
-                    return Err(ElementError::Config(format!(
-                        "{element}: location `{url}` is not a ws:// URL"
-                    )));
-                }
-                Ok(Endpoint::Client(url.to_owned()))
+                let bad =
+                    |why: &str| ElementError::Config(format!("{element}: location `{url}` {why}"));
+                let uri: Uri = url.parse().map_err(|_| bad("is not a URL"))?;
+                let tls = match uri.scheme_str() {
+                    Some("ws") => false,
+                    Some("wss") => true,
+                    _ => return Err(bad("is not a ws:// or wss:// URL")),
+                };
+                let authority = uri.authority().ok_or_else(|| bad("names no host"))?;
+                Ok(Endpoint::Client {
+                    url: url.to_owned(),
+                    host: authority.host().trim_matches(['[', ']']).to_owned(),
+                    port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+                    tls: tls.then(|| TlsClient::from_props(p, element)).transpose()?,
+                })
             }
             (None, _) => Ok(Endpoint::Server {
                 host: p.string("host")?.unwrap_or("localhost").to_owned(),
                 port: port(p, "port")?,
+                tls: server_config(p, element)?,
             }),
         }
     }
@@ -62,28 +92,59 @@ impl Endpoint {
     /// Connects, or listens and accepts one client; the stream and the peer's name.
     async fn open(&self, cx: &AsyncCtx) -> Result<(Ws, String), ElementError> {
         match self {
-            Endpoint::Client(url) => {
-                let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            Endpoint::Client {
+                url,
+                host,
+                port,
+                tls,
+            } => {
+                let refused = |e: &dyn std::fmt::Display| {
+                    ElementError::Failed(format!("cannot connect to {url}: {e}"))
+                };
+                let tcp = TcpStream::connect((host.as_str(), *port))
                     .await
-                    .map_err(|e| ElementError::Failed(format!("cannot connect to {url}: {e}")))?;
+                    .map_err(|e| refused(&e))?;
+                let _ = tcp.set_nodelay(true);
+                let stream: Box<dyn Io> = match tls {
+                    None => Box::new(tcp),
+                    Some(tls) => Box::new(
+                        tls.connect(tcp, host, url)
+                            .await
+                            .map_err(|e| ElementError::Failed(e.message))?,
+                    ),
+                };
+                let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+                    .await
+                    .map_err(|e| refused(&e))?;
                 cx.message(format_args!("connected to {url}"));
                 Ok((ws, url.clone()))
             }
-            Endpoint::Server { host, port } => {
+            Endpoint::Server { host, port, tls } => {
                 let (listener, local) = listen(host, *port).await?;
                 if *port == 0 {
                     cx.report_chosen("current-port", local.port());
                 }
-                cx.message(format_args!("listening on ws://{local}"));
+                let scheme = if tls.is_some() { "wss" } else { "ws" };
+                cx.message(format_args!("listening on {scheme}://{local}"));
                 let (stream, peer) = listener
                     .accept()
                     .await
                     .map_err(|e| net_error(format!("accepting a connection on {local}"), e))?;
-                let ws = tokio_tungstenite::accept_async(MaybeTlsStream::Plain(stream))
-                    .await
-                    .map_err(|e| {
-                        ElementError::Failed(format!("WebSocket handshake with {peer}: {e}"))
-                    })?;
+                let _ = stream.set_nodelay(true);
+                let stream: Box<dyn Io> = match tls {
+                    None => Box::new(stream),
+                    Some(config) => Box::new(
+                        tokio_rustls::TlsAcceptor::from(config.clone())
+                            .accept(stream)
+                            .await
+                            .map_err(|e| {
+                                ElementError::Failed(format!("TLS handshake with {peer}: {e}"))
+                            })?,
+                    ),
+                };
+                let ws = tokio_tungstenite::accept_async(stream).await.map_err(|e| {
+                    ElementError::Failed(format!("WebSocket handshake with {peer}: {e}"))
+                })?;
                 cx.message(format_args!("{peer} connected"));
                 Ok((ws, peer.to_string()))
             }
@@ -94,7 +155,7 @@ impl Endpoint {
 const LOCATION: PropSpec = PropSpec::string(
     "location",
     None,
-    "The ws://host:port/path URL to connect to (unset: listen on host:port)",
+    "The ws:// or wss://host:port/path URL to connect to (unset: listen on host:port)",
 );
 const HOST: PropSpec = PropSpec::string(
     "host",
@@ -125,8 +186,8 @@ pub(crate) static WEBSOCKETSRC: Factory = Factory {
     klass: Klass::Source,
     summary: "Receives WebSocket messages, one buffer per message",
     doc:
-        "Connects to `location` (ws://host:port/path) or, without it, listens on `host`:`port` and \
-          accepts one client. Every binary or text message becomes one buffer (text as its \
+        "Connects to `location` (ws:// or wss://host:port/path) or, without it, listens on \
+          `host`:`port` and accepts one client (wss:// with `tls-cert-file` and `tls-key-file`). Every binary or text message becomes one buffer (text as its \
           UTF-8 bytes; `message-types` keeps only one kind). The peer's close frame is end of \
           stream; a connection that drops without one is an error naming how many messages \
           came. Pings are answered. `port=0` picks a free port and prints `NAME: current-port \
@@ -137,6 +198,10 @@ pub(crate) static WEBSOCKETSRC: Factory = Factory {
         HOST,
         PORT,
         CURRENT_PORT,
+        SSL_CA_FILE,
+        SSL_STRICT,
+        TLS_CERT_FILE,
+        TLS_KEY_FILE,
         PropSpec::enumeration(
             "message-types",
             "any",
@@ -202,7 +267,7 @@ impl AsyncSource for WebSocketSrc {
     }
 
     async fn start(&mut self, cx: &mut AsyncCtx) -> Result<(), ElementError> {
-        if let Endpoint::Client(_) = self.endpoint {
+        if let Endpoint::Client { .. } = self.endpoint {
             self.ws = Some(self.endpoint.open(cx).await?);
         }
         Ok(())
@@ -238,11 +303,15 @@ impl AsyncSource for WebSocketSrc {
                 }
                 Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return Ok(None),
                 Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)))
-                | None => {
-                    return Err(ElementError::Failed(format!(
-                        "{peer} went away without a close frame after {} messages",
-                        self.messages
-                    )))
+                | None => return Err(vanished(peer, self.messages)),
+                // Over TLS a socket that just closes is an unexpected end (no close_notify).
+                Some(Err(WsError::Io(e)))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    return Err(vanished(peer, self.messages))
                 }
                 Some(Err(e)) => {
                     return Err(ElementError::Failed(format!(
@@ -259,6 +328,13 @@ impl AsyncSource for WebSocketSrc {
     }
 }
 
+/// The error for a peer whose connection ended without a close frame.
+fn vanished(peer: &str, messages: u64) -> ElementError {
+    ElementError::Failed(format!(
+        "{peer} went away without a close frame after {messages} messages"
+    ))
+}
+
 // --- websocketsink -----------------------------------------------------------------------------
 
 pub(crate) static WEBSOCKETSINK: Factory = Factory {
@@ -266,9 +342,9 @@ pub(crate) static WEBSOCKETSINK: Factory = Factory {
     aliases: &[],
     klass: Klass::Sink,
     summary: "Sends every buffer as one WebSocket message",
-    doc:
-        "Connects to `location` (ws://host:port/path) or, without it, listens on `host`:`port` and \
-          waits for one client before the first buffer. Each buffer is one message, binary by \
+    doc: "Connects to `location` (ws:// or wss://host:port/path) or, without it, listens on \
+          `host`:`port` and waits for one client before the first buffer (wss:// with \
+          `tls-cert-file` and `tls-key-file`). Each buffer is one message, binary by \
           default (`message-type=text` sends text, and a buffer that is not UTF-8 is an error \
           naming it). At end of stream it sends a close frame and waits up to 5 s for the \
           answer. A peer that goes away mid-stream is an error that says how many messages were \
@@ -279,6 +355,10 @@ pub(crate) static WEBSOCKETSINK: Factory = Factory {
         HOST,
         PORT,
         CURRENT_PORT,
+        SSL_CA_FILE,
+        SSL_STRICT,
+        TLS_CERT_FILE,
+        TLS_KEY_FILE,
         PropSpec::enumeration(
             "message-type",
             "binary",

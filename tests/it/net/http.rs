@@ -1,10 +1,12 @@
-//! httpsrc and httpsink against a small HTTP/1.1 server of the test's own, whose paths each
-//! behave in one way: serve, drop halfway, ignore Range, redirect, refuse, take uploads.
+//! httpsrc and httpsink against a small HTTP/1.1 server of the test's own, plain or over TLS
+//! (rustls, with a certificate made at test time), whose paths each behave in one way: serve,
+//! drop halfway, ignore Range, redirect, refuse, take uploads.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead as _, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
+use super::pki::Pki;
 use super::*;
 
 /// What the server saw of one request.
@@ -27,28 +29,47 @@ impl Seen {
 
 struct Server {
     port: u16,
+    scheme: &'static str,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Server {
     fn start(body: Vec<u8>) -> Server {
+        Server::start_with(body, None)
+    }
+
+    /// An https:// server presenting `tls`'s certificate.
+    fn start_tls(body: Vec<u8>, tls: Arc<rustls::ServerConfig>) -> Server {
+        Server::start_with(body, Some(tls))
+    }
+
+    fn start_with(body: Vec<u8>, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
         let body = Arc::new(body);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let (log, body) = (Arc::clone(&log), Arc::clone(&body));
-                std::thread::spawn(move || serve(stream, &body, &log));
+                let (log, body, tls) = (Arc::clone(&log), Arc::clone(&body), tls.clone());
+                std::thread::spawn(move || match tls {
+                    None => serve(stream, &body, &log),
+                    // The handshake runs at the first read; dropping the stream closes the
+                    // connection without close_notify, as a server that dies does.
+                    Some(tls) => {
+                        let conn = rustls::ServerConnection::new(tls).unwrap();
+                        serve(rustls::StreamOwned::new(conn, stream), &body, &log)
+                    }
+                });
             }
         });
-        Server { port, seen }
+        Server { port, scheme, seen }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -56,7 +77,7 @@ impl Server {
     }
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
+fn read_request<S: Read>(reader: &mut BufReader<S>) -> Option<Seen> {
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
@@ -98,8 +119,8 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Seen> {
     Some(seen)
 }
 
-fn serve(stream: TcpStream, body: &[u8], log: &Mutex<Vec<Seen>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+fn serve<S: Read + Write>(stream: S, body: &[u8], log: &Mutex<Vec<Seen>>) {
+    let mut reader = BufReader::new(stream);
     let Some(req) = read_request(&mut reader) else {
         return;
     };
@@ -108,12 +129,12 @@ fn serve(stream: TcpStream, body: &[u8], log: &Mutex<Vec<Seen>>) {
         log.push(req.clone());
         log.iter().filter(|s| s.path == req.path).count()
     };
-    let mut out = stream;
+    let out = reader.get_mut();
     let range_start = req
         .header("range")
         .and_then(|r| r.strip_prefix("bytes="))
         .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
-    let whole = |out: &mut TcpStream, cut: Option<usize>| {
+    let whole = |out: &mut S, cut: Option<usize>| {
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
@@ -121,7 +142,7 @@ fn serve(stream: TcpStream, body: &[u8], log: &Mutex<Vec<Seen>>) {
         out.write_all(head.as_bytes()).unwrap();
         let _ = out.write_all(&body[..cut.unwrap_or(body.len())]);
     };
-    let ranged = |out: &mut TcpStream, from: usize| {
+    let ranged = |out: &mut S, from: usize| {
         let head = format!(
             "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{}\r\nConnection: close\r\n\r\n",
             body.len() - from,
@@ -131,20 +152,25 @@ fn serve(stream: TcpStream, body: &[u8], log: &Mutex<Vec<Seen>>) {
         out.write_all(head.as_bytes()).unwrap();
         let _ = out.write_all(&body[from..]);
     };
-    let status = |out: &mut TcpStream, line: &str, extra: &str| {
+    let status = |out: &mut S, line: &str, extra: &str| {
         let head =
             format!("HTTP/1.1 {line}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n");
         out.write_all(head.as_bytes()).unwrap();
     };
+    if let Some(to) = req.path.strip_prefix("/goto?") {
+        status(out, "302 Found", &format!("Location: {to}\r\n"));
+        let _ = out.flush();
+        return;
+    }
     match (req.path.as_str(), range_start) {
-        ("/file", None) => whole(&mut out, None),
-        ("/file" | "/drop", Some(from)) => ranged(&mut out, from),
-        ("/drop" | "/norange", None) if tries == 1 => whole(&mut out, Some(body.len() / 2)),
-        ("/norange", _) => whole(&mut out, None),
-        ("/redirect", _) => status(&mut out, "302 Found", "Location: /file\r\n"),
-        ("/upload", _) => status(&mut out, "201 Created", ""),
-        ("/fail", _) => status(&mut out, "500 Internal Server Error", ""),
-        _ => status(&mut out, "404 Not Found", ""),
+        ("/file", None) => whole(out, None),
+        ("/file" | "/drop", Some(from)) => ranged(out, from),
+        ("/drop" | "/norange", None) if tries == 1 => whole(out, Some(body.len() / 2)),
+        ("/norange", _) => whole(out, None),
+        ("/redirect", _) => status(out, "302 Found", "Location: /file\r\n"),
+        ("/upload", _) => status(out, "201 Created", ""),
+        ("/fail", _) => status(out, "500 Internal Server Error", ""),
+        _ => status(out, "404 Not Found", ""),
     }
     let _ = out.flush();
 }
@@ -212,7 +238,7 @@ fn http_errors_name_the_status_and_the_url() {
     let port = closed_port();
     get(&format!("http://127.0.0.1:{port}/x"), "retries=1")
         .fails_with(1, &format!("cannot connect to http://127.0.0.1:{port}/x"));
-    get("https://example.invalid/x", "").fails_with(2, "needs TLS");
+    get("ftp://example.invalid/x", "").fails_with(2, "is not an http:// or https:// URL");
     run_args(&["-q", "fakesrc num-buffers=1 ! httpsink"]).fails_with(2, "location");
 }
 
@@ -265,4 +291,144 @@ fn httpsink_uploads_the_stream_chunked_or_a_request_per_buffer() {
             server.url("/fail")
         ),
     );
+}
+
+// --- https:// ----------------------------------------------------------------------------------
+
+#[test]
+fn https_downloads_byte_identical_trusting_ssl_ca_file_and_redirects_cross_schemes() {
+    let pki = Pki::new();
+    let ca = prop("ssl-ca-file", &pki.ca);
+    let data = random_bytes(3_000_017, 94);
+    let tls = Server::start_tls(data.clone(), pki.server());
+    let plain = Server::start(data.clone());
+    get(&tls.url("/file"), &ca).ok().assert_stdout(&data);
+    // The certificate names localhost too.
+    let by_name = format!("https://localhost:{}/file", tls.port);
+    get(&by_name, &ca).ok().assert_stdout(&data);
+    // http -> https -> http, with basic authentication on every hop.
+    let chain = plain.url(&format!(
+        "/goto?{}",
+        tls.url(&format!("/goto?{}", plain.url("/file")))
+    ));
+    get(&chain, &format!("{ca} user-id=ann user-pw=secret"))
+        .ok()
+        .assert_stdout(&data);
+    let over_tls = tls.seen();
+    let last = over_tls.last().unwrap();
+    assert!(last.path.starts_with("/goto?http://"), "{last:?}");
+    assert_eq!(last.header("authorization"), Some("Basic YW5uOnNlY3JldA=="));
+    assert_eq!(plain.seen().last().unwrap().path, "/file");
+}
+
+#[test]
+fn an_untrusted_certificate_is_a_clear_error_unless_ssl_strict_is_false() {
+    let pki = Pki::new();
+    let data = random_bytes(200_003, 95);
+    let tls = Server::start_tls(data.clone(), pki.server());
+    let url = tls.url("/file");
+    // The system's CAs do not include the test's own.
+    let failed = get(&url, "");
+    failed.fails_with(
+        1,
+        &format!("httpsrc0: {url}: the server's certificate does not verify (unknown issuer"),
+    );
+    assert!(
+        failed.stderr.contains("ssl-ca-file=") && failed.stderr.contains("ssl-strict=false"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        !failed.stderr.contains("retrying"),
+        "a verdict is not retried: {}",
+        failed.stderr
+    );
+    assert!(tls.seen().is_empty(), "no request went out");
+    get(&url, "ssl-strict=false").ok().assert_stdout(&data);
+
+    // A certificate for another name fails even with its CA trusted.
+    let other = Server::start_tls(data.clone(), pki.mismatched());
+    get(&other.url("/file"), &prop("ssl-ca-file", &pki.ca)).fails_with(
+        1,
+        "(name mismatch: certificate not valid for name \"127.0.0.1\"",
+    );
+    get(&other.url("/file"), "ssl-strict=false")
+        .ok()
+        .assert_stdout(&data);
+
+    // A CA file that is not there, or holds no certificate, stops the pipeline before it runs.
+    get(&url, "ssl-ca-file=/nonexistent/ca.pem").fails_with(2, "ssl-ca-file `/nonexistent/ca.pem`");
+    get(&url, &prop("ssl-ca-file", &pki.key)).fails_with(2, "holds no PEM certificate");
+    // A plain server behind an https:// URL: the handshake fails, and says so.
+    let plain = Server::start(data);
+    get(
+        &format!("https://127.0.0.1:{}/file", plain.port),
+        "retries=0",
+    )
+    .fails_with(1, "TLS handshake with");
+}
+
+#[test]
+fn an_https_body_cut_without_close_notify_is_resumed_with_range() {
+    let pki = Pki::new();
+    let data = random_bytes(2_000_003, 96);
+    let tls = Server::start_tls(data.clone(), pki.server());
+    get(&tls.url("/drop"), &prop("ssl-ca-file", &pki.ca))
+        .ok()
+        .assert_stdout(&data);
+    let seen = tls.seen();
+    assert_eq!(seen.len(), 2);
+    let half = data.len() / 2;
+    assert_eq!(
+        seen[1].header("range"),
+        Some(format!("bytes={half}-").as_str())
+    );
+}
+
+#[test]
+fn httpsink_uploads_over_https() {
+    let pki = Pki::new();
+    let ca = prop("ssl-ca-file", &pki.ca);
+    let dir = tmp();
+    let data = random_bytes(1_000_003, 97);
+    let input = file(dir.path(), "in.bin", &data);
+    let tls = Server::start_tls(Vec::new(), pki.server());
+    send_file(
+        &input,
+        &format!(
+            "blocksize=65536 ! httpsink {ca} location={}",
+            tls.url("/upload")
+        ),
+    );
+    let seen = tls.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "POST");
+    assert!(seen[0].body == data, "the body is the stream");
+
+    let tls = Server::start_tls(Vec::new(), pki.server());
+    send_file(
+        &input,
+        &format!(
+            "blocksize=300000 ! httpsink method=put per-buffer=true {ca} location={}",
+            tls.url("/upload")
+        ),
+    );
+    let seen = tls.seen();
+    assert_eq!(seen.len(), 4);
+    assert!(seen.iter().all(|s| s.method == "PUT"));
+    let joined: Vec<u8> = seen.iter().flat_map(|s| s.body.clone()).collect();
+    assert!(joined == data);
+
+    // Without the CA nothing is sent, and the error says why.
+    let tls = Server::start_tls(Vec::new(), pki.server());
+    run_args(&[
+        "-q",
+        &format!(
+            "filesrc {} ! httpsink location={}",
+            prop("location", &input),
+            tls.url("/upload")
+        ),
+    ])
+    .fails_with(1, "httpsink0: ");
+    assert!(tls.seen().is_empty());
 }

@@ -10,6 +10,8 @@
 mod framing;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(any(feature = "http", feature = "websocket"))]
+mod pki;
 mod tcp;
 mod udp;
 mod unix;
