@@ -668,7 +668,9 @@ pub(crate) static FLACENC: Factory = Factory {
           the first, so the file is complete; fdsink and other streams drop it and keep the \
           first, whose total (0) and MD5 (zeros) mean `unknown`, which decoders accept. A last \
           partial sample (a stream whose length is not a whole number of frames) is dropped, as \
-          rawaudioparse does. No SEEKTABLE is written.",
+          rawaudioparse does. No SEEKTABLE is written. Frames are coded on as many threads \
+          as the machine has cores (at most 4), a batch of that many frames at a time (so \
+          output lags the input by a batch); the bytes are those of coding them one by one.",
     pads: Pads::ONE_TO_ONE
         .with_caps(FLACENC_SINK, FLACENC_SRC)
         .with_rule(CapsRule::Derived(&FLACENC_CAPS)),
@@ -860,7 +862,9 @@ struct FlacEnc {
     coded: u64,
     /// The smallest and largest frame written, in bytes.
     frame_sizes: Option<(usize, usize)>,
-    framebuf: flacenc::source::FrameBuf,
+    /// One frame's samples for each thread: filled one after another (the MD5 runs in
+    /// stream order), then coded at once.
+    framebufs: Vec<flacenc::source::FrameBuf>,
     /// flacenc's running MD5 of the samples.
     context: flacenc::source::Context,
     sent_header: bool,
@@ -894,6 +898,7 @@ impl FlacEnc {
             .map_err(|e| bad(&format!("are refused by the encoder: {e}")))?;
         let framebuf = flacenc::source::FrameBuf::with_size(channels, settings.block)
             .map_err(|e| bad(&format!("are refused by the encoder: {e}")))?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(FlacEnc {
             settings,
             info,
@@ -907,7 +912,7 @@ impl FlacEnc {
             frames: 0,
             coded: 0,
             frame_sizes: None,
-            framebuf,
+            framebufs: vec![framebuf; threads.clamp(1, MAX_THREADS)],
             context: flacenc::source::Context::new(bits as usize, channels),
             sent_header: false,
         })
@@ -996,59 +1001,75 @@ impl FlacEnc {
         }
     }
 
-    /// Codes every whole block buffered (and at end of stream, `eos`, the rest).
+    /// Codes the whole blocks buffered, a frame a thread, once there is one for each thread
+    /// (and at end of stream, `eos`, the rest).
     fn code(&mut self, eos: bool, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         use flacenc::component::BitRepr as _;
         use flacenc::source::Fill as _;
         let step = self.settings.block * self.channels;
         loop {
-            let left = self.samples.len() - self.next;
-            let n = if left >= step {
-                step
-            } else if eos && left >= self.channels {
-                left / self.channels * self.channels
-            } else {
-                break;
-            };
-            let block = &self.samples[self.next..self.next + n];
-            self.next += n;
-            (&mut self.framebuf, &mut self.context)
-                .fill_interleaved(block)
-                .map_err(|e| ElementError::Failed(format!("the FLAC encoder: {e}")))?;
-            let encode = |config| {
-                flacenc::encode_fixed_size_frame(config, &self.framebuf, self.frames, &self.info)
-                    .map_err(|e| {
-                        ElementError::Failed(format!(
-                            "the FLAC encoder refused frame {}: {e}",
-                            self.frames
-                        ))
-                    })
-            };
-            let mut frame = encode(&self.settings.config)?;
-            // Stored samples, their subframe headers and the frame's header and CRC at most.
-            let verbatim_bits = n * self.bits as usize + self.channels * 8 + 16 * 8 + 16;
-            if frame.count_bits() > verbatim_bits {
-                frame = encode(&self.settings.verbatim)?;
+            // The interleaved samples of each block of this batch.
+            let mut sizes = Vec::with_capacity(self.framebufs.len());
+            let mut at = self.next;
+            while sizes.len() < self.framebufs.len() {
+                let left = self.samples.len() - at;
+                let n = if left >= step {
+                    step
+                } else if eos && left >= self.channels {
+                    left / self.channels * self.channels
+                } else {
+                    break;
+                };
+                sizes.push(n);
+                at += n;
             }
-            let mut sink = flacenc::bitsink::ByteSink::with_capacity(frame.count_bits());
-            frame.write(&mut sink).map_err(|e| {
-                ElementError::Failed(format!("writing FLAC frame {}: {e}", self.frames))
-            })?;
-            let bytes = sink.into_inner();
-            let len = bytes.len();
-            self.frame_sizes = Some(match self.frame_sizes {
-                Some((min, max)) => (min.min(len), max.max(len)),
-                None => (len, len),
-            });
-            let samples = (n / self.channels) as u64;
-            let rate = self.rate as u64;
-            let mut b = Buffer::from_vec(bytes);
-            b.meta.pts = Some(frames_to_ns(self.coded, rate));
-            b.meta.duration =
-                Some(frames_to_ns(self.coded + samples, rate) - frames_to_ns(self.coded, rate));
-            self.coded += samples;
-            self.frames += 1;
-            cx.push(b);
+            if sizes.is_empty() || (!eos && sizes.len() < self.framebufs.len()) {
+                break;
+            }
+            for (fb, n) in self.framebufs.iter_mut().zip(&sizes) {
+                let block = &self.samples[self.next..self.next + n];
+                self.next += n;
+                (fb, &mut self.context)
+                    .fill_interleaved(block)
+                    .map_err(|e| ElementError::Failed(format!("the FLAC encoder: {e}")))?;
+            }
+            let first = self.frames;
+            let (settings, info) = (&self.settings, &self.info);
+            let frames = code_frames(
+                &settings.config,
+                &self.framebufs[..sizes.len()],
+                first,
+                info,
+            );
+            for ((frame, fb), n) in frames.into_iter().zip(&self.framebufs).zip(sizes) {
+                let number = self.frames;
+                let mut frame = frame?;
+                // Stored samples, their subframe headers and the frame's header and CRC at
+                // most.
+                let verbatim_bits = n * self.bits as usize + self.channels * 8 + 16 * 8 + 16;
+                if frame.count_bits() > verbatim_bits {
+                    frame = code_frame(&settings.verbatim, fb, number, info)?;
+                }
+                let mut sink = flacenc::bitsink::ByteSink::with_capacity(frame.count_bits());
+                frame.write(&mut sink).map_err(|e| {
+                    ElementError::Failed(format!("writing FLAC frame {number}: {e}"))
+                })?;
+                let bytes = sink.into_inner();
+                let len = bytes.len();
+                self.frame_sizes = Some(match self.frame_sizes {
+                    Some((min, max)) => (min.min(len), max.max(len)),
+                    None => (len, len),
+                });
+                let samples = (n / self.channels) as u64;
+                let rate = self.rate as u64;
+                let mut b = Buffer::from_vec(bytes);
+                b.meta.pts = Some(frames_to_ns(self.coded, rate));
+                b.meta.duration =
+                    Some(frames_to_ns(self.coded + samples, rate) - frames_to_ns(self.coded, rate));
+                self.coded += samples;
+                self.frames += 1;
+                cx.push(b);
+            }
         }
         if self.next > 0 {
             self.samples.drain(..self.next);
@@ -1056,6 +1077,56 @@ impl FlacEnc {
         }
         Ok(())
     }
+}
+
+/// Threads flacenc codes frames on at most: a batch of this many frames is held back.
+const MAX_THREADS: usize = 4;
+
+/// Frame `number` of the stream, the samples of `framebuf`.
+fn code_frame(
+    config: &flacenc::error::Verified<flacenc::config::Encoder>,
+    framebuf: &flacenc::source::FrameBuf,
+    number: usize,
+    info: &flacenc::component::StreamInfo,
+) -> Result<flacenc::component::Frame, ElementError> {
+    flacenc::encode_fixed_size_frame(config, framebuf, number, info)
+        .map_err(|e| ElementError::Failed(format!("the FLAC encoder refused frame {number}: {e}")))
+}
+
+/// Frames `first`, `first + 1`, ... of `framebufs`, each on a thread of its own (the first on
+/// this one, and any whose thread would not start too). Each frame depends on its samples
+/// only, so the bytes are those of coding them one after another.
+fn code_frames(
+    config: &flacenc::error::Verified<flacenc::config::Encoder>,
+    framebufs: &[flacenc::source::FrameBuf],
+    first: usize,
+    info: &flacenc::component::StreamInfo,
+) -> Vec<Result<flacenc::component::Frame, ElementError>> {
+    std::thread::scope(|scope| {
+        let others: Vec<_> = framebufs
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, fb)| {
+                let job = move || code_frame(config, fb, first + i, info);
+                std::thread::Builder::new()
+                    .name("flacenc".into())
+                    .spawn_scoped(scope, job)
+                    .map_err(|_| i)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(framebufs.len());
+        out.push(code_frame(config, &framebufs[0], first, info));
+        for job in others {
+            out.push(match job {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(ElementError::Failed("the FLAC encoder panicked".into()))
+                }),
+                Err(i) => code_frame(config, &framebufs[i], first + i, info),
+            });
+        }
+        out
+    })
 }
 
 impl Transform for FlacEnc {
@@ -1089,6 +1160,39 @@ impl Transform for FlacEnc {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn frames_coded_on_threads_are_the_frames_coded_in_turn() {
+        use flacenc::component::BitRepr as _;
+        use flacenc::error::Verify as _;
+        use flacenc::source::Fill as _;
+        let config = encoder(1152, true).into_verified().ok().unwrap();
+        let info = flacenc::component::StreamInfo::new(44100, 2, 16).unwrap();
+        let mut context = flacenc::source::Context::new(16, 2);
+        let framebufs: Vec<_> = (0..3)
+            .map(|k| {
+                let mut fb = flacenc::source::FrameBuf::with_size(2, 1152).unwrap();
+                let samples: Vec<i32> = (0..2304)
+                    .map(|i| (i * 37 + k * 1000) % 2000 - 1000)
+                    .collect();
+                (&mut fb, &mut context).fill_interleaved(&samples).unwrap();
+                fb
+            })
+            .collect();
+        let bytes = |frame: flacenc::component::Frame| {
+            let mut sink = flacenc::bitsink::ByteSink::with_capacity(frame.count_bits());
+            frame.write(&mut sink).unwrap();
+            sink.into_inner()
+        };
+        let threaded: Vec<Vec<u8>> = code_frames(&config, &framebufs, 5, &info)
+            .into_iter()
+            .map(|f| bytes(f.unwrap()))
+            .collect();
+        let in_turn: Vec<Vec<u8>> = (0..3)
+            .map(|i| bytes(code_frame(&config, &framebufs[i], 5 + i, &info).unwrap()))
+            .collect();
+        assert_eq!(threaded, in_turn);
+    }
 
     #[test]
     fn crcs_match_the_format_s_check_values() {
