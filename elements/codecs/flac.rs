@@ -668,7 +668,9 @@ pub(crate) static FLACENC: Factory = Factory {
           the first, so the file is complete; fdsink and other streams drop it and keep the \
           first, whose total (0) and MD5 (zeros) mean `unknown`, which decoders accept. A last \
           partial sample (a stream whose length is not a whole number of frames) is dropped, as \
-          rawaudioparse does. No SEEKTABLE is written.",
+          rawaudioparse does. No SEEKTABLE is written. Frames are coded on as many threads \
+          as the machine has cores (at most 4), two a thread at most in flight, and pushed in \
+          order; the bytes are those of coding them one by one.",
     pads: Pads::ONE_TO_ONE
         .with_caps(FLACENC_SINK, FLACENC_SRC)
         .with_rule(CapsRule::Derived(&FLACENC_CAPS)),
@@ -843,7 +845,7 @@ fn encoder(block: usize, stereo: bool) -> flacenc::config::Encoder {
 
 /// flacenc's state: the stream's format, the samples not coded yet, what STREAMINFO will say.
 struct FlacEnc {
-    settings: Settings,
+    settings: std::sync::Arc<Settings>,
     info: flacenc::component::StreamInfo,
     rate: u32,
     channels: usize,
@@ -860,7 +862,18 @@ struct FlacEnc {
     coded: u64,
     /// The smallest and largest frame written, in bytes.
     frame_sizes: Option<(usize, usize)>,
+    /// A frame's samples, filled in stream order (the MD5 runs over them as they come).
     framebuf: flacenc::source::FrameBuf,
+    /// Frame buffers back from the coding threads, to fill again.
+    spare: Vec<flacenc::source::FrameBuf>,
+    /// Threads that code frames, started with the first frame; `None` codes them here.
+    pool: Option<Pool>,
+    /// Threads to start (1: code every frame here, in turn).
+    threads: usize,
+    /// Frames given out to code so far.
+    given: usize,
+    /// Frames coded but not pushed yet (a later one came back before an earlier one).
+    ready: std::collections::BTreeMap<usize, Coded>,
     /// flacenc's running MD5 of the samples.
     context: flacenc::source::Context,
     sent_header: bool,
@@ -894,8 +907,9 @@ impl FlacEnc {
             .map_err(|e| bad(&format!("are refused by the encoder: {e}")))?;
         let framebuf = flacenc::source::FrameBuf::with_size(channels, settings.block)
             .map_err(|e| bad(&format!("are refused by the encoder: {e}")))?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(FlacEnc {
-            settings,
+            settings: std::sync::Arc::new(settings),
             info,
             rate,
             channels,
@@ -908,6 +922,11 @@ impl FlacEnc {
             coded: 0,
             frame_sizes: None,
             framebuf,
+            spare: Vec::new(),
+            pool: None,
+            threads: threads.clamp(1, MAX_THREADS),
+            given: 0,
+            ready: Default::default(),
             context: flacenc::source::Context::new(bits as usize, channels),
             sent_header: false,
         })
@@ -996,9 +1015,9 @@ impl FlacEnc {
         }
     }
 
-    /// Codes every whole block buffered (and at end of stream, `eos`, the rest).
+    /// Gives out every whole block buffered to be coded (and at end of stream, `eos`, the
+    /// rest, then waits for them all), and pushes the frames coded, in order.
     fn code(&mut self, eos: bool, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
-        use flacenc::component::BitRepr as _;
         use flacenc::source::Fill as _;
         let step = self.settings.block * self.channels;
         loop {
@@ -1010,31 +1029,63 @@ impl FlacEnc {
             } else {
                 break;
             };
-            let block = &self.samples[self.next..self.next + n];
-            self.next += n;
-            (&mut self.framebuf, &mut self.context)
-                .fill_interleaved(block)
+            let mut fb = self.spare.pop().unwrap_or_else(|| self.framebuf.clone());
+            (&mut fb, &mut self.context)
+                .fill_interleaved(&self.samples[self.next..self.next + n])
                 .map_err(|e| ElementError::Failed(format!("the FLAC encoder: {e}")))?;
-            let encode = |config| {
-                flacenc::encode_fixed_size_frame(config, &self.framebuf, self.frames, &self.info)
-                    .map_err(|e| {
-                        ElementError::Failed(format!(
-                            "the FLAC encoder refused frame {}: {e}",
-                            self.frames
-                        ))
-                    })
+            self.next += n;
+            let job = Job {
+                number: self.given,
+                samples: n,
+                framebuf: fb,
             };
-            let mut frame = encode(&self.settings.config)?;
-            // Stored samples, their subframe headers and the frame's header and CRC at most.
-            let verbatim_bits = n * self.bits as usize + self.channels * 8 + 16 * 8 + 16;
-            if frame.count_bits() > verbatim_bits {
-                frame = encode(&self.settings.verbatim)?;
+            self.given += 1;
+            if self.pool.is_none() && self.threads > 1 {
+                self.pool = Pool::start(self.threads, &self.settings, &self.info, self.bits);
             }
-            let mut sink = flacenc::bitsink::ByteSink::with_capacity(frame.count_bits());
-            frame.write(&mut sink).map_err(|e| {
-                ElementError::Failed(format!("writing FLAC frame {}: {e}", self.frames))
-            })?;
-            let bytes = sink.into_inner();
+            match &mut self.pool {
+                Some(pool) => {
+                    pool.give(job)?;
+                    // Wait only while every thread has two frames to code.
+                    while pool.in_flight >= 2 * pool.threads {
+                        let done = pool.take(true)?.expect("a frame is in flight");
+                        keep(&mut self.spare, &mut self.ready, done);
+                    }
+                    while let Some(done) = pool.take(false)? {
+                        keep(&mut self.spare, &mut self.ready, done);
+                    }
+                }
+                None => {
+                    let done = code_job(&self.settings, &self.info, self.bits, job);
+                    self.done(done);
+                }
+            }
+            self.push_ready(cx)?;
+        }
+        if eos {
+            if let Some(pool) = &mut self.pool {
+                while let Some(done) = pool.take(pool.in_flight > 0)? {
+                    keep(&mut self.spare, &mut self.ready, done);
+                }
+            }
+            self.push_ready(cx)?;
+        }
+        if self.next > 0 {
+            self.samples.drain(..self.next);
+            self.next = 0;
+        }
+        Ok(())
+    }
+
+    /// Keeps a frame that came back until the ones before it are pushed.
+    fn done(&mut self, done: (Job, Result<Vec<u8>, ElementError>)) {
+        keep(&mut self.spare, &mut self.ready, done);
+    }
+
+    /// Pushes the frames coded, in order, up to the first still being coded.
+    fn push_ready(&mut self, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
+        while let Some((n, bytes)) = self.ready.remove(&self.frames) {
+            let bytes = bytes?;
             let len = bytes.len();
             self.frame_sizes = Some(match self.frame_sizes {
                 Some((min, max)) => (min.min(len), max.max(len)),
@@ -1050,11 +1101,163 @@ impl FlacEnc {
             self.frames += 1;
             cx.push(b);
         }
-        if self.next > 0 {
-            self.samples.drain(..self.next);
-            self.next = 0;
-        }
         Ok(())
+    }
+}
+
+/// Keeps a frame that came back (its buffer to fill again, its bytes until the frames before
+/// it are pushed).
+fn keep(
+    spare: &mut Vec<flacenc::source::FrameBuf>,
+    ready: &mut std::collections::BTreeMap<usize, Coded>,
+    (job, coded): (Job, Result<Vec<u8>, ElementError>),
+) {
+    spare.push(job.framebuf);
+    ready.insert(job.number, (job.samples, coded));
+}
+
+/// Threads flacenc codes frames on at most.
+const MAX_THREADS: usize = 4;
+
+/// One frame to code: its number in the stream, its interleaved sample count, its samples.
+struct Job {
+    number: usize,
+    samples: usize,
+    framebuf: flacenc::source::FrameBuf,
+}
+
+/// A frame's bytes (or why it could not be coded), for the [`Job`] it came from.
+type Coded = (usize, Result<Vec<u8>, ElementError>);
+
+/// Codes `job`'s frame: with the predictors `settings` ask for, or stored as it is when they
+/// would make it larger (the encoder's Rice parameters stop at 14, which noisy 24-bit audio
+/// outgrows).
+fn code_job(
+    settings: &Settings,
+    info: &flacenc::component::StreamInfo,
+    bits: u32,
+    job: Job,
+) -> (Job, Result<Vec<u8>, ElementError>) {
+    use flacenc::component::BitRepr as _;
+    let code = |config| {
+        flacenc::encode_fixed_size_frame(config, &job.framebuf, job.number, info).map_err(|e| {
+            ElementError::Failed(format!(
+                "the FLAC encoder refused frame {}: {e}",
+                job.number
+            ))
+        })
+    };
+    let bytes = code(&settings.config).and_then(|mut frame| {
+        // Stored samples, their subframe headers and the frame's header and CRC at most.
+        let channels = info.channels();
+        let verbatim_bits = job.samples * bits as usize + channels * 8 + 16 * 8 + 16;
+        if frame.count_bits() > verbatim_bits {
+            frame = code(&settings.verbatim)?;
+        }
+        let mut sink = flacenc::bitsink::ByteSink::with_capacity(frame.count_bits());
+        frame
+            .write(&mut sink)
+            .map_err(|e| ElementError::Failed(format!("writing FLAC frame {}: {e}", job.number)))?;
+        Ok(sink.into_inner())
+    });
+    (job, bytes)
+}
+
+/// Threads that take frames to code from one queue and send them back as they finish: a
+/// frame depends only on its samples, so the bytes are those of coding them in turn.
+struct Pool {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    done: std::sync::mpsc::Receiver<(Job, Result<Vec<u8>, ElementError>)>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    threads: usize,
+    in_flight: usize,
+}
+
+impl Pool {
+    /// `threads` coding threads; `None` when not one would start (frames are then coded on
+    /// the element's thread).
+    fn start(
+        threads: usize,
+        settings: &std::sync::Arc<Settings>,
+        info: &flacenc::component::StreamInfo,
+        bits: u32,
+    ) -> Option<Pool> {
+        use std::sync::{mpsc, Arc, Mutex};
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let (done_tx, done) = mpsc::channel();
+        let handles: Vec<_> = (0..threads)
+            .filter_map(|i| {
+                let (queue, done_tx) = (queue.clone(), done_tx.clone());
+                let (settings, info) = (settings.clone(), info.clone());
+                std::thread::Builder::new()
+                    .name(format!("flacenc-{i}"))
+                    .spawn(move || loop {
+                        // The lock is held only to take a job.
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        if done_tx.send(code_job(&settings, &info, bits, job)).is_err() {
+                            return;
+                        }
+                    })
+                    .ok()
+            })
+            .collect();
+        (!handles.is_empty()).then(|| Pool {
+            jobs: Some(jobs),
+            done,
+            threads: handles.len(),
+            handles,
+            in_flight: 0,
+        })
+    }
+
+    fn give(&mut self, job: Job) -> Result<(), ElementError> {
+        let sent = self.jobs.as_ref().map(|j| j.send(job));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(ElementError::Failed(
+                "the FLAC encoder's threads stopped".into(),
+            ));
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// A frame that finished (waiting for one with `wait`), or `None`.
+    #[allow(clippy::type_complexity)]
+    fn take(
+        &mut self,
+        wait: bool,
+    ) -> Result<Option<(Job, Result<Vec<u8>, ElementError>)>, ElementError> {
+        use std::sync::mpsc::TryRecvError;
+        let got = if wait {
+            self.done.recv().map_err(|_| TryRecvError::Disconnected)
+        } else {
+            self.done.try_recv()
+        };
+        match got {
+            Ok(done) => {
+                self.in_flight -= 1;
+                Ok(Some(done))
+            }
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(ElementError::Failed(
+                "the FLAC encoder's threads stopped (one panicked)".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the queue ends every thread once its frame is coded.
+        self.jobs = None;
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
     }
 }
 
@@ -1089,6 +1292,38 @@ impl Transform for FlacEnc {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn frames_coded_on_threads_are_the_frames_coded_in_turn() {
+        let caps = Caps::parse(
+            "audio/x-raw, format=(string)S16LE, layout=(string)interleaved, rate=(int)44100, \
+             channels=(int)2",
+        )
+        .unwrap();
+        let audio: Vec<u8> = (0..44100 * 4)
+            .flat_map(|i: i32| ((i * 37 % 2000 - 1000) as i16 * (i / 997 % 7) as i16).to_le_bytes())
+            .collect();
+        let encode = |threads: usize| {
+            let mut p = Props::defaults("flacenc", FLACENC.props);
+            p.set_caps(caps.clone(), caps.clone());
+            let mut enc = FlacEnc::new(&p).unwrap();
+            enc.threads = threads;
+            let run = DetachedRun::new();
+            let mut cx = run.ctx();
+            for chunk in audio.chunks(3000) {
+                enc.process(Buffer::from_vec(chunk.to_vec()), &mut cx)
+                    .unwrap();
+            }
+            enc.flush(&mut cx).unwrap();
+            cx.take_pushed()
+                .map(|b| (b.data().to_vec(), b.meta.pts))
+                .collect::<Vec<_>>()
+        };
+        let in_turn = encode(1);
+        // The header, 88200 stereo samples in 4608-sample frames, the final STREAMINFO.
+        assert_eq!(in_turn.len(), 1 + 88200usize.div_ceil(4608) + 1);
+        assert_eq!(encode(3), in_turn);
+    }
 
     #[test]
     fn crcs_match_the_format_s_check_values() {

@@ -19,6 +19,8 @@ mod decode;
 mod decodebin;
 #[cfg(feature = "audio-flac")]
 mod flac;
+#[cfg(any(feature = "mpeg-ts", feature = "h264"))]
+mod h264sps;
 #[cfg(any(feature = "image-png", feature = "image-jpeg"))]
 mod image;
 mod mpeg;
@@ -30,6 +32,8 @@ mod ogg;
 mod qtdemux;
 mod typefind;
 
+#[cfg(any(feature = "mpeg-ts", feature = "h264"))]
+pub(crate) use h264sps::{find_sps, Sps};
 pub(crate) use typefind::{sniff, typefind};
 
 /// Every codec factory this build has.

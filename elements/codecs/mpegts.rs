@@ -800,10 +800,54 @@ fn find_sync(b: &[u8]) -> Sync {
 
 /// Bytes of each audio stream read to learn its rate and channels.
 const AUDIO_PROBE: usize = 4096;
+/// The longest SPS looked for: a parameter set is a few dozen bytes, a few hundred with
+/// scaling matrices.
+const MAX_SPS: usize = 64 * 1024;
+
+/// An H.264 stream's first bytes while its first sequence parameter set is looked for.
+#[derive(Default)]
+struct SpsSearch {
+    /// Bytes not searched yet, from where an SPS may begin.
+    pending: Vec<u8>,
+    /// The SPS read, or why it could not be read.
+    found: Option<Result<super::Sps, String>>,
+}
+
+impl SpsSearch {
+    /// Looks for the SPS in `data` (after what was pending); `end`: nothing follows.
+    fn push(&mut self, data: &[u8], end: bool) {
+        if self.found.is_some() {
+            return;
+        }
+        self.pending.extend_from_slice(data);
+        match super::find_sps(&self.pending) {
+            Some((begin, Some(stop))) => {
+                self.found = Some(super::Sps::parse(&self.pending[begin..stop]));
+            }
+            Some((begin, None)) if end || self.pending.len() - begin > MAX_SPS => {
+                self.found = Some(super::Sps::parse(&self.pending[begin..]));
+            }
+            Some((begin, None)) => {
+                // Keep the start code in front of the unit.
+                self.pending.drain(..begin.saturating_sub(3));
+                return;
+            }
+            None => {
+                // A start code may be cut by the end of the data.
+                let keep = self.pending.len().saturating_sub(3);
+                self.pending.drain(..keep);
+                return;
+            }
+        }
+        self.pending = Vec::new();
+    }
+}
 
 /// The program's streams in a file at `path`, for validation and decodebin: reads packets
 /// until the chosen program's map table, then until each audio stream's first frames, whose
-/// headers add the rate and channels to its caps (what decoders after it negotiate with).
+/// headers add the rate and channels to its caps, and each H.264 stream's first sequence
+/// parameter set, which adds the picture size, frame rate, profile and level (what decoders
+/// after it negotiate with).
 pub(crate) fn program_of_file(path: &std::path::Path, want: i64) -> Result<Vec<Es>, String> {
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     program_of_stream(&mut f, want)
@@ -811,15 +855,24 @@ pub(crate) fn program_of_file(path: &std::path::Path, want: i64) -> Result<Vec<E
 
 /// [`program_of_file`] on a stream read from its start (a pipe's head lent at validation).
 pub(crate) fn program_of_stream(f: &mut dyn std::io::Read, want: i64) -> Result<Vec<Es>, String> {
+    program_within(f, want, MAX_PROBE)
+}
+
+/// [`program_of_stream`], reading at most about `limit` bytes.
+fn program_within(f: &mut dyn std::io::Read, want: i64, limit: u64) -> Result<Vec<Es>, String> {
     let mut parser = Parser::new(want, false);
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     let mut heads: std::collections::HashMap<u16, Vec<u8>> = Default::default();
-    let audio = |p: &Parser| -> Vec<u16> {
+    let mut sps: std::collections::HashMap<u16, SpsSearch> = Default::default();
+    let streams = |p: &Parser, kind: &str| -> Vec<u16> {
         p.program
             .iter()
             .flat_map(|p| &p.streams)
-            .filter(|s| s.pad.starts_with("audio"))
+            .filter(|s| match kind {
+                "h264" => s.stream_type == 0x1B,
+                _ => s.pad.starts_with("audio"),
+            })
             .map(|s| s.pid)
             .collect()
     };
@@ -830,8 +883,13 @@ pub(crate) fn program_of_stream(f: &mut dyn std::io::Read, want: i64) -> Result<
         } else {
             parser.push(&buf[..n], &mut out)
         };
+        let video = streams(&parser, "h264");
         for e in out.drain(..) {
             if let Event::Pes { pid, data, .. } = e {
+                if video.contains(&pid) {
+                    sps.entry(pid).or_default().push(&data, false);
+                    continue;
+                }
                 let head = heads.entry(pid).or_default();
                 let room = AUDIO_PROBE.saturating_sub(head.len());
                 head.extend_from_slice(&data[..room.min(data.len())]);
@@ -844,12 +902,18 @@ pub(crate) fn program_of_stream(f: &mut dyn std::io::Read, want: i64) -> Result<
             break;
         }
         let probed = parser.program.is_some()
-            && audio(&parser)
+            && streams(&parser, "audio")
                 .iter()
-                .all(|pid| heads.get(pid).is_some_and(|h| h.len() >= AUDIO_PROBE));
-        if n == 0 || probed || parser.base > MAX_PROBE {
+                .all(|pid| heads.get(pid).is_some_and(|h| h.len() >= AUDIO_PROBE))
+            && video
+                .iter()
+                .all(|pid| sps.get(pid).is_some_and(|s| s.found.is_some()));
+        if n == 0 || probed || parser.base > limit {
             break;
         }
+    }
+    for s in sps.values_mut() {
+        s.push(&[], true);
     }
     match parser.program {
         Some(p) if p.streams.is_empty() => {
@@ -857,7 +921,30 @@ pub(crate) fn program_of_stream(f: &mut dyn std::io::Read, want: i64) -> Result<
         }
         Some(mut p) => {
             for s in &mut p.streams {
-                if let Some(head) = heads.get(&s.pid) {
+                if s.stream_type == 0x1B {
+                    let pid = s.pid;
+                    match sps.remove(&pid).and_then(|s| s.found) {
+                        Some(Ok(sps)) => {
+                            for st in s.caps.structures_mut() {
+                                sps.describe(st);
+                            }
+                        }
+                        Some(Err(why)) => {
+                            return Err(format!(
+                                "the H.264 stream on PID {pid:#06x}: its first sequence \
+                                 parameter set is broken: {why}"
+                            ));
+                        }
+                        None => {
+                            return Err(format!(
+                                "the H.264 stream on PID {pid:#06x} has no sequence parameter \
+                                 set (SPS) in the first {} bytes: its picture size, which \
+                                 the elements after tsdemux are planned with, is unknown",
+                                parser.base
+                            ));
+                        }
+                    }
+                } else if let Some(head) = heads.get(&s.pid) {
                     refine(&mut s.caps, head);
                 }
             }
@@ -975,8 +1062,10 @@ pub(crate) static TSDEMUX: Factory = Factory {
     summary: "Demuxes MPEG2 transport streams",
     doc: "Reads an MPEG transport stream (188-byte packets; 192 and 204 too) and gives each \
           stream of one program on a pad named as gst names it, `video_0_0041` or \
-          `audio_0_0044` (the PID in hex): H.264 and H.265 as `stream-format=byte-stream`, \
-          AAC as ADTS (`audio/mpeg, mpegversion=4, stream-format=adts`) or LATM, MPEG audio, \
+          `audio_0_0044` (the PID in hex): H.264 as `stream-format=byte-stream` with the \
+          picture size, frame rate (when it has one), profile and level its first sequence \
+          parameter set gives (as gst's h264parse announces them, so a decoder after it knows \
+          its size), H.265 as `stream-format=byte-stream`, AAC as ADTS (`audio/mpeg, mpegversion=4, stream-format=adts`) or LATM, MPEG audio, \
           MPEG-1/2/4 video, AC-3, E-AC-3 and DTS as caps only. Each buffer is one PES \
           packet's payload stamped with its pts and dts, minus the program's first PCR as \
           gst's are. `program-number` picks the program (the first of the association table \
@@ -985,7 +1074,9 @@ pub(crate) static TSDEMUX: Factory = Factory {
           accepts; the input is a file, or a pipe whose head validation reads. Garbage between packets is skipped and \
           a gap in a PID's continuity counter drops the PES it broke, each a warning naming \
           the byte (the first few said, the rest counted); bytes with no packet in the first \
-          MiB, or a stream without its tables, are an error naming the byte offset.",
+          MiB, or a stream without its tables, are an error naming the byte offset; an H.264 \
+          stream without a sequence parameter set in the first 32 MiB is an error naming its \
+          PID.",
     pads: Pads {
         sink: PadPresence::Always("sink"),
         src: PadPresence::Request("video_%01x_%04x audio_%01x_%04x"),
@@ -1468,6 +1559,86 @@ mod tests {
             .collect();
         let e = demux(&noise, 4096, -1).unwrap_err().to_string();
         assert!(e.ends_with("not a transport stream (at byte 0)"), "{e}");
+    }
+
+    /// A program with H.264 on PID 0x41, one PES for each payload.
+    fn h264_program(payloads: &[Vec<u8>]) -> tempfile::NamedTempFile {
+        let mut ts = table(0, 0, 1, &[0, 1, 0xE1, 0x00]);
+        ts.extend(table(
+            0x100,
+            2,
+            1,
+            &[0xE0, 0x41, 0xF0, 0, 0x1B, 0xE0, 0x41, 0xF0, 0],
+        ));
+        let mut cc = 0;
+        for (i, p) in payloads.iter().enumerate() {
+            let pcr = (i == 0).then_some(1000);
+            ts.extend(pes(0x41, p, 10_000 + i as u64 * 3000, pcr, &mut cc));
+        }
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), ts).unwrap();
+        f
+    }
+
+    /// OpenH264's SPS of a 320x240 picture, with its start code.
+    const SPS_320: [u8; 18] = [
+        0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x0d, 0x8c, 0x8d, 0x40, 0xa0, 0xf9, 0x00, 0xf0, 0x88, 0x46,
+        0xa0,
+    ];
+
+    #[test]
+    fn an_h264_streams_caps_carry_what_its_first_sps_says() {
+        // Slices first (a file cut mid-stream), then the SPS cut across two PES packets.
+        let slice = [&[0, 0, 0, 1, 0x41][..], &[0x9a; 600]].concat();
+        let mut payloads = vec![slice.clone(), slice.clone()];
+        payloads.push([&slice[..], &SPS_320[..10]].concat());
+        payloads.push([&SPS_320[10..], &[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]].concat());
+        let f = h264_program(&payloads);
+        let streams = program_of_file(f.path(), -1).unwrap();
+        assert_eq!(
+            streams[0].caps.to_string(),
+            "video/x-h264, stream-format=(string)byte-stream, width=(int)320, height=(int)240, \
+             pixel-aspect-ratio=(fraction)1/1, interlace-mode=(string)progressive, \
+             chroma-format=(string)4:2:0, bit-depth-luma=(int)8, bit-depth-chroma=(int)8, \
+             profile=(string)constrained-baseline, level=(string)1.3"
+        );
+        // The SPS as the stream's last bytes.
+        let f = h264_program(&[slice.clone(), SPS_320.to_vec()]);
+        assert!(program_of_file(f.path(), -1).is_ok());
+    }
+
+    #[test]
+    fn an_h264_stream_without_an_sps_in_its_head_names_the_pid() {
+        let slice = [&[0, 0, 0, 1, 0x41][..], &[0x9a; 1000]].concat();
+        let f = h264_program(&vec![slice.clone(); 5]);
+        let e = program_of_file(f.path(), -1).unwrap_err();
+        assert!(
+            e.starts_with(
+                "the H.264 stream on PID 0x0041 has no sequence parameter set (SPS) in the \
+                 first 6016 bytes: its picture size"
+            ),
+            "{e}"
+        );
+        // One that comes later than what is read.
+        let mut late = vec![slice.clone(); 12];
+        late.push(SPS_320.to_vec());
+        let f = h264_program(&late);
+        let e = program_within(&mut std::fs::File::open(f.path()).unwrap(), -1, 8192).unwrap_err();
+        assert!(
+            e.contains("PID 0x0041 has no sequence parameter set"),
+            "{e}"
+        );
+        assert!(program_within(&mut std::fs::File::open(f.path()).unwrap(), -1, 1 << 20).is_ok());
+        // A broken one names its field.
+        let f = h264_program(&[SPS_320[..9].to_vec(), vec![0, 0, 1, 0x68]]);
+        let e = program_of_file(f.path(), -1).unwrap_err();
+        assert!(
+            e.ends_with(
+                "its first sequence parameter set is broken: cut short before \
+                 pic_order_cnt_type"
+            ),
+            "{e}"
+        );
     }
 
     proptest! {

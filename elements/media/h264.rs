@@ -5,6 +5,7 @@
 //! All three speak gst's `video/x-h264, stream-format=byte-stream, alignment=au`: start codes in
 //! front of every NAL unit, one access unit (one picture with its parameter sets) a buffer.
 
+use super::super::codecs::{find_sps, Sps};
 use super::{negotiated_or, VideoInfo};
 use crate::element::prelude::*;
 use openh264::decoder::{Decoder, DecoderConfig};
@@ -28,15 +29,38 @@ const H264_CAPS: &str = concat!(
     "framerate=(fraction)[ 0/1, 2147483647/1 ]"
 );
 
+/// The size and frame rate: what the raw side and the coded side share.
+const GEOMETRY: &[&str] = &["width", "height", "framerate"];
+
+/// What h264parse announces of an SPS (see `Sps::describe`).
+const SPS_FIELDS: &[&str] = &[
+    "width",
+    "height",
+    "framerate",
+    "pixel-aspect-ratio",
+    "interlace-mode",
+    "chroma-format",
+    "bit-depth-luma",
+    "bit-depth-chroma",
+    "profile",
+    "level",
+];
+
 /// `template` with the size and framerate fields of `caps` where it has them.
 fn carry_geometry(caps: &Caps, template: &str) -> Caps {
+    carry_fields(caps, template, GEOMETRY)
+}
+
+/// `template` with the `fields` of `caps` where it has them (the template where they do not
+/// fit it).
+fn carry_fields(caps: &Caps, template: &str, fields: &[&str]) -> Caps {
     let template = Caps::parse(template).expect("the template parses");
     if caps.is_any() {
         return template;
     }
     let mut out = template.clone();
     if let (Some(from), Some(to)) = (caps.first(), out.structures_mut().first_mut()) {
-        for field in ["width", "height", "framerate"] {
+        for field in fields {
             if let Some(v) = from.get(field) {
                 to.set(field, v.clone());
             }
@@ -360,8 +384,20 @@ impl Transform for OpenH264Dec {
 
 // --- h264parse -----------------------------------------------------------------------------
 
+/// h264parse's output for `input`: what the input's caps say and, on `avc` input, what the
+/// SPS in its codec_data says, as gst's h264parse announces it.
+fn parsed_caps(input: &Caps) -> Caps {
+    let mut from = input.clone();
+    if let Some(sps) = Avc::from_caps(input).ok().flatten().and_then(|a| a.sps()) {
+        for s in from.structures_mut() {
+            sps.describe(s);
+        }
+    }
+    carry_fields(&from, H264_CAPS, SPS_FIELDS)
+}
+
 static H264PARSE_CAPS: CapsFns = CapsFns {
-    forward: |input, _| carry_geometry(input, H264_CAPS),
+    forward: |input, _| parsed_caps(input),
     // Any H.264 is taken (a byte stream in any chunks, or avc samples), whatever the size
     // downstream wants: what comes out is decided going forward.
     backward: |_, _| Caps::parse("video/x-h264").expect("the template parses"),
@@ -383,7 +419,11 @@ pub(crate) static H264PARSE: Factory = Factory {
           sample's length-prefixed NAL units get start codes, and the SPS and PPS of \
           codec_data go in front of every IDR picture that lacks them; timestamps and flags \
           pass with each sample. A NAL length past its sample, or a codec_data that is no \
-          avcC record, is an error naming the byte offset.",
+          avcC record, is an error naming the byte offset. Its caps carry what the stream's \
+          SPS says as gst's h264parse announces it (`width`, `height`, `framerate` when the \
+          SPS has it, `profile`, `level`, `chroma-format`...): read from codec_data on avc \
+          input, passed on from the caps in front otherwise (tsdemux reads them from the \
+          file).",
     pads: Pads::ONE_TO_ONE
         .with_caps("video/x-h264", H264_CAPS)
         .with_rule(CapsRule::Derived(&H264PARSE_CAPS)),
@@ -482,6 +522,13 @@ impl Avc {
             length_size,
             parameter_sets,
         })
+    }
+
+    /// The first SPS of the record, when it reads.
+    fn sps(&self) -> Option<Sps> {
+        let (begin, end) = find_sps(&self.parameter_sets)?;
+        let end = end.unwrap_or(self.parameter_sets.len());
+        Sps::parse(&self.parameter_sets[begin..end]).ok()
     }
 
     /// One sample's NAL units with start codes, the parameter sets in front of an IDR picture
@@ -831,6 +878,31 @@ mod tests {
             .unwrap();
         let e = Avc::from_caps(&caps).err().unwrap().to_string();
         assert!(e.contains("codec_data is not an avcC record"), "{e}");
+    }
+
+    #[test]
+    fn avc_caps_announce_what_the_sps_of_codec_data_says() {
+        // OpenH264's record of a 350x202 stream; the container says 352x208, the SPS crops.
+        let caps = Caps::parse(
+            "video/x-h264, stream-format=(string)avc, alignment=(string)au, width=(int)352, \
+             height=(int)208, codec_data=(string)0142c00dffe1000f6742c00d8c8d40b0db52403c2211a8\
+             01000468ce3c80",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed_caps(&caps).to_string(),
+            "video/x-h264, stream-format=(string)byte-stream, alignment=(string)au, \
+             width=(int)350, height=(int)202, framerate=(fraction)[ 0/1, 2147483647/1 ], \
+             pixel-aspect-ratio=(fraction)1/1, interlace-mode=(string)progressive, \
+             chroma-format=(string)4:2:0, bit-depth-luma=(int)8, bit-depth-chroma=(int)8, \
+             profile=(string)constrained-baseline, level=(string)1.3"
+        );
+        // A byte stream's fields pass as they come.
+        let caps =
+            Caps::parse("video/x-h264, width=(int)64, height=(int)48, level=(string)1b").unwrap();
+        let out = parsed_caps(&caps).to_string();
+        assert!(out.contains("width=(int)64, height=(int)48"), "{out}");
+        assert!(out.ends_with("level=(string)1b"), "{out}");
     }
 
     proptest::proptest! {

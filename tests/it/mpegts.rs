@@ -57,7 +57,7 @@ fn compare_with_gst(ts: &std::path::Path, pads: &[&str]) {
 }
 
 /// A transport stream with H.264 video (PID 0x41) and AAC audio (0x42).
-fn h264_aac(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn h264_aac(dir: &std::path::Path) -> std::path::PathBuf {
     let ts = dir.join("av.ts");
     gst(&format!(
         "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=30/1 ! \

@@ -406,4 +406,67 @@ mod h264 {
         let worst = ours.iter().zip(&theirs).map(|(a, b)| a.abs_diff(*b)).max();
         assert!(worst <= Some(2), "a pixel differs by {worst:?}");
     }
+
+    /// An H.264 + AAC transport stream gst muxes decodes through decodebin as gst's tsdemux !
+    /// h264parse ! openh264dec decodes it: tsdemux reads the picture size from the stream's
+    /// SPS when the description is validated, so openh264dec is planned with it.
+    #[test]
+    fn h264_in_ts_decodes_through_decodebin_as_gst_decodes_it() {
+        let dir = tmp();
+        let ts = crate::mpegts::h264_aac(dir.path());
+        let theirs = dir.path().join("theirs.yuv");
+        let ours = dir.path().join("ours.yuv");
+        let ok = std::process::Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(
+                format!(
+                    "filesrc location={} ! tsdemux ! h264parse ! openh264dec ! \
+                     video/x-raw,format=I420 ! filesink location={}",
+                    ts.display(),
+                    theirs.display()
+                )
+                .split_whitespace(),
+            )
+            .status()
+            .expect("gst-launch-1.0 is installed by .ci/run")
+            .success();
+        assert!(ok, "gst's decode of the transport stream");
+        let o = run(launch(&[
+            "-v",
+            "filesrc",
+            &prop("location", &ts),
+            "! decodebin name=d d. ! queue ! filesink",
+            &prop("location", &ours),
+            "d. ! queue ! audioconvert ! fakesink",
+        ]));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(
+                "/pipeline0/d: chose tsdemux; video_0_0041: h264parse ! openh264dec; \
+                 audio_0_0042: aacparse ! avdec_aac"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "/pipeline0/d/tsdemux0.video_0_0041: caps = video/x-h264, \
+                 stream-format=(string)byte-stream, width=(int)320, height=(int)240, \
+                 pixel-aspect-ratio=(fraction)1/1, interlace-mode=(string)progressive, \
+                 chroma-format=(string)4:2:0, bit-depth-luma=(int)8, bit-depth-chroma=(int)8, \
+                 profile=(string)constrained-baseline, level=(string)1.3"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("/pipeline0/d/openh264dec0.src: caps = video/x-raw, format=(string)I420, width=(int)320, height=(int)240"),
+            "{err}"
+        );
+        let (ours, theirs) = (std::fs::read(ours).unwrap(), std::fs::read(theirs).unwrap());
+        assert_eq!(theirs.len(), 30 * 320 * 240 * 3 / 2);
+        assert_eq!(ours.len(), theirs.len());
+        // Both sides are OpenH264: every pixel within a rounding step of gst's (equal here).
+        let worst = ours.iter().zip(&theirs).map(|(a, b)| a.abs_diff(*b)).max();
+        assert!(worst <= Some(2), "a pixel differs by {worst:?}");
+    }
 }
