@@ -29,6 +29,7 @@ use zenoh::qos::{CongestionControl, Priority, Reliability};
 use zenoh::sample::{Sample, SampleKind};
 use zenoh::{Config, Session, Wait as _};
 
+use super::zenoh_shm::{Placed, ShmMode, ShmPlan, ShmPool, SHM_MIN};
 use super::{basesink_props, basesrc_props, Stamper};
 use crate::element::prelude::*;
 
@@ -93,6 +94,25 @@ const SCOUTING: PropSpec = PropSpec::bool(
     "Find peers and routers by UDP multicast (false: only the endpoints given)",
 );
 
+const SHM_RX_MODES: &[EnumValue] = &[
+    EnumValue {
+        nick: "auto",
+        value: 0,
+        doc: "Read what a peer on this host puts in shared memory in place",
+    },
+    EnumValue {
+        nick: "off",
+        value: 2,
+        doc: "Take everything over the network link (no shared memory)",
+    },
+];
+const SHM_RX: PropSpec = PropSpec::enumeration(
+    "shm",
+    "auto",
+    SHM_RX_MODES,
+    "Zenoh's shared-memory transport with processes on this host",
+);
+
 /// Where and how a session connects.
 #[derive(Clone)]
 struct SessionSpec {
@@ -101,6 +121,8 @@ struct SessionSpec {
     listen: Vec<String>,
     config: Option<String>,
     scouting: Option<bool>,
+    /// Zenoh's shared-memory transport (`transport/shared_memory/enabled`), when `shm` is set.
+    shm: Option<bool>,
 }
 
 fn endpoints(p: &Props, name: &str) -> Result<Vec<String>, ElementError> {
@@ -125,6 +147,10 @@ impl SessionSpec {
             scouting: p
                 .is_set("multicast-scouting")
                 .then(|| p.bool("multicast-scouting"))
+                .transpose()?,
+            shm: p
+                .is_set("shm")
+                .then(|| p.nick("shm").map(|n| n != "off"))
                 .transpose()?,
         };
         // Checked now, so that a typo is a description error and not a failure at start.
@@ -170,6 +196,13 @@ impl SessionSpec {
                 if on { "true" } else { "false" },
             )
             .map_err(|e| format!("multicast-scouting: {e}"))?;
+        }
+        if let Some(on) = self.shm {
+            c.insert_json5(
+                "transport/shared_memory/enabled",
+                if on { "true" } else { "false" },
+            )
+            .map_err(|e| format!("shm: {e}"))?;
         }
         Ok(c)
     }
@@ -271,6 +304,25 @@ async fn wait_opened(
 }
 
 // --- zenohsink ---------------------------------------------------------------------------------
+
+const SHM_MODES: &[EnumValue] = &[
+    EnumValue {
+        nick: "auto",
+        value: 0,
+        doc: "Buffers of 4 KiB or more go through shared memory to peers on this host; \
+              without a pool (none can be made, or it is full) they go as usual",
+    },
+    EnumValue {
+        nick: "on",
+        value: 1,
+        doc: "As auto, but a pool that cannot be made is an error",
+    },
+    EnumValue {
+        nick: "off",
+        value: 2,
+        doc: "Everything goes over the network link (no shared memory)",
+    },
+];
 
 const RELIABILITY: &[EnumValue] = &[
     EnumValue {
@@ -402,13 +454,33 @@ pub(crate) static ZENOHSINK: Factory = Factory {
             u32::MAX as u64,
             "Hold the first buffer until this many subscribers match (0: do not wait)"
         ),
+        PropSpec::enumeration(
+            "shm",
+            "auto",
+            SHM_MODES,
+            "Zenoh's shared-memory transport with processes on this host"
+        ),
+        PropSpec::uint(
+            "shm-size",
+            0,
+            0,
+            1 << 40,
+            "The shared-memory pool's size in bytes, fixed (0: sized from the buffers, growing to 256 MiB)"
+        ),
         PropSpec::bool("sync", false, "Sync on the clock").ignored(super::NO_CLOCK),
     ],
     hints: Hints::ASYNC_IO,
     build: |p| {
         let caps = p.sink_caps();
+        let spec = SessionSpec::from_props(p, "zenohsink")?;
+        // A config file may turn the transport off; a pool would then be of no use.
+        let shm_enabled = spec
+            .config()
+            .ok()
+            .and_then(|c| c.get_json("transport/shared_memory/enabled").ok())
+            .is_none_or(|on| on != "false");
         Ok(ElementImpl::AsyncSink(Box::new(ZenohSink {
-            spec: SessionSpec::from_props(p, "zenohsink")?,
+            spec,
             key: key_expr(p, "zenohsink")?,
             opts: PutOptions {
                 reliable: p.nick("reliability")? == "reliable",
@@ -423,6 +495,15 @@ pub(crate) static ZENOHSINK: Factory = Factory {
                 caps: (!caps.is_any()).then(|| caps.to_string()),
             },
             wait: p.uint("wait-subscribers")?,
+            shm: ShmPlan {
+                mode: match p.nick("shm")? {
+                    "on" => ShmMode::On,
+                    "off" => ShmMode::Off,
+                    _ if !shm_enabled => ShmMode::Off,
+                    _ => ShmMode::Auto,
+                },
+                size: usize::try_from(p.uint("shm-size")?).unwrap_or(usize::MAX),
+            },
             link: None,
             sent: 0,
         })))
@@ -443,9 +524,18 @@ struct PutOptions {
 /// What a publishing element sends its thread.
 enum ToPublisher {
     Buffer(Buffer),
-    /// End of stream: publish it, flush, close, and answer how many zenohsrcs did not
-    /// acknowledge it in time.
-    Eos(tokio::sync::oneshot::Sender<Result<usize, String>>),
+    /// End of stream: publish it, flush, close, and answer how it went.
+    Eos(tokio::sync::oneshot::Sender<Result<Ended, String>>),
+}
+
+/// What a publishing thread says at the end.
+struct Ended {
+    /// zenohsrcs that did not acknowledge the end of stream in time.
+    unacked: usize,
+    /// Buffers published from shared memory, and large ones that went the ordinary way
+    /// because the pool was full.
+    shared: u64,
+    copied: u64,
 }
 
 /// A buffer's bytes as a Zenoh payload, without a copy: the payload holds the buffer.
@@ -494,6 +584,7 @@ struct ZenohSink {
     key: KeyExpr<'static>,
     opts: PutOptions,
     wait: u64,
+    shm: ShmPlan,
     link: Option<Link>,
     sent: u64,
 }
@@ -510,6 +601,7 @@ impl AsyncSink for ZenohSink {
             key: self.key.clone(),
             opts: self.opts.clone(),
             wait: self.wait,
+            shm: self.shm,
             cancel: Arc::clone(&cancel),
         };
         let (f, name) = (Arc::clone(&failed), cx.name().to_owned());
@@ -555,7 +647,11 @@ impl AsyncSink for ZenohSink {
             return Err(link.error());
         }
         match done.await {
-            Ok(Ok(unacked)) => {
+            Ok(Ok(Ended {
+                unacked,
+                shared,
+                copied,
+            })) => {
                 if unacked > 0 {
                     cx.warn(format!(
                         "{unacked} zenohsrc on {} did not acknowledge end of stream within {} s; \
@@ -568,6 +664,12 @@ impl AsyncSink for ZenohSink {
                     "published {} buffers and end of stream on {}",
                     self.sent, self.key
                 ));
+                if shared + copied > 0 {
+                    cx.message(format_args!(
+                        "{shared} buffers went out through shared memory; {copied} of {SHM_MIN} \
+                         bytes or more did not (the pool was full or could not be made)"
+                    ));
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(ElementError::Failed(e)),
@@ -582,6 +684,7 @@ struct Publisher {
     key: KeyExpr<'static>,
     opts: PutOptions,
     wait: u64,
+    shm: ShmPlan,
     cancel: Arc<AtomicBool>,
 }
 
@@ -641,6 +744,7 @@ impl Publisher {
             self.wait_for_subscribers(session, &publisher)?;
         }
         let _ = ready.send(());
+        let mut pool = ShmPool::new(self.shm);
         let mut caps = self.opts.caps.clone();
         let mut head = Vec::with_capacity(128);
         while let Ok(msg) = rx.recv() {
@@ -652,8 +756,12 @@ impl Publisher {
                     }
                     stream_frame::encode_buffer_head(&buf, &mut head)
                         .map_err(|e| format!("cannot frame buffer {}: {e}", buf.meta.sequence))?;
+                    let payload = match pool.place(buf.data())? {
+                        Placed::Shared(chunk) => ZBytes::from(chunk),
+                        Placed::Ordinary => payload(buf),
+                    };
                     publisher
-                        .put(payload(buf))
+                        .put(payload)
                         .attachment(ZBytes::from(head.as_slice()))
                         .wait()
                         .map_err(|e| zerr("cannot publish", e))?;
@@ -685,7 +793,11 @@ impl Publisher {
                         session
                             .close()
                             .wait()
-                            .map(|()| unacked)
+                            .map(|()| Ended {
+                                unacked,
+                                shared: pool.shared,
+                                copied: pool.copied,
+                            })
                             .map_err(|e| format!("closing the Zenoh session: {e}"))
                     });
                     drop((token, publisher));
@@ -832,6 +944,7 @@ pub(crate) static ZENOHSRC: Factory = Factory {
         LISTEN,
         CONFIG,
         SCOUTING,
+        SHM_RX,
         PropSpec::bool(
             "keep-listening",
             false,
@@ -861,6 +974,7 @@ pub(crate) static ZENOHSRC: Factory = Factory {
             gone: 0,
             vanished: None,
             buffers: 0,
+            in_shm: 0,
             got: Vec::new(),
         })))
     },
@@ -893,6 +1007,8 @@ struct ZenohSrc {
     /// on their way (see [`STRAGGLERS`]).
     vanished: Option<tokio::time::Instant>,
     buffers: u64,
+    /// Samples whose payload came in shared memory (read in place).
+    in_shm: u64,
     got: Vec<Got>,
 }
 
@@ -972,8 +1088,8 @@ impl AsyncSource for ZenohSrc {
                         self.ended += 1;
                         if self.ended >= self.publishers.max(1) {
                             cx.message(format_args!(
-                                "end of stream after {} buffers",
-                                self.buffers
+                                "end of stream after {} buffers ({} in shared memory)",
+                                self.buffers, self.in_shm
                             ));
                             if !self.keep {
                                 self.stop = None;
@@ -997,8 +1113,8 @@ impl AsyncSource for ZenohSrc {
                             self.vanished = None;
                             let what = format!(
                                 "a zenohsink on {} went away without end of stream after {} \
-                                 buffers",
-                                self.key, self.buffers
+                                 buffers ({} in shared memory)",
+                                self.key, self.buffers, self.in_shm
                             );
                             if !self.keep {
                                 return Err(ElementError::Failed(what));
@@ -1028,7 +1144,10 @@ impl AsyncSource for ZenohSrc {
                         self.vanished = Some(tokio::time::Instant::now());
                     }
                 }
-                FromZenoh::Sample(s) if s.kind() == SampleKind::Put => unpack(&s, &mut self.got)?,
+                FromZenoh::Sample(s) if s.kind() == SampleKind::Put => {
+                    self.in_shm += u64::from(s.payload().as_shm().is_some());
+                    unpack(&s, &mut self.got)?;
+                }
                 FromZenoh::Sample(_) => {}
             }
         }
@@ -1167,6 +1286,7 @@ pub(crate) static ZENOHQUERYABLE: Factory = Factory {
         LISTEN,
         CONFIG,
         SCOUTING,
+        SHM_RX,
         PropSpec::uint(
             "history",
             1,
@@ -1340,6 +1460,7 @@ pub(crate) static ZENOHQUERIER: Factory = Factory {
         LISTEN,
         CONFIG,
         SCOUTING,
+        SHM_RX,
         PropSpec::string(
             "parameters",
             None,
@@ -1510,5 +1631,61 @@ mod tests {
         let buf = payload_buffer(&fragmented);
         assert_eq!(buf.data(), &fragmented.to_bytes()[..]);
         assert!(payload_buffer(&ZBytes::new()).is_empty());
+    }
+
+    /// A session on 127.0.0.1 only, with shared memory on.
+    fn local(connect: Vec<String>, listen: Vec<String>) -> Session {
+        SessionSpec {
+            mode: Some("peer"),
+            connect,
+            listen,
+            config: None,
+            scouting: Some(false),
+            shm: Some(true),
+        }
+        .open()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_payload_in_shared_memory_is_read_in_place_by_the_subscriber() {
+        let rx = local(Vec::new(), vec!["tcp/127.0.0.1:0".into()]);
+        let at = rx.info().locators().wait()[0].to_string();
+        let tx = local(vec![at], Vec::new());
+        let (got_tx, got) = std::sync::mpsc::channel();
+        let _sub = rx
+            .declare_subscriber("test/shm")
+            .callback(move |s: Sample| {
+                let _ = got_tx.send(s);
+            })
+            .wait()
+            .unwrap();
+        let publisher = tx.declare_publisher("test/shm").wait().unwrap();
+        // The subscription travels to the publisher's session; polled under a watchdog.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !publisher.matching_status().wait().unwrap().matching() {
+            assert!(std::time::Instant::now() < deadline, "never matched");
+            std::thread::sleep(POLL);
+        }
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut pool = ShmPool::new(ShmPlan {
+            mode: ShmMode::Auto,
+            size: 0,
+        });
+        let Placed::Shared(chunk) = pool.place(&data).unwrap() else {
+            panic!("a pool for 300 kB");
+        };
+        publisher.put(ZBytes::from(chunk)).wait().unwrap();
+        let sample = got.recv_timeout(Duration::from_secs(60)).unwrap();
+        let shm = sample.payload().as_shm().expect("it came in shared memory");
+        let buf = payload_buffer(sample.payload());
+        assert_eq!(buf.data().as_ptr(), shm.as_ptr(), "no copy");
+        assert_eq!(buf.data(), &data[..]);
+        drop(sample);
+        assert_eq!(
+            buf.data()[299_999],
+            (299_999 % 251) as u8,
+            "the buffer keeps it"
+        );
     }
 }
