@@ -276,12 +276,37 @@ fn listening(session: &Session, spec: &SessionSpec) -> Option<String> {
 
 /// Starts the element's thread; the thread's own errors come back through `opened` or the
 /// channels it holds.
-fn spawn(element: &str, run: impl FnOnce() + Send + 'static) -> Result<(), ElementError> {
+fn spawn(element: &str, run: impl FnOnce() + Send + 'static) -> Result<Thread, ElementError> {
     std::thread::Builder::new()
         .name(format!("{element}-zenoh"))
         .spawn(run)
-        .map(drop)
+        .map(|h| Thread(Some(h)))
         .map_err(|e| ElementError::Failed(format!("cannot start the Zenoh thread: {e}")))
+}
+
+/// How long dropping an element waits for its thread to end.
+const JOIN: Duration = Duration::from_secs(5);
+
+/// An element's Zenoh thread. Dropping the element (after what tells the thread to stop) waits
+/// for it, up to [`JOIN`]: the thread closes its session and lets go of its shared memory
+/// before the process exits, since Zenoh tears its shared-memory globals down at exit and a
+/// thread still using them then panics.
+struct Thread(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        let Some(thread) = self.0.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + JOIN;
+        while !thread.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(POLL / 4);
+        }
+        let _ = thread.join();
+    }
 }
 
 /// Waits for the element's thread to say it opened its session; reports `listening`.
@@ -505,6 +530,7 @@ pub(crate) static ZENOHSINK: Factory = Factory {
                 size: usize::try_from(p.uint("shm-size")?).unwrap_or(usize::MAX),
             },
             link: None,
+            thread: None,
             sent: 0,
         })))
     },
@@ -586,6 +612,8 @@ struct ZenohSink {
     wait: u64,
     shm: ShmPlan,
     link: Option<Link>,
+    /// After `link`: dropped once the thread was told to stop.
+    thread: Option<Thread>,
     sent: u64,
 }
 
@@ -605,11 +633,11 @@ impl AsyncSink for ZenohSink {
             cancel: Arc::clone(&cancel),
         };
         let (f, name) = (Arc::clone(&failed), cx.name().to_owned());
-        spawn(&name, move || {
+        self.thread = Some(spawn(&name, move || {
             if let Err(e) = thread.run(opened_tx, ready_tx, rx.to_sync()) {
                 *f.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
             }
-        })?;
+        })?);
         self.link = Some(Link { tx, failed, cancel });
         wait_opened(opened, cx).await?;
         if self.wait > 0 {
@@ -800,7 +828,9 @@ impl Publisher {
                             })
                             .map_err(|e| format!("closing the Zenoh session: {e}"))
                     });
-                    drop((token, publisher));
+                    // Shared memory is let go before the element hears of the end: the process
+                    // may exit as soon as it does.
+                    drop((token, publisher, pool));
                     let _ = done.send(closed);
                     return Ok(());
                 }
@@ -976,6 +1006,7 @@ pub(crate) static ZENOHSRC: Factory = Factory {
             buffers: 0,
             in_shm: 0,
             got: Vec::new(),
+            thread: None,
         })))
     },
 };
@@ -1010,6 +1041,8 @@ struct ZenohSrc {
     /// Samples whose payload came in shared memory (read in place).
     in_shm: u64,
     got: Vec<Got>,
+    /// Last: dropped after `stop`, which ends it.
+    thread: Option<Thread>,
 }
 
 impl AsyncSource for ZenohSrc {
@@ -1023,7 +1056,7 @@ impl AsyncSource for ZenohSrc {
         let (opened_tx, opened) = tokio::sync::oneshot::channel();
         let (spec, key) = (self.spec.clone(), self.key.clone());
         let tx = tx.to_sync();
-        spawn(cx.name(), move || {
+        self.thread = Some(spawn(cx.name(), move || {
             let session = match spec.open() {
                 Ok(s) => s,
                 Err(e) => {
@@ -1052,7 +1085,7 @@ impl AsyncSource for ZenohSrc {
                 }
             }
             let _ = session.close().wait();
-        })?;
+        })?);
         self.rx = Some(rx);
         self.stop = Some(stop_tx);
         wait_opened(opened, cx).await?;
@@ -1325,6 +1358,7 @@ pub(crate) static ZENOHQUERYABLE: Factory = Factory {
             })),
             keep_serving: p.bool("keep-serving")?,
             stop: None,
+            thread: None,
         })))
     },
 };
@@ -1345,6 +1379,8 @@ struct ZenohQueryable {
     keep_serving: bool,
     /// Dropping it ends the thread, which closes the session.
     stop: Option<kanal::Sender<()>>,
+    /// After `stop`, which ends it.
+    thread: Option<Thread>,
 }
 
 impl AsyncSink for ZenohQueryable {
@@ -1363,7 +1399,7 @@ impl AsyncSink for ZenohQueryable {
         let (stop_tx, stop_rx) = kanal::bounded::<()>(0);
         let (opened_tx, opened) = tokio::sync::oneshot::channel();
         let (spec, key, kept) = (self.spec.clone(), self.key.clone(), Arc::clone(&self.kept));
-        spawn(cx.name(), move || {
+        self.thread = Some(spawn(cx.name(), move || {
             let session = match spec.open() {
                 Ok(s) => s,
                 Err(e) => {
@@ -1388,7 +1424,7 @@ impl AsyncSink for ZenohQueryable {
                 }
             }
             let _ = session.close().wait();
-        })?;
+        })?);
         self.stop = Some(stop_tx);
         wait_opened(opened, cx).await?;
         cx.message(format_args!("answering queries on {}", self.key));
@@ -1505,6 +1541,7 @@ pub(crate) static ZENOHQUERIER: Factory = Factory {
             stamper: Stamper::new(p)?,
             rx: None,
             got: Vec::new(),
+            thread: None,
         })))
     },
 };
@@ -1518,6 +1555,8 @@ struct ZenohQuerier {
     /// Replies; `None` once every reply came.
     rx: Option<kanal::AsyncReceiver<Result<Option<Sample>, String>>>,
     got: Vec<Got>,
+    /// After `rx`: the thread ends once its replies are in or nobody takes them.
+    thread: Option<Thread>,
 }
 
 impl AsyncSource for ZenohQuerier {
@@ -1530,7 +1569,7 @@ impl AsyncSource for ZenohQuerier {
         let (opened_tx, opened) = tokio::sync::oneshot::channel();
         let (spec, selector, timeout) = (self.spec.clone(), self.selector.clone(), self.timeout);
         let tx = tx.to_sync();
-        spawn(cx.name(), move || {
+        self.thread = Some(spawn(cx.name(), move || {
             let session = match spec.open() {
                 Ok(s) => s,
                 Err(e) => {
@@ -1566,7 +1605,7 @@ impl AsyncSource for ZenohQuerier {
                 }
             }
             let _ = session.close().wait();
-        })?;
+        })?);
         self.rx = Some(rx);
         wait_opened(opened, cx).await?;
         cx.message(format_args!("querying {}", self.selector));
