@@ -9,6 +9,10 @@
 //! STRM end-of-stream frame and whose payload is empty. A sample without a STRM attachment (from
 //! another program) becomes a buffer without metadata.
 //!
+//! Between processes on one host the payload may travel in Zenoh's shared memory instead: a
+//! zenohsink copies a large buffer into its pool (see `zenoh_shm`), and a zenohsrc reads the
+//! mapped pages in place. Zenoh sends a peer that cannot map them the bytes themselves.
+//!
 //! Each zenohsink and zenohsrc also declares a liveliness token under `@parallax/`, naming its
 //! key expression: that is how `wait-subscribers` counts subscribers and how a subscriber tells
 //! a publisher that ended from one that vanished.
@@ -440,7 +444,16 @@ pub(crate) static ZENOHSINK: Factory = Factory {
           program counts as one while no zenohsrc matches), so the head of the stream is not \
           lost. With `congestion-control=block` (the default) a slow subscriber holds the \
           pipeline back; with `drop` buffers are dropped instead. A session that cannot open \
-          is an error naming the endpoints.",
+          is an error naming the endpoints. With `shm=auto` (the default) a buffer of 4 KiB or \
+          more is copied once into a Zenoh shared-memory pool and published from there: a \
+          subscriber in another process on this host maps it and reads it in place, and any \
+          other (on another host, or with shared memory off) gets the bytes over its link as \
+          usual. The pool is sized from the buffers (32 of the first, at least 4 MiB) and grows \
+          to 256 MiB while readers hold its chunks, or is `shm-size` bytes, fixed; a buffer \
+          that finds no room goes the ordinary way, so a full pool never holds the pipeline \
+          up. `shm=on` makes a pool that cannot be made an error (Zenoh locks the pool in \
+          memory: see `ulimit -l`); `shm=off` turns the transport off for the session. `-m` \
+          says at the end how many buffers went through shared memory.",
     pads: Pads::SINK,
     props: basesink_props![
         KEY_EXPR,
@@ -965,7 +978,12 @@ pub(crate) static ZENOHSRC: Factory = Factory {
           that vanishes without end of stream (killed, cut off) is an error naming how many \
           buffers came, once 3 s passed without its last samples. Samples wait in a queue of \
           `queue-size`; while it is full Zenoh holds the publishers back (with their \
-          congestion-control=block).",
+          congestion-control=block). A payload a publisher on this host put in Zenoh's shared \
+          memory (`shm=auto`, the default, at both ends) becomes a buffer over those pages, \
+          without a copy; it stays readable after its publisher exits or is killed, and its \
+          chunk returns to the publisher's pool when the buffer is dropped. `shm=off` takes \
+          everything over the network link. `-m` says at the end how many came in shared \
+          memory.",
     pads: Pads::SOURCE,
     props: basesrc_props![
         KEY_EXPR,
