@@ -572,9 +572,10 @@ struct Ended {
     /// zenohsrcs that did not acknowledge the end of stream in time.
     unacked: usize,
     /// Buffers published from shared memory, and large ones that went the ordinary way
-    /// because the pool was full.
+    /// (and why).
     shared: u64,
     copied: u64,
+    why_copied: String,
 }
 
 /// A buffer's bytes as a Zenoh payload, without a copy: the payload holds the buffer.
@@ -647,9 +648,13 @@ impl AsyncSink for ZenohSink {
         };
         let (f, name) = (Arc::clone(&failed), cx.name().to_owned());
         self.thread = Some(spawn(&name, move || {
-            if let Err(e) = thread.run(opened_tx, ready_tx, rx.to_sync()) {
+            let rx = rx.to_sync();
+            if let Err(e) = thread.run(opened_tx, ready_tx, &rx) {
                 *f.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
             }
+            // What the element still queued (its end of stream, waiting for an answer) is
+            // dropped with the channel, so the element hears that the thread stopped and why.
+            let _ = rx.close();
         })?);
         self.link = Some(Link { tx, failed, cancel });
         wait_opened(opened, cx).await?;
@@ -692,6 +697,7 @@ impl AsyncSink for ZenohSink {
                 unacked,
                 shared,
                 copied,
+                why_copied,
             })) => {
                 if unacked > 0 {
                     cx.warn(format!(
@@ -708,7 +714,7 @@ impl AsyncSink for ZenohSink {
                 if shared + copied > 0 {
                     cx.message(format_args!(
                         "{shared} buffers went out through shared memory; {copied} of {SHM_MIN} \
-                         bytes or more did not (the pool was full or could not be made)"
+                         bytes or more did not ({why_copied})"
                     ));
                 }
                 Ok(())
@@ -734,7 +740,7 @@ impl Publisher {
         self,
         opened: Opened,
         ready: tokio::sync::oneshot::Sender<()>,
-        rx: kanal::Receiver<ToPublisher>,
+        rx: &kanal::Receiver<ToPublisher>,
     ) -> Result<(), String> {
         let session = match self.spec.open() {
             Ok(s) => s,
@@ -753,7 +759,7 @@ impl Publisher {
         session: &Session,
         opened: Opened,
         ready: tokio::sync::oneshot::Sender<()>,
-        rx: kanal::Receiver<ToPublisher>,
+        rx: &kanal::Receiver<ToPublisher>,
     ) -> Result<(), String> {
         let key = &self.key;
         let zerr = |what: &str, e: zenoh::Error| format!("{what} on {key}: {e}");
@@ -838,6 +844,7 @@ impl Publisher {
                                 unacked,
                                 shared: pool.shared,
                                 copied: pool.copied,
+                                why_copied: pool.why_copied().to_owned(),
                             })
                             .map_err(|e| format!("closing the Zenoh session: {e}"))
                     });

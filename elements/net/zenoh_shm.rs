@@ -61,8 +61,9 @@ pub(super) struct ShmPool {
     providers: Vec<ShmProvider<PosixShmProviderBackend>>,
     /// The newest pool's size (0: none made yet).
     size: usize,
-    /// Set once a pool could not be made with `shm=auto`: everything goes the ordinary way.
-    unavailable: bool,
+    /// Why a pool could not be made, once one could not (Zenoh locks a pool's pages, and
+    /// `ulimit -l` may not allow more): the pools made so far stay in use, no more are made.
+    refused: Option<String>,
     /// Buffers published from shared memory, and large ones that went the ordinary way
     /// because the pool was full or could not be made.
     pub(super) shared: u64,
@@ -83,7 +84,7 @@ impl ShmPool {
             plan,
             providers: Vec::new(),
             size: 0,
-            unavailable: false,
+            refused: None,
             shared: 0,
             copied: 0,
         }
@@ -92,7 +93,7 @@ impl ShmPool {
     /// Copies `data` into a chunk when it is large enough and a chunk can be had; an error
     /// only when `shm=on` and no pool can be made.
     pub(super) fn place(&mut self, data: &[u8]) -> Result<Placed, String> {
-        if !self.plan.enabled() || self.unavailable || data.len() < SHM_MIN {
+        if !self.plan.enabled() || data.len() < SHM_MIN {
             return Ok(Placed::Ordinary);
         }
         loop {
@@ -117,11 +118,11 @@ impl ShmPool {
                         "cannot make a Zenoh shared-memory pool of {size} bytes: {e} (Zenoh \
                          locks its pages in memory: see `ulimit -l`)"
                     );
-                    if self.plan.mode == ShmMode::On {
+                    if self.plan.mode == ShmMode::On && self.providers.is_empty() {
                         return Err(why);
                     }
-                    tracing::warn!("{why}; buffers go over the network link instead");
-                    self.unavailable = true;
+                    tracing::debug!("{why}; large buffers that find no room go the ordinary way");
+                    self.refused = Some(why);
                     self.copied += 1;
                     return Ok(Placed::Ordinary);
                 }
@@ -129,8 +130,16 @@ impl ShmPool {
         }
     }
 
+    /// Why large buffers went the ordinary way: the pool was full, or could not be made.
+    pub(super) fn why_copied(&self) -> &str {
+        self.refused.as_deref().unwrap_or("the pool was full")
+    }
+
     /// The size of the next pool to make for a buffer of `len` bytes, if one should be made.
     fn next_size(&self, len: usize) -> Option<usize> {
+        if self.refused.is_some() {
+            return None;
+        }
         if self.plan.size > 0 {
             // Fixed: made once.
             return (self.size == 0).then_some(self.plan.size);
@@ -205,6 +214,37 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_that_cannot_be_made_is_an_error_with_shm_on_and_a_fallback_with_auto() {
+        // No system makes a pool of usize::MAX bytes; the refusal comes before any memory.
+        let err = ShmPool::new(plan(ShmMode::On, usize::MAX))
+            .place(&[1; SHM_MIN])
+            .err()
+            .expect("refused");
+        assert!(
+            err.starts_with(&format!(
+                "cannot make a Zenoh shared-memory pool of {}",
+                usize::MAX
+            )),
+            "{err}"
+        );
+        let mut auto = ShmPool::new(plan(ShmMode::Auto, usize::MAX));
+        assert!(matches!(
+            auto.place(&[1; SHM_MIN]).unwrap(),
+            Placed::Ordinary
+        ));
+        assert!(matches!(
+            auto.place(&[1; SHM_MIN]).unwrap(),
+            Placed::Ordinary
+        ));
+        assert_eq!((auto.shared, auto.copied), (0, 2));
+        assert!(
+            auto.why_copied().starts_with("cannot make"),
+            "{}",
+            auto.why_copied()
+        );
+    }
+
+    #[test]
     fn a_pool_sized_from_the_buffers_grows_to_its_limit() {
         let sized = |size| ShmPool {
             size,
@@ -225,5 +265,10 @@ mod tests {
         };
         assert_eq!(fixed(0).next_size(300_000), Some(1 << 20));
         assert_eq!(fixed(1 << 20).next_size(300_000), None, "made once");
+        let refused = ShmPool {
+            refused: Some("no".into()),
+            ..ShmPool::new(plan(ShmMode::Auto, 0))
+        };
+        assert_eq!(refused.next_size(1 << 20), None, "no more after a refusal");
     }
 }
