@@ -24,6 +24,8 @@ mod unix;
 mod ws;
 #[cfg(feature = "zenoh")]
 mod zenoh;
+#[cfg(feature = "zenoh")]
+mod zenoh_shm;
 
 use std::net::SocketAddr;
 

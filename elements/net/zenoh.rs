@@ -9,6 +9,10 @@
 //! STRM end-of-stream frame and whose payload is empty. A sample without a STRM attachment (from
 //! another program) becomes a buffer without metadata.
 //!
+//! Between processes on one host the payload may travel in Zenoh's shared memory instead: a
+//! zenohsink copies a large buffer into its pool (see `zenoh_shm`), and a zenohsrc reads the
+//! mapped pages in place. Zenoh sends a peer that cannot map them the bytes themselves.
+//!
 //! Each zenohsink and zenohsrc also declares a liveliness token under `@parallax/`, naming its
 //! key expression: that is how `wait-subscribers` counts subscribers and how a subscriber tells
 //! a publisher that ended from one that vanished.
@@ -29,6 +33,7 @@ use zenoh::qos::{CongestionControl, Priority, Reliability};
 use zenoh::sample::{Sample, SampleKind};
 use zenoh::{Config, Session, Wait as _};
 
+use super::zenoh_shm::{Placed, ShmMode, ShmPlan, ShmPool, SHM_MIN};
 use super::{basesink_props, basesrc_props, Stamper};
 use crate::element::prelude::*;
 
@@ -93,6 +98,25 @@ const SCOUTING: PropSpec = PropSpec::bool(
     "Find peers and routers by UDP multicast (false: only the endpoints given)",
 );
 
+const SHM_RX_MODES: &[EnumValue] = &[
+    EnumValue {
+        nick: "auto",
+        value: 0,
+        doc: "Read what a peer on this host puts in shared memory in place",
+    },
+    EnumValue {
+        nick: "off",
+        value: 2,
+        doc: "Take everything over the network link (no shared memory)",
+    },
+];
+const SHM_RX: PropSpec = PropSpec::enumeration(
+    "shm",
+    "auto",
+    SHM_RX_MODES,
+    "Zenoh's shared-memory transport with processes on this host",
+);
+
 /// Where and how a session connects.
 #[derive(Clone)]
 struct SessionSpec {
@@ -101,6 +125,8 @@ struct SessionSpec {
     listen: Vec<String>,
     config: Option<String>,
     scouting: Option<bool>,
+    /// Zenoh's shared-memory transport (`transport/shared_memory/enabled`), when `shm` is set.
+    shm: Option<bool>,
 }
 
 fn endpoints(p: &Props, name: &str) -> Result<Vec<String>, ElementError> {
@@ -125,6 +151,10 @@ impl SessionSpec {
             scouting: p
                 .is_set("multicast-scouting")
                 .then(|| p.bool("multicast-scouting"))
+                .transpose()?,
+            shm: p
+                .is_set("shm")
+                .then(|| p.nick("shm").map(|n| n != "off"))
                 .transpose()?,
         };
         // Checked now, so that a typo is a description error and not a failure at start.
@@ -170,6 +200,13 @@ impl SessionSpec {
                 if on { "true" } else { "false" },
             )
             .map_err(|e| format!("multicast-scouting: {e}"))?;
+        }
+        if let Some(on) = self.shm {
+            c.insert_json5(
+                "transport/shared_memory/enabled",
+                if on { "true" } else { "false" },
+            )
+            .map_err(|e| format!("shm: {e}"))?;
         }
         Ok(c)
     }
@@ -243,12 +280,37 @@ fn listening(session: &Session, spec: &SessionSpec) -> Option<String> {
 
 /// Starts the element's thread; the thread's own errors come back through `opened` or the
 /// channels it holds.
-fn spawn(element: &str, run: impl FnOnce() + Send + 'static) -> Result<(), ElementError> {
+fn spawn(element: &str, run: impl FnOnce() + Send + 'static) -> Result<Thread, ElementError> {
     std::thread::Builder::new()
         .name(format!("{element}-zenoh"))
         .spawn(run)
-        .map(drop)
+        .map(|h| Thread(Some(h)))
         .map_err(|e| ElementError::Failed(format!("cannot start the Zenoh thread: {e}")))
+}
+
+/// How long dropping an element waits for its thread to end.
+const JOIN: Duration = Duration::from_secs(5);
+
+/// An element's Zenoh thread. Dropping the element (after what tells the thread to stop) waits
+/// for it, up to [`JOIN`]: the thread closes its session and lets go of its shared memory
+/// before the process exits, since Zenoh tears its shared-memory globals down at exit and a
+/// thread still using them then panics.
+struct Thread(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        let Some(thread) = self.0.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + JOIN;
+        while !thread.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(POLL / 4);
+        }
+        let _ = thread.join();
+    }
 }
 
 /// Waits for the element's thread to say it opened its session; reports `listening`.
@@ -271,6 +333,25 @@ async fn wait_opened(
 }
 
 // --- zenohsink ---------------------------------------------------------------------------------
+
+const SHM_MODES: &[EnumValue] = &[
+    EnumValue {
+        nick: "auto",
+        value: 0,
+        doc: "Buffers of 4 KiB or more go through shared memory to peers on this host; \
+              without a pool (none can be made, or it is full) they go as usual",
+    },
+    EnumValue {
+        nick: "on",
+        value: 1,
+        doc: "As auto, but a pool that cannot be made is an error",
+    },
+    EnumValue {
+        nick: "off",
+        value: 2,
+        doc: "Everything goes over the network link (no shared memory)",
+    },
+];
 
 const RELIABILITY: &[EnumValue] = &[
     EnumValue {
@@ -363,7 +444,16 @@ pub(crate) static ZENOHSINK: Factory = Factory {
           program counts as one while no zenohsrc matches), so the head of the stream is not \
           lost. With `congestion-control=block` (the default) a slow subscriber holds the \
           pipeline back; with `drop` buffers are dropped instead. A session that cannot open \
-          is an error naming the endpoints.",
+          is an error naming the endpoints. With `shm=auto` (the default) a buffer of 4 KiB or \
+          more is copied once into a Zenoh shared-memory pool and published from there: a \
+          subscriber in another process on this host maps it and reads it in place, and any \
+          other (on another host, or with shared memory off) gets the bytes over its link as \
+          usual. The pool is sized from the buffers (32 of the first, at least 4 MiB) and grows \
+          to 256 MiB while readers hold its chunks, or is `shm-size` bytes, fixed; a buffer \
+          that finds no room goes the ordinary way, so a full pool never holds the pipeline \
+          up. `shm=on` makes a pool that cannot be made an error (Zenoh locks the pool in \
+          memory: see `ulimit -l`); `shm=off` turns the transport off for the session. `-m` \
+          says at the end how many buffers went through shared memory.",
     pads: Pads::SINK,
     props: basesink_props![
         KEY_EXPR,
@@ -402,13 +492,33 @@ pub(crate) static ZENOHSINK: Factory = Factory {
             u32::MAX as u64,
             "Hold the first buffer until this many subscribers match (0: do not wait)"
         ),
+        PropSpec::enumeration(
+            "shm",
+            "auto",
+            SHM_MODES,
+            "Zenoh's shared-memory transport with processes on this host"
+        ),
+        PropSpec::uint(
+            "shm-size",
+            0,
+            0,
+            1 << 40,
+            "The shared-memory pool's size in bytes, fixed (0: sized from the buffers, growing to 256 MiB)"
+        ),
         PropSpec::bool("sync", false, "Sync on the clock").ignored(super::NO_CLOCK),
     ],
     hints: Hints::ASYNC_IO,
     build: |p| {
         let caps = p.sink_caps();
+        let spec = SessionSpec::from_props(p, "zenohsink")?;
+        // A config file may turn the transport off; a pool would then be of no use.
+        let shm_enabled = spec
+            .config()
+            .ok()
+            .and_then(|c| c.get_json("transport/shared_memory/enabled").ok())
+            .is_none_or(|on| on != "false");
         Ok(ElementImpl::AsyncSink(Box::new(ZenohSink {
-            spec: SessionSpec::from_props(p, "zenohsink")?,
+            spec,
             key: key_expr(p, "zenohsink")?,
             opts: PutOptions {
                 reliable: p.nick("reliability")? == "reliable",
@@ -423,7 +533,17 @@ pub(crate) static ZENOHSINK: Factory = Factory {
                 caps: (!caps.is_any()).then(|| caps.to_string()),
             },
             wait: p.uint("wait-subscribers")?,
+            shm: ShmPlan {
+                mode: match p.nick("shm")? {
+                    "on" => ShmMode::On,
+                    "off" => ShmMode::Off,
+                    _ if !shm_enabled => ShmMode::Off,
+                    _ => ShmMode::Auto,
+                },
+                size: usize::try_from(p.uint("shm-size")?).unwrap_or(usize::MAX),
+            },
             link: None,
+            thread: None,
             sent: 0,
         })))
     },
@@ -443,9 +563,19 @@ struct PutOptions {
 /// What a publishing element sends its thread.
 enum ToPublisher {
     Buffer(Buffer),
-    /// End of stream: publish it, flush, close, and answer how many zenohsrcs did not
-    /// acknowledge it in time.
-    Eos(tokio::sync::oneshot::Sender<Result<usize, String>>),
+    /// End of stream: publish it, flush, close, and answer how it went.
+    Eos(tokio::sync::oneshot::Sender<Result<Ended, String>>),
+}
+
+/// What a publishing thread says at the end.
+struct Ended {
+    /// zenohsrcs that did not acknowledge the end of stream in time.
+    unacked: usize,
+    /// Buffers published from shared memory, and large ones that went the ordinary way
+    /// (and why).
+    shared: u64,
+    copied: u64,
+    why_copied: String,
 }
 
 /// A buffer's bytes as a Zenoh payload, without a copy: the payload holds the buffer.
@@ -494,7 +624,10 @@ struct ZenohSink {
     key: KeyExpr<'static>,
     opts: PutOptions,
     wait: u64,
+    shm: ShmPlan,
     link: Option<Link>,
+    /// After `link`: dropped once the thread was told to stop.
+    thread: Option<Thread>,
     sent: u64,
 }
 
@@ -510,14 +643,19 @@ impl AsyncSink for ZenohSink {
             key: self.key.clone(),
             opts: self.opts.clone(),
             wait: self.wait,
+            shm: self.shm,
             cancel: Arc::clone(&cancel),
         };
         let (f, name) = (Arc::clone(&failed), cx.name().to_owned());
-        spawn(&name, move || {
-            if let Err(e) = thread.run(opened_tx, ready_tx, rx.to_sync()) {
+        self.thread = Some(spawn(&name, move || {
+            let rx = rx.to_sync();
+            if let Err(e) = thread.run(opened_tx, ready_tx, &rx) {
                 *f.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
             }
-        })?;
+            // What the element still queued (its end of stream, waiting for an answer) is
+            // dropped with the channel, so the element hears that the thread stopped and why.
+            let _ = rx.close();
+        })?);
         self.link = Some(Link { tx, failed, cancel });
         wait_opened(opened, cx).await?;
         if self.wait > 0 {
@@ -555,7 +693,12 @@ impl AsyncSink for ZenohSink {
             return Err(link.error());
         }
         match done.await {
-            Ok(Ok(unacked)) => {
+            Ok(Ok(Ended {
+                unacked,
+                shared,
+                copied,
+                why_copied,
+            })) => {
                 if unacked > 0 {
                     cx.warn(format!(
                         "{unacked} zenohsrc on {} did not acknowledge end of stream within {} s; \
@@ -568,6 +711,12 @@ impl AsyncSink for ZenohSink {
                     "published {} buffers and end of stream on {}",
                     self.sent, self.key
                 ));
+                if shared + copied > 0 {
+                    cx.message(format_args!(
+                        "{shared} buffers went out through shared memory; {copied} of {SHM_MIN} \
+                         bytes or more did not ({why_copied})"
+                    ));
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(ElementError::Failed(e)),
@@ -582,6 +731,7 @@ struct Publisher {
     key: KeyExpr<'static>,
     opts: PutOptions,
     wait: u64,
+    shm: ShmPlan,
     cancel: Arc<AtomicBool>,
 }
 
@@ -590,7 +740,7 @@ impl Publisher {
         self,
         opened: Opened,
         ready: tokio::sync::oneshot::Sender<()>,
-        rx: kanal::Receiver<ToPublisher>,
+        rx: &kanal::Receiver<ToPublisher>,
     ) -> Result<(), String> {
         let session = match self.spec.open() {
             Ok(s) => s,
@@ -609,7 +759,7 @@ impl Publisher {
         session: &Session,
         opened: Opened,
         ready: tokio::sync::oneshot::Sender<()>,
-        rx: kanal::Receiver<ToPublisher>,
+        rx: &kanal::Receiver<ToPublisher>,
     ) -> Result<(), String> {
         let key = &self.key;
         let zerr = |what: &str, e: zenoh::Error| format!("{what} on {key}: {e}");
@@ -641,6 +791,7 @@ impl Publisher {
             self.wait_for_subscribers(session, &publisher)?;
         }
         let _ = ready.send(());
+        let mut pool = ShmPool::new(self.shm);
         let mut caps = self.opts.caps.clone();
         let mut head = Vec::with_capacity(128);
         while let Ok(msg) = rx.recv() {
@@ -652,8 +803,12 @@ impl Publisher {
                     }
                     stream_frame::encode_buffer_head(&buf, &mut head)
                         .map_err(|e| format!("cannot frame buffer {}: {e}", buf.meta.sequence))?;
+                    let payload = match pool.place(buf.data())? {
+                        Placed::Shared(chunk) => ZBytes::from(chunk),
+                        Placed::Ordinary => payload(buf),
+                    };
                     publisher
-                        .put(payload(buf))
+                        .put(payload)
                         .attachment(ZBytes::from(head.as_slice()))
                         .wait()
                         .map_err(|e| zerr("cannot publish", e))?;
@@ -685,10 +840,17 @@ impl Publisher {
                         session
                             .close()
                             .wait()
-                            .map(|()| unacked)
+                            .map(|()| Ended {
+                                unacked,
+                                shared: pool.shared,
+                                copied: pool.copied,
+                                why_copied: pool.why_copied().to_owned(),
+                            })
                             .map_err(|e| format!("closing the Zenoh session: {e}"))
                     });
-                    drop((token, publisher));
+                    // Shared memory is let go before the element hears of the end: the process
+                    // may exit as soon as it does.
+                    drop((token, publisher, pool));
                     let _ = done.send(closed);
                     return Ok(());
                 }
@@ -823,7 +985,12 @@ pub(crate) static ZENOHSRC: Factory = Factory {
           that vanishes without end of stream (killed, cut off) is an error naming how many \
           buffers came, once 3 s passed without its last samples. Samples wait in a queue of \
           `queue-size`; while it is full Zenoh holds the publishers back (with their \
-          congestion-control=block).",
+          congestion-control=block). A payload a publisher on this host put in Zenoh's shared \
+          memory (`shm=auto`, the default, at both ends) becomes a buffer over those pages, \
+          without a copy; it stays readable after its publisher exits or is killed, and its \
+          chunk returns to the publisher's pool when the buffer is dropped. `shm=off` takes \
+          everything over the network link. `-m` says at the end how many came in shared \
+          memory.",
     pads: Pads::SOURCE,
     props: basesrc_props![
         KEY_EXPR,
@@ -832,6 +999,7 @@ pub(crate) static ZENOHSRC: Factory = Factory {
         LISTEN,
         CONFIG,
         SCOUTING,
+        SHM_RX,
         PropSpec::bool(
             "keep-listening",
             false,
@@ -861,7 +1029,9 @@ pub(crate) static ZENOHSRC: Factory = Factory {
             gone: 0,
             vanished: None,
             buffers: 0,
+            in_shm: 0,
             got: Vec::new(),
+            thread: None,
         })))
     },
 };
@@ -893,7 +1063,11 @@ struct ZenohSrc {
     /// on their way (see [`STRAGGLERS`]).
     vanished: Option<tokio::time::Instant>,
     buffers: u64,
+    /// Samples whose payload came in shared memory (read in place).
+    in_shm: u64,
     got: Vec<Got>,
+    /// Last: dropped after `stop`, which ends it.
+    thread: Option<Thread>,
 }
 
 impl AsyncSource for ZenohSrc {
@@ -907,7 +1081,7 @@ impl AsyncSource for ZenohSrc {
         let (opened_tx, opened) = tokio::sync::oneshot::channel();
         let (spec, key) = (self.spec.clone(), self.key.clone());
         let tx = tx.to_sync();
-        spawn(cx.name(), move || {
+        self.thread = Some(spawn(cx.name(), move || {
             let session = match spec.open() {
                 Ok(s) => s,
                 Err(e) => {
@@ -936,7 +1110,7 @@ impl AsyncSource for ZenohSrc {
                 }
             }
             let _ = session.close().wait();
-        })?;
+        })?);
         self.rx = Some(rx);
         self.stop = Some(stop_tx);
         wait_opened(opened, cx).await?;
@@ -972,8 +1146,8 @@ impl AsyncSource for ZenohSrc {
                         self.ended += 1;
                         if self.ended >= self.publishers.max(1) {
                             cx.message(format_args!(
-                                "end of stream after {} buffers",
-                                self.buffers
+                                "end of stream after {} buffers ({} in shared memory)",
+                                self.buffers, self.in_shm
                             ));
                             if !self.keep {
                                 self.stop = None;
@@ -997,8 +1171,8 @@ impl AsyncSource for ZenohSrc {
                             self.vanished = None;
                             let what = format!(
                                 "a zenohsink on {} went away without end of stream after {} \
-                                 buffers",
-                                self.key, self.buffers
+                                 buffers ({} in shared memory)",
+                                self.key, self.buffers, self.in_shm
                             );
                             if !self.keep {
                                 return Err(ElementError::Failed(what));
@@ -1028,7 +1202,10 @@ impl AsyncSource for ZenohSrc {
                         self.vanished = Some(tokio::time::Instant::now());
                     }
                 }
-                FromZenoh::Sample(s) if s.kind() == SampleKind::Put => unpack(&s, &mut self.got)?,
+                FromZenoh::Sample(s) if s.kind() == SampleKind::Put => {
+                    self.in_shm += u64::from(s.payload().as_shm().is_some());
+                    unpack(&s, &mut self.got)?;
+                }
                 FromZenoh::Sample(_) => {}
             }
         }
@@ -1167,6 +1344,7 @@ pub(crate) static ZENOHQUERYABLE: Factory = Factory {
         LISTEN,
         CONFIG,
         SCOUTING,
+        SHM_RX,
         PropSpec::uint(
             "history",
             1,
@@ -1205,6 +1383,7 @@ pub(crate) static ZENOHQUERYABLE: Factory = Factory {
             })),
             keep_serving: p.bool("keep-serving")?,
             stop: None,
+            thread: None,
         })))
     },
 };
@@ -1225,6 +1404,8 @@ struct ZenohQueryable {
     keep_serving: bool,
     /// Dropping it ends the thread, which closes the session.
     stop: Option<kanal::Sender<()>>,
+    /// After `stop`, which ends it.
+    thread: Option<Thread>,
 }
 
 impl AsyncSink for ZenohQueryable {
@@ -1243,7 +1424,7 @@ impl AsyncSink for ZenohQueryable {
         let (stop_tx, stop_rx) = kanal::bounded::<()>(0);
         let (opened_tx, opened) = tokio::sync::oneshot::channel();
         let (spec, key, kept) = (self.spec.clone(), self.key.clone(), Arc::clone(&self.kept));
-        spawn(cx.name(), move || {
+        self.thread = Some(spawn(cx.name(), move || {
             let session = match spec.open() {
                 Ok(s) => s,
                 Err(e) => {
@@ -1268,7 +1449,7 @@ impl AsyncSink for ZenohQueryable {
                 }
             }
             let _ = session.close().wait();
-        })?;
+        })?);
         self.stop = Some(stop_tx);
         wait_opened(opened, cx).await?;
         cx.message(format_args!("answering queries on {}", self.key));
@@ -1340,6 +1521,7 @@ pub(crate) static ZENOHQUERIER: Factory = Factory {
         LISTEN,
         CONFIG,
         SCOUTING,
+        SHM_RX,
         PropSpec::string(
             "parameters",
             None,
@@ -1384,6 +1566,7 @@ pub(crate) static ZENOHQUERIER: Factory = Factory {
             stamper: Stamper::new(p)?,
             rx: None,
             got: Vec::new(),
+            thread: None,
         })))
     },
 };
@@ -1397,6 +1580,8 @@ struct ZenohQuerier {
     /// Replies; `None` once every reply came.
     rx: Option<kanal::AsyncReceiver<Result<Option<Sample>, String>>>,
     got: Vec<Got>,
+    /// After `rx`: the thread ends once its replies are in or nobody takes them.
+    thread: Option<Thread>,
 }
 
 impl AsyncSource for ZenohQuerier {
@@ -1409,7 +1594,7 @@ impl AsyncSource for ZenohQuerier {
         let (opened_tx, opened) = tokio::sync::oneshot::channel();
         let (spec, selector, timeout) = (self.spec.clone(), self.selector.clone(), self.timeout);
         let tx = tx.to_sync();
-        spawn(cx.name(), move || {
+        self.thread = Some(spawn(cx.name(), move || {
             let session = match spec.open() {
                 Ok(s) => s,
                 Err(e) => {
@@ -1445,7 +1630,7 @@ impl AsyncSource for ZenohQuerier {
                 }
             }
             let _ = session.close().wait();
-        })?;
+        })?);
         self.rx = Some(rx);
         wait_opened(opened, cx).await?;
         cx.message(format_args!("querying {}", self.selector));
@@ -1510,5 +1695,61 @@ mod tests {
         let buf = payload_buffer(&fragmented);
         assert_eq!(buf.data(), &fragmented.to_bytes()[..]);
         assert!(payload_buffer(&ZBytes::new()).is_empty());
+    }
+
+    /// A session on 127.0.0.1 only, with shared memory on.
+    fn local(connect: Vec<String>, listen: Vec<String>) -> Session {
+        SessionSpec {
+            mode: Some("peer"),
+            connect,
+            listen,
+            config: None,
+            scouting: Some(false),
+            shm: Some(true),
+        }
+        .open()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_payload_in_shared_memory_is_read_in_place_by_the_subscriber() {
+        let rx = local(Vec::new(), vec!["tcp/127.0.0.1:0".into()]);
+        let at = rx.info().locators().wait()[0].to_string();
+        let tx = local(vec![at], Vec::new());
+        let (got_tx, got) = std::sync::mpsc::channel();
+        let _sub = rx
+            .declare_subscriber("test/shm")
+            .callback(move |s: Sample| {
+                let _ = got_tx.send(s);
+            })
+            .wait()
+            .unwrap();
+        let publisher = tx.declare_publisher("test/shm").wait().unwrap();
+        // The subscription travels to the publisher's session; polled under a watchdog.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !publisher.matching_status().wait().unwrap().matching() {
+            assert!(std::time::Instant::now() < deadline, "never matched");
+            std::thread::sleep(POLL);
+        }
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut pool = ShmPool::new(ShmPlan {
+            mode: ShmMode::Auto,
+            size: 0,
+        });
+        let Placed::Shared(chunk) = pool.place(&data).unwrap() else {
+            panic!("a pool for 300 kB");
+        };
+        publisher.put(ZBytes::from(chunk)).wait().unwrap();
+        let sample = got.recv_timeout(Duration::from_secs(60)).unwrap();
+        let shm = sample.payload().as_shm().expect("it came in shared memory");
+        let buf = payload_buffer(sample.payload());
+        assert_eq!(buf.data().as_ptr(), shm.as_ptr(), "no copy");
+        assert_eq!(buf.data(), &data[..]);
+        drop(sample);
+        assert_eq!(
+            buf.data()[299_999],
+            (299_999 % 251) as u8,
+            "the buffer keeps it"
+        );
     }
 }

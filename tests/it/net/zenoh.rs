@@ -145,6 +145,159 @@ fn a_publisher_killed_mid_stream_is_an_error_for_the_subscriber() {
     done.fails_with(1, "went away without end of stream");
 }
 
+/// A subscriber like [`subscriber`], with `-m` messages.
+fn subscriber_m(extra: &str) -> (Proc, String) {
+    let mut p = Proc::spawn(
+        &[
+            "-q",
+            "-m",
+            "--tap-format=json",
+            "--tap",
+            "z",
+            &format!(
+                "zenohsrc name=z key-expr=test/a listen=tcp/127.0.0.1:0 {LOCAL} {extra} ! fdsink"
+            ),
+        ],
+        None,
+    );
+    let at = endpoint(&mut p);
+    (p, at)
+}
+
+#[test]
+fn large_buffers_cross_in_shared_memory_unless_either_end_says_shm_off() {
+    let dir = tmp();
+    let data = random_bytes(40 * 65536 + 1000, 94);
+    let input = file(dir.path(), "in.bin", &data);
+    let buffers = data.len().div_ceil(65536);
+    // All but the last, of 1000 bytes: a buffer under 4 KiB is not worth a chunk.
+    for (publisher_shm, subscriber_shm, in_shm) in [
+        ("", "", buffers - 1),
+        ("shm=off", "", 0),
+        ("", "shm=off", 0),
+    ] {
+        let (sub, at) = subscriber_m(subscriber_shm);
+        let publisher = run_args(&[
+            "-q",
+            "-m",
+            &format!(
+                "filesrc {} blocksize=65536 ! zenohsink key-expr=test/a connect={at} {LOCAL} \
+                 wait-subscribers=1 {publisher_shm}",
+                prop("location", &input)
+            ),
+        ])
+        .ok();
+        let sub = sub.finish().ok();
+        sub.assert_stdout(&data);
+        let said = format!("end of stream after {buffers} buffers ({in_shm} in shared memory)");
+        assert!(
+            sub.stderr.contains(&said),
+            "{publisher_shm} {subscriber_shm}: {}",
+            sub.stderr
+        );
+        // The sink publishes from its pool whatever the subscriber can take.
+        let published = if publisher_shm.is_empty() {
+            buffers - 1
+        } else {
+            0
+        };
+        let said = format!("{published} buffers went out through shared memory; 0 of");
+        assert_eq!(
+            publisher.stderr.contains(&said),
+            publisher_shm.is_empty(),
+            "{}",
+            publisher.stderr
+        );
+    }
+}
+
+#[test]
+fn buffers_larger_than_a_fixed_pool_go_the_ordinary_way_without_waiting() {
+    let dir = tmp();
+    let data = random_bytes(20 * 100_000, 95);
+    let input = file(dir.path(), "in.bin", &data);
+    let (sub, at) = subscriber("");
+    let publisher = run_args(&[
+        "-q",
+        "-m",
+        &format!(
+            "filesrc {} blocksize=100000 ! zenohsink key-expr=test/a connect={at} {LOCAL} \
+             wait-subscribers=1 shm=on shm-size=64KiB",
+            prop("location", &input)
+        ),
+    ])
+    .ok();
+    sub.finish().ok().assert_stdout(&data);
+    assert!(
+        publisher
+            .stderr
+            .contains("0 buffers went out through shared memory; 20 of 4096 bytes or more did not"),
+        "{}",
+        publisher.stderr
+    );
+}
+
+#[test]
+fn a_publisher_killed_while_the_subscriber_holds_its_shared_memory_is_an_error_not_a_crash() {
+    // The subscriber holds what it received in a long queue that a slow identity drains, so
+    // buffers in the publisher's shared memory outlive the publisher; each is still read whole.
+    let mut sub = Proc::spawn(
+        &[
+            "-q",
+            "--tap-format=json",
+            "--tap",
+            "z",
+            &format!(
+                "zenohsrc name=z key-expr=test/a listen=tcp/127.0.0.1:0 {LOCAL} \
+                 ! queue max-size-buffers=1000 max-size-bytes=0 max-size-time=0 \
+                 ! identity sleep-time=20000 ! fdsink"
+            ),
+        ],
+        None,
+    );
+    let at = endpoint(&mut sub);
+    let publisher = Proc::spawn(
+        &[
+            "-q",
+            &format!(
+                "fakesrc sizetype=fixed sizemax=65536 filltype=pattern-span \
+                 ! zenohsink key-expr=test/a connect={at} {LOCAL} wait-subscribers=1 shm=on"
+            ),
+        ],
+        None,
+    );
+    sub.wait_for("\"index\":20,");
+    publisher.signal(Signal::KILL);
+    drop(publisher);
+    let done = sub.finish();
+    done.fails_with(1, "went away without end of stream");
+    assert!(!done.stdout.is_empty() && done.stdout.len() % 65536 == 0);
+    let wrong = done
+        .stdout
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != i as u8);
+    assert_eq!(wrong, None, "every byte as the publisher wrote it");
+    let count = |what: &str| -> usize {
+        let at = done
+            .stderr
+            .find(what)
+            .unwrap_or_else(|| panic!("{}", done.stderr));
+        let tail = &done.stderr[at + what.len()..];
+        tail[..tail.find(|c: char| !c.is_ascii_digit()).unwrap()]
+            .parse()
+            .unwrap()
+    };
+    // The error may end the run before the queue drained: what came out is a prefix.
+    let buffers = count("end of stream after ");
+    assert!(done.stdout.len() <= buffers * 65536);
+    assert!(
+        count("buffers (") > 0,
+        "some came in shared memory: {}",
+        done.stderr
+    );
+}
+
 #[test]
 fn keep_listening_outlives_the_end_of_a_publisher() {
     let dir = tmp();
