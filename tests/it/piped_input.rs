@@ -141,16 +141,23 @@ fn flac_mp3_and_ts_through_a_pipe_decode_as_from_the_file() {
     assert!(std::fs::read(&wav).unwrap() == from_file(dir.path(), &at("a.ts")).0);
 }
 
-#[test]
-fn a_fifo_decodes_as_the_file_it_carries() {
-    let dir = tmp();
-    let flac = dir.path().join("a.flac");
+/// A FLAC of white noise made by our own encoder: `a.flac` in `dir`, larger than the 64 KiB
+/// head typefinding may read.
+fn noise_flac(dir: &Path) -> PathBuf {
+    let flac = dir.join("a.flac");
     ours(&[
         "-q",
         "audiotestsrc num-buffers=40 wave=white-noise ! audio/x-raw,format=S16LE,rate=44100,channels=2 \
          ! flacenc ! filesink",
         &prop("location", &flac),
     ]);
+    flac
+}
+
+#[test]
+fn a_fifo_decodes_as_the_file_it_carries() {
+    let dir = tmp();
+    let flac = noise_flac(dir.path());
     let (want, _) = from_file(dir.path(), &flac);
     let fifo = dir.path().join("fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
@@ -321,13 +328,7 @@ fn a_live_pipe_starts_once_its_first_bytes_say_what_it_is() {
     // 8 KiB of a FLAC stream, and stdin stays open: the type is found from the first 4 KiB,
     // so the run starts and passes those bytes on while more may still come.
     let dir = tmp();
-    let flac = dir.path().join("a.flac");
-    ours(&[
-        "-q",
-        "audiotestsrc num-buffers=40 wave=white-noise ! audio/x-raw,format=S16LE,rate=44100,channels=2 \
-         ! flacenc ! filesink",
-        &prop("location", &flac),
-    ]);
+    let flac = noise_flac(dir.path());
     let bytes = std::fs::read(&flac).unwrap();
     let mut child = spawn_piped(&["-q", "fdsrc ! typefind ! fdsink"]);
     let mut stdin = child.stdin.take().unwrap();
@@ -401,13 +402,7 @@ fn serve(body: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
 #[test]
 fn uridecodebin_and_httpsrc_decodebin_over_http_equal_the_file() {
     let dir = tmp();
-    let flac = dir.path().join("a.flac");
-    ours(&[
-        "-q",
-        "audiotestsrc num-buffers=40 wave=white-noise ! audio/x-raw,format=S16LE,rate=44100,channels=2 \
-         ! flacenc ! filesink",
-        &prop("location", &flac),
-    ]);
+    let flac = noise_flac(dir.path());
     let (want, _) = from_file(dir.path(), &flac);
     let (port, requests) = serve(std::fs::read(&flac).unwrap());
     let url = format!("http://127.0.0.1:{port}/a.flac");

@@ -40,10 +40,21 @@ fn endpoint(p: &mut Proc) -> String {
 
 /// A subscriber listening on a free port, writing what it gets to stdout.
 fn subscriber(extra: &str) -> (Proc, String) {
+    subscriber_with("--stats=json", extra)
+}
+
+/// A subscriber like [`subscriber`], with `-m` messages.
+fn subscriber_m(extra: &str) -> (Proc, String) {
+    subscriber_with("-m", extra)
+}
+
+/// A subscriber listening on a free port, with `flag` (`--stats=json` or `-m`), tapping what it
+/// gets as JSON and writing it to stdout.
+fn subscriber_with(flag: &str, extra: &str) -> (Proc, String) {
     let mut p = Proc::spawn(
         &[
             "-q",
-            "--stats=json",
+            flag,
             "--tap-format=json",
             "--tap",
             "z",
@@ -143,25 +154,6 @@ fn a_publisher_killed_mid_stream_is_an_error_for_the_subscriber() {
     drop(publisher);
     let done = sub.finish();
     done.fails_with(1, "went away without end of stream");
-}
-
-/// A subscriber like [`subscriber`], with `-m` messages.
-fn subscriber_m(extra: &str) -> (Proc, String) {
-    let mut p = Proc::spawn(
-        &[
-            "-q",
-            "-m",
-            "--tap-format=json",
-            "--tap",
-            "z",
-            &format!(
-                "zenohsrc name=z key-expr=test/a listen=tcp/127.0.0.1:0 {LOCAL} {extra} ! fdsink"
-            ),
-        ],
-        None,
-    );
-    let at = endpoint(&mut p);
-    (p, at)
 }
 
 #[test]
