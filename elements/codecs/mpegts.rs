@@ -843,17 +843,11 @@ impl SpsSearch {
     }
 }
 
-/// The program's streams in a file at `path`, for validation and decodebin: reads packets
-/// until the chosen program's map table, then until each audio stream's first frames, whose
-/// headers add the rate and channels to its caps, and each H.264 stream's first sequence
-/// parameter set, which adds the picture size, frame rate, profile and level (what decoders
-/// after it negotiate with).
-pub(crate) fn program_of_file(path: &std::path::Path, want: i64) -> Result<Vec<Es>, String> {
-    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    program_of_stream(&mut f, want)
-}
-
-/// [`program_of_file`] on a stream read from its start (a pipe's head lent at validation).
+/// The program's streams in a stream read from its start (a file, or a pipe's head lent at
+/// validation), for validation and decodebin: reads packets until the chosen program's map
+/// table, then until each audio stream's first frames, whose headers add the rate and channels
+/// to its caps, and each H.264 stream's first sequence parameter set, which adds the picture
+/// size, frame rate, profile and level (what decoders after it negotiate with).
 pub(crate) fn program_of_stream(f: &mut dyn std::io::Read, want: i64) -> Result<Vec<Es>, String> {
     program_within(f, want, MAX_PROBE)
 }
@@ -978,19 +972,16 @@ fn refine(caps: &mut Caps, head: &[u8]) {
     }
 }
 
-/// decodebin's view of [`program_of_file`]: the program `program-number` says.
+/// decodebin's view of a file's program (see [`streams_of_stream`]).
 pub(crate) fn streams_of_file(
     path: &std::path::Path,
     props: &Props,
 ) -> Result<Vec<(String, Caps)>, String> {
-    let want = props.int("program-number").unwrap_or(-1);
-    Ok(program_of_file(path, want)?
-        .into_iter()
-        .map(|s| (s.pad, s.caps))
-        .collect())
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    streams_of_stream(&mut f, props)
 }
 
-/// decodebin's view of [`program_of_stream`].
+/// decodebin's view of [`program_of_stream`]: the program `program-number` says.
 pub(crate) fn streams_of_stream(
     f: &mut dyn std::io::Read,
     props: &Props,
@@ -1594,7 +1585,7 @@ mod tests {
         payloads.push([&slice[..], &SPS_320[..10]].concat());
         payloads.push([&SPS_320[10..], &[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]].concat());
         let f = h264_program(&payloads);
-        let streams = program_of_file(f.path(), -1).unwrap();
+        let streams = program_of_stream(&mut std::fs::File::open(f.path()).unwrap(), -1).unwrap();
         assert_eq!(
             streams[0].caps.to_string(),
             "video/x-h264, stream-format=(string)byte-stream, width=(int)320, height=(int)240, \
@@ -1604,14 +1595,14 @@ mod tests {
         );
         // The SPS as the stream's last bytes.
         let f = h264_program(&[slice.clone(), SPS_320.to_vec()]);
-        assert!(program_of_file(f.path(), -1).is_ok());
+        assert!(program_of_stream(&mut std::fs::File::open(f.path()).unwrap(), -1).is_ok());
     }
 
     #[test]
     fn an_h264_stream_without_an_sps_in_its_head_names_the_pid() {
         let slice = [&[0, 0, 0, 1, 0x41][..], &[0x9a; 1000]].concat();
         let f = h264_program(&vec![slice.clone(); 5]);
-        let e = program_of_file(f.path(), -1).unwrap_err();
+        let e = program_of_stream(&mut std::fs::File::open(f.path()).unwrap(), -1).unwrap_err();
         assert!(
             e.starts_with(
                 "the H.264 stream on PID 0x0041 has no sequence parameter set (SPS) in the \
@@ -1631,7 +1622,7 @@ mod tests {
         assert!(program_within(&mut std::fs::File::open(f.path()).unwrap(), -1, 1 << 20).is_ok());
         // A broken one names its field.
         let f = h264_program(&[SPS_320[..9].to_vec(), vec![0, 0, 1, 0x68]]);
-        let e = program_of_file(f.path(), -1).unwrap_err();
+        let e = program_of_stream(&mut std::fs::File::open(f.path()).unwrap(), -1).unwrap_err();
         assert!(
             e.ends_with(
                 "its first sequence parameter set is broken: cut short before \
