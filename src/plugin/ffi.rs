@@ -368,14 +368,7 @@ impl Instance {
         meta: InputMeta,
         out: &mut dyn Output,
     ) -> Result<(), String> {
-        let input = px_buffer {
-            data: data.as_ptr(),
-            len: data.len(),
-            pts: meta.pts.unwrap_or(PX_NONE),
-            duration: meta.duration.unwrap_or(PX_NONE),
-            offset: meta.offset.unwrap_or(PX_NONE),
-            sequence: meta.sequence,
-        };
+        let input = px_input(data, &meta);
         let process = self.vt.process.ok_or("no process")?;
         self.call(out, |ptr, output, error| {
             // SAFETY: `ptr` is the instance create returned; `input` and `data` outlive the
@@ -404,14 +397,7 @@ impl Instance {
 
     /// Hands one buffer to a sink.
     pub fn render(&mut self, data: &[u8], meta: InputMeta) -> Result<(), String> {
-        let input = px_buffer {
-            data: data.as_ptr(),
-            len: data.len(),
-            pts: meta.pts.unwrap_or(PX_NONE),
-            duration: meta.duration.unwrap_or(PX_NONE),
-            offset: meta.offset.unwrap_or(PX_NONE),
-            sequence: meta.sequence,
-        };
+        let input = px_input(data, &meta);
         let render = self.vt.render.ok_or("no render")?;
         let mut error = new_error();
         // SAFETY: `ptr` is the instance create returned; `input`, `data` and `error` outlive
@@ -476,6 +462,19 @@ impl Drop for Instance {
 
 fn cstring(s: &str) -> std::ffi::CString {
     std::ffi::CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+/// The ABI's view of `data` with `meta`, for `process` and `render`: it borrows `data`, which
+/// must outlive the call it is passed to.
+fn px_input(data: &[u8], meta: &InputMeta) -> px_buffer {
+    px_buffer {
+        data: data.as_ptr(),
+        len: data.len(),
+        pts: meta.pts.unwrap_or(PX_NONE),
+        duration: meta.duration.unwrap_or(PX_NONE),
+        offset: meta.offset.unwrap_or(PX_NONE),
+        sequence: meta.sequence,
+    }
 }
 
 fn new_error() -> px_error {
