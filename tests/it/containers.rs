@@ -216,19 +216,26 @@ fn typefind_sets_caps_and_force_caps_overrides() {
     );
 }
 
-/// One buffer as a sink saw it: size, pts, dts, duration, whether a delta unit.
-type Seen = (usize, u64, u64, u64, bool);
+/// One buffer as a sink saw it: size, pts, dts, duration (each `None` for none), whether a
+/// delta unit. qtdemux's and tsdemux's comparisons with gst read it.
+pub(super) type Seen = (usize, Option<u64>, Option<u64>, Option<u64>, bool);
 
-/// gst's fakesink `last-message` lines for the sink called `name`.
-fn gst_seen(out: &str, name: &str) -> Vec<Seen> {
-    let time = |line: &str, key: &str| -> u64 {
-        let v = line.split(key).nth(1).unwrap().split(',').next().unwrap();
-        let mut parts = v.trim().split([':', '.']);
-        let h: u64 = parts.next().unwrap().parse().unwrap();
-        let m: u64 = parts.next().unwrap().parse().unwrap();
-        let s: u64 = parts.next().unwrap().parse().unwrap();
-        let ns: u64 = parts.next().unwrap().parse().unwrap();
-        ((h * 60 + m) * 60 + s) * 1_000_000_000 + ns
+/// gst's fakesink `last-message` chain lines for the sink called `name`.
+pub(super) fn gst_seen(out: &str, name: &str) -> Vec<Seen> {
+    let time = |line: &str, key: &str| -> Option<u64> {
+        let v = line
+            .split(key)
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .trim();
+        if v == "none" {
+            return None;
+        }
+        let p: Vec<u64> = v.split([':', '.']).map(|x| x.parse().unwrap()).collect();
+        Some(((p[0] * 60 + p[1]) * 60 + p[2]) * 1_000_000_000 + p[3])
     };
     let mut seen: Vec<Seen> = out
         .lines()
@@ -256,7 +263,7 @@ fn gst_seen(out: &str, name: &str) -> Vec<Seen> {
 }
 
 /// Parallax's taps on element `name`.
-fn our_seen(err: &str, name: &str) -> Vec<Seen> {
+pub(super) fn our_seen(err: &str, name: &str) -> Vec<Seen> {
     err.lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -264,9 +271,9 @@ fn our_seen(err: &str, name: &str) -> Vec<Seen> {
         .map(|v| {
             (
                 v["size"].as_u64().unwrap() as usize,
-                v["pts"].as_u64().unwrap(),
-                v["dts"].as_u64().unwrap(),
-                v["duration"].as_u64().unwrap(),
+                v["pts"].as_u64(),
+                v["dts"].as_u64(),
+                v["duration"].as_u64(),
                 v["flags"]
                     .as_array()
                     .unwrap()
@@ -277,9 +284,28 @@ fn our_seen(err: &str, name: &str) -> Vec<Seen> {
         .collect()
 }
 
+/// A sample of an MP4 track, which always has its pts, dts and duration: they are unwrapped, so
+/// one missing on either side fails the comparison.
+type Sample = (usize, u64, u64, u64, bool);
+
+fn samples(seen: Vec<Seen>) -> Vec<Sample> {
+    seen.into_iter()
+        .map(|(size, pts, dts, duration, delta)| {
+            (size, pts.unwrap(), dts.unwrap(), duration.unwrap(), delta)
+        })
+        .collect()
+}
+
 /// qtdemux's tracks against gst's: every sample's size, pts, dts, duration and keyframe flag.
 fn compare_with_gst(mp4: &std::path::Path, pads: &[&str]) {
-    compare_demuxer_with_gst("qtdemux", mp4, pads, 1, gst_seen, our_seen);
+    compare_demuxer_with_gst(
+        "qtdemux",
+        mp4,
+        pads,
+        1,
+        |out, name| samples(gst_seen(out, name)),
+        |err, name| samples(our_seen(err, name)),
+    );
 }
 
 /// A demuxer's pads against gst's, buffer by buffer, as `gst_seen` reads gst's `-v` lines and

@@ -1,59 +1,30 @@
 //! tsdemux and tsparse on transport streams gst's mpegtsmux makes, against gst's tsdemux
 //! sample by sample, through decodebin, and on damaged streams.
 
-use super::containers::{compare_demuxer_with_gst, gst, gst_has, ours, wav_data};
+use super::containers::{
+    compare_demuxer_with_gst, gst, gst_has, gst_seen, our_seen, ours, wav_data, Seen,
+};
 use super::support::*;
 
-/// One buffer as a sink saw it: size, pts, dts (`None` for gst's `none`).
-type Seen = (usize, Option<u64>, Option<u64>);
+/// One buffer as a sink saw it: size, pts, dts (a TS gives no duration gst and we agree on).
+type Timing = (usize, Option<u64>, Option<u64>);
 
-/// gst's fakesink `last-message` chain lines for the sink called `name`.
-fn gst_seen(out: &str, name: &str) -> Vec<Seen> {
-    let time = |line: &str, key: &str| -> Option<u64> {
-        let v = line.split(key).nth(1)?.split(',').next()?.trim();
-        if v == "none" {
-            return None;
-        }
-        let p: Vec<u64> = v.split([':', '.']).map(|x| x.parse().unwrap()).collect();
-        Some(((p[0] * 60 + p[1]) * 60 + p[2]) * 1_000_000_000 + p[3])
-    };
-    let mut seen: Vec<Seen> = out
-        .lines()
-        .filter(|l| l.contains("chain") && l.contains(&format!("({name}:sink) (")))
-        .map(|l| {
-            let size = l
-                .split("sink) (")
-                .nth(1)
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap();
-            (size.parse().unwrap(), time(l, "pts: "), time(l, "dts: "))
-        })
-        .collect();
-    seen.dedup();
-    seen
-}
-
-/// Parallax's taps on element `name`.
-fn our_seen(err: &str, name: &str) -> Vec<Seen> {
-    err.lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["tap"] == format!("{name}.src") && v.get("index").is_some())
-        .map(|v| {
-            (
-                v["size"].as_u64().unwrap() as usize,
-                v["pts"].as_u64(),
-                v["dts"].as_u64(),
-            )
-        })
+fn timing(seen: Vec<Seen>) -> Vec<Timing> {
+    seen.into_iter()
+        .map(|(size, pts, dts, _, _)| (size, pts, dts))
         .collect()
 }
 
 /// tsdemux's pads against gst's: every buffer's size, pts and dts.
 fn compare_with_gst(ts: &std::path::Path, pads: &[&str]) {
-    compare_demuxer_with_gst("tsdemux", ts, pads, 6, gst_seen, our_seen);
+    compare_demuxer_with_gst(
+        "tsdemux",
+        ts,
+        pads,
+        6,
+        |out, name| timing(gst_seen(out, name)),
+        |err, name| timing(our_seen(err, name)),
+    );
 }
 
 /// A transport stream with H.264 video (PID 0x41) and AAC audio (0x42).
