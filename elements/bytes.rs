@@ -100,7 +100,8 @@ impl Transform for BufferSlice {
             None => buf.len(),
         };
         let mut out = buf.slice(start..end).expect("clipped to the buffer");
-        out.meta.offset = buf.meta.offset.map(|o| o + start as u64);
+        out.meta
+            .set_offset(buf.meta.offset().map(|o| o + start as u64));
         Ok(Flow::Push(out))
     }
 }
@@ -165,7 +166,7 @@ mod tests {
         let run = DetachedRun::new();
         let mut cx = run.ctx();
         let mut buf = Buffer::from_vec(data.to_vec());
-        buf.meta.offset = Some(100);
+        buf.meta.set_offset(Some(100));
         buf.meta.sequence = 3;
         match t.process(buf, &mut cx).unwrap() {
             Flow::Push(b) => b,
@@ -189,7 +190,7 @@ mod tests {
         };
         let out = run(&mut s, b"abcdefg");
         assert_eq!(
-            (out.data(), out.meta.offset, out.meta.sequence),
+            (out.data(), out.meta.offset(), out.meta.sequence),
             (&b"cde"[..], Some(102), 3)
         );
         assert_eq!(run(&mut s, b"abcd").data(), b"cd");
@@ -210,7 +211,7 @@ mod tests {
     fn pad_fills_short_buffers_and_keeps_metadata() {
         let mut p = BufferPad { min: 4, fill: b'.' };
         let out = run(&mut p, b"ab");
-        assert_eq!((out.data(), out.meta.offset), (&b"ab.."[..], Some(100)));
+        assert_eq!((out.data(), out.meta.offset()), (&b"ab.."[..], Some(100)));
         assert_eq!(run(&mut p, b"").data(), b"....");
         assert_eq!(run(&mut p, b"abcdef").data(), b"abcdef");
     }

@@ -265,9 +265,9 @@ impl ConsoleSink {
                 let line = JsonLine {
                     sequence: m.sequence,
                     size: buf.len(),
-                    offset: m.offset,
-                    pts: m.pts,
-                    duration: m.duration,
+                    offset: m.offset(),
+                    pts: m.pts(),
+                    duration: m.duration(),
                     flags: flag_names(m.flags),
                     stream: m.stream_id,
                     data,
@@ -347,7 +347,7 @@ mod tests {
     fn json_carries_metadata_and_binary_as_base64() {
         let mut buf = Buffer::from_vec(vec![0xff, 0x00]);
         buf.meta.sequence = 7;
-        buf.meta.pts = Some(5);
+        buf.meta.set_pts(Some(5));
         buf.meta.flags = BufferFlags::MARKER;
         let line: serde_json::Value =
             serde_json::from_str(&shown("json", usize::MAX, &buf)).unwrap();

@@ -50,7 +50,7 @@ struct StreamPay {
 impl StreamPay {
     fn out(&mut self, bytes: Vec<u8>) -> Buffer {
         let mut buf = Buffer::from_vec(bytes);
-        buf.meta.offset = Some(self.offset);
+        buf.meta.set_offset(Some(self.offset));
         self.offset += buf.len() as u64;
         buf
     }
@@ -69,9 +69,9 @@ impl Transform for StreamPay {
         })?;
         let mut head = self.out(bytes);
         head.meta.sequence = buf.meta.sequence;
-        head.meta.pts = buf.meta.pts;
+        head.meta.set_pts(buf.meta.pts());
         cx.push(head);
-        buf.meta.offset = Some(self.offset);
+        buf.meta.set_offset(Some(self.offset));
         self.offset += buf.len() as u64;
         Ok(Flow::Push(buf))
     }
@@ -241,7 +241,7 @@ mod tests {
         for i in 0..3u8 {
             let mut b = Buffer::from_vec(vec![i; 10]);
             b.meta.sequence = i as u64;
-            b.meta.pts = Some(i as u64 * 7);
+            b.meta.set_pts(Some(i as u64 * 7));
             let at = b.data().as_ptr();
             let mut cx = run.ctx();
             let Flow::Push(f) = pay.process(b, &mut cx).unwrap() else {
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(got.len(), 3);
         for (i, b) in got.iter().enumerate() {
             assert_eq!(b.data(), &[i as u8; 10]);
-            assert_eq!(b.meta.pts, Some(i as u64 * 7));
+            assert_eq!(b.meta.pts(), Some(i as u64 * 7));
         }
     }
 

@@ -683,12 +683,12 @@ impl FileSink {
         }
     }
 
-    /// Writes a [`BufferFlags::REWRITE`] buffer over the bytes at its `meta.offset` (pwrite, so
+    /// Writes a [`BufferFlags::REWRITE`] buffer over the bytes at its `meta.offset()` (pwrite, so
     /// the position where the stream goes on is kept), after what is pending; drops it when
     /// the output cannot seek.
     fn rewrite(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         use std::os::unix::fs::FileExt as _;
-        let Some(offset) = buf.meta.offset.filter(|_| self.rewrites) else {
+        let Some(offset) = buf.meta.offset().filter(|_| self.rewrites) else {
             return Ok(SinkFlow::Continue);
         };
         self.write_pending(cx)?;

@@ -158,8 +158,8 @@ impl Transform for Timestamper {
     fn process(&mut self, mut buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
         match &self.target {
             Stamp::Pts => {
-                if self.overwrite || buf.meta.pts.is_none() {
-                    buf.meta.pts = Some(self.now(cx));
+                if self.overwrite || buf.meta.pts().is_none() {
+                    buf.meta.set_pts(Some(self.now(cx)));
                 }
             }
             Stamp::Dts => {
@@ -259,11 +259,11 @@ impl Transform for MetadataInject {
             m.stream_id = id;
         }
         if let Some(d) = self.duration {
-            m.duration = Some(d);
+            m.set_duration(Some(d));
         }
         if let Some(at) = self.offset {
             let end = at.saturating_add(len);
-            m.offset = Some(at);
+            m.set_offset(Some(at));
             m.set_offset_end(Some(end));
             self.offset = Some(end);
         }
@@ -507,11 +507,11 @@ impl Transform for MetadataExtract {
         let line = ExtractLine {
             sequence: m.sequence,
             size: buf.len(),
-            offset: m.offset,
+            offset: m.offset(),
             offset_end: m.offset_end(),
-            pts: m.pts,
+            pts: m.pts(),
             dts: m.dts(),
-            duration: m.duration,
+            duration: m.duration(),
             flags: m.flags.names(),
             stream: m.stream_id,
             fields: Fields(m),

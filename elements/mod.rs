@@ -383,11 +383,11 @@ impl Stamper {
     /// `do-timestamp` the pipeline's running time (read only then) as pts.
     pub(super) fn stamp(&mut self, buf: &mut Buffer, running_time_ns: impl FnOnce() -> u64) {
         buf.meta.sequence = self.sequence;
-        buf.meta.offset = Some(self.offset);
+        buf.meta.set_offset(Some(self.offset));
         buf.meta
             .set_offset_end(Some(self.offset + buf.len() as u64));
         if self.do_timestamp {
-            buf.meta.pts = Some(running_time_ns());
+            buf.meta.set_pts(Some(running_time_ns()));
         }
         self.sequence += 1;
         self.offset += buf.len() as u64;

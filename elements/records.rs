@@ -126,7 +126,7 @@ impl BufferSplit {
     fn number(&mut self, mut record: Buffer, consumed: usize, cx: &mut Ctx<'_>) {
         let end = self.offset + consumed as u64;
         record.meta.sequence = self.sequence;
-        record.meta.offset = Some(self.offset);
+        record.meta.set_offset(Some(self.offset));
         record.meta.set_offset_end(Some(end));
         self.sequence += 1;
         self.offset = end;
@@ -544,7 +544,7 @@ impl Chunk {
     fn emit(&mut self, mut out: Buffer, meta: &Metadata, cx: &mut Ctx<'_>) {
         out.meta = meta.clone();
         out.meta.sequence = self.sequence;
-        out.meta.offset = Some(self.offset);
+        out.meta.set_offset(Some(self.offset));
         self.sequence += 1;
         self.offset += out.len() as u64;
         cx.push(out);
@@ -811,10 +811,10 @@ mod parts {
         out.extend_from_slice(&(len as u64).to_le_bytes());
         out.extend_from_slice(&meta.sequence.to_le_bytes());
         for v in [
-            meta.pts,
+            meta.pts(),
             meta.dts(),
-            meta.duration,
-            meta.offset,
+            meta.duration(),
+            meta.offset(),
             meta.offset_end(),
         ] {
             put_opt(out, v);
@@ -886,10 +886,10 @@ mod parts {
             let len = usize::try_from(r.u64()?).map_err(|_| "a part too long")?;
             let mut meta = Metadata::default();
             meta.sequence = r.u64()?;
-            meta.pts = r.opt()?;
+            meta.set_pts(r.opt()?);
             meta.set_dts(r.opt()?);
-            meta.duration = r.opt()?;
-            meta.offset = r.opt()?;
+            meta.set_duration(r.opt()?);
+            meta.set_offset(r.opt()?);
             meta.set_offset_end(r.opt()?);
             meta.flags = BufferFlags(r.u32()?);
             meta.stream_id = r.u32()?;

@@ -561,7 +561,7 @@ impl Source for ShmSrc {
             match self.stream.recv() {
                 Ok(Some(StreamItem::Buffer(mut buf))) => {
                     if self.do_timestamp {
-                        buf.meta.pts = Some(cx.running_time_ns());
+                        buf.meta.set_pts(Some(cx.running_time_ns()));
                     }
                     self.received += 1;
                     return Ok(Some(buf));

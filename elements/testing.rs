@@ -282,18 +282,19 @@ impl Source for FakeSrc {
             slot.freeze(size)
         };
         if let Some(pts) = ns_at_rate(self.bytes, self.datarate) {
-            buf.meta.pts = Some(pts);
-            buf.meta.duration = ns_at_rate(size as u64, self.datarate);
+            buf.meta.set_pts(Some(pts));
+            buf.meta
+                .set_duration(ns_at_rate(size as u64, self.datarate));
             // Paced against the pipeline's running time, the clock do-timestamp stamps with
             // (it stands still while the pipeline is paused).
             if self.sync {
                 cx.wait_until_running_time(pts);
             }
         } else if self.do_timestamp {
-            buf.meta.pts = Some(cx.running_time_ns());
+            buf.meta.set_pts(Some(cx.running_time_ns()));
         }
         buf.meta.sequence = self.sequence;
-        buf.meta.offset = Some(self.bytes);
+        buf.meta.set_offset(Some(self.bytes));
         buf.meta.set_offset_end(Some(self.bytes + size as u64));
         self.sequence += 1;
         self.bytes += size as u64;
@@ -392,7 +393,7 @@ impl Source for TestSrc {
         }
         let mut buf = slot.freeze(self.blocksize);
         buf.meta.sequence = self.sequence;
-        buf.meta.offset = Some(self.offset);
+        buf.meta.set_offset(Some(self.offset));
         buf.meta
             .set_offset_end(Some(self.offset + self.blocksize as u64));
         self.sequence += 1;
@@ -547,9 +548,9 @@ fn last_message(name: &str, buf: &Buffer) -> String {
          stream: {}, meta: ",
         buf.len(),
         format_clock(m.dts()),
-        format_clock(m.pts),
-        format_clock(m.duration),
-        opt(m.offset),
+        format_clock(m.pts()),
+        format_clock(m.duration()),
+        opt(m.offset()),
         opt(m.offset_end()),
         m.flags.0,
         m.flags.names().join(" "),
@@ -824,8 +825,9 @@ impl Transform for Identity {
             return Ok(Flow::Drop);
         }
         if let Some(pts) = ns_at_rate(self.bytes, self.datarate) {
-            buf.meta.pts = Some(pts);
-            buf.meta.duration = ns_at_rate(buf.len() as u64, self.datarate);
+            buf.meta.set_pts(Some(pts));
+            buf.meta
+                .set_duration(ns_at_rate(buf.len() as u64, self.datarate));
         }
         self.bytes += buf.len() as u64;
         if let Some(sync) = &mut self.sync {
@@ -856,7 +858,7 @@ impl ClockSync {
 
     /// Waits for `buf`'s running time (a buffer without a pts passes at once).
     pub(crate) fn wait(&mut self, buf: &Buffer, cx: &mut Ctx<'_>) {
-        if let Some(pts) = buf.meta.pts {
+        if let Some(pts) = buf.meta.pts() {
             let at = (i128::from(pts) + i128::from(self.ts_offset)).max(0);
             let at = u64::try_from(at).unwrap_or(u64::MAX);
             if self.qos.observe(cx.wait_until_running_time(at)) {
@@ -917,7 +919,7 @@ impl Transform for ClockSyncElement {
         if let Some(sync) = &mut self.sync {
             if self.to_first {
                 self.to_first = false;
-                if let Some(pts) = buf.meta.pts {
+                if let Some(pts) = buf.meta.pts() {
                     let now = i128::from(cx.running_time_ns());
                     sync.ts_offset = i64::try_from(now - i128::from(pts)).unwrap_or(0);
                 }

@@ -59,10 +59,11 @@ impl Delay {
 impl Transform for Delay {
     fn process(&mut self, mut buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
         let now = Instant::now();
-        buf.meta.pts = buf
-            .meta
-            .pts
-            .map(|pts| pts.saturating_add(self.delay.as_nanos() as u64));
+        buf.meta.set_pts(
+            buf.meta
+                .pts()
+                .map(|pts| pts.saturating_add(self.delay.as_nanos() as u64)),
+        );
         self.held.push_back((now + self.delay, buf));
         self.release_due(now, cx);
         Ok(Flow::Held)
@@ -186,7 +187,7 @@ impl Transform for Timeout {
         }
         let mut out = self.fallback.clone();
         out.meta.sequence = self.sent;
-        out.meta.pts = Some(cx.running_time_ns());
+        out.meta.set_pts(Some(cx.running_time_ns()));
         out.meta.flags = BufferFlags::MARKER;
         self.sent += 1;
         self.last.set(Some(now));

@@ -252,11 +252,12 @@ mod element {
         fn stamp(&mut self, b: &mut Buffer, rate: u64, at: u64, frames: u64) {
             let n = frames * FRAME_SAMPLES;
             if rate > 0 {
-                b.meta.pts = Some(frames_to_ns(self.samples, rate));
-                b.meta.duration =
-                    Some(frames_to_ns(self.samples + n, rate) - frames_to_ns(self.samples, rate));
+                b.meta.set_pts(Some(frames_to_ns(self.samples, rate)));
+                b.meta.set_duration(Some(
+                    frames_to_ns(self.samples + n, rate) - frames_to_ns(self.samples, rate),
+                ));
             }
-            b.meta.offset = Some(at);
+            b.meta.set_offset(Some(at));
             self.samples += n;
         }
 
@@ -286,7 +287,7 @@ mod element {
                     Ok(Flow::Held)
                 }
                 None => {
-                    let at = buf.meta.offset.unwrap_or(self.at);
+                    let at = buf.meta.offset().unwrap_or(self.at);
                     self.at = at + buf.data().len() as u64;
                     let mut b = buf;
                     let rate = self.rate;
@@ -463,7 +464,7 @@ mod element {
                 self.drain(false, cx)?;
                 return Ok(Flow::Held);
             }
-            let at = buf.meta.offset.unwrap_or(self.at);
+            let at = buf.meta.offset().unwrap_or(self.at);
             self.at = at + buf.data().len() as u64;
             if buf.data().is_empty() {
                 return Ok(Flow::Held);

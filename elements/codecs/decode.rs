@@ -94,10 +94,11 @@ impl Decoder {
         }
         let rate = self.info.rate as u64;
         let mut b = Buffer::from_vec(out);
-        b.meta.pts = Some(frames_to_ns(self.samples, rate));
-        b.meta.duration =
-            Some(frames_to_ns(self.samples + frames, rate) - frames_to_ns(self.samples, rate));
-        b.meta.offset = Some(self.samples);
+        b.meta.set_pts(Some(frames_to_ns(self.samples, rate)));
+        b.meta.set_duration(Some(
+            frames_to_ns(self.samples + frames, rate) - frames_to_ns(self.samples, rate),
+        ));
+        b.meta.set_offset(Some(self.samples));
         self.samples += frames;
         b.meta.set_offset_end(Some(self.samples));
         Ok(Some(b))

@@ -395,12 +395,12 @@ impl FlacParse {
                 Unit::Frame(bytes, at, n) => {
                     let mut b = Buffer::from_vec(bytes);
                     let rate = self.rate as u64;
-                    b.meta.pts = Some(frames_to_ns(self.samples, rate));
-                    b.meta.duration = Some(
+                    b.meta.set_pts(Some(frames_to_ns(self.samples, rate)));
+                    b.meta.set_duration(Some(
                         frames_to_ns(self.samples + n as u64, rate)
                             - frames_to_ns(self.samples, rate),
-                    );
-                    b.meta.offset = Some(at);
+                    ));
+                    b.meta.set_offset(Some(at));
                     self.samples += n as u64;
                     b
                 }
@@ -531,7 +531,7 @@ impl Transform for FlacDec {
             self.at += buf.data().len() as u64;
             return Ok(Flow::Held);
         }
-        let at = buf.meta.offset.unwrap_or(self.at);
+        let at = buf.meta.offset().unwrap_or(self.at);
         self.at = at + buf.data().len() as u64;
         if buf.data().is_empty() {
             return Ok(Flow::Held);
@@ -973,7 +973,7 @@ impl FlacEnc {
             h.resize(h.len() + self.settings.padding as usize, 0);
         }
         let mut b = Buffer::from_vec(h);
-        b.meta.offset = Some(0);
+        b.meta.set_offset(Some(0));
         b
     }
 
@@ -1094,9 +1094,10 @@ impl FlacEnc {
             let samples = (n / self.channels) as u64;
             let rate = self.rate as u64;
             let mut b = Buffer::from_vec(bytes);
-            b.meta.pts = Some(frames_to_ns(self.coded, rate));
-            b.meta.duration =
-                Some(frames_to_ns(self.coded + samples, rate) - frames_to_ns(self.coded, rate));
+            b.meta.set_pts(Some(frames_to_ns(self.coded, rate)));
+            b.meta.set_duration(Some(
+                frames_to_ns(self.coded + samples, rate) - frames_to_ns(self.coded, rate),
+            ));
             self.coded += samples;
             self.frames += 1;
             cx.push(b);
@@ -1281,7 +1282,7 @@ impl Transform for FlacEnc {
             return Ok(());
         }
         let mut b = Buffer::from_vec(self.streaminfo(true).to_vec());
-        b.meta.offset = Some(STREAMINFO_AT);
+        b.meta.set_offset(Some(STREAMINFO_AT));
         b.meta.flags = BufferFlags::REWRITE;
         cx.push(b);
         Ok(())
@@ -1316,7 +1317,7 @@ mod tests {
             }
             enc.flush(&mut cx).unwrap();
             cx.take_pushed()
-                .map(|b| (b.data().to_vec(), b.meta.pts))
+                .map(|b| (b.data().to_vec(), b.meta.pts()))
                 .collect::<Vec<_>>()
         };
         let in_turn = encode(1);

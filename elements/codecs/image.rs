@@ -80,7 +80,7 @@ struct Pending {
 impl Pending {
     fn push(&mut self, buf: &Buffer) {
         if self.bytes.is_empty() {
-            self.pts = buf.meta.pts;
+            self.pts = buf.meta.pts();
         }
         self.bytes.extend_from_slice(buf.data());
     }
@@ -241,7 +241,7 @@ impl Transform for PngDec {
                     let pts = self.pending.pts;
                     let png = self.pending.take(n);
                     let mut frame = Buffer::from_vec(self.decode(png, at)?);
-                    frame.meta.pts = pts.or(buf.meta.pts);
+                    frame.meta.set_pts(pts.or(buf.meta.pts()));
                     cx.push(frame);
                     if self.pending.bytes.is_empty() {
                         return Ok(Flow::Held);
@@ -348,8 +348,8 @@ impl Transform for PngEnc {
             writer.finish().map_err(failed)?;
         }
         let mut png = Buffer::from_vec(out);
-        png.meta.pts = buf.meta.pts;
-        png.meta.duration = buf.meta.duration;
+        png.meta.set_pts(buf.meta.pts());
+        png.meta.set_duration(buf.meta.duration());
         if self.snapshot {
             cx.push(png);
             return Ok(Flow::Eos);
@@ -524,7 +524,7 @@ impl Transform for JpegDec {
                     let pts = self.pending.pts;
                     let jpeg = self.pending.take(n);
                     let mut frame = Buffer::from_vec(self.decode(&jpeg, at)?);
-                    frame.meta.pts = pts.or(buf.meta.pts);
+                    frame.meta.set_pts(pts.or(buf.meta.pts()));
                     cx.push(frame);
                     if self.pending.bytes.is_empty() {
                         return Ok(Flow::Held);
@@ -642,8 +642,8 @@ impl Transform for JpegEnc {
         enc.encode(&tight, info.width as u16, info.height as u16, color)
             .map_err(|e| ElementError::Failed(e.to_string()))?;
         let mut jpeg = Buffer::from_vec(out);
-        jpeg.meta.pts = buf.meta.pts;
-        jpeg.meta.duration = buf.meta.duration;
+        jpeg.meta.set_pts(buf.meta.pts());
+        jpeg.meta.set_duration(buf.meta.duration());
         if self.snapshot {
             cx.push(jpeg);
             return Ok(Flow::Eos);

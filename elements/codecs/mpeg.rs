@@ -304,10 +304,11 @@ mod element {
                 let mut b = Buffer::from_vec(frame.to_vec());
                 let rate = h.rate as u64;
                 let n = h.samples as u64;
-                b.meta.pts = Some(frames_to_ns(self.samples, rate));
-                b.meta.duration =
-                    Some(frames_to_ns(self.samples + n, rate) - frames_to_ns(self.samples, rate));
-                b.meta.offset = Some(at);
+                b.meta.set_pts(Some(frames_to_ns(self.samples, rate)));
+                b.meta.set_duration(Some(
+                    frames_to_ns(self.samples + n, rate) - frames_to_ns(self.samples, rate),
+                ));
+                b.meta.set_offset(Some(at));
                 self.samples += n;
                 cx.push(b);
             }
@@ -419,7 +420,7 @@ mod element {
                     self.drain(false, cx)?;
                 }
                 None => {
-                    let at = buf.meta.offset.unwrap_or(self.at);
+                    let at = buf.meta.offset().unwrap_or(self.at);
                     self.at = at + buf.data().len() as u64;
                     if !buf.data().is_empty() {
                         Self::frame(&mut self.decoder, buf.data(), at, cx)?;

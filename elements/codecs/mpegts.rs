@@ -1146,9 +1146,9 @@ impl TsDemux {
                     let mut b = Buffer::from_vec(data);
                     let pts = pts.map(|t| self.time(t));
                     let dts = dts.map(|t| self.time(t)).or(pts);
-                    b.meta.pts = pts;
+                    b.meta.set_pts(pts);
                     b.meta.set_dts(dts);
-                    b.meta.offset = Some(offset);
+                    b.meta.set_offset(Some(offset));
                     b.meta.stream_id = u32::from(pid);
                     if discont {
                         b.meta.flags = BufferFlags(b.meta.flags.0 | BufferFlags::DISCONT.0);
@@ -1310,10 +1310,10 @@ impl TsParse {
             }
             let mut b = Buffer::from_vec(passed.bytes[at..at + n * stride].to_vec());
             let offset = passed.offset + at as u64;
-            b.meta.offset = Some(offset);
+            b.meta.set_offset(Some(offset));
             if self.stamp {
-                b.meta.pts = self.time_at(offset);
-                b.meta.set_dts(b.meta.pts);
+                b.meta.set_pts(self.time_at(offset));
+                b.meta.set_dts(b.meta.pts());
             }
             cx.push(b);
             at += n * stride;
@@ -1486,13 +1486,13 @@ mod tests {
             d.process(Buffer::from_vec(c.to_vec()), &mut cx)?;
             got.extend(
                 cx.take_pushed()
-                    .map(|b| (b.meta.stream_id as u16, b.len(), b.meta.pts)),
+                    .map(|b| (b.meta.stream_id as u16, b.len(), b.meta.pts())),
             );
         }
         d.flush(&mut cx)?;
         got.extend(
             cx.take_pushed()
-                .map(|b| (b.meta.stream_id as u16, b.len(), b.meta.pts)),
+                .map(|b| (b.meta.stream_id as u16, b.len(), b.meta.pts())),
         );
         Ok(got)
     }

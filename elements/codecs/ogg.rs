@@ -305,7 +305,7 @@ impl OggDemux {
     fn drain(&mut self, eos: bool, cx: &mut Ctx<'_>) -> Result<(), ElementError> {
         while let Some(p) = self.demuxer.next(eos)? {
             let mut b = Buffer::from_vec(p.data);
-            b.meta.offset = Some(p.at);
+            b.meta.set_offset(Some(p.at));
             b.meta.set_offset_end(p.granule);
             cx.push(b);
         }
@@ -374,7 +374,7 @@ struct VorbisDec {
 
 impl Transform for VorbisDec {
     fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        let at = buf.meta.offset.unwrap_or(self.at);
+        let at = buf.meta.offset().unwrap_or(self.at);
         self.at = at;
         let data = buf.data();
         if data.is_empty() {
@@ -433,9 +433,10 @@ impl Transform for VorbisDec {
                 b = Buffer::from_vec(v);
                 b.meta = meta;
                 let rate = self.decoder.info.rate as u64;
-                let pts = b.meta.pts.unwrap_or(0);
-                b.meta.duration =
-                    Some(super::super::media::frames_to_ns(end, rate).saturating_sub(pts));
+                let pts = b.meta.pts().unwrap_or(0);
+                b.meta.set_duration(Some(
+                    super::super::media::frames_to_ns(end, rate).saturating_sub(pts),
+                ));
                 b.meta.set_offset_end(Some(end));
                 self.samples = end;
                 if keep == 0 {

@@ -723,10 +723,10 @@ impl QtDemux {
                 break;
             }
             let mut b = self.held.buffer(s.offset, s.size as usize);
-            b.meta.pts = Some(s.pts);
+            b.meta.set_pts(Some(s.pts));
             b.meta.set_dts(Some(s.dts));
-            b.meta.duration = Some(s.duration);
-            b.meta.offset = Some(s.offset);
+            b.meta.set_duration(Some(s.duration));
+            b.meta.set_offset(Some(s.offset));
             b.meta.stream_id = movie.tracks[s.track as usize].number;
             if !s.sync {
                 b.meta.flags = BufferFlags(b.meta.flags.0 | BufferFlags::DELTA_UNIT.0);

@@ -258,10 +258,10 @@ impl<'a> Vars<'a> {
             buf,
             size: int(buf.len() as u64),
             seq: int(m.sequence),
-            pts: m.pts.map(int),
+            pts: m.pts().map(int),
             dts: dts(buf).map(int),
-            duration: m.duration.map(int),
-            offset: m.offset.map(int),
+            duration: m.duration().map(int),
+            offset: m.offset().map(int),
             stream_id: int(u64::from(m.stream_id)),
             flags: int(u64::from(m.flags.0)),
         }

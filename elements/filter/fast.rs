@@ -296,10 +296,10 @@ impl Var {
         match self {
             Var::Size => Some(int(buf.len() as u64)),
             Var::Seq => Some(int(m.sequence)),
-            Var::Pts => m.pts.map(int),
+            Var::Pts => m.pts().map(int),
             Var::Dts => m.dts().map(int),
-            Var::Duration => m.duration.map(int),
-            Var::Offset => m.offset.map(int),
+            Var::Duration => m.duration().map(int),
+            Var::Offset => m.offset().map(int),
             Var::StreamId => Some(i64::from(m.stream_id)),
             Var::Flags => Some(i64::from(m.flags.0)),
         }

@@ -360,10 +360,10 @@ fn any_buffer() -> impl Strategy<Value = Buffer> {
         .prop_map(
             |(size, seq, [pts, dts, duration, offset], stream, flags, fields)| {
                 let mut b = buffer(seq, &vec![b'x'; size]);
-                b.meta.pts = pts;
+                b.meta.set_pts(pts);
                 b.meta.set_dts(dts);
-                b.meta.duration = duration;
-                b.meta.offset = offset;
+                b.meta.set_duration(duration);
+                b.meta.set_offset(offset);
                 b.meta.stream_id = stream;
                 b.meta.flags = BufferFlags(flags);
                 for (key, value) in ["kind", "n", "raw"].into_iter().zip(fields) {
@@ -405,7 +405,7 @@ proptest! {
 fn fast_path_agrees_on_the_corners() {
     let plain = buffer(u64::MAX, b"abc");
     let mut full = buffer(7, b"");
-    full.meta.pts = Some(1 << 63);
+    full.meta.set_pts(Some(1 << 63));
     full.meta.set_dts(Some(5));
     full.meta.set_field("kind", FieldValue::Str("audio".into()));
     full.meta.set_field("n", FieldValue::Int(i64::MIN));

@@ -242,9 +242,9 @@ impl Source for AudioTestSrc {
         let rate = self.info.rate as u64;
         let pts = frames_to_ns(start, rate);
         let end = frames_to_ns(self.frames, rate);
-        buf.meta.pts = Some(pts);
-        buf.meta.duration = Some(end - pts);
-        buf.meta.offset = Some(start);
+        buf.meta.set_pts(Some(pts));
+        buf.meta.set_duration(Some(end - pts));
+        buf.meta.set_offset(Some(start));
         buf.meta.set_offset_end(Some(self.frames));
         if self.live {
             cx.wait_until_running_time(end);
@@ -693,9 +693,10 @@ impl Transform for RawAudioParse {
         let n = (out.len() / bpf) as u64;
         let rate = self.info.rate as u64;
         let pts = frames_to_ns(self.frames, rate);
-        out.meta.pts = Some(pts);
-        out.meta.duration = Some(frames_to_ns(self.frames + n, rate) - pts);
-        out.meta.offset = Some(self.frames);
+        out.meta.set_pts(Some(pts));
+        out.meta
+            .set_duration(Some(frames_to_ns(self.frames + n, rate) - pts));
+        out.meta.set_offset(Some(self.frames));
         out.meta.set_offset_end(Some(self.frames + n));
         self.frames += n;
         Ok(Flow::Push(out))
@@ -791,7 +792,7 @@ impl AudioRate {
         // The buffer's frame offset by its pts (rounded), or where the stream is.
         let at = buf
             .meta
-            .pts
+            .pts()
             .map(|t| ((t as u128 * rate as u128 + 500_000_000) / 1_000_000_000) as u64);
         let next = *self.next.get_or_insert(match at {
             Some(a) if self.skip_to_first => a,
@@ -824,9 +825,10 @@ impl AudioRate {
         };
         let n = (out.len() / bpf) as u64;
         let pts = frames_to_ns(next, rate);
-        out.meta.pts = Some(pts);
-        out.meta.duration = Some(frames_to_ns(next + n, rate) - pts);
-        out.meta.offset = Some(next);
+        out.meta.set_pts(Some(pts));
+        out.meta
+            .set_duration(Some(frames_to_ns(next + n, rate) - pts));
+        out.meta.set_offset(Some(next));
         out.meta.set_offset_end(Some(next + n));
         self.next = Some(next + n);
         self.counts.out += n;
@@ -869,7 +871,7 @@ mod tests {
 
     fn s16(frames: usize, pts_ms: u64) -> Buffer {
         let mut b = Buffer::from_vec(vec![1u8; frames * 2]);
-        b.meta.pts = Some(pts_ms * 1_000_000);
+        b.meta.set_pts(Some(pts_ms * 1_000_000));
         b
     }
 
@@ -885,14 +887,14 @@ mod tests {
         let b = r.fix(s16(50, 100)).unwrap();
         assert_eq!(b.len(), 150 * 2);
         assert_eq!(&b.data()[..200], &[0u8; 200][..]);
-        assert_eq!((b.meta.offset, b.meta.pts), (Some(0), Some(0)));
+        assert_eq!((b.meta.offset(), b.meta.pts()), (Some(0), Some(0)));
         // Within tolerance (10 ms late): restamped to follow on.
         let b = r.fix(s16(50, 160)).unwrap();
-        assert_eq!((b.len(), b.meta.offset), (100, Some(150)));
+        assert_eq!((b.len(), b.meta.offset()), (100, Some(150)));
         // An overlap of 60 ms (starts at 140 ms, 200 expected): 60 frames cut off.
         let b = r.fix(s16(100, 140)).unwrap();
         assert_eq!(
-            (b.len(), b.meta.offset, b.meta.pts),
+            (b.len(), b.meta.offset(), b.meta.pts()),
             (80, Some(200), Some(200_000_000))
         );
         // Wholly before: dropped.
@@ -908,7 +910,7 @@ mod tests {
         );
         let mut r = AudioRate::new(info, 40_000_000, true);
         let b = r.fix(s16(50, 100)).unwrap();
-        assert_eq!((b.len(), b.meta.offset), (100, Some(100)));
+        assert_eq!((b.len(), b.meta.offset()), (100, Some(100)));
         // tolerance=0: a 1 ms gap is filled.
         let mut r = AudioRate::new(info, 0, true);
         r.fix(s16(10, 0)).unwrap();

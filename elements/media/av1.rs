@@ -213,8 +213,8 @@ mod enc {
                             }
                         };
                         let mut b = Buffer::from_vec(pkt.data);
-                        b.meta.pts = pts;
-                        b.meta.duration = duration;
+                        b.meta.set_pts(pts);
+                        b.meta.set_duration(duration);
                         cx.push(b);
                     }
                     Err(EncoderStatus::Encoded) => continue,
@@ -249,7 +249,7 @@ mod enc {
                 plane.copy_from_raw_u8(&data[info.offset[i]..], info.stride[i], 1);
             }
             self.stamps
-                .push_back((self.frames_in, buf.meta.pts, buf.meta.duration));
+                .push_back((self.frames_in, buf.meta.pts(), buf.meta.duration()));
             self.frames_in += 1;
             if let Err(e) = self.ctx.send_frame(frame) {
                 return Err(self.failed("to take a frame", e));
@@ -412,8 +412,8 @@ mod dec {
             let at = pic.offset();
             if let Some(i) = self.stamps.iter().position(|s| s.0 == at) {
                 let (_, pts, duration) = self.stamps.remove(i);
-                b.meta.pts = pts;
-                b.meta.duration = duration;
+                b.meta.set_pts(pts);
+                b.meta.set_duration(duration);
             }
             Ok(b)
         }
@@ -427,7 +427,7 @@ mod dec {
                 return Ok(Flow::Held);
             }
             self.offset += buf.len() as u64;
-            self.stamps.push((at, buf.meta.pts, buf.meta.duration));
+            self.stamps.push((at, buf.meta.pts(), buf.meta.duration()));
             if self.stamps.len() > 64 {
                 // Buffers that made no picture (headers only) never come back.
                 self.stamps.remove(0);

@@ -281,8 +281,8 @@ impl Transform for OpenH264Enc {
             return Ok(Flow::Held);
         }
         let mut out = Buffer::from_vec(au);
-        out.meta.pts = buf.meta.pts;
-        out.meta.duration = buf.meta.duration;
+        out.meta.set_pts(buf.meta.pts());
+        out.meta.set_duration(buf.meta.duration());
         Ok(Flow::Push(out))
     }
 }
@@ -376,8 +376,8 @@ impl Transform for OpenH264Dec {
             }
         }
         let mut frame = Buffer::from_vec(out);
-        frame.meta.pts = buf.meta.pts;
-        frame.meta.duration = buf.meta.duration;
+        frame.meta.set_pts(buf.meta.pts());
+        frame.meta.set_duration(buf.meta.duration());
         Ok(Flow::Push(frame))
     }
 }
@@ -570,7 +570,7 @@ struct AvcToByteStream {
 
 impl Transform for AvcToByteStream {
     fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
-        let at = buf.meta.offset.unwrap_or(self.offset);
+        let at = buf.meta.offset().unwrap_or(self.offset);
         self.offset = at + buf.len() as u64;
         if buf.is_empty() {
             return Ok(Flow::Held);
@@ -582,10 +582,10 @@ impl Transform for AvcToByteStream {
             ))
         })?;
         let mut out = Buffer::from_vec(bytes);
-        out.meta.pts = buf.meta.pts;
+        out.meta.set_pts(buf.meta.pts());
         out.meta.set_dts(buf.meta.dts());
-        out.meta.duration = buf.meta.duration;
-        out.meta.offset = buf.meta.offset;
+        out.meta.set_duration(buf.meta.duration());
+        out.meta.set_offset(buf.meta.offset());
         out.meta.flags = buf.meta.flags;
         Ok(Flow::Push(out))
     }
@@ -675,8 +675,8 @@ impl H264Parse {
     /// Pushes `pending[start..end]` as one access unit and drops it from `pending`.
     fn emit(&mut self, start: usize, end: usize, cx: &mut Ctx<'_>) {
         let mut au = Buffer::from_vec(self.pending[start..end].to_vec());
-        au.meta.pts = self.pts;
-        au.meta.offset = Some(self.base + start as u64);
+        au.meta.set_pts(self.pts);
+        au.meta.set_offset(Some(self.base + start as u64));
         cx.push(au);
         self.pending.drain(..end);
         self.base += end as u64;
@@ -686,7 +686,7 @@ impl H264Parse {
 impl Transform for H264Parse {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
         if self.pending.is_empty() {
-            self.pts = buf.meta.pts;
+            self.pts = buf.meta.pts();
         }
         self.pending.extend_from_slice(buf.data());
         self.cut(cx);

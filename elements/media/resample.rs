@@ -401,9 +401,10 @@ impl AudioResample {
         let rate = self.out_rate as u64;
         let base = self.base_pts.unwrap_or(0);
         let pts = base + frames_to_ns(start, rate);
-        buf.meta.pts = Some(pts);
-        buf.meta.duration = Some(base + frames_to_ns(self.produced, rate) - pts);
-        buf.meta.offset = Some(start);
+        buf.meta.set_pts(Some(pts));
+        buf.meta
+            .set_duration(Some(base + frames_to_ns(self.produced, rate) - pts));
+        buf.meta.set_offset(Some(start));
         buf.meta.set_offset_end(Some(self.produced));
         Ok(Some(buf))
     }
@@ -450,7 +451,7 @@ impl Transform for AudioResample {
             return Ok(Flow::Push(buf));
         }
         if self.base_pts.is_none() {
-            self.base_pts = Some(buf.meta.pts.unwrap_or(0));
+            self.base_pts = Some(buf.meta.pts().unwrap_or(0));
         }
         self.meta = Some(buf.meta.clone());
         match self.resample(buf.data(), false) {
@@ -496,7 +497,8 @@ mod tests {
                     n += 1;
                 }
                 let mut b = Buffer::from_vec(out);
-                b.meta.pts = Some(frames_to_ns(n - frames as u64, rate as u64));
+                b.meta
+                    .set_pts(Some(frames_to_ns(n - frames as u64, rate as u64)));
                 b
             })
             .collect()
@@ -609,12 +611,12 @@ mod tests {
         for b in &out {
             let n = (b.len() / 4) as u64;
             // gst: pts 0:00:00.008390023 for offset 370 at 44100 Hz, duration up to the next.
-            assert_eq!(b.meta.pts, Some(frames_to_ns(at, 44100)));
+            assert_eq!(b.meta.pts(), Some(frames_to_ns(at, 44100)));
             assert_eq!(
-                b.meta.duration,
+                b.meta.duration(),
                 Some(frames_to_ns(at + n, 44100) - frames_to_ns(at, 44100))
             );
-            assert_eq!(b.meta.offset, Some(at));
+            assert_eq!(b.meta.offset(), Some(at));
             assert_eq!(b.meta.offset_end(), Some(at + n));
             at += n;
         }

@@ -366,14 +366,14 @@ impl Source for VideoTestSrc {
         let mut buf = slot.freeze(size);
         let n = self.frames;
         self.frames += 1;
-        buf.meta.pts = self.pts(n);
+        buf.meta.set_pts(self.pts(n));
         if let (Some(a), Some(b)) = (self.pts(n), self.pts(n + 1)) {
-            buf.meta.duration = Some(b - a);
+            buf.meta.set_duration(Some(b - a));
             if self.live {
                 cx.wait_until_running_time(b);
             }
         }
-        buf.meta.offset = Some(n);
+        buf.meta.set_offset(Some(n));
         buf.meta.set_offset_end(Some(n + 1));
         Ok(Some(buf))
     }

@@ -173,9 +173,10 @@ impl VideoRate {
         }
         let mut out = prev.clone();
         let t = self.slot_time(self.next);
-        out.meta.pts = Some(t);
-        out.meta.duration = Some(self.slot_time(self.next + 1) - t);
-        out.meta.offset = Some(self.next);
+        out.meta.set_pts(Some(t));
+        out.meta
+            .set_duration(Some(self.slot_time(self.next + 1) - t));
+        out.meta.set_offset(Some(self.next));
         out.meta.set_offset_end(Some(self.next + 1));
         if self.prev_sent {
             self.stats.duplicated += 1;
@@ -202,7 +203,7 @@ impl Transform for VideoRate {
             self.stats.output += 1;
             return Ok(Flow::Push(buf));
         }
-        let Some(pts) = buf.meta.pts else {
+        let Some(pts) = buf.meta.pts() else {
             // No time to place it by: it goes out as it is.
             self.stats.output += 1;
             return Ok(Flow::Push(buf));
@@ -210,7 +211,7 @@ impl Transform for VideoRate {
         if self.base.is_none() {
             self.base = Some(pts);
         }
-        if let Some(p0) = self.prev.as_ref().and_then(|b| b.meta.pts) {
+        if let Some(p0) = self.prev.as_ref().and_then(|b| b.meta.pts()) {
             // Slots nearer to the previous frame than to this one show the previous frame.
             let mid = p0 + pts.saturating_sub(p0) / 2;
             while self.slot_time(self.next) < mid {
@@ -491,14 +492,14 @@ impl RawVideoParse {
         let n = self.frames;
         self.frames += 1;
         let fps = self.info.fps;
-        buf.meta.pts = None;
-        buf.meta.duration = None;
+        buf.meta.set_pts(None);
+        buf.meta.set_duration(None);
         if fps.num > 0 {
             let t = frame_time(n, fps);
-            buf.meta.pts = Some(t);
-            buf.meta.duration = Some(frame_time(n + 1, fps) - t);
+            buf.meta.set_pts(Some(t));
+            buf.meta.set_duration(Some(frame_time(n + 1, fps) - t));
         }
-        buf.meta.offset = Some(n);
+        buf.meta.set_offset(Some(n));
         buf.meta.set_offset_end(Some(n + 1));
         buf
     }
@@ -579,8 +580,9 @@ mod tests {
         let mut out = Vec::new();
         for n in 0..frames {
             let mut b = Buffer::from_vec(vec![n as u8]);
-            b.meta.pts = Some(frame_time(n, fin));
-            b.meta.duration = Some(frame_time(n + 1, fin) - frame_time(n, fin));
+            b.meta.set_pts(Some(frame_time(n, fin)));
+            b.meta
+                .set_duration(Some(frame_time(n + 1, fin) - frame_time(n, fin)));
             match r.process(b, &mut cx).unwrap() {
                 Flow::Held => {}
                 other => panic!("{other:?}"),
@@ -599,7 +601,7 @@ mod tests {
         assert_eq!(out.len(), 11);
         let firsts: Vec<u8> = out.iter().map(|b| b.data()[0]).collect();
         assert_eq!(firsts, [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 29]);
-        assert_eq!(out[1].meta.pts, Some(100_000_000));
+        assert_eq!(out[1].meta.pts(), Some(100_000_000));
         assert_eq!(
             s,
             RateStats {

@@ -89,7 +89,7 @@ pub(crate) fn header(info: &AudioInfo, data_len: Option<u64>) -> [u8; HEADER_LEN
 impl WavEnc {
     fn header_buffer(&self, data_len: Option<u64>) -> Buffer {
         let mut b = Buffer::from_vec(header(&self.info, data_len).to_vec());
-        b.meta.offset = Some(0);
+        b.meta.set_offset(Some(0));
         b
     }
 }
@@ -98,7 +98,7 @@ impl Transform for WavEnc {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
         if !self.sent_header {
             let mut h = self.header_buffer(None);
-            h.meta.pts = buf.meta.pts;
+            h.meta.set_pts(buf.meta.pts());
             cx.push(h);
             self.sent_header = true;
         }
@@ -501,10 +501,11 @@ impl WavParse {
         let n = (out.len() / bpf) as u64;
         let rate = info.rate as u64;
         out.meta = Default::default();
-        out.meta.pts = Some(frames_to_ns(self.frames, rate));
-        out.meta.duration =
-            Some(frames_to_ns(self.frames + n, rate) - frames_to_ns(self.frames, rate));
-        out.meta.offset = Some(self.frames);
+        out.meta.set_pts(Some(frames_to_ns(self.frames, rate)));
+        out.meta.set_duration(Some(
+            frames_to_ns(self.frames + n, rate) - frames_to_ns(self.frames, rate),
+        ));
+        out.meta.set_offset(Some(self.frames));
         out.meta.set_offset_end(Some(self.frames + n));
         self.frames += n;
         Some(out)
@@ -627,7 +628,7 @@ mod tests {
         let mut frames = 0;
         for piece in bytes.chunks(step.max(1)) {
             if let Some(b) = p.parse(&Buffer::from_vec(piece.to_vec()))? {
-                assert_eq!(b.meta.offset, Some(frames));
+                assert_eq!(b.meta.offset(), Some(frames));
                 frames = b.meta.offset_end().unwrap();
                 out.extend_from_slice(b.data());
             }

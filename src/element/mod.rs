@@ -682,7 +682,7 @@ impl<'a> Ctx<'a> {
     /// it was early and waited): what [`Qos::observe`] counts. The clock stands still while
     /// the run is paused, so a sink waits out a pause too.
     pub fn wait_for_pts(&mut self, buf: &Buffer) -> u64 {
-        match buf.meta.pts {
+        match buf.meta.pts() {
             Some(pts) => self.run.wait_running_time(pts),
             None => 0,
         }

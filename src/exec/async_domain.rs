@@ -649,9 +649,9 @@ mod tests {
             assert!(src.produce_dyn(&mut cx).await.unwrap().is_none(), "EOS");
             assert_eq!(metas[0].sequence, 0);
             assert_eq!(metas[1].sequence, 1);
-            assert_eq!(metas[0].offset, Some(0));
-            assert_eq!(metas[1].offset, Some(3));
-            let (a, b) = (metas[0].pts.unwrap(), metas[1].pts.unwrap());
+            assert_eq!(metas[0].offset(), Some(0));
+            assert_eq!(metas[1].offset(), Some(3));
+            let (a, b) = (metas[0].pts().unwrap(), metas[1].pts().unwrap());
             assert!(a <= b, "running time goes forward: {a} then {b}");
         });
     }

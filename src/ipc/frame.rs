@@ -90,10 +90,10 @@ impl TryFrom<&Metadata> for WireMeta {
         };
         Ok(WireMeta {
             sequence: m.sequence,
-            pts: m.pts,
+            pts: m.pts(),
             dts: m.dts(),
-            duration: m.duration,
-            offset: m.offset,
+            duration: m.duration(),
+            offset: m.offset(),
             offset_end: m.offset_end(),
             flags: m.flags.0,
             stream_id: m.stream_id,
@@ -110,10 +110,10 @@ impl TryFrom<WireMeta> for Metadata {
     fn try_from(m: WireMeta) -> Result<Metadata, MetaError> {
         let mut meta = Metadata::default();
         meta.sequence = m.sequence;
-        meta.pts = m.pts;
+        meta.set_pts(m.pts);
         meta.set_dts(m.dts);
-        meta.duration = m.duration;
-        meta.offset = m.offset;
+        meta.set_duration(m.duration);
+        meta.set_offset(m.offset);
         meta.set_offset_end(m.offset_end);
         meta.flags = BufferFlags(m.flags);
         meta.stream_id = m.stream_id;
@@ -468,7 +468,10 @@ mod tests {
     #[test]
     fn metadata_with_user_fields_crosses_unchanged() {
         let mut m = Metadata::default();
-        (m.sequence, m.pts, m.duration, m.offset) = (3, Some(10), Some(1), Some(100));
+        m.sequence = 3;
+        m.set_pts(Some(10));
+        m.set_duration(Some(1));
+        m.set_offset(Some(100));
         m.set_dts(Some(9));
         m.set_offset_end(Some(164));
         (m.flags, m.stream_id) = (BufferFlags::MARKER, 7);

@@ -535,7 +535,7 @@ mod tests {
             .map(|i| {
                 let mut b = Buffer::from_vec(vec![i; i as usize * 100]);
                 b.meta.sequence = i as u64;
-                b.meta.pts = Some(i as u64 * 1000);
+                b.meta.set_pts(Some(i as u64 * 1000));
                 b.meta.set_field("k", FieldValue::Str(format!("v{i}")));
                 b
             })

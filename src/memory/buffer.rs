@@ -16,7 +16,7 @@ impl BufferFlags {
     /// The last buffer of a datagram or message boundary.
     pub const MARKER: BufferFlags = BufferFlags(2);
     /// Not more stream but a correction of bytes already sent: these bytes replace the ones at
-    /// byte `meta.offset` of the output (wavenc's final header, with the sizes it could only
+    /// byte `meta.offset()` of the output (wavenc's final header, with the sizes it could only
     /// know at end of stream: gst's wavenc seeks back for this). A sink whose output can seek
     /// (filesink on a regular file) writes them there; one writing a stream that cannot seek
     /// (fdsink, filesink on a FIFO) drops the buffer, so the stream stays as first written.
@@ -80,20 +80,24 @@ pub fn format_clock(ns: Option<u64>) -> String {
 ///
 /// Size matters: the metadata is part of every [`Buffer`], which moves by value through every
 /// element call, and a `Buffer` over 128 bytes is moved by a call to `memcpy` rather than by
-/// a few register moves (measured: +25% per buffer on `fakesrc ! fakesink`). So `dts` and
-/// `offset_end` are stored as gst stores them, `u64::MAX` meaning none
-/// (`GST_CLOCK_TIME_NONE`, `GST_BUFFER_OFFSET_NONE`), behind [`Metadata::dts`] and
-/// [`Metadata::offset_end`]: 8 bytes each instead of an `Option<u64>`'s 16.
+/// a few register moves (measured: +25% per buffer on `fakesrc ! fakesink`), and each byte
+/// less is less to move. So the times and offsets are stored as gst stores them, `u64::MAX`
+/// meaning none (`GST_CLOCK_TIME_NONE`, `GST_BUFFER_OFFSET_NONE`), behind accessors
+/// ([`Metadata::pts`], [`Metadata::set_pts`], ...): 8 bytes each instead of an
+/// `Option<u64>`'s 16.
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Metadata {
     /// Position of this buffer in its source's output, from 0.
     pub sequence: u64,
-    /// Presentation time in nanoseconds, when the source knows it.
-    pub pts: Option<u64>,
-    /// Duration in nanoseconds, when known.
-    pub duration: Option<u64>,
-    /// Byte offset of the first byte in the source's stream, when meaningful.
-    pub offset: Option<u64>,
+    /// See [`Metadata::pts`].
+    #[serde(serialize_with = "serialize_none_max")]
+    pts: u64,
+    /// See [`Metadata::duration`].
+    #[serde(serialize_with = "serialize_none_max")]
+    duration: u64,
+    /// See [`Metadata::offset`].
+    #[serde(serialize_with = "serialize_none_max")]
+    offset: u64,
     /// See [`Metadata::dts`].
     #[serde(serialize_with = "serialize_none_max")]
     dts: u64,
@@ -124,9 +128,9 @@ impl Default for Metadata {
     fn default() -> Metadata {
         Metadata {
             sequence: 0,
-            pts: None,
-            duration: None,
-            offset: None,
+            pts: NONE,
+            duration: NONE,
+            offset: NONE,
             dts: NONE,
             offset_end: NONE,
             flags: BufferFlags::default(),
@@ -140,10 +144,10 @@ impl std::fmt::Debug for Metadata {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metadata")
             .field("sequence", &self.sequence)
-            .field("pts", &self.pts)
+            .field("pts", &self.pts())
             .field("dts", &self.dts())
-            .field("duration", &self.duration)
-            .field("offset", &self.offset)
+            .field("duration", &self.duration())
+            .field("offset", &self.offset())
             .field("offset_end", &self.offset_end())
             .field("flags", &self.flags)
             .field("stream_id", &self.stream_id)
@@ -290,6 +294,42 @@ impl FieldLimits {
 }
 
 impl Metadata {
+    /// Presentation time in nanoseconds, when the source knows it.
+    #[inline]
+    pub fn pts(&self) -> Option<u64> {
+        from_none_max(self.pts)
+    }
+
+    /// Sets the presentation time; `Some(u64::MAX)` is gst's "none" and reads back as `None`.
+    #[inline]
+    pub fn set_pts(&mut self, pts: Option<u64>) {
+        self.pts = pts.unwrap_or(NONE);
+    }
+
+    /// Duration in nanoseconds, when known.
+    #[inline]
+    pub fn duration(&self) -> Option<u64> {
+        from_none_max(self.duration)
+    }
+
+    /// Sets the duration; `Some(u64::MAX)` is gst's "none" and reads back as `None`.
+    #[inline]
+    pub fn set_duration(&mut self, duration: Option<u64>) {
+        self.duration = duration.unwrap_or(NONE);
+    }
+
+    /// Byte offset of the first byte in the source's stream (gst's `offset`), when meaningful.
+    #[inline]
+    pub fn offset(&self) -> Option<u64> {
+        from_none_max(self.offset)
+    }
+
+    /// Sets the offset; `Some(u64::MAX)` is gst's "none" and reads back as `None`.
+    #[inline]
+    pub fn set_offset(&mut self, offset: Option<u64>) {
+        self.offset = offset.unwrap_or(NONE);
+    }
+
     /// Decoding time in nanoseconds, when it is known (and differs from pts, or is known on
     /// its own).
     pub fn dts(&self) -> Option<u64> {
@@ -378,6 +418,9 @@ impl Metadata {
     }
 }
 
+/// The owner of a [`Storage::Foreign`] buffer's bytes.
+type ForeignOwner = Box<dyn AsRef<[u8]> + Send + Sync>;
+
 #[derive(Clone)]
 enum Storage {
     /// No bytes at all (fakesrc's default empty buffers): no memory is touched.
@@ -393,9 +436,10 @@ enum Storage {
     /// A window of a mapped file (zero-copy filesrc).
     File(Arc<Window>),
     /// Immutable bytes another library owns and refcounts (hyper's `Bytes`, a Zenoh sample's
-    /// payload), kept alive by this handle: see [`Buffer::from_owner`]. A fat pointer: the
-    /// variant is no larger than a slot's, so `Buffer` does not grow.
-    Foreign(Arc<dyn AsRef<[u8]> + Send + Sync>),
+    /// payload), kept alive by this handle: see [`Buffer::from_owner`]. Boxed, so that the
+    /// `Arc` is a thin pointer and the storage stays at 16 bytes (one more allocation per
+    /// foreign buffer, none per clone).
+    Foreign(Arc<ForeignOwner>),
 }
 
 /// A refcounted view of bytes: cloning is an atomic increment, slicing shares the memory.
@@ -459,7 +503,7 @@ impl Buffer {
     pub fn from_owner<T: AsRef<[u8]> + Send + Sync + 'static>(owner: T) -> Buffer {
         let len = owner.as_ref().len();
         Buffer {
-            storage: Storage::Foreign(Arc::new(owner)),
+            storage: Storage::Foreign(Arc::new(Box::new(owner))),
             offset: 0,
             len,
             meta: Metadata::default(),
@@ -537,7 +581,7 @@ impl Buffer {
     }
 
     /// The other process's arena this buffer lives in, when it lives in one.
-    pub(super) fn peer_arena(&self) -> Option<&Arc<super::peer::PeerArena>> {
+    pub(super) fn peer_arena(&self) -> Option<&super::peer::PeerArena> {
         match &self.storage {
             Storage::Peer(slot) => Some(slot.arena()),
             Storage::ReadOnly(loan) => Some(loan.arena()),
@@ -562,7 +606,7 @@ impl Buffer {
             Storage::ReadOnly(loan) => loan.bytes(),
             Storage::Heap(v) => v,
             Storage::File(w) => w.bytes(),
-            Storage::Foreign(owner) => (**owner).as_ref(),
+            Storage::Foreign(owner) => (***owner).as_ref(),
         };
         // offset + len <= backing length is kept by every constructor and by `slice`.
         &all[self.offset..self.offset + self.len]
@@ -669,14 +713,33 @@ mod tests {
             std::mem::size_of::<Option<Arc<FieldMap>>>(),
             std::mem::size_of::<usize>()
         );
-        // A Buffer over 128 bytes is moved by memcpy calls: see Metadata's docs.
-        assert!(std::mem::size_of::<Metadata>() <= 88);
-        assert!(std::mem::size_of::<Buffer>() <= 128);
+        // A Buffer over 128 bytes is moved by memcpy calls, and each byte less is less to
+        // move: see Metadata's docs. Storage is a tag and a 12-byte reference.
+        assert_eq!(std::mem::size_of::<Storage>(), 16);
+        assert!(std::mem::size_of::<Metadata>() <= 64);
+        assert!(std::mem::size_of::<Buffer>() <= 96);
         let m = Metadata::default();
         assert!(!m.has_fields());
         assert_eq!(m.fields().count(), 0);
         assert_eq!(m.field("x"), None);
         assert_eq!((m.dts(), m.offset_end()), (None, None));
+    }
+
+    #[test]
+    fn times_and_offsets_read_back_with_gsts_none() {
+        let mut m = Metadata::default();
+        assert_eq!((m.pts(), m.duration(), m.offset()), (None, None, None));
+        m.set_pts(Some(0));
+        m.set_duration(Some(u64::MAX - 1));
+        m.set_offset(Some(7));
+        assert_eq!(
+            (m.pts(), m.duration(), m.offset()),
+            (Some(0), Some(u64::MAX - 1), Some(7))
+        );
+        m.set_pts(Some(u64::MAX));
+        m.set_duration(None);
+        m.set_offset(None);
+        assert_eq!((m.pts(), m.duration(), m.offset()), (None, None, None));
     }
 
     #[test]

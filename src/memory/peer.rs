@@ -78,23 +78,62 @@ pub(super) struct PeerArena {
 }
 
 /// A trusted peer's counted reference to one slot.
+///
+/// Packed to 12 bytes (4-byte aligned), like the owner's `SlotRef`, so that [`Buffer`]'s
+/// storage stays at 16 bytes: the handle moves by value through every element call. The arena
+/// is held as the raw form of an `Arc<PeerArena>`, one strong count per reference; both fields
+/// are `Copy` and read by value, never by reference.
+#[repr(C, packed(4))]
 pub(super) struct PeerSlotRef {
-    arena: Arc<PeerArena>,
+    /// From `Arc::into_raw`; this reference owns one strong count of it.
+    arena: std::ptr::NonNull<PeerArena>,
     index: u32,
 }
 
+// SAFETY: a PeerSlotRef is an `Arc<PeerArena>` in raw form plus an index, and `PeerArena` is
+// Send + Sync (checked below), so it may move to and be shared across threads as the Arc could;
+// its refcount protocol in the mapping is atomic.
+#[allow(unsafe_code)]
+unsafe impl Send for PeerSlotRef {}
+// SAFETY: as for Send.
+#[allow(unsafe_code)]
+unsafe impl Sync for PeerSlotRef {}
+
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<PeerArena>();
+};
+
 impl PeerSlotRef {
-    pub(super) fn arena(&self) -> &Arc<PeerArena> {
-        &self.arena
+    /// A reference to slot `index` of `arena`, taking over a count the caller holds on the slot.
+    fn new(arena: Arc<PeerArena>, index: u32) -> PeerSlotRef {
+        let raw = Arc::into_raw(arena).cast_mut();
+        PeerSlotRef {
+            // SAFETY: `Arc::into_raw` returns the address of the Arc's value, never null.
+            #[allow(unsafe_code)]
+            arena: unsafe { std::ptr::NonNull::new_unchecked(raw) },
+            index,
+        }
+    }
+
+    pub(super) fn arena(&self) -> &PeerArena {
+        let arena = self.arena;
+        // SAFETY: this reference owns a strong count of the arena (taken in `new` or `clone`,
+        // given back only in `drop` or `into_ipc_ref`, which consume it), so the value lives at
+        // least as long as the borrow of `self`.
+        #[allow(unsafe_code)]
+        unsafe {
+            arena.as_ref()
+        }
     }
 
     pub(super) fn bytes(&self) -> &[u8] {
         // This peer holds a counted reference, so the owner does not reuse the slot.
-        self.arena.view.slot_bytes(self.index)
+        self.arena().view.slot_bytes(self.index)
     }
 
     pub(super) fn refcount(&self) -> u32 {
-        self.arena
+        self.arena()
             .view
             .slot_header(self.index)
             .total
@@ -102,34 +141,46 @@ impl PeerSlotRef {
     }
 
     fn column(&self) -> usize {
-        self.arena.column.map_or(0, PeerId::index)
+        self.arena().column.map_or(0, PeerId::index)
+    }
+
+    /// Gives back this reference's strong count on the arena (once, from a consuming call).
+    fn release_arena(arena: std::ptr::NonNull<PeerArena>) {
+        // SAFETY: the pointer came from `Arc::into_raw` and carries one strong count that its
+        // reference owned; the reference is being consumed, so the count is given back once.
+        #[allow(unsafe_code)]
+        drop(unsafe { Arc::from_raw(arena.as_ptr().cast_const()) });
     }
 
     /// Hands this reference back to the owner: no count changes here, the owner moves the share
     /// from this peer's column to itself when it adopts the reference.
     pub(super) fn into_ipc_ref(self, offset: usize, len: usize) -> IpcRef {
+        let this = std::mem::ManuallyDrop::new(self);
         let r = IpcRef {
-            arena_id: self.arena.arena_id,
-            slot: self.index,
+            arena_id: this.arena().arena_id,
+            slot: this.index,
             offset: offset as u64,
             len: len as u64,
         };
-        let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never used or dropped again, so reading its Arc out moves the only
-        // copy; dropping it releases this handle's count on the arena (the slot's reference
-        // itself travels on in `r`).
-        #[allow(unsafe_code)]
-        drop(unsafe { std::ptr::read(&this.arena) });
+        // The slot's reference travels on in `r`; only the arena's count is given back.
+        PeerSlotRef::release_arena(this.arena);
         r
     }
 }
 
 impl Clone for PeerSlotRef {
     fn clone(&self) -> Self {
-        let header = self.arena.view.slot_header(self.index);
+        let header = self.arena().view.slot_header(self.index);
         peer_clone(&header.total, &header.columns[self.column()]);
+        let arena = self.arena;
+        // SAFETY: `arena` came from `Arc::into_raw` and this reference holds a count of it, so
+        // the Arc is alive; the new reference owns the count taken here.
+        #[allow(unsafe_code)]
+        unsafe {
+            Arc::increment_strong_count(arena.as_ptr().cast_const())
+        };
         PeerSlotRef {
-            arena: Arc::clone(&self.arena),
+            arena,
             index: self.index,
         }
     }
@@ -137,12 +188,13 @@ impl Clone for PeerSlotRef {
 
 impl Drop for PeerSlotRef {
     fn drop(&mut self) {
-        let view = &self.arena.view;
+        let view = &self.arena().view;
         let header = view.slot_header(self.index);
         if peer_drop(&header.total, &header.columns[self.column()]) {
             view.ring(self.column()).push(self.index);
             view.header().wake_waiters();
         }
+        PeerSlotRef::release_arena(self.arena);
     }
 }
 
@@ -155,7 +207,7 @@ pub(super) struct ReadOnlyLoan {
 }
 
 impl ReadOnlyLoan {
-    pub(super) fn arena(&self) -> &Arc<PeerArena> {
+    pub(super) fn arena(&self) -> &PeerArena {
         &self.arena
     }
 
@@ -273,7 +325,7 @@ impl SharedArenaCache {
         buf.peer_arena().is_some_and(|arena| {
             self.arenas
                 .get(&arena.arena_id)
-                .is_some_and(|mine| Arc::ptr_eq(mine, arena))
+                .is_some_and(|mine| std::ptr::eq(Arc::as_ptr(mine), arena))
         })
     }
 
@@ -291,14 +343,9 @@ impl SharedArenaCache {
             .map_err(|why| MemoryError::BadRef { r, why })?;
         let (offset, len) = (r.offset as usize, r.len as usize);
         Ok(match arena.column {
-            Some(_) => Buffer::from_peer_slot(
-                PeerSlotRef {
-                    arena: Arc::clone(arena),
-                    index: r.slot,
-                },
-                offset,
-                len,
-            ),
+            Some(_) => {
+                Buffer::from_peer_slot(PeerSlotRef::new(Arc::clone(arena), r.slot), offset, len)
+            }
             None => Buffer::from_read_only_loan(
                 ReadOnlyLoan {
                     arena: Arc::clone(arena),

@@ -649,6 +649,11 @@ impl PoolInner {
 
 /// A counted reference to one loaned slot, owner side. Cloning increments the refcount in the
 /// mapping; dropping the last reference returns the slot to its pool.
+///
+/// Packed to 12 bytes (4-byte aligned), so that [`Buffer`]'s storage, a tag and this, takes
+/// 16 bytes instead of 24: the handle moves by value through every element call. Both fields
+/// are `Copy` and read by value, never by reference.
+#[repr(C, packed(4))]
 pub(super) struct SlotRef {
     /// Kept alive by the loan's strong count (see `hand_out`) while any reference exists.
     pool: std::ptr::NonNull<PoolInner>,
@@ -665,11 +670,13 @@ unsafe impl Sync for SlotRef {}
 
 impl SlotRef {
     fn pool(&self) -> &PoolInner {
+        let pool = self.pool;
         // SAFETY: the loan this reference belongs to holds a strong count on the pool until its
-        // last reference is gone (`release_state`), and this reference is not gone yet.
+        // last reference is gone (`release_state`), and this reference is not gone yet; the
+        // returned borrow is tied to `&self`.
         #[allow(unsafe_code)]
         unsafe {
-            self.pool.as_ref()
+            pool.as_ref()
         }
     }
 

@@ -864,9 +864,9 @@ impl PluginElement {
 impl Transform for PluginElement {
     fn process(&mut self, buf: Buffer, cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {
         let meta = ffi::InputMeta {
-            pts: buf.meta.pts,
-            duration: buf.meta.duration,
-            offset: buf.meta.offset,
+            pts: buf.meta.pts(),
+            duration: buf.meta.duration(),
+            offset: buf.meta.offset(),
             sequence: buf.meta.sequence,
         };
         let mut outs = self.run(buf.len(), buf.meta.clone(), cx, |inst, out| {
@@ -937,7 +937,7 @@ impl Source for PluginSource {
         };
         let len = buf.len() as u64;
         buf.meta.sequence = self.sequence;
-        buf.meta.offset = Some(self.offset);
+        buf.meta.set_offset(Some(self.offset));
         buf.meta.set_offset_end(Some(self.offset + len));
         self.sequence += 1;
         self.offset += len;
@@ -954,9 +954,9 @@ struct PluginSink {
 impl Sink for PluginSink {
     fn render(&mut self, buf: &Buffer, _cx: &mut Ctx<'_>) -> Result<SinkFlow, ElementError> {
         let meta = ffi::InputMeta {
-            pts: buf.meta.pts,
-            duration: buf.meta.duration,
-            offset: buf.meta.offset,
+            pts: buf.meta.pts(),
+            duration: buf.meta.duration(),
+            offset: buf.meta.offset(),
             sequence: buf.meta.sequence,
         };
         self.instance
