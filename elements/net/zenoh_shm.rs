@@ -13,16 +13,21 @@
 //! its allocator to the source; the copy into Zenoh's segment is the one copy left.
 //!
 //! The pool never holds the pipeline up: when no chunk is free even after reclaiming those
-//! every reader released, a pool sized from the buffers grows (doubling, to [`AUTO_MAX`]), and
-//! past that, or with a fixed `shm-size`, the buffer goes the ordinary way.
+//! every reader released, a pool sized from the buffers grows (another segment as large as all
+//! the earlier ones together, to [`AUTO_MAX`] in all), and past that, or with a fixed
+//! `shm-size`, the buffer goes the ordinary way.
 
-use zenoh::shm::{PosixShmProviderBackend, ShmProvider, ShmProviderBuilder, ZShmMut};
+use zenoh::shm::{
+    Defragment, GarbageCollect, JustAlloc, PosixShmProviderBackend, ShmProvider,
+    ShmProviderBuilder, ZShmMut,
+};
 use zenoh::Wait as _;
 
 /// Buffers smaller than this are not worth a chunk: a receiver copies them anyway (they would
 /// pin a chunk for a few bytes).
 pub(super) const SHM_MIN: usize = 4096;
-/// The largest pool sized from the buffers (`shm-size=0`).
+/// The most memory a pool sized from the buffers (`shm-size=0`) takes, all its segments
+/// together.
 pub(super) const AUTO_MAX: usize = 256 << 20;
 /// The smallest pool sized from the buffers.
 const AUTO_MIN: usize = 4 << 20;
@@ -56,11 +61,12 @@ impl ShmPlan {
 /// A publisher's shared memory, made on the first large buffer.
 pub(super) struct ShmPool {
     plan: ShmPlan,
-    /// The pools made so far, the newest last; older ones stay until the session ends, since
-    /// readers may still hold their chunks (and a chunk's header lives as long as its pool).
+    /// The segments made so far, the newest last. Each stays until the session ends (readers
+    /// may hold its chunks, and a chunk's header lives as long as its segment), and each is
+    /// allocated from again as its chunks come back.
     providers: Vec<ShmProvider<PosixShmProviderBackend>>,
-    /// The newest pool's size (0: none made yet).
-    size: usize,
+    /// The bytes of all of them (0: none made yet).
+    total: usize,
     /// Why a pool could not be made, once one could not (Zenoh locks a pool's pages, and
     /// `ulimit -l` may not allow more): the pools made so far stay in use, no more are made.
     refused: Option<String>,
@@ -83,7 +89,7 @@ impl ShmPool {
         ShmPool {
             plan,
             providers: Vec::new(),
-            size: 0,
+            total: 0,
             refused: None,
             shared: 0,
             copied: 0,
@@ -97,8 +103,12 @@ impl ShmPool {
             return Ok(Placed::Ordinary);
         }
         loop {
-            if let Some(chunk) = self.providers.last().and_then(|p| alloc(p, data.len())) {
-                let mut chunk = chunk;
+            let free = self
+                .providers
+                .iter()
+                .rev()
+                .find_map(|p| alloc(p, data.len()));
+            if let Some(mut chunk) = free {
                 chunk.copy_from_slice(data);
                 self.shared += 1;
                 return Ok(Placed::Shared(chunk));
@@ -111,7 +121,7 @@ impl ShmPool {
                 Ok(p) => {
                     tracing::debug!(size, "Made a Zenoh shared-memory pool");
                     self.providers.push(p);
-                    self.size = size;
+                    self.total += size;
                 }
                 Err(e) => {
                     let why = format!(
@@ -135,36 +145,37 @@ impl ShmPool {
         self.refused.as_deref().unwrap_or("the pool was full")
     }
 
-    /// The size of the next pool to make for a buffer of `len` bytes, if one should be made.
+    /// The size of the next segment to make for a buffer of `len` bytes, if one should be
+    /// made: the first sized from the buffer, each later one as large as all before it
+    /// (doubling the pool), within [`AUTO_MAX`] in all.
     fn next_size(&self, len: usize) -> Option<usize> {
         if self.refused.is_some() {
             return None;
         }
         if self.plan.size > 0 {
             // Fixed: made once.
-            return (self.size == 0).then_some(self.plan.size);
+            return (self.total == 0).then_some(self.plan.size);
         }
-        let want = if self.size == 0 {
+        let want = if self.total == 0 {
             len.checked_next_power_of_two()?
                 .saturating_mul(AUTO_BUFFERS)
                 .clamp(AUTO_MIN, AUTO_MAX)
         } else {
-            self.size.saturating_mul(2).min(AUTO_MAX)
+            self.total.min(AUTO_MAX - self.total)
         };
-        // A pool must hold a few such buffers to be of use; one that cannot grow is full.
-        (want > self.size && len.saturating_mul(4) <= want).then_some(want)
+        // A segment must hold a few such buffers to be of use; a pool that cannot grow is full.
+        (len.saturating_mul(4) <= want).then_some(want)
     }
 }
 
 /// A chunk of `len` bytes from `provider`: at once, or after reclaiming the chunks every reader
-/// released and joining free space; `None` when the pool is full.
+/// released (joining free space when that is what it takes); `None` when the segment is full.
 fn alloc(provider: &ShmProvider<PosixShmProviderBackend>, len: usize) -> Option<ZShmMut> {
-    if let Ok(chunk) = provider.alloc(len).wait() {
-        return Some(chunk);
-    }
-    provider.garbage_collect();
-    provider.defragment();
-    provider.alloc(len).wait().ok()
+    provider
+        .alloc(len)
+        .with_policy::<GarbageCollect<JustAlloc, Defragment>>()
+        .wait()
+        .ok()
 }
 
 #[cfg(test)]
@@ -246,21 +257,33 @@ mod tests {
 
     #[test]
     fn a_pool_sized_from_the_buffers_grows_to_its_limit() {
-        let sized = |size| ShmPool {
-            size,
+        let sized = |total| ShmPool {
+            total,
             ..ShmPool::new(plan(ShmMode::Auto, 0))
         };
         assert_eq!(sized(0).next_size(1 << 20), Some(32 << 20));
         assert_eq!(sized(0).next_size(5000), Some(AUTO_MIN));
-        assert_eq!(sized(32 << 20).next_size(1 << 20), Some(64 << 20));
+        // Each new segment doubles the pool: 32 + 32, then + 64, then + 128 = 256 MiB.
+        assert_eq!(sized(32 << 20).next_size(1 << 20), Some(32 << 20));
+        assert_eq!(sized(128 << 20).next_size(1 << 20), Some(128 << 20));
+        assert_eq!(
+            sized(192 << 20).next_size(1 << 20),
+            Some(64 << 20),
+            "the last segment fills the pool to its limit, no more"
+        );
         assert_eq!(sized(AUTO_MAX).next_size(1 << 20), None, "at its limit");
+        assert_eq!(
+            sized(AUTO_MAX - (1 << 20)).next_size(1 << 20),
+            None,
+            "room left for fewer than four such buffers"
+        );
         assert_eq!(
             sized(0).next_size(128 << 20),
             None,
             "too large for any pool"
         );
-        let fixed = |size| ShmPool {
-            size,
+        let fixed = |total| ShmPool {
+            total,
             ..ShmPool::new(plan(ShmMode::Auto, 1 << 20))
         };
         assert_eq!(fixed(0).next_size(300_000), Some(1 << 20));
