@@ -127,6 +127,8 @@ struct SessionSpec {
     scouting: Option<bool>,
     /// Zenoh's shared-memory transport (`transport/shared_memory/enabled`), when `shm` is set.
     shm: Option<bool>,
+    /// Whether the configuration, file and properties together, leaves that transport on.
+    shm_enabled: bool,
 }
 
 fn endpoints(p: &Props, name: &str) -> Result<Vec<String>, ElementError> {
@@ -143,7 +145,7 @@ fn endpoints(p: &Props, name: &str) -> Result<Vec<String>, ElementError> {
 
 impl SessionSpec {
     fn from_props(p: &Props, element: &'static str) -> Result<SessionSpec, ElementError> {
-        let spec = SessionSpec {
+        let mut spec = SessionSpec {
             mode: p.is_set("mode").then(|| p.nick("mode")).transpose()?,
             connect: endpoints(p, "connect")?,
             listen: endpoints(p, "listen")?,
@@ -156,10 +158,15 @@ impl SessionSpec {
                 .is_set("shm")
                 .then(|| p.nick("shm").map(|n| n != "off"))
                 .transpose()?,
+            shm_enabled: true,
         };
         // Checked now, so that a typo is a description error and not a failure at start.
-        spec.config()
+        let config = spec
+            .config()
             .map_err(|e| ElementError::Config(format!("{element}: {e}")))?;
+        spec.shm_enabled = config
+            .get_json("transport/shared_memory/enabled")
+            .map_or(true, |on| on != "false");
         Ok(spec)
     }
 
@@ -511,12 +518,16 @@ pub(crate) static ZENOHSINK: Factory = Factory {
     build: |p| {
         let caps = p.sink_caps();
         let spec = SessionSpec::from_props(p, "zenohsink")?;
-        // A config file may turn the transport off; a pool would then be of no use.
-        let shm_enabled = spec
-            .config()
-            .ok()
-            .and_then(|c| c.get_json("transport/shared_memory/enabled").ok())
-            .is_none_or(|on| on != "false");
+        let shm = ShmPlan {
+            mode: match p.nick("shm")? {
+                "on" => ShmMode::On,
+                "off" => ShmMode::Off,
+                // A config file may turn the transport off; a pool would be of no use.
+                _ if !spec.shm_enabled => ShmMode::Off,
+                _ => ShmMode::Auto,
+            },
+            size: usize::try_from(p.uint("shm-size")?).unwrap_or(usize::MAX),
+        };
         Ok(ElementImpl::AsyncSink(Box::new(ZenohSink {
             spec,
             key: key_expr(p, "zenohsink")?,
@@ -533,15 +544,7 @@ pub(crate) static ZENOHSINK: Factory = Factory {
                 caps: (!caps.is_any()).then(|| caps.to_string()),
             },
             wait: p.uint("wait-subscribers")?,
-            shm: ShmPlan {
-                mode: match p.nick("shm")? {
-                    "on" => ShmMode::On,
-                    "off" => ShmMode::Off,
-                    _ if !shm_enabled => ShmMode::Off,
-                    _ => ShmMode::Auto,
-                },
-                size: usize::try_from(p.uint("shm-size")?).unwrap_or(usize::MAX),
-            },
+            shm,
             link: None,
             thread: None,
             sent: 0,
@@ -1706,6 +1709,7 @@ mod tests {
             config: None,
             scouting: Some(false),
             shm: Some(true),
+            shm_enabled: true,
         }
         .open()
         .unwrap()
