@@ -14,12 +14,7 @@
 //! a chunk of a POSIX shared-memory pool (the subscriber maps it; nothing is copied at all).
 //! Both ends run in peer mode with multicast scouting off, congestion control `block`.
 
-#[cfg(not(feature = "zenoh"))]
-fn main() {
-    eprintln!("zenoh_thr needs the zenoh feature");
-}
-
-#[cfg(feature = "zenoh")]
+// Built only with the zenoh feature (`required-features` in Cargo.toml).
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use zenoh::qos::CongestionControl;
     use zenoh::Wait as _;
@@ -27,7 +22,12 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: zenoh_thr sub ENDPOINT COUNT shm|noshm | pub ENDPOINT COUNT SIZE shm|noshm";
     let (role, endpoint, count) = match &args[..] {
-        [r, e, c, ..] => (r.as_str(), e.as_str(), c.parse::<u64>()?),
+        [r, e, c, ..] => (
+            r.as_str(),
+            e.as_str(),
+            c.parse::<u64>()
+                .map_err(|e| format!("COUNT `{c}`: {e}; {usage}"))?,
+        ),
         _ => return Err(usage.into()),
     };
     let shm = args.last().map(String::as_str) == Some("shm");
@@ -62,21 +62,18 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             session.close().wait()?;
         }
         "pub" => {
-            let size: usize = args.get(3).ok_or(usage)?.parse()?;
+            let size = args.get(3).ok_or(usage)?;
+            let size: usize = size
+                .parse()
+                .map_err(|e| format!("SIZE `{size}`: {e}; {usage}"))?;
             set(&mut config, "connect/endpoints", &list)?;
             let session = zenoh::open(config).wait()?;
             let publisher = session
                 .declare_publisher("bench/thr")
                 .congestion_control(CongestionControl::Block)
                 .wait()?;
-            let matching = || {
-                publisher
-                    .matching_status()
-                    .wait()
-                    .map(|m| m.matching())
-                    .unwrap_or(false)
-            };
-            while !matching() {
+            let matching = || publisher.matching_status().wait().map(|m| m.matching());
+            while !matching()? {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             // The pool outlives every put of its chunk.
@@ -97,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 publisher.put(payload.clone()).wait()?;
             }
             // Closing drops what is still queued: wait until the subscriber has it all and left.
-            while matching() {
+            while matching()? {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             drop((publisher, payload));
