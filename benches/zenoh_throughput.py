@@ -85,7 +85,7 @@ def pair(name):
     """Starts the receiver, waits until it listens; returns (receiver, sender command)."""
     if name in ("zenoh-shm", "zenoh"):
         shm = "shm=auto" if name == "zenoh-shm" else "shm=off"
-        rx = subprocess.Popen([PX, "--stats=json", "-q", "zenohsrc key-expr=bench/px "
+        rx = subprocess.Popen([PX, "--stats=json", "-q", "-m", "zenohsrc key-expr=bench/px "
                                f"listen=tcp/127.0.0.1:0 multicast-scouting=false {shm} ! fakesink"],
                               stderr=subprocess.PIPE, text=True)
         ep = wait_line(rx, r"(tcp/127\.0\.0\.1:\d+)")
@@ -129,6 +129,15 @@ def once(name):
         got = int(re.search(r'"sink_bytes":(\d+)', stats).group(1))
     if got != COUNT * MIB:
         raise SystemExit(f"{name}: {got} bytes arrived, {COUNT * MIB} were sent")
+    if name in ("thr-shm", "zenoh-shm"):
+        # A shared-memory row that measured the network path (a pool refused by `ulimit -l`)
+        # would be mislabelled.
+        said = re.search(r"(\d+) in shared memory", out if name == "thr-shm" else err)
+        in_shm = int(said.group(1)) if said else 0
+        if in_shm == 0:
+            raise SystemExit(f"{name}: no buffer went through shared memory")
+        if in_shm < COUNT:
+            print(f"  {name}: {in_shm} of {COUNT} buffers in shared memory", file=sys.stderr)
     return wall
 
 
