@@ -461,7 +461,13 @@ fn become_source(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), (String, St
                 help.into(),
             ));
         };
-    let source = registry::find(factory).expect("file and http sources are built in");
+    // filesrc is always built in; httpsrc only with the http feature.
+    let source = registry::find(factory).ok_or_else(|| {
+        (
+            format!("{name}: this build has no {factory}, which reads `{scheme}://` URIs"),
+            "build parallax with the http feature (on by default)".to_owned(),
+        )
+    })?;
     let mut props = Props::defaults(&name, source.props).with_instance(&name);
     let parsed = source
         .prop(prop)
@@ -755,6 +761,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "http")]
     fn an_http_uri_that_cannot_be_read_names_it() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
