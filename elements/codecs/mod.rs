@@ -81,7 +81,7 @@ pub(crate) const FACTORIES: &[&Factory] = &[
 pub(crate) type Demuxer = (
     &'static Factory,
     fn(&std::path::Path, &Props) -> Result<Vec<(String, Caps)>, String>,
-    Option<fn(&mut dyn std::io::Read, &Props) -> Result<Vec<(String, Caps)>, String>>,
+    fn(&mut dyn std::io::Read, &Props) -> Result<Vec<(String, Caps)>, String>,
 );
 
 /// The demuxers this build has, for decodebin.
@@ -91,13 +91,13 @@ pub(crate) fn demuxers() -> Vec<Demuxer> {
         (
             &qtdemux::QTDEMUX,
             qtdemux::streams_of_file,
-            Some(qtdemux::streams_of_stream),
+            qtdemux::streams_of_stream,
         ),
         #[cfg(feature = "mpeg-ts")]
         (
             &mpegts::TSDEMUX,
             mpegts::streams_of_file,
-            Some(mpegts::streams_of_stream),
+            mpegts::streams_of_stream,
         ),
     ]
 }

@@ -46,23 +46,18 @@ pub(crate) struct Stream {
 /// What a container file holds: one `(src pad, caps)` per stream, or what is wrong with it.
 /// The demuxer's properties may choose among them (tsdemux's `program-number`).
 pub(crate) type StreamsOf = fn(&std::path::Path, &Props) -> Result<Vec<(String, Caps)>, String>;
-/// The same for a stream read from its start, when the format allows it.
+/// The same for a stream read from its start.
 pub(crate) type StreamsOfStream =
     fn(&mut dyn std::io::Read, &Props) -> Result<Vec<(String, Caps)>, String>;
 
-/// What reads the streams a demuxer's input holds.
-type Lister = (StreamsOf, Option<StreamsOfStream>);
+/// What reads the streams a demuxer's input holds: from a file, or from a lent stream.
+pub(super) type Lister = (StreamsOf, StreamsOfStream);
 
 /// The streams `input` holds, as the demuxer's `list` reads them.
 fn streams_in(list: Lister, input: &Input, props: &Props) -> Result<Vec<(String, Caps)>, String> {
-    match (input, list.1) {
-        (Input::File(path), _) => list.0(path, props),
-        (Input::Lent(lent), Some(of_stream)) => of_stream(&mut lent.reader(), props),
-        (Input::Lent(_), None) => Err(
-            "this format keeps its index where only a file can be read ahead: its tracks \
-             cannot be known from a stream before the run"
-                .into(),
-        ),
+    match input {
+        Input::File(path) => list.0(path, props),
+        Input::Lent(lent) => list.1(&mut lent.reader(), props),
     }
 }
 
@@ -89,7 +84,7 @@ pub(super) fn expand(graph: &mut Graph) -> Result<(), Diagnostic> {
 }
 
 /// What reads the streams of the input demuxer `f` takes, when `f` is a demuxer.
-fn demuxer_of(f: &Factory) -> Option<Lister> {
+pub(super) fn demuxer_of(f: &Factory) -> Option<Lister> {
     crate::elements::demuxers()
         .into_iter()
         .find(|(d, _, _)| std::ptr::eq(*d, f))

@@ -107,10 +107,7 @@ pub(super) fn lend_to_typefinders(graph: &mut Graph) {
         .node_indices()
         .filter(|&n| {
             let f = graph.dag[n].factory;
-            matches!(f.name, "typefind" | "decodebin")
-                || crate::elements::demuxers()
-                    .iter()
-                    .any(|(d, _, _)| std::ptr::eq(*d, f))
+            matches!(f.name, "typefind" | "decodebin") || super::autoplug::demuxer_of(f).is_some()
         })
         .collect();
     for n in wanting {
