@@ -193,7 +193,7 @@ fn fetch_again(
         cx,
         started: false,
         ended: false,
-        data: Vec::new(),
+        data: None,
         at: 0,
     })))
 }
@@ -205,15 +205,22 @@ struct AsyncRead {
     cx: crate::element::AsyncCtx,
     started: bool,
     ended: bool,
-    /// The last buffer's bytes, and how many are read.
-    data: Vec<u8>,
+    /// The last buffer (held, not copied), and how many of its bytes are read.
+    data: Option<crate::memory::Buffer>,
     at: usize,
+}
+
+impl AsyncRead {
+    /// The last buffer's bytes.
+    fn held(&self) -> &[u8] {
+        self.data.as_ref().map_or(&[], |b| b.data())
+    }
 }
 
 impl std::io::Read for AsyncRead {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let other = |e: crate::element::ElementError| std::io::Error::other(e.to_string());
-        while self.at == self.data.len() && !self.ended {
+        while self.at == self.held().len() && !self.ended {
             let (src, cx) = (&mut self.src, &mut self.cx);
             if !self.started {
                 self.rt.block_on(src.start_dyn(cx)).map_err(other)?;
@@ -221,14 +228,15 @@ impl std::io::Read for AsyncRead {
             }
             match self.rt.block_on(src.produce_dyn(cx)).map_err(other)? {
                 Some(b) => {
-                    self.data = b.data().to_vec();
+                    self.data = Some(b);
                     self.at = 0;
                 }
                 None => self.ended = true,
             }
         }
-        let n = (self.data.len() - self.at).min(buf.len());
-        buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        let unread = &self.held()[self.at..];
+        let n = unread.len().min(buf.len());
+        buf[..n].copy_from_slice(&unread[..n]);
         self.at += n;
         Ok(n)
     }
