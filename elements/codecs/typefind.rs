@@ -239,8 +239,9 @@ struct TypeFind {
     head: Vec<u8>,
 }
 
-/// Bytes typefind gathers at run time before it gives up: what a decision needs.
-const RUN_HEAD: usize = 4096;
+/// Bytes typefind gathers at run time before it gives up: validation's first step, where a
+/// live stream decides (see [`STEPS`]).
+const RUN_HEAD: usize = STEPS[0];
 
 impl Transform for TypeFind {
     fn process(&mut self, buf: Buffer, _cx: &mut Ctx<'_>) -> Result<Flow, ElementError> {

@@ -213,8 +213,9 @@ fn input_caps(graph: &Graph, n: NodeIndex<u32>) -> Result<Caps, Diagnostic> {
 /// The caps of the stream that feeds `n` through elements that pass bytes unchanged (queue,
 /// identity), found from its first bytes; `None` when validation cannot read it or its bytes
 /// are of no known type. This is how `filesrc location=a.png ! pngdec` learns the image's size
-/// before anything runs: a regular file is read, and a pipe only when it lent its head to a
-/// typefinder (see [`super::head`]), never a device or a socket.
+/// before anything runs: a regular file is read; any other stream (a pipe, a device, a URL)
+/// only when its source lent its head to a typefinder, which the run then replays (see
+/// [`super::head`]); never a socket source or a generator.
 fn sniff_input(graph: &Graph, n: NodeIndex<u32>) -> Option<Caps> {
     let source = byte_source(graph, n)?;
     super::head::input(&graph.dag[source])?.typefind().ok()?.1
