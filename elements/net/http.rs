@@ -18,10 +18,10 @@ use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming};
 use hyper::client::conn::http1::SendRequest;
-use hyper::{Request, Response, StatusCode, Uri};
+use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpStream;
 
-use super::tls::{TlsClient, SSL_CA_FILE, SSL_STRICT};
+use super::tls::{ClientUrl, TlsClient, SSL_CA_FILE, SSL_STRICT};
 use super::{basesink_props, basesrc_props, Stamper};
 use crate::element::prelude::*;
 
@@ -44,20 +44,23 @@ struct Target {
 
 impl Target {
     fn parse(url: &str, element: &str) -> Result<Target, ElementError> {
-        let bad = |why: &str| ElementError::Config(format!("{element}: location `{url}` {why}"));
-        let uri: Uri = url.parse().map_err(|_| bad("is not a URL"))?;
-        let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err(bad("is not an http:// or https:// URL")),
-        };
-        let authority = uri.authority().ok_or_else(|| bad("names no host"))?;
+        let ClientUrl {
+            uri,
+            tls,
+            host,
+            port,
+        } = ClientUrl::parse(
+            url,
+            element,
+            ["http", "https"],
+            "an http:// or https:// URL",
+        )?;
         Ok(Target {
             url: url.to_owned(),
             tls,
-            host: authority.host().trim_matches(['[', ']']).to_owned(),
-            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
-            authority: authority.as_str().to_owned(),
+            host,
+            port,
+            authority: uri.authority().map_or("", |a| a.as_str()).to_owned(),
             path: uri
                 .path_and_query()
                 .map(|p| p.as_str().to_owned())

@@ -22,6 +22,43 @@ use tokio::net::TcpStream;
 
 use crate::element::prelude::*;
 
+/// A client's URL taken apart.
+pub(super) struct ClientUrl {
+    pub(super) uri: http::Uri,
+    /// The scheme is the secure one (`https`, `wss`): the connection runs TLS.
+    pub(super) tls: bool,
+    /// Without an IPv6 address's brackets.
+    pub(super) host: String,
+    /// The URL's, or 443 with TLS and 80 without.
+    pub(super) port: u16,
+}
+
+impl ClientUrl {
+    /// Takes `url` apart when its scheme is `plain` or `secure`; the errors name `element`, the
+    /// location and the schemes `wanted` (`an http:// or https:// URL`).
+    pub(super) fn parse(
+        url: &str,
+        element: &str,
+        [plain, secure]: [&str; 2],
+        wanted: &str,
+    ) -> Result<ClientUrl, ElementError> {
+        let bad = |why: &str| ElementError::Config(format!("{element}: location `{url}` {why}"));
+        let uri: http::Uri = url.parse().map_err(|_| bad("is not a URL"))?;
+        let tls = match uri.scheme_str() {
+            Some(s) if s == plain => false,
+            Some(s) if s == secure => true,
+            _ => return Err(bad(&format!("is not {wanted}"))),
+        };
+        let authority = uri.authority().ok_or_else(|| bad("names no host"))?;
+        Ok(ClientUrl {
+            tls,
+            host: authority.host().trim_matches(['[', ']']).to_owned(),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            uri,
+        })
+    }
+}
+
 pub(super) const SSL_CA_FILE: PropSpec = PropSpec::string(
     "ssl-ca-file",
     None,

@@ -17,7 +17,6 @@ use std::time::Duration;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -25,7 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::tcp::listen;
 use super::tls::{
-    server_config, Io, TlsClient, SSL_CA_FILE, SSL_STRICT, TLS_CERT_FILE, TLS_KEY_FILE,
+    server_config, ClientUrl, Io, TlsClient, SSL_CA_FILE, SSL_STRICT, TLS_CERT_FILE, TLS_KEY_FILE,
 };
 use super::{basesink_props, basesrc_props, net_error, port, Stamper};
 use crate::element::prelude::*;
@@ -65,19 +64,13 @@ impl Endpoint {
                          (port=); a client (location=) trusts a server with ssl-ca-file"
                     )));
                 }
-                let bad =
-                    |why: &str| ElementError::Config(format!("{element}: location `{url}` {why}"));
-                let uri: Uri = url.parse().map_err(|_| bad("is not a URL"))?;
-                let tls = match uri.scheme_str() {
-                    Some("ws") => false,
-                    Some("wss") => true,
-                    _ => return Err(bad("is not a ws:// or wss:// URL")),
-                };
-                let authority = uri.authority().ok_or_else(|| bad("names no host"))?;
+                let ClientUrl {
+                    tls, host, port, ..
+                } = ClientUrl::parse(url, element, ["ws", "wss"], "a ws:// or wss:// URL")?;
                 Ok(Endpoint::Client {
                     url: url.to_owned(),
-                    host: authority.host().trim_matches(['[', ']']).to_owned(),
-                    port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+                    host,
+                    port,
                     tls: tls.then(|| TlsClient::from_props(p, element)).transpose()?,
                 })
             }
