@@ -4,11 +4,8 @@
 //! the bytes are the input's, unchanged.
 
 use std::io::{BufRead as _, Read as _, Write as _};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use super::containers::{gst, gst_has, ours};
 use super::support::*;
@@ -308,18 +305,18 @@ fn fdsrc_into_a_sink_streams_before_its_input_ends() {
             let _ = reader.read_line(&mut line);
             let _ = tx.send((line, reader));
         });
-        let Ok((line, mut rest)) = rx.recv_timeout(WATCHDOG) else {
+        let Ok((line, rest)) = rx.recv_timeout(WATCHDOG) else {
             let _ = child.kill();
             panic!("{sink}: no output while stdin stays open");
         };
         assert_eq!(line, "one line\n", "{sink}");
         drop(stdin);
-        let mut tail = Vec::new();
-        rest.read_to_end(&mut tail).unwrap();
-        assert!(tail.is_empty());
-        child.stdout = None;
+        // The rest is read under the watchdog: a run that does not end fails the test.
+        assert!(rest.buffer().is_empty(), "{sink}");
+        child.stdout = Some(rest.into_inner());
         let o = wait(child);
         assert_eq!(code(&o), 0, "{sink}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{sink}");
     }
 }
 
@@ -341,78 +338,35 @@ fn a_live_pipe_starts_once_its_first_bytes_say_what_it_is() {
         let read = stdout.read_exact(&mut got).map(|()| got);
         let _ = tx.send((read, stdout));
     });
-    let Ok((read, mut stdout)) = rx.recv_timeout(WATCHDOG) else {
+    let Ok((read, stdout)) = rx.recv_timeout(WATCHDOG) else {
         let _ = child.kill();
         panic!("nothing came out while stdin stayed open");
     };
     assert!(read.unwrap() == bytes[..8192]);
     stdin.write_all(&bytes[8192..]).unwrap();
     drop(stdin);
-    let mut rest = Vec::new();
-    stdout.read_to_end(&mut rest).unwrap();
-    assert!(rest == bytes[8192..]);
+    // The rest is read under the watchdog: a run that does not end fails the test.
+    child.stdout = Some(stdout);
     let o = wait(child);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-}
-
-/// Serves `body` at every path but `/missing` (404), one connection per request, counting
-/// the requests.
-fn serve(body: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::clone(&count);
-    let body = Arc::new(body);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let (body, seen) = (Arc::clone(&body), Arc::clone(&seen));
-            std::thread::spawn(move || {
-                let mut reader = std::io::BufReader::new(&stream);
-                let mut first = String::new();
-                let _ = reader.read_line(&mut first);
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                        break;
-                    }
-                }
-                seen.fetch_add(1, Ordering::SeqCst);
-                let mut w = &stream;
-                if first.contains(" /missing") {
-                    let _ = w.write_all(
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    );
-                    return;
-                }
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                // Validation stops reading after the head: a write may fail then.
-                let _ = w
-                    .write_all(head.as_bytes())
-                    .and_then(|()| w.write_all(&body));
-            });
-        }
-    });
-    (port, count)
+    assert!(o.stdout == bytes[8192..]);
 }
 
 #[test]
+#[cfg(feature = "http")]
 fn uridecodebin_and_httpsrc_decodebin_over_http_equal_the_file() {
     let dir = tmp();
     let flac = noise_flac(dir.path());
     let (want, _) = from_file(dir.path(), &flac);
-    let (port, requests) = serve(std::fs::read(&flac).unwrap());
-    let url = format!("http://127.0.0.1:{port}/a.flac");
+    let server = super::net::http::Server::start(std::fs::read(&flac).unwrap());
+    let url = server.url("/file");
     let wav = dir.path().join("http.wav");
     for line in [
         format!("uridecodebin uri={url} ! audioconvert"),
         format!("httpsrc location={url} ! decodebin ! audioconvert"),
         format!("souphttpsrc location={url} ! queue ! decodebin ! audioconvert"),
     ] {
-        let before = requests.load(Ordering::SeqCst);
+        let before = server.seen().len();
         let o = ours(&["-v", &line, "! wavenc ! filesink", &prop("location", &wav)]);
         assert!(
             stderr(&o).contains(": chose flacparse ! flacdec"),
@@ -421,9 +375,9 @@ fn uridecodebin_and_httpsrc_decodebin_over_http_equal_the_file() {
         );
         assert!(std::fs::read(&wav).unwrap() == want, "{line}");
         // One request reads the head at validation, one the stream for the run.
-        assert_eq!(requests.load(Ordering::SeqCst) - before, 2, "{line}");
+        assert_eq!(server.seen().len() - before, 2, "{line}");
     }
-    let missing = format!("http://127.0.0.1:{port}/missing");
+    let missing = server.url("/missing");
     let o = run(launch(&[&format!("uridecodebin uri={missing} ! fakesink")]));
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(

@@ -11,7 +11,7 @@ use super::*;
 
 /// What the server saw of one request.
 #[derive(Debug, Clone)]
-struct Seen {
+pub struct Seen {
     method: String,
     path: String,
     headers: Vec<(String, String)>,
@@ -27,14 +27,15 @@ impl Seen {
     }
 }
 
-struct Server {
+pub struct Server {
     port: u16,
     scheme: &'static str,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Server {
-    fn start(body: Vec<u8>) -> Server {
+    /// An http:// server of `body` (see `serve` for what each path does).
+    pub fn start(body: Vec<u8>) -> Server {
         Server::start_with(body, None)
     }
 
@@ -68,11 +69,11 @@ impl Server {
         Server { port, scheme, seen }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }

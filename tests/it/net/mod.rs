@@ -9,7 +9,7 @@
 
 mod framing;
 #[cfg(feature = "http")]
-mod http;
+pub mod http;
 #[cfg(any(feature = "http", feature = "websocket"))]
 mod pki;
 mod tcp;
