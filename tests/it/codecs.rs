@@ -183,22 +183,6 @@ fn inspect_reports_features_and_version() {
     assert!(out.contains("features: image-png image-jpeg"), "{out}");
 }
 
-/// The `flac` tool, which `.ci/run` installs; elsewhere the FLAC tests say they are skipped.
-fn flac_tool() -> bool {
-    let found = std::process::Command::new("flac")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs the flac tool (.ci/run)"
-        );
-        eprintln!("skipped: no `flac` tool (apt-get install flac)");
-    }
-    found
-}
-
 /// A FLAC file of 16-bit stereo noise and tone made by the reference encoder, and the reference
 /// decoder's raw samples of it.
 fn flac_fixture(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
@@ -238,7 +222,7 @@ fn flac_fixture(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
 
 #[test]
 fn flac_decodes_bit_exact_against_the_reference_decoder() {
-    if !flac_tool() {
+    if !have_tool("flac") {
         return;
     }
     let dir = tmp();
@@ -277,7 +261,7 @@ fn flac_decodes_bit_exact_against_the_reference_decoder() {
 
 #[test]
 fn damaged_flac_fails_naming_element_and_byte() {
-    if !flac_tool() {
+    if !have_tool("flac") {
         return;
     }
     let dir = tmp();

@@ -3,24 +3,6 @@
 
 use super::support::*;
 
-/// Whether gst-launch-1.0 has every element in `elements`; CI must have them.
-pub(super) fn gst_has(elements: &[&str]) -> bool {
-    let found = elements.iter().all(|e| {
-        std::process::Command::new("gst-inspect-1.0")
-            .args(["--exists", e])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs gst with {elements:?} (.ci/run)"
-        );
-        eprintln!("skipped: gst-launch-1.0 lacks one of {elements:?}");
-    }
-    found
-}
-
 pub(super) fn gst(desc: &str) -> std::process::Output {
     let out = std::process::Command::new("gst-launch-1.0")
         .arg("-q")

@@ -6,23 +6,6 @@
 use crate::support::*;
 use std::path::{Path, PathBuf};
 
-/// Whether `tool --version` runs (`.ci/run` installs flac and gst); elsewhere the test says it
-/// is skipped.
-fn have(tool: &str) -> bool {
-    let found = std::process::Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs {tool} (.ci/run)"
-        );
-        eprintln!("skipped: no {tool}");
-    }
-    found
-}
-
 /// One input: gst's format name, bytes a sample, bits kept, channels, samples per channel.
 struct Case {
     format: &'static str,
@@ -204,7 +187,7 @@ fn check(dir: &Path, name: &str, case: &Case, props: &str) -> PathBuf {
 
 #[test]
 fn flacenc_output_decodes_bit_exact_with_flac_gst_and_flacdec() {
-    if !have("flac") || !have("gst-launch-1.0") {
+    if !have_tool("flac") || !have_tool("gst-launch-1.0") {
         return;
     }
     let dir = tmp();
@@ -252,7 +235,7 @@ fn flacenc_output_decodes_bit_exact_with_flac_gst_and_flacdec() {
 
 #[test]
 fn flacenc_streams_where_the_output_cannot_seek_and_into_flacdec() {
-    if !have("flac") {
+    if !have_tool("flac") {
         return;
     }
     let dir = tmp();

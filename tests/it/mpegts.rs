@@ -1,9 +1,7 @@
 //! tsdemux and tsparse on transport streams gst's mpegtsmux makes, against gst's tsdemux
 //! sample by sample, through decodebin, and on damaged streams.
 
-use super::containers::{
-    compare_demuxer_with_gst, gst, gst_has, gst_seen, our_seen, ours, wav_data, Seen,
-};
+use super::containers::{compare_demuxer_with_gst, gst, gst_seen, our_seen, ours, wav_data, Seen};
 use super::support::*;
 
 /// One buffer as a sink saw it: size, pts, dts (a TS gives no duration gst and we agree on).

@@ -7,7 +7,7 @@ use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::containers::{gst, gst_has, ours};
+use super::containers::{gst, ours};
 use super::support::*;
 
 /// Runs `cmd` with `input` written into its stdin through a pipe, in pieces of `piece` bytes,

@@ -146,3 +146,39 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 pub fn prop(key: &str, path: &Path) -> String {
     format!("{key}={}", path.display())
 }
+
+/// Whether a tool a test compares against runs (`tool --version`). `.ci/run` installs every
+/// such tool and sets `CI`, so there a missing one fails the test; elsewhere the test says it
+/// is skipped.
+pub fn have_tool(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs {tool} (.ci/run)"
+        );
+        eprintln!("skipped: no {tool}");
+    }
+    found
+}
+
+/// Whether gst-launch-1.0 has every element in `elements`; as with [`have_tool`], CI must.
+pub fn gst_has(elements: &[&str]) -> bool {
+    let found = elements.iter().all(|e| {
+        Command::new("gst-inspect-1.0")
+            .args(["--exists", e])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs gst with {elements:?} (.ci/run)"
+        );
+        eprintln!("skipped: gst-launch-1.0 lacks one of {elements:?}");
+    }
+    found
+}
