@@ -299,7 +299,8 @@ fn spawn(element: &str, run: impl FnOnce() + Send + 'static) -> Result<Thread, E
 const JOIN: Duration = Duration::from_secs(5);
 
 /// An element's Zenoh thread. Dropping the element (after what tells the thread to stop) waits
-/// for it, up to [`JOIN`]: the thread closes its session and lets go of its shared memory
+/// for it, up to [`JOIN`], on a blocking thread of the runtime, so that the pipeline's other
+/// async elements go on meanwhile: the thread closes its session and lets go of its shared memory
 /// before the process exits, since Zenoh tears its shared-memory globals down at exit and a
 /// thread still using them then panics.
 struct Thread(Option<std::thread::JoinHandle<()>>);

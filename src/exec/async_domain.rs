@@ -235,6 +235,13 @@ fn publish_message(control: &RunControl, element: &str, text: String) {
     }
 }
 
+/// Drops a finished element on a blocking thread and waits for that without holding the
+/// runtime: a drop may block (the Zenoh elements wait for their own thread to close its
+/// session), and the other elements on this runtime go on meanwhile.
+async fn drop_aside<T: Send + 'static>(element: T) {
+    let _ = tokio::task::spawn_blocking(move || drop(element)).await;
+}
+
 /// Runs one element to its end and reports like a segment does.
 async fn run_task(
     task: AsyncTask,
@@ -251,7 +258,7 @@ async fn run_task(
     };
     let outcome = match task {
         AsyncTask::Source {
-            src,
+            mut src,
             pool,
             tx,
             level,
@@ -259,17 +266,38 @@ async fn run_task(
             ..
         } => {
             cx.pool = pool;
-            run_source(src, &mut cx, &control, &tx, &level, count, &mut stats).await
+            let outcome = run_source(
+                src.as_mut(),
+                &mut cx,
+                &control,
+                &tx,
+                &level,
+                count,
+                &mut stats,
+            )
+            .await;
+            drop_aside(src).await;
+            outcome
         }
         AsyncTask::Sink {
-            sink,
+            mut sink,
             rx,
             inputs,
             level,
             ..
         } => {
             let input = rx.clone();
-            let outcome = run_sink(sink, &mut cx, &control, rx, inputs, &level, &mut stats).await;
+            let outcome = run_sink(
+                sink.as_mut(),
+                &mut cx,
+                &control,
+                rx,
+                inputs,
+                &level,
+                &mut stats,
+            )
+            .await;
+            drop_aside(sink).await;
             // What is still queued will never be read: dropped now, so that its buffers go
             // back to their pools although a sender's thread goes on (issue 21).
             let _ = input.close();
@@ -310,7 +338,7 @@ async fn run_task(
 /// bridge the thread that takes the buffers out counts them (`count` is false): only time is
 /// counted here then.
 async fn run_source(
-    mut src: Box<dyn DynAsyncSource>,
+    src: &mut dyn DynAsyncSource,
     cx: &mut AsyncCtx,
     control: &RunControl,
     tx: &kanal::AsyncSender<Item>,
@@ -498,7 +526,7 @@ impl crate::element::Source for Collect {
 
 /// Renders buffers until every input reached end of stream, then finishes.
 async fn run_sink(
-    mut sink: Box<dyn DynAsyncSink>,
+    sink: &mut dyn DynAsyncSink,
     cx: &mut AsyncCtx,
     control: &RunControl,
     rx: kanal::AsyncReceiver<Item>,
@@ -599,6 +627,54 @@ mod tests {
     use crate::graph::Graph;
     use crate::memory::{Backing, PoolConfig};
 
+    /// An element whose drop waits for another task of the runtime to signal it: dropped on the
+    /// runtime's own thread, that task could never run.
+    struct DropWaits {
+        started: Arc<tokio::sync::Notify>,
+        signal: std::sync::mpsc::Receiver<()>,
+        heard: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Drop for DropWaits {
+        fn drop(&mut self) {
+            self.started.notify_one();
+            let heard = self
+                .signal
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .is_ok();
+            self.heard.store(heard, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_finished_element_is_dropped_without_holding_the_runtime() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (tx, signal) = std::sync::mpsc::channel();
+        let heard = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let started = Arc::new(tokio::sync::Notify::new());
+        let element = DropWaits {
+            started: Arc::clone(&started),
+            signal,
+            heard: Arc::clone(&heard),
+        };
+        rt.block_on(async {
+            let dropped = tokio::spawn(drop_aside(element));
+            // Signals only once the drop waits: it must run beside it.
+            let other = tokio::spawn(async move {
+                started.notified().await;
+                tx.send(()).unwrap();
+            });
+            dropped.await.unwrap();
+            other.await.unwrap();
+        });
+        assert!(
+            heard.load(std::sync::atomic::Ordering::SeqCst),
+            "the other task ran while the drop waited"
+        );
+    }
+
     /// Builds the first element of `desc` as an async source.
     fn async_source(desc: &str) -> Box<dyn DynAsyncSource> {
         let g = Graph::from_description(desc).unwrap();
@@ -687,8 +763,9 @@ mod tests {
                 tokio::task::yield_now().await;
                 control.request_drain();
             };
+            let mut src = src;
             let run = run_source(
-                src,
+                src.as_mut(),
                 &mut cx,
                 &control,
                 tx.as_async(),
