@@ -35,7 +35,7 @@ complete -c parallax-launch -s c -l toc -d 'Output TOC (accepted for gst-launch 
 complete -c parallax-launch -s i -l index -d 'Output index (accepted for gst-launch compatibility)'
 complete -c parallax-launch -s f -l no-fault -d 'Do not install a fault handler (accepted for gst-launch compatibility; parallax installs none)'
 complete -c parallax-launch -l no-position -d 'Do not draw the progress line. It is drawn only when stderr is a terminal and -q is not given: bytes and buffers into the sinks, rate and elapsed time, and a bar with ETA when every source knows its size (filesrc)'
-complete -c parallax-launch -l validate -d 'Parse, validate and plan without running anything (exit 0 when the pipeline would run, 2 with the error otherwise); with --dot, write the graph'
+complete -c parallax-launch -l validate -d 'Parse, validate and plan without running anything (exit 0 when the pipeline would run, 2 with the error otherwise); with --dot, write the graph. A pipe, device or URL that feeds typefind, decodebin or a demuxer is read up to what decides its type, as before a run: stdin is then consumed that far'
 complete -c parallax-launch -l gst-debug-no-color -d 'Logs without colours'
 complete -c parallax-launch -l gst-debug-disable -d 'No logs, whatever -d, PARALLAX_LOG or GST_DEBUG say'
 complete -c parallax-launch -l gst-debug-help -d 'Explain the log filter (-d, --gst-debug) and exit'

@@ -346,7 +346,9 @@ pub struct LaunchArgs {
     pub metrics: Option<String>,
 
     /// Parse, validate and plan without running anything (exit 0 when the pipeline would run,
-    /// 2 with the error otherwise); with --dot, write the graph
+    /// 2 with the error otherwise); with --dot, write the graph. A pipe, device or URL that
+    /// feeds typefind, decodebin or a demuxer is read up to what decides its type, as before a
+    /// run: stdin is then consumed that far
     #[arg(long)]
     pub validate: bool,
 
