@@ -109,9 +109,7 @@ impl PeerSlotRef {
     fn new(arena: Arc<PeerArena>, index: u32) -> PeerSlotRef {
         let raw = Arc::into_raw(arena).cast_mut();
         PeerSlotRef {
-            // SAFETY: `Arc::into_raw` returns the address of the Arc's value, never null.
-            #[allow(unsafe_code)]
-            arena: unsafe { std::ptr::NonNull::new_unchecked(raw) },
+            arena: std::ptr::NonNull::new(raw).expect("Arc::into_raw is never null"),
             index,
         }
     }
