@@ -218,7 +218,15 @@ fn input_caps(graph: &Graph, n: NodeIndex<u32>) -> Result<Caps, Diagnostic> {
 /// [`super::head`]); never a socket source or a generator.
 fn sniff_input(graph: &Graph, n: NodeIndex<u32>) -> Option<Caps> {
     let source = byte_source(graph, n)?;
-    super::head::input(&graph.dag[source])?.typefind().ok()?.1
+    let source = &graph.dag[source];
+    match super::head::input(source)?.typefind() {
+        Ok((_, caps)) => caps,
+        // The run reads the stream again and reports what fails then.
+        Err(e) => {
+            tracing::debug!(source = %source.name, error = %e, "Could not read the stream's head to type it");
+            None
+        }
+    }
 }
 
 /// The source that feeds `n` through elements that pass bytes unchanged (queue, identity),
