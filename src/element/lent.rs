@@ -38,6 +38,9 @@ impl Lender {
 /// The first bytes of a source's stream, read at validation and kept for the run.
 pub struct LentHead {
     state: Mutex<State>,
+    /// The source reads its stream again at run time (an HTTP download): the head is only
+    /// validation's, closed once validation is done.
+    rereads: bool,
 }
 
 struct State {
@@ -66,9 +69,11 @@ impl std::fmt::Debug for LentHead {
 }
 
 impl LentHead {
-    /// A head read from what `open` gives, once something asks for it.
+    /// A head read from what `open` gives, once something asks for it, and passed on to the
+    /// source at run time.
     pub fn new(open: Opener) -> LentHead {
         LentHead {
+            rereads: false,
             state: Mutex::new(State {
                 bytes: Vec::new(),
                 from: From::Opener(open),
@@ -115,6 +120,20 @@ impl LentHead {
             _ => None,
         };
         (std::mem::take(&mut s.bytes), s.ended, file)
+    }
+
+    /// A head for validation alone, from a source that reads its stream again at run time:
+    /// [`LentHead::close`] drops it once validation is done.
+    pub fn rereading(open: Opener) -> LentHead {
+        LentHead {
+            rereads: true,
+            ..LentHead::new(open)
+        }
+    }
+
+    /// Whether the source reads its stream again at run time (see [`LentHead::rereading`]).
+    pub fn rereads(&self) -> bool {
+        self.rereads
     }
 
     /// Drops what validation opened and the bytes held: for a source that reads its stream

@@ -312,10 +312,11 @@ fn expand_one(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), Diagnostic> {
     for e in edges {
         graph.dag.remove_edge(e);
     }
-    let from_pad = if matches!(graph.dag[d].factory.name, "filesrc" | "httpsrc") {
-        "src"
-    } else {
+    // A decodebin's chain hangs off its src_0; a uridecodebin became its source, with a src.
+    let from_pad = if is_decodebin(graph.dag[d].factory) {
         "src_0"
+    } else {
+        "src"
     };
     let entry_span = links.first().map_or(span.clone(), |(l, _)| l.span.clone());
     let mut counters = std::collections::HashMap::new();

@@ -123,14 +123,16 @@ pub(super) fn lend(graph: &mut Graph, source: NodeIndex<u32>) {
     if node.props.attached::<LentHead>().is_some() || regular_file(node).is_some() {
         return;
     }
-    let open: crate::element::Opener = match node.factory.name {
+    let head = match node.factory.name {
         "fdsrc" => {
             let n = node.props.int("fd").unwrap_or(0) as i32;
             // A duplicate: validation reads through it, the source reads on from its own.
             let Ok(fd) = crate::ipc::inherited(n) else {
                 return; // the build says the descriptor is not open
             };
-            Box::new(move || Ok(Lender::File(fd.try_clone_to_owned()?.into())))
+            LentHead::new(Box::new(move || {
+                Ok(Lender::File(fd.try_clone_to_owned()?.into()))
+            }))
         }
         "filesrc" => {
             let Some(path) = read_path(node) else { return };
@@ -138,27 +140,26 @@ pub(super) fn lend(graph: &mut Graph, source: NodeIndex<u32>) {
                 return; // the build names what is wrong with it
             }
             // A FIFO's open waits for a writer: validation waits for its data anyway.
-            Box::new(move || Ok(Lender::File(std::fs::File::open(path)?)))
+            LentHead::new(Box::new(move || {
+                Ok(Lender::File(std::fs::File::open(path)?))
+            }))
         }
         "httpsrc" => {
             let (factory, props) = (node.factory, node.props.clone());
             let name = node.name.clone();
-            Box::new(move || fetch_again(factory, &props, name))
+            // A throwaway download for validation; the run fetches the stream itself.
+            LentHead::rereading(Box::new(move || fetch_again(factory, &props, name)))
         }
         _ => return,
     };
-    graph.dag[source]
-        .props
-        .attach(Arc::new(LentHead::new(open)));
+    graph.dag[source].props.attach(Arc::new(head));
 }
 
 /// Closes what validation opened for a source that reads its stream again at run time.
 pub(super) fn release(graph: &Graph) {
     for node in graph.dag.graph().node_weights() {
-        if node.factory.name == "httpsrc" {
-            if let Some(lent) = node.props.attached::<LentHead>() {
-                lent.close();
-            }
+        if let Some(lent) = node.props.attached::<LentHead>().filter(|l| l.rereads()) {
+            lent.close();
         }
     }
 }
