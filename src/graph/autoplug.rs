@@ -189,16 +189,16 @@ fn expand_one(graph: &mut Graph, d: NodeIndex<u32>) -> Result<(), Diagnostic> {
     let (input, source) = if graph.dag[d].factory.name == "uridecodebin" {
         become_source(graph, d).map_err(|(m, h)| err(m, h))?;
         head::lend(graph, d);
-        let source = head::input(&graph.dag[d]).ok_or_else(|| {
-            err(
-                format!("{name}: cannot read {}", head::describe(&graph.dag[d])),
-                "uri= must name a file that exists (file:///...) or an http:// URL".into(),
-            )
-        })?;
-        (
-            typed(&name, &source, &head::describe(&graph.dag[d])).map_err(|(m, h)| err(m, h))?,
-            Some((source, head::describe(&graph.dag[d]))),
-        )
+        let node = &graph.dag[d];
+        let (caps, source) = read_type(&name, node)
+            .ok_or_else(|| {
+                err(
+                    format!("{name}: cannot read {}", head::describe(node)),
+                    "uri= must name a file that exists (file:///...) or an http:// URL".into(),
+                )
+            })?
+            .map_err(|(m, h)| err(m, h))?;
+        (caps, Some(source))
     } else {
         input_type(graph, d, &name).map_err(|(m, h)| err(m, h))?
     };
@@ -504,6 +504,18 @@ fn typed(name: &str, input: &Input, what: &str) -> Result<Caps, (String, String)
     })
 }
 
+/// The type of the stream `src` gives, read from its head, with that input and how errors name
+/// it; `None` when validation cannot read the stream.
+#[allow(clippy::type_complexity)]
+fn read_type(
+    name: &str,
+    src: &super::Node,
+) -> Option<Result<(Caps, (Input, String)), (String, String)>> {
+    let input = head::input(src)?;
+    let what = head::describe(src);
+    Some(typed(name, &input, &what).map(|caps| (caps, (input, what))))
+}
+
 /// What comes into decodebin `d`, and the stream it comes from (named for errors) when
 /// validation can read it.
 #[allow(clippy::type_complexity)]
@@ -512,13 +524,8 @@ fn input_type(
     d: NodeIndex<u32>,
     name: &str,
 ) -> Result<(Caps, Option<(Input, String)>), (String, String)> {
-    if let Some(source) = byte_source(graph, d) {
-        let src = &graph.dag[source];
-        if let Some(input) = head::input(src) {
-            let what = head::describe(src);
-            let caps = typed(name, &input, &what)?;
-            return Ok((caps, Some((input, what))));
-        }
+    if let Some(found) = byte_source(graph, d).and_then(|s| read_type(name, &graph.dag[s])) {
+        return found.map(|(caps, source)| (caps, Some(source)));
     }
     // Caps said upstream: a capsfilter, or an element that gives typed output.
     let mut at = d;
