@@ -31,6 +31,21 @@ const LOOKS: u32 = 24;
 /// writer push a run of buffers undisturbed, which the reader then takes with one look.
 const PAUSES: u32 = 48;
 
+/// Looks for `ready` [`LOOKS`] times, [`PAUSES`] spins apart: true as soon as it holds, false
+/// when the side should park instead.
+#[inline]
+fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+    for _ in 0..LOOKS {
+        for _ in 0..PAUSES {
+            std::hint::spin_loop();
+        }
+        if ready() {
+            return true;
+        }
+    }
+    false
+}
+
 /// How often (in buffers) the writer of a ring takes a fresh look at the reader's counts for
 /// the queue's high-water mark, besides every time it finds the queue full.
 const LOOK_EVERY: u64 = 64;
@@ -191,9 +206,10 @@ impl RingTx {
         self.park.reader.gone.load(Ordering::Acquire) || self.tx.is_abandoned()
     }
 
-    /// Whether there is room to resume: `resume` free slots, and the byte limit not reached.
-    fn has_room(&mut self, resume: usize) -> bool {
-        self.tx.slots() >= resume && !self.byte_limit_reached()
+    /// Whether there is room to resume: [`RingTx::resume`] free slots, and the byte limit not
+    /// reached.
+    fn has_room(&mut self) -> bool {
+        self.tx.slots() >= self.resume && !self.byte_limit_reached()
     }
 
     /// Puts `item` in, waiting while the queue is full. `run` says when to stop waiting (a
@@ -222,10 +238,12 @@ impl RingTx {
                 }
                 run.hold_if_paused();
             }
-            let resume = self.resume;
-            if self.pause_for_room(resume) {
+            // A few looks first, pausing between them as the reader does for buffers; the
+            // writer parks only when none found room (or the reader gone).
+            if spin_until(|| self.is_gone() || self.has_room()) {
                 continue;
             }
+            let resume = self.resume;
             let max = self.level.max_bytes();
             let (tx, level, pushed_bytes) = (&self.tx, &self.level, self.pushed_bytes);
             self.park.wait(&self.park.writer, || {
@@ -243,23 +261,6 @@ impl RingTx {
         }
         self.park.wake_if(&self.park.reader);
         Sent::Done
-    }
-
-    /// Looks for room to resume a few times, pausing between looks as the reader does for
-    /// buffers; false when there is none yet (or the reader went) and the writer should park.
-    fn pause_for_room(&mut self, resume: usize) -> bool {
-        for _ in 0..LOOKS {
-            for _ in 0..PAUSES {
-                std::hint::spin_loop();
-            }
-            if self.is_gone() {
-                return true;
-            }
-            if self.has_room(resume) {
-                return true;
-            }
-        }
-        false
     }
 }
 
@@ -307,17 +308,7 @@ impl RingRx {
             if let Ok(item) = self.rx.pop() {
                 return Some(self.took(item));
             }
-            let mut ready = false;
-            for _ in 0..LOOKS {
-                for _ in 0..PAUSES {
-                    std::hint::spin_loop();
-                }
-                if !self.rx.is_empty() {
-                    ready = true;
-                    break;
-                }
-            }
-            if ready {
+            if spin_until(|| !self.rx.is_empty()) {
                 continue;
             }
             if self.writer_gone() {
