@@ -67,18 +67,30 @@ impl Endpoint {
                 let ClientUrl {
                     tls, host, port, ..
                 } = ClientUrl::parse(url, element, ["ws", "wss"], "a ws:// or wss:// URL")?;
+                // Read whatever the scheme, as httpsrc does: a CA file that cannot be read is
+                // an error before the run, not only once the URL says wss://.
+                let client = TlsClient::from_props(p, element)?;
                 Ok(Endpoint::Client {
                     url: url.to_owned(),
                     host,
                     port,
-                    tls: tls.then(|| TlsClient::from_props(p, element)).transpose()?,
+                    tls: tls.then_some(client),
                 })
             }
-            (None, _) => Ok(Endpoint::Server {
-                host: p.string("host")?.unwrap_or("localhost").to_owned(),
-                port: port(p, "port")?,
-                tls: server_config(p, element)?,
-            }),
+            (None, _) => {
+                if p.is_set("ssl-ca-file") || p.is_set("ssl-strict") {
+                    return Err(ElementError::Config(format!(
+                        "{element}: ssl-ca-file and ssl-strict choose the servers a client \
+                         (location=) trusts; listening (port=), tls-cert-file and tls-key-file \
+                         serve wss://"
+                    )));
+                }
+                Ok(Endpoint::Server {
+                    host: p.string("host")?.unwrap_or("localhost").to_owned(),
+                    port: port(p, "port")?,
+                    tls: server_config(p, element)?,
+                })
+            }
         }
     }
 

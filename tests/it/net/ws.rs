@@ -116,6 +116,15 @@ fn websocket_configuration_errors_name_the_problem() {
         "websocketsrc location=wss://127.0.0.1:1/ tls-cert-file=c.pem tls-key-file=k.pem ! fakesink",
     ])
     .fails_with(2, "tls-cert-file and tls-key-file serve wss:// when listening (port=)");
+    run_args(&["-q", "websocketsrc port=0 ssl-strict=false ! fakesink"]).fails_with(
+        2,
+        "ssl-ca-file and ssl-strict choose the servers a client (location=)",
+    );
+    run_args(&[
+        "-q",
+        "fakesrc num-buffers=1 ! websocketsink location=ws://127.0.0.1:1/ ssl-ca-file=/nonexistent/ca.pem",
+    ])
+    .fails_with(2, "ssl-ca-file `/nonexistent/ca.pem`");
     let port = closed_port();
     run_args(&[
         "-q",
