@@ -380,13 +380,13 @@ pub(crate) fn streams_of_stream(
         let Some((size, hlen, kind)) = box_header(&head[..n]) else {
             return Err(format!("a box header is cut short at byte {at}"));
         };
-        if &kind == b"mdat" || size.is_none() {
+        // A box running to the end of the stream is the media data too.
+        let Some(size) = size.filter(|_| &kind != b"mdat") else {
             return Err(format!(
                 "the media data (mdat, at byte {at}) comes before the index (moov): from a \
                  stream, only a faststart file's tracks are known before the run"
             ));
-        }
-        let size = size.expect("checked above");
+        };
         if size < hlen || size < n as u64 {
             return Err(format!("the box at byte {at} claims {size} bytes"));
         }
