@@ -129,7 +129,9 @@ impl ShmPool {
                          locks its pages in memory: see `ulimit -l`)"
                     );
                     if self.plan.mode == ShmMode::On && self.providers.is_empty() {
-                        return Err(why);
+                        return Err(format!(
+                            "shm=on: {why}; shm=auto publishes over the network instead"
+                        ));
                     }
                     tracing::debug!("{why}; large buffers that find no room go the ordinary way");
                     self.refused = Some(why);
@@ -233,7 +235,7 @@ mod tests {
             .expect("refused");
         assert!(
             err.starts_with(&format!(
-                "cannot make a Zenoh shared-memory pool of {}",
+                "shm=on: cannot make a Zenoh shared-memory pool of {}",
                 usize::MAX
             )),
             "{err}"
