@@ -976,11 +976,7 @@ impl Prometheus {
         )
         .unwrap();
         // A port nobody listens on now; Prometheus binds it a moment later.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::net::closed_port();
         let addr = format!("127.0.0.1:{port}");
         let log = dir.join("prometheus.log");
         let out = std::fs::File::create(&log).unwrap();

@@ -155,14 +155,7 @@ pub fn have_tool(tool: &str) -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs {tool} (.ci/run)"
-        );
-        eprintln!("skipped: no {tool}");
-    }
-    found
+    found || skipped(tool)
 }
 
 /// Whether gst-launch-1.0 has every element in `elements`; as with [`have_tool`], CI must.
@@ -173,12 +166,16 @@ pub fn gst_has(elements: &[&str]) -> bool {
             .status()
             .is_ok_and(|s| s.success())
     });
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs gst with {elements:?} (.ci/run)"
-        );
-        eprintln!("skipped: gst-launch-1.0 lacks one of {elements:?}");
-    }
-    found
+    found || skipped(&format!("gst-launch-1.0 with {elements:?}"))
+}
+
+/// A test goes without `what`: it says so and is skipped (false), or fails under CI, which
+/// installs it.
+fn skipped(what: &str) -> bool {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI installs {what} (.ci/run)"
+    );
+    eprintln!("skipped: no {what}");
+    false
 }
