@@ -35,21 +35,19 @@ impl Input {
     /// The stream's type, from as much of its head as typefinding needs to decide (at most
     /// 64 KiB: see `elements::typefind`): the head it read, and the caps found.
     pub(crate) fn typefind(&self) -> std::io::Result<(Vec<u8>, Option<crate::caps::Caps>)> {
-        crate::elements::typefind(|len| self.head(len))
-    }
-
-    /// The stream's first `len` bytes (fewer when it is shorter).
-    fn head(&self, len: usize) -> std::io::Result<Vec<u8>> {
         use std::io::Read as _;
         match self {
+            // Opened once; each step reads on from where the last stopped.
             Input::File(path) => {
-                let mut head = Vec::with_capacity(len);
-                std::fs::File::open(path)?
-                    .take(len as u64)
-                    .read_to_end(&mut head)?;
-                Ok(head)
+                let mut file = std::fs::File::open(path)?;
+                let mut head = Vec::new();
+                crate::elements::typefind(|len| {
+                    let more = len.saturating_sub(head.len()) as u64;
+                    (&mut file).take(more).read_to_end(&mut head)?;
+                    Ok(head[..len.min(head.len())].to_vec())
+                })
             }
-            Input::Lent(lent) => lent.head(len),
+            Input::Lent(lent) => crate::elements::typefind(|len| lent.head(len)),
         }
     }
 }
